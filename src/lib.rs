@@ -1,0 +1,14 @@
+//! # tandem
+//!
+//! Deterministic simulation testing for networked nodes. Node logic is written
+//! once against [`transport::Transport`]; the same scenario then runs on a
+//! seeded simulated network (the `tandem-sim` crate) and over real QUIC
+//! (MsQuic) on loopback.
+//!
+//! This crate holds what both backends share: the transport trait, the
+//! reference [`node`], the scenario model, the oracle of invariants and the
+//! trace.
+
+#![warn(missing_docs)]
+
+pub mod transport;
