@@ -11,4 +11,5 @@
 
 #![warn(missing_docs)]
 
+pub mod node;
 pub mod transport;
