@@ -11,5 +11,11 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
+pub mod execute;
 pub mod node;
+pub mod oracle;
+pub mod record;
+pub mod scenario;
+pub mod trace;
 pub mod transport;

@@ -1,0 +1,124 @@
+//! The simulated network's QUIC model, on top of turmoil's TCP.
+//!
+//! turmoil's TCP never retransmits: a segment it drops stalls the stream for
+//! ever (turmoil issues #185 and #39). QUIC, which the real backend runs,
+//! retransmits, keeps connections alive with pings, and gives up on a silent
+//! peer after an idle timeout. The simulation models that instead of
+//! using turmoil's packet loss:
+//!
+//! - **Partition** (both ways): turmoil *holds* the link's segments and
+//!   releases them on heal, so data sent across a short partition arrives
+//!   after it. Every connection sends a keep-alive ping each
+//!   [`QuicModel::keep_alive`]; a receiver that hears nothing for
+//!   [`QuicModel::idle_timeout`] closes the connection, so a partition that
+//!   outlasts the idle timeout breaks connections, exactly as in QUIC.
+//!   Connection attempts across a partition hang until the node's connect
+//!   timeout.
+//! - **One-way partition**: turmoil drops segments in one direction. The
+//!   stream stalls, the idle timeout breaks it, and the node redials: the
+//!   same observable outcome as QUIC, whose handshake cannot complete.
+//! - **Loss**: a lost packet is retransmitted, so loss costs time, not data.
+//!   Each frame draws, from the seeded RNG, how many transmissions fail in a
+//!   row; each failure delays the frame by a probe timeout that doubles
+//!   ([`QuicModel::probe_timeout`]), and the stream behind it waits (head-of-
+//!   line blocking). When the delays add up to the idle timeout the
+//!   connection breaks, as a QUIC connection does under heavy loss.
+//! - **Latency**: turmoil's per-link latency, between the range's bounds.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+
+/// QUIC's time constants, as the simulation models them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuicModel {
+    /// A connection pings this often when it has nothing else to send.
+    pub keep_alive: Duration,
+    /// A connection that hears nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// The delay of a first retransmission; it doubles on each further loss.
+    pub probe_timeout: Duration,
+}
+
+impl Default for QuicModel {
+    /// The same values the MsQuic transport is configured with.
+    fn default() -> Self {
+        QuicModel {
+            keep_alive: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(2),
+            probe_timeout: Duration::from_millis(50),
+        }
+    }
+}
+
+impl QuicModel {
+    /// The retransmission delay of one frame on a link losing `rate` of its
+    /// packets, or `None` when the losses outlast the idle timeout.
+    pub fn retransmission_delay(&self, rate: f64, rng: &mut impl Rng) -> Option<Duration> {
+        let mut delay = Duration::ZERO;
+        let mut probe = self.probe_timeout;
+        while rate > 0.0 && rng.random_bool(rate.min(1.0)) {
+            delay += probe;
+            probe *= 2;
+            if delay >= self.idle_timeout {
+                return None;
+            }
+        }
+        Some(delay)
+    }
+}
+
+/// Loss rates per directed link, shared by the runner (which sets them) and
+/// every simulated connection (which reads them when sending).
+#[derive(Debug, Clone, Default)]
+pub struct LossTable {
+    inner: Arc<Mutex<Losses>>,
+}
+
+#[derive(Debug, Default)]
+struct Losses {
+    default: f64,
+    links: BTreeMap<(IpAddr, IpAddr), f64>,
+}
+
+impl LossTable {
+    /// A table where every link loses `rate`.
+    pub fn new(rate: f64) -> Self {
+        let table = LossTable::default();
+        table.inner.lock().expect("loss table lock").default = rate;
+        table
+    }
+
+    /// Sets the loss rate from `src` to `dst`.
+    pub fn set(&self, src: IpAddr, dst: IpAddr, rate: f64) {
+        assert!((0.0..=1.0).contains(&rate), "loss rate {rate} outside 0..=1");
+        self.inner.lock().expect("loss table lock").links.insert((src, dst), rate);
+    }
+
+    /// The loss rate from `src` to `dst`.
+    pub fn get(&self, src: IpAddr, dst: IpAddr) -> f64 {
+        let losses = self.inner.lock().expect("loss table lock");
+        losses.links.get(&(src, dst)).copied().unwrap_or(losses.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn loss_costs_time_and_heavy_loss_breaks() {
+        let model = QuicModel::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(model.retransmission_delay(0.0, &mut rng), Some(Duration::ZERO));
+        assert_eq!(model.retransmission_delay(1.0, &mut rng), None);
+        let delays: Vec<_> = (0..1000).map(|_| model.retransmission_delay(0.2, &mut rng)).collect();
+        assert!(delays.iter().all(Option::is_some), "20% loss must not break a connection in 1000 frames");
+        let delayed = delays.iter().filter(|d| d.unwrap() > Duration::ZERO).count();
+        assert!((100..300).contains(&delayed), "about a fifth of frames wait: {delayed}");
+    }
+}

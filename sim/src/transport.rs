@@ -1,0 +1,209 @@
+//! [`SimTransport`]: the `Transport` trait over turmoil's simulated TCP, with
+//! the QUIC behaviour described in [`crate::net`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tandem::transport::{
+    Connection, ConnectionInfo, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use turmoil::net::{TcpListener, TcpStream};
+
+use crate::net::{LossTable, QuicModel};
+
+/// Frames queued per connection before `send` waits.
+const SEND_QUEUE: usize = 256;
+
+/// A transport for one simulated host. Create it inside the host (it uses the
+/// host's turmoil context) with the host's IP, which is what it advertises.
+#[derive(Debug, Clone)]
+pub struct SimTransport {
+    ip: IpAddr,
+    framing: Framing,
+    model: QuicModel,
+    losses: LossTable,
+    rng: Arc<Mutex<ChaCha8Rng>>,
+}
+
+impl SimTransport {
+    /// A transport for the host at `ip`, drawing losses from `losses` with an
+    /// RNG seeded by `seed`.
+    pub fn new(ip: IpAddr, framing: Framing, model: QuicModel, losses: LossTable, seed: u64) -> Self {
+        let rng = Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
+        SimTransport { ip, framing, model, losses, rng }
+    }
+
+    fn open(&self, stream: TcpStream) -> Result<SimConnection, TransportError> {
+        let local = stream.local_addr().map_err(TransportError::from_io)?;
+        let remote = stream.peer_addr().map_err(TransportError::from_io)?;
+        let info = ConnectionInfo { local: SocketAddr::new(self.ip, local.port()), remote, peer_identity: None };
+        Ok(SimConnection { info, stream, transport: self.clone() })
+    }
+}
+
+impl Transport for SimTransport {
+    type Listener = SimListener;
+    type Connection = SimConnection;
+
+    async fn listen(&self, addr: SocketAddr) -> Result<SimListener, TransportError> {
+        if !addr.ip().is_unspecified() && addr.ip() != self.ip {
+            return Err(TransportError::Listen(format!("{addr} is not this host ({})", self.ip)));
+        }
+        // turmoil binds the unspecified address only; the host IP is what peers dial.
+        let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+        let listener = TcpListener::bind(bind).await.map_err(|e| TransportError::Listen(e.to_string()))?;
+        let port = listener.local_addr().map_err(TransportError::from_io)?.port();
+        Ok(SimListener { listener, addr: SocketAddr::new(self.ip, port), transport: self.clone() })
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<SimConnection, TransportError> {
+        let stream = TcpStream::connect(addr).await.map_err(TransportError::from_io)?;
+        self.open(stream)
+    }
+}
+
+/// A bound simulated listener.
+pub struct SimListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    transport: SimTransport,
+}
+
+impl Listener for SimListener {
+    type Connection = SimConnection;
+
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn accept(&mut self) -> Result<SimConnection, TransportError> {
+        let (stream, _) = self.listener.accept().await.map_err(TransportError::from_io)?;
+        self.transport.open(stream)
+    }
+}
+
+/// A simulated connection: framed TCP with keep-alives, an idle timeout and
+/// modelled retransmission delays.
+#[derive(Debug)]
+pub struct SimConnection {
+    info: ConnectionInfo,
+    stream: TcpStream,
+    transport: SimTransport,
+}
+
+impl Connection for SimConnection {
+    type Sender = SimSender;
+    type Receiver = SimReceiver;
+
+    fn info(&self) -> ConnectionInfo {
+        self.info.clone()
+    }
+
+    fn split(self) -> (SimSender, SimReceiver) {
+        let (read, write) = self.stream.into_split();
+        let (frames_tx, frames) = mpsc::channel(SEND_QUEUE);
+        let (dead_tx, dead) = watch::channel(false);
+        let t = self.transport;
+        let loss = move || t.losses.get(self.info.local.ip(), self.info.remote.ip());
+        let writer = Writer { write, frames, dead: dead.clone(), framing: t.framing, model: t.model, rng: t.rng.clone() };
+        tokio::spawn(writer.run(loss));
+        let sender = SimSender { frames: frames_tx, framing: t.framing };
+        let receiver = SimReceiver { read, framing: t.framing, model: t.model, dead: dead_tx };
+        (sender, receiver)
+    }
+}
+
+/// The sending half; frames go through the connection's writer task.
+#[derive(Debug)]
+pub struct SimSender {
+    frames: mpsc::Sender<Bytes>,
+    framing: Framing,
+}
+
+impl MessageSender for SimSender {
+    async fn send(&mut self, message: Bytes) -> Result<(), TransportError> {
+        if message.len() > self.framing.max_frame() {
+            return Err(TransportError::FrameTooLarge { len: message.len() as u64, max: self.framing.max_frame() as u64 });
+        }
+        self.frames.send(message).await.map_err(|_| TransportError::Closed)
+    }
+
+    async fn close(&mut self) {
+        // The writer finishes the queued frames, then closes the stream.
+        let (closed, _) = mpsc::channel(1);
+        self.frames = closed;
+    }
+}
+
+/// Writes frames and keep-alives, delaying each frame by its modelled
+/// retransmissions.
+struct Writer {
+    write: OwnedWriteHalf,
+    frames: mpsc::Receiver<Bytes>,
+    dead: watch::Receiver<bool>,
+    framing: Framing,
+    model: QuicModel,
+    rng: Arc<Mutex<ChaCha8Rng>>,
+}
+
+impl Writer {
+    async fn run(mut self, loss: impl Fn() -> f64) {
+        let mut keep_alive = tokio::time::interval(self.model.keep_alive);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = self.dead.changed() => return,
+                frame = self.frames.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return,
+                },
+                _ = keep_alive.tick() => Bytes::new(),
+            };
+            let delay = self.model.retransmission_delay(loss(), &mut *self.rng.lock().expect("rng lock"));
+            let Some(delay) = delay else {
+                tracing::debug!("connection broken by loss");
+                return;
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if self.framing.write(&mut self.write, &frame).await.is_err() {
+                return;
+            }
+            keep_alive.reset();
+        }
+    }
+}
+
+/// The receiving half; it skips keep-alives and enforces the idle timeout.
+#[derive(Debug)]
+pub struct SimReceiver {
+    read: OwnedReadHalf,
+    framing: Framing,
+    model: QuicModel,
+    dead: watch::Sender<bool>,
+}
+
+impl MessageReceiver for SimReceiver {
+    async fn recv(&mut self) -> Result<Bytes, TransportError> {
+        let result = loop {
+            match timeout(self.model.idle_timeout, self.framing.read(&mut self.read)).await {
+                Err(_) => break Err(TransportError::TimedOut("idle timeout".into())),
+                Ok(Ok(frame)) if frame.is_empty() => continue,
+                Ok(other) => break other,
+            }
+        };
+        if result.is_err() {
+            // Stop the writer too: the whole connection is gone.
+            self.dead.send_replace(true);
+        }
+        result
+    }
+}
