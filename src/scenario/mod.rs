@@ -1,0 +1,353 @@
+//! Scenarios: the model of a scenario file, its parser, validator and writer.
+//!
+//! The file format is specified in `spec/scenario-format.md`. A scenario is
+//! parsed with [`Scenario::parse`] or [`Scenario::from_file`]; every error is a
+//! [`ScenarioError`] naming the file, line and column. A scenario built in code
+//! is checked with [`Scenario::validate`] (the parser applies the same rules)
+//! and written back with [`Scenario::to_toml`].
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::node::mutation::Mutation;
+
+mod duration;
+mod error;
+mod parse;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod write;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::ScenarioError;
+
+/// The index of a node in a scenario: `0..nodes`.
+pub type NodeIdx = u32;
+
+/// The largest number of nodes a scenario may have.
+pub const MAX_NODES: u32 = 64;
+/// The largest message a `broadcast` or `direct` step may send, in bytes (16 MiB).
+pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// The message size when a step gives none, in bytes.
+pub const DEFAULT_MESSAGE_SIZE: usize = 32;
+/// The run length when a scenario gives no `duration`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// The quiet tail when a scenario gives no `settle`.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
+
+/// A scenario: a cluster, its network, a timeline of steps and end checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Shown in reports; defaults to the file stem.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The number of nodes, `1..=`[`MAX_NODES`]; node indices are `0..nodes`.
+    pub nodes: u32,
+    /// The membership seed nodes every node starts with.
+    pub seeds: Vec<NodeIdx>,
+    /// The shortest run (simulated time in `run`, wall time in `confirm`).
+    pub duration: Duration,
+    /// The quiet tail at the end of the run; at most `duration`.
+    pub settle: Duration,
+    /// The default simulation seed (at most `i64::MAX`, the largest TOML integer).
+    pub seed: u64,
+    /// Link defaults.
+    pub network: Network,
+    /// The timeline, in file order.
+    pub steps: Vec<Step>,
+    /// The conditions checked when the run ends (the `[[expect]]` tables).
+    pub expects: Vec<Condition>,
+    /// The planted bug a reproducer was found with.
+    pub mutation: Option<Mutation>,
+}
+
+/// Link defaults: the `[network]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    /// One-way latency of every link.
+    pub latency: LatencyRange,
+    /// Probability of dropping a packet, `0.0..=1.0`.
+    pub loss: f64,
+}
+
+/// A latency, drawn from `min..=max`; written `"MIN..MAX"`, or as one
+/// duration when `min == max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyRange {
+    /// The smallest latency.
+    pub min: Duration,
+    /// The largest latency; at least `min`.
+    pub max: Duration,
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Right after the previous step (no `at` or `after` key).
+    Immediately,
+    /// At this time from the start of the run (`at`).
+    At(Duration),
+    /// This long after the previous step ended (`after`).
+    After(Duration),
+}
+
+/// One `[[step]]` of the timeline.
+///
+/// Equality ignores [`Step::line`]: two steps are equal when they do the same
+/// thing at the same time, wherever they were written.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// When the step runs.
+    pub timing: Timing,
+    /// What it does.
+    pub action: Action,
+    /// The 1-based line of the `[[step]]` header, for reports (0 for a step
+    /// built in code).
+    pub line: usize,
+}
+
+impl PartialEq for Step {
+    fn eq(&self, other: &Step) -> bool {
+        self.timing == other.timing && self.action == other.action
+    }
+}
+
+/// What a step does. Groups `a` and `b` are node indices; an action with
+/// optional groups takes both or neither (neither means every link).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Node `from` broadcasts a message of `size` bytes tagged `tag`.
+    Broadcast {
+        /// The origin.
+        from: NodeIdx,
+        /// The message tag (default `"b<k>"`, k the 0-based step index).
+        tag: String,
+        /// Payload size in bytes, at most [`MAX_MESSAGE_SIZE`].
+        size: usize,
+    },
+    /// Node `from` sends a message to node `to`.
+    Direct {
+        /// The origin.
+        from: NodeIdx,
+        /// The addressee; not `from`.
+        to: NodeIdx,
+        /// The message tag (default `"b<k>"`, k the 0-based step index).
+        tag: String,
+        /// Payload size in bytes, at most [`MAX_MESSAGE_SIZE`].
+        size: usize,
+    },
+    /// Drop everything between groups `a` and `b` (only `a -> b` when `oneway`).
+    Partition {
+        /// One side: non-empty.
+        a: Vec<NodeIdx>,
+        /// The other side: non-empty, disjoint from `a`.
+        b: Vec<NodeIdx>,
+        /// Drop only traffic from `a` to `b`.
+        oneway: bool,
+    },
+    /// Remove the partitions between `a` and `b`, or all partitions.
+    Heal {
+        /// One side.
+        a: Option<Vec<NodeIdx>>,
+        /// The other side.
+        b: Option<Vec<NodeIdx>>,
+    },
+    /// Set the latency between groups, or of every link.
+    Latency {
+        /// The new latency.
+        value: LatencyRange,
+        /// One side.
+        a: Option<Vec<NodeIdx>>,
+        /// The other side.
+        b: Option<Vec<NodeIdx>>,
+    },
+    /// Set the drop probability between groups, or of every link.
+    Loss {
+        /// Probability of dropping a packet, `0.0..=1.0`.
+        rate: f64,
+        /// One side.
+        a: Option<Vec<NodeIdx>>,
+        /// The other side.
+        b: Option<Vec<NodeIdx>>,
+    },
+    /// Kill a node.
+    Crash {
+        /// The node.
+        node: NodeIdx,
+    },
+    /// Start a crashed node again.
+    Restart {
+        /// The node.
+        node: NodeIdx,
+    },
+    /// Move a running node's listener to a new port.
+    Rebind {
+        /// The node.
+        node: NodeIdx,
+        /// The new port; chosen by the runner when `None`.
+        port: Option<u16>,
+    },
+    /// Block the timeline until the condition holds; failing the timeout fails the run.
+    Await {
+        /// What to wait for.
+        condition: Condition,
+        /// How long to wait.
+        timeout: Duration,
+    },
+    /// Check the condition now; failing it fails the run.
+    Expect {
+        /// What must hold.
+        condition: Condition,
+    },
+}
+
+impl Action {
+    /// Every action key, in the order of the spec.
+    pub const NAMES: [&'static str; 11] = [
+        "broadcast",
+        "direct",
+        "partition",
+        "heal",
+        "latency",
+        "loss",
+        "crash",
+        "restart",
+        "rebind",
+        "await",
+        "expect",
+    ];
+
+    /// The key of this action in a step table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Broadcast { .. } => "broadcast",
+            Action::Direct { .. } => "direct",
+            Action::Partition { .. } => "partition",
+            Action::Heal { .. } => "heal",
+            Action::Latency { .. } => "latency",
+            Action::Loss { .. } => "loss",
+            Action::Crash { .. } => "crash",
+            Action::Restart { .. } => "restart",
+            Action::Rebind { .. } => "rebind",
+            Action::Await { .. } => "await",
+            Action::Expect { .. } => "expect",
+        }
+    }
+}
+
+/// A condition of `await`, `expect` and `[[expect]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The node it is about, or `None` for every live node.
+    pub node: Option<NodeIdx>,
+    /// What must hold.
+    pub check: Check,
+}
+
+/// What a [`Condition`] checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The node delivered exactly this many application messages.
+    Received(u64),
+    /// The set of tags the node delivered equals this set.
+    ReceivedTags(BTreeSet<String>),
+    /// The node delivered none of these tags.
+    NotReceivedTags(BTreeSet<String>),
+    /// The node knows exactly this many other nodes.
+    Peers(u32),
+    /// The node knows every other live node at its current address.
+    Converged,
+}
+
+impl Check {
+    /// Every check key, in the order of the spec.
+    pub const KEYS: [&'static str; 5] = [
+        "received",
+        "received_tags",
+        "not_received_tags",
+        "peers",
+        "converged",
+    ];
+
+    /// The key of this check in a condition table.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Check::Received(_) => "received",
+            Check::ReceivedTags(_) => "received_tags",
+            Check::NotReceivedTags(_) => "not_received_tags",
+            Check::Peers(_) => "peers",
+            Check::Converged => "converged",
+        }
+    }
+}
+
+impl LatencyRange {
+    /// A latency that is always `d`.
+    pub fn fixed(d: Duration) -> LatencyRange {
+        LatencyRange { min: d, max: d }
+    }
+}
+
+impl Default for Network {
+    /// Latency `1ms..5ms`, no loss.
+    fn default() -> Network {
+        Network {
+            latency: LatencyRange {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+            loss: 0.0,
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario named `name` with `nodes` nodes, every other field at its
+    /// default, and no steps or end checks.
+    pub fn new(name: impl Into<String>, nodes: u32) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            nodes,
+            seeds: vec![0],
+            duration: DEFAULT_DURATION,
+            settle: DEFAULT_SETTLE,
+            seed: 0,
+            network: Network::default(),
+            steps: Vec::new(),
+            expects: Vec::new(),
+            mutation: None,
+        }
+    }
+
+    /// Reads and parses a scenario file; the name defaults to the file stem.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ScenarioError::unreadable(&file, &e))?;
+        Scenario::parse(&text, &file)
+    }
+
+    /// Parses scenario text. `file` names the source in error messages, and
+    /// its stem is the default name (`"scenario"` when it has none).
+    pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        parse::parse(text, file)
+    }
+
+    /// Checks the rules the parser enforces beyond syntax (node indices in
+    /// range, probabilities, sizes, groups, `settle <= duration`, ...), for a
+    /// scenario built in code. The error names the offending field, like
+    /// `step[2].to: ...`.
+    pub fn validate(&self) -> Result<(), String> {
+        validate::check(self).map_err(|v| v.to_string())
+    }
+
+    /// Writes the scenario in the file format; parsing the result gives back
+    /// an equal scenario (for a valid one).
+    pub fn to_toml(&self) -> String {
+        write::to_toml(self)
+    }
+}

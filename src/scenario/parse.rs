@@ -1,0 +1,596 @@
+//! Parsing: serde structures that keep toml spans, converted to the model.
+//!
+//! Syntax, unknown keys and wrong types are rejected by `toml` and serde
+//! (`deny_unknown_fields` everywhere); what serde cannot express (one action
+//! per step, one check per condition, durations, ...) is rejected while
+//! converting to the model, which records where every field was written;
+//! the semantic rules of [`validate`] are then reported at those places.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{line_column, Located};
+use super::validate::{self, Field, Loc, Side};
+use super::{
+    parse_duration, Action, Check, Condition, LatencyRange, Network, NodeIdx, Scenario,
+    ScenarioError, Step, Timing, DEFAULT_DURATION, DEFAULT_MESSAGE_SIZE, DEFAULT_SETTLE,
+};
+use crate::node::mutation::Mutation;
+
+type Span = Range<usize>;
+
+/// A group of node indices: `a` or `b`.
+type RawGroup = Spanned<Vec<Spanned<NodeIdx>>>;
+
+/// Parses and validates `text`, the contents of `file`.
+pub(crate) fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+    let locate = |error| ScenarioError::located(file, text, error);
+    let raw: RawScenario = toml::from_str(text).map_err(|e| locate(toml_error(&e)))?;
+    let mut converter = Converter {
+        text,
+        spans: HashMap::new(),
+    };
+    let scenario = converter
+        .scenario(raw, default_name(file))
+        .map_err(locate)?;
+    validate::check(&scenario)
+        .map_err(|v| locate(Located::new(converter.span(v.loc), v.message)))?;
+    Ok(scenario)
+}
+
+/// A toml or serde error, on one line.
+fn toml_error(error: &toml::de::Error) -> Located {
+    let message = error.message().trim().replace('\n', ": ");
+    Located::new(error.span().unwrap_or(0..0), message)
+}
+
+/// The stem of `file`, or `"scenario"`.
+fn default_name(file: &str) -> String {
+    Path::new(file)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .filter(|stem| !stem.is_empty())
+        .unwrap_or_else(|| "scenario".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a scenario table")]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    nodes: Spanned<u32>,
+    seeds: Option<Vec<Spanned<NodeIdx>>>,
+    duration: Option<Spanned<String>>,
+    settle: Option<Spanned<String>>,
+    seed: Option<Spanned<u64>>,
+    mutation: Option<Spanned<String>>,
+    network: Option<RawNetwork>,
+    #[serde(default)]
+    step: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    expect: Vec<Spanned<RawCondition>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a [network] table with `latency` and `loss`"
+)]
+struct RawNetwork {
+    latency: Option<Spanned<String>>,
+    loss: Option<Spanned<f64>>,
+}
+
+/// One `[[step]]` table: its timing keys and every other key, read by hand
+/// so that a step with an unknown, missing or second action is reported
+/// as such.
+struct RawStep {
+    at: Option<Spanned<String>>,
+    after: Option<Spanned<String>>,
+    /// The action keys, in file order, with their values.
+    actions: Vec<(Spanned<String>, RawAction)>,
+    /// The first key that is neither a timing nor an action.
+    unknown: Option<Spanned<String>>,
+}
+
+enum RawAction {
+    Broadcast(RawBroadcast),
+    Direct(RawDirect),
+    Partition(RawPartition),
+    Heal(RawGroups),
+    Latency(RawLatency),
+    Loss(RawLoss),
+    Crash(RawNode),
+    Restart(RawNode),
+    Rebind(RawRebind),
+    Await(Spanned<RawCondition>),
+    Expect(Spanned<RawCondition>),
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { from = 0, tag = \"m1\", size = 32 }"
+)]
+struct RawBroadcast {
+    from: Spanned<NodeIdx>,
+    tag: Option<String>,
+    size: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { from = 0, to = 1, tag = \"m1\" }"
+)]
+struct RawDirect {
+    from: Spanned<NodeIdx>,
+    to: Spanned<NodeIdx>,
+    tag: Option<String>,
+    size: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { a = [0], b = [1, 2], oneway = false }"
+)]
+struct RawPartition {
+    a: RawGroup,
+    b: RawGroup,
+    #[serde(default)]
+    oneway: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { a = [0], b = [1, 2] }, or {} for every link"
+)]
+struct RawGroups {
+    a: Option<RawGroup>,
+    b: Option<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { value = \"1ms..20ms\", a = [0], b = [1] }"
+)]
+struct RawLatency {
+    value: Spanned<String>,
+    a: Option<RawGroup>,
+    b: Option<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { rate = 0.1, a = [0], b = [1] }"
+)]
+struct RawLoss {
+    rate: Spanned<f64>,
+    a: Option<RawGroup>,
+    b: Option<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { node = 1 }")]
+struct RawNode {
+    node: Spanned<NodeIdx>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { node = 1, port = 7001 }"
+)]
+struct RawRebind {
+    node: Spanned<NodeIdx>,
+    port: Option<u16>,
+}
+
+/// A condition; `timeout` is only allowed in `await`.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a condition like { node = 1, received = 2 }"
+)]
+struct RawCondition {
+    node: Option<Spanned<NodeIdx>>,
+    received: Option<Spanned<u64>>,
+    received_tags: Option<Spanned<BTreeSet<String>>>,
+    not_received_tags: Option<Spanned<BTreeSet<String>>>,
+    peers: Option<Spanned<u32>>,
+    converged: Option<Spanned<bool>>,
+    timeout: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawStep, D::Error> {
+        deserializer.deserialize_map(StepVisitor)
+    }
+}
+
+struct StepVisitor;
+
+impl<'de> Visitor<'de> for StepVisitor {
+    type Value = RawStep;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a step table with one action, like broadcast = { from = 0 }")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawStep, M::Error> {
+        let mut step = RawStep {
+            at: None,
+            after: None,
+            actions: Vec::new(),
+            unknown: None,
+        };
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            match key.get_ref().as_str() {
+                "at" => step.at = Some(map.next_value()?),
+                "after" => step.after = Some(map.next_value()?),
+                name => match RawAction::next_value(name, &mut map)? {
+                    Some(action) => step.actions.push((key, action)),
+                    None => {
+                        step.unknown.get_or_insert(key);
+                    }
+                },
+            }
+        }
+        Ok(step)
+    }
+}
+
+impl RawAction {
+    /// Reads the value of action key `name`; `None` (the value skipped) when
+    /// `name` is not an action.
+    fn next_value<'de, M: MapAccess<'de>>(
+        name: &str,
+        map: &mut M,
+    ) -> Result<Option<RawAction>, M::Error> {
+        Ok(Some(match name {
+            "broadcast" => RawAction::Broadcast(map.next_value()?),
+            "direct" => RawAction::Direct(map.next_value()?),
+            "partition" => RawAction::Partition(map.next_value()?),
+            "heal" => RawAction::Heal(map.next_value()?),
+            "latency" => RawAction::Latency(map.next_value()?),
+            "loss" => RawAction::Loss(map.next_value()?),
+            "crash" => RawAction::Crash(map.next_value()?),
+            "restart" => RawAction::Restart(map.next_value()?),
+            "rebind" => RawAction::Rebind(map.next_value()?),
+            "await" => RawAction::Await(map.next_value()?),
+            "expect" => RawAction::Expect(map.next_value()?),
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+                return Ok(None);
+            }
+        }))
+    }
+}
+
+/// Parses a string value with `parse`, reporting errors at the value.
+fn text<T>(
+    value: &Spanned<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, Located> {
+    parse(value.get_ref()).map_err(|message| Located::new(value.span(), message))
+}
+
+fn duration(value: &Spanned<String>) -> Result<Duration, Located> {
+    text(value, parse_duration)
+}
+
+fn optional_duration(
+    value: &Option<Spanned<String>>,
+    default: Duration,
+) -> Result<Duration, Located> {
+    value.as_ref().map_or(Ok(default), duration)
+}
+
+/// Converts raw structures to the model, recording where each field that a
+/// semantic rule checks was written.
+struct Converter<'a> {
+    text: &'a str,
+    spans: HashMap<Loc, Span>,
+}
+
+impl Converter<'_> {
+    /// The span recorded for `loc` (the start of the file when the field was
+    /// not written).
+    fn span(&self, loc: Loc) -> Span {
+        self.spans.get(&loc).cloned().unwrap_or(0..0)
+    }
+
+    /// Records where `loc` was written and returns its value.
+    fn value<T: Clone>(&mut self, loc: Loc, value: &Spanned<T>) -> T {
+        self.spans.insert(loc, value.span());
+        value.get_ref().clone()
+    }
+
+    fn optional<T: Clone>(&mut self, loc: Loc, value: &Option<Spanned<T>>) -> Option<T> {
+        value.as_ref().map(|v| self.value(loc, v))
+    }
+
+    fn range(&mut self, loc: Loc, value: &Spanned<String>) -> Result<LatencyRange, Located> {
+        self.spans.insert(loc, value.span());
+        text(value, str::parse)
+    }
+
+    fn scenario(&mut self, raw: RawScenario, default_name: String) -> Result<Scenario, Located> {
+        // `settle` is checked against `duration`: report it at whichever was written.
+        if let Some(written) = raw.settle.as_ref().or(raw.duration.as_ref()) {
+            self.spans.insert(Loc::Settle, written.span());
+        }
+        let network = raw.network.unwrap_or_default();
+        let defaults = Network::default();
+        Ok(Scenario {
+            name: raw.name.unwrap_or(default_name),
+            description: raw.description.unwrap_or_default(),
+            nodes: self.value(Loc::Nodes, &raw.nodes),
+            seeds: match &raw.seeds {
+                Some(seeds) => seeds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, seed)| self.value(Loc::Seeds(i), seed))
+                    .collect(),
+                None => vec![0],
+            },
+            duration: optional_duration(&raw.duration, DEFAULT_DURATION)?,
+            settle: optional_duration(&raw.settle, DEFAULT_SETTLE)?,
+            seed: self.optional(Loc::Seed, &raw.seed).unwrap_or(0),
+            network: Network {
+                latency: match &network.latency {
+                    Some(latency) => self.range(Loc::NetworkLatency, latency)?,
+                    None => defaults.latency,
+                },
+                loss: self
+                    .optional(Loc::NetworkLoss, &network.loss)
+                    .unwrap_or(defaults.loss),
+            },
+            steps: raw
+                .step
+                .iter()
+                .enumerate()
+                .map(|(i, step)| self.step(i, step))
+                .collect::<Result<_, _>>()?,
+            expects: raw
+                .expect
+                .iter()
+                .enumerate()
+                .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition)?))
+                .collect::<Result<_, _>>()?,
+            mutation: raw
+                .mutation
+                .as_ref()
+                .map(|m| {
+                    text(m, |name| {
+                        name.parse::<Mutation>().map_err(|e| e.to_string())
+                    })
+                })
+                .transpose()?,
+        })
+    }
+
+    fn step(&mut self, index: usize, raw: &Spanned<RawStep>) -> Result<Step, Located> {
+        let step = raw.get_ref();
+        if let Some(key) = &step.unknown {
+            return Err(Located::new(
+                key.span(),
+                format!(
+                    "unknown action `{}`, expected one of {}",
+                    key.get_ref(),
+                    Action::NAMES.join(", ")
+                ),
+            ));
+        }
+        let timing = match (&step.at, &step.after) {
+            (Some(at), Some(after)) => {
+                let later = if at.span().start > after.span().start {
+                    at
+                } else {
+                    after
+                };
+                return Err(Located::new(
+                    later.span(),
+                    "a step has both `at` and `after`, expected at most one of them",
+                ));
+            }
+            (Some(at), None) => Timing::At(duration(at)?),
+            (None, Some(after)) => Timing::After(duration(after)?),
+            (None, None) => Timing::Immediately,
+        };
+        let action = match step.actions.as_slice() {
+            [(_, action)] => self.action(index, action)?,
+            [] => {
+                return Err(Located::new(
+                    raw.span(),
+                    format!(
+                        "step has no action, expected one of {}",
+                        Action::NAMES.join(", ")
+                    ),
+                ))
+            }
+            [(first, _), (second, _), ..] => {
+                return Err(Located::new(
+                    second.span(),
+                    format!(
+                        "step has two actions, `{}` and `{}`, expected exactly one",
+                        first.get_ref(),
+                        second.get_ref()
+                    ),
+                ))
+            }
+        };
+        Ok(Step {
+            timing,
+            action,
+            line: line_column(self.text, raw.span().start).0,
+        })
+    }
+
+    fn action(&mut self, step: usize, raw: &RawAction) -> Result<Action, Located> {
+        let at = |field| Loc::Step(step, field);
+        let tag = |tag: &Option<String>| tag.clone().unwrap_or_else(|| format!("b{step}"));
+        Ok(match raw {
+            RawAction::Broadcast(r) => Action::Broadcast {
+                from: self.value(at(Field::From), &r.from),
+                tag: tag(&r.tag),
+                size: self
+                    .optional(at(Field::Size), &r.size)
+                    .unwrap_or(DEFAULT_MESSAGE_SIZE),
+            },
+            RawAction::Direct(r) => Action::Direct {
+                from: self.value(at(Field::From), &r.from),
+                to: self.value(at(Field::To), &r.to),
+                tag: tag(&r.tag),
+                size: self
+                    .optional(at(Field::Size), &r.size)
+                    .unwrap_or(DEFAULT_MESSAGE_SIZE),
+            },
+            RawAction::Partition(r) => Action::Partition {
+                a: self.group(step, Side::A, &r.a),
+                b: self.group(step, Side::B, &r.b),
+                oneway: r.oneway,
+            },
+            RawAction::Heal(r) => Action::Heal {
+                a: self.optional_group(step, Side::A, &r.a),
+                b: self.optional_group(step, Side::B, &r.b),
+            },
+            RawAction::Latency(r) => Action::Latency {
+                value: self.range(at(Field::Value), &r.value)?,
+                a: self.optional_group(step, Side::A, &r.a),
+                b: self.optional_group(step, Side::B, &r.b),
+            },
+            RawAction::Loss(r) => Action::Loss {
+                rate: self.value(at(Field::Rate), &r.rate),
+                a: self.optional_group(step, Side::A, &r.a),
+                b: self.optional_group(step, Side::B, &r.b),
+            },
+            RawAction::Crash(r) => Action::Crash {
+                node: self.value(at(Field::Node), &r.node),
+            },
+            RawAction::Restart(r) => Action::Restart {
+                node: self.value(at(Field::Node), &r.node),
+            },
+            RawAction::Rebind(r) => Action::Rebind {
+                node: self.value(at(Field::Node), &r.node),
+                port: r.port,
+            },
+            RawAction::Await(r) => {
+                let timeout = r.get_ref().timeout.as_ref().ok_or_else(|| {
+                    Located::new(
+                        r.span(),
+                        "`await` has no `timeout`, expected a duration like timeout = \"5s\"",
+                    )
+                })?;
+                Action::Await {
+                    timeout: duration(timeout)?,
+                    condition: self.condition(at, r)?,
+                }
+            }
+            RawAction::Expect(r) => Action::Expect {
+                condition: self.condition(at, no_timeout(r)?)?,
+            },
+        })
+    }
+
+    /// A group, recording where it and each of its elements were written.
+    fn group(&mut self, step: usize, side: Side, raw: &RawGroup) -> Vec<NodeIdx> {
+        self.spans
+            .insert(Loc::Step(step, Field::Group(side, None)), raw.span());
+        raw.get_ref()
+            .iter()
+            .enumerate()
+            .map(|(j, node)| self.value(Loc::Step(step, Field::Group(side, Some(j))), node))
+            .collect()
+    }
+
+    fn optional_group(
+        &mut self,
+        step: usize,
+        side: Side,
+        raw: &Option<RawGroup>,
+    ) -> Option<Vec<NodeIdx>> {
+        raw.as_ref().map(|group| self.group(step, side, group))
+    }
+
+    fn condition(
+        &mut self,
+        at: impl Fn(Field) -> Loc,
+        raw: &Spanned<RawCondition>,
+    ) -> Result<Condition, Located> {
+        let r = raw.get_ref();
+        if let Some(converged) = r.converged.as_ref().filter(|c| !c.get_ref()) {
+            return Err(Located::new(converged.span(), "`converged` must be `true`"));
+        }
+        let received = r.received.as_ref().map(|n| {
+            (
+                n.span(),
+                Check::Received(self.value(at(Field::Received), n)),
+            )
+        });
+        let tags = |tags: &Spanned<BTreeSet<String>>| (tags.span(), tags.get_ref().clone());
+        let mut checks: Vec<(Span, Check)> = [
+            received,
+            r.received_tags
+                .as_ref()
+                .map(tags)
+                .map(|(s, t)| (s, Check::ReceivedTags(t))),
+            r.not_received_tags
+                .as_ref()
+                .map(tags)
+                .map(|(s, t)| (s, Check::NotReceivedTags(t))),
+            r.peers
+                .as_ref()
+                .map(|p| (p.span(), Check::Peers(*p.get_ref()))),
+            r.converged.as_ref().map(|c| (c.span(), Check::Converged)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        checks.sort_by_key(|(span, _)| span.start);
+        let expected = format!("expected exactly one of {}", Check::KEYS.join(", "));
+        let mut checks = checks.into_iter();
+        let (_, check) = checks.next().ok_or_else(|| {
+            Located::new(raw.span(), format!("condition has no check, {expected}"))
+        })?;
+        if let Some((span, second)) = checks.next() {
+            return Err(Located::new(
+                span,
+                format!(
+                    "condition has both `{}` and `{}`, {expected}",
+                    check.key(),
+                    second.key()
+                ),
+            ));
+        }
+        Ok(Condition {
+            node: self.optional(at(Field::Node), &r.node),
+            check,
+        })
+    }
+}
+
+/// Rejects a `timeout` outside `await`.
+fn no_timeout(raw: &Spanned<RawCondition>) -> Result<&Spanned<RawCondition>, Located> {
+    match &raw.get_ref().timeout {
+        Some(timeout) => Err(Located::new(
+            timeout.span(),
+            format!(
+                "`timeout` is only allowed in an `await` step, expected `node` and one of {}",
+                Check::KEYS.join(", ")
+            ),
+        )),
+        None => Ok(raw),
+    }
+}

@@ -1,0 +1,309 @@
+//! The semantic rules of a scenario, shared by the parser and
+//! [`Scenario::validate`](super::Scenario::validate).
+//!
+//! A broken rule is reported at a [`Loc`]: the parser maps it to the span of
+//! the offending key or value, `validate` to a field path like `step[2].to`.
+
+use std::fmt;
+
+use super::{
+    Action, Check, Condition, LatencyRange, NodeIdx, Scenario, MAX_MESSAGE_SIZE, MAX_NODES,
+};
+
+/// Where in a scenario a rule is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Loc {
+    /// `nodes`.
+    Nodes,
+    /// `seeds[i]`.
+    Seeds(usize),
+    /// `settle`, against `duration`.
+    Settle,
+    /// `seed`.
+    Seed,
+    /// `network.latency`.
+    NetworkLatency,
+    /// `network.loss`.
+    NetworkLoss,
+    /// A field of the action of `step[i]`.
+    Step(usize, Field),
+    /// A field of the end check `expect[i]`.
+    Expect(usize, Field),
+}
+
+/// A field of an action or condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Field {
+    /// `from`.
+    From,
+    /// `to`.
+    To,
+    /// `size`.
+    Size,
+    /// `value` (of `latency`).
+    Value,
+    /// `rate` (of `loss`).
+    Rate,
+    /// `node` (of an action or a condition).
+    Node,
+    /// `received` (of a condition).
+    Received,
+    /// Group `a` or `b`, whole (`None`) or one element.
+    Group(Side, Option<usize>),
+}
+
+/// One of the two groups of a network action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Side {
+    /// `a`.
+    A,
+    /// `b`.
+    B,
+}
+
+/// A broken rule: where, and what was expected.
+#[derive(Debug)]
+pub(crate) struct Violation {
+    /// Where.
+    pub loc: Loc,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Checks every semantic rule, in file order; returns the first broken one.
+pub(crate) fn check(scenario: &Scenario) -> Result<(), Violation> {
+    Checker {
+        nodes: scenario.nodes,
+    }
+    .scenario(scenario)
+}
+
+fn ensure(ok: bool, loc: Loc, message: impl FnOnce() -> String) -> Result<(), Violation> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Violation {
+            loc,
+            message: message(),
+        })
+    }
+}
+
+/// The largest integer TOML can hold.
+const TOML_INT_MAX: u64 = i64::MAX as u64;
+
+struct Checker {
+    nodes: u32,
+}
+
+impl Checker {
+    fn scenario(&self, s: &Scenario) -> Result<(), Violation> {
+        ensure((1..=MAX_NODES).contains(&s.nodes), Loc::Nodes, || {
+            format!(
+                "`nodes` must be between 1 and {MAX_NODES}, found {}",
+                s.nodes
+            )
+        })?;
+        for (i, &seed) in s.seeds.iter().enumerate() {
+            self.node(Loc::Seeds(i), seed)?;
+        }
+        ensure(s.settle <= s.duration, Loc::Settle, || {
+            format!(
+                "`settle` ({}) is longer than `duration` ({}), expected at most the duration",
+                super::format_duration(s.settle),
+                super::format_duration(s.duration)
+            )
+        })?;
+        ensure(s.seed <= TOML_INT_MAX, Loc::Seed, || {
+            format!(
+                "`seed` {} is too large, expected at most {TOML_INT_MAX}",
+                s.seed
+            )
+        })?;
+        range(Loc::NetworkLatency, &s.network.latency)?;
+        probability(Loc::NetworkLoss, s.network.loss)?;
+        for (i, step) in s.steps.iter().enumerate() {
+            self.action(i, &step.action)?;
+        }
+        for (i, condition) in s.expects.iter().enumerate() {
+            self.condition(|field| Loc::Expect(i, field), condition)?;
+        }
+        Ok(())
+    }
+
+    fn action(&self, step: usize, action: &Action) -> Result<(), Violation> {
+        let at = |field| Loc::Step(step, field);
+        match action {
+            Action::Broadcast { from, size, .. } => {
+                self.node(at(Field::From), *from)?;
+                message_size(at(Field::Size), *size)
+            }
+            Action::Direct { from, to, size, .. } => {
+                self.node(at(Field::From), *from)?;
+                self.node(at(Field::To), *to)?;
+                ensure(from != to, at(Field::To), || {
+                    format!("`to` is the sender (node {to}), expected another node")
+                })?;
+                message_size(at(Field::Size), *size)
+            }
+            Action::Partition { a, b, .. } => {
+                self.group(step, Side::A, a)?;
+                self.group(step, Side::B, b)?;
+                match b.iter().position(|n| a.contains(n)) {
+                    Some(j) => Err(Violation {
+                        loc: at(Field::Group(Side::B, Some(j))),
+                        message: format!(
+                            "node {} is in both `a` and `b`, expected disjoint groups",
+                            b[j]
+                        ),
+                    }),
+                    None => Ok(()),
+                }
+            }
+            Action::Heal { a, b } => self.optional_groups(step, action, a, b),
+            Action::Latency { value, a, b } => {
+                range(at(Field::Value), value)?;
+                self.optional_groups(step, action, a, b)
+            }
+            Action::Loss { rate, a, b } => {
+                probability(at(Field::Rate), *rate)?;
+                self.optional_groups(step, action, a, b)
+            }
+            Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } => {
+                self.node(at(Field::Node), *node)
+            }
+            Action::Await { condition, .. } | Action::Expect { condition } => {
+                self.condition(at, condition)
+            }
+        }
+    }
+
+    fn condition(&self, at: impl Fn(Field) -> Loc, condition: &Condition) -> Result<(), Violation> {
+        if let Some(node) = condition.node {
+            self.node(at(Field::Node), node)?;
+        }
+        if let Check::Received(n) = condition.check {
+            ensure(n <= TOML_INT_MAX, at(Field::Received), || {
+                format!("`received` {n} is too large, expected at most {TOML_INT_MAX}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Groups of `heal`, `latency` and `loss`: both or neither.
+    fn optional_groups(
+        &self,
+        step: usize,
+        action: &Action,
+        a: &Option<Vec<NodeIdx>>,
+        b: &Option<Vec<NodeIdx>>,
+    ) -> Result<(), Violation> {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                self.group(step, Side::A, a)?;
+                self.group(step, Side::B, b)
+            }
+            (None, None) => Ok(()),
+            (Some(_), None) | (None, Some(_)) => {
+                let (given, missing) = if a.is_some() {
+                    (Side::A, "b")
+                } else {
+                    (Side::B, "a")
+                };
+                Err(Violation {
+                    loc: Loc::Step(step, Field::Group(given, None)),
+                    message: format!(
+                        "`{}` has no group `{missing}`, expected both `a` and `b`, or neither for every link",
+                        action.name()
+                    ),
+                })
+            }
+        }
+    }
+
+    fn group(&self, step: usize, side: Side, group: &[NodeIdx]) -> Result<(), Violation> {
+        ensure(
+            !group.is_empty(),
+            Loc::Step(step, Field::Group(side, None)),
+            || format!("group `{side}` is empty, expected at least one node index"),
+        )?;
+        for (j, &node) in group.iter().enumerate() {
+            self.node(Loc::Step(step, Field::Group(side, Some(j))), node)?;
+        }
+        Ok(())
+    }
+
+    fn node(&self, loc: Loc, node: NodeIdx) -> Result<(), Violation> {
+        ensure(node < self.nodes, loc, || {
+            format!(
+                "node index {node} is out of range, expected 0..={} (nodes = {})",
+                self.nodes.saturating_sub(1),
+                self.nodes
+            )
+        })
+    }
+}
+
+fn message_size(loc: Loc, size: usize) -> Result<(), Violation> {
+    ensure(size <= MAX_MESSAGE_SIZE, loc, || {
+        format!("size {size} is too large, expected at most {MAX_MESSAGE_SIZE} bytes (16 MiB)")
+    })
+}
+
+fn probability(loc: Loc, p: f64) -> Result<(), Violation> {
+    ensure((0.0..=1.0).contains(&p), loc, || {
+        format!("probability {p} is out of range, expected 0.0..=1.0")
+    })
+}
+
+fn range(loc: Loc, range: &LatencyRange) -> Result<(), Violation> {
+    ensure(range.min <= range.max, loc, || {
+        format!("range {range} has MIN greater than MAX, expected MIN <= MAX")
+    })
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::A => "a",
+            Side::B => "b",
+        })
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::From => f.write_str("from"),
+            Field::To => f.write_str("to"),
+            Field::Size => f.write_str("size"),
+            Field::Value => f.write_str("value"),
+            Field::Rate => f.write_str("rate"),
+            Field::Node => f.write_str("node"),
+            Field::Received => f.write_str("received"),
+            Field::Group(side, None) => write!(f, "{side}"),
+            Field::Group(side, Some(j)) => write!(f, "{side}[{j}]"),
+        }
+    }
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::Nodes => f.write_str("nodes"),
+            Loc::Seeds(i) => write!(f, "seeds[{i}]"),
+            Loc::Settle => f.write_str("settle"),
+            Loc::Seed => f.write_str("seed"),
+            Loc::NetworkLatency => f.write_str("network.latency"),
+            Loc::NetworkLoss => f.write_str("network.loss"),
+            Loc::Step(i, field) => write!(f, "step[{i}].{field}"),
+            Loc::Expect(i, field) => write!(f, "expect[{i}].{field}"),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.loc, self.message)
+    }
+}

@@ -1,0 +1,181 @@
+//! Writing a scenario in the file format. Every field is written, defaults
+//! included, so that the file does not depend on the defaults of a reader.
+
+use std::fmt;
+
+use super::{format_duration, Action, Check, Condition, NodeIdx, Scenario, Timing};
+
+/// `scenario` in the file format.
+pub(crate) fn to_toml(scenario: &Scenario) -> String {
+    Toml(scenario).to_string()
+}
+
+struct Toml<'a>(&'a Scenario);
+
+/// The keys and rendered values of an inline table, in order.
+type Fields = Vec<(&'static str, String)>;
+
+impl fmt::Display for Toml<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        writeln!(f, "name = {}", string(&s.name))?;
+        writeln!(f, "description = {}", string(&s.description))?;
+        writeln!(f, "nodes = {}", s.nodes)?;
+        writeln!(f, "seeds = {}", group(&s.seeds))?;
+        writeln!(f, "duration = {}", duration(s.duration))?;
+        writeln!(f, "settle = {}", duration(s.settle))?;
+        writeln!(f, "seed = {}", s.seed)?;
+        if let Some(mutation) = s.mutation {
+            writeln!(f, "mutation = {}", string(mutation.name()))?;
+        }
+        writeln!(f, "\n[network]")?;
+        writeln!(f, "latency = {}", string(&s.network.latency.to_string()))?;
+        writeln!(f, "loss = {}", float(s.network.loss))?;
+        for step in &s.steps {
+            writeln!(f, "\n[[step]]")?;
+            match step.timing {
+                Timing::Immediately => {}
+                Timing::At(at) => writeln!(f, "at = {}", duration(at))?,
+                Timing::After(after) => writeln!(f, "after = {}", duration(after))?,
+            }
+            writeln!(
+                f,
+                "{} = {}",
+                step.action.name(),
+                inline(&action_fields(&step.action))
+            )?;
+        }
+        for condition in &s.expects {
+            writeln!(f, "\n[[expect]]")?;
+            for (key, value) in condition_fields(condition) {
+                writeln!(f, "{key} = {value}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn action_fields(action: &Action) -> Fields {
+    match action {
+        Action::Broadcast { from, tag, size } => {
+            vec![
+                ("from", from.to_string()),
+                ("tag", string(tag)),
+                ("size", size.to_string()),
+            ]
+        }
+        Action::Direct {
+            from,
+            to,
+            tag,
+            size,
+        } => vec![
+            ("from", from.to_string()),
+            ("to", to.to_string()),
+            ("tag", string(tag)),
+            ("size", size.to_string()),
+        ],
+        Action::Partition { a, b, oneway } => {
+            vec![
+                ("a", group(a)),
+                ("b", group(b)),
+                ("oneway", oneway.to_string()),
+            ]
+        }
+        Action::Heal { a, b } => groups(a, b),
+        Action::Latency { value, a, b } => [("value", string(&value.to_string()))]
+            .into_iter()
+            .chain(groups(a, b))
+            .collect(),
+        Action::Loss { rate, a, b } => [("rate", float(*rate))]
+            .into_iter()
+            .chain(groups(a, b))
+            .collect(),
+        Action::Crash { node } | Action::Restart { node } => vec![("node", node.to_string())],
+        Action::Rebind { node, port } => [("node", node.to_string())]
+            .into_iter()
+            .chain(port.map(|port| ("port", port.to_string())))
+            .collect(),
+        Action::Await { condition, timeout } => {
+            let mut fields = condition_fields(condition);
+            fields.push(("timeout", duration(*timeout)));
+            fields
+        }
+        Action::Expect { condition } => condition_fields(condition),
+    }
+}
+
+/// The optional groups `a` and `b` that are given.
+fn groups(a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Fields {
+    [("a", a), ("b", b)]
+        .into_iter()
+        .filter_map(|(key, nodes)| nodes.as_deref().map(|nodes| (key, group(nodes))))
+        .collect()
+}
+
+fn condition_fields(condition: &Condition) -> Fields {
+    let check = match &condition.check {
+        Check::Received(n) => n.to_string(),
+        Check::ReceivedTags(tags) | Check::NotReceivedTags(tags) => {
+            format!(
+                "[{}]",
+                tags.iter()
+                    .map(|tag| string(tag))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        Check::Peers(n) => n.to_string(),
+        Check::Converged => "true".to_string(),
+    };
+    condition
+        .node
+        .map(|node| ("node", node.to_string()))
+        .into_iter()
+        .chain([(condition.check.key(), check)])
+        .collect()
+}
+
+fn inline(fields: &Fields) -> String {
+    if fields.is_empty() {
+        return "{}".to_string();
+    }
+    let pairs: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}"))
+        .collect();
+    format!("{{ {} }}", pairs.join(", "))
+}
+
+/// A TOML basic string, always on one line.
+fn string(s: &str) -> String {
+    let mut quoted = String::with_capacity(s.len() + 2);
+    quoted.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            '\r' => quoted.push_str("\\r"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// A TOML float: Rust's shortest exact form always has a `.` or an exponent.
+fn float(x: f64) -> String {
+    format!("{x:?}")
+}
+
+fn duration(d: std::time::Duration) -> String {
+    string(&format_duration(d))
+}
+
+fn group(nodes: &[NodeIdx]) -> String {
+    let nodes: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+    format!("[{}]", nodes.join(", "))
+}
