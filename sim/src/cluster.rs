@@ -17,6 +17,8 @@ use crate::transport::SimTransport;
 
 /// The port every node listens on at start.
 pub const BASE_PORT: u16 = 7000;
+/// How long a crashing node's tasks get to wind down before its host dies.
+const STOP_GRACE: Duration = Duration::from_millis(2);
 /// Ports the runner picks for rebinds without a port start here.
 pub const REBIND_PORT: u16 = 20000;
 
@@ -63,6 +65,8 @@ impl SimOptions {
 enum HostCommand {
     Send { to: Option<u32>, tag: String, size: usize },
     Rebind(SocketAddr),
+    /// Stop the node before turmoil drops the host's runtime (see `crash`).
+    Stop,
 }
 
 /// State shared by the runner and the hosts (all on one thread).
@@ -271,6 +275,10 @@ impl Cluster for SimCluster {
         if !self.lock().record.nodes[node as usize].alive {
             return self.trace(Some(node), TraceKind::Fault { what: "crash skipped: node is down".into() });
         }
+        // tokio drops a runtime's remaining tasks in an order that depends on
+        // process-global task ids, and every dropped stream sends a segment:
+        // so the node is stopped first, in its own deterministic order.
+        self.command(node, HostCommand::Stop, "crash");
         self.sim.crash(host_name(node));
         let at = self.now();
         let mut shared = self.lock();
@@ -362,11 +370,19 @@ async fn host_main(shared: Arc<Mutex<Shared>>, node: u32) -> turmoil::Result {
                 record(&mut |r| r.viewed(node, view.clone()));
             }
             Some(command) = commands.recv() => {
+                if matches!(command, HostCommand::Stop) {
+                    break;
+                }
                 carry_out(&mut node_io, node, command, &record).await;
                 shared.lock().expect("single-threaded").pending -= 1;
             }
         }
     }
+    drop(node_io);
+    // Let the aborted tasks and the connections' writers wind down.
+    tokio::time::sleep(STOP_GRACE).await;
+    shared.lock().expect("single-threaded").pending -= 1;
+    std::future::pending().await
 }
 
 /// Carries out one runner command on a node and records the result.
@@ -381,6 +397,7 @@ async fn carry_out(node_io: &mut Node, node: u32, command: HostCommand, record: 
             let result = result.map_err(|e| e.to_string());
             record(&mut |r| r.sent(now(), node, kind, &tag, &payload, result.clone()));
         }
+        HostCommand::Stop => unreachable!("the host loop handles Stop itself"),
         HostCommand::Rebind(addr) => match node_io.handle.rebind(addr).await {
             Ok(addr) => record(&mut |r| r.rebound(now(), node, addr)),
             Err(error) => record(&mut |r| {
