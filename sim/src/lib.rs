@@ -5,12 +5,16 @@
 
 #![warn(missing_docs)]
 
-pub mod net;
-pub mod run;
+pub mod cli;
 pub mod cluster;
+pub mod logging;
+pub mod net;
+pub mod report;
+pub mod run;
+pub mod testing;
 pub mod transport;
 
-pub use run::{run_scenario, run_with, SimRun};
-pub use net::{LossTable, QuicModel};
 pub use cluster::{SimCluster, SimOptions};
+pub use net::{LossTable, QuicModel};
+pub use run::{run_scenario, run_with, SimRun};
 pub use transport::SimTransport;

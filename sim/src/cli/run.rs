@@ -1,0 +1,246 @@
+//! `tandem run` and `tandem replay`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tandem::scenario::Scenario;
+use tandem::trace::first_difference;
+
+use super::{load, load_all, Exit};
+use crate::report::{write_reproducer, RunReport};
+use crate::run::{run_scenario, SimRun};
+
+/// Where failing runs leave their reproducers.
+pub const FAILURES_DIR: &str = "target/tandem/failures";
+
+/// Arguments of `tandem run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files, or directories of them (every `*.toml`, sorted by name).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The first seed (default: each file's `seed`, else 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How many consecutive seeds to run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Write the trace as JSON lines (several runs: each preceded by a `run` line).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Run each seed twice in two separate processes and compare the digests.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print one JSON object per run instead of the text line.
+    #[arg(long)]
+    json: bool,
+    /// Write the runs' logs (`tracing`, simulated timestamps) to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Where reproducers of failing runs go.
+    #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
+    out: PathBuf,
+}
+
+/// Arguments of `tandem replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A reproducer: a scenario file with `seed` (and `mutation`) set.
+    file: PathBuf,
+    /// Write the trace as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Print a JSON object instead of the text line.
+    #[arg(long)]
+    json: bool,
+    /// Write the run's logs to FILE.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+/// Collects traces for `--trace`.
+struct TraceSink {
+    path: PathBuf,
+    text: String,
+    runs: usize,
+}
+
+impl TraceSink {
+    fn add(&mut self, scenario: &str, seed: u64, run: &SimRun, total: u64) {
+        if total > 1 {
+            let header = serde_json::json!({ "run": { "scenario": scenario, "seed": seed } });
+            self.text.push_str(&format!("{header}\n"));
+        }
+        self.text.push_str(&run.record.trace.to_jsonl());
+        self.runs += 1;
+    }
+
+    fn write(&self) -> Result<(), String> {
+        std::fs::write(&self.path, &self.text).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+fn init_logging(log: Option<&Path>) -> Result<(), Exit> {
+    crate::logging::init(log).map_err(|e| {
+        eprintln!("{}: {e}", log.map_or_else(String::new, |p| p.display().to_string()));
+        Exit::Usage
+    })
+}
+
+fn emit(report: &RunReport, json: bool, bar: &ProgressBar) {
+    bar.suspend(|| {
+        if json {
+            println!("{}", report.json());
+        } else {
+            println!("{report}");
+        }
+        let _ = std::io::stdout().flush();
+    });
+}
+
+/// `tandem run`.
+pub fn run(args: RunArgs) -> Exit {
+    let scenarios = match load_all(&args.paths) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    };
+    if let Err(exit) = init_logging(args.log.as_deref()) {
+        return exit;
+    }
+    let total = scenarios.len() as u64 * args.seeds;
+    let bar = if args.json || total < 2 { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {msg}").expect("valid template"));
+    let mut sink = args.trace.clone().map(|path| TraceSink { path, text: String::new(), runs: 0 });
+    let mut exit = Exit::Pass;
+    for (file, scenario) in &scenarios {
+        let first = args.seed.unwrap_or(scenario.seed);
+        for seed in first..first + args.seeds {
+            bar.set_message(format!("{} seed={seed}", scenario.name));
+            let report = if args.check_determinism {
+                determinism_report(file, scenario, seed)
+            } else {
+                let started = Instant::now();
+                let run = run_scenario(scenario, seed);
+                let mut report = RunReport::new(scenario, &run, started.elapsed());
+                if let Some(sink) = sink.as_mut() {
+                    sink.add(&scenario.name, seed, &run, total);
+                }
+                if !report.passed() {
+                    report.reproduce = write_reproducer(&args.out, scenario, seed)
+                        .map_err(|e| eprintln!("cannot write the reproducer: {e}"))
+                        .ok();
+                }
+                report
+            };
+            if !report.passed() {
+                exit = Exit::Fail;
+            }
+            emit(&report, args.json, &bar);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(Err(error)) = sink.map(|s| s.write()) {
+        eprintln!("{error}");
+        return Exit::Usage;
+    }
+    exit
+}
+
+/// Runs `seed` of `file` twice, each in a child `tandem run` process, and
+/// compares the digests.
+fn determinism_report(file: &Path, scenario: &Scenario, seed: u64) -> RunReport {
+    let children: Vec<Result<(RunReport, String), String>> = (0..2).map(|i| run_child(file, seed, i)).collect();
+    let (first, trace_a) = match &children[0] {
+        Ok(ok) => ok.clone(),
+        Err(error) => return broken(scenario, seed, error),
+    };
+    let (second, trace_b) = match &children[1] {
+        Ok(ok) => ok.clone(),
+        Err(error) => return broken(scenario, seed, error),
+    };
+    if first.trace == second.trace {
+        return first;
+    }
+    let mut report = first.clone();
+    report.result = "FAIL";
+    let difference = match first_difference(&trace_a, &trace_b) {
+        Some((line, a, b)) => format!(" first difference at event {line}:\n    process 1: {a}\n    process 2: {b}"),
+        None => String::new(),
+    };
+    report.failure = Some(format!("nondeterministic: digests {} and {} differ;{difference}", first.trace, second.trace));
+    report
+}
+
+fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
+    RunReport {
+        result: "FAIL",
+        scenario: scenario.name.clone(),
+        seed,
+        sim_secs: 0.0,
+        wall_ms: 0,
+        trace: "0000000000000000".into(),
+        failure: Some(format!("determinism check could not run: {error}")),
+        reproduce: None,
+    }
+}
+
+fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String), String> {
+    let trace = std::env::temp_dir().join(format!("tandem-determinism-{}-{seed}-{index}.jsonl", std::process::id()));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .arg("run")
+        .arg(file)
+        .args(["--seed", &seed.to_string(), "--json", "--trace"])
+        .arg(&trace)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().next().ok_or_else(|| String::from_utf8_lossy(&output.stderr).into_owned())?;
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    let text = std::fs::read_to_string(&trace).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&trace);
+    let report = RunReport {
+        result: if value["result"] == "PASS" { "PASS" } else { "FAIL" },
+        scenario: value["scenario"].as_str().unwrap_or_default().to_string(),
+        seed,
+        sim_secs: value["sim_secs"].as_f64().unwrap_or_default(),
+        wall_ms: value["wall_ms"].as_u64().unwrap_or_default(),
+        trace: value["trace"].as_str().unwrap_or_default().to_string(),
+        failure: value["failure"].as_str().map(str::to_string),
+        reproduce: value["reproduce"].as_str().map(PathBuf::from),
+    };
+    Ok((report, text))
+}
+
+/// `tandem replay`.
+pub fn replay(args: ReplayArgs) -> Exit {
+    let scenario = match load(&args.file) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    };
+    if let Err(exit) = init_logging(args.log.as_deref()) {
+        return exit;
+    }
+    let started = Instant::now();
+    let run = run_scenario(&scenario, scenario.seed);
+    let report = RunReport::new(&scenario, &run, started.elapsed());
+    if let Some(path) = &args.trace {
+        if let Err(e) = std::fs::write(path, run.record.trace.to_jsonl()) {
+            eprintln!("{}: {e}", path.display());
+            return Exit::Usage;
+        }
+    }
+    emit(&report, args.json, &ProgressBar::hidden());
+    if report.passed() { Exit::Pass } else { Exit::Fail }
+}

@@ -1,0 +1,104 @@
+//! Result lines of the `tandem` command, in the format of `spec/cli.md`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tandem::scenario::Scenario;
+
+use crate::run::SimRun;
+
+/// One run's result, printable as the spec's text line or as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// `PASS` or `FAIL`.
+    pub result: &'static str,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Simulated seconds the run lasted.
+    pub sim_secs: f64,
+    /// Wall-clock milliseconds it took.
+    pub wall_ms: u64,
+    /// The trace digest, 16 hex digits.
+    pub trace: String,
+    /// The first failure, if any.
+    pub failure: Option<String>,
+    /// The reproducer written for a failure.
+    pub reproduce: Option<PathBuf>,
+}
+
+impl RunReport {
+    /// The report of a finished simulated run.
+    pub fn new(scenario: &Scenario, run: &SimRun, wall: Duration) -> Self {
+        RunReport {
+            result: if run.outcome.passed() { "PASS" } else { "FAIL" },
+            scenario: scenario.name.clone(),
+            seed: run.seed,
+            sim_secs: run.outcome.end.as_secs_f64(),
+            wall_ms: wall.as_millis() as u64,
+            trace: run.digest().to_string(),
+            failure: run.outcome.failure.as_ref().map(|f| f.to_string()),
+            reproduce: None,
+        }
+    }
+
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// One JSON object on one line.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("reports serialise")
+    }
+}
+
+/// `9ms` under a second, `3.2s` above.
+pub fn format_wall(wall: Duration) -> String {
+    if wall < Duration::from_secs(1) {
+        format!("{}ms", wall.as_millis())
+    } else {
+        format!("{:.1}s", wall.as_secs_f64())
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} seed={} sim={:.3}s wall={} trace={}",
+            self.result,
+            self.scenario,
+            self.seed,
+            self.sim_secs,
+            format_wall(Duration::from_millis(self.wall_ms)),
+            self.trace
+        )?;
+        if let Some(failure) = &self.failure {
+            write!(f, " {failure}")?;
+        }
+        if let Some(path) = &self.reproduce {
+            write!(f, "\n  reproduce: tandem replay {}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `scenario` as a reproducer for `seed` into `dir`, named
+/// `<name>-seed<seed>.toml`, and returns its path.
+pub fn write_reproducer(dir: &Path, scenario: &Scenario, seed: u64) -> std::io::Result<PathBuf> {
+    let mut reproducer = scenario.clone();
+    reproducer.seed = seed;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}-seed{seed}.toml", file_safe(&scenario.name)));
+    std::fs::write(&path, reproducer.to_toml())?;
+    Ok(path)
+}
+
+/// A name usable as a file name on every platform.
+pub fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
