@@ -1,0 +1,109 @@
+//! The `tandem` binary as users and the acceptance checks run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tandem(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn hot_reload() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/hot_reload.toml")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn trace_of(line: &str) -> &str {
+    let start = line.find("trace=").expect("a trace digest") + 6;
+    &line[start..start + 16]
+}
+
+#[test]
+fn run_passes_and_digests_are_stable() {
+    let dir = scratch("run");
+    let hot = hot_reload();
+    let first = tandem(&["run", hot.to_str().unwrap(), "--seed", "7", "--seeds", "2"], &dir);
+    assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
+    let lines: Vec<String> = stdout(&first).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("PASS hot_reload seed=7 sim=10.000s wall="), "{}", lines[0]);
+    assert!(lines[1].starts_with("PASS hot_reload seed=8 "), "{}", lines[1]);
+    let again = tandem(&["run", hot.to_str().unwrap(), "--seed", "7"], &dir);
+    assert_eq!(trace_of(&stdout(&again)), trace_of(&lines[0]), "same seed, same digest");
+    assert_ne!(trace_of(&lines[0]), trace_of(&lines[1]));
+}
+
+#[test]
+fn json_and_trace_files() {
+    let dir = scratch("json");
+    let hot = hot_reload();
+    let out = tandem(&["run", hot.to_str().unwrap(), "--json", "--trace", "t.jsonl"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    assert_eq!(value["result"], "PASS");
+    assert_eq!(value["seed"], 0);
+    let trace = std::fs::read_to_string(dir.join("t.jsonl")).unwrap();
+    assert!(trace.lines().count() > 10);
+    for line in trace.lines() {
+        let _: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+    }
+}
+
+#[test]
+fn a_wrong_expectation_fails_and_its_reproducer_replays_to_the_same_digest() {
+    let dir = scratch("fail");
+    let text = std::fs::read_to_string(hot_reload()).unwrap().replace("received = 0\n", "received = 1\n");
+    std::fs::write(dir.join("wrong.toml"), text).unwrap();
+    let out = tandem(&["run", "wrong.toml", "--seed", "3"], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let result = lines.next().unwrap();
+    assert!(result.starts_with("FAIL hot_reload seed=3 "), "{result}");
+    assert!(result.contains("node 0 delivered 0 messages, expected 1"), "{result}");
+    assert_eq!(lines.next().unwrap(), "  reproduce: tandem replay target/tandem/failures/hot_reload-seed3.toml");
+    for _ in 0..2 {
+        let replay = tandem(&["replay", "target/tandem/failures/hot_reload-seed3.toml"], &dir);
+        assert_eq!(replay.status.code(), Some(1), "a reproducer of a failure fails every time");
+        assert_eq!(trace_of(&stdout(&replay)), trace_of(result));
+    }
+}
+
+#[test]
+fn broken_files_exit_2_with_line_and_column_before_running() {
+    let dir = scratch("broken");
+    std::fs::write(dir.join("good.toml"), "nodes = 2\n").unwrap();
+    std::fs::write(dir.join("bad.toml"), "nodes = 2\n\n[[step]]\ncrash = { node = 5 }\n").unwrap();
+    let out = tandem(&["run", "good.toml", "bad.toml"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "", "nothing runs");
+    assert!(stderr(&out).starts_with("bad.toml:4:18: "), "{}", stderr(&out));
+    let check = tandem(&["check", "good.toml", "bad.toml"], &dir);
+    assert_eq!(check.status.code(), Some(2));
+    assert_eq!(stdout(&check), "OK good.toml\n");
+    assert!(stderr(&check).starts_with("bad.toml:4:18: "), "{}", stderr(&check));
+    assert_eq!(tandem(&["check", "good.toml"], &dir).status.code(), Some(0));
+    assert_eq!(tandem(&["run", "--no-such-flag", "good.toml"], &dir).status.code(), Some(2));
+    assert_eq!(tandem(&["run", "missing.toml"], &dir).status.code(), Some(2));
+}
+
+#[test]
+fn check_determinism_compares_two_processes() {
+    let dir = scratch("determinism");
+    let hot = hot_reload();
+    let out = tandem(&["run", hot.to_str().unwrap(), "--check-determinism", "--seed", "4"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).starts_with("PASS hot_reload seed=4 "), "{}", stdout(&out));
+}
