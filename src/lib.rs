@@ -15,6 +15,8 @@ pub mod cluster;
 pub mod execute;
 pub mod node;
 pub mod oracle;
+#[cfg(feature = "msquic")]
+pub mod real;
 pub mod record;
 pub mod scenario;
 pub mod trace;

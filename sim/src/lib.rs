@@ -7,6 +7,8 @@
 
 pub mod cli;
 pub mod cluster;
+#[cfg(feature = "msquic")]
+pub mod confirm;
 pub mod logging;
 pub mod net;
 pub mod report;

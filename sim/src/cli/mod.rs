@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use tandem::scenario::Scenario;
 
 mod check;
+#[cfg(feature = "msquic")]
+mod confirm;
 mod run;
 
 pub use run::FAILURES_DIR;
@@ -51,6 +53,9 @@ enum Command {
     Replay(run::ReplayArgs),
     /// Validate scenario files without running them.
     Check(check::CheckArgs),
+    /// Run scenarios over real MsQuic on loopback and in simulation, and compare.
+    #[cfg(feature = "msquic")]
+    Confirm(confirm::ConfirmArgs),
 }
 
 /// Parses the command line, runs the subcommand and returns its exit code.
@@ -64,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => run::replay(args),
         Command::Check(args) => check::check(args),
+        #[cfg(feature = "msquic")]
+        Command::Confirm(args) => confirm::confirm(args),
     }
     .into()
 }
