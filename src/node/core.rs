@@ -146,7 +146,7 @@ impl<T: Transport> Core<T> {
                 tokio::select! {
                     biased;
                     Some(input) = self.inputs.recv() => self.on_input(input),
-                    Some(command) = self.io.commands.recv() => self.on_command(command),
+                    Some(command) = self.io.commands.recv() => self.on_command(command).await,
                     Ok(()) = self.io.config.changed() => self.on_reload().await,
                     Some(_) = self.tasks.join_next() => {}
                     () = tokio::time::sleep_until(wake) => {}
@@ -539,9 +539,18 @@ impl<T: Transport> Core<T> {
 
     // ----- the owner's requests ---------------------------------------------
 
-    fn on_command(&mut self, command: Command) {
-        let Command::Send { to, tag, payload, reply } = command;
-        let _ = reply.send(self.send(to, tag, payload));
+    async fn on_command(&mut self, command: Command) {
+        // A requester that stopped waiting does not need the answer.
+        match command {
+            Command::Send { to, tag, payload, reply } => {
+                let _ = reply.send(self.send(to, tag, payload));
+            }
+            Command::Rebind { addr, reply } => {
+                let result = self.rebind(addr).await;
+                self.publish_status(result.as_ref().err().cloned(), 0);
+                let _ = reply.send(result);
+            }
+        }
     }
 
     fn send(&mut self, to: Option<NodeId>, tag: String, payload: Bytes) -> Result<Sent, SendError> {
@@ -577,38 +586,47 @@ impl<T: Transport> Core<T> {
         let observer = self.config.observer.clone();
         let old_listen = std::mem::replace(&mut self.config, config).listen;
         self.config.observer = observer;
-        let target = self.config.listen;
         let mut error = None;
-        if target != old_listen {
-            match self.io.transport.listen(target).await {
-                Ok(listener) => {
-                    let generation = self.listener_generation;
-                    let addr = listener.local_addr();
-                    self.start_listener(listener);
-                    let inbound: Vec<ConnId> =
-                        self.conns.iter().filter(|(_, c)| !c.outbound && c.generation == generation).map(|(&id, _)| id).collect();
-                    for conn in inbound {
-                        self.close(conn, "listener moved");
-                    }
-                    self.me.addr = addr;
-                    if !self.config.has(Mutation::StaleRebind) {
-                        self.me.version += 1;
-                    }
-                    self.emit(NodeEvent::Listening { addr, version: self.me.version });
-                    self.gossip();
-                }
-                Err(e) => {
-                    self.emit(NodeEvent::RebindFailed { addr: target, reason: e.to_string() });
-                    error = Some(e.to_string());
-                }
-            }
+        if self.config.listen != old_listen {
+            error = self.rebind(self.config.listen).await.err();
         }
+        self.publish_status(error, 1);
+    }
+
+    fn publish_status(&self, error: Option<String>, reloads: u64) {
         self.io.status.send_modify(|status| {
             status.addr = self.me.addr;
             status.version = self.me.version;
-            status.reloads += 1;
+            status.reloads += reloads;
             status.error = error;
         });
+    }
+
+    /// Moves the listener: a new one first, so a failure leaves the node as it
+    /// was; then the old one and its connections go, and peers are told.
+    async fn rebind(&mut self, target: SocketAddr) -> Result<SocketAddr, String> {
+        let listener = match self.io.transport.listen(target).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                self.emit(NodeEvent::RebindFailed { addr: target, reason: e.to_string() });
+                return Err(e.to_string());
+            }
+        };
+        let generation = self.listener_generation;
+        let addr = listener.local_addr();
+        self.start_listener(listener);
+        let inbound: Vec<ConnId> =
+            self.conns.iter().filter(|(_, c)| !c.outbound && c.generation == generation).map(|(&id, _)| id).collect();
+        for conn in inbound {
+            self.close(conn, "listener moved");
+        }
+        self.me.addr = addr;
+        if !self.config.has(Mutation::StaleRebind) {
+            self.me.version += 1;
+        }
+        self.emit(NodeEvent::Listening { addr, version: self.me.version });
+        self.gossip();
+        Ok(addr)
     }
 }
 

@@ -238,6 +238,7 @@ pub struct ListenStatus {
 
 enum Command {
     Send { to: Option<NodeId>, tag: String, payload: Bytes, reply: oneshot::Sender<Result<Sent, SendError>> },
+    Rebind { addr: SocketAddr, reply: oneshot::Sender<Result<SocketAddr, String>> },
 }
 
 /// Sends broadcasts. Cheap to clone.
@@ -275,8 +276,12 @@ async fn request(
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Command::Send { to, tag, payload, .. } = self;
-        write!(f, "Send {{ to: {to:?}, tag: {tag:?}, {} bytes }}", payload.len())
+        match self {
+            Command::Send { to, tag, payload, .. } => {
+                write!(f, "Send {{ to: {to:?}, tag: {tag:?}, {} bytes }}", payload.len())
+            }
+            Command::Rebind { addr, .. } => write!(f, "Rebind {{ addr: {addr} }}"),
+        }
     }
 }
 
@@ -286,6 +291,7 @@ pub struct NodeHandle {
     id: NodeId,
     config: watch::Sender<NodeConfig>,
     status: watch::Receiver<ListenStatus>,
+    commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
 }
 
@@ -307,25 +313,19 @@ impl NodeHandle {
 
     /// Hot reload: changes the configuration while the node runs. Only the
     /// listen address takes effect at run time; the node rebinds when it
-    /// changes.
+    /// changes, and reports the outcome in [`NodeHandle::status`].
     pub fn reload(&self, change: impl FnOnce(&mut NodeConfig)) {
         self.config.send_modify(change);
     }
 
-    /// Moves the listener to `addr` (port 0: the transport picks) and waits
-    /// until the node has rebound and started advertising the new address.
+    /// Moves the listener to `addr` (port 0: the transport picks a new one)
+    /// and waits until the node has rebound and started advertising the new
+    /// address, which it returns.
     pub async fn rebind(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
-        let target = self.status.borrow().reloads + 1;
-        let mut status = self.status.clone();
-        self.reload(|config| config.listen = addr);
-        let status = status
-            .wait_for(|s| s.reloads >= target)
-            .await
-            .map_err(|_| "the node has stopped".to_string())?;
-        match &status.error {
-            Some(error) => Err(error.clone()),
-            None => Ok(status.addr),
-        }
+        let stopped = || "the node has stopped".to_string();
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Rebind { addr, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Stops the node: its tasks end and its connections close.
@@ -387,7 +387,7 @@ impl Node {
         });
         let task = tokio::spawn(core.run(listener));
         Ok(Node {
-            handle: NodeHandle { id: config.id, config: config_tx, status: status_rx, task },
+            handle: NodeHandle { id: config.id, config: config_tx, status: status_rx, commands: commands_tx.clone(), task },
             direct: DirectSender(commands_tx.clone()),
             broadcast: BroadcastSender(commands_tx),
             peers: peers_rx,
