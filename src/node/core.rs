@@ -313,13 +313,10 @@ impl<T: Transport> Core<T> {
         if !c.outbound {
             return;
         }
-        let backoff_min = self.config.timing.backoff_min;
-        let member = self.members.get_mut(&c.peer).expect("outbound connections belong to members");
+        let member = &self.members[&c.peer];
         if matches!(member.link, LinkState::Up(up) if up == conn) {
-            let delay = member.backoff;
-            member.backoff = backoff_min.max(delay);
-            let delay = self.jittered(delay);
-            let member = self.members.get_mut(&c.peer).expect("member exists");
+            let delay = self.jittered(member.backoff);
+            let member = self.members.get_mut(&c.peer).expect("outbound connections belong to members");
             member.link = LinkState::Idle { retry_at: Instant::now() + delay };
         }
     }

@@ -1,9 +1,11 @@
 //! `tandem confirm PATH... [--transport msquic] [--seed N] [--json]`
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+use tandem::scenario::format_duration;
 
 use super::{load_all, Exit};
 use crate::confirm::compare;
@@ -51,7 +53,10 @@ pub fn confirm(args: ConfirmArgs) -> Exit {
         return Exit::Usage;
     }
     let mut exit = Exit::Pass;
+    let spinner = if args.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
+    spinner.enable_steady_tick(Duration::from_millis(120));
     for (_, scenario) in &scenarios {
+        spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
         let started = Instant::now();
         let real = match tandem::real::run_real(scenario) {
             Ok(real) => real,
@@ -66,11 +71,14 @@ pub fn confirm(args: ConfirmArgs) -> Exit {
         if !confirmation.passed() {
             exit = Exit::Fail;
         }
-        if args.json {
-            println!("{}", serde_json::to_string(&confirmation).expect("serialisable"));
-        } else {
-            println!("{confirmation}");
-        }
+        spinner.suspend(|| {
+            if args.json {
+                println!("{}", serde_json::to_string(&confirmation).expect("serialisable"));
+            } else {
+                println!("{confirmation}");
+            }
+        });
     }
+    spinner.finish_and_clear();
     exit
 }
