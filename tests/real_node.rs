@@ -1,41 +1,20 @@
 //! The reference node over real MsQuic on loopback, faults through the relays.
 #![cfg(feature = "msquic")]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use bytes::Bytes;
+use common::{await_for, holds, no_violation, tags, wait, SECOND};
 use tandem::cluster::Cluster;
 use tandem::node::{Node, NodeConfig, NodeId};
-use tandem::oracle;
 use tandem::real::{RealCluster, RealOptions};
-use tandem::record::Record;
-use tandem::scenario::{Check, Condition};
+use tandem::scenario::Check;
 use tandem::transport::msquic::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 use tandem::transport::{Connection, MessageReceiver, MessageSender, Transport};
 use tokio::time::timeout;
-
-const SECOND: Duration = Duration::from_secs(1);
-
-fn holds(check: Check, node: Option<u32>) -> impl FnMut(&Record) -> bool {
-    let condition = Condition { node, check };
-    move |r| oracle::check(r, &condition).is_none()
-}
-
-fn await_for(cluster: &mut RealCluster, limit: Duration, what: &str, done: impl FnMut(&Record) -> bool) {
-    let deadline = cluster.now() + limit;
-    assert!(cluster.run_until(deadline, done), "timed out after {limit:?} waiting for {what}");
-}
-
-fn tags(cluster: &RealCluster, node: u32) -> Vec<String> {
-    cluster.with_record(|r| r.nodes[node as usize].deliveries.iter().map(|d| d.tag.clone()).collect())
-}
-
-fn no_violation(cluster: &mut RealCluster) {
-    let now = cluster.now();
-    assert_eq!(cluster.with_record(|r| oracle::end_of_run(r, now)), None);
-}
 
 #[test]
 fn seed_test_over_msquic() {
@@ -44,7 +23,7 @@ fn seed_test_over_msquic() {
     cluster.broadcast(0, "data-1", 32);
     await_for(&mut cluster, 5 * SECOND, "node 1 to receive", holds(Check::Received(1), Some(1)));
     // Give a duplicate or a self-delivery the time to show up, then check none did.
-    cluster.run_until(cluster.now() + SECOND / 2, |_| false);
+    wait(&mut cluster, SECOND / 2);
     assert_eq!(tags(&cluster, 0), Vec::<String>::new(), "node 0 never receives its own broadcast");
     assert_eq!(tags(&cluster, 1), ["data-1"], "node 1 receives it exactly once");
 
@@ -60,7 +39,7 @@ fn seed_test_over_msquic() {
     await_for(&mut cluster, 5 * SECOND, "node 0's direct", holds(Check::Received(1), Some(0)));
     assert_eq!(tags(&cluster, 1), ["data-1", "data-2", "to-1"]);
     assert_eq!(tags(&cluster, 0), ["to-0"]);
-    no_violation(&mut cluster);
+    no_violation(&cluster);
     cluster.into_record();
 }
 
@@ -71,15 +50,15 @@ fn partition_through_the_relays_delivers_after_heal_exactly_once() {
     cluster.partition(&[0], &[1, 2], false);
     cluster.broadcast(0, "during", 64);
     // Longer than the idle timeout: the connections break and are redialled.
-    cluster.run_until(cluster.now() + 3 * SECOND, |_| false);
+    wait(&mut cluster, 3 * SECOND);
     assert!(tags(&cluster, 1).is_empty() && tags(&cluster, 2).is_empty(), "nothing crosses the partition");
     cluster.heal(None);
     await_for(&mut cluster, 8 * SECOND, "node 1 after heal", holds(Check::Received(1), Some(1)));
     await_for(&mut cluster, 8 * SECOND, "node 2 after heal", holds(Check::Received(1), Some(2)));
-    cluster.run_until(cluster.now() + SECOND / 2, |_| false);
+    wait(&mut cluster, SECOND / 2);
     assert_eq!(tags(&cluster, 1), ["during"]);
     assert_eq!(tags(&cluster, 2), ["during"]);
-    no_violation(&mut cluster);
+    no_violation(&cluster);
     cluster.into_record();
 }
 
@@ -95,7 +74,7 @@ fn crash_and_restart_over_msquic() {
     let (incarnation, addr_kept) = cluster.with_record(|r| (r.nodes[2].deliveries[0].incarnation, r.nodes[2].alive));
     assert_eq!((incarnation, addr_kept), (1, true), "the new incarnation delivered it");
     await_for(&mut cluster, 5 * SECOND, "membership again", holds(Check::Converged, None));
-    no_violation(&mut cluster);
+    no_violation(&cluster);
     cluster.into_record();
 }
 

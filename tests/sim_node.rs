@@ -1,41 +1,23 @@
 //! The reference node on the simulated network, driven through the Rust API.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{await_for, holds, no_violation, tags, wait, SECOND};
 use tandem::cluster::Cluster;
 use tandem::node::{NodeEvent, NodeId};
-use tandem::oracle;
-use tandem::record::Record;
-use tandem::scenario::{Check, Condition};
+use tandem::scenario::Check;
 use tandem::trace::TraceKind;
 use tandem_sim::{SimCluster, SimOptions};
-
-const SECOND: Duration = Duration::from_secs(1);
-
-fn holds(check: Check, node: Option<u32>) -> impl FnMut(&Record) -> bool {
-    let condition = Condition { node, check };
-    move |r| oracle::check(r, &condition).is_none()
-}
-
-/// Runs until `done` or fails the test after `limit` more simulated time.
-fn await_for(cluster: &mut SimCluster, limit: Duration, what: &str, done: impl FnMut(&Record) -> bool) {
-    let deadline = cluster.now() + limit;
-    assert!(cluster.run_until(deadline, done), "timed out after {limit:?} waiting for {what}");
-}
-
-fn tags(cluster: &SimCluster, node: u32) -> Vec<String> {
-    cluster.with_record(|r| r.nodes[node as usize].deliveries.iter().map(|d| d.tag.clone()).collect())
-}
 
 fn received(cluster: &SimCluster, node: u32) -> usize {
     cluster.with_record(|r| r.nodes[node as usize].deliveries.len())
 }
 
 fn settle_and_check_invariants(cluster: &mut SimCluster) {
-    let end = cluster.now() + 3 * SECOND;
-    cluster.run_until(end, |_| false);
-    let violation = cluster.with_record(|r| oracle::end_of_run(r, end));
-    assert_eq!(violation, None, "invariants must hold at the end");
+    wait(cluster, 3 * SECOND);
+    no_violation(cluster);
 }
 
 #[test]
@@ -47,7 +29,7 @@ fn seed_test_broadcast_rebind_and_direct() {
 
     cluster.broadcast(0, "data-1", 32);
     await_for(&mut cluster, 5 * SECOND, "node 1 to receive", holds(Check::Received(1), Some(1)));
-    cluster.run_until(cluster.now() + SECOND, |_| false);
+    wait(&mut cluster, SECOND);
     assert_eq!(received(&cluster, 0), 0, "node 0 never receives its own broadcast");
     assert_eq!(tags(&cluster, 1), ["data-1"], "node 1 receives it exactly once");
 
@@ -74,7 +56,7 @@ fn partition_then_heal(length: Duration, seed: u64, connections_break: bool) {
     await_for(&mut cluster, 5 * SECOND, "membership", holds(Check::Converged, None));
     cluster.partition(&[0], &[1, 2], false);
     cluster.broadcast(0, "during", 64);
-    cluster.run_until(cluster.now() + length, |_| false);
+    wait(&mut cluster, length);
     assert_eq!(received(&cluster, 1) + received(&cluster, 2), 0, "nothing crosses a partition");
     cluster.heal(None);
     await_for(&mut cluster, 6 * SECOND, "delivery to 1 after heal", holds(Check::Received(1), Some(1)));
@@ -105,7 +87,7 @@ fn one_way_partition_heals_without_loss_or_duplicates() {
     cluster.partition(&[0], &[1], true);
     cluster.broadcast(0, "blocked", 32);
     cluster.broadcast(1, "open", 32);
-    cluster.run_until(cluster.now() + 5 * SECOND, |_| false);
+    wait(&mut cluster, 5 * SECOND);
     assert_eq!(received(&cluster, 1), 0, "0 -> 1 is cut");
     cluster.heal(None);
     await_for(&mut cluster, 6 * SECOND, "delivery after heal", holds(Check::Received(1), None));
@@ -121,7 +103,7 @@ fn crashed_node_receives_after_restart() {
     cluster.crash(2);
     cluster.broadcast(0, "missed", 32);
     await_for(&mut cluster, 5 * SECOND, "node 1", holds(Check::Received(1), Some(1)));
-    cluster.run_until(cluster.now() + 3 * SECOND, |_| false);
+    wait(&mut cluster, 3 * SECOND);
     cluster.restart(2);
     await_for(&mut cluster, 8 * SECOND, "node 2 after restart", holds(Check::Received(1), Some(2)));
     let incarnation = cluster.with_record(|r| r.nodes[2].deliveries[0].incarnation);

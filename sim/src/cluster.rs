@@ -60,6 +60,19 @@ impl SimOptions {
             mutation: None,
         }
     }
+
+    /// An empty turmoil network with these options' tick, latency and seed
+    /// (also the raw-turmoil baseline of `tandem bench`).
+    pub fn network(&self) -> turmoil::Sim<'static> {
+        turmoil::Builder::new()
+            .simulation_duration(Duration::from_secs(u32::MAX as u64))
+            .tick_duration(self.tick)
+            .min_message_latency(self.latency.0)
+            .max_message_latency(self.latency.1)
+            .epoch(UNIX_EPOCH)
+            .rng_seed(self.seed)
+            .build()
+    }
 }
 
 enum HostCommand {
@@ -106,14 +119,7 @@ impl SimCluster {
     /// Builds the network and starts every node at time 0.
     pub fn new(options: SimOptions) -> Self {
         assert!(options.nodes >= 1, "a cluster needs a node");
-        let mut sim = turmoil::Builder::new()
-            .simulation_duration(Duration::from_secs(u32::MAX as u64))
-            .tick_duration(options.tick)
-            .min_message_latency(options.latency.0)
-            .max_message_latency(options.latency.1)
-            .epoch(UNIX_EPOCH)
-            .rng_seed(options.seed)
-            .build();
+        let mut sim = options.network();
         let names: Vec<String> = (0..options.nodes).map(host_name).collect();
         // Hosts get their IPs in registration order; register them all first
         // so every node's address is known before any starts.
@@ -291,6 +297,10 @@ impl Cluster for SimCluster {
             return self.trace(Some(node), TraceKind::Fault { what: "restart skipped: node is up".into() });
         }
         self.sim.bounce(host_name(node));
+        // Like every action, a restart is done when its effect is visible:
+        // the node runs again (its host starts it on the next tick).
+        let deadline = self.now() + Duration::from_secs(1);
+        self.run_until(deadline, |r| r.nodes[node as usize].alive);
     }
 
     fn rebind(&mut self, node: u32, port: Option<u16>) {

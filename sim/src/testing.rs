@@ -36,6 +36,7 @@ pub fn seeds(default: u64) -> std::ops::Range<u64> {
 pub fn check(scenario: &Scenario) {
     scenario.validate().unwrap_or_else(|e| panic!("invalid scenario {}: {e}", scenario.name));
     for seed in seeds(scenario.seed) {
+        // Wall time for the report, outside the simulation.
         let started = Instant::now();
         let run = run_scenario(scenario, seed);
         let mut report = RunReport::new(scenario, &run, started.elapsed());

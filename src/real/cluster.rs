@@ -108,6 +108,7 @@ impl RealCluster {
         let shared = Arc::new(Shared {
             record: Mutex::new(Record::new(&vec![unbound; options.nodes as usize])),
             changed: Condvar::new(),
+            // Real runs keep wall-clock time; this module never runs simulated.
             start: Instant::now(),
         });
         let faults = FaultTable::new(LinkFaults { blocked: false, loss: options.loss, latency: options.latency });
@@ -163,6 +164,7 @@ impl RealCluster {
             match self.runtime.block_on(Node::start(config.clone(), transport)) {
                 Ok(node_io) => break node_io,
                 Err(e) if started.elapsed() > REBIND_PATIENCE => return Err(format!("node {node}: {e}")),
+                // The previous incarnation's socket is still closing: retry shortly (real network only).
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         };

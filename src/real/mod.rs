@@ -45,6 +45,7 @@ pub fn options_for(scenario: &Scenario) -> RealOptions {
 
 /// Runs `scenario` over MsQuic on loopback.
 pub fn run_real(scenario: &Scenario) -> Result<RealRun, String> {
+    // Wall time of a real run.
     let started = Instant::now();
     let mut cluster = RealCluster::new(options_for(scenario))?;
     let outcome = execute(scenario, &mut cluster);

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use tandem::scenario::format_duration;
 
-use super::{load_all, Exit};
+use super::{prepare, Exit};
 use crate::confirm::compare;
 use crate::run::run_scenario;
 
@@ -41,22 +41,16 @@ pub struct ConfirmArgs {
 /// Runs each scenario over real MsQuic and in simulation and compares them.
 pub fn confirm(args: ConfirmArgs) -> Exit {
     let RealTransport::Msquic = args.transport;
-    let scenarios = match load_all(&args.paths) {
-        Ok(s) => s,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
+    let scenarios = match prepare(&args.paths, args.log.as_deref()) {
+        Ok(scenarios) => scenarios,
+        Err(exit) => return exit,
     };
-    if let Err(e) = crate::logging::init(args.log.as_deref()) {
-        eprintln!("{e}");
-        return Exit::Usage;
-    }
     let mut exit = Exit::Pass;
     let spinner = if args.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.enable_steady_tick(Duration::from_millis(120));
     for (_, scenario) in &scenarios {
         spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
+        // Wall time: confirm runs on the real network.
         let started = Instant::now();
         let real = match tandem::real::run_real(scenario) {
             Ok(real) => real,

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem::scenario::Scenario;
 use tandem::trace::first_difference;
 
-use super::{load, load_all, Exit};
+use super::{prepare, Exit};
 use crate::report::{write_reproducer, RunReport};
 use crate::run::{run_scenario, SimRun};
 
@@ -84,13 +84,6 @@ impl TraceSink {
     }
 }
 
-fn init_logging(log: Option<&Path>) -> Result<(), Exit> {
-    crate::logging::init(log).map_err(|e| {
-        eprintln!("{}: {e}", log.map_or_else(String::new, |p| p.display().to_string()));
-        Exit::Usage
-    })
-}
-
 fn emit(report: &RunReport, json: bool, bar: &ProgressBar) {
     bar.suspend(|| {
         if json {
@@ -104,16 +97,10 @@ fn emit(report: &RunReport, json: bool, bar: &ProgressBar) {
 
 /// `tandem run`.
 pub fn run(args: RunArgs) -> Exit {
-    let scenarios = match load_all(&args.paths) {
-        Ok(s) => s,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
+    let scenarios = match prepare(&args.paths, args.log.as_deref()) {
+        Ok(scenarios) => scenarios,
+        Err(exit) => return exit,
     };
-    if let Err(exit) = init_logging(args.log.as_deref()) {
-        return exit;
-    }
     let total = scenarios.len() as u64 * args.seeds;
     let bar = if args.json || total < 2 { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {msg}").expect("valid template"));
@@ -126,6 +113,7 @@ pub fn run(args: RunArgs) -> Exit {
             let report = if args.check_determinism {
                 determinism_report(file, scenario, seed)
             } else {
+                // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
                 let run = run_scenario(scenario, seed);
                 let mut report = RunReport::new(scenario, &run, started.elapsed());
@@ -222,16 +210,11 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
 
 /// `tandem replay`.
 pub fn replay(args: ReplayArgs) -> Exit {
-    let scenario = match load(&args.file) {
-        Ok(s) => s,
-        Err(error) => {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
+    let scenario = match prepare(std::slice::from_ref(&args.file), args.log.as_deref()) {
+        Ok(mut scenarios) => scenarios.remove(0).1,
+        Err(exit) => return exit,
     };
-    if let Err(exit) = init_logging(args.log.as_deref()) {
-        return exit;
-    }
+    // Wall time for the report, outside the simulation.
     let started = Instant::now();
     let run = run_scenario(&scenario, scenario.seed);
     let report = RunReport::new(&scenario, &run, started.elapsed());

@@ -272,6 +272,7 @@ async fn relay(target: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
         let mut client = None;
         loop {
             tokio::select! {
+                biased;
                 Ok((n, from)) = front.recv_from(&mut up) => {
                     client = Some(from);
                     if !is_dead.load(Ordering::Relaxed) {
