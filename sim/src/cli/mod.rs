@@ -111,3 +111,17 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, String> {
 fn load(file: &Path) -> Result<Scenario, String> {
     Scenario::from_file(file).map_err(|e| e.to_string())
 }
+
+/// Loads every scenario and sets up logging before anything runs; on bad
+/// input prints why and gives the usage exit.
+pub fn prepare(paths: &[PathBuf], log: Option<&Path>) -> Result<Vec<(PathBuf, Scenario)>, Exit> {
+    let scenarios = load_all(paths).map_err(|error| {
+        eprintln!("{error}");
+        Exit::Usage
+    })?;
+    crate::logging::init(log).map_err(|error| {
+        eprintln!("{}: {error}", log.map(Path::display).map(|d| d.to_string()).unwrap_or_default());
+        Exit::Usage
+    })?;
+    Ok(scenarios)
+}
