@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 #[cfg(feature = "msquic")]
 pub mod confirm;
+pub mod explore;
 pub mod logging;
 pub mod net;
 pub mod report;

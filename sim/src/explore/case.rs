@@ -1,0 +1,71 @@
+//! One case of an exploration: a scenario drawn from the [`Space`] with an
+//! RNG seeded by the exploration's seed and the case's index only, so a case
+//! is the same whichever thread, shard or machine runs it.
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use tandem::scenario::Scenario;
+
+use super::rules::fair;
+use super::strategy::{scenario, Space};
+
+/// A generated case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Its index in the exploration, from 0.
+    pub index: u64,
+    /// Its scenario, named `explore-s{seed}-c{number}`, with the case's
+    /// simulation seed as `seed`.
+    pub scenario: Scenario,
+}
+
+impl Case {
+    /// Draws case `index` of the exploration with seed `seed`.
+    ///
+    /// # Panics
+    ///
+    /// When the drawn scenario is invalid or unfair: a generator bug.
+    pub fn generate(space: &Space, seed: u64, index: u64) -> Case {
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed(seed, index));
+        let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+        let mut drawn = scenario(space).new_tree(&mut runner).expect("the strategies never reject").current();
+        drawn.name = format!("explore-s{seed}-c{}", index + 1);
+        drawn.validate().unwrap_or_else(|e| panic!("generated an invalid scenario: {e}\n{}", drawn.to_toml()));
+        fair(&drawn).unwrap_or_else(|e| panic!("generated an unfair scenario: {e}\n{}", drawn.to_toml()));
+        Case { index, scenario: drawn }
+    }
+
+    /// The case's number as users see it: its index plus one.
+    pub fn number(&self) -> u64 {
+        self.index + 1
+    }
+
+    /// The simulation seed the case runs with.
+    pub fn sim_seed(&self) -> u64 {
+        self.scenario.seed
+    }
+}
+
+/// The 32-byte ChaCha seed of case `index`.
+fn rng_seed(seed: u64, index: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (k, chunk) in bytes.chunks_exact_mut(8).enumerate() {
+        let input = [seed.to_le_bytes(), index.to_le_bytes(), (k as u64).to_le_bytes()].concat();
+        chunk.copy_from_slice(&xxhash_rust::xxh3::xxh3_64(&input).to_le_bytes());
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_depends_only_on_the_seed_and_its_index() {
+        let space = Space::default();
+        assert_eq!(Case::generate(&space, 1, 7), Case::generate(&space, 1, 7));
+        assert_ne!(Case::generate(&space, 1, 7).scenario, Case::generate(&space, 1, 8).scenario);
+        assert_ne!(Case::generate(&space, 2, 7).scenario, Case::generate(&space, 1, 7).scenario);
+        assert_eq!(Case::generate(&space, 3, 0).scenario.name, "explore-s3-c1");
+    }
+}

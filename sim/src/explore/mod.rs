@@ -1,0 +1,17 @@
+//! Property-based exploration (`tandem explore`): generate scenarios, run
+//! them in the simulation, let the invariants judge them, and shrink the
+//! first failure to a small reproducer.
+//!
+//! - [`strategy`]: public proptest strategies for scenarios, with
+//!   [`swarm`] testing: each case enables its own mix of fault kinds;
+//! - [`timeline`]: episodes of related actions, merged into a timeline;
+//! - [`rules`]: what keeps a generated scenario fair to a correct node;
+//! - [`case`]: a case, a pure function of the exploration's seed and its index;
+//! - [`runner`]: the case loop, on several threads or one shard;
+//! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario.
+
+pub mod case;
+pub mod rules;
+pub mod strategy;
+pub mod swarm;
+pub mod timeline;

@@ -1,0 +1,414 @@
+//! Public proptest strategies for scenarios, to compose your own explorers.
+//!
+//! [`scenario`] is what `tandem explore` draws each case from: a node count,
+//! membership seeds, link defaults, a simulation seed, a [`Swarm`] (which
+//! fault kinds this case uses, and how often), then a [`timeline`] of
+//! episodes mixing traffic with those faults. Every scenario it draws is
+//! valid ([`Scenario::validate`]) and [fair](super::rules::fair): it has no
+//! expectations, only the invariants judge it, so a correct node passes it.
+//!
+//! The episodes are shaped to reach the places where delivery protocols
+//! break: a send right before a fault (so the fault catches the message or
+//! its acknowledgement in flight), sends while a partition holds or a node is
+//! down, partitions and losses that outlast the 2 s idle timeout, and
+//! rebinds.
+//!
+//! ```
+//! use proptest::strategy::{Strategy, ValueTree};
+//! use proptest::test_runner::TestRunner;
+//! use tandem_sim::explore::strategy::{scenario, Space};
+//!
+//! let mut runner = TestRunner::deterministic();
+//! let drawn = scenario(&Space::default()).new_tree(&mut runner).unwrap().current();
+//! assert!(drawn.validate().is_ok());
+//! ```
+
+use std::ops::{Range, RangeInclusive};
+use std::time::Duration;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::strategy::{BoxedStrategy, Union};
+use tandem::node::Mutation;
+use tandem::scenario::{
+    Action, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_MESSAGE_SIZE, DEFAULT_SETTLE,
+};
+
+use super::swarm::{FaultKind, Swarm};
+use super::timeline::{lay_out, Episode};
+
+/// Episodes start no earlier than this: the cluster converges first.
+const EARLIEST_START: Duration = Duration::from_millis(500);
+
+/// Actions at offsets from an episode's start.
+type Actions = Vec<(Duration, Action)>;
+
+/// The space [`scenario`] draws from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Space {
+    /// Node counts, inclusive.
+    pub nodes: RangeInclusive<u32>,
+    /// Every scenario's `duration`.
+    pub duration: Duration,
+    /// Every scenario's `settle`; episodes happen before it.
+    pub settle: Duration,
+    /// How many episodes a timeline has, inclusive.
+    pub episodes: RangeInclusive<usize>,
+    /// The planted bug every scenario names.
+    pub mutation: Option<Mutation>,
+}
+
+impl Default for Space {
+    /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no mutation.
+    fn default() -> Space {
+        Space {
+            nodes: 2..=5,
+            duration: DEFAULT_DURATION,
+            settle: DEFAULT_SETTLE,
+            episodes: 1..=12,
+            mutation: None,
+        }
+    }
+}
+
+impl Space {
+    /// When episodes may start; their actions are capped at the end, the
+    /// start of the settle tail.
+    pub fn window(&self) -> Range<Duration> {
+        EARLIEST_START..self.duration.saturating_sub(self.settle)
+    }
+}
+
+/// What a timeline is generated against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// The node count.
+    pub nodes: u32,
+    /// The membership seeds: crashed seeds are always restarted.
+    pub seeds: Vec<NodeIdx>,
+    /// The link defaults, which latency and loss episodes restore.
+    pub network: Network,
+    /// The one node that rebinds (see [`rules`](super::rules)); drawn by
+    /// [`mover`].
+    pub mover: NodeIdx,
+    /// When episodes may start; actions are capped at its end. Not empty.
+    pub window: Range<Duration>,
+}
+
+fn millis(range: RangeInclusive<u64>) -> impl Strategy<Value = Duration> + Clone {
+    range.prop_map(Duration::from_millis)
+}
+
+/// Node counts within `range`.
+pub fn node_count(range: RangeInclusive<u32>) -> impl Strategy<Value = u32> {
+    range
+}
+
+/// Simulation seeds (at most `i64::MAX`, the largest a scenario file holds).
+pub fn sim_seed() -> impl Strategy<Value = u64> {
+    0..=i64::MAX as u64
+}
+
+/// Membership seeds for `nodes` nodes: usually `[0]`, else a non-empty subset.
+pub fn seed_nodes(nodes: u32) -> impl Strategy<Value = Vec<NodeIdx>> {
+    let all: Vec<NodeIdx> = (0..nodes).collect();
+    prop_oneof![
+        3 => Just(vec![0]),
+        1 => proptest::sample::subsequence(all, 1..=nodes as usize),
+    ]
+}
+
+/// The node that rebinds in a timeline: any node but the only seed (when
+/// there is one seed and another node), so that it may also crash.
+pub fn mover(nodes: u32, seeds: &[NodeIdx]) -> impl Strategy<Value = NodeIdx> {
+    let eligible: Vec<NodeIdx> = (0..nodes).filter(|&n| nodes < 2 || seeds.iter().any(|&s| s != n)).collect();
+    proptest::sample::select(eligible)
+}
+
+/// Link defaults: latency within 1..50 ms, and usually no loss, else up to 10%.
+pub fn network() -> impl Strategy<Value = Network> {
+    let latency = (1u64..=5, 0u64..=45).prop_map(|(min, extra)| LatencyRange {
+        min: Duration::from_millis(min),
+        max: Duration::from_millis(min + extra),
+    });
+    let loss = prop_oneof![3 => Just(0.0), 1 => (1u32..=10).prop_map(|p| f64::from(p) / 100.0)];
+    (latency, loss).prop_map(|(latency, loss)| Network { latency, loss })
+}
+
+/// A swarm: traffic always, and each fault kind enabled with probability
+/// 1/2, with weights 1..=8.
+pub fn swarm() -> impl Strategy<Value = Swarm> {
+    let weight = prop_oneof![Just(0u32), 1..=8u32];
+    (1..=8u32, vec(weight, FaultKind::ALL.len())).prop_map(|(traffic, weights)| Swarm {
+        traffic,
+        faults: FaultKind::ALL.into_iter().zip(weights).filter(|&(_, w)| w > 0).collect(),
+    })
+}
+
+fn size() -> impl Strategy<Value = usize> + Clone {
+    prop_oneof![
+        6 => Just(DEFAULT_MESSAGE_SIZE),
+        3 => 0..=4096usize,
+        1 => 4097..=65536usize,
+    ]
+}
+
+/// Any send among `nodes` nodes: a broadcast (2/3) or a direct message. The
+/// tag is left empty for [`lay_out`](super::timeline::lay_out) to number.
+pub fn send(nodes: u32) -> BoxedStrategy<Action> {
+    let broadcast = (0..nodes, size()).prop_map(|(from, size)| Action::Broadcast { from, tag: String::new(), size });
+    if nodes < 2 {
+        return broadcast.boxed();
+    }
+    let direct = (0..nodes, 1..nodes, size()).prop_map(move |(from, step, size)| Action::Direct {
+        from,
+        to: (from + step) % nodes,
+        tag: String::new(),
+        size,
+    });
+    prop_oneof![2 => broadcast, 1 => direct].boxed()
+}
+
+/// A send that `node` should receive: a broadcast from another node or a
+/// direct message to it (with one node: its own broadcast).
+pub fn send_to(nodes: u32, node: NodeIdx) -> BoxedStrategy<Action> {
+    if nodes < 2 {
+        return send(nodes);
+    }
+    (1..nodes, any::<bool>(), size())
+        .prop_map(move |(step, direct, size)| {
+            let from = (node + step) % nodes;
+            let tag = String::new();
+            if direct {
+                Action::Direct { from, to: node, tag, size }
+            } else {
+                Action::Broadcast { from, tag, size }
+            }
+        })
+        .boxed()
+}
+
+/// Two disjoint, non-empty groups of nodes (`nodes` >= 2); other nodes are in neither.
+pub fn groups(nodes: u32) -> BoxedStrategy<(Vec<NodeIdx>, Vec<NodeIdx>)> {
+    (0..nodes, 1..nodes, vec(0..3u8, nodes as usize))
+        .prop_map(move |(first, step, mut sides)| {
+            sides[first as usize] = 0;
+            sides[((first + step) % nodes) as usize] = 1;
+            let side = |s| (0..nodes).filter(|&n| sides[n as usize] == s).collect::<Vec<_>>();
+            (side(0), side(1))
+        })
+        .boxed()
+}
+
+/// Groups for `latency` and `loss`: every link (half the time), or two groups.
+fn optional_groups(nodes: u32) -> BoxedStrategy<(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>)> {
+    let every = Just((None, None));
+    if nodes < 2 {
+        return every.boxed();
+    }
+    prop_oneof![every, groups(nodes).prop_map(|(a, b)| (Some(a), Some(b)))].boxed()
+}
+
+/// Half the time, a send followed by the fault 0 to 15 ms later: the fault
+/// then catches the message, or its acknowledgement, in flight.
+fn lead(send: BoxedStrategy<Action>) -> impl Strategy<Value = Option<(Action, Duration)>> {
+    let gap = prop_oneof![Just(Duration::ZERO), millis(1..=15)];
+    proptest::option::of((send, gap))
+}
+
+/// Up to three sends during a fault, at offsets in permille of its length.
+fn during(send: BoxedStrategy<Action>) -> impl Strategy<Value = Vec<(u32, Action)>> {
+    vec((0..=1000u32, send), 0..=3)
+}
+
+/// The start of an episode: its lead send, if any; returns the fault's offset.
+fn begin(lead: Option<(Action, Duration)>) -> (Actions, Duration) {
+    match lead {
+        Some((send, gap)) => (vec![(Duration::ZERO, send)], gap),
+        None => (Vec::new(), Duration::ZERO),
+    }
+}
+
+/// Appends the sends made during `length` from `at`, in time order.
+fn add_during(actions: &mut Actions, at: Duration, length: Duration, mut sends: Vec<(u32, Action)>) {
+    sends.sort_by_key(|(permille, _)| *permille);
+    let millis = |permille: u32| Duration::from_millis((length.as_millis() * u128::from(permille) / 1000) as u64);
+    actions.extend(sends.into_iter().map(|(permille, send)| (at + millis(permille), send)));
+}
+
+fn traffic(nodes: u32) -> BoxedStrategy<Actions> {
+    vec((millis(0..=1000), send(nodes)), 1..=3)
+        .prop_map(|mut sends| {
+            sends.sort_by_key(|(at, _)| *at);
+            sends
+        })
+        .boxed()
+}
+
+fn partition(nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
+    let heal = prop::bool::weighted(0.8);
+    (groups(nodes), lead(send(nodes)), during(send(nodes)), millis(300..=5000), heal)
+        .prop_map(move |((a, b), lead, sends, hold, heal)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Partition { a: a.clone(), b: b.clone(), oneway }));
+            add_during(&mut actions, at, hold, sends);
+            if heal {
+                actions.push((at + hold, Action::Heal { a: Some(a), b: Some(b) }));
+            }
+            actions
+        })
+        .boxed()
+}
+
+fn loss(nodes: u32, default: f64) -> BoxedStrategy<Actions> {
+    let rate = prop_oneof![5..=30u32, 50..=100u32].prop_map(|p| f64::from(p) / 100.0);
+    let reset = prop::bool::weighted(0.8);
+    (rate, optional_groups(nodes), lead(send(nodes)), during(send(nodes)), millis(300..=4000), reset)
+        .prop_map(move |(rate, (a, b), lead, sends, hold, reset)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Loss { rate, a: a.clone(), b: b.clone() }));
+            add_during(&mut actions, at, hold, sends);
+            if reset {
+                actions.push((at + hold, Action::Loss { rate: default, a, b }));
+            }
+            actions
+        })
+        .boxed()
+}
+
+fn latency(nodes: u32, default: LatencyRange) -> BoxedStrategy<Actions> {
+    let value = (1u64..=50, 0u64..=200).prop_map(|(min, extra)| LatencyRange {
+        min: Duration::from_millis(min),
+        max: Duration::from_millis(min + extra),
+    });
+    let reset = prop::bool::weighted(0.7);
+    (value, optional_groups(nodes), millis(300..=6000), reset)
+        .prop_map(move |(value, (a, b), hold, reset)| {
+            let mut actions = vec![(Duration::ZERO, Action::Latency { value, a: a.clone(), b: b.clone() })];
+            if reset {
+                actions.push((hold, Action::Latency { value: default, a, b }));
+            }
+            actions
+        })
+        .boxed()
+}
+
+fn crash(nodes: u32, seeds: Vec<NodeIdx>) -> BoxedStrategy<Actions> {
+    (0..nodes)
+        .prop_flat_map(move |node| {
+            let restart = if seeds.contains(&node) { Just(true).boxed() } else { prop::bool::weighted(0.8).boxed() };
+            let sends = (lead(send_to(nodes, node)), during(send_to(nodes, node)));
+            (Just(node), sends, millis(200..=6000), restart)
+        })
+        .prop_map(|(node, (lead, sends), down, restart)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Crash { node }));
+            add_during(&mut actions, at, down, sends);
+            if restart {
+                actions.push((at + down, Action::Restart { node }));
+            }
+            actions
+        })
+        .boxed()
+}
+
+fn rebind(nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
+    let after = vec((millis(0..=2000), send_to(nodes, node)), 0..=2);
+    (lead(send_to(nodes, node)), after)
+        .prop_map(move |(lead, mut after)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Rebind { node, port: None }));
+            after.sort_by_key(|(offset, _)| *offset);
+            actions.extend(after.into_iter().map(|(offset, send)| (at + offset, send)));
+            actions
+        })
+        .boxed()
+}
+
+/// The actions of one fault episode, or `None` when the kind needs more nodes.
+fn fault(stage: &Stage, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
+    let nodes = stage.nodes;
+    let two = nodes >= 2;
+    Some(match kind {
+        FaultKind::Partition if two => partition(nodes, false),
+        FaultKind::OneWayPartition if two => partition(nodes, true),
+        FaultKind::Partition | FaultKind::OneWayPartition => return None,
+        FaultKind::Heal => Just(vec![(Duration::ZERO, Action::Heal { a: None, b: None })]).boxed(),
+        FaultKind::Latency => latency(nodes, stage.network.latency),
+        FaultKind::Loss => loss(nodes, stage.network.loss),
+        FaultKind::Crash => crash(nodes, stage.seeds.clone()),
+        FaultKind::Rebind => rebind(nodes, stage.mover),
+    })
+}
+
+/// One episode: traffic or an enabled fault, chosen by the swarm's weights,
+/// starting within the stage's window.
+pub fn episode(stage: &Stage, swarm: &Swarm) -> impl Strategy<Value = Episode> {
+    let options: Vec<(u32, BoxedStrategy<Actions>)> = std::iter::once((swarm.traffic, traffic(stage.nodes)))
+        .chain(swarm.faults.iter().filter_map(|(&kind, &weight)| Some((weight, fault(stage, kind)?))))
+        .collect();
+    let start = millis(stage.window.start.as_millis() as u64..=stage.window.end.as_millis() as u64 - 1);
+    (start, Union::new_weighted(options)).prop_map(|(start, actions)| Episode { start, actions })
+}
+
+/// A timeline of `episodes` episodes laid out by
+/// [`lay_out`](super::timeline::lay_out): an `await converged` step, then
+/// `at` steps within the stage's window.
+pub fn timeline(stage: &Stage, swarm: &Swarm, episodes: RangeInclusive<usize>) -> impl Strategy<Value = Vec<tandem::scenario::Step>> {
+    let end = stage.window.end;
+    vec(episode(stage, swarm), episodes).prop_map(move |episodes| lay_out(&episodes, end))
+}
+
+/// A whole scenario from `space`, named `explore`; its `seed` is a drawn
+/// simulation seed and its description names its swarm.
+///
+/// # Panics
+///
+/// When `space` leaves no time for episodes before the settle tail.
+pub fn scenario(space: &Space) -> impl Strategy<Value = Scenario> {
+    assert!(!space.window().is_empty(), "duration {:?} leaves no time before the settle tail", space.duration);
+    let space = space.clone();
+    (node_count(space.nodes.clone()), network(), swarm(), sim_seed())
+        .prop_flat_map(|(nodes, network, swarm, seed)| (Just((nodes, network, swarm, seed)), seed_nodes(nodes)))
+        .prop_flat_map(|(drawn, seeds)| {
+            let mover = mover(drawn.0, &seeds);
+            (Just(drawn), Just(seeds), mover)
+        })
+        .prop_flat_map(move |((nodes, network, swarm, seed), seeds, mover)| {
+            let stage = Stage { nodes, seeds: seeds.clone(), network: network.clone(), mover, window: space.window() };
+            let scenario = Scenario {
+                description: format!("Generated by tandem explore; swarm: {swarm}."),
+                seeds,
+                duration: space.duration,
+                settle: space.settle,
+                seed,
+                network,
+                mutation: space.mutation,
+                ..Scenario::new("explore", nodes)
+            };
+            (Just(scenario), timeline(&stage, &swarm, space.episodes.clone()))
+        })
+        .prop_map(|(scenario, steps)| Scenario { steps, ..scenario })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::rules::fair;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn scenarios_are_valid_fair_and_round_trip() {
+        let mut runner = TestRunner::deterministic();
+        for nodes in [1..=1, 2..=5, 6..=9] {
+            let space = Space { nodes, ..Space::default() };
+            for _ in 0..100 {
+                let s = scenario(&space).new_tree(&mut runner).unwrap().current();
+                s.validate().unwrap();
+                fair(&s).unwrap();
+                assert_eq!(Scenario::parse(&s.to_toml(), "explore.toml").unwrap(), s);
+            }
+        }
+    }
+}
