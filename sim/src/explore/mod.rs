@@ -11,7 +11,9 @@
 //! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario.
 
 pub mod case;
+pub mod remap;
 pub mod rules;
+pub mod shrink;
 pub mod strategy;
 pub mod swarm;
 pub mod timeline;

@@ -1,0 +1,117 @@
+//! Removing a node from a scenario, for shrinking: the nodes above it are
+//! renumbered, and every step or end check that names it goes (a group loses
+//! it, and a step whose group becomes empty goes).
+
+use tandem::scenario::{Action, Condition, NodeIdx, Scenario, Step};
+
+/// `scenario` without node `node` (< `scenario.nodes`, and not the last
+/// one). When the seeds were only `node`, node 0 becomes the seed.
+pub fn without_node(scenario: &Scenario, node: NodeIdx) -> Scenario {
+    assert!(node < scenario.nodes && scenario.nodes > 1, "node {node} cannot be removed");
+    let map = Remap(node);
+    let mut seeds: Vec<NodeIdx> = scenario.seeds.iter().filter_map(|&s| map.node(s)).collect();
+    if seeds.is_empty() {
+        seeds.push(0);
+    }
+    Scenario {
+        nodes: scenario.nodes - 1,
+        seeds,
+        steps: scenario.steps.iter().filter_map(|s| map.step(s)).collect(),
+        expects: scenario.expects.iter().filter_map(|c| map.condition(c)).collect(),
+        ..scenario.clone()
+    }
+}
+
+/// The renumbering that removes one node.
+struct Remap(NodeIdx);
+
+impl Remap {
+    fn node(&self, n: NodeIdx) -> Option<NodeIdx> {
+        match n.cmp(&self.0) {
+            std::cmp::Ordering::Less => Some(n),
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some(n - 1),
+        }
+    }
+
+    /// A group without the node; `None` when nothing is left.
+    fn group(&self, group: &[NodeIdx]) -> Option<Vec<NodeIdx>> {
+        let left: Vec<NodeIdx> = group.iter().filter_map(|&n| self.node(n)).collect();
+        (!left.is_empty()).then_some(left)
+    }
+
+    /// Optional groups: both or neither stay.
+    fn groups(&self, a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Option<(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>)> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some((Some(self.group(a)?), Some(self.group(b)?))),
+            _ => Some((a.clone(), b.clone())),
+        }
+    }
+
+    fn condition(&self, c: &Condition) -> Option<Condition> {
+        let node = match c.node {
+            Some(n) => Some(self.node(n)?),
+            None => None,
+        };
+        Some(Condition { node, check: c.check.clone() })
+    }
+
+    fn step(&self, step: &Step) -> Option<Step> {
+        let action = match &step.action {
+            Action::Broadcast { from, tag, size } => Action::Broadcast { from: self.node(*from)?, tag: tag.clone(), size: *size },
+            Action::Direct { from, to, tag, size } => {
+                Action::Direct { from: self.node(*from)?, to: self.node(*to)?, tag: tag.clone(), size: *size }
+            }
+            Action::Partition { a, b, oneway } => Action::Partition { a: self.group(a)?, b: self.group(b)?, oneway: *oneway },
+            Action::Heal { a, b } => {
+                let (a, b) = self.groups(a, b)?;
+                Action::Heal { a, b }
+            }
+            Action::Latency { value, a, b } => {
+                let (a, b) = self.groups(a, b)?;
+                Action::Latency { value: *value, a, b }
+            }
+            Action::Loss { rate, a, b } => {
+                let (a, b) = self.groups(a, b)?;
+                Action::Loss { rate: *rate, a, b }
+            }
+            Action::Crash { node } => Action::Crash { node: self.node(*node)? },
+            Action::Restart { node } => Action::Restart { node: self.node(*node)? },
+            Action::Rebind { node, port } => Action::Rebind { node: self.node(*node)?, port: *port },
+            Action::Await { condition, timeout } => Action::Await { condition: self.condition(condition)?, timeout: *timeout },
+            Action::Expect { condition } => Action::Expect { condition: self.condition(condition)? },
+        };
+        Some(Step { action, ..step.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem::scenario::Timing;
+
+    #[test]
+    fn removing_a_node_renumbers_and_drops_what_names_it() {
+        let step = |action| Step { timing: Timing::Immediately, action, line: 0 };
+        let mut s = Scenario::new("t", 4);
+        s.seeds = vec![1];
+        s.steps = vec![
+            step(Action::Partition { a: vec![0, 1], b: vec![3], oneway: false }),
+            step(Action::Partition { a: vec![1], b: vec![2], oneway: true }),
+            step(Action::Direct { from: 3, to: 0, tag: "x".into(), size: 1 }),
+            step(Action::Crash { node: 2 }),
+        ];
+        let t = without_node(&s, 1);
+        assert_eq!(t.nodes, 3);
+        assert_eq!(t.seeds, vec![0]);
+        let actions: Vec<Action> = t.steps.into_iter().map(|s| s.action).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Partition { a: vec![0], b: vec![2], oneway: false },
+                Action::Direct { from: 2, to: 0, tag: "x".into(), size: 1 },
+                Action::Crash { node: 1 },
+            ]
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! Shrinking a failing scenario to a small one that fails the same way.
+//!
+//! A reducer on the [`Scenario`] itself rather than proptest's value trees:
+//! the timeline is laid out from episodes, and a tree over episodes would
+//! neither drop single steps nor nodes. A candidate counts as still failing
+//! only when it violates the same invariant (the same `code`: S1, ..., L2)
+//! with the same simulation seed, and is still valid and
+//! [fair](super::rules::fair). Passes, repeated until none makes progress:
+//! move the timeline to start at 1 s, tighten `duration` to it, drop runs of steps (halves, quarters,
+//! ... single steps), drop nodes (renumbering the others), and simplify
+//! steps (default message sizes, smaller groups, every link instead of
+//! groups).
+
+use std::time::Duration;
+
+use tandem::oracle::Violation;
+use tandem::scenario::{Action, NodeIdx, Scenario, Timing, DEFAULT_MESSAGE_SIZE};
+
+use super::remap::without_node;
+use super::rules::fair;
+use crate::run::run_scenario;
+
+/// The default number of candidate runs a shrink may make.
+pub const DEFAULT_BUDGET: usize = 1000;
+
+/// A shrunk failure.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    /// The smallest failing scenario found.
+    pub scenario: Scenario,
+    /// Its failure: same code as the original.
+    pub failure: Violation,
+    /// How many candidates were run.
+    pub runs: usize,
+}
+
+/// Shrinks `scenario`, which fails with `failure` when run with its own
+/// `seed`, making at most `budget` candidate runs.
+pub fn shrink(scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk {
+    let mut shrinker = Shrinker {
+        best: Shrunk { scenario: scenario.clone(), failure: failure.clone(), runs: 0 },
+        budget,
+        progress: true,
+    };
+    while shrinker.progress && shrinker.best.runs < budget {
+        shrinker.progress = false;
+        shrinker.shift_earlier();
+        shrinker.tighten_duration();
+        shrinker.drop_steps();
+        shrinker.drop_nodes();
+        shrinker.simplify_steps();
+    }
+    shrinker.best
+}
+
+struct Shrinker {
+    best: Shrunk,
+    budget: usize,
+    progress: bool,
+}
+
+impl Shrinker {
+    /// Runs `candidate`; keeps it when it fails the same way.
+    fn attempt(&mut self, candidate: Scenario) -> bool {
+        if self.best.runs >= self.budget
+            || candidate == self.best.scenario
+            || candidate.validate().is_err()
+            || fair(&candidate).is_err()
+        {
+            return false;
+        }
+        self.best.runs += 1;
+        match run_scenario(&candidate, candidate.seed).outcome.failure {
+            Some(failure) if failure.code == self.best.failure.code => {
+                self.best.scenario = candidate;
+                self.best.failure = failure;
+                self.progress = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the timeline earlier, keeping the gaps between steps, so that
+    /// its first timed step is at 1 s.
+    fn shift_earlier(&mut self) {
+        let s = &self.best.scenario;
+        let Some(first) = s.steps.iter().find_map(|step| at(step.timing)) else { return };
+        let Some(shift) = first.checked_sub(Duration::from_secs(1)).filter(|d| !d.is_zero()) else { return };
+        let mut candidate = s.clone();
+        for step in &mut candidate.steps {
+            if let Timing::At(at) = &mut step.timing {
+                *at = at.saturating_sub(shift);
+            }
+        }
+        self.attempt(candidate);
+    }
+
+    /// A shorter run: the settle tail right after the last step's second.
+    fn tighten_duration(&mut self) {
+        let s = &self.best.scenario;
+        let last = s.steps.iter().filter_map(|step| at(step.timing)).max().unwrap_or(Duration::ZERO);
+        let duration = Duration::from_secs(last.as_secs() + 1) + s.settle;
+        if duration < s.duration {
+            let candidate = Scenario { duration, ..s.clone() };
+            self.attempt(candidate);
+        }
+    }
+
+    /// Drops runs of steps, halving their length down to single steps.
+    fn drop_steps(&mut self) {
+        let mut chunk = self.best.scenario.steps.len().div_ceil(2);
+        while chunk >= 1 {
+            let mut start = 0;
+            while start < self.best.scenario.steps.len() {
+                let mut candidate = self.best.scenario.clone();
+                let end = (start + chunk).min(candidate.steps.len());
+                candidate.steps.drain(start..end);
+                if !self.attempt(candidate) {
+                    start += chunk;
+                }
+            }
+            chunk /= 2;
+        }
+    }
+
+    /// Drops nodes, highest first.
+    fn drop_nodes(&mut self) {
+        let mut node = self.best.scenario.nodes;
+        while node > 0 {
+            node -= 1;
+            if self.best.scenario.nodes > 1 && node < self.best.scenario.nodes {
+                let candidate = without_node(&self.best.scenario, node);
+                self.attempt(candidate);
+            }
+        }
+    }
+
+    /// Tries each step's simpler forms, keeping the first that still fails.
+    fn simplify_steps(&mut self) {
+        for i in 0..self.best.scenario.steps.len() {
+            for action in simpler(&self.best.scenario.steps[i].action) {
+                let mut candidate = self.best.scenario.clone();
+                candidate.steps[i].action = action;
+                if self.attempt(candidate) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The time of an `at` step.
+fn at(timing: Timing) -> Option<Duration> {
+    match timing {
+        Timing::At(at) => Some(at),
+        _ => None,
+    }
+}
+
+/// Simpler forms of an action, most promising first.
+fn simpler(action: &Action) -> Vec<Action> {
+    match action {
+        Action::Broadcast { from, tag, size } if *size != DEFAULT_MESSAGE_SIZE => {
+            vec![Action::Broadcast { from: *from, tag: tag.clone(), size: DEFAULT_MESSAGE_SIZE }]
+        }
+        Action::Direct { from, to, tag, size } if *size != DEFAULT_MESSAGE_SIZE => {
+            vec![Action::Direct { from: *from, to: *to, tag: tag.clone(), size: DEFAULT_MESSAGE_SIZE }]
+        }
+        Action::Partition { a, b, oneway } => smaller_groups(a, b)
+            .into_iter()
+            .map(|(a, b)| Action::Partition { a, b, oneway: *oneway })
+            .collect(),
+        Action::Heal { a: Some(a), b: Some(b) } => {
+            let mut forms = vec![Action::Heal { a: None, b: None }];
+            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Heal { a: Some(a), b: Some(b) }));
+            forms
+        }
+        Action::Loss { rate, a: Some(a), b: Some(b) } => {
+            let mut forms = vec![Action::Loss { rate: *rate, a: None, b: None }];
+            forms.extend(
+                smaller_groups(a, b).into_iter().map(|(a, b)| Action::Loss { rate: *rate, a: Some(a), b: Some(b) }),
+            );
+            forms
+        }
+        Action::Latency { value, a: Some(a), b: Some(b) } => {
+            let mut forms = vec![Action::Latency { value: *value, a: None, b: None }];
+            forms.extend(
+                smaller_groups(a, b).into_iter().map(|(a, b)| Action::Latency { value: *value, a: Some(a), b: Some(b) }),
+            );
+            forms
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The groups with one node fewer in `a` or in `b`, each still non-empty.
+fn smaller_groups(a: &[NodeIdx], b: &[NodeIdx]) -> Vec<(Vec<NodeIdx>, Vec<NodeIdx>)> {
+    let without = |group: &[NodeIdx], i: usize| [&group[..i], &group[i + 1..]].concat();
+    let fewer_a = (0..a.len()).filter(|_| a.len() > 1).map(|i| (without(a, i), b.to_vec()));
+    let fewer_b = (0..b.len()).filter(|_| b.len() > 1).map(|i| (a.to_vec(), without(b, i)));
+    fewer_a.chain(fewer_b).collect()
+}
