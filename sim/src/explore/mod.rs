@@ -13,6 +13,7 @@
 pub mod case;
 pub mod remap;
 pub mod rules;
+pub mod runner;
 pub mod shrink;
 pub mod strategy;
 pub mod swarm;
