@@ -90,10 +90,16 @@ impl fmt::Display for RunReport {
 /// Writes `scenario` as a reproducer for `seed` into `dir`, named
 /// `<name>-seed<seed>.toml`, and returns its path.
 pub fn write_reproducer(dir: &Path, scenario: &Scenario, seed: u64) -> std::io::Result<PathBuf> {
+    write_reproducer_as(dir, &format!("{}-seed{seed}", scenario.name), scenario, seed)
+}
+
+/// Writes `scenario` as a reproducer for `seed` into `dir`, named
+/// `<stem>.toml` (made file-safe), and returns its path.
+pub fn write_reproducer_as(dir: &Path, stem: &str, scenario: &Scenario, seed: u64) -> std::io::Result<PathBuf> {
     let mut reproducer = scenario.clone();
     reproducer.seed = seed;
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}-seed{seed}.toml", file_safe(&scenario.name)));
+    let path = dir.join(format!("{}.toml", file_safe(stem)));
     std::fs::write(&path, reproducer.to_toml())?;
     Ok(path)
 }

@@ -12,6 +12,7 @@ use tandem::scenario::Scenario;
 mod check;
 #[cfg(feature = "msquic")]
 mod confirm;
+mod explore;
 mod run;
 
 pub use run::FAILURES_DIR;
@@ -56,6 +57,8 @@ enum Command {
     /// Run scenarios over real MsQuic on loopback and in simulation, and compare.
     #[cfg(feature = "msquic")]
     Confirm(confirm::ConfirmArgs),
+    /// Generate scenarios, run them, and shrink the first failure.
+    Explore(explore::ExploreArgs),
 }
 
 /// Parses the command line, runs the subcommand and returns its exit code.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::check(args),
         #[cfg(feature = "msquic")]
         Command::Confirm(args) => confirm::confirm(args),
+        Command::Explore(args) => explore::explore(args),
     }
     .into()
 }

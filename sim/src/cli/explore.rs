@@ -1,0 +1,166 @@
+//! `tandem explore`: property-based exploration (`spec/cli.md`).
+
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tandem::node::Mutation;
+use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
+
+use super::{Exit, FAILURES_DIR};
+use crate::explore::runner::{self, CaseRun, Plan, Shard};
+use crate::explore::shrink::{shrink, Shrunk, DEFAULT_BUDGET};
+use crate::explore::strategy::Space;
+use crate::report::write_reproducer_as;
+
+/// Arguments of `tandem explore`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// How many scenarios to generate and run.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    cases: u64,
+    /// The exploration's seed (default: random); it determines every case.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Node counts, `MIN..MAX` inclusive (or one count).
+    #[arg(long, default_value = "2..5", value_parser = parse_nodes)]
+    nodes: RangeInclusive<u32>,
+    /// Every scenario's duration, the 5s settle tail included (at least 6s).
+    #[arg(long, default_value = "30s", value_parser = parse_explore_duration)]
+    duration: Duration,
+    /// Threads to run cases on; the results are the same as with one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: u64,
+    /// Run only shard I of N (1 <= I <= N): the cases whose index modulo N is I-1.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
+    /// Run the reference node with this planted bug.
+    #[arg(long, value_name = "NAME", value_parser = parse_mutation)]
+    mutation: Option<Mutation>,
+    /// Where the reproducer of a failure goes.
+    #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
+    out: PathBuf,
+    /// Print one JSON object per case and a JSON summary instead of the text line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
+    let expected = || format!("invalid node range `{s}`, expected MIN..MAX with 1 <= MIN <= MAX <= {MAX_NODES}, like 2..5");
+    let (min, max) = s.split_once("..").unwrap_or((s, s));
+    let min: u32 = min.trim().parse().map_err(|_| expected())?;
+    let max: u32 = max.trim().parse().map_err(|_| expected())?;
+    if min == 0 || min > max || max > MAX_NODES {
+        return Err(expected());
+    }
+    Ok(min..=max)
+}
+
+fn parse_explore_duration(s: &str) -> Result<Duration, String> {
+    let duration = parse_duration(s)?;
+    let shortest = DEFAULT_SETTLE + Duration::from_secs(1);
+    if duration < shortest {
+        return Err(format!("duration `{s}` is too short, expected at least {shortest:?} (the settle tail is {DEFAULT_SETTLE:?})"));
+    }
+    Ok(duration)
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse()
+}
+
+fn parse_mutation(s: &str) -> Result<Mutation, String> {
+    let mutation: Mutation = s.parse().map_err(|e: tandem::node::mutation::UnknownMutation| e.to_string())?;
+    if !Mutation::available() {
+        return Err(format!("mutation `{s}` needs a build with the `mutations` feature"));
+    }
+    Ok(mutation)
+}
+
+/// A seed from the OS's randomness (outside any simulation), small enough to type.
+fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    hasher.finish() % 1_000_000_000
+}
+
+/// `tandem explore`.
+pub fn explore(args: ExploreArgs) -> Exit {
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let plan = Plan {
+        seed,
+        cases: args.cases,
+        space: Space { nodes: args.nodes.clone(), duration: args.duration, mutation: args.mutation, ..Space::default() },
+        jobs: args.jobs as usize,
+        shard: args.shard.unwrap_or(Shard::ALL),
+    };
+    let total = plan.indices().len() as u64;
+    eprintln!("explore: seed {seed}, {total} cases (shard {} of {} cases)", plan.shard, plan.cases);
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
+    bar.set_message(format!("seed {seed}"));
+    let runs = runner::explore(&plan, |_| bar.inc(1));
+    if args.json {
+        for run in &runs {
+            println!("{}", case_json(run));
+        }
+    }
+    let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
+        bar.finish_and_clear();
+        if args.json {
+            println!("{}", json!({ "result": "OK", "cases": runs.len(), "seed": seed }));
+        } else {
+            println!("OK {} cases, seed {seed}", runs.len());
+        }
+        return Exit::Pass;
+    };
+    bar.set_message(format!("shrinking case {}", failing.case.number()));
+    let original = failing.failure.as_ref().expect("a failing run");
+    let shrunk = shrink(&failing.case.scenario, original, DEFAULT_BUDGET);
+    bar.finish_and_clear();
+    let path = match write(&args.out, failing, &shrunk) {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("cannot write the reproducer: {error}");
+            return Exit::Fail;
+        }
+    };
+    let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
+    let number = failing.case.number();
+    if args.json {
+        let summary = json!({
+            "result": "FOUND", "seed": seed, "case": number, "failure": shrunk.failure.to_string(),
+            "code": shrunk.failure.code, "steps_before": before, "steps_after": after,
+            "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
+        });
+        println!("{summary}");
+    } else {
+        println!("FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs", shrunk.failure, shrunk.runs);
+        println!("  reproduce: tandem replay {}", path.display());
+    }
+    let _ = std::io::stdout().flush();
+    Exit::Fail
+}
+
+/// Writes the shrunk scenario as `explore-s{seed}-c{case}.toml`.
+fn write(dir: &Path, failing: &CaseRun, shrunk: &Shrunk) -> std::io::Result<PathBuf> {
+    let name = &failing.case.scenario.name;
+    write_reproducer_as(dir, name, &shrunk.scenario, failing.case.sim_seed())
+}
+
+fn case_json(run: &CaseRun) -> serde_json::Value {
+    json!({
+        "case": run.case.number(),
+        "sim_seed": run.case.sim_seed(),
+        "nodes": run.case.scenario.nodes,
+        "steps": run.case.scenario.steps.len(),
+        "trace": run.digest.to_string(),
+        "result": if run.failure.is_some() { "FAIL" } else { "PASS" },
+        "failure": run.failure.as_ref().map(ToString::to_string),
+    })
+}
