@@ -172,7 +172,16 @@ impl Writer {
                 return;
             };
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                // A dead connection stops waiting at once: a writer still
+                // sleeping when its node crashes would be dropped with the
+                // host's runtime, in an order that depends on process-global
+                // task ids, and its stream's close would make runs depend on
+                // what ran before them in the same process.
+                tokio::select! {
+                    biased;
+                    _ = self.dead.changed() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
             }
             if self.framing.write(&mut self.write, &frame).await.is_err() {
                 return;
