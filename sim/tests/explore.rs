@@ -1,0 +1,149 @@
+//! `tandem explore` as users run it: planted bugs are found, shrunk and
+//! replayable; a correct node survives; threads and shards change nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tandem::node::Mutation;
+use tandem::scenario::Scenario;
+
+fn tandem(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-explore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The digest in a result line.
+fn trace_of(line: &str) -> &str {
+    let start = line.find("trace=").expect("a trace digest") + 6;
+    &line[start..start + 16]
+}
+
+/// Explores with `mutation` and checks the finding: exit 1, a FOUND line
+/// naming one of `codes`, a reproducer of at most 6 steps and 3 nodes that
+/// replays to the same failure and digest twice. Returns the output and the
+/// reproducer's text.
+fn finds(mutation: &str, codes: &[&str], jobs: &str, dir: &Path) -> (String, String) {
+    let out = tandem(&["explore", "--cases", "500", "--seed", "1", "--mutation", mutation, "--jobs", jobs], dir);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let mut lines = text.lines();
+    let found = lines.next().expect("a FOUND line");
+    let reproduce = lines.next().expect("a reproduce line");
+    let failure = found.strip_prefix("FOUND ").unwrap_or_else(|| panic!("{found}"));
+    let failure = &failure[..failure.find(" after ").unwrap_or_else(|| panic!("{found}"))];
+    assert!(codes.iter().any(|code| failure.starts_with(&format!("{code} "))), "{mutation}: {found}");
+    let path = reproduce.strip_prefix("  reproduce: tandem replay ").unwrap_or_else(|| panic!("{reproduce}"));
+    assert!(path.starts_with("target/tandem/failures/explore-s1-c") && path.ends_with(".toml"), "{path}");
+    let scenario = Scenario::from_file(&dir.join(path)).unwrap();
+    assert!(scenario.steps.len() <= 6, "{mutation}: {} steps\n{}", scenario.steps.len(), scenario.to_toml());
+    assert!(scenario.nodes <= 3, "{mutation}: {} nodes\n{}", scenario.nodes, scenario.to_toml());
+    assert_eq!(scenario.mutation, Some(mutation.parse::<Mutation>().unwrap()));
+    let replays: Vec<String> = (0..2)
+        .map(|_| {
+            let replay = tandem(&["replay", path], dir);
+            assert_eq!(replay.status.code(), Some(1), "a reproducer fails every time: {}", stdout(&replay));
+            stdout(&replay)
+        })
+        .collect();
+    assert_eq!(trace_of(&replays[0]), trace_of(&replays[1]), "the same digest twice");
+    assert!(replays[0].trim_end().ends_with(failure), "replay: {}found: {failure}", replays[0]);
+    let reproducer = std::fs::read_to_string(dir.join(path)).unwrap();
+    (text.clone(), reproducer)
+}
+
+#[test]
+fn self_delivery_breaks_s1() {
+    finds("self-delivery", &["S1"], "1", &scratch("self-delivery"));
+}
+
+#[test]
+fn no_dedup_breaks_s2_and_two_threads_find_the_same() {
+    let one = finds("no-dedup", &["S2"], "1", &scratch("no-dedup-1"));
+    let two = finds("no-dedup", &["S2"], "2", &scratch("no-dedup-2"));
+    assert_eq!(one, two, "--jobs 2 reports the same case, shrink and reproducer as --jobs 1");
+}
+
+#[test]
+fn stale_rebind_breaks_l1() {
+    finds("stale-rebind", &["L1", "L2"], "1", &scratch("stale-rebind"));
+}
+
+#[test]
+fn no_retransmit_breaks_l2() {
+    finds("no-retransmit", &["L2"], "1", &scratch("no-retransmit"));
+}
+
+#[test]
+fn forget_on_restart_breaks_l2() {
+    finds("forget-on-restart", &["L2"], "1", &scratch("forget-on-restart"));
+}
+
+#[test]
+fn a_correct_node_survives() {
+    let out = tandem(&["explore", "--cases", "100", "--seed", "1"], &scratch("clean"));
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "OK 100 cases, seed 1\n");
+}
+
+/// The per-case JSON lines and the summary of a `--json` exploration.
+fn cases(args: &[&str], dir: &Path) -> (Vec<String>, serde_json::Value) {
+    let out = tandem(&[&["explore", "--json"], args].concat(), dir);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    let summary = serde_json::from_str(&lines.pop().expect("a summary")).unwrap();
+    (lines, summary)
+}
+
+#[test]
+fn threads_and_shards_run_exactly_the_cases_of_one_thread() {
+    let dir = scratch("shards");
+    let args = ["--cases", "40", "--seed", "3"];
+    let (all, summary) = cases(&args, &dir);
+    assert_eq!(summary, serde_json::json!({ "result": "OK", "cases": 40, "seed": 3 }));
+    assert_eq!(all.len(), 40);
+    assert_eq!(cases(&[&args[..], &["--jobs", "2"]].concat(), &dir).0, all, "--jobs 2 runs the same cases");
+    let (first, s1) = cases(&[&args[..], &["--shard", "1/2"]].concat(), &dir);
+    let (second, s2) = cases(&[&args[..], &["--shard", "2/2", "--jobs", "2"]].concat(), &dir);
+    assert_eq!((s1["cases"].as_u64(), s2["cases"].as_u64()), (Some(20), Some(20)));
+    let number = |line: &String| serde_json::from_str::<serde_json::Value>(line).unwrap()["case"].as_u64().unwrap();
+    assert!(first.iter().all(|l| number(l) % 2 == 1), "shard 1/2 runs cases 1, 3, 5, ...");
+    let mut both = [first, second].concat();
+    both.sort_by_key(number);
+    assert_eq!(both, all, "the shards together run exactly the cases of the whole run, digests included");
+}
+
+#[test]
+fn bad_arguments_exit_2_before_running() {
+    let dir = scratch("usage");
+    for args in [
+        &["--shard", "0/2"][..],
+        &["--shard", "3/2"],
+        &["--shard", "1-2"],
+        &["--nodes", "5..2"],
+        &["--nodes", "0..3"],
+        &["--duration", "2s"],
+        &["--cases", "0"],
+    ] {
+        let out = tandem(&[&["explore"], args].concat(), &dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}: nothing runs");
+    }
+    let out = tandem(&["explore", "--mutation", "off-by-one"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    let names = "no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart";
+    assert!(stderr(&out).contains(names), "{}", stderr(&out));
+}
