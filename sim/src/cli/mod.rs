@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tandem::scenario::Scenario;
 
+mod bench;
 mod check;
 #[cfg(feature = "msquic")]
 mod confirm;
@@ -54,6 +55,8 @@ enum Command {
     Replay(run::ReplayArgs),
     /// Validate scenario files without running them.
     Check(check::CheckArgs),
+    /// Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Run scenarios over real MsQuic on loopback and in simulation, and compare.
     #[cfg(feature = "msquic")]
     Confirm(confirm::ConfirmArgs),
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => run::replay(args),
         Command::Check(args) => check::check(args),
+        Command::Bench(args) => bench::bench(args),
         #[cfg(feature = "msquic")]
         Command::Confirm(args) => confirm::confirm(args),
         Command::Explore(args) => explore::explore(args),

@@ -90,7 +90,7 @@ impl MsQuicConfig {
 
     /// MsQuic settings for one side. Only the client allows a peer-opened
     /// stream: the server opens the connection's single stream.
-    pub(super) fn settings(&self, server: bool) -> Settings {
+    pub fn settings(&self, server: bool) -> Settings {
         let millis = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
         Settings::new()
             .set_IdleTimeoutMs(millis(self.idle_timeout) as u64)

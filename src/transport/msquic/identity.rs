@@ -51,7 +51,7 @@ impl TlsIdentity {
     /// backend takes PEM files (or PKCS#12, which we cannot build without
     /// another dependency), so the files live in a private temporary
     /// directory only while the credential loads (synchronously).
-    pub(super) fn load_into(
+    pub fn load_into(
         &self,
         config: &Configuration,
         flags: CredentialFlags,

@@ -1,0 +1,37 @@
+//! Item 2: exploration throughput, cases per second of the default
+//! generator (2-5 nodes, 30 s), on one thread and on two.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::report::Figure;
+use super::Options;
+use crate::explore::runner::{explore, Plan, Shard};
+use crate::explore::strategy::Space;
+
+/// The exploration seed of the benchmark.
+const SEED: u64 = 1;
+
+/// Cases per second of `cases` default cases on `jobs` threads.
+fn cases_per_second(cases: u64, jobs: usize) -> f64 {
+    let plan = Plan { seed: SEED, cases, space: Space::default(), jobs, shard: Shard::ALL };
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    // A failing case stops the exploration early; the rate counts what ran.
+    explore(&plan, |_| {
+        done.fetch_add(1, Ordering::Relaxed);
+    });
+    done.into_inner() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Measures `--jobs 1` and `--jobs 2` on the same cases.
+pub fn measure(options: &Options) -> Vec<Figure> {
+    let cases = if options.quick { 4 } else { 60 };
+    let one = cases_per_second(cases, 1);
+    let two = cases_per_second(cases, 2);
+    let what = |jobs: usize| format!("default generator (2-5 nodes, 30 s), {cases} cases, seed {SEED}, {jobs} thread(s)");
+    vec![
+        Figure::new("explore.jobs1.cases_per_s", what(1), one, "cases/s"),
+        Figure::new("explore.jobs2.cases_per_s", what(2), two, "cases/s").against("--jobs 1", one),
+    ]
+}

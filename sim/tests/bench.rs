@@ -1,0 +1,64 @@
+//! `tandem bench --quick --json` runs and reports every figure. No timing
+//! is asserted: the numbers depend on the machine.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Every figure the suite publishes (BENCHMARKS.md).
+const FIGURES: &[&str] = &[
+    "sim.hot_reload.speed",
+    "sim.hot_reload.wall",
+    "sim.hot_reload.cluster_wall",
+    "sim.broadcast5.speed",
+    "sim.broadcast5.wall",
+    "sim.broadcast5.cluster_wall",
+    "sim.faults16.speed",
+    "sim.faults16.wall",
+    "sim.faults16.cluster_wall",
+    "explore.jobs1.cases_per_s",
+    "explore.jobs2.cases_per_s",
+    "quic.64b.msgs",
+    "quic.64b.mbps",
+    "quic.1k.msgs",
+    "quic.1k.mbps",
+    "quic.150k.msgs",
+    "quic.150k.mbps",
+    "quic.fanout4.msgs",
+    "quic.latency.p50",
+    "quic.latency.p99",
+    "udp.latency.p50",
+    "udp.latency.p99",
+    "memory.sim64.peak_rss",
+    "memory.quic8.peak_rss",
+    "scale.n2.wall",
+    "scale.n4.wall",
+    "scale.n8.wall",
+    "scale.exponent",
+];
+
+/// Figures that are ratios against a baseline measured in the same run.
+const WITH_BASELINE: &[&str] = &["sim.broadcast5.wall", "quic.1k.msgs", "quic.150k.msgs", "memory.sim64.peak_rss", "scale.exponent"];
+
+#[test]
+fn quick_bench_reports_every_figure_as_json() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem")).args(["bench", "--quick", "--json"]).output().expect("tandem runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "tandem bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&stdout).expect("the report is JSON");
+    assert_eq!(report["quick"], true);
+    assert!(report["machine"]["cores"].as_u64().is_some_and(|c| c >= 1));
+    assert!(report["machine"]["cpu"].is_string());
+    assert_eq!(report["skipped"].as_array().map(Vec::len), Some(0), "{}", report["skipped"]);
+    let figures = report["figures"].as_array().expect("a figure list");
+    let find = |id: &str| figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id} in {stdout}"));
+    for id in FIGURES {
+        let figure = find(id);
+        assert!(figure["value"].as_f64().is_some_and(f64::is_finite), "{id}: {figure}");
+        assert!(figure["unit"].is_string() && figure["what"].is_string(), "{id}: {figure}");
+    }
+    for id in WITH_BASELINE {
+        let figure = find(id);
+        assert!(figure["baseline"]["value"].as_f64().is_some() && figure["ratio"].as_f64().is_some(), "{id}: {figure}");
+    }
+}
