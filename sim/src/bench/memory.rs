@@ -36,6 +36,7 @@ fn sim64_secs(quick: bool) -> u64 {
 }
 
 /// 10,000 broadcasts (1,000 when quick), spread over 8 nodes.
+#[cfg(feature = "msquic")]
 fn quic8_broadcasts(quick: bool) -> usize {
     if quick { 1_000 } else { 10_000 }
 }
@@ -97,6 +98,7 @@ fn measure_in_child(probe: Probe, quick: bool) -> Result<f64, String> {
 /// turmoil) and of the 8-node MsQuic cluster (against an idle process).
 pub fn measure(options: &Options) -> Result<Vec<Figure>, String> {
     let quick = options.quick;
+    #[cfg_attr(not(feature = "msquic"), allow(unused_mut))]
     let mut figures = vec![Figure::new(
         "memory.sim64.peak_rss",
         format!("64 simulated nodes, 10 broadcasts per simulated second, {} s", sim64_secs(quick)),
