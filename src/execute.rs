@@ -41,6 +41,7 @@ pub fn execute<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Outcome {
 
 fn run_timeline<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Result<(), Violation> {
     let mut previous_end = Duration::ZERO;
+    let mut safety = oracle::SafetyChecker::default();
     for (index, step) in scenario.steps.iter().enumerate() {
         let start = match step.timing {
             Timing::Immediately => previous_end,
@@ -52,7 +53,7 @@ fn run_timeline<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Result<(), 
         cluster.with_record(|r| r.trace.push(now, None, TraceKind::Step { index, action: format!("{:?}", step.action) }));
         apply(cluster, &step.action, index, step.line)?;
         previous_end = cluster.now();
-        if let Some(v) = cluster.with_record(|r| oracle::safety(r, previous_end)) {
+        if let Some(v) = cluster.with_record(|r| safety.check(r, previous_end)) {
             return Err(v);
         }
     }
@@ -63,7 +64,7 @@ fn run_timeline<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Result<(), 
     cluster.run_until(settle_start + scenario.settle, |_| false);
     let end = cluster.now();
     cluster.with_record(|r| {
-        if let Some(v) = oracle::safety(r, end) {
+        if let Some(v) = safety.check(r, end) {
             return Err(v);
         }
         for condition in &scenario.expects {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::node::{MessageId, MessageKind, NodeId};
-use crate::record::{Record, SendRecord};
+use crate::record::{DeliveryRecord, Record, SendRecord};
 use crate::scenario::{Check, Condition};
 
 /// A failed invariant, expectation or await.
@@ -35,73 +35,93 @@ fn secs(at: Duration) -> String {
 /// The first violated safety invariant (S1-S4) among deliveries made up to
 /// `until`, by time of delivery.
 pub fn safety(record: &Record, until: Duration) -> Option<Violation> {
-    let sends: BTreeMap<MessageId, &SendRecord> = record.sends.iter().map(|s| (s.id, s)).collect();
-    let mut first: Option<Violation> = None;
-    let mut consider = |v: Violation| {
-        if first.as_ref().is_none_or(|f| v.at < f.at) {
-            first = Some(v);
+    SafetyChecker::default().check(record, until)
+}
+
+/// Checks S1-S4 incrementally: each call looks only at the deliveries and
+/// sends recorded since the previous call, so checking after every step of a
+/// long run stays linear. It reports what [`safety`] would.
+#[derive(Debug, Default)]
+pub struct SafetyChecker {
+    sends: BTreeMap<MessageId, usize>,
+    sends_seen: usize,
+    /// Per node: deliveries already checked, and the (incarnation, id) pairs delivered.
+    nodes: Vec<(usize, BTreeSet<(u64, MessageId)>)>,
+}
+
+impl SafetyChecker {
+    /// The earliest violation among the deliveries up to `until` not checked yet.
+    pub fn check(&mut self, record: &Record, until: Duration) -> Option<Violation> {
+        for (index, send) in record.sends.iter().enumerate().skip(self.sends_seen) {
+            self.sends.insert(send.id, index);
         }
-    };
-    for (node, n) in record.nodes.iter().enumerate() {
-        let node = node as u32;
-        let mut seen = BTreeSet::new();
-        for d in n.deliveries.iter().filter(|d| d.at <= until) {
-            let (origin, tag, at) = (d.id.origin, &d.tag, d.at);
-            if origin == NodeId(node) {
-                consider(Violation {
-                    code: "S1",
-                    name: "no self-delivery",
-                    detail: format!("node {node} delivered its own message \"{tag}\" at {}", secs(at)),
-                    at,
-                });
-            }
-            if !seen.insert((d.incarnation, d.id)) {
-                consider(Violation {
-                    code: "S2",
-                    name: "no duplicates",
-                    detail: format!(
-                        "node {node} (incarnation {}) delivered \"{tag}\" from node {origin} twice, again at {}",
-                        d.incarnation,
-                        secs(at)
-                    ),
-                    at,
-                });
-            }
-            match sends.get(&d.id) {
-                Some(s) if s.tag != d.tag || s.payload_digest != d.payload_digest || s.kind != d.kind => {
-                    consider(Violation {
-                        code: "S3",
-                        name: "integrity",
-                        detail: format!(
-                            "node {node} delivered message {}/{} from node {origin} as \"{tag}\" but \"{}\" was sent (or its payload differs) at {}",
-                            d.id.incarnation, d.id.seq, s.tag, secs(at)
-                        ),
-                        at,
-                    })
+        self.sends_seen = record.sends.len();
+        self.nodes.resize_with(record.nodes.len(), Default::default);
+        let mut first: Option<Violation> = None;
+        for (node, n) in record.nodes.iter().enumerate() {
+            let (checked, seen) = &mut self.nodes[node];
+            let fresh = n.deliveries[*checked..].iter().take_while(|d| d.at <= until);
+            let mut count = 0;
+            for d in fresh {
+                count += 1;
+                let duplicate = !seen.insert((d.incarnation, d.id));
+                let send = self.sends.get(&d.id).map(|&i| &record.sends[i]);
+                if let Some(v) = judge(node as u32, d, duplicate, send) {
+                    if first.as_ref().is_none_or(|f| v.at < f.at) {
+                        first = Some(v);
+                    }
+                    break;
                 }
-                Some(s) if s.kind == MessageKind::Direct && !s.recipients.contains(&NodeId(node)) => {
-                    consider(Violation {
-                        code: "S4",
-                        name: "addressing",
-                        detail: format!(
-                            "node {node} delivered direct message \"{tag}\" from node {origin} addressed to node {} at {}",
-                            s.recipients.first().map_or_else(|| "?".into(), |r| r.to_string()),
-                            secs(at)
-                        ),
-                        at,
-                    })
-                }
-                Some(_) => {}
-                None => consider(Violation {
-                    code: "S3",
-                    name: "integrity",
-                    detail: format!("node {node} delivered \"{tag}\" from node {origin}, which node {origin} never sent, at {}", secs(at)),
-                    at,
-                }),
             }
+            *checked += count;
         }
+        first
     }
-    first
+}
+
+/// The first invariant one delivery breaks, if any.
+fn judge(node: u32, d: &DeliveryRecord, duplicate: bool, send: Option<&SendRecord>) -> Option<Violation> {
+    let (origin, tag, at) = (d.id.origin, &d.tag, d.at);
+    let violation = |code, name, detail| Some(Violation { code, name, detail, at });
+    if origin == NodeId(node) {
+        return violation("S1", "no self-delivery", format!("node {node} delivered its own message \"{tag}\" at {}", secs(at)));
+    }
+    if duplicate {
+        let detail = format!(
+            "node {node} (incarnation {}) delivered \"{tag}\" from node {origin} twice, again at {}",
+            d.incarnation,
+            secs(at)
+        );
+        return violation("S2", "no duplicates", detail);
+    }
+    match send {
+        None => violation(
+            "S3",
+            "integrity",
+            format!("node {node} delivered \"{tag}\" from node {origin}, which node {origin} never sent, at {}", secs(at)),
+        ),
+        Some(s) if s.tag != d.tag || s.payload_digest != d.payload_digest || s.kind != d.kind => violation(
+            "S3",
+            "integrity",
+            format!(
+                "node {node} delivered message {}/{} from node {origin} as \"{tag}\" but \"{}\" was sent (or its payload differs) at {}",
+                d.id.incarnation,
+                d.id.seq,
+                s.tag,
+                secs(at)
+            ),
+        ),
+        Some(s) if s.kind == MessageKind::Direct && !s.recipients.contains(&NodeId(node)) => violation(
+            "S4",
+            "addressing",
+            format!(
+                "node {node} delivered direct message \"{tag}\" from node {origin} addressed to node {} at {}",
+                s.recipients.first().map_or_else(|| "?".into(), |r| r.to_string()),
+                secs(at)
+            ),
+        ),
+        Some(_) => None,
+    }
 }
 
 /// Why `node` is not converged (knows every other live node at its current
@@ -131,22 +151,22 @@ pub fn convergence(record: &Record, at: Duration) -> Option<Violation> {
 /// L2 delivery, at the end of a run: every message whose origin stayed up
 /// from sending to the end reached each addressee that is up at the end.
 pub fn delivery(record: &Record, at: Duration) -> Option<Violation> {
+    let delivered: Vec<BTreeSet<MessageId>> =
+        record.nodes.iter().map(|n| n.deliveries.iter().map(|d| d.id).collect()).collect();
     for s in &record.sends {
         let origin = &record.nodes[s.id.origin.0 as usize];
         let stayed_up = origin.alive && origin.incarnation == s.id.incarnation && origin.crashes.iter().all(|&c| c < s.at);
         if !stayed_up {
             continue;
         }
-        for r in &s.recipients {
-            let n = &record.nodes[r.0 as usize];
-            if n.alive && !n.deliveries.iter().any(|d| d.id == s.id) {
-                return Some(Violation {
-                    code: "L2",
-                    name: "delivery",
-                    detail: format!("node {r} never delivered \"{}\" from node {}", s.tag, s.id.origin),
-                    at,
-                });
-            }
+        let missing = s.recipients.iter().find(|r| record.nodes[r.0 as usize].alive && !delivered[r.0 as usize].contains(&s.id));
+        if let Some(r) = missing {
+            return Some(Violation {
+                code: "L2",
+                name: "delivery",
+                detail: format!("node {r} never delivered \"{}\" from node {}", s.tag, s.id.origin),
+                at,
+            });
         }
     }
     None
