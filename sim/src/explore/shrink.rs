@@ -6,15 +6,16 @@
 //! only when it violates the same invariant (the same `code`: S1, ..., L2)
 //! with the same simulation seed, and is still valid and
 //! [fair](super::rules::fair). Passes, repeated until none makes progress:
-//! move the timeline to start at 1 s, tighten `duration` to it, drop runs of steps (halves, quarters,
-//! ... single steps), drop nodes (renumbering the others), and simplify
-//! steps (default message sizes, smaller groups, every link instead of
-//! groups).
+//! tighten `duration` to the timeline, drop nodes (renumbering the others;
+//! early, while the scenario still has many ways to fail), drop runs of
+//! steps (halves, quarters, ... single steps), simplify steps (default
+//! message sizes, smaller groups, every link instead of groups), restore the
+//! default network, and move the timeline to start at 1 s.
 
 use std::time::Duration;
 
 use tandem::oracle::Violation;
-use tandem::scenario::{Action, NodeIdx, Scenario, Timing, DEFAULT_MESSAGE_SIZE};
+use tandem::scenario::{Action, Network, NodeIdx, Scenario, Timing, DEFAULT_MESSAGE_SIZE};
 
 use super::remap::without_node;
 use super::rules::fair;
@@ -44,11 +45,12 @@ pub fn shrink(scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk
     };
     while shrinker.progress && shrinker.best.runs < budget {
         shrinker.progress = false;
-        shrinker.shift_earlier();
         shrinker.tighten_duration();
-        shrinker.drop_steps();
         shrinker.drop_nodes();
+        shrinker.drop_steps();
         shrinker.simplify_steps();
+        shrinker.default_network();
+        shrinker.shift_earlier();
     }
     shrinker.best
 }
@@ -134,6 +136,17 @@ impl Shrinker {
                 self.attempt(candidate);
             }
         }
+    }
+
+    /// Tries the default link latency, then no default loss.
+    fn default_network(&mut self) {
+        let default = Network::default();
+        let best = &self.best.scenario;
+        let latency = Network { latency: default.latency, ..best.network.clone() };
+        self.attempt(Scenario { network: latency, ..best.clone() });
+        let best = &self.best.scenario;
+        let loss = Network { loss: default.loss, ..best.network.clone() };
+        self.attempt(Scenario { network: loss, ..best.clone() });
     }
 
     /// Tries each step's simpler forms, keeping the first that still fails.
