@@ -51,7 +51,8 @@ pub struct ExploreArgs {
 }
 
 fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
-    let expected = || format!("invalid node range `{s}`, expected MIN..MAX with 1 <= MIN <= MAX <= {MAX_NODES}, like 2..5");
+    let expected =
+        || format!("invalid node range `{s}`, expected MIN..MAX with 1 <= MIN <= MAX <= {MAX_NODES}, like 2..5");
     let (min, max) = s.split_once("..").unwrap_or((s, s));
     let min: u32 = min.trim().parse().map_err(|_| expected())?;
     let max: u32 = max.trim().parse().map_err(|_| expected())?;
@@ -65,7 +66,9 @@ fn parse_explore_duration(s: &str) -> Result<Duration, String> {
     let duration = parse_duration(s)?;
     let shortest = DEFAULT_SETTLE + Duration::from_secs(1);
     if duration < shortest {
-        return Err(format!("duration `{s}` is too short, expected at least {shortest:?} (the settle tail is {DEFAULT_SETTLE:?})"));
+        return Err(format!(
+            "duration `{s}` is too short, expected at least {shortest:?} (the settle tail is {DEFAULT_SETTLE:?})"
+        ));
     }
     Ok(duration)
 }
@@ -95,7 +98,12 @@ pub fn explore(args: ExploreArgs) -> Exit {
     let plan = Plan {
         seed,
         cases: args.cases,
-        space: Space { nodes: args.nodes.clone(), duration: args.duration, mutation: args.mutation, ..Space::default() },
+        space: Space {
+            nodes: args.nodes.clone(),
+            duration: args.duration,
+            mutation: args.mutation,
+            ..Space::default()
+        },
         jobs: args.jobs as usize,
         shard: args.shard.unwrap_or(Shard::ALL),
     };
@@ -140,7 +148,10 @@ pub fn explore(args: ExploreArgs) -> Exit {
         });
         println!("{summary}");
     } else {
-        println!("FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs", shrunk.failure, shrunk.runs);
+        println!(
+            "FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs",
+            shrunk.failure, shrunk.runs
+        );
         println!("  reproduce: tandem replay {}", path.display());
     }
     let _ = std::io::stdout().flush();

@@ -4,6 +4,8 @@
 
 use tandem::scenario::{Action, Condition, NodeIdx, Scenario, Step};
 
+use super::strategy::OptionalGroups;
+
 /// `scenario` without node `node` (< `scenario.nodes`, and not the last
 /// one). When the seeds were only `node`, node 0 becomes the seed.
 pub fn without_node(scenario: &Scenario, node: NodeIdx) -> Scenario {
@@ -41,7 +43,7 @@ impl Remap {
     }
 
     /// Optional groups: both or neither stay.
-    fn groups(&self, a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Option<(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>)> {
+    fn groups(&self, a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Option<OptionalGroups> {
         match (a, b) {
             (Some(a), Some(b)) => Some((Some(self.group(a)?), Some(self.group(b)?))),
             _ => Some((a.clone(), b.clone())),
@@ -58,11 +60,15 @@ impl Remap {
 
     fn step(&self, step: &Step) -> Option<Step> {
         let action = match &step.action {
-            Action::Broadcast { from, tag, size } => Action::Broadcast { from: self.node(*from)?, tag: tag.clone(), size: *size },
+            Action::Broadcast { from, tag, size } => {
+                Action::Broadcast { from: self.node(*from)?, tag: tag.clone(), size: *size }
+            }
             Action::Direct { from, to, tag, size } => {
                 Action::Direct { from: self.node(*from)?, to: self.node(*to)?, tag: tag.clone(), size: *size }
             }
-            Action::Partition { a, b, oneway } => Action::Partition { a: self.group(a)?, b: self.group(b)?, oneway: *oneway },
+            Action::Partition { a, b, oneway } => {
+                Action::Partition { a: self.group(a)?, b: self.group(b)?, oneway: *oneway }
+            }
             Action::Heal { a, b } => {
                 let (a, b) = self.groups(a, b)?;
                 Action::Heal { a, b }
@@ -78,7 +84,9 @@ impl Remap {
             Action::Crash { node } => Action::Crash { node: self.node(*node)? },
             Action::Restart { node } => Action::Restart { node: self.node(*node)? },
             Action::Rebind { node, port } => Action::Rebind { node: self.node(*node)?, port: *port },
-            Action::Await { condition, timeout } => Action::Await { condition: self.condition(condition)?, timeout: *timeout },
+            Action::Await { condition, timeout } => {
+                Action::Await { condition: self.condition(condition)?, timeout: *timeout }
+            }
             Action::Expect { condition } => Action::Expect { condition: self.condition(condition)? },
         };
         Some(Step { action, ..step.clone() })

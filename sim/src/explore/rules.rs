@@ -43,7 +43,9 @@ pub fn fair(scenario: &Scenario) -> Result<(), String> {
             Action::Crash { node } => up[*node as usize] = false,
             Action::Restart { node } => up[*node as usize] = true,
             Action::Rebind { node, .. } => match mover {
-                Some(m) if m != *node => return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did")),
+                Some(m) if m != *node => {
+                    return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did"))
+                }
                 _ => mover = Some(*node),
             },
             _ => {}

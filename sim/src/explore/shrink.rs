@@ -180,10 +180,9 @@ fn simpler(action: &Action) -> Vec<Action> {
         Action::Direct { from, to, tag, size } if *size != DEFAULT_MESSAGE_SIZE => {
             vec![Action::Direct { from: *from, to: *to, tag: tag.clone(), size: DEFAULT_MESSAGE_SIZE }]
         }
-        Action::Partition { a, b, oneway } => smaller_groups(a, b)
-            .into_iter()
-            .map(|(a, b)| Action::Partition { a, b, oneway: *oneway })
-            .collect(),
+        Action::Partition { a, b, oneway } => {
+            smaller_groups(a, b).into_iter().map(|(a, b)| Action::Partition { a, b, oneway: *oneway }).collect()
+        }
         Action::Heal { a: Some(a), b: Some(b) } => {
             let mut forms = vec![Action::Heal { a: None, b: None }];
             forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Heal { a: Some(a), b: Some(b) }));
@@ -191,16 +190,20 @@ fn simpler(action: &Action) -> Vec<Action> {
         }
         Action::Loss { rate, a: Some(a), b: Some(b) } => {
             let mut forms = vec![Action::Loss { rate: *rate, a: None, b: None }];
-            forms.extend(
-                smaller_groups(a, b).into_iter().map(|(a, b)| Action::Loss { rate: *rate, a: Some(a), b: Some(b) }),
-            );
+            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Loss {
+                rate: *rate,
+                a: Some(a),
+                b: Some(b),
+            }));
             forms
         }
         Action::Latency { value, a: Some(a), b: Some(b) } => {
             let mut forms = vec![Action::Latency { value: *value, a: None, b: None }];
-            forms.extend(
-                smaller_groups(a, b).into_iter().map(|(a, b)| Action::Latency { value: *value, a: Some(a), b: Some(b) }),
-            );
+            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Latency {
+                value: *value,
+                a: Some(a),
+                b: Some(b),
+            }));
             forms
         }
         _ => Vec::new(),

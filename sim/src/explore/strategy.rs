@@ -43,6 +43,10 @@ const EARLIEST_START: Duration = Duration::from_millis(500);
 /// Actions at offsets from an episode's start.
 type Actions = Vec<(Duration, Action)>;
 
+/// The groups `a` and `b` of `heal`, `latency` and `loss`: both, or neither
+/// for every link.
+pub type OptionalGroups = (Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>);
+
 /// The space [`scenario`] draws from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Space {
@@ -61,13 +65,7 @@ pub struct Space {
 impl Default for Space {
     /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no mutation.
     fn default() -> Space {
-        Space {
-            nodes: 2..=5,
-            duration: DEFAULT_DURATION,
-            settle: DEFAULT_SETTLE,
-            episodes: 1..=12,
-            mutation: None,
-        }
+        Space { nodes: 2..=5, duration: DEFAULT_DURATION, settle: DEFAULT_SETTLE, episodes: 1..=12, mutation: None }
     }
 }
 
@@ -201,7 +199,7 @@ pub fn groups(nodes: u32) -> BoxedStrategy<(Vec<NodeIdx>, Vec<NodeIdx>)> {
 }
 
 /// Groups for `latency` and `loss`: every link (half the time), or two groups.
-fn optional_groups(nodes: u32) -> BoxedStrategy<(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>)> {
+fn optional_groups(nodes: u32) -> BoxedStrategy<OptionalGroups> {
     let every = Just((None, None));
     if nodes < 2 {
         return every.boxed();
@@ -354,7 +352,11 @@ pub fn episode(stage: &Stage, swarm: &Swarm) -> impl Strategy<Value = Episode> {
 /// A timeline of `episodes` episodes laid out by
 /// [`lay_out`](super::timeline::lay_out): an `await converged` step, then
 /// `at` steps within the stage's window.
-pub fn timeline(stage: &Stage, swarm: &Swarm, episodes: RangeInclusive<usize>) -> impl Strategy<Value = Vec<tandem::scenario::Step>> {
+pub fn timeline(
+    stage: &Stage,
+    swarm: &Swarm,
+    episodes: RangeInclusive<usize>,
+) -> impl Strategy<Value = Vec<tandem::scenario::Step>> {
     let end = stage.window.end;
     vec(episode(stage, swarm), episodes).prop_map(move |episodes| lay_out(&episodes, end))
 }

@@ -32,7 +32,8 @@ pub fn lay_out(episodes: &[Episode], end: Duration) -> Vec<Step> {
         .collect();
     timed.sort_by_key(|(at, _)| *at);
     let mut sends = 0;
-    let converge = Action::Await { condition: Condition { node: None, check: Check::Converged }, timeout: CONVERGE_TIMEOUT };
+    let converge =
+        Action::Await { condition: Condition { node: None, check: Check::Converged }, timeout: CONVERGE_TIMEOUT };
     let first = Step { timing: Timing::Immediately, action: converge, line: 0 };
     let rest = timed.into_iter().map(|(at, mut action)| {
         if let Action::Broadcast { tag, .. } | Action::Direct { tag, .. } = &mut action {
