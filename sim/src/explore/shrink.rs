@@ -5,7 +5,7 @@
 //! neither drop single steps nor nodes. A candidate counts as still failing
 //! only when it violates the same invariant (the same `code`: S1, ..., L2)
 //! with the same simulation seed, and is still valid and
-//! [fair](super::rules::fair). Passes, repeated until none makes progress:
+//! [fair]. Passes, repeated until none makes progress:
 //! tighten `duration` to the timeline, drop nodes (renumbering the others;
 //! early, while the scenario still has many ways to fail), drop runs of
 //! steps (halves, quarters, ... single steps), simplify steps (default

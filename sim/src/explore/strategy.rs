@@ -152,7 +152,7 @@ fn size() -> impl Strategy<Value = usize> + Clone {
 }
 
 /// Any send among `nodes` nodes: a broadcast (2/3) or a direct message. The
-/// tag is left empty for [`lay_out`](super::timeline::lay_out) to number.
+/// tag is left empty for [`lay_out`] to number.
 pub fn send(nodes: u32) -> BoxedStrategy<Action> {
     let broadcast = (0..nodes, size()).prop_map(|(from, size)| Action::Broadcast { from, tag: String::new(), size });
     if nodes < 2 {
@@ -350,7 +350,7 @@ pub fn episode(stage: &Stage, swarm: &Swarm) -> impl Strategy<Value = Episode> {
 }
 
 /// A timeline of `episodes` episodes laid out by
-/// [`lay_out`](super::timeline::lay_out): an `await converged` step, then
+/// [`lay_out`]: an `await converged` step, then
 /// `at` steps within the stage's window.
 pub fn timeline(
     stage: &Stage,
