@@ -1,5 +1,5 @@
 //! Runs a scenario's timeline against any [`Cluster`] and judges it with the
-//! [`oracle`](crate::oracle): the one interpretation of the scenario format,
+//! [`crate::oracle`]: the one interpretation of the scenario format,
 //! shared by the simulated and the real backend.
 
 use std::time::Duration;
