@@ -53,5 +53,6 @@ pub fn bench(args: BenchArgs) -> Exit {
     } else {
         print!("{}", report.to_text());
     }
-    if report.skipped.is_empty() { Exit::Pass } else { Exit::Fail }
+    // A section this build cannot run (no MsQuic) is reported as skipped, not failed.
+    Exit::Pass
 }
