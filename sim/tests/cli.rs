@@ -1,39 +1,13 @@
 //! The `tandem` binary as users and the acceptance checks run it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn tandem(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn hot_reload() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/hot_reload.toml")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn trace_of(line: &str) -> &str {
-    let start = line.find("trace=").expect("a trace digest") + 6;
-    &line[start..start + 16]
-}
+use common::{scenario, scratch, stderr, stdout, tandem, trace_of};
 
 #[test]
 fn run_passes_and_digests_are_stable() {
     let dir = scratch("run");
-    let hot = hot_reload();
+    let hot = scenario("hot_reload.toml");
     let first = tandem(&["run", hot.to_str().unwrap(), "--seed", "7", "--seeds", "2"], &dir);
     assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
     let lines: Vec<String> = stdout(&first).lines().map(str::to_string).collect();
@@ -48,7 +22,7 @@ fn run_passes_and_digests_are_stable() {
 #[test]
 fn json_and_trace_files() {
     let dir = scratch("json");
-    let hot = hot_reload();
+    let hot = scenario("hot_reload.toml");
     let out = tandem(&["run", hot.to_str().unwrap(), "--json", "--trace", "t.jsonl"], &dir);
     assert_eq!(out.status.code(), Some(0));
     let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
@@ -64,7 +38,7 @@ fn json_and_trace_files() {
 #[test]
 fn a_wrong_expectation_fails_and_its_reproducer_replays_to_the_same_digest() {
     let dir = scratch("fail");
-    let text = std::fs::read_to_string(hot_reload()).unwrap().replace("received = 0\n", "received = 1\n");
+    let text = std::fs::read_to_string(scenario("hot_reload.toml")).unwrap().replace("received = 0\n", "received = 1\n");
     std::fs::write(dir.join("wrong.toml"), text).unwrap();
     let out = tandem(&["run", "wrong.toml", "--seed", "3"], &dir);
     assert_eq!(out.status.code(), Some(1));
@@ -102,7 +76,7 @@ fn broken_files_exit_2_with_line_and_column_before_running() {
 #[test]
 fn check_determinism_compares_two_processes() {
     let dir = scratch("determinism");
-    let hot = hot_reload();
+    let hot = scenario("hot_reload.toml");
     let out = tandem(&["run", hot.to_str().unwrap(), "--check-determinism", "--seed", "4"], &dir);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).starts_with("PASS hot_reload seed=4 "), "{}", stdout(&out));

@@ -1,36 +1,15 @@
 //! `tandem explore` as users run it: planted bugs are found, shrunk and
 //! replayable; a correct node survives; threads and shards change nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#![cfg(feature = "mutations")]
 
+mod common;
+
+use std::path::Path;
+
+use common::{scratch, stderr, stdout, tandem, trace_of};
 use tandem::node::Mutation;
 use tandem::scenario::Scenario;
-
-fn tandem(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-explore-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The digest in a result line.
-fn trace_of(line: &str) -> &str {
-    let start = line.find("trace=").expect("a trace digest") + 6;
-    &line[start..start + 16]
-}
 
 /// Explores with `mutation` and checks the finding: exit 1, a FOUND line
 /// naming one of `codes`, a reproducer of at most 6 steps and 3 nodes that
