@@ -87,6 +87,14 @@ fn pinned(identity: &TlsIdentity, trusted: &BTreeSet<tandem::transport::PeerIden
     MsQuicTransport::new(config).expect("transport")
 }
 
+/// Waits until each of two nodes has the other in its membership view.
+async fn know_each_other(a: &Node, b: &Node) {
+    for (node, other) in [(a, b.handle.id()), (b, a.handle.id())] {
+        let mut peers = node.peers.clone();
+        timeout(5 * SECOND, peers.wait_for(|p| p.contains_key(&other))).await.expect("membership in time").unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_node_can_neither_join_nor_inject_into_a_pinned_cluster() {
     let ids: Vec<TlsIdentity> = (0..2).map(|_| TlsIdentity::generate().unwrap()).collect();
@@ -104,8 +112,7 @@ async fn a_rogue_node_can_neither_join_nor_inject_into_a_pinned_cluster() {
     let _ = rogue.broadcast.send("evil", Bytes::from_static(b"x")).await;
 
     // The cluster still works, and never hears of the rogue.
-    let mut peers = n1.peers.clone();
-    timeout(5 * SECOND, peers.wait_for(|p| p.contains_key(&NodeId(0)))).await.unwrap().unwrap();
+    know_each_other(&n0, &n1).await;
     n0.broadcast.send("good", Bytes::from_static(b"y")).await.unwrap();
     let delivery = timeout(5 * SECOND, n1.incoming.recv()).await.unwrap().unwrap();
     assert_eq!(delivery.tag, "good");
@@ -129,8 +136,7 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
 
     let n1_config = NodeConfig { seeds: vec![addr], ..NodeConfig::new(NodeId(1), localhost()) };
     let n1 = Node::start(n1_config, MsQuicTransport::new(MsQuicConfig::default()).unwrap()).await.unwrap();
-    let mut peers = n0.peers.clone();
-    timeout(5 * SECOND, peers.wait_for(|p| p.contains_key(&NodeId(1)))).await.unwrap().unwrap();
+    know_each_other(&n0, &n1).await;
     n1.direct.send(NodeId(0), "still-serving", Bytes::from_static(b"ok")).await.unwrap();
     let delivery = timeout(5 * SECOND, n0.incoming.recv()).await.unwrap().unwrap();
     assert_eq!(delivery.tag, "still-serving");
