@@ -169,7 +169,6 @@ impl RealCluster {
             }
         };
         let addr = node_io.handle.addr();
-        self.net.register(addr, node);
         self.shared.update(|r, now| r.started(now, node, incarnation, addr));
         let Node { handle, direct, broadcast, mut peers, mut incoming } = node_io;
         let shared = self.shared.clone();
@@ -292,10 +291,7 @@ impl Cluster for RealCluster {
         };
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         match self.runtime.block_on(running.handle.rebind(target)) {
-            Ok(addr) => {
-                self.net.register(addr, node);
-                self.shared.update(|r, now| r.rebound(now, node, addr));
-            }
+            Ok(addr) => self.shared.update(|r, now| r.rebound(now, node, addr)),
             Err(error) => self.trace(Some(node), TraceKind::Fault { what: format!("rebind to {target} failed: {error}") }),
         }
     }

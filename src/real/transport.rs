@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::faults::FaultTable;
 use super::relay::Relay;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Listener, Transport, TransportError};
 
 /// The relays of a real cluster and the map from listen addresses to nodes.
 #[derive(Debug)]
@@ -28,8 +28,8 @@ impl RelayNet {
         &self.faults
     }
 
-    /// Records that `node` listens at `addr` (at start and after a rebind).
-    pub fn register(&self, addr: SocketAddr, node: u32) {
+    /// Records that `node` listens at `addr` (every listen of a node's transport).
+    fn register(&self, addr: SocketAddr, node: u32) {
         self.directory.lock().expect("directory lock").insert(addr, node);
     }
 
@@ -72,7 +72,10 @@ impl<T: Transport> Transport for RelayedTransport<T> {
     type Connection = T::Connection;
 
     async fn listen(&self, addr: SocketAddr) -> Result<T::Listener, TransportError> {
-        self.inner.listen(addr).await
+        let listener = self.inner.listen(addr).await?;
+        // Known before the node can advertise it, so no dial ever bypasses a relay.
+        self.net.register(listener.local_addr(), self.node);
+        Ok(listener)
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<T::Connection, TransportError> {
