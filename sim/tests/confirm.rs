@@ -29,3 +29,19 @@ fn a_failing_scenario_fails_on_both_backends() {
     assert!(text.starts_with("CONFIRMED hot_reload sim=FAIL real=FAIL wall="), "{text}");
     assert!(text.contains("expected 5"), "{text}");
 }
+
+#[cfg(feature = "mutations")]
+#[test]
+fn an_explored_failure_is_confirmed_over_msquic() {
+    let dir = scratch("confirm-explored");
+    let explore = tandem(&["explore", "--cases", "20", "--seed", "1", "--mutation", "self-delivery"], &dir);
+    assert_eq!(explore.status.code(), Some(1), "{}", stdout(&explore));
+    let text = stdout(&explore);
+    let reproducer = text.lines().find_map(|l| l.strip_prefix("  reproduce: tandem replay ")).expect("a reproducer");
+    let out = tandem(&["confirm", reproducer], &dir);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "a confirmed failure is still a failure: {text}");
+    assert!(text.contains(" sim=FAIL real=FAIL "), "{text}");
+    assert!(text.starts_with("CONFIRMED "), "{text}");
+    assert!(text.contains("S1 no self-delivery"), "{text}");
+}
