@@ -11,6 +11,9 @@
 //!
 //! Timings are the best of several repetitions (one when quick), which
 //! filters out noise from whatever else shares the machine.
+//!
+//! Benchmarks measure wall-clock time, so this module uses `std::time::Instant`
+//! (and, for the UDP echo baseline, an OS thread) outside any simulation.
 
 use std::time::Instant;
 

@@ -152,6 +152,7 @@ async fn listen(shared: Shared, port: u16) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            biased;
             Ok((stream, _)) = listener.accept() => { connections.spawn(serve(shared.clone(), stream)); }
             Some(_) = connections.join_next() => {}
         }

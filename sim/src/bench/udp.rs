@@ -25,7 +25,7 @@ impl Echo {
         let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         client.connect(server.local_addr()?)?;
         client.set_read_timeout(Some(LOSS_TIMEOUT))?;
-        // Detached: it ends on the stop datagram the drop sends.
+        // Real network, outside any simulation. Detached: it ends on the stop datagram the drop sends.
         std::thread::spawn(move || {
             let mut buffer = vec![0u8; 65_536];
             // An empty datagram tells the server to stop.
