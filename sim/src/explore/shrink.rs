@@ -183,31 +183,26 @@ fn simpler(action: &Action) -> Vec<Action> {
         Action::Partition { a, b, oneway } => {
             smaller_groups(a, b).into_iter().map(|(a, b)| Action::Partition { a, b, oneway: *oneway }).collect()
         }
-        Action::Heal { a: Some(a), b: Some(b) } => {
-            let mut forms = vec![Action::Heal { a: None, b: None }];
-            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Heal { a: Some(a), b: Some(b) }));
-            forms
-        }
+        Action::Heal { a: Some(a), b: Some(b) } => all_links_or_smaller_groups(a, b, |a, b| Action::Heal { a, b }),
         Action::Loss { rate, a: Some(a), b: Some(b) } => {
-            let mut forms = vec![Action::Loss { rate: *rate, a: None, b: None }];
-            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Loss {
-                rate: *rate,
-                a: Some(a),
-                b: Some(b),
-            }));
-            forms
+            all_links_or_smaller_groups(a, b, |a, b| Action::Loss { rate: *rate, a, b })
         }
         Action::Latency { value, a: Some(a), b: Some(b) } => {
-            let mut forms = vec![Action::Latency { value: *value, a: None, b: None }];
-            forms.extend(smaller_groups(a, b).into_iter().map(|(a, b)| Action::Latency {
-                value: *value,
-                a: Some(a),
-                b: Some(b),
-            }));
-            forms
+            all_links_or_smaller_groups(a, b, |a, b| Action::Latency { value: *value, a, b })
         }
         _ => Vec::new(),
     }
+}
+
+/// An action on groups `a` and `b` made simpler: on every link instead, or
+/// on groups one node smaller.
+fn all_links_or_smaller_groups(
+    a: &[NodeIdx],
+    b: &[NodeIdx],
+    action: impl Fn(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>) -> Action,
+) -> Vec<Action> {
+    let smaller = smaller_groups(a, b).into_iter().map(|(a, b)| action(Some(a), Some(b)));
+    std::iter::once(action(None, None)).chain(smaller).collect()
 }
 
 /// The groups with one node fewer in `a` or in `b`, each still non-empty.
