@@ -70,7 +70,8 @@ struct Conn {
     outbound: bool,
     generation: u64,
     writer: mpsc::UnboundedSender<Bytes>,
-    tasks: [AbortHandle; 2],
+    /// The reader; the writer ends by itself when `writer` is dropped.
+    reader: AbortHandle,
 }
 
 /// What [`super::Node::start`] hands the core.
@@ -291,7 +292,7 @@ impl<T: Transport> Core<T> {
         });
         let (writer, mut frames) = mpsc::unbounded_channel::<Bytes>();
         let inputs = self.inputs_tx.clone();
-        let writer_task = self.spawn(async move {
+        self.spawn(async move {
             while let Some(frame) = frames.recv().await {
                 if let Err(error) = sender.send(frame).await {
                     let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
@@ -300,7 +301,7 @@ impl<T: Transport> Core<T> {
             }
             sender.close().await;
         });
-        self.conns.insert(conn, Conn { peer, outbound, generation, writer, tasks: [reader, writer_task] });
+        self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
         self.emit(NodeEvent::ConnectionUp { peer, outbound });
         conn
     }
@@ -308,7 +309,7 @@ impl<T: Transport> Core<T> {
     fn close(&mut self, conn: ConnId, reason: &str) {
         let Some(c) = self.conns.remove(&conn) else { return };
         // Dropping `writer` lets the writer task flush and close the sender.
-        c.tasks[0].abort();
+        c.reader.abort();
         self.emit(NodeEvent::ConnectionDown { peer: c.peer, outbound: c.outbound, reason: reason.to_string() });
         if !c.outbound {
             return;

@@ -12,7 +12,8 @@ use super::MessageId;
 #[derive(Debug)]
 pub struct Outbox {
     capacity: usize,
-    pending: BTreeMap<(u64, u64), (MessageId, Bytes)>,
+    /// Keyed by id: one origin's ids sort in send order.
+    pending: BTreeMap<MessageId, Bytes>,
 }
 
 impl Outbox {
@@ -30,12 +31,12 @@ impl Outbox {
     /// Queues an encoded message. The caller checked [`Outbox::has_room`].
     pub fn push(&mut self, id: MessageId, frame: Bytes) {
         assert!(self.has_room(), "outbox overflow: the caller must check has_room");
-        self.pending.insert((id.incarnation, id.seq), (id, frame));
+        self.pending.insert(id, frame);
     }
 
     /// Forgets an acknowledged message; returns whether it was pending.
     pub fn ack(&mut self, id: MessageId) -> bool {
-        self.pending.remove(&(id.incarnation, id.seq)).is_some()
+        self.pending.remove(&id).is_some()
     }
 
     /// Drops everything (a peer restarted and the node chose to forget it).
@@ -45,7 +46,7 @@ impl Outbox {
 
     /// Pending messages in send order, for a retransmission.
     pub fn frames(&self) -> impl Iterator<Item = &Bytes> {
-        self.pending.values().map(|(_, frame)| frame)
+        self.pending.values()
     }
 
     /// How many messages wait for an acknowledgement.
