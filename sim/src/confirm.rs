@@ -10,7 +10,7 @@ use tandem::execute::Outcome;
 use tandem::record::Record;
 use tandem::scenario::Scenario;
 
-use crate::report::format_wall;
+use crate::report::{format_wall, Verdict};
 
 /// What one node ended with: the comparison's unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,18 +40,14 @@ pub struct Confirmation {
     pub result: &'static str,
     /// The scenario's name.
     pub scenario: String,
-    /// `PASS` or `FAIL` in simulation.
-    pub sim: &'static str,
-    /// `PASS` or `FAIL` over MsQuic.
-    pub real: &'static str,
+    /// The simulated run's verdict.
+    pub sim: Verdict,
+    /// The real run's verdict.
+    pub real: Verdict,
     /// Wall-clock milliseconds for both runs.
     pub wall_ms: u64,
     /// The failure, or the first difference between the backends.
     pub detail: Option<String>,
-}
-
-fn verdict(outcome: &Outcome) -> &'static str {
-    if outcome.passed() { "PASS" } else { "FAIL" }
 }
 
 /// Compares a simulated and a real run of `scenario`.
@@ -74,8 +70,8 @@ pub fn compare(scenario: &Scenario, sim: (&Outcome, &Record), real: (&Outcome, &
     Confirmation {
         result: if difference.is_none() { "CONFIRMED" } else { "DIVERGED" },
         scenario: scenario.name.clone(),
-        sim: verdict(sim.0),
-        real: verdict(real.0),
+        sim: Verdict::of(sim.0.passed()),
+        real: Verdict::of(real.0.passed()),
         wall_ms: wall.as_millis() as u64,
         detail: difference.or(failure),
     }
@@ -84,7 +80,7 @@ pub fn compare(scenario: &Scenario, sim: (&Outcome, &Record), real: (&Outcome, &
 impl Confirmation {
     /// Whether both backends agree and passed.
     pub fn passed(&self) -> bool {
-        self.result == "CONFIRMED" && self.sim == "PASS" && self.real == "PASS"
+        self.result == "CONFIRMED" && self.sim == Verdict::Pass && self.real == Verdict::Pass
     }
 }
 

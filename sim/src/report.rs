@@ -4,16 +4,42 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tandem::scenario::Scenario;
 
 use crate::run::SimRun;
 
+/// Whether a run passed; printed `PASS` or `FAIL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Every invariant, expectation and await held.
+    Pass,
+    /// Something failed.
+    Fail,
+}
+
+impl Verdict {
+    /// `Pass` when `passed`.
+    pub fn of(passed: bool) -> Verdict {
+        if passed { Verdict::Pass } else { Verdict::Fail }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        })
+    }
+}
+
 /// One run's result, printable as the spec's text line or as JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
-    /// `PASS` or `FAIL`.
-    pub result: &'static str,
+    /// Pass or fail.
+    pub result: Verdict,
     /// The scenario's name.
     pub scenario: String,
     /// The seed.
@@ -34,7 +60,7 @@ impl RunReport {
     /// The report of a finished simulated run.
     pub fn new(scenario: &Scenario, run: &SimRun, wall: Duration) -> Self {
         RunReport {
-            result: if run.outcome.passed() { "PASS" } else { "FAIL" },
+            result: Verdict::of(run.outcome.passed()),
             scenario: scenario.name.clone(),
             seed: run.seed,
             sim_secs: run.outcome.end.as_secs_f64(),

@@ -16,7 +16,7 @@ use super::{Exit, FAILURES_DIR};
 use crate::explore::runner::{self, CaseRun, Plan, Shard};
 use crate::explore::shrink::{shrink, Shrunk, DEFAULT_BUDGET};
 use crate::explore::strategy::Space;
-use crate::report::write_reproducer_as;
+use crate::report::{write_reproducer_as, Verdict};
 
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
@@ -171,7 +171,7 @@ fn case_json(run: &CaseRun) -> serde_json::Value {
         "nodes": run.case.scenario.nodes,
         "steps": run.case.scenario.steps.len(),
         "trace": run.digest.to_string(),
-        "result": if run.failure.is_some() { "FAIL" } else { "PASS" },
+        "result": Verdict::of(run.failure.is_none()),
         "failure": run.failure.as_ref().map(ToString::to_string),
     })
 }

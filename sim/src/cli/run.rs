@@ -11,7 +11,7 @@ use tandem::scenario::Scenario;
 use tandem::trace::first_difference;
 
 use super::{prepare, Exit};
-use crate::report::{write_reproducer, RunReport};
+use crate::report::{write_reproducer, RunReport, Verdict};
 use crate::run::{run_scenario, SimRun};
 
 /// Where failing runs leave their reproducers.
@@ -145,31 +145,25 @@ pub fn run(args: RunArgs) -> Exit {
 /// Runs `seed` of `file` twice, each in a child `tandem run` process, and
 /// compares the digests.
 fn determinism_report(file: &Path, scenario: &Scenario, seed: u64) -> RunReport {
-    let children: Vec<Result<(RunReport, String), String>> = (0..2).map(|i| run_child(file, seed, i)).collect();
-    let (first, trace_a) = match &children[0] {
-        Ok(ok) => ok.clone(),
-        Err(error) => return broken(scenario, seed, error),
-    };
-    let (second, trace_b) = match &children[1] {
-        Ok(ok) => ok.clone(),
-        Err(error) => return broken(scenario, seed, error),
+    let children = run_child(file, seed, 0).and_then(|a| Ok((a, run_child(file, seed, 1)?)));
+    let ((first, trace_a), (second, trace_b)) = match children {
+        Ok(children) => children,
+        Err(error) => return broken(scenario, seed, &error),
     };
     if first.trace == second.trace {
         return first;
     }
-    let mut report = first.clone();
-    report.result = "FAIL";
     let difference = match first_difference(&trace_a, &trace_b) {
         Some((line, a, b)) => format!(" first difference at event {line}:\n    process 1: {a}\n    process 2: {b}"),
         None => String::new(),
     };
-    report.failure = Some(format!("nondeterministic: digests {} and {} differ;{difference}", first.trace, second.trace));
-    report
+    let failure = format!("nondeterministic: digests {} and {} differ;{difference}", first.trace, second.trace);
+    RunReport { result: Verdict::Fail, failure: Some(failure), ..first }
 }
 
 fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
     RunReport {
-        result: "FAIL",
+        result: Verdict::Fail,
         scenario: scenario.name.clone(),
         seed,
         sim_secs: 0.0,
@@ -180,6 +174,7 @@ fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
     }
 }
 
+/// Runs one seed in a child `tandem run --json` and returns its report and trace.
 fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String), String> {
     let trace = std::env::temp_dir().join(format!("tandem-determinism-{}-{seed}-{index}.jsonl", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -192,19 +187,9 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().next().ok_or_else(|| String::from_utf8_lossy(&output.stderr).into_owned())?;
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    let report: RunReport = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
     let text = std::fs::read_to_string(&trace).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&trace);
-    let report = RunReport {
-        result: if value["result"] == "PASS" { "PASS" } else { "FAIL" },
-        scenario: value["scenario"].as_str().unwrap_or_default().to_string(),
-        seed,
-        sim_secs: value["sim_secs"].as_f64().unwrap_or_default(),
-        wall_ms: value["wall_ms"].as_u64().unwrap_or_default(),
-        trace: value["trace"].as_str().unwrap_or_default().to_string(),
-        failure: value["failure"].as_str().map(str::to_string),
-        reproduce: value["reproduce"].as_str().map(PathBuf::from),
-    };
     Ok((report, text))
 }
 
