@@ -169,17 +169,19 @@ impl SimCluster {
     /// Hands a command to a node's host and runs the simulation until the
     /// host has carried it out, so the next step sees its effect.
     fn command(&mut self, node: u32, command: HostCommand, what: &str) {
-        let alive = self.lock().record.nodes[node as usize].alive;
-        let sender = self.lock().commands[node as usize].clone();
+        let sender = {
+            let shared = self.lock();
+            shared.commands[node as usize].clone().filter(|_| shared.record.nodes[node as usize].alive)
+        };
         match sender {
-            Some(sender) if alive => {
+            Some(sender) => {
                 self.lock().pending += 1;
                 sender.send(command).unwrap_or_else(|_| panic!("node {node} host is gone"));
                 while self.lock().pending > 0 {
                     self.sim.step().expect("hosts never fail: start errors are traced");
                 }
             }
-            _ => self.trace(Some(node), TraceKind::Fault { what: format!("{what} skipped: node is down") }),
+            None => self.trace(Some(node), TraceKind::Fault { what: format!("{what} skipped: node is down") }),
         }
     }
 

@@ -2,6 +2,7 @@
 //! generator (2-5 nodes, 30 s), on one thread and on two.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
 use super::report::Figure;

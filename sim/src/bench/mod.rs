@@ -15,6 +15,7 @@
 //! Benchmarks measure wall-clock time, so this module uses `std::time::Instant`
 //! (and, for the UDP echo baseline, an OS thread) outside any simulation.
 
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
 pub mod explore;

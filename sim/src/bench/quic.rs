@@ -3,6 +3,7 @@
 //! API), against raw MsQuic streams and a raw UDP echo in the same run.
 
 use std::net::{Ipv4Addr, SocketAddr};
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -12,6 +12,7 @@
 use std::ffi::c_void;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -2,6 +2,7 @@
 //! congestion control or framing at all.
 
 use std::net::{Ipv4Addr, UdpSocket};
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::{Duration, Instant};
 
 /// The largest datagram the echo sends; larger messages go as several.
