@@ -1,21 +1,24 @@
 //! Runs a scenario's timeline against any [`Cluster`] and judges it with the
-//! [`crate::oracle`]: the one interpretation of the scenario format,
-//! shared by the simulated and the real backend.
+//! system's properties: the one interpreter of the scenario format, shared
+//! by the simulated and the real backend.
 
 use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::oracle::{self, Violation};
-use crate::scenario::{Action, Scenario, Timing};
-use crate::trace::TraceKind;
+use crate::history::{EventKind, History};
+use crate::property::{Coverage, Judge, Violation};
+use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
+use crate::system::System;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The first violated invariant, expectation or await; `None` for a pass.
+    /// The first violated property, expectation or await; `None` for a pass.
     pub failure: Option<Violation>,
     /// The run's time when it ended.
     pub end: Duration,
+    /// Which coverage goals the run reached.
+    pub coverage: Vec<Coverage>,
 }
 
 impl Outcome {
@@ -25,91 +28,158 @@ impl Outcome {
     }
 }
 
-fn groups<'a>(a: &'a Option<Vec<u32>>, b: &'a Option<Vec<u32>>) -> Option<(&'a [u32], &'a [u32])> {
+fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>>) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
     Some((a.as_deref()?, b.as_deref()?))
 }
 
+/// A system's typed operation or condition from a validated scenario.
+fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {
+    call.typed().unwrap_or_else(|e| panic!("`{}` is not valid for system `{system}` ({e}): validate the scenario first", call.key))
+}
+
+/// Why `condition` does not hold now, or `None`. A condition without a node
+/// must hold for every live node.
+pub fn unmet<S: System>(system: &S, history: &History<S>, node: Option<NodeIdx>, condition: &S::Condition) -> Option<String> {
+    match node {
+        Some(node) => system.check(history, node, condition).err(),
+        None => history.live().find_map(|node| system.check(history, node, condition).err()),
+    }
+}
+
 /// Runs `scenario` on `cluster`: the timeline, then the settle tail, then the
-/// end checks and invariants. Stops at the first failure.
-pub fn execute<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Outcome {
-    let failure = run_timeline(scenario, cluster).err();
+/// end checks and properties. Stops at the first failure.
+pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -> Outcome {
+    let system = cluster.recorder().system().clone();
+    let mut judge = Judge::new(&system.properties());
+    let failure = Run { system: &*system, cluster, judge: &mut judge }.timeline(scenario).err();
     let end = cluster.now();
     let verdict = failure.as_ref().map_or_else(|| "pass".to_string(), |v| v.to_string());
-    cluster.with_record(|r| r.trace.push(end, None, TraceKind::Verdict { outcome: verdict }));
-    Outcome { failure, end }
+    cluster.recorder().push_at(end, None, EventKind::Verdict { outcome: verdict });
+    Outcome { failure, end, coverage: judge.coverage() }
 }
 
-fn run_timeline<C: Cluster>(scenario: &Scenario, cluster: &mut C) -> Result<(), Violation> {
-    let mut previous_end = Duration::ZERO;
-    let mut safety = oracle::SafetyChecker::default();
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let start = match step.timing {
-            Timing::Immediately => previous_end,
-            Timing::At(at) => at,
-            Timing::After(delay) => previous_end + delay,
-        };
-        cluster.run_until(start, |_| false);
-        let now = cluster.now();
-        cluster.with_record(|r| r.trace.push(now, None, TraceKind::Step { index, action: format!("{:?}", step.action) }));
-        apply(cluster, &step.action, index, step.line)?;
-        previous_end = cluster.now();
-        if let Some(v) = cluster.with_record(|r| safety.check(r, previous_end)) {
-            return Err(v);
-        }
+struct Run<'a, S: System, C> {
+    system: &'a S,
+    cluster: &'a mut C,
+    judge: &'a mut Judge<S>,
+}
+
+impl<S: System, C: Cluster<S>> Run<'_, S, C> {
+    fn note(&self, node: Option<NodeIdx>, event: EventKind<S>) {
+        self.cluster.recorder().push_at(self.cluster.now(), node, event);
     }
-    let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
-    cluster.run_until(settle_start, |_| false);
-    cluster.heal(None);
-    cluster.loss(0.0, None);
-    cluster.run_until(settle_start + scenario.settle, |_| false);
-    let end = cluster.now();
-    cluster.with_record(|r| {
-        if let Some(v) = safety.check(r, end) {
-            return Err(v);
+
+    fn alive(&self, node: NodeIdx) -> bool {
+        self.cluster.recorder().read(|h| h.node(node).alive)
+    }
+
+    fn safety(&mut self) -> Result<(), Violation> {
+        let judge = &mut *self.judge;
+        self.cluster.recorder().read(|h| judge.advance(h))
+    }
+
+    /// A node that should run and does not fails the run: a system that
+    /// cannot start must not pass by doing nothing.
+    fn started(&self, node: NodeIdx) -> Result<(), Violation> {
+        if self.alive(node) {
+            return Ok(());
         }
+        let why = self.cluster.recorder().read(|h| {
+            h.events().iter().rev().find_map(|e| match &e.event {
+                EventKind::Fault { what } if e.node == Some(node) && what.starts_with("start failed") => Some(what.clone()),
+                _ => None,
+            })
+        });
+        let detail = format!("node {node} is not running: {}", why.unwrap_or_else(|| "it never started".into()));
+        Err(Violation::new("start", "a node did not start", detail, self.cluster.now()))
+    }
+
+    fn timeline(mut self, scenario: &Scenario) -> Result<(), Violation> {
+        for node in 0..self.cluster.size() {
+            self.started(node)?;
+        }
+        let mut previous_end = Duration::ZERO;
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let start = match step.timing {
+                Timing::Immediately => previous_end,
+                Timing::At(at) => at,
+                Timing::After(delay) => previous_end + delay,
+            };
+            self.cluster.run_until(start, |_| false);
+            self.note(None, EventKind::Step { index, action: Scenario::action_toml(&step.action) });
+            self.apply(&step.action, index, step.line)?;
+            previous_end = self.cluster.now();
+            self.safety()?;
+        }
+        let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
+        self.cluster.run_until(settle_start, |_| false);
+        self.note(None, EventKind::Fault { what: "settle: heal every link, loss 0".into() });
+        self.cluster.heal(None);
+        self.cluster.loss(0.0, None);
+        self.cluster.run_until(settle_start + scenario.settle, |_| false);
+        let end = self.cluster.now();
+        self.safety()?;
         for condition in &scenario.expects {
-            if let Some(detail) = oracle::check(r, condition) {
-                return Err(Violation { code: "expect", name: "end check", detail, at: end });
+            if let Some(detail) = self.unmet(condition) {
+                return Err(Violation::new("expect", "end check", detail, end));
             }
         }
-        // Safety was just checked incrementally; the liveness invariants remain.
-        oracle::convergence(r, end).or_else(|| oracle::delivery(r, end)).map_or(Ok(()), Err)
-    })
-}
-
-fn apply<C: Cluster>(cluster: &mut C, action: &Action, index: usize, line: usize) -> Result<(), Violation> {
-    match action {
-        Action::Broadcast { from, tag, size } => cluster.broadcast(*from, tag, *size),
-        Action::Direct { from, to, tag, size } => cluster.direct(*from, *to, tag, *size),
-        Action::Partition { a, b, oneway } => cluster.partition(a, b, *oneway),
-        Action::Heal { a, b } => cluster.heal(groups(a, b)),
-        Action::Latency { value, a, b } => cluster.latency(value.min, value.max, groups(a, b)),
-        Action::Loss { rate, a, b } => cluster.loss(*rate, groups(a, b)),
-        Action::Crash { node } => cluster.crash(*node),
-        Action::Restart { node } => cluster.restart(*node),
-        Action::Rebind { node, port } => cluster.rebind(*node, *port),
-        Action::Await { condition, timeout } => {
-            let deadline = cluster.now() + *timeout;
-            if !cluster.run_until(deadline, |r| oracle::check(r, condition).is_none()) {
-                let detail = cluster.with_record(|r| oracle::check(r, condition)).unwrap_or_default();
-                return Err(Violation {
-                    code: "await",
-                    name: "timed out",
-                    detail: format!("step {index} (line {line}) waited {timeout:?}: {detail}"),
-                    at: cluster.now(),
-                });
-            }
-        }
-        Action::Expect { condition } => {
-            if let Some(detail) = cluster.with_record(|r| oracle::check(r, condition)) {
-                return Err(Violation {
-                    code: "expect",
-                    name: "failed",
-                    detail: format!("step {index} (line {line}): {detail}"),
-                    at: cluster.now(),
-                });
-            }
-        }
+        let judge = &mut *self.judge;
+        self.cluster.recorder().read(|h| judge.finish(h, end))
     }
-    Ok(())
+
+    fn unmet(&self, condition: &Condition) -> Option<String> {
+        let check: S::Condition = typed(&condition.check, self.system.name());
+        self.cluster.recorder().read(|h| unmet(self.system, h, condition.node, &check))
+    }
+
+    /// Whether `node` runs; otherwise the step is skipped and the history says so.
+    fn up(&self, action: &Action, node: NodeIdx, want: bool) -> bool {
+        let ok = self.alive(node) == want;
+        if !ok {
+            let state = if want { "down" } else { "up" };
+            self.note(Some(node), EventKind::Fault { what: format!("{} skipped: node is {state}", action.name()) });
+        }
+        ok
+    }
+
+    fn apply(&mut self, action: &Action, index: usize, line: usize) -> Result<(), Violation> {
+        match action {
+            Action::Partition { a, b, oneway } => self.cluster.partition(a, b, *oneway),
+            Action::Heal { a, b } => self.cluster.heal(groups(a, b)),
+            Action::Latency { value, a, b } => self.cluster.latency(value.min, value.max, groups(a, b)),
+            Action::Loss { rate, a, b } => self.cluster.loss(*rate, groups(a, b)),
+            Action::Crash { node } if self.up(action, *node, true) => self.cluster.crash(*node),
+            Action::Restart { node } if self.up(action, *node, false) => {
+                self.cluster.restart(*node);
+                self.started(*node)?;
+            }
+            Action::Rebind { node, port } if self.up(action, *node, true) => self.cluster.rebind(*node, *port),
+            Action::Crash { .. } | Action::Restart { .. } | Action::Rebind { .. } => {}
+            Action::Op(call) => {
+                let op: S::Op = typed(call, self.system.name());
+                let node = crate::system::Operation::node(&op);
+                if self.up(action, node, true) {
+                    self.cluster.invoke(node, op, index);
+                }
+            }
+            Action::Await { condition, timeout } => {
+                let check: S::Condition = typed(&condition.check, self.system.name());
+                let deadline = self.cluster.now() + *timeout;
+                let system = self.system;
+                if !self.cluster.run_until(deadline, |h| unmet(system, h, condition.node, &check).is_none()) {
+                    let detail = self.unmet(condition).unwrap_or_default();
+                    let detail = format!("step {index} (line {line}) waited {timeout:?}: {detail}");
+                    return Err(Violation::new("await", "timed out", detail, self.cluster.now()));
+                }
+            }
+            Action::Expect { condition } => {
+                if let Some(detail) = self.unmet(condition) {
+                    let detail = format!("step {index} (line {line}): {detail}");
+                    return Err(Violation::new("expect", "failed", detail, self.cluster.now()));
+                }
+            }
+        }
+        Ok(())
+    }
 }

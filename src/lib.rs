@@ -1,23 +1,26 @@
 //! # tandem
 //!
-//! Deterministic simulation testing for networked nodes. Node logic is written
-//! once against [`transport::Transport`]; the same scenario then runs on a
-//! seeded simulated network (the `tandem-sim` crate) and over real QUIC
-//! (MsQuic) on loopback.
+//! Deterministic simulation testing for networked nodes. A node is written
+//! once against [`transport::Transport`]; a small adapter, a
+//! [`system::System`], lets tandem start it, invoke its operations from
+//! scenario steps, record what it does into a [`history::History`], and
+//! judge that history with the system's [`property::Property`]s. The same
+//! scenario then runs on a seeded simulated network (the `tandem-sim` crate)
+//! and over real QUIC (the `tandem-msquic` crate).
 //!
-//! This crate holds what both backends share: the transport trait, the
-//! reference [`node`], the scenario model, the oracle of invariants and the
-//! trace.
+//! This crate is the framework's core: it imports no system and no network
+//! backend.
 
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod execute;
-pub mod node;
-pub mod oracle;
-#[cfg(feature = "msquic")]
-pub mod real;
-pub mod record;
+pub mod history;
+pub mod host;
+pub mod probe;
+pub mod property;
 pub mod scenario;
-pub mod trace;
+pub mod system;
 pub mod transport;
+
+pub use system::System;

@@ -1,36 +1,20 @@
 //! `tandem confirm`: the same scenario over real MsQuic and in simulation,
 //! and whether they agree.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
 use tandem::execute::Outcome;
-use tandem::record::Record;
+use tandem::history::History;
 use tandem::scenario::Scenario;
+use tandem::system::System;
 
 use crate::report::{format_wall, Verdict};
 
-/// What one node ended with: the comparison's unit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeSummary {
-    /// Tags it delivered, all incarnations.
-    pub delivered: BTreeSet<String>,
-    /// Nodes in its final membership view.
-    pub members: BTreeSet<u32>,
-}
-
-/// Per node summaries of a run.
-pub fn summarize(record: &Record) -> Vec<NodeSummary> {
-    record
-        .nodes
-        .iter()
-        .map(|n| NodeSummary {
-            delivered: n.deliveries.iter().map(|d| d.tag.clone()).collect(),
-            members: n.view.keys().map(|id| id.0).collect(),
-        })
-        .collect()
+/// Each node's [`System::Outcome`], by index.
+pub fn outcomes<S: System>(system: &S, history: &History<S>) -> Vec<S::Outcome> {
+    (0..history.nodes().len() as u32).map(|node| system.outcome(history, node)).collect()
 }
 
 /// The verdict of `tandem confirm` for one scenario.
@@ -50,20 +34,24 @@ pub struct Confirmation {
     pub detail: Option<String>,
 }
 
-/// Compares a simulated and a real run of `scenario`.
-pub fn compare(scenario: &Scenario, sim: (&Outcome, &Record), real: (&Outcome, &Record), wall: Duration) -> Confirmation {
-    let code = |o: &Outcome| o.failure.as_ref().map(|f| f.code);
-    let (sim_nodes, real_nodes) = (summarize(sim.1), summarize(real.1));
+/// Compares a simulated and a real run of `scenario`: the same verdict (the
+/// same failing property), and every node with the same outcome.
+pub fn compare<S: System>(
+    system: &S,
+    scenario: &Scenario,
+    sim: (&Outcome, &History<S>),
+    real: (&Outcome, &History<S>),
+    wall: Duration,
+) -> Confirmation {
+    let code = |o: &Outcome| o.failure.as_ref().map(|f| f.code.clone());
+    let (sim_nodes, real_nodes) = (outcomes(system, sim.1), outcomes(system, real.1));
+    let json = |o: &S::Outcome| serde_json::to_string(o).expect("outcomes serialise");
     let difference = if code(sim.0) != code(real.0) {
         let failure = real.0.failure.as_ref().or(sim.0.failure.as_ref()).expect("one of them failed");
         Some(failure.to_string())
     } else {
         sim_nodes.iter().zip(&real_nodes).enumerate().find(|(_, (s, r))| s != r).map(|(node, (s, r))| {
-            if s.delivered != r.delivered {
-                format!("node {node} delivered {:?} in simulation but {:?} over MsQuic", s.delivered, r.delivered)
-            } else {
-                format!("node {node} ended knowing {:?} in simulation but {:?} over MsQuic", s.members, r.members)
-            }
+            format!("node {node} ended with {} in simulation but {} over MsQuic", json(s), json(r))
         })
     };
     let failure = real.0.failure.as_ref().or(sim.0.failure.as_ref()).map(|f| f.to_string());

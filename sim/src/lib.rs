@@ -1,14 +1,19 @@
 //! # tandem-sim
 //!
-//! tandem's deterministic backend: the reference node on a seeded turmoil
-//! network. Same seed, same build => the same trace digest, in any process.
+//! tandem's deterministic backend: any [`System`](tandem::System)'s nodes on
+//! a seeded turmoil network. Same system, scenario, seed and build => the
+//! same history digest, in any process. Also the generic explorer, the
+//! `cargo test` helpers and the `tandem` command line ([`cli::main_with`]).
 
 #![warn(missing_docs)]
 
-pub mod bench;
+// The echo example is also a test fixture of this crate, and names it.
+#[cfg(test)]
+extern crate self as tandem_sim;
+
+pub mod bundle;
 pub mod cli;
 pub mod cluster;
-#[cfg(feature = "msquic")]
 pub mod confirm;
 pub mod explore;
 pub mod logging;

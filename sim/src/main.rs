@@ -1,5 +1,21 @@
-//! The `tandem` command: see `tandem --help` and spec/cli.md.
+//! The `tandem` command with tandem's bundled systems: see `tandem --help`
+//! and docs/cli.md. The library never imports these systems; this binary
+//! does, as a user's own `main` would, and adds `tandem bench`, which
+//! measures them.
+
+use clap::{Args, FromArgMatches};
+
+mod bench;
 
 fn main() -> std::process::ExitCode {
-    tandem_sim::cli::main()
+    let bench = tandem_sim::cli::Extra {
+        command: bench::cli::BenchArgs::augment_args(
+            clap::Command::new("bench").about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)"),
+        ),
+        run: Box::new(|matches| match bench::cli::BenchArgs::from_arg_matches(matches) {
+            Ok(args) => bench::cli::bench(args),
+            Err(error) => error.exit(),
+        }),
+    };
+    tandem_sim::cli::main_with_extra(&[&tandem_pubsub::PubSub, &tandem_kv::Kv], vec![bench])
 }

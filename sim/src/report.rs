@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tandem::execute::Outcome;
+use tandem::history::Digest;
 use tandem::scenario::Scenario;
-
-use crate::run::SimRun;
 
 /// Whether a run passed; printed `PASS` or `FAIL`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,20 +54,25 @@ pub struct RunReport {
     pub failure: Option<String>,
     /// The reproducer written for a failure.
     pub reproduce: Option<PathBuf>,
+    /// The coverage goals (`sometimes` properties, in-node `sometimes!` and
+    /// `reachable!`) the run never reached.
+    #[serde(default)]
+    pub missed: Vec<String>,
 }
 
 impl RunReport {
     /// The report of a finished simulated run.
-    pub fn new(scenario: &Scenario, run: &SimRun, wall: Duration) -> Self {
+    pub fn new(scenario: &Scenario, seed: u64, outcome: &Outcome, digest: Digest, wall: Duration) -> Self {
         RunReport {
-            result: Verdict::of(run.outcome.passed()),
+            result: Verdict::of(outcome.passed()),
             scenario: scenario.name.clone(),
-            seed: run.seed,
-            sim_secs: run.outcome.end.as_secs_f64(),
+            seed,
+            sim_secs: outcome.end.as_secs_f64(),
             wall_ms: wall.as_millis() as u64,
-            trace: run.digest().to_string(),
-            failure: run.outcome.failure.as_ref().map(|f| f.to_string()),
+            trace: digest.to_string(),
+            failure: outcome.failure.as_ref().map(|f| f.to_string()),
             reproduce: None,
+            missed: outcome.coverage.iter().filter(|c| !c.hit).map(|c| c.goal.clone()).collect(),
         }
     }
 

@@ -1,60 +1,61 @@
 //! Runs a scenario in the simulation: the deterministic backend of `tandem run`.
 
+use std::sync::Arc;
+
 use tandem::execute::{execute, Outcome};
-use tandem::record::Record;
+use tandem::history::{Digest, History};
+use tandem::host::mutation_of;
 use tandem::scenario::Scenario;
-use tandem::trace::Digest;
+use tandem::system::System;
 
 use crate::cluster::{SimCluster, SimOptions};
 
 /// A finished simulated run.
 #[derive(Debug, Clone)]
-pub struct SimRun {
+pub struct SimRun<S: System> {
     /// The seed it ran with.
     pub seed: u64,
-    /// Pass, or the first failure.
+    /// Pass, or the first failure, and the coverage reached.
     pub outcome: Outcome,
-    /// Everything observed, with the trace.
-    pub record: Record,
+    /// Everything observed.
+    pub history: History<S>,
 }
 
-impl SimRun {
-    /// The digest of the run's canonical trace.
+impl<S: System> SimRun<S> {
+    /// The digest of the run's canonical history.
     pub fn digest(&self) -> Digest {
-        self.record.trace.digest()
+        self.history.digest()
     }
 }
 
 /// The simulation options a scenario asks for.
-pub fn options_for(scenario: &Scenario, seed: u64) -> SimOptions {
+pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> SimOptions {
     SimOptions {
         seeds: scenario.seeds.clone(),
         latency: (scenario.network.latency.min, scenario.network.latency.max),
         loss: scenario.network.loss,
-        mutation: scenario.mutation,
+        mutation: mutation_of(system, scenario),
         ..SimOptions::new(scenario.nodes, seed)
     }
 }
 
-/// Runs `scenario` with `seed`. A pure function of the scenario, the seed and
-/// the build.
+/// Runs `scenario` with `seed`. A pure function of the system, the scenario,
+/// the seed and the build.
 ///
-/// ```
-/// use tandem::scenario::Scenario;
-/// let scenario = Scenario::parse("nodes = 2\nduration = \"2s\"\nsettle = \"1s\"\n", "two.toml").unwrap();
-/// let run = tandem_sim::run_scenario(&scenario, 1);
-/// assert!(run.outcome.passed());
-/// assert_eq!(run.digest(), tandem_sim::run_scenario(&scenario, 1).digest());
-/// ```
-pub fn run_scenario(scenario: &Scenario, seed: u64) -> SimRun {
-    run_with(scenario, options_for(scenario, seed))
+/// # Panics
+///
+/// When the scenario is not valid for the system (parse it with
+/// [`Scenario::parse`] or check it with [`Scenario::validate`] first).
+pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -> SimRun<S> {
+    let options = options_for(&*system, scenario, seed);
+    run_with(system, scenario, options)
 }
 
 /// Runs `scenario` with explicit simulation options.
-pub fn run_with(scenario: &Scenario, options: SimOptions) -> SimRun {
+pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
     let seed = options.seed;
-    let mut cluster = SimCluster::new(options);
+    let mut cluster = SimCluster::new(system, options);
     let outcome = execute(scenario, &mut cluster);
-    let record = cluster.into_record();
-    SimRun { seed, outcome, record }
+    let history = cluster.into_history();
+    SimRun { seed, outcome, history }
 }

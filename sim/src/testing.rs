@@ -1,10 +1,10 @@
 //! Scenarios in `cargo test`.
 //!
 //! ```no_run
-//! #[test]
-//! fn hot_reload() {
-//!     tandem_sim::testing::check_file("scenarios/hot_reload.toml");
-//! }
+//! # fn demo<S: tandem::System>(my_system: S) {
+//! // In a #[test] function:
+//! tandem_sim::testing::check_file(my_system, "scenarios/hot_reload.toml");
+//! # }
 //! ```
 //!
 //! `TANDEM_SEED=N` overrides the scenario's seed and `TANDEM_SEEDS=K` runs K
@@ -12,9 +12,11 @@
 //! result line and the `tandem replay` command.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tandem::scenario::Scenario;
+use tandem::system::System;
 
 use crate::cli::FAILURES_DIR;
 use crate::report::{write_reproducer, RunReport};
@@ -31,15 +33,16 @@ pub fn seeds(default: u64) -> std::ops::Range<u64> {
     first..first + env_u64("TANDEM_SEEDS").unwrap_or(1).max(1)
 }
 
-/// Runs `scenario` for the chosen seeds; panics on the first failure with
-/// the replay command.
-pub fn check(scenario: &Scenario) {
-    scenario.validate().unwrap_or_else(|e| panic!("invalid scenario {}: {e}", scenario.name));
+/// Runs `scenario` of `system` for the chosen seeds; panics on the first
+/// failure with the replay command.
+pub fn check<S: System>(system: S, scenario: &Scenario) {
+    scenario.validate(&system).unwrap_or_else(|e| panic!("invalid scenario {}: {e}", scenario.name));
+    let system = Arc::new(system);
     for seed in seeds(scenario.seed) {
         // Wall time for the report, outside the simulation.
         let started = Instant::now();
-        let run = run_scenario(scenario, seed);
-        let mut report = RunReport::new(scenario, &run, started.elapsed());
+        let run = run_scenario(system.clone(), scenario, seed);
+        let mut report = RunReport::new(scenario, seed, &run.outcome, run.digest(), started.elapsed());
         if !report.passed() {
             let dir = PathBuf::from(FAILURES_DIR);
             report.reproduce = write_reproducer(&dir, scenario, seed).ok();
@@ -48,8 +51,8 @@ pub fn check(scenario: &Scenario) {
     }
 }
 
-/// Loads a scenario file and [`check`]s it.
-pub fn check_file(path: impl AsRef<Path>) {
-    let scenario = Scenario::from_file(path.as_ref()).unwrap_or_else(|e| panic!("{e}"));
-    check(&scenario);
+/// Loads a scenario file of `system` and [`check`]s it.
+pub fn check_file<S: System>(system: S, path: impl AsRef<Path>) {
+    let scenario = Scenario::from_file(path.as_ref(), &system).unwrap_or_else(|e| panic!("{e}"));
+    check(system, &scenario);
 }

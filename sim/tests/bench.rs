@@ -1,5 +1,6 @@
 //! `tandem bench --quick --json` runs and reports every figure. No timing
 //! is asserted: the numbers depend on the machine.
+#![cfg(feature = "bundled")]
 
 use std::process::Command;
 

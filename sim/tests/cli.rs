@@ -1,4 +1,5 @@
 //! The `tandem` binary as users and the acceptance checks run it.
+#![cfg(feature = "bundled")]
 
 mod common;
 
@@ -80,4 +81,37 @@ fn check_determinism_compares_two_processes() {
     let out = tandem(&["run", hot.to_str().unwrap(), "--check-determinism", "--seed", "4"], &dir);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).starts_with("PASS hot_reload seed=4 "), "{}", stdout(&out));
+}
+
+#[test]
+fn systems_lists_every_bundled_system_with_its_vocabulary() {
+    let dir = scratch("systems");
+    let out = tandem(&["systems", "--json"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let systems: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = systems.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pubsub", "kv"], "the reference system first: the default");
+    assert_eq!(systems[0]["operations"], serde_json::json!(["broadcast", "direct"]));
+    let codes: Vec<&str> = systems[0]["properties"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
+    for code in ["S1", "S2", "S3", "S4", "L1", "L2"] {
+        assert!(codes.contains(&code), "{codes:?}");
+    }
+    assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 5);
+    assert!(systems[1]["planted_bugs"].as_array().unwrap().len() >= 2);
+    let text = tandem(&["systems"], &dir);
+    assert!(stdout(&text).starts_with("pubsub (default): "), "{}", stdout(&text));
+}
+
+#[test]
+fn a_scenario_picks_its_system_and_mismatches_are_rejected_before_running() {
+    let dir = scratch("pick");
+    std::fs::write(dir.join("kv_on_pubsub.toml"), "nodes = 2\n\n[[step]]\nput = { node = 0, key = \"a\", value = \"x\" }\n").unwrap();
+    let out = tandem(&["run", "kv_on_pubsub.toml"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("kv_on_pubsub.toml:4:1: unknown action `put`"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("or an operation of system `pubsub`: broadcast, direct"), "{}", stderr(&out));
+    std::fs::write(dir.join("unknown.toml"), "system = \"raft\"\nnodes = 2\n").unwrap();
+    let out = tandem(&["check", "unknown.toml"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).trim(), "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv");
 }

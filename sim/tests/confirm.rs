@@ -1,5 +1,5 @@
 //! `tandem confirm` over real MsQuic on loopback.
-#![cfg(feature = "msquic")]
+#![cfg(all(feature = "msquic", feature = "bundled"))]
 
 mod common;
 

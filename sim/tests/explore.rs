@@ -1,15 +1,15 @@
 //! `tandem explore` as users run it: planted bugs are found, shrunk and
 //! replayable; a correct node survives; threads and shards change nothing.
 
-#![cfg(feature = "mutations")]
+#![cfg(all(feature = "mutations", feature = "bundled"))]
 
 mod common;
 
 use std::path::Path;
 
 use common::{scratch, stderr, stdout, tandem, trace_of};
-use tandem::node::Mutation;
 use tandem::scenario::Scenario;
+use tandem_pubsub::PubSub;
 
 /// Explores with `mutation` and checks the finding: exit 1, a FOUND line
 /// naming one of `codes`, a reproducer of at most 6 steps and 3 nodes that
@@ -27,10 +27,10 @@ fn finds(mutation: &str, codes: &[&str], jobs: &str, dir: &Path) -> (String, Str
     assert!(codes.iter().any(|code| failure.starts_with(&format!("{code} "))), "{mutation}: {found}");
     let path = reproduce.strip_prefix("  reproduce: tandem replay ").unwrap_or_else(|| panic!("{reproduce}"));
     assert!(path.starts_with("target/tandem/failures/explore-s1-c") && path.ends_with(".toml"), "{path}");
-    let scenario = Scenario::from_file(&dir.join(path)).unwrap();
+    let scenario = Scenario::from_file(&dir.join(path), &PubSub).unwrap();
     assert!(scenario.steps.len() <= 6, "{mutation}: {} steps\n{}", scenario.steps.len(), scenario.to_toml());
     assert!(scenario.nodes <= 3, "{mutation}: {} nodes\n{}", scenario.nodes, scenario.to_toml());
-    assert_eq!(scenario.mutation, Some(mutation.parse::<Mutation>().unwrap()));
+    assert_eq!(scenario.mutation.as_deref(), Some(mutation));
     let replays: Vec<String> = (0..2)
         .map(|_| {
             let replay = tandem(&["replay", path], dir);
@@ -125,4 +125,7 @@ fn bad_arguments_exit_2_before_running() {
     assert_eq!(out.status.code(), Some(2));
     let names = "no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart";
     assert!(stderr(&out).contains(names), "{}", stderr(&out));
+    let out = tandem(&["explore", "--system", "raft"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown system `raft`, expected one of pubsub, kv"), "{}", stderr(&out));
 }

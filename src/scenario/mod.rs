@@ -6,32 +6,29 @@
 //! is checked with [`Scenario::validate`] (the parser applies the same rules)
 //! and written back with [`Scenario::to_toml`].
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::node::mutation::Mutation;
+use crate::system::System;
 
+mod call;
 mod duration;
 mod error;
 mod parse;
-#[cfg(test)]
-mod tests;
+mod syntax;
 mod validate;
 mod write;
 
+pub use call::{Call, True};
 pub use duration::{format_duration, parse_duration};
 pub use error::ScenarioError;
+pub use syntax::{variants, Syntax};
 
 /// The index of a node in a scenario: `0..nodes`.
 pub type NodeIdx = u32;
 
 /// The largest number of nodes a scenario may have.
 pub const MAX_NODES: u32 = 64;
-/// The largest message a `broadcast` or `direct` step may send, in bytes (16 MiB).
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
-/// The message size when a step gives none, in bytes.
-pub const DEFAULT_MESSAGE_SIZE: usize = 32;
 /// The run length when a scenario gives no `duration`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
 /// The quiet tail when a scenario gives no `settle`.
@@ -60,8 +57,10 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// The conditions checked when the run ends (the `[[expect]]` tables).
     pub expects: Vec<Condition>,
-    /// The planted bug a reproducer was found with.
-    pub mutation: Option<Mutation>,
+    /// The planted bug a reproducer was found with (one of the system's).
+    pub mutation: Option<String>,
+    /// The system it runs (`system = "NAME"`); `None` for the default one.
+    pub system: Option<String>,
 }
 
 /// Link defaults: the `[network]` table.
@@ -119,26 +118,6 @@ impl PartialEq for Step {
 /// optional groups takes both or neither (neither means every link).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Node `from` broadcasts a message of `size` bytes tagged `tag`.
-    Broadcast {
-        /// The origin.
-        from: NodeIdx,
-        /// The message tag (default `"b<k>"`, k the 0-based step index).
-        tag: String,
-        /// Payload size in bytes, at most [`MAX_MESSAGE_SIZE`].
-        size: usize,
-    },
-    /// Node `from` sends a message to node `to`.
-    Direct {
-        /// The origin.
-        from: NodeIdx,
-        /// The addressee; not `from`.
-        to: NodeIdx,
-        /// The message tag (default `"b<k>"`, k the 0-based step index).
-        tag: String,
-        /// Payload size in bytes, at most [`MAX_MESSAGE_SIZE`].
-        size: usize,
-    },
     /// Drop everything between groups `a` and `b` (only `a -> b` when `oneway`).
     Partition {
         /// One side: non-empty.
@@ -183,7 +162,7 @@ pub enum Action {
         /// The node.
         node: NodeIdx,
     },
-    /// Move a running node's listener to a new port.
+    /// Move a running node's listener to a new port (a capability).
     Rebind {
         /// The node.
         node: NodeIdx,
@@ -202,29 +181,18 @@ pub enum Action {
         /// What must hold.
         condition: Condition,
     },
+    /// One of the system's own operations (`broadcast`, `put`, ...).
+    Op(Call),
 }
 
 impl Action {
-    /// Every action key, in the order of the spec.
-    pub const NAMES: [&'static str; 11] = [
-        "broadcast",
-        "direct",
-        "partition",
-        "heal",
-        "latency",
-        "loss",
-        "crash",
-        "restart",
-        "rebind",
-        "await",
-        "expect",
-    ];
+    /// Every generic action key, in the order of the spec.
+    pub const NAMES: [&'static str; 9] =
+        ["partition", "heal", "latency", "loss", "crash", "restart", "rebind", "await", "expect"];
 
     /// The key of this action in a step table.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
-            Action::Broadcast { .. } => "broadcast",
-            Action::Direct { .. } => "direct",
             Action::Partition { .. } => "partition",
             Action::Heal { .. } => "heal",
             Action::Latency { .. } => "latency",
@@ -234,54 +202,18 @@ impl Action {
             Action::Rebind { .. } => "rebind",
             Action::Await { .. } => "await",
             Action::Expect { .. } => "expect",
+            Action::Op(call) => &call.key,
         }
     }
 }
 
 /// A condition of `await`, `expect` and `[[expect]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     /// The node it is about, or `None` for every live node.
     pub node: Option<NodeIdx>,
-    /// What must hold.
-    pub check: Check,
-}
-
-/// What a [`Condition`] checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// The node delivered exactly this many application messages.
-    Received(u64),
-    /// The set of tags the node delivered equals this set.
-    ReceivedTags(BTreeSet<String>),
-    /// The node delivered none of these tags.
-    NotReceivedTags(BTreeSet<String>),
-    /// The node knows exactly this many other nodes.
-    Peers(u32),
-    /// The node knows every other live node at its current address.
-    Converged,
-}
-
-impl Check {
-    /// Every check key, in the order of the spec.
-    pub const KEYS: [&'static str; 5] = [
-        "received",
-        "received_tags",
-        "not_received_tags",
-        "peers",
-        "converged",
-    ];
-
-    /// The key of this check in a condition table.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Check::Received(_) => "received",
-            Check::ReceivedTags(_) => "received_tags",
-            Check::NotReceivedTags(_) => "not_received_tags",
-            Check::Peers(_) => "peers",
-            Check::Converged => "converged",
-        }
-    }
+    /// What must hold: one of the system's conditions.
+    pub check: Call,
 }
 
 impl LatencyRange {
@@ -320,34 +252,63 @@ impl Scenario {
             steps: Vec::new(),
             expects: Vec::new(),
             mutation: None,
+            system: None,
         }
     }
 
-    /// Reads and parses a scenario file; the name defaults to the file stem.
-    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
-        let file = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ScenarioError::unreadable(&file, &e))?;
-        Scenario::parse(&text, &file)
+    /// Reads and parses a scenario file for `system`; the name defaults to
+    /// the file stem.
+    pub fn from_file(path: &Path, system: &dyn Syntax) -> Result<Scenario, ScenarioError> {
+        Scenario::from_file_among(path, &[system])
     }
 
-    /// Parses scenario text. `file` names the source in error messages, and
-    /// its stem is the default name (`"scenario"` when it has none).
-    pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        parse::parse(text, file)
+    /// Reads and parses a scenario file for the system it names among
+    /// `systems` (the first one when it names none).
+    pub fn from_file_among(path: &Path, systems: &[&dyn Syntax]) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::unreadable(&file, &e))?;
+        Scenario::parse_among(&text, &file, systems)
+    }
+
+    /// Parses scenario text for `system`. `file` names the source in error
+    /// messages, and its stem is the default name (`"scenario"` when it has
+    /// none).
+    pub fn parse(text: &str, file: &str, system: &dyn Syntax) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_among(text, file, &[system])
+    }
+
+    /// Parses scenario text for the system it names with `system = "NAME"`
+    /// among `systems` (the first one when it names none).
+    ///
+    /// # Panics
+    ///
+    /// When `systems` is empty.
+    pub fn parse_among(text: &str, file: &str, systems: &[&dyn Syntax]) -> Result<Scenario, ScenarioError> {
+        parse::parse(text, file, systems)
     }
 
     /// Checks the rules the parser enforces beyond syntax (node indices in
-    /// range, probabilities, sizes, groups, `settle <= duration`, ...), for a
-    /// scenario built in code. The error names the offending field, like
-    /// `step[2].to: ...`.
-    pub fn validate(&self) -> Result<(), String> {
-        validate::check(self).map_err(|v| v.to_string())
+    /// range, probabilities, groups, `settle <= duration`, the system's
+    /// operations and conditions, ...), for a scenario built in code. The
+    /// error names the offending field, like `step[2].a[0]: ...`.
+    pub fn validate(&self, system: &dyn Syntax) -> Result<(), String> {
+        validate::check(self, system).map_err(|v| v.to_string())
     }
 
     /// Writes the scenario in the file format; parsing the result gives back
     /// an equal scenario (for a valid one).
     pub fn to_toml(&self) -> String {
         write::to_toml(self)
+    }
+
+    /// The step's action as written in a scenario file: `key = { ... }`.
+    pub fn action_toml(action: &Action) -> String {
+        write::action(action)
+    }
+
+    /// Whether the scenario is for `system` (a scenario naming no system is
+    /// for whichever system runs it).
+    pub fn is_for<S: System>(&self, system: &S) -> bool {
+        self.system.as_deref().is_none_or(|name| name == system.name())
     }
 }

@@ -6,43 +6,61 @@
 //! converting to the model, which records where every field was written;
 //! the semantic rules of [`validate`] are then reported at those places.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{line_column, Located};
+use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    parse_duration, Action, Check, Condition, LatencyRange, Network, NodeIdx, Scenario,
-    ScenarioError, Step, Timing, DEFAULT_DURATION, DEFAULT_MESSAGE_SIZE, DEFAULT_SETTLE,
+    parse_duration, Action, Call, Condition, LatencyRange, Network, NodeIdx, Scenario,
+    ScenarioError, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
 };
-use crate::node::mutation::Mutation;
 
 type Span = Range<usize>;
 
 /// A group of node indices: `a` or `b`.
 type RawGroup = Spanned<Vec<Spanned<NodeIdx>>>;
 
-/// Parses and validates `text`, the contents of `file`.
-pub(crate) fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+/// Parses and validates `text`, the contents of `file`, for the system it
+/// names among `systems` (the first when it names none).
+pub(crate) fn parse(text: &str, file: &str, systems: &[&dyn Syntax]) -> Result<Scenario, ScenarioError> {
     let locate = |error| ScenarioError::located(file, text, error);
     let raw: RawScenario = toml::from_str(text).map_err(|e| locate(toml_error(&e)))?;
+    let syntax = pick(systems, raw.system.as_ref()).map_err(locate)?;
     let mut converter = Converter {
         text,
+        syntax,
+        // Node indices of operations are checked once `nodes` itself is valid.
+        nodes: Some(*raw.nodes.get_ref()).filter(|n| (1..=MAX_NODES).contains(n)).unwrap_or(u32::MAX),
+        line_starts: std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect(),
         spans: HashMap::new(),
     };
     let scenario = converter
         .scenario(raw, default_name(file))
         .map_err(locate)?;
-    validate::check(&scenario)
+    validate::check(&scenario, syntax)
         .map_err(|v| locate(Located::new(converter.span(v.loc), v.message)))?;
     Ok(scenario)
+}
+
+/// The system a scenario names, or the first.
+fn pick<'a>(systems: &[&'a dyn Syntax], named: Option<&Spanned<String>>) -> Result<&'a dyn Syntax, Located> {
+    let first = *systems.first().expect("at least one system to parse for");
+    let Some(named) = named else { return Ok(first) };
+    systems.iter().copied().find(|s| s.system() == named.get_ref()).ok_or_else(|| {
+        let known: Vec<&str> = systems.iter().map(|s| s.system()).collect();
+        Located::new(
+            named.span(),
+            format!("unknown system `{}`, expected one of {}", named.get_ref(), known.join(", ")),
+        )
+    })
 }
 
 /// A toml or serde error, on one line.
@@ -71,6 +89,7 @@ struct RawScenario {
     settle: Option<Spanned<String>>,
     seed: Option<Spanned<u64>>,
     mutation: Option<Spanned<String>>,
+    system: Option<Spanned<String>>,
     network: Option<RawNetwork>,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
@@ -96,13 +115,9 @@ struct RawStep {
     after: Option<Spanned<String>>,
     /// The action keys, in file order, with their values.
     actions: Vec<(Spanned<String>, RawAction)>,
-    /// The first key that is neither a timing nor an action.
-    unknown: Option<Spanned<String>>,
 }
 
 enum RawAction {
-    Broadcast(RawBroadcast),
-    Direct(RawDirect),
     Partition(RawPartition),
     Heal(RawGroups),
     Latency(RawLatency),
@@ -112,29 +127,8 @@ enum RawAction {
     Rebind(RawRebind),
     Await(Spanned<RawCondition>),
     Expect(Spanned<RawCondition>),
-}
-
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { from = 0, tag = \"m1\", size = 32 }"
-)]
-struct RawBroadcast {
-    from: Spanned<NodeIdx>,
-    tag: Option<String>,
-    size: Option<Spanned<usize>>,
-}
-
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { from = 0, to = 1, tag = \"m1\" }"
-)]
-struct RawDirect {
-    from: Spanned<NodeIdx>,
-    to: Spanned<NodeIdx>,
-    tag: Option<String>,
-    size: Option<Spanned<usize>>,
+    /// Any other key: one of the system's operations, or unknown.
+    Other(Spanned<toml::Value>),
 }
 
 #[derive(Deserialize)]
@@ -197,20 +191,40 @@ struct RawRebind {
     port: Option<u16>,
 }
 
-/// A condition; `timeout` is only allowed in `await`.
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a condition like { node = 1, received = 2 }"
-)]
+/// A condition: `node`, `timeout` (only in `await`), and the system's
+/// condition keys, read by hand so that each keeps its span.
 struct RawCondition {
     node: Option<Spanned<NodeIdx>>,
-    received: Option<Spanned<u64>>,
-    received_tags: Option<Spanned<BTreeSet<String>>>,
-    not_received_tags: Option<Spanned<BTreeSet<String>>>,
-    peers: Option<Spanned<u32>>,
-    converged: Option<Spanned<bool>>,
     timeout: Option<Spanned<String>>,
+    checks: Vec<(Spanned<String>, Spanned<toml::Value>)>,
+}
+
+impl<'de> Deserialize<'de> for RawCondition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawCondition, D::Error> {
+        deserializer.deserialize_map(ConditionVisitor)
+    }
+}
+
+struct ConditionVisitor;
+
+impl<'de> Visitor<'de> for ConditionVisitor {
+    type Value = RawCondition;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a condition like { node = 1, received = 2 }")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawCondition, M::Error> {
+        let mut condition = RawCondition { node: None, timeout: None, checks: Vec::new() };
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            match key.get_ref().as_str() {
+                "node" => condition.node = Some(map.next_value()?),
+                "timeout" => condition.timeout = Some(map.next_value()?),
+                _ => condition.checks.push((key, map.next_value()?)),
+            }
+        }
+        Ok(condition)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawStep {
@@ -233,18 +247,15 @@ impl<'de> Visitor<'de> for StepVisitor {
             at: None,
             after: None,
             actions: Vec::new(),
-            unknown: None,
         };
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             match key.get_ref().as_str() {
                 "at" => step.at = Some(map.next_value()?),
                 "after" => step.after = Some(map.next_value()?),
-                name => match RawAction::next_value(name, &mut map)? {
-                    Some(action) => step.actions.push((key, action)),
-                    None => {
-                        step.unknown.get_or_insert(key);
-                    }
-                },
+                name => {
+                    let action = RawAction::next_value(name, &mut map)?;
+                    step.actions.push((key, action));
+                }
             }
         }
         Ok(step)
@@ -252,15 +263,9 @@ impl<'de> Visitor<'de> for StepVisitor {
 }
 
 impl RawAction {
-    /// Reads the value of action key `name`; `None` (the value skipped) when
-    /// `name` is not an action.
-    fn next_value<'de, M: MapAccess<'de>>(
-        name: &str,
-        map: &mut M,
-    ) -> Result<Option<RawAction>, M::Error> {
-        Ok(Some(match name {
-            "broadcast" => RawAction::Broadcast(map.next_value()?),
-            "direct" => RawAction::Direct(map.next_value()?),
+    /// Reads the value of action key `name`.
+    fn next_value<'de, M: MapAccess<'de>>(name: &str, map: &mut M) -> Result<RawAction, M::Error> {
+        Ok(match name {
             "partition" => RawAction::Partition(map.next_value()?),
             "heal" => RawAction::Heal(map.next_value()?),
             "latency" => RawAction::Latency(map.next_value()?),
@@ -270,11 +275,8 @@ impl RawAction {
             "rebind" => RawAction::Rebind(map.next_value()?),
             "await" => RawAction::Await(map.next_value()?),
             "expect" => RawAction::Expect(map.next_value()?),
-            _ => {
-                map.next_value::<IgnoredAny>()?;
-                return Ok(None);
-            }
-        }))
+            _ => RawAction::Other(map.next_value()?),
+        })
     }
 }
 
@@ -301,10 +303,20 @@ fn optional_duration(
 /// semantic rule checks was written.
 struct Converter<'a> {
     text: &'a str,
+    syntax: &'a dyn Syntax,
+    /// The scenario's `nodes`, for the system's operations.
+    nodes: u32,
+    /// Where each line of the text starts.
+    line_starts: Vec<usize>,
     spans: HashMap<Loc, Span>,
 }
 
 impl Converter<'_> {
+    /// The 1-based line of byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+
     /// The span recorded for `loc` (the start of the file when the field was
     /// not written).
     fn span(&self, loc: Loc) -> Span {
@@ -367,32 +379,44 @@ impl Converter<'_> {
                 .expect
                 .iter()
                 .enumerate()
-                .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition)?))
+                .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition, self.syntax)?))
                 .collect::<Result<_, _>>()?,
-            mutation: raw
-                .mutation
-                .as_ref()
-                .map(|m| {
-                    text(m, |name| {
-                        name.parse::<Mutation>().map_err(|e| e.to_string())
-                    })
-                })
-                .transpose()?,
+            mutation: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
+            system: raw.system.map(|s| s.into_inner()),
+        })
+    }
+
+    /// Every action key this scenario's system accepts, for messages.
+    fn action_names(&self) -> String {
+        format!(
+            "{}, or an operation of system `{}`: {}",
+            Action::NAMES.join(", "),
+            self.syntax.system(),
+            self.syntax.operations().join(", ")
+        )
+    }
+
+    /// Parses a system's operation or condition written at `key = value`,
+    /// reporting its errors where they are in the file.
+    fn call(
+        &self,
+        key: &Spanned<String>,
+        value: &Spanned<toml::Value>,
+        check: impl FnOnce(&str) -> Result<Call, (Option<Span>, String)>,
+    ) -> Result<Call, Located> {
+        let prefix = format!("{} = ", key.get_ref());
+        let source = format!("{prefix}{}", &self.text[value.span()]);
+        check(&source).map_err(|(span, message)| {
+            let span = span
+                .filter(|s| s.start >= prefix.len())
+                .map(|s| s.start - prefix.len() + value.span().start..s.end - prefix.len() + value.span().start)
+                .unwrap_or(value.span());
+            Located::new(span, message)
         })
     }
 
     fn step(&mut self, index: usize, raw: &Spanned<RawStep>) -> Result<Step, Located> {
         let step = raw.get_ref();
-        if let Some(key) = &step.unknown {
-            return Err(Located::new(
-                key.span(),
-                format!(
-                    "unknown action `{}`, expected one of {}",
-                    key.get_ref(),
-                    Action::NAMES.join(", ")
-                ),
-            ));
-        }
         let timing = match (&step.at, &step.after) {
             (Some(at), Some(after)) => {
                 let later = if at.span().start > after.span().start {
@@ -410,14 +434,11 @@ impl Converter<'_> {
             (None, None) => Timing::Immediately,
         };
         let action = match step.actions.as_slice() {
-            [(_, action)] => self.action(index, action)?,
+            [(key, action)] => self.action(index, key, action)?,
             [] => {
                 return Err(Located::new(
                     raw.span(),
-                    format!(
-                        "step has no action, expected one of {}",
-                        Action::NAMES.join(", ")
-                    ),
+                    format!("step has no action, expected one of {}", self.action_names()),
                 ))
             }
             [(first, _), (second, _), ..] => {
@@ -434,29 +455,14 @@ impl Converter<'_> {
         Ok(Step {
             timing,
             action,
-            line: line_column(self.text, raw.span().start).0,
+            line: self.line_of(raw.span().start),
         })
     }
 
-    fn action(&mut self, step: usize, raw: &RawAction) -> Result<Action, Located> {
+    fn action(&mut self, step: usize, key: &Spanned<String>, raw: &RawAction) -> Result<Action, Located> {
         let at = |field| Loc::Step(step, field);
-        let tag = |tag: &Option<String>| tag.clone().unwrap_or_else(|| format!("b{step}"));
+        self.spans.insert(at(Field::Action), key.span());
         Ok(match raw {
-            RawAction::Broadcast(r) => Action::Broadcast {
-                from: self.value(at(Field::From), &r.from),
-                tag: tag(&r.tag),
-                size: self
-                    .optional(at(Field::Size), &r.size)
-                    .unwrap_or(DEFAULT_MESSAGE_SIZE),
-            },
-            RawAction::Direct(r) => Action::Direct {
-                from: self.value(at(Field::From), &r.from),
-                to: self.value(at(Field::To), &r.to),
-                tag: tag(&r.tag),
-                size: self
-                    .optional(at(Field::Size), &r.size)
-                    .unwrap_or(DEFAULT_MESSAGE_SIZE),
-            },
             RawAction::Partition(r) => Action::Partition {
                 a: self.group(step, Side::A, &r.a),
                 b: self.group(step, Side::B, &r.b),
@@ -499,8 +505,19 @@ impl Converter<'_> {
                 }
             }
             RawAction::Expect(r) => Action::Expect {
-                condition: self.condition(at, no_timeout(r)?)?,
+                condition: self.condition(at, no_timeout(r, self.syntax)?)?,
             },
+            RawAction::Other(value) => {
+                if !self.syntax.operations().contains(&key.get_ref().as_str()) {
+                    return Err(Located::new(
+                        key.span(),
+                        format!("unknown action `{}`, expected one of {}", key.get_ref(), self.action_names()),
+                    ));
+                }
+                self.spans.insert(at(Field::Op), value.span());
+                let nodes = self.nodes;
+                Action::Op(self.call(key, value, |source| self.syntax.check_op(source, nodes))?)
+            }
         })
     }
 
@@ -530,50 +547,25 @@ impl Converter<'_> {
         raw: &Spanned<RawCondition>,
     ) -> Result<Condition, Located> {
         let r = raw.get_ref();
-        if let Some(converged) = r.converged.as_ref().filter(|c| !c.get_ref()) {
-            return Err(Located::new(converged.span(), "`converged` must be `true`"));
-        }
-        let received = r.received.as_ref().map(|n| {
-            (
-                n.span(),
-                Check::Received(self.value(at(Field::Received), n)),
-            )
-        });
-        let tags = |tags: &Spanned<BTreeSet<String>>| (tags.span(), tags.get_ref().clone());
-        let mut checks: Vec<(Span, Check)> = [
-            received,
-            r.received_tags
-                .as_ref()
-                .map(tags)
-                .map(|(s, t)| (s, Check::ReceivedTags(t))),
-            r.not_received_tags
-                .as_ref()
-                .map(tags)
-                .map(|(s, t)| (s, Check::NotReceivedTags(t))),
-            r.peers
-                .as_ref()
-                .map(|p| (p.span(), Check::Peers(*p.get_ref()))),
-            r.converged.as_ref().map(|c| (c.span(), Check::Converged)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        checks.sort_by_key(|(span, _)| span.start);
-        let expected = format!("expected exactly one of {}", Check::KEYS.join(", "));
-        let mut checks = checks.into_iter();
-        let (_, check) = checks.next().ok_or_else(|| {
-            Located::new(raw.span(), format!("condition has no check, {expected}"))
-        })?;
-        if let Some((span, second)) = checks.next() {
-            return Err(Located::new(
-                span,
-                format!(
-                    "condition has both `{}` and `{}`, {expected}",
-                    check.key(),
-                    second.key()
-                ),
-            ));
-        }
+        let expected = format!("expected exactly one of {}", self.syntax.conditions().join(", "));
+        let (key, value) = match r.checks.as_slice() {
+            [] => return Err(Located::new(raw.span(), format!("condition has no check, {expected}"))),
+            [(key, _), ..] if !self.syntax.conditions().contains(&key.get_ref().as_str()) => {
+                return Err(Located::new(
+                    key.span(),
+                    format!("unknown condition `{}`, expected `node` and one of {}", key.get_ref(), self.syntax.conditions().join(", ")),
+                ))
+            }
+            [(first, _), (second, _), ..] => {
+                return Err(Located::new(
+                    second.span(),
+                    format!("condition has both `{}` and `{}`, {expected}", first.get_ref(), second.get_ref()),
+                ))
+            }
+            [(key, value)] => (key, value),
+        };
+        self.spans.insert(at(Field::Check), value.span());
+        let check = self.call(key, value, |source| self.syntax.check_condition(source))?;
         Ok(Condition {
             node: self.optional(at(Field::Node), &r.node),
             check,
@@ -582,13 +574,13 @@ impl Converter<'_> {
 }
 
 /// Rejects a `timeout` outside `await`.
-fn no_timeout(raw: &Spanned<RawCondition>) -> Result<&Spanned<RawCondition>, Located> {
+fn no_timeout<'a>(raw: &'a Spanned<RawCondition>, syntax: &dyn Syntax) -> Result<&'a Spanned<RawCondition>, Located> {
     match &raw.get_ref().timeout {
         Some(timeout) => Err(Located::new(
             timeout.span(),
             format!(
                 "`timeout` is only allowed in an `await` step, expected `node` and one of {}",
-                Check::KEYS.join(", ")
+                syntax.conditions().join(", ")
             ),
         )),
         None => Ok(raw),

@@ -6,9 +6,7 @@
 
 use std::fmt;
 
-use super::{
-    Action, Check, Condition, LatencyRange, NodeIdx, Scenario, MAX_MESSAGE_SIZE, MAX_NODES,
-};
+use super::{Action, Call, Condition, LatencyRange, NodeIdx, Scenario, Syntax, MAX_NODES};
 
 /// Where in a scenario a rule is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +23,8 @@ pub(crate) enum Loc {
     NetworkLatency,
     /// `network.loss`.
     NetworkLoss,
+    /// `mutation`.
+    Mutation,
     /// A field of the action of `step[i]`.
     Step(usize, Field),
     /// A field of the end check `expect[i]`.
@@ -34,20 +34,18 @@ pub(crate) enum Loc {
 /// A field of an action or condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Field {
-    /// `from`.
-    From,
-    /// `to`.
-    To,
-    /// `size`.
-    Size,
+    /// The action's key.
+    Action,
+    /// The value of a system operation.
+    Op,
+    /// The value of a system condition.
+    Check,
     /// `value` (of `latency`).
     Value,
     /// `rate` (of `loss`).
     Rate,
     /// `node` (of an action or a condition).
     Node,
-    /// `received` (of a condition).
-    Received,
     /// Group `a` or `b`, whole (`None`) or one element.
     Group(Side, Option<usize>),
 }
@@ -71,9 +69,10 @@ pub(crate) struct Violation {
 }
 
 /// Checks every semantic rule, in file order; returns the first broken one.
-pub(crate) fn check(scenario: &Scenario) -> Result<(), Violation> {
+pub(crate) fn check(scenario: &Scenario, syntax: &dyn Syntax) -> Result<(), Violation> {
     Checker {
         nodes: scenario.nodes,
+        syntax,
     }
     .scenario(scenario)
 }
@@ -92,11 +91,12 @@ fn ensure(ok: bool, loc: Loc, message: impl FnOnce() -> String) -> Result<(), Vi
 /// The largest integer TOML can hold.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
 
-struct Checker {
+struct Checker<'a> {
     nodes: u32,
+    syntax: &'a dyn Syntax,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn scenario(&self, s: &Scenario) -> Result<(), Violation> {
         ensure((1..=MAX_NODES).contains(&s.nodes), Loc::Nodes, || {
             format!(
@@ -120,6 +120,17 @@ impl Checker {
                 s.seed
             )
         })?;
+        if let Some(mutation) = &s.mutation {
+            let bugs = self.syntax.bugs();
+            ensure(bugs.iter().any(|b| b.name == mutation), Loc::Mutation, || {
+                let names: Vec<&str> = bugs.iter().map(|b| b.name).collect();
+                format!(
+                    "unknown mutation `{mutation}` of system `{}`, expected one of: {}",
+                    self.syntax.system(),
+                    if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                )
+            })?;
+        }
         range(Loc::NetworkLatency, &s.network.latency)?;
         probability(Loc::NetworkLoss, s.network.loss)?;
         for (i, step) in s.steps.iter().enumerate() {
@@ -134,18 +145,6 @@ impl Checker {
     fn action(&self, step: usize, action: &Action) -> Result<(), Violation> {
         let at = |field| Loc::Step(step, field);
         match action {
-            Action::Broadcast { from, size, .. } => {
-                self.node(at(Field::From), *from)?;
-                message_size(at(Field::Size), *size)
-            }
-            Action::Direct { from, to, size, .. } => {
-                self.node(at(Field::From), *from)?;
-                self.node(at(Field::To), *to)?;
-                ensure(from != to, at(Field::To), || {
-                    format!("`to` is the sender (node {to}), expected another node")
-                })?;
-                message_size(at(Field::Size), *size)
-            }
             Action::Partition { a, b, .. } => {
                 self.group(step, Side::A, a)?;
                 self.group(step, Side::B, b)?;
@@ -169,11 +168,23 @@ impl Checker {
                 probability(at(Field::Rate), *rate)?;
                 self.optional_groups(step, action, a, b)
             }
-            Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } => {
+            Action::Crash { node } | Action::Restart { node } => self.node(at(Field::Node), *node),
+            Action::Rebind { node, .. } => {
+                ensure(self.syntax.abilities().rebind, at(Field::Action), || {
+                    format!(
+                        "system `{}` cannot rebind a running node (no rebind capability), expected one of {}",
+                        self.syntax.system(),
+                        Action::NAMES.iter().filter(|&&a| a != "rebind").copied().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
                 self.node(at(Field::Node), *node)
             }
             Action::Await { condition, .. } | Action::Expect { condition } => {
                 self.condition(at, condition)
+            }
+            Action::Op(call) => {
+                let message = |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Op), message };
+                self.syntax.check_op(&source(call), self.nodes).map(drop).map_err(message)
             }
         }
     }
@@ -182,12 +193,8 @@ impl Checker {
         if let Some(node) = condition.node {
             self.node(at(Field::Node), node)?;
         }
-        if let Check::Received(n) = condition.check {
-            ensure(n <= TOML_INT_MAX, at(Field::Received), || {
-                format!("`received` {n} is too large, expected at most {TOML_INT_MAX}")
-            })?;
-        }
-        Ok(())
+        let message = |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Check), message };
+        self.syntax.check_condition(&source(&condition.check)).map(drop).map_err(message)
     }
 
     /// Groups of `heal`, `latency` and `loss`: both or neither.
@@ -244,10 +251,9 @@ impl Checker {
     }
 }
 
-fn message_size(loc: Loc, size: usize) -> Result<(), Violation> {
-    ensure(size <= MAX_MESSAGE_SIZE, loc, || {
-        format!("size {size} is too large, expected at most {MAX_MESSAGE_SIZE} bytes (16 MiB)")
-    })
+/// A call written as TOML source: `key = value`.
+fn source(call: &Call) -> String {
+    format!("{} = {}", call.key, super::write::value(&call.value))
 }
 
 fn probability(loc: Loc, p: f64) -> Result<(), Violation> {
@@ -274,13 +280,12 @@ impl fmt::Display for Side {
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Field::From => f.write_str("from"),
-            Field::To => f.write_str("to"),
-            Field::Size => f.write_str("size"),
+            Field::Action => f.write_str("action"),
+            Field::Op => f.write_str("op"),
+            Field::Check => f.write_str("check"),
             Field::Value => f.write_str("value"),
             Field::Rate => f.write_str("rate"),
             Field::Node => f.write_str("node"),
-            Field::Received => f.write_str("received"),
             Field::Group(side, None) => write!(f, "{side}"),
             Field::Group(side, Some(j)) => write!(f, "{side}[{j}]"),
         }
@@ -296,6 +301,7 @@ impl fmt::Display for Loc {
             Loc::Seed => f.write_str("seed"),
             Loc::NetworkLatency => f.write_str("network.latency"),
             Loc::NetworkLoss => f.write_str("network.loss"),
+            Loc::Mutation => f.write_str("mutation"),
             Loc::Step(i, field) => write!(f, "step[{i}].{field}"),
             Loc::Expect(i, field) => write!(f, "expect[{i}].{field}"),
         }

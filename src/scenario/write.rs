@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{format_duration, Action, Check, Condition, NodeIdx, Scenario, Timing};
+use super::{format_duration, Action, Condition, NodeIdx, Scenario, Timing};
 
 /// `scenario` in the file format.
 pub(crate) fn to_toml(scenario: &Scenario) -> String {
@@ -13,7 +13,7 @@ pub(crate) fn to_toml(scenario: &Scenario) -> String {
 struct Toml<'a>(&'a Scenario);
 
 /// The keys and rendered values of an inline table, in order.
-type Fields = Vec<(&'static str, String)>;
+type Fields = Vec<(String, String)>;
 
 impl fmt::Display for Toml<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -25,8 +25,11 @@ impl fmt::Display for Toml<'_> {
         writeln!(f, "duration = {}", duration(s.duration))?;
         writeln!(f, "settle = {}", duration(s.settle))?;
         writeln!(f, "seed = {}", s.seed)?;
-        if let Some(mutation) = s.mutation {
-            writeln!(f, "mutation = {}", string(mutation.name()))?;
+        if let Some(system) = &s.system {
+            writeln!(f, "system = {}", string(system))?;
+        }
+        if let Some(mutation) = &s.mutation {
+            writeln!(f, "mutation = {}", string(mutation))?;
         }
         writeln!(f, "\n[network]")?;
         writeln!(f, "latency = {}", string(&s.network.latency.to_string()))?;
@@ -38,12 +41,7 @@ impl fmt::Display for Toml<'_> {
                 Timing::At(at) => writeln!(f, "at = {}", duration(at))?,
                 Timing::After(after) => writeln!(f, "after = {}", duration(after))?,
             }
-            writeln!(
-                f,
-                "{} = {}",
-                step.action.name(),
-                inline(&action_fields(&step.action))
-            )?;
+            writeln!(f, "{}", action(&step.action))?;
         }
         for condition in &s.expects {
             writeln!(f, "\n[[expect]]")?;
@@ -55,53 +53,44 @@ impl fmt::Display for Toml<'_> {
     }
 }
 
+/// The step line of `action`: `key = value`.
+pub(crate) fn action(action: &Action) -> String {
+    match action {
+        Action::Op(call) => format!("{} = {}", call.key, value(&call.value)),
+        _ => format!("{} = {}", action.name(), inline(&action_fields(action))),
+    }
+}
+
 fn action_fields(action: &Action) -> Fields {
     match action {
-        Action::Broadcast { from, tag, size } => {
-            vec![
-                ("from", from.to_string()),
-                ("tag", string(tag)),
-                ("size", size.to_string()),
-            ]
-        }
-        Action::Direct {
-            from,
-            to,
-            tag,
-            size,
-        } => vec![
-            ("from", from.to_string()),
-            ("to", to.to_string()),
-            ("tag", string(tag)),
-            ("size", size.to_string()),
-        ],
         Action::Partition { a, b, oneway } => {
             vec![
-                ("a", group(a)),
-                ("b", group(b)),
-                ("oneway", oneway.to_string()),
+                ("a".into(), group(a)),
+                ("b".into(), group(b)),
+                ("oneway".into(), oneway.to_string()),
             ]
         }
         Action::Heal { a, b } => groups(a, b),
-        Action::Latency { value, a, b } => [("value", string(&value.to_string()))]
+        Action::Latency { value, a, b } => [("value".into(), string(&value.to_string()))]
             .into_iter()
             .chain(groups(a, b))
             .collect(),
-        Action::Loss { rate, a, b } => [("rate", float(*rate))]
+        Action::Loss { rate, a, b } => [("rate".into(), float(*rate))]
             .into_iter()
             .chain(groups(a, b))
             .collect(),
-        Action::Crash { node } | Action::Restart { node } => vec![("node", node.to_string())],
-        Action::Rebind { node, port } => [("node", node.to_string())]
+        Action::Crash { node } | Action::Restart { node } => vec![("node".into(), node.to_string())],
+        Action::Rebind { node, port } => [("node".into(), node.to_string())]
             .into_iter()
-            .chain(port.map(|port| ("port", port.to_string())))
+            .chain(port.map(|port| ("port".into(), port.to_string())))
             .collect(),
         Action::Await { condition, timeout } => {
             let mut fields = condition_fields(condition);
-            fields.push(("timeout", duration(*timeout)));
+            fields.push(("timeout".into(), duration(*timeout)));
             fields
         }
         Action::Expect { condition } => condition_fields(condition),
+        Action::Op(_) => unreachable!("operations are written whole"),
     }
 }
 
@@ -109,31 +98,39 @@ fn action_fields(action: &Action) -> Fields {
 fn groups(a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Fields {
     [("a", a), ("b", b)]
         .into_iter()
-        .filter_map(|(key, nodes)| nodes.as_deref().map(|nodes| (key, group(nodes))))
+        .filter_map(|(key, nodes)| nodes.as_deref().map(|nodes| (key.into(), group(nodes))))
         .collect()
 }
 
 fn condition_fields(condition: &Condition) -> Fields {
-    let check = match &condition.check {
-        Check::Received(n) => n.to_string(),
-        Check::ReceivedTags(tags) | Check::NotReceivedTags(tags) => {
-            format!(
-                "[{}]",
-                tags.iter()
-                    .map(|tag| string(tag))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-        Check::Peers(n) => n.to_string(),
-        Check::Converged => "true".to_string(),
-    };
     condition
         .node
-        .map(|node| ("node", node.to_string()))
+        .map(|node| ("node".to_string(), node.to_string()))
         .into_iter()
-        .chain([(condition.check.key(), check)])
+        .chain([(condition.check.key.clone(), value(&condition.check.value))])
         .collect()
+}
+
+/// A TOML value on one line (tables inline, keys in their order).
+pub(crate) fn value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => string(s),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(x) => float(*x),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(items) => format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(", ")),
+        toml::Value::Table(table) => inline(&table.iter().map(|(k, v)| (key(k), value(v))).collect()),
+    }
+}
+
+/// A key, bare when it can be.
+fn key(k: &str) -> String {
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        k.to_string()
+    } else {
+        string(k)
+    }
 }
 
 fn inline(fields: &Fields) -> String {

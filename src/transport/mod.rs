@@ -2,7 +2,7 @@
 //!
 //! Node logic is written once against these traits and runs unchanged on the
 //! simulated network (`tandem-sim`'s `SimTransport`) and on real QUIC
-//! ([`msquic::MsQuicTransport`]). A transport moves whole messages over
+//! (`tandem-msquic`'s `MsQuicTransport`). A transport moves whole messages over
 //! connections; it never splits or merges them.
 //!
 //! The traits use `impl Future + Send` returns so that node tasks can be
@@ -16,8 +16,6 @@ use bytes::Bytes;
 
 mod error;
 pub mod framing;
-#[cfg(feature = "msquic")]
-pub mod msquic;
 
 pub use error::TransportError;
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::report::Figure;
 use super::Options;
-use crate::explore::runner::{explore, Plan, Shard};
-use crate::explore::strategy::Space;
+use tandem_sim::explore::runner::{explore, Plan, Shard};
+use tandem_sim::explore::strategy::Space;
 
 /// The exploration seed of the benchmark.
 const SEED: u64 = 1;
@@ -19,7 +19,7 @@ fn cases_per_second(cases: u64, jobs: usize) -> f64 {
     let done = AtomicU64::new(0);
     let start = Instant::now();
     // A failing case stops the exploration early; the rate counts what ran.
-    explore(&plan, |_| {
+    explore(&std::sync::Arc::new(tandem_pubsub::PubSub), &plan, |_| {
         done.fetch_add(1, Ordering::Relaxed);
     });
     done.into_inner() as f64 / start.elapsed().as_secs_f64()

@@ -6,7 +6,7 @@ use std::process::Command;
 use super::report::Figure;
 use super::sim_speed::SEED;
 use super::{raw_turmoil, workload, Options};
-use crate::run::{options_for, run_with};
+use tandem_sim::run::{options_for, run_with};
 
 /// A workload whose peak memory a child process measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,11 +47,12 @@ pub fn run_probe(probe: Probe, quick: bool) -> Result<u64, String> {
         Probe::Idle => {}
         Probe::Sim64 => {
             let scenario = workload::fixed_load(64, sim64_secs(quick));
-            run_with(&scenario, options_for(&scenario, SEED));
+            run_with(std::sync::Arc::new(tandem_pubsub::PubSub), &scenario, options_for(&tandem_pubsub::PubSub, &scenario, SEED));
         }
         Probe::RawSim64 => {
             let scenario = workload::fixed_load(64, sim64_secs(quick));
-            raw_turmoil::run(&options_for(&scenario, SEED), &workload::planned(&scenario), scenario.duration);
+            let options = options_for(&tandem_pubsub::PubSub, &scenario, SEED);
+            raw_turmoil::run::<tandem_pubsub::PubSub>(&options, &workload::planned(&scenario), scenario.duration);
         }
         #[cfg(feature = "msquic")]
         Probe::Quic8 => {

@@ -18,6 +18,7 @@
 // Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
+pub mod cli;
 pub mod explore;
 pub mod memory;
 #[cfg(feature = "msquic")]
@@ -31,7 +32,7 @@ pub mod sim_speed;
 pub mod udp;
 pub mod workload;
 
-pub use report::{Figure, Machine, Report, Target};
+pub use report::{Machine, Report};
 
 /// A part of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

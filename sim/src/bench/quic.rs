@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tandem::node::{Node, NodeConfig, NodeId, SendError};
-use tandem::transport::msquic::{MsQuicConfig, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport};
+use tandem_pubsub::node::{Node, NodeConfig, NodeId, SendError};
+use tandem_msquic::{MsQuicConfig, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tokio::sync::mpsc;
 

@@ -7,7 +7,7 @@
 //! A client opens a stream per connection and writes payloads back to back;
 //! the server counts the bytes each `Receive` event hands it.
 //!
-//! [`MsQuicTransport`]: tandem::transport::msquic::MsQuicTransport
+//! [`MsQuicTransport`]: tandem_msquic::MsQuicTransport
 
 use std::ffi::c_void;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,7 +20,7 @@ use msquic::{
     Addr, BufferRef, Configuration, Connection, ConnectionEvent, ConnectionShutdownFlags, CredentialFlags, Listener,
     ListenerEvent, Registration, RegistrationConfig, SendFlags, Stream, StreamEvent, StreamOpenFlags, StreamStartFlags,
 };
-use tandem::transport::msquic::{MsQuicConfig, TlsIdentity, ALPN};
+use tandem_msquic::{MsQuicConfig, TlsIdentity, ALPN};
 
 /// Bytes in flight beyond which the sender waits: `MsQuicTransport`'s limit.
 const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;

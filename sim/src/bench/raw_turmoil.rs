@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::cluster::{SimOptions, BASE_PORT, REBIND_PORT};
+use tandem_sim::cluster::{SimOptions, BASE_PORT, REBIND_PORT};
+
+use super::workload::Subject;
 
 /// How long a host waits before redialling a broken connection.
 const REDIAL: Duration = Duration::from_millis(50);
@@ -49,9 +51,9 @@ enum Command {
 }
 
 /// Runs `options.nodes` raw hosts on a turmoil network built like tandem's
-/// (same tick, latency and seed), carries out `actions` at their times and
-/// stops at `end`.
-pub fn run(options: &SimOptions, actions: &[(Duration, Action)], end: Duration) -> RawRun {
+/// (same tick, latency and seed), carries out `actions` at their times (a
+/// system's operations as `S::traffic` says) and stops at `end`.
+pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end: Duration) -> RawRun {
     let mut sim = options.network();
     let names: Vec<String> = (0..options.nodes).map(|n| format!("n{n}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
@@ -82,8 +84,10 @@ pub fn run(options: &SimOptions, actions: &[(Duration, Action)], end: Duration) 
             let _ = commands[node as usize].send(command);
         };
         match action {
-            Action::Broadcast { from, size, .. } => command(*from, Command::Send { to: None, size: *size }),
-            Action::Direct { from, to, size, .. } => command(*from, Command::Send { to: Some(*to), size: *size }),
+            Action::Op(call) => {
+                let (from, to, size) = S::traffic(&call.typed().expect("a valid operation"));
+                command(from, Command::Send { to, size });
+            }
             Action::Partition { a, b, oneway } => {
                 for (x, y) in links(size, Some((a, b))) {
                     let (ix, iy) = (ips[x as usize], ips[y as usize]);

@@ -13,7 +13,7 @@ pub fn measure(options: &Options) -> Vec<Figure> {
     let mut figures = Vec::new();
     let mut points = Vec::new();
     for &nodes in sizes {
-        let comparison = Comparison::of(&workload::fixed_load(nodes, secs), options.reps);
+        let comparison = Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps);
         points.push((nodes as f64, comparison.tandem_wall, comparison.raw_wall));
         let what = format!("{nodes} nodes, 10 broadcasts per simulated second in total, {secs} s");
         figures.push(comparison.wall_figure(&format!("scale.n{nodes}.wall"), &what));

@@ -2,25 +2,76 @@
 //! network actions a tandem run carried out, which the raw-turmoil baseline
 //! replays at the same simulated times.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::cluster::Cluster;
-use tandem::scenario::{Action, Check, Condition, Scenario, Step, Timing};
-use tandem::trace::TraceKind;
+use tandem::history::EventKind;
+use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Step, Timing};
+use tandem::system::{Operation, System};
+use tandem_kv::{Kv, KvOp};
+use tandem_pubsub::{Op, PubSub};
+use tandem_sim::run::SimRun;
 
-use crate::run::SimRun;
-
-/// The hot-reload scenario shipped in `scenarios/`, built into the binary so
-/// the benchmark runs from any directory.
-pub fn hot_reload() -> Scenario {
-    Scenario::parse(include_str!("../../../scenarios/hot_reload.toml"), "hot_reload.toml")
-        .expect("the bundled hot_reload scenario parses")
+/// A bundled system as the simulation benchmarks drive it: its load, and
+/// what raw turmoil sends in its place.
+pub trait Subject: System {
+    /// The benchmark's name of the system (`""` for the reference system,
+    /// whose figures keep their historical names).
+    const PREFIX: &'static str;
+    /// The system.
+    fn it() -> Arc<Self>;
+    /// Its hot-reload scenario (a rebind under load), shipped in `scenarios/`.
+    fn hot_reload() -> Scenario;
+    /// The operation of load round `round` at node `from`.
+    fn load(round: u32, from: NodeIdx) -> Self::Op;
+    /// What raw turmoil sends for `op`: the sender, the addressee (`None`:
+    /// every other node) and the bytes.
+    fn traffic(op: &Self::Op) -> (NodeIdx, Option<NodeIdx>, usize);
 }
 
-/// `nodes` nodes: wait until membership converges, then every `every` from
-/// `every` to `until`, the nodes `origins(round)` broadcast (32 B each), with
-/// `faults` (at their times) interleaved; a 1 s settle tail.
-pub fn broadcasts(
+impl Subject for PubSub {
+    const PREFIX: &'static str = "";
+    fn it() -> Arc<Self> {
+        Arc::new(PubSub)
+    }
+    fn hot_reload() -> Scenario {
+        Scenario::parse(include_str!("../../../scenarios/hot_reload.toml"), "hot_reload.toml", &PubSub)
+            .expect("the bundled hot_reload scenario parses")
+    }
+    fn load(round: u32, from: NodeIdx) -> Op {
+        Op::Broadcast { from, tag: Some(format!("r{round}n{from}")), size: None }
+    }
+    fn traffic(op: &Op) -> (NodeIdx, Option<NodeIdx>, usize) {
+        (op.from(), op.to(), op.size())
+    }
+}
+
+impl Subject for Kv {
+    const PREFIX: &'static str = "kv.";
+    fn it() -> Arc<Self> {
+        Arc::new(Kv)
+    }
+    fn hot_reload() -> Scenario {
+        Scenario::parse(include_str!("../../../scenarios/kv/rebind.toml"), "rebind.toml", &Kv)
+            .expect("the bundled kv rebind scenario parses")
+    }
+    fn load(round: u32, from: NodeIdx) -> KvOp {
+        KvOp::Put { node: from, key: format!("k{}", from % 4), value: format!("r{round}n{from}") }
+    }
+    fn traffic(op: &KvOp) -> (NodeIdx, Option<NodeIdx>, usize) {
+        let size = match op {
+            KvOp::Put { key, value, .. } => key.len() + value.len(),
+            KvOp::Delete { key, .. } | KvOp::Get { key, .. } => key.len(),
+        };
+        (op.node(), None, size)
+    }
+}
+
+/// `nodes` nodes: wait until the system is [ready](System::ready), then every `every` from
+/// `every` to `until`, the nodes `origins(round)` each invoke the load
+/// operation, with `faults` (at their times) interleaved; a 1 s settle tail.
+pub fn load<S: Subject>(
     name: &str,
     nodes: u32,
     every: Duration,
@@ -32,15 +83,20 @@ pub fn broadcasts(
     let rounds = (until.as_nanos() / every.as_nanos()) as u32;
     for round in 1..=rounds {
         for from in origins(round) {
-            let tag = format!("r{round}n{from}");
-            timed.push((every * round, Action::Broadcast { from, tag, size: tandem::scenario::DEFAULT_MESSAGE_SIZE }));
+            timed.push((every * round, Action::Op(Call::of(&S::load(round, from)))));
         }
     }
-    // Stable: faults come before the broadcasts of the same instant.
+    // Stable: faults come before the operations of the same instant.
     timed.sort_by_key(|(at, _)| *at);
-    let converged = Action::Await { condition: Condition { node: None, check: Check::Converged }, timeout: Duration::from_secs(5) };
+    let ready = S::it().ready().map(|check| Step {
+        timing: Timing::Immediately,
+        action: Action::Await { condition: Condition { node: None, check: Call::of(&check) }, timeout: Duration::from_secs(5) },
+        line: 0,
+    });
     let mut scenario = Scenario::new(name, nodes);
-    scenario.steps = std::iter::once(Step { timing: Timing::Immediately, action: converged, line: 0 })
+    scenario.system = Some(S::it().name().to_string());
+    scenario.steps = ready
+        .into_iter()
         .chain(timed.into_iter().map(|(at, action)| Step { timing: Timing::At(at), action, line: 0 }))
         .collect();
     scenario.settle = Duration::from_secs(1);
@@ -48,15 +104,15 @@ pub fn broadcasts(
     scenario
 }
 
-/// Item 1b: 5 nodes, one broadcast per node every 100 ms, for 60 s (`secs`).
-pub fn broadcast5(secs: u64) -> Scenario {
-    broadcasts("broadcast5", 5, Duration::from_millis(100), Duration::from_secs(secs), |_| (0..5).collect(), Vec::new())
+/// Item 1b: 5 nodes, one operation per node every 100 ms, for 60 s (`secs`).
+pub fn load5<S: Subject>(secs: u64) -> Scenario {
+    load::<S>("load5", 5, Duration::from_millis(100), Duration::from_secs(secs), |_| (0..5).collect(), Vec::new())
 }
 
-/// Item 1c: 16 nodes, one broadcast per node every second for `secs`
+/// Item 1c: 16 nodes, one operation per node every second for `secs`
 /// seconds, a half/half partition from 1/6 to 1/3 of the run, a rebind of
 /// node 5 at 1/2, and a minority partition from 2/3 to 3/4.
-pub fn faults16(secs: u64) -> Scenario {
+pub fn faults16<S: Subject>(secs: u64) -> Scenario {
     let at = |fraction: f64| Duration::from_secs_f64(secs as f64 * fraction);
     let (low, high): (Vec<u32>, Vec<u32>) = ((0..8).collect(), (8..16).collect());
     let faults = vec![
@@ -66,30 +122,29 @@ pub fn faults16(secs: u64) -> Scenario {
         (at(2.0 / 3.0), Action::Partition { a: vec![0, 1, 2], b: (3..16).collect(), oneway: false }),
         (at(0.75), Action::Heal { a: None, b: None }),
     ];
-    broadcasts("faults16", 16, Duration::from_secs(1), Duration::from_secs(secs), |_| (0..16).collect(), faults)
+    load::<S>("faults16", 16, Duration::from_secs(1), Duration::from_secs(secs), |_| (0..16).collect(), faults)
 }
 
 /// Item 5: a fixed simulated workload for any node count: ten broadcasts
 /// per simulated second in total (origins in turn) for `secs` seconds.
 pub fn fixed_load(nodes: u32, secs: u64) -> Scenario {
-    broadcasts(&format!("scale{nodes}"), nodes, Duration::from_millis(100), Duration::from_secs(secs), |round| vec![round % nodes], Vec::new())
+    load::<PubSub>(&format!("scale{nodes}"), nodes, Duration::from_millis(100), Duration::from_secs(secs), |round| vec![round % nodes], Vec::new())
 }
 
 /// Whether the raw-turmoil baseline replays `action` (it has no crashes,
 /// link settings or checks).
 fn replayed(action: &Action) -> bool {
-    matches!(action, Action::Broadcast { .. } | Action::Direct { .. } | Action::Partition { .. } | Action::Heal { .. } | Action::Rebind { .. })
+    matches!(action, Action::Op(_) | Action::Partition { .. } | Action::Heal { .. } | Action::Rebind { .. })
 }
 
-/// The network actions a finished run carried out (broadcasts, directs,
-/// partitions, heals, rebinds), with the simulated time each began.
-pub fn carried_out(scenario: &Scenario, run: &SimRun) -> Vec<(Duration, Action)> {
-    run.record
-        .trace
+/// The network actions a finished run carried out (operations, partitions,
+/// heals, rebinds), with the simulated time each began.
+pub fn carried_out<S: System>(scenario: &Scenario, run: &SimRun<S>) -> Vec<(Duration, Action)> {
+    run.history
         .events()
         .iter()
         .filter_map(|event| match &event.event {
-            TraceKind::Step { index, .. } => Some((Duration::from_micros(event.t_us), scenario.steps[*index].action.clone())),
+            EventKind::Step { index, .. } => Some((event.at(), scenario.steps[*index].action.clone())),
             _ => None,
         })
         .filter(|(_, action)| replayed(action))
@@ -112,13 +167,15 @@ pub fn planned(scenario: &Scenario) -> Vec<(Duration, Action)> {
 /// Carries out `actions` at their times on `cluster` and runs it until
 /// `end`: the run without the scenario executor's checks, to tell their cost
 /// from the simulation's.
-pub fn replay(cluster: &mut impl Cluster, actions: &[(Duration, Action)], end: Duration) {
+pub fn replay<S: System>(cluster: &mut impl Cluster<S>, actions: &[(Duration, Action)], end: Duration) {
     let groups = |a: &Option<Vec<u32>>, b: &Option<Vec<u32>>| -> Option<(Vec<u32>, Vec<u32>)> { Some((a.clone()?, b.clone()?)) };
-    for (at, action) in actions {
+    for (step, (at, action)) in actions.iter().enumerate() {
         cluster.run_until(*at, |_| false);
         match action {
-            Action::Broadcast { from, tag, size } => cluster.broadcast(*from, tag, *size),
-            Action::Direct { from, to, tag, size } => cluster.direct(*from, *to, tag, *size),
+            Action::Op(call) => {
+                let op: S::Op = call.typed().expect("a valid operation");
+                cluster.invoke(op.node(), op, step);
+            }
             Action::Partition { a, b, oneway } => cluster.partition(a, b, *oneway),
             Action::Heal { a, b } => {
                 let groups = groups(a, b);

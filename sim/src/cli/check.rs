@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{load, scenario_files, Exit};
+use crate::bundle::Bundle;
 
 /// Arguments of `tandem check`.
 #[derive(Debug, Args)]
@@ -16,7 +17,7 @@ pub struct CheckArgs {
 
 /// Prints `OK FILE` per valid file and `FILE:LINE:COLUMN: message` per
 /// invalid one; exits 2 when any file is invalid.
-pub fn check(args: CheckArgs) -> Exit {
+pub fn check(args: CheckArgs, systems: &[&dyn Bundle]) -> Exit {
     let files = match scenario_files(&args.paths) {
         Ok(files) => files,
         Err(error) => {
@@ -26,7 +27,7 @@ pub fn check(args: CheckArgs) -> Exit {
     };
     let mut exit = Exit::Pass;
     for file in files {
-        match load(&file) {
+        match load(file.clone(), systems) {
             Ok(_) => println!("OK {}", file.display()),
             Err(error) => {
                 eprintln!("{error}");

@@ -1,15 +1,14 @@
 //! `tandem confirm PATH... [--transport msquic] [--seed N] [--json]`
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use tandem::scenario::format_duration;
 
 use super::{prepare, Exit};
-use crate::confirm::compare;
-use crate::run::run_scenario;
+use crate::bundle::Bundle;
 
 /// The real transports `confirm` can use.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -39,29 +38,34 @@ pub struct ConfirmArgs {
 }
 
 /// Runs each scenario over real MsQuic and in simulation and compares them.
-pub fn confirm(args: ConfirmArgs) -> Exit {
+/// A build without MsQuic says how to get one (exit 2).
+pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     let RealTransport::Msquic = args.transport;
-    let scenarios = match prepare(&args.paths, args.log.as_deref()) {
+    if !cfg!(feature = "msquic") {
+        eprintln!(
+            "tandem confirm needs MsQuic, and this tandem was built without it: \
+             cargo run --release -p tandem-sim --features msquic -- confirm ... (MsQuic builds with cmake and libnuma-dev)"
+        );
+        return Exit::Usage;
+    }
+    let scenarios = match prepare(&args.paths, args.log.as_deref(), systems) {
         Ok(scenarios) => scenarios,
         Err(exit) => return exit,
     };
     let mut exit = Exit::Pass;
     let spinner = if args.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.enable_steady_tick(Duration::from_millis(120));
-    for (_, scenario) in &scenarios {
+    for loaded in &scenarios {
+        let scenario = &loaded.scenario;
         spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
-        // Wall time: confirm runs on the real network.
-        let started = Instant::now();
-        let real = match tandem::real::run_real(scenario) {
-            Ok(real) => real,
+        let confirmation = match confirm_one(loaded.system, scenario, args.seed.unwrap_or(scenario.seed)) {
+            Ok(confirmation) => confirmation,
             Err(error) => {
                 eprintln!("{}: the real cluster did not start: {error}", scenario.name);
                 exit = Exit::Fail;
                 continue;
             }
         };
-        let sim = run_scenario(scenario, args.seed.unwrap_or(scenario.seed));
-        let confirmation = compare(scenario, (&sim.outcome, &sim.record), (&real.outcome, &real.record), started.elapsed());
         if !confirmation.passed() {
             exit = Exit::Fail;
         }
@@ -75,4 +79,22 @@ pub fn confirm(args: ConfirmArgs) -> Exit {
     }
     spinner.finish_and_clear();
     exit
+}
+
+#[cfg(feature = "msquic")]
+fn confirm_one(
+    system: &dyn Bundle,
+    scenario: &tandem::scenario::Scenario,
+    seed: u64,
+) -> Result<crate::confirm::Confirmation, String> {
+    system.confirm(scenario, seed)
+}
+
+#[cfg(not(feature = "msquic"))]
+fn confirm_one(
+    _: &dyn Bundle,
+    _: &tandem::scenario::Scenario,
+    _: u64,
+) -> Result<crate::confirm::Confirmation, String> {
+    unreachable!("confirm returns early without MsQuic")
 }

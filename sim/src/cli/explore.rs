@@ -9,12 +9,12 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tandem::node::Mutation;
 use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
 
 use super::{Exit, FAILURES_DIR};
-use crate::explore::runner::{self, CaseRun, Plan, Shard};
-use crate::explore::shrink::{shrink, Shrunk, DEFAULT_BUDGET};
+use crate::bundle::Bundle;
+use crate::explore::runner::{CaseRun, Plan, Shard};
+use crate::explore::shrink::{Shrunk, DEFAULT_BUDGET};
 use crate::explore::strategy::Space;
 use crate::report::{write_reproducer_as, Verdict};
 
@@ -39,9 +39,12 @@ pub struct ExploreArgs {
     /// Run only shard I of N (1 <= I <= N): the cases whose index modulo N is I-1.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<Shard>,
-    /// Run the reference node with this planted bug.
-    #[arg(long, value_name = "NAME", value_parser = parse_mutation)]
-    mutation: Option<Mutation>,
+    /// The system to explore (default: the first this binary carries; see `tandem systems`).
+    #[arg(long, value_name = "NAME")]
+    system: Option<String>,
+    /// Run the system with this planted bug (see `tandem systems`).
+    #[arg(long, value_name = "NAME")]
+    mutation: Option<String>,
     /// Where the reproducer of a failure goes.
     #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
     out: PathBuf,
@@ -77,12 +80,28 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse()
 }
 
-fn parse_mutation(s: &str) -> Result<Mutation, String> {
-    let mutation: Mutation = s.parse().map_err(|e: tandem::node::mutation::UnknownMutation| e.to_string())?;
-    if !Mutation::available() {
-        return Err(format!("mutation `{s}` needs a build with the `mutations` feature"));
+/// The system `--system` names, and the planted bug `--mutation` names, or why not.
+fn pick<'a>(args: &ExploreArgs, systems: &[&'a dyn Bundle]) -> Result<&'a dyn Bundle, String> {
+    let names = || systems.iter().map(|s| s.syntax().system()).collect::<Vec<_>>().join(", ");
+    let system = match &args.system {
+        Some(name) => *systems
+            .iter()
+            .find(|s| s.syntax().system() == name)
+            .ok_or_else(|| format!("unknown system `{name}`, expected one of {}", names()))?,
+        None => systems[0],
+    };
+    if let Some(mutation) = &args.mutation {
+        let bugs = system.syntax().bugs();
+        if !bugs.iter().any(|b| b.name == mutation) {
+            let known: Vec<&str> = bugs.iter().map(|b| b.name).collect();
+            return Err(format!(
+                "unknown mutation `{mutation}` of system `{}`, expected one of: {}",
+                system.syntax().system(),
+                known.join(", ")
+            ));
+        }
     }
-    Ok(mutation)
+    Ok(system)
 }
 
 /// A seed from the OS's randomness (outside any simulation), small enough to type.
@@ -93,7 +112,14 @@ fn random_seed() -> u64 {
 }
 
 /// `tandem explore`.
-pub fn explore(args: ExploreArgs) -> Exit {
+pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
+    let system = match pick(&args, systems) {
+        Ok(system) => system,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
     let seed = args.seed.unwrap_or_else(random_seed);
     let plan = Plan {
         seed,
@@ -101,18 +127,19 @@ pub fn explore(args: ExploreArgs) -> Exit {
         space: Space {
             nodes: args.nodes.clone(),
             duration: args.duration,
-            mutation: args.mutation,
+            mutation: args.mutation.clone(),
             ..Space::default()
         },
         jobs: args.jobs as usize,
         shard: args.shard.unwrap_or(Shard::ALL),
     };
     let total = plan.indices().len() as u64;
-    eprintln!("explore: seed {seed}, {total} cases (shard {} of {} cases)", plan.shard, plan.cases);
+    let name = system.syntax().system();
+    eprintln!("explore: system {name}, seed {seed}, {total} cases (shard {} of {} cases)", plan.shard, plan.cases);
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
     bar.set_message(format!("seed {seed}"));
-    let runs = runner::explore(&plan, |_| bar.inc(1));
+    let runs = system.explore(&plan, &|_| bar.inc(1));
     if args.json {
         for run in &runs {
             println!("{}", case_json(run));
@@ -129,7 +156,7 @@ pub fn explore(args: ExploreArgs) -> Exit {
     };
     bar.set_message(format!("shrinking case {}", failing.case.number()));
     let original = failing.failure.as_ref().expect("a failing run");
-    let shrunk = shrink(&failing.case.scenario, original, DEFAULT_BUDGET);
+    let shrunk = system.shrink(&failing.case.scenario, original, DEFAULT_BUDGET);
     bar.finish_and_clear();
     let path = match write(&args.out, failing, &shrunk) {
         Ok(path) => path,

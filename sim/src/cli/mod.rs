@@ -1,4 +1,15 @@
-//! The `tandem` command line (`spec/cli.md`).
+//! The `tandem` command line (`docs/cli.md`), for any set of systems.
+//!
+//! A user's system gets the whole command through a few lines of their own
+//! `main`:
+//!
+//! ```no_run
+//! # #[derive(Clone)] struct MySystem;
+//! # fn main() {}
+//! # fn demo(my_system: impl tandem_sim::bundle::Bundle) -> std::process::ExitCode {
+//! tandem_sim::cli::main_with(&[&my_system])
+//! # }
+//! ```
 //!
 //! Exit codes for every subcommand: 0 all good, 1 a run failed, 2 bad input
 //! or usage, reported before anything runs.
@@ -6,15 +17,16 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use tandem::scenario::Scenario;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tandem::scenario::{Scenario, Syntax};
 
-mod bench;
+use crate::bundle::{system_of, Bundle};
+
 mod check;
-#[cfg(feature = "msquic")]
 mod confirm;
 mod explore;
 mod run;
+mod systems;
 
 pub use run::FAILURES_DIR;
 
@@ -39,10 +51,13 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Deterministic simulation testing for networked nodes.
+/// Deterministic simulation testing for networked nodes: run scenario files
+/// against your system in a seeded simulation, replay failures exactly,
+/// explore generated scenarios and shrink what fails, and confirm findings
+/// over real QUIC (MsQuic).
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -55,30 +70,57 @@ enum Command {
     Replay(run::ReplayArgs),
     /// Validate scenario files without running them.
     Check(check::CheckArgs),
-    /// Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md).
-    Bench(bench::BenchArgs),
     /// Run scenarios over real MsQuic on loopback and in simulation, and compare.
-    #[cfg(feature = "msquic")]
     Confirm(confirm::ConfirmArgs),
     /// Generate scenarios, run them, and shrink the first failure.
     Explore(explore::ExploreArgs),
+    /// List the systems this binary can test, with their operations,
+    /// conditions, properties and planted bugs.
+    Systems(systems::SystemsArgs),
 }
 
-/// Parses the command line, runs the subcommand and returns its exit code.
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        // clap prints help and version with code 0 and usage errors with code 2.
-        Err(error) => error.exit(),
-    };
+/// A subcommand a binary adds to the standard ones (the bundled binary adds
+/// `bench`).
+pub struct Extra {
+    /// The subcommand, as clap builds it.
+    pub command: clap::Command,
+    /// Runs it.
+    pub run: Box<dyn Fn(&ArgMatches) -> Exit>,
+}
+
+/// The whole `tandem` command for `systems` (the first is the default of
+/// scenario files that name none): parses the command line, runs the
+/// subcommand and returns its exit code.
+pub fn main_with(systems: &[&dyn Bundle]) -> ExitCode {
+    main_with_extra(systems, Vec::new())
+}
+
+/// [`main_with`], plus subcommands of the binary's own.
+///
+/// # Panics
+///
+/// When `systems` is empty.
+pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode {
+    assert!(!systems.is_empty(), "tandem needs at least one system");
+    let mut command = Cli::command();
+    for extra in &extras {
+        command = command.subcommand(extra.command.clone());
+    }
+    // clap prints help and version with code 0 and usage errors with code 2.
+    let matches = command.try_get_matches().unwrap_or_else(|error| error.exit());
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(extra) = extras.iter().find(|e| e.command.get_name() == name) {
+            return (extra.run)(sub).into();
+        }
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Replay(args) => run::replay(args),
-        Command::Check(args) => check::check(args),
-        Command::Bench(args) => bench::bench(args),
-        #[cfg(feature = "msquic")]
-        Command::Confirm(args) => confirm::confirm(args),
-        Command::Explore(args) => explore::explore(args),
+        Command::Run(args) => run::run(args, systems),
+        Command::Replay(args) => run::replay(args, systems),
+        Command::Check(args) => check::check(args, systems),
+        Command::Confirm(args) => confirm::confirm(args, systems),
+        Command::Explore(args) => explore::explore(args, systems),
+        Command::Systems(args) => systems::systems(args, systems),
     }
     .into()
 }
@@ -108,22 +150,33 @@ pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Parses every file, or returns the first error as `FILE:LINE:COLUMN: message`.
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>, String> {
-    scenario_files(paths)?
-        .into_iter()
-        .map(|file| load(&file).map(|s| (file, s)))
-        .collect()
+/// A scenario file, parsed, with the system it is for.
+pub struct Loaded<'a> {
+    /// The file.
+    pub file: PathBuf,
+    /// Its scenario.
+    pub scenario: Scenario,
+    /// The system that runs it.
+    pub system: &'a dyn Bundle,
 }
 
-fn load(file: &Path) -> Result<Scenario, String> {
-    Scenario::from_file(file).map_err(|e| e.to_string())
+/// Parses every file for the system it names among `systems`, or returns the
+/// first error as `FILE:LINE:COLUMN: message`.
+pub fn load_all<'a>(paths: &[PathBuf], systems: &[&'a dyn Bundle]) -> Result<Vec<Loaded<'a>>, String> {
+    scenario_files(paths)?.into_iter().map(|file| load(file, systems)).collect()
+}
+
+fn load<'a>(file: PathBuf, systems: &[&'a dyn Bundle]) -> Result<Loaded<'a>, String> {
+    let syntaxes: Vec<&dyn Syntax> = systems.iter().map(|s| s.syntax()).collect();
+    let scenario = Scenario::from_file_among(&file, &syntaxes).map_err(|e| e.to_string())?;
+    let system = system_of(systems, &scenario);
+    Ok(Loaded { file, scenario, system })
 }
 
 /// Loads every scenario and sets up logging before anything runs; on bad
 /// input prints why and gives the usage exit.
-pub fn prepare(paths: &[PathBuf], log: Option<&Path>) -> Result<Vec<(PathBuf, Scenario)>, Exit> {
-    let scenarios = load_all(paths).map_err(|error| {
+pub fn prepare<'a>(paths: &[PathBuf], log: Option<&Path>, systems: &[&'a dyn Bundle]) -> Result<Vec<Loaded<'a>>, Exit> {
+    let scenarios = load_all(paths, systems).map_err(|error| {
         eprintln!("{error}");
         Exit::Usage
     })?;

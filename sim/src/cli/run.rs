@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tandem::history::first_difference;
 use tandem::scenario::Scenario;
-use tandem::trace::first_difference;
 
 use super::{prepare, Exit};
+use crate::bundle::{Bundle, Finished};
 use crate::report::{write_reproducer, RunReport, Verdict};
-use crate::run::{run_scenario, SimRun};
 
 /// Where failing runs leave their reproducers.
 pub const FAILURES_DIR: &str = "target/tandem/failures";
@@ -70,12 +70,12 @@ struct TraceSink {
 }
 
 impl TraceSink {
-    fn add(&mut self, scenario: &str, seed: u64, run: &SimRun, total: u64) {
+    fn add(&mut self, scenario: &str, seed: u64, run: &Finished, total: u64) {
         if total > 1 {
             let header = serde_json::json!({ "run": { "scenario": scenario, "seed": seed } });
             self.text.push_str(&format!("{header}\n"));
         }
-        self.text.push_str(&run.record.trace.to_jsonl());
+        self.text.push_str(run.trace.as_deref().unwrap_or_default());
         self.runs += 1;
     }
 
@@ -96,8 +96,8 @@ fn emit(report: &RunReport, json: bool, bar: &ProgressBar) {
 }
 
 /// `tandem run`.
-pub fn run(args: RunArgs) -> Exit {
-    let scenarios = match prepare(&args.paths, args.log.as_deref()) {
+pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
+    let scenarios = match prepare(&args.paths, args.log.as_deref(), systems) {
         Ok(scenarios) => scenarios,
         Err(exit) => return exit,
     };
@@ -106,7 +106,8 @@ pub fn run(args: RunArgs) -> Exit {
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {msg}").expect("valid template"));
     let mut sink = args.trace.clone().map(|path| TraceSink { path, text: String::new(), runs: 0 });
     let mut exit = Exit::Pass;
-    for (file, scenario) in &scenarios {
+    for loaded in &scenarios {
+        let (file, scenario) = (&loaded.file, &loaded.scenario);
         let first = args.seed.unwrap_or(scenario.seed);
         for seed in first..first + args.seeds {
             bar.set_message(format!("{} seed={seed}", scenario.name));
@@ -115,8 +116,8 @@ pub fn run(args: RunArgs) -> Exit {
             } else {
                 // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
-                let run = run_scenario(scenario, seed);
-                let mut report = RunReport::new(scenario, &run, started.elapsed());
+                let run = loaded.system.simulate(scenario, seed, sink.is_some());
+                let mut report = RunReport::new(scenario, seed, &run.outcome, run.digest, started.elapsed());
                 if let Some(sink) = sink.as_mut() {
                     sink.add(&scenario.name, seed, &run, total);
                 }
@@ -171,6 +172,7 @@ fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
         trace: "0000000000000000".into(),
         failure: Some(format!("determinism check could not run: {error}")),
         reproduce: None,
+        missed: Vec::new(),
     }
 }
 
@@ -194,17 +196,18 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
 }
 
 /// `tandem replay`.
-pub fn replay(args: ReplayArgs) -> Exit {
-    let scenario = match prepare(std::slice::from_ref(&args.file), args.log.as_deref()) {
-        Ok(mut scenarios) => scenarios.remove(0).1,
+pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
+    let loaded = match prepare(std::slice::from_ref(&args.file), args.log.as_deref(), systems) {
+        Ok(mut scenarios) => scenarios.remove(0),
         Err(exit) => return exit,
     };
+    let scenario = &loaded.scenario;
     // Wall time for the report, outside the simulation.
     let started = Instant::now();
-    let run = run_scenario(&scenario, scenario.seed);
-    let report = RunReport::new(&scenario, &run, started.elapsed());
+    let run = loaded.system.simulate(scenario, scenario.seed, args.trace.is_some());
+    let report = RunReport::new(scenario, run.seed, &run.outcome, run.digest, started.elapsed());
     if let Some(path) = &args.trace {
-        if let Err(e) = std::fs::write(path, run.record.trace.to_jsonl()) {
+        if let Err(e) = std::fs::write(path, run.trace.as_deref().unwrap_or_default()) {
             eprintln!("{}: {e}", path.display());
             return Exit::Usage;
         }

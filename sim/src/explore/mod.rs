@@ -1,6 +1,7 @@
-//! Property-based exploration (`tandem explore`): generate scenarios, run
-//! them in the simulation, let the invariants judge them, and shrink the
-//! first failure to a small reproducer.
+//! Property-based exploration (`tandem explore`) of any [`System`](tandem::System):
+//! generate scenarios (generic faults, the system's own operations), run
+//! them in the simulation, let the system's properties judge them, and
+//! shrink the first failure to a small reproducer.
 //!
 //! - [`strategy`]: public proptest strategies for scenarios, with
 //!   [`swarm`] testing: each case enables its own mix of fault kinds;
@@ -18,3 +19,10 @@ pub mod shrink;
 pub mod strategy;
 pub mod swarm;
 pub mod timeline;
+
+/// The guide's echo system (`examples/ping.rs`), as a fixture for the
+/// framework's own tests: they never use a bundled system.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../examples/ping.rs"]
+pub(crate) mod testing;

@@ -2,15 +2,16 @@
 //! renumbered, and every step or end check that names it goes (a group loses
 //! it, and a step whose group becomes empty goes).
 
-use tandem::scenario::{Action, Condition, NodeIdx, Scenario, Step};
+use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Step};
+use tandem::system::{Operation, System};
 
 use super::strategy::OptionalGroups;
 
 /// `scenario` without node `node` (< `scenario.nodes`, and not the last
 /// one). When the seeds were only `node`, node 0 becomes the seed.
-pub fn without_node(scenario: &Scenario, node: NodeIdx) -> Scenario {
+pub fn without_node<S: System>(scenario: &Scenario, node: NodeIdx) -> Scenario {
     assert!(node < scenario.nodes && scenario.nodes > 1, "node {node} cannot be removed");
-    let map = Remap(node);
+    let map = Remap::<S>(node, std::marker::PhantomData);
     let mut seeds: Vec<NodeIdx> = scenario.seeds.iter().filter_map(|&s| map.node(s)).collect();
     if seeds.is_empty() {
         seeds.push(0);
@@ -25,9 +26,9 @@ pub fn without_node(scenario: &Scenario, node: NodeIdx) -> Scenario {
 }
 
 /// The renumbering that removes one node.
-struct Remap(NodeIdx);
+struct Remap<S>(NodeIdx, std::marker::PhantomData<S>);
 
-impl Remap {
+impl<S: System> Remap<S> {
     fn node(&self, n: NodeIdx) -> Option<NodeIdx> {
         match n.cmp(&self.0) {
             std::cmp::Ordering::Less => Some(n),
@@ -58,14 +59,17 @@ impl Remap {
         Some(Condition { node, check: c.check.clone() })
     }
 
+    /// The operation with its nodes renumbered, or `None` when it names the removed node.
+    fn op(&self, call: &Call) -> Option<Call> {
+        let mut op: S::Op = call.typed().expect("scenarios are validated before shrinking");
+        for n in op.nodes_mut() {
+            *n = self.node(*n)?;
+        }
+        Some(Call::of(&op))
+    }
+
     fn step(&self, step: &Step) -> Option<Step> {
         let action = match &step.action {
-            Action::Broadcast { from, tag, size } => {
-                Action::Broadcast { from: self.node(*from)?, tag: tag.clone(), size: *size }
-            }
-            Action::Direct { from, to, tag, size } => {
-                Action::Direct { from: self.node(*from)?, to: self.node(*to)?, tag: tag.clone(), size: *size }
-            }
             Action::Partition { a, b, oneway } => {
                 Action::Partition { a: self.group(a)?, b: self.group(b)?, oneway: *oneway }
             }
@@ -88,6 +92,7 @@ impl Remap {
                 Action::Await { condition: self.condition(condition)?, timeout: *timeout }
             }
             Action::Expect { condition } => Action::Expect { condition: self.condition(condition)? },
+            Action::Op(call) => Action::Op(self.op(call)?),
         };
         Some(Step { action, ..step.clone() })
     }
@@ -96,30 +101,29 @@ impl Remap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explore::testing::Echo;
     use tandem::scenario::Timing;
 
     #[test]
     fn removing_a_node_renumbers_and_drops_what_names_it() {
         let step = |action| Step { timing: Timing::Immediately, action, line: 0 };
+        let ping = |from, to| Action::Op(Call::of(&crate::explore::testing::Ping::Ping { from, to }));
         let mut s = Scenario::new("t", 4);
         s.seeds = vec![1];
         s.steps = vec![
             step(Action::Partition { a: vec![0, 1], b: vec![3], oneway: false }),
             step(Action::Partition { a: vec![1], b: vec![2], oneway: true }),
-            step(Action::Direct { from: 3, to: 0, tag: "x".into(), size: 1 }),
+            step(ping(3, 0)),
+            step(ping(1, 0)),
             step(Action::Crash { node: 2 }),
         ];
-        let t = without_node(&s, 1);
+        let t = without_node::<Echo>(&s, 1);
         assert_eq!(t.nodes, 3);
         assert_eq!(t.seeds, vec![0]);
         let actions: Vec<Action> = t.steps.into_iter().map(|s| s.action).collect();
         assert_eq!(
             actions,
-            [
-                Action::Partition { a: vec![0], b: vec![2], oneway: false },
-                Action::Direct { from: 2, to: 0, tag: "x".into(), size: 1 },
-                Action::Crash { node: 1 },
-            ]
+            [Action::Partition { a: vec![0], b: vec![2], oneway: false }, ping(2, 0), Action::Crash { node: 1 }]
         );
     }
 }

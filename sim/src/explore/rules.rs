@@ -3,10 +3,11 @@
 //! The generator follows them by construction, and the shrinker keeps only
 //! candidates that still follow them.
 //!
-//! The invariants (S1-S4, L1, L2) are the only oracle, so the rules forbid
-//! what could fail on a correct node for reasons of its own:
+//! The system's properties are the only oracle, so the rules forbid what
+//! could fail on a correct node for reasons of its own (these rules are
+//! generic; a system adds its own with [`System::fair`]):
 //! - `expect` steps and `[[expect]]` end checks (exact counts depend on
-//!   timing), and `await` on anything but convergence;
+//!   timing), and `await` on anything but the system's ready condition;
 //! - an empty `seeds` list in a cluster of several nodes (nobody could join);
 //! - a membership seed that is down at the end: a restarted node knows only
 //!   the seeds, so with every seed down two restarted nodes could never find
@@ -18,10 +19,17 @@
 //! - a crash, after it rebound, of the node that is the only seed: restarted,
 //!   it knows no one, and the others may know only its old address.
 
-use tandem::scenario::{Action, Check, NodeIdx, Scenario};
+use tandem::scenario::{Action, Call, NodeIdx, Scenario};
+use tandem::system::System;
 
-/// Why `scenario` is not fair, or `Ok` when it is.
-pub fn fair(scenario: &Scenario) -> Result<(), String> {
+/// Why `scenario` is not fair to a correct node of `system`, or `Ok` when it is.
+pub fn fair<S: System>(system: &S, scenario: &Scenario) -> Result<(), String> {
+    generic(scenario, system.ready().map(|ready| Call::of(&ready)).as_ref())?;
+    system.fair(scenario)
+}
+
+/// The generic rules; `ready` is the one condition `await` may use.
+fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), String> {
     if !scenario.expects.is_empty() {
         return Err("end checks (`[[expect]]`) are not allowed; the invariants are the oracle".into());
     }
@@ -34,8 +42,8 @@ pub fn fair(scenario: &Scenario) -> Result<(), String> {
     for (i, step) in scenario.steps.iter().enumerate() {
         match &step.action {
             Action::Expect { .. } => return Err(format!("step[{i}]: `expect` is not allowed")),
-            Action::Await { condition, .. } if condition.check != Check::Converged => {
-                return Err(format!("step[{i}]: only `await` on `converged` is allowed"))
+            Action::Await { condition, .. } if Some(&condition.check) != ready => {
+                return Err(format!("step[{i}]: only `await` on the system's ready condition is allowed"))
             }
             Action::Crash { node } if mover == Some(*node) && sole_seed(*node) => {
                 return Err(format!("step[{i}]: node {node}, the only seed, crashes after it rebound"))
@@ -70,24 +78,24 @@ mod tests {
     fn a_seed_must_be_up_at_the_end() {
         let mut s = Scenario::new("t", 3);
         s.steps = vec![step(Action::Crash { node: 0 }), step(Action::Crash { node: 2 })];
-        assert_eq!(fair(&s), Err("seed node 0 is down at the end".into()));
+        assert_eq!(generic(&s, None), Err("seed node 0 is down at the end".into()));
         s.steps.push(step(Action::Restart { node: 0 }));
-        assert_eq!(fair(&s), Ok(()));
+        assert_eq!(generic(&s, None), Ok(()));
         s.seeds.clear();
-        assert!(fair(&s).is_err());
+        assert!(generic(&s, None).is_err());
     }
 
     #[test]
     fn one_node_may_rebind_and_a_sole_seed_must_not_crash_after() {
         let mut s = Scenario::new("t", 3);
         s.steps = vec![step(Action::Rebind { node: 1, port: None }), step(Action::Rebind { node: 1, port: None })];
-        assert_eq!(fair(&s), Ok(()));
+        assert_eq!(generic(&s, None), Ok(()));
         s.steps.push(step(Action::Rebind { node: 2, port: None }));
-        assert!(fair(&s).is_err());
+        assert!(generic(&s, None).is_err());
         s.steps = vec![step(Action::Rebind { node: 0, port: None }), step(Action::Crash { node: 0 })];
-        assert!(fair(&s).is_err());
+        assert!(generic(&s, None).is_err());
         s.seeds = vec![0, 2];
         s.steps.push(step(Action::Restart { node: 0 }));
-        assert_eq!(fair(&s), Ok(()));
+        assert_eq!(generic(&s, None), Ok(()));
     }
 }

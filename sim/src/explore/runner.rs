@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tandem::oracle::Violation;
-use tandem::trace::Digest;
+use tandem::history::Digest;
+use tandem::property::Violation;
+use tandem::system::System;
 
 use super::case::Case;
 use super::strategy::Space;
@@ -96,15 +97,15 @@ pub struct CaseRun {
 }
 
 /// Runs one case in the simulation.
-pub fn run_case(case: Case) -> CaseRun {
-    let run = run_scenario(&case.scenario, case.sim_seed());
+pub fn run_case<S: System>(system: Arc<S>, case: Case) -> CaseRun {
+    let run = run_scenario(system, &case.scenario, case.sim_seed());
     CaseRun { digest: run.digest(), failure: run.outcome.failure, case }
 }
 
-/// Runs the plan's cases, calling `done` after each, and returns the runs in
-/// case order up to and including the first failing case (all of them when
-/// none fails).
-pub fn explore(plan: &Plan, done: impl Fn(&CaseRun) + Sync) -> Vec<CaseRun> {
+/// Runs the plan's cases of `system`, calling `done` after each, and
+/// returns the runs in case order up to and including the first failing
+/// case (all of them when none fails).
+pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) + Sync) -> Vec<CaseRun> {
     let indices = plan.indices();
     let next = AtomicUsize::new(0);
     let state = Mutex::new(State::default());
@@ -114,7 +115,7 @@ pub fn explore(plan: &Plan, done: impl Fn(&CaseRun) + Sync) -> Vec<CaseRun> {
         if state.lock().expect("no worker panics").lowest_failure.is_some_and(|f| f < index) {
             return;
         }
-        let run = run_case(Case::generate(&plan.space, plan.seed, index));
+        let run = run_case(system.clone(), Case::generate(system, &plan.space, plan.seed, index));
         done(&run);
         state.lock().expect("no worker panics").add(run);
     };

@@ -12,10 +12,12 @@
 //! message sizes, smaller groups, every link instead of groups), restore the
 //! default network, and move the timeline to start at 1 s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::oracle::Violation;
-use tandem::scenario::{Action, Network, NodeIdx, Scenario, Timing, DEFAULT_MESSAGE_SIZE};
+use tandem::property::Violation;
+use tandem::scenario::{Action, Call, Network, NodeIdx, Scenario, Timing};
+use tandem::system::{Operation, System};
 
 use super::remap::without_node;
 use super::rules::fair;
@@ -37,8 +39,9 @@ pub struct Shrunk {
 
 /// Shrinks `scenario`, which fails with `failure` when run with its own
 /// `seed`, making at most `budget` candidate runs.
-pub fn shrink(scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk {
+pub fn shrink<S: System>(system: Arc<S>, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk {
     let mut shrinker = Shrinker {
+        system,
         best: Shrunk { scenario: scenario.clone(), failure: failure.clone(), runs: 0 },
         budget,
         progress: true,
@@ -55,24 +58,25 @@ pub fn shrink(scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk
     shrinker.best
 }
 
-struct Shrinker {
+struct Shrinker<S> {
+    system: Arc<S>,
     best: Shrunk,
     budget: usize,
     progress: bool,
 }
 
-impl Shrinker {
+impl<S: System> Shrinker<S> {
     /// Runs `candidate`; keeps it when it fails the same way.
     fn attempt(&mut self, candidate: Scenario) -> bool {
         if self.best.runs >= self.budget
             || candidate == self.best.scenario
-            || candidate.validate().is_err()
-            || fair(&candidate).is_err()
+            || candidate.validate(&*self.system).is_err()
+            || fair(&*self.system, &candidate).is_err()
         {
             return false;
         }
         self.best.runs += 1;
-        match run_scenario(&candidate, candidate.seed).outcome.failure {
+        match run_scenario(self.system.clone(), &candidate, candidate.seed).outcome.failure {
             Some(failure) if failure.code == self.best.failure.code => {
                 self.best.scenario = candidate;
                 self.best.failure = failure;
@@ -132,7 +136,7 @@ impl Shrinker {
         while node > 0 {
             node -= 1;
             if self.best.scenario.nodes > 1 && node < self.best.scenario.nodes {
-                let candidate = without_node(&self.best.scenario, node);
+                let candidate = without_node::<S>(&self.best.scenario, node);
                 self.attempt(candidate);
             }
         }
@@ -152,7 +156,7 @@ impl Shrinker {
     /// Tries each step's simpler forms, keeping the first that still fails.
     fn simplify_steps(&mut self) {
         for i in 0..self.best.scenario.steps.len() {
-            for action in simpler(&self.best.scenario.steps[i].action) {
+            for action in simpler::<S>(&self.best.scenario.steps[i].action) {
                 let mut candidate = self.best.scenario.clone();
                 candidate.steps[i].action = action;
                 if self.attempt(candidate) {
@@ -172,13 +176,11 @@ fn at(timing: Timing) -> Option<Duration> {
 }
 
 /// Simpler forms of an action, most promising first.
-fn simpler(action: &Action) -> Vec<Action> {
+fn simpler<S: System>(action: &Action) -> Vec<Action> {
     match action {
-        Action::Broadcast { from, tag, size } if *size != DEFAULT_MESSAGE_SIZE => {
-            vec![Action::Broadcast { from: *from, tag: tag.clone(), size: DEFAULT_MESSAGE_SIZE }]
-        }
-        Action::Direct { from, to, tag, size } if *size != DEFAULT_MESSAGE_SIZE => {
-            vec![Action::Direct { from: *from, to: *to, tag: tag.clone(), size: DEFAULT_MESSAGE_SIZE }]
+        Action::Op(call) => {
+            let op: S::Op = call.typed().expect("scenarios are validated before shrinking");
+            op.simpler().iter().map(|op| Action::Op(Call::of(op))).collect()
         }
         Action::Partition { a, b, oneway } => {
             smaller_groups(a, b).into_iter().map(|(a, b)| Action::Partition { a, b, oneway: *oneway }).collect()

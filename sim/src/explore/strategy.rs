@@ -7,32 +7,34 @@
 //! valid ([`Scenario::validate`]) and [fair](super::rules::fair): it has no
 //! expectations, only the invariants judge it, so a correct node passes it.
 //!
-//! The episodes are shaped to reach the places where delivery protocols
-//! break: a send right before a fault (so the fault catches the message or
-//! its acknowledgement in flight), sends while a partition holds or a node is
-//! down, partitions and losses that outlast the 2 s idle timeout, and
-//! rebinds.
+//! The faults are generic; the operations come from the system's workload
+//! ([`System::operations`]). The episodes are shaped to reach the places
+//! where distributed protocols break: an operation right before a fault (so
+//! the fault catches it, or its replication, in flight), operations while a
+//! partition holds or a node is down (aimed at that node), partitions and
+//! losses that outlast the 2 s idle timeout, and rebinds.
 //!
 //! ```
+//! # fn demo<S: tandem::System>(system: std::sync::Arc<S>) {
 //! use proptest::strategy::{Strategy, ValueTree};
 //! use proptest::test_runner::TestRunner;
 //! use tandem_sim::explore::strategy::{scenario, Space};
 //!
 //! let mut runner = TestRunner::deterministic();
-//! let drawn = scenario(&Space::default()).new_tree(&mut runner).unwrap().current();
-//! assert!(drawn.validate().is_ok());
+//! let drawn = scenario(&system, &Space::default()).new_tree(&mut runner).unwrap().current();
+//! assert!(drawn.validate(&*system).is_ok());
+//! # }
 //! ```
 
 use std::ops::{Range, RangeInclusive};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
-use tandem::node::Mutation;
-use tandem::scenario::{
-    Action, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_MESSAGE_SIZE, DEFAULT_SETTLE,
-};
+use tandem::scenario::{Action, Call, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_SETTLE};
+use tandem::system::System;
 
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
@@ -59,7 +61,7 @@ pub struct Space {
     /// How many episodes a timeline has, inclusive.
     pub episodes: RangeInclusive<usize>,
     /// The planted bug every scenario names.
-    pub mutation: Option<Mutation>,
+    pub mutation: Option<String>,
 }
 
 impl Default for Space {
@@ -78,8 +80,10 @@ impl Space {
 }
 
 /// What a timeline is generated against.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stage {
+#[derive(Debug, Clone)]
+pub struct Stage<S: System> {
+    /// The system whose operations the timeline invokes.
+    pub system: Arc<S>,
     /// The node count.
     pub nodes: u32,
     /// The membership seeds: crashed seeds are always restarted.
@@ -143,47 +147,10 @@ pub fn swarm() -> impl Strategy<Value = Swarm> {
     })
 }
 
-fn size() -> impl Strategy<Value = usize> + Clone {
-    prop_oneof![
-        6 => Just(DEFAULT_MESSAGE_SIZE),
-        3 => 0..=4096usize,
-        1 => 4097..=65536usize,
-    ]
-}
-
-/// Any send among `nodes` nodes: a broadcast (2/3) or a direct message. The
-/// tag is left empty for [`lay_out`] to number.
-pub fn send(nodes: u32) -> BoxedStrategy<Action> {
-    let broadcast = (0..nodes, size()).prop_map(|(from, size)| Action::Broadcast { from, tag: String::new(), size });
-    if nodes < 2 {
-        return broadcast.boxed();
-    }
-    let direct = (0..nodes, 1..nodes, size()).prop_map(move |(from, step, size)| Action::Direct {
-        from,
-        to: (from + step) % nodes,
-        tag: String::new(),
-        size,
-    });
-    prop_oneof![2 => broadcast, 1 => direct].boxed()
-}
-
-/// A send that `node` should receive: a broadcast from another node or a
-/// direct message to it (with one node: its own broadcast).
-pub fn send_to(nodes: u32, node: NodeIdx) -> BoxedStrategy<Action> {
-    if nodes < 2 {
-        return send(nodes);
-    }
-    (1..nodes, any::<bool>(), size())
-        .prop_map(move |(step, direct, size)| {
-            let from = (node + step) % nodes;
-            let tag = String::new();
-            if direct {
-                Action::Direct { from, to: node, tag, size }
-            } else {
-                Action::Broadcast { from, tag, size }
-            }
-        })
-        .boxed()
+/// Any operation of the system among `nodes` nodes; with `focus`, one that
+/// involves that node.
+pub fn operation<S: System>(system: &S, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Action> {
+    system.operations(nodes, focus).prop_map(|op| Action::Op(Call::of(&op))).boxed()
 }
 
 /// Two disjoint, non-empty groups of nodes (`nodes` >= 2); other nodes are in neither.
@@ -207,19 +174,19 @@ fn optional_groups(nodes: u32) -> BoxedStrategy<OptionalGroups> {
     prop_oneof![every, groups(nodes).prop_map(|(a, b)| (Some(a), Some(b)))].boxed()
 }
 
-/// Half the time, a send followed by the fault 0 to 15 ms later: the fault
-/// then catches the message, or its acknowledgement, in flight.
+/// Half the time, an operation followed by the fault 0 to 15 ms later: the
+/// fault then catches it, or what it sent, in flight.
 fn lead(send: BoxedStrategy<Action>) -> impl Strategy<Value = Option<(Action, Duration)>> {
     let gap = prop_oneof![Just(Duration::ZERO), millis(1..=15)];
     proptest::option::of((send, gap))
 }
 
-/// Up to three sends during a fault, at offsets in permille of its length.
+/// Up to three operations during a fault, at offsets in permille of its length.
 fn during(send: BoxedStrategy<Action>) -> impl Strategy<Value = Vec<(u32, Action)>> {
     vec((0..=1000u32, send), 0..=3)
 }
 
-/// The start of an episode: its lead send, if any; returns the fault's offset.
+/// The start of an episode: its lead operation, if any; returns the fault's offset.
 fn begin(lead: Option<(Action, Duration)>) -> (Actions, Duration) {
     match lead {
         Some((send, gap)) => (vec![(Duration::ZERO, send)], gap),
@@ -227,15 +194,15 @@ fn begin(lead: Option<(Action, Duration)>) -> (Actions, Duration) {
     }
 }
 
-/// Appends the sends made during `length` from `at`, in time order.
+/// Appends the operations made during `length` from `at`, in time order.
 fn add_during(actions: &mut Actions, at: Duration, length: Duration, mut sends: Vec<(u32, Action)>) {
     sends.sort_by_key(|(permille, _)| *permille);
     let millis = |permille: u32| Duration::from_millis((length.as_millis() * u128::from(permille) / 1000) as u64);
     actions.extend(sends.into_iter().map(|(permille, send)| (at + millis(permille), send)));
 }
 
-fn traffic(nodes: u32) -> BoxedStrategy<Actions> {
-    vec((millis(0..=1000), send(nodes)), 1..=3)
+fn traffic<S: System>(system: &S, nodes: u32) -> BoxedStrategy<Actions> {
+    vec((millis(0..=1000), operation(system, nodes, None)), 1..=3)
         .prop_map(|mut sends| {
             sends.sort_by_key(|(at, _)| *at);
             sends
@@ -243,9 +210,10 @@ fn traffic(nodes: u32) -> BoxedStrategy<Actions> {
         .boxed()
 }
 
-fn partition(nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
+fn partition<S: System>(system: &S, nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
     let heal = prop::bool::weighted(0.8);
-    (groups(nodes), lead(send(nodes)), during(send(nodes)), millis(300..=5000), heal)
+    let op = || operation(system, nodes, None);
+    (groups(nodes), lead(op()), during(op()), millis(300..=5000), heal)
         .prop_map(move |((a, b), lead, sends, hold, heal)| {
             let (mut actions, at) = begin(lead);
             actions.push((at, Action::Partition { a: a.clone(), b: b.clone(), oneway }));
@@ -258,10 +226,11 @@ fn partition(nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
         .boxed()
 }
 
-fn loss(nodes: u32, default: f64) -> BoxedStrategy<Actions> {
+fn loss<S: System>(system: &S, nodes: u32, default: f64) -> BoxedStrategy<Actions> {
     let rate = prop_oneof![5..=30u32, 50..=100u32].prop_map(|p| f64::from(p) / 100.0);
     let reset = prop::bool::weighted(0.8);
-    (rate, optional_groups(nodes), lead(send(nodes)), during(send(nodes)), millis(300..=4000), reset)
+    let op = || operation(system, nodes, None);
+    (rate, optional_groups(nodes), lead(op()), during(op()), millis(300..=4000), reset)
         .prop_map(move |(rate, (a, b), lead, sends, hold, reset)| {
             let (mut actions, at) = begin(lead);
             actions.push((at, Action::Loss { rate, a: a.clone(), b: b.clone() }));
@@ -291,11 +260,13 @@ fn latency(nodes: u32, default: LatencyRange) -> BoxedStrategy<Actions> {
         .boxed()
 }
 
-fn crash(nodes: u32, seeds: Vec<NodeIdx>) -> BoxedStrategy<Actions> {
+fn crash<S: System>(system: &Arc<S>, nodes: u32, seeds: Vec<NodeIdx>) -> BoxedStrategy<Actions> {
+    let system = system.clone();
     (0..nodes)
         .prop_flat_map(move |node| {
             let restart = if seeds.contains(&node) { Just(true).boxed() } else { prop::bool::weighted(0.8).boxed() };
-            let sends = (lead(send_to(nodes, node)), during(send_to(nodes, node)));
+            let op = || operation(&*system, nodes, Some(node));
+            let sends = (lead(op()), during(op()));
             (Just(node), sends, millis(200..=6000), restart)
         })
         .prop_map(|(node, (lead, sends), down, restart)| {
@@ -310,9 +281,10 @@ fn crash(nodes: u32, seeds: Vec<NodeIdx>) -> BoxedStrategy<Actions> {
         .boxed()
 }
 
-fn rebind(nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
-    let after = vec((millis(0..=2000), send_to(nodes, node)), 0..=2);
-    (lead(send_to(nodes, node)), after)
+fn rebind<S: System>(system: &S, nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
+    let op = || operation(system, nodes, Some(node));
+    let after = vec((millis(0..=2000), op()), 0..=2);
+    (lead(op()), after)
         .prop_map(move |(lead, mut after)| {
             let (mut actions, at) = begin(lead);
             actions.push((at, Action::Rebind { node, port: None }));
@@ -324,52 +296,56 @@ fn rebind(nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
 }
 
 /// The actions of one fault episode, or `None` when the kind needs more nodes.
-fn fault(stage: &Stage, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
-    let nodes = stage.nodes;
+fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
+    let (system, nodes) = (&stage.system, stage.nodes);
     let two = nodes >= 2;
     Some(match kind {
-        FaultKind::Partition if two => partition(nodes, false),
-        FaultKind::OneWayPartition if two => partition(nodes, true),
+        FaultKind::Partition if two => partition(&**system, nodes, false),
+        FaultKind::OneWayPartition if two => partition(&**system, nodes, true),
         FaultKind::Partition | FaultKind::OneWayPartition => return None,
         FaultKind::Heal => Just(vec![(Duration::ZERO, Action::Heal { a: None, b: None })]).boxed(),
         FaultKind::Latency => latency(nodes, stage.network.latency),
-        FaultKind::Loss => loss(nodes, stage.network.loss),
-        FaultKind::Crash => crash(nodes, stage.seeds.clone()),
-        FaultKind::Rebind => rebind(nodes, stage.mover),
+        FaultKind::Loss => loss(&**system, nodes, stage.network.loss),
+        FaultKind::Crash => crash(system, nodes, stage.seeds.clone()),
+        FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, nodes, stage.mover),
+        FaultKind::Rebind => return None,
     })
 }
 
 /// One episode: traffic or an enabled fault, chosen by the swarm's weights,
 /// starting within the stage's window.
-pub fn episode(stage: &Stage, swarm: &Swarm) -> impl Strategy<Value = Episode> {
-    let options: Vec<(u32, BoxedStrategy<Actions>)> = std::iter::once((swarm.traffic, traffic(stage.nodes)))
+pub fn episode<S: System>(stage: &Stage<S>, swarm: &Swarm) -> impl Strategy<Value = Episode> {
+    let traffic = traffic(&*stage.system, stage.nodes);
+    let options: Vec<(u32, BoxedStrategy<Actions>)> = std::iter::once((swarm.traffic, traffic))
         .chain(swarm.faults.iter().filter_map(|(&kind, &weight)| Some((weight, fault(stage, kind)?))))
         .collect();
     let start = millis(stage.window.start.as_millis() as u64..=stage.window.end.as_millis() as u64 - 1);
     (start, Union::new_weighted(options)).prop_map(|(start, actions)| Episode { start, actions })
 }
 
-/// A timeline of `episodes` episodes laid out by
-/// [`lay_out`]: an `await converged` step, then
-/// `at` steps within the stage's window.
-pub fn timeline(
-    stage: &Stage,
+/// A timeline of `episodes` episodes laid out by [`lay_out`]: a step that
+/// awaits the system's [`ready`](System::ready) condition (when it has one),
+/// then `at` steps within the stage's window.
+pub fn timeline<S: System>(
+    stage: &Stage<S>,
     swarm: &Swarm,
     episodes: RangeInclusive<usize>,
 ) -> impl Strategy<Value = Vec<tandem::scenario::Step>> {
     let end = stage.window.end;
-    vec(episode(stage, swarm), episodes).prop_map(move |episodes| lay_out(&episodes, end))
+    let ready = stage.system.ready().map(|condition| Call::of(&condition));
+    vec(episode(stage, swarm), episodes).prop_map(move |episodes| lay_out(&episodes, end, ready.clone()))
 }
 
-/// A whole scenario from `space`, named `explore`; its `seed` is a drawn
-/// simulation seed and its description names its swarm.
+/// A whole scenario of `system` from `space`, named `explore`; its `seed` is
+/// a drawn simulation seed and its description names its swarm.
 ///
 /// # Panics
 ///
 /// When `space` leaves no time for episodes before the settle tail.
-pub fn scenario(space: &Space) -> impl Strategy<Value = Scenario> {
+pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Value = Scenario> {
     assert!(!space.window().is_empty(), "duration {:?} leaves no time before the settle tail", space.duration);
     let space = space.clone();
+    let system = system.clone();
     (node_count(space.nodes.clone()), network(), swarm(), sim_seed())
         .prop_flat_map(|(nodes, network, swarm, seed)| (Just((nodes, network, swarm, seed)), seed_nodes(nodes)))
         .prop_flat_map(|(drawn, seeds)| {
@@ -377,7 +353,8 @@ pub fn scenario(space: &Space) -> impl Strategy<Value = Scenario> {
             (Just(drawn), Just(seeds), mover)
         })
         .prop_flat_map(move |((nodes, network, swarm, seed), seeds, mover)| {
-            let stage = Stage { nodes, seeds: seeds.clone(), network: network.clone(), mover, window: space.window() };
+            let stage =
+                Stage { system: system.clone(), nodes, seeds: seeds.clone(), network: network.clone(), mover, window: space.window() };
             let scenario = Scenario {
                 description: format!("Generated by tandem explore; swarm: {swarm}."),
                 seeds,
@@ -385,32 +362,11 @@ pub fn scenario(space: &Space) -> impl Strategy<Value = Scenario> {
                 settle: space.settle,
                 seed,
                 network,
-                mutation: space.mutation,
+                mutation: space.mutation.clone(),
+                system: Some(system.name().to_string()),
                 ..Scenario::new("explore", nodes)
             };
             (Just(scenario), timeline(&stage, &swarm, space.episodes.clone()))
         })
         .prop_map(|(scenario, steps)| Scenario { steps, ..scenario })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::explore::rules::fair;
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-
-    #[test]
-    fn scenarios_are_valid_fair_and_round_trip() {
-        let mut runner = TestRunner::deterministic();
-        for nodes in [1..=1, 2..=5, 6..=9] {
-            let space = Space { nodes, ..Space::default() };
-            for _ in 0..100 {
-                let s = scenario(&space).new_tree(&mut runner).unwrap().current();
-                s.validate().unwrap();
-                fair(&s).unwrap();
-                assert_eq!(Scenario::parse(&s.to_toml(), "explore.toml").unwrap(), s);
-            }
-        }
-    }
 }

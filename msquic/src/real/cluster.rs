@@ -1,0 +1,299 @@
+//! [`RealCluster`]: a system's nodes over MsQuic on loopback, with faults
+//! injected by relays, behind the same [`Cluster`] API as the simulation.
+//!
+//! Nodes are hosted by [`tandem::host`], exactly as in the simulation: each
+//! boots with [`host::start`] and then runs [`host::serve`] as a task of the
+//! cluster's multi-threaded tokio runtime, fed [`Order`]s through a channel.
+//! The one [`Recorder`] of the run owns the history.
+//!
+//! Real runs use wall-clock time (this module never runs under simulation)
+//! and make no determinism promise; their histories have the same events.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tandem::cluster::{links, Cluster};
+use tandem::history::{EventKind, History};
+use tandem::host::{self, Boot, Command, Order, Recorder};
+use tandem::scenario::{NodeIdx, Scenario};
+use tandem::System;
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::faults::{FaultTable, LinkFaults};
+use super::transport::{RelayNet, RelayedTransport};
+use crate::transport::{MsQuicConfig, MsQuicTransport};
+
+/// How long a start keeps trying to bind the node's port while the previous
+/// incarnation's socket closes.
+const REBIND_PATIENCE: Duration = Duration::from_secs(3);
+
+/// How long `invoke` and `rebind` wait for a node to carry a command out.
+const COMMAND_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long a crash or the end of a run waits for a node to stop before its
+/// task is aborted.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The longest `run_until` waits on the history in one go.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// How to build a real cluster.
+#[derive(Debug, Clone)]
+pub struct RealOptions {
+    /// Node count.
+    pub nodes: u32,
+    /// The membership seed nodes every node starts with.
+    pub seeds: Vec<NodeIdx>,
+    /// Added one-way latency per packet, drawn from `min..=max`.
+    pub latency: (Duration, Duration),
+    /// Default packet loss probability.
+    pub loss: f64,
+    /// The MsQuic transport of every node (each gets its own, with a fresh
+    /// identity unless this one names one).
+    pub transport: MsQuicConfig,
+    /// The run seed the nodes' RNG seeds derive from.
+    pub seed: u64,
+    /// The planted bug of every node, one of the system's.
+    pub mutation: Option<&'static str>,
+}
+
+impl RealOptions {
+    /// `nodes` nodes seeded by node 0, no added latency or loss, seed 0, no
+    /// planted bug.
+    pub fn new(nodes: u32) -> Self {
+        RealOptions {
+            nodes,
+            seeds: vec![0],
+            latency: (Duration::ZERO, Duration::ZERO),
+            loss: 0.0,
+            transport: MsQuicConfig::default(),
+            seed: 0,
+            mutation: None,
+        }
+    }
+
+    /// The options `scenario` asks for when `system` runs it with `seed`.
+    pub fn for_scenario<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Self {
+        RealOptions {
+            seeds: scenario.seeds.clone(),
+            latency: (scenario.network.latency.min, scenario.network.latency.max),
+            loss: scenario.network.loss,
+            seed,
+            mutation: host::mutation_of(system, scenario),
+            ..RealOptions::new(scenario.nodes)
+        }
+    }
+}
+
+/// A node that runs: where to send it commands, and its task.
+struct Running<S: System> {
+    commands: mpsc::UnboundedSender<Order<S>>,
+    task: JoinHandle<()>,
+}
+
+/// A cluster of a system's nodes over real QUIC on 127.0.0.1, every
+/// node-to-node packet through a fault relay.
+///
+/// Its methods block the calling thread on the cluster's own runtime: call
+/// them from outside any tokio runtime (a plain `#[test]`, not
+/// `#[tokio::test]`).
+pub struct RealCluster<S: System> {
+    runtime: Runtime,
+    recorder: Recorder<S>,
+    net: Arc<RelayNet>,
+    options: RealOptions,
+    nodes: Vec<Option<Running<S>>>,
+}
+
+impl<S: System> RealCluster<S> {
+    /// Chooses every node's port, then starts the nodes in index order, each
+    /// once the previous one serves.
+    pub fn new(system: Arc<S>, options: RealOptions) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tandem-real")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+        let addrs = (0..options.nodes).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+        // Real runs keep wall-clock time; this module never runs simulated.
+        let began = Instant::now();
+        let recorder = Recorder::new(system, &addrs, move || began.elapsed());
+        let faults = FaultTable::new(LinkFaults { blocked: false, loss: options.loss, latency: options.latency });
+        let mut cluster = RealCluster {
+            runtime,
+            recorder,
+            net: RelayNet::new(faults),
+            nodes: (0..options.nodes).map(|_| None).collect(),
+            options,
+        };
+        for node in 0..cluster.options.nodes {
+            cluster.start(node).map_err(|e| format!("node {node} did not start: {e}"))?;
+        }
+        Ok(cluster)
+    }
+
+    /// The options the cluster was built with.
+    pub fn options(&self) -> &RealOptions {
+        &self.options
+    }
+
+    /// Boots `node` at its last address (its next incarnation) and spawns
+    /// its host loop. `host::start` records the start, or why it failed.
+    fn start(&mut self, node: NodeIdx) -> Result<(), String> {
+        let boot = self
+            .recorder
+            .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation));
+        let transport = match MsQuicTransport::new(self.options.transport.clone()) {
+            Ok(transport) => transport,
+            Err(error) => {
+                // Said the way `host::start` says a failed start.
+                self.note(node, format!("start failed: no MsQuic transport: {error}"));
+                return Err(error.to_string());
+            }
+        };
+        // Real network only: the patience is wall-clock time.
+        let transport =
+            RelayedTransport::new(transport, node, self.net.clone()).patient_until(Instant::now() + REBIND_PATIENCE);
+        let running = self.runtime.block_on(host::start(&boot, transport, &self.recorder))?;
+        let (commands, orders) = mpsc::unbounded_channel();
+        let task = self.runtime.spawn(host::serve(running, node, self.recorder.clone(), orders));
+        self.nodes[node as usize] = Some(Running { commands, task });
+        Ok(())
+    }
+
+    /// Sends `command` to `node` and waits up to `patience` for it to be
+    /// carried out; why not, if it was not.
+    fn order(&self, node: NodeIdx, command: Command<S>, patience: Duration) -> Result<(), String> {
+        let Some(running) = &self.nodes[node as usize] else {
+            return Err("the node is down".into());
+        };
+        let (done, carried_out) = oneshot::channel();
+        running.commands.send((command, done)).map_err(|_| "the node's task is gone".to_string())?;
+        match self.runtime.block_on(async { tokio::time::timeout(patience, carried_out).await }) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("the node's task ended before answering".into()),
+            Err(_) => Err(format!("no answer within {patience:?}")),
+        }
+    }
+
+    /// Stops a running node: `Stop`, a bounded wait, then the task is
+    /// aborted and awaited, so nothing of it records after this returns.
+    /// Whether it stopped in time.
+    fn stop(&mut self, node: NodeIdx) -> Result<(), String> {
+        let stopped = self.order(node, Command::Stop, STOP_PATIENCE);
+        let Some(running) = self.nodes[node as usize].take() else { return stopped };
+        running.task.abort();
+        let ended = self.runtime.block_on(async { tokio::time::timeout(STOP_PATIENCE, running.task).await });
+        stopped.and(ended.map(|_| ()).map_err(|_| "its task did not end after an abort".into()))
+    }
+
+    fn note(&self, node: NodeIdx, what: String) {
+        self.recorder.push(Some(node), EventKind::Fault { what });
+    }
+
+    fn each_link(&self, groups: Option<(&[NodeIdx], &[NodeIdx])>, change: impl Fn(&mut LinkFaults)) {
+        for (x, y) in links(self.options.nodes, groups) {
+            self.net.faults().update(x, y, &change);
+            self.net.faults().update(y, x, &change);
+        }
+    }
+
+    /// Ends the run: stops every node (without recording crashes) and hands
+    /// back the history.
+    pub fn into_history(mut self) -> History<S> {
+        for node in 0..self.options.nodes {
+            if self.nodes[node as usize].is_some() {
+                if let Err(why) = self.stop(node) {
+                    tracing::warn!(node, "stopping at the end of the run: {why}");
+                }
+            }
+        }
+        let history = self.recorder.read(History::clone);
+        self.runtime.shutdown_timeout(STOP_PATIENCE);
+        history
+    }
+}
+
+/// A free UDP port on 127.0.0.1, chosen by the OS: bound, read, let go.
+fn free_addr() -> Result<SocketAddr, String> {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("cannot pick a port: {e}"))?;
+    socket.local_addr().map_err(|e| format!("cannot pick a port: {e}"))
+}
+
+impl<S: System> Cluster<S> for RealCluster<S> {
+    fn size(&self) -> u32 {
+        self.options.nodes
+    }
+
+    fn now(&self) -> Duration {
+        self.recorder.now()
+    }
+
+    fn recorder(&self) -> &Recorder<S> {
+        &self.recorder
+    }
+
+    fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
+        if let Err(why) = self.order(node, Command::Invoke { op, step }, COMMAND_PATIENCE) {
+            self.note(node, format!("operation of step {step} unanswered: {why}"));
+        }
+    }
+
+    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
+        for (x, y) in links(self.options.nodes, Some((a, b))) {
+            self.net.faults().update(x, y, |f| f.blocked = true);
+            if !oneway {
+                self.net.faults().update(y, x, |f| f.blocked = true);
+            }
+        }
+    }
+
+    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        self.each_link(groups, |f| f.blocked = false);
+    }
+
+    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        self.each_link(groups, |f| f.latency = (min, max));
+    }
+
+    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        self.each_link(groups, |f| f.loss = rate);
+    }
+
+    fn crash(&mut self, node: NodeIdx) {
+        if let Err(why) = self.stop(node) {
+            self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
+        }
+        self.recorder.crashed(self.recorder.now(), node);
+    }
+
+    fn restart(&mut self, node: NodeIdx) {
+        // A failure is in the history already: `host::start` records it.
+        if let Err(why) = self.start(node) {
+            tracing::warn!(node, "restart failed: {why}");
+        }
+    }
+
+    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
+        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
+        if let Err(why) = self.order(node, Command::Rebind(target), COMMAND_PATIENCE) {
+            self.note(node, format!("rebind to {target} unanswered: {why}"));
+        }
+    }
+
+    fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
+        loop {
+            let now = self.now();
+            if now >= deadline {
+                return self.recorder.read(&mut done);
+            }
+            if self.recorder.wait((deadline - now).min(WAIT_SLICE), &mut done) {
+                return true;
+            }
+        }
+    }
+}

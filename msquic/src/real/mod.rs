@@ -1,0 +1,61 @@
+//! The real-network backend: a system's nodes over MsQuic on loopback, with
+//! packet-level faults injected by UDP relays.
+//!
+//! Every node-to-node QUIC packet crosses a [`relay::Relay`], which applies
+//! the [`faults::FaultTable`] set by the runner: partitions (both ways or one
+//! way), loss and added latency. Nodes dial the addresses they know; the
+//! relays are chosen by those addresses, so a rebind is seen by the nodes
+//! exactly as in the simulation. Everything runs unprivileged on 127.0.0.1
+//! with OS-assigned ports.
+
+pub mod cluster;
+pub mod faults;
+pub mod relay;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use cluster::{RealCluster, RealOptions};
+
+use tandem::execute::{execute, Outcome};
+use tandem::history::History;
+use tandem::scenario::Scenario;
+use tandem::System;
+
+/// A finished real run.
+#[derive(Debug, Clone)]
+pub struct RealRun<S: System> {
+    /// Pass, or the first failure.
+    pub outcome: Outcome,
+    /// Everything the run recorded, the verdict last.
+    pub history: History<S>,
+    /// Wall-clock time of the run, start-up included.
+    pub wall: Duration,
+}
+
+
+/// Runs `scenario` with `system` over MsQuic on loopback, with the
+/// scenario's own seed: checks that the scenario is valid for the system,
+/// starts a [`RealCluster`], executes the timeline and the end checks, and
+/// stops every node.
+///
+/// Blocks the calling thread; call it from outside any tokio runtime.
+pub fn run_real<S: System>(system: Arc<S>, scenario: &Scenario) -> Result<RealRun<S>, String> {
+    if !scenario.is_for(&*system) {
+        return Err(format!(
+            "scenario `{}` is for system `{}`, not `{}`",
+            scenario.name,
+            scenario.system.as_deref().unwrap_or_default(),
+            system.name()
+        ));
+    }
+    scenario.validate(&*system)?;
+    // Wall time of a real run (real network only).
+    let started = Instant::now();
+    let options = RealOptions::for_scenario(&*system, scenario, scenario.seed);
+    let mut cluster = RealCluster::new(system, options)?;
+    let outcome = execute(scenario, &mut cluster);
+    let history = cluster.into_history();
+    Ok(RealRun { outcome, history, wall: started.elapsed() })
+}

@@ -1,0 +1,38 @@
+//! `tandem systems [--json]`: the systems this binary can test.
+
+use clap::Args;
+
+use super::Exit;
+use crate::bundle::Bundle;
+
+/// Arguments of `tandem systems`.
+#[derive(Debug, Args)]
+pub struct SystemsArgs {
+    /// Print one JSON object per system.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Lists every system with its operations, conditions, properties and
+/// planted bugs; the first is the default of scenario files naming none.
+pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
+    for (index, system) in systems.iter().enumerate() {
+        let info = system.info();
+        if args.json {
+            println!("{}", serde_json::to_string(&info).expect("system infos serialise"));
+            continue;
+        }
+        let default = if index == 0 { " (default)" } else { "" };
+        println!("{}{default}: {}", info.name, info.description);
+        println!("  operations: {}", info.operations.join(", "));
+        println!("  conditions: {}", info.conditions.join(", "));
+        println!("  rebind: {}", if info.capabilities.rebind { "yes" } else { "no" });
+        for p in &info.properties {
+            println!("  {} {} {}", p.kind, p.code, p.name);
+        }
+        for bug in &info.planted_bugs {
+            println!("  planted bug {}: {}", bug.name, bug.description);
+        }
+    }
+    Exit::Pass
+}

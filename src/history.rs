@@ -1,0 +1,311 @@
+//! The history of a run: every step, fault, node start and crash, operation
+//! invocation and completion, observation and in-node assertion, in the
+//! order they happened, with a canonical encoding and a digest.
+//!
+//! One [`Recorder`](crate::host::Recorder) owns a run's history and appends
+//! to it; properties and conditions read it. The canonical encoding is one
+//! JSON object per event from serde, times in whole microseconds: the same
+//! scenario, seed and build give the same lines and the same
+//! [`History::digest`] in every process.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::scenario::NodeIdx;
+use crate::system::System;
+
+/// What one event says.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", bound = "")]
+pub enum EventKind<S: System> {
+    /// A timeline step began.
+    Step {
+        /// Its index in the scenario.
+        index: usize,
+        /// The step's action as written in a scenario file.
+        action: String,
+    },
+    /// The runner changed the network or skipped an action.
+    Fault {
+        /// What.
+        what: String,
+    },
+    /// A node started (first start or restart).
+    Started {
+        /// Its incarnation.
+        incarnation: u64,
+        /// Where it listens.
+        #[serde(serialize_with = "display")]
+        addr: SocketAddr,
+    },
+    /// A node was killed.
+    Crashed,
+    /// A node finished a rebind.
+    Rebound {
+        /// The new address.
+        #[serde(serialize_with = "display")]
+        addr: SocketAddr,
+    },
+    /// The harness invoked an operation on the node.
+    Invoke {
+        /// The operation's id, unique in the run.
+        id: u64,
+        /// The index of the scenario step that invoked it.
+        step: usize,
+        /// The operation.
+        op: S::Op,
+    },
+    /// An operation completed (or can no longer complete).
+    Complete {
+        /// The id of its invocation.
+        id: u64,
+        /// How it ended.
+        result: OpResult<S::Output>,
+    },
+    /// The harness observed something of the node.
+    Observe(S::Observation),
+    /// An in-node assertion was evaluated (see [`crate::probe`]).
+    Assert(crate::probe::Assertion),
+    /// The run's verdict.
+    Verdict {
+        /// `pass` or the failure.
+        outcome: String,
+    },
+}
+
+fn display<T: fmt::Display, Z: Serializer>(value: &T, serializer: Z) -> Result<Z::Ok, Z::Error> {
+    serializer.collect_str(value)
+}
+
+/// How an operation ended, Jepsen-style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpResult<O> {
+    /// It took effect and returned this.
+    Ok(O),
+    /// It did not take effect.
+    Failed(String),
+    /// The node crashed before it answered: it may or may not have taken effect.
+    Unknown,
+}
+
+/// One event of the history.
+#[derive(Debug, Clone, Serialize)]
+#[serde(bound = "")]
+pub struct Event<S: System> {
+    /// Microseconds since the run began (simulated or wall).
+    pub t_us: u64,
+    /// The node it happened on, if any.
+    pub node: Option<NodeIdx>,
+    /// What happened.
+    pub event: EventKind<S>,
+}
+
+impl<S: System> Event<S> {
+    /// When it happened, since the run began.
+    pub fn at(&self) -> Duration {
+        Duration::from_micros(self.t_us)
+    }
+
+    /// The canonical one-line JSON encoding.
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(self).expect("history events always serialise")
+    }
+}
+
+/// One node's life as the harness saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLife {
+    /// Whether it runs now.
+    pub alive: bool,
+    /// Its current (or last) incarnation.
+    pub incarnation: u64,
+    /// Where it listens now (or listened last).
+    pub addr: SocketAddr,
+    /// When it was started, one entry per incarnation.
+    pub starts: Vec<Duration>,
+    /// When it was crashed.
+    pub crashes: Vec<Duration>,
+}
+
+/// An invocation that has not completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Where it runs.
+    pub node: NodeIdx,
+    /// The index of its `Invoke` event.
+    pub event: usize,
+}
+
+/// Everything a run observed, append-only.
+#[derive(Debug, Clone)]
+pub struct History<S: System> {
+    events: Vec<Event<S>>,
+    nodes: Vec<NodeLife>,
+    pending: BTreeMap<u64, Pending>,
+    invocations: BTreeMap<u64, usize>,
+    next_op: u64,
+    state: S::State,
+}
+
+impl<S: System> History<S> {
+    /// The history of a run whose nodes will listen at `addrs` (by index).
+    pub fn new(addrs: &[SocketAddr]) -> Self {
+        let nodes = addrs
+            .iter()
+            .map(|&addr| NodeLife { alive: false, incarnation: 0, addr, starts: Vec::new(), crashes: Vec::new() })
+            .collect();
+        History {
+            events: Vec::new(),
+            nodes,
+            pending: BTreeMap::new(),
+            invocations: BTreeMap::new(),
+            next_op: 0,
+            state: S::State::default(),
+        }
+    }
+
+    /// Appends an event at `at`, updating the node lives and the system's
+    /// derived state.
+    ///
+    /// # Panics
+    ///
+    /// When the event contradicts the history: a crash of a node that is
+    /// down, a start of one that is up, a completion of an unknown
+    /// operation. Those are harness bugs.
+    pub fn push(&mut self, system: &S, at: Duration, node: Option<NodeIdx>, event: EventKind<S>) {
+        let life = node.map(|n| n as usize);
+        match &event {
+            EventKind::Started { incarnation, addr } => {
+                let n = &mut self.nodes[life.expect("a start names its node")];
+                assert!(!n.alive, "node {node:?} started while up");
+                n.alive = true;
+                n.incarnation = *incarnation;
+                n.addr = *addr;
+                n.starts.push(at);
+            }
+            EventKind::Crashed => {
+                let n = &mut self.nodes[life.expect("a crash names its node")];
+                assert!(n.alive, "node {node:?} crashed while down");
+                n.alive = false;
+                n.crashes.push(at);
+            }
+            EventKind::Rebound { addr } => self.nodes[life.expect("a rebind names its node")].addr = *addr,
+            EventKind::Invoke { id, .. } => {
+                let node = node.expect("an invocation names its node");
+                self.pending.insert(*id, Pending { node, event: self.events.len() });
+                self.invocations.insert(*id, self.events.len());
+            }
+            EventKind::Complete { id, .. } => {
+                assert!(self.pending.remove(id).is_some(), "operation {id} completed twice or never began");
+            }
+            _ => {}
+        }
+        let t_us = u64::try_from(at.as_micros()).expect("runs are shorter than 584,000 years");
+        self.events.push(Event { t_us, node, event });
+        let last = self.events.last().expect("just pushed");
+        system.fold(&mut self.state, last);
+    }
+
+    /// A fresh operation id.
+    pub fn next_op_id(&mut self) -> u64 {
+        self.next_op += 1;
+        self.next_op - 1
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> &[Event<S>] {
+        &self.events
+    }
+
+    /// What the system derived from the events so far.
+    pub fn state(&self) -> &S::State {
+        &self.state
+    }
+
+    /// Every node's life, by index.
+    pub fn nodes(&self) -> &[NodeLife] {
+        &self.nodes
+    }
+
+    /// One node's life.
+    pub fn node(&self, node: NodeIdx) -> &NodeLife {
+        &self.nodes[node as usize]
+    }
+
+    /// Indices of the nodes that run now.
+    pub fn live(&self) -> impl Iterator<Item = NodeIdx> + '_ {
+        (0..self.nodes.len() as NodeIdx).filter(|&i| self.nodes[i as usize].alive)
+    }
+
+    /// The operations invoked and not completed, by id.
+    pub fn pending(&self) -> &BTreeMap<u64, Pending> {
+        &self.pending
+    }
+
+    /// The operation invoked with `id`, if any.
+    pub fn invocation(&self, id: u64) -> Option<&S::Op> {
+        match &self.events[*self.invocations.get(&id)?].event {
+            EventKind::Invoke { op, .. } => Some(op),
+            _ => unreachable!("invocations index Invoke events"),
+        }
+    }
+
+    /// The events as JSON lines.
+    pub fn to_jsonl(&self) -> String {
+        self.events.iter().map(|e| e.canonical() + "\n").collect()
+    }
+
+    /// The digest of the canonical encoding (xxh3-64 over the lines, each
+    /// ended by a newline): stable across processes and machines.
+    pub fn digest(&self) -> Digest {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for event in &self.events {
+            hasher.update(event.canonical().as_bytes());
+            hasher.update(b"\n");
+        }
+        Digest(hasher.digest())
+    }
+}
+
+/// A 64-bit digest of a history's canonical encoding, printed as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub u64);
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// The first line where two JSON-lines histories differ: (line number from
+/// 1, left line, right line); `None` when they are equal. A missing line is "".
+pub fn first_difference<'a>(left: &'a str, right: &'a str) -> Option<(usize, &'a str, &'a str)> {
+    let mut l = left.lines();
+    let mut r = right.lines();
+    for number in 1.. {
+        match (l.next(), r.next()) {
+            (None, None) => return None,
+            (a, b) if a == b => continue,
+            (a, b) => return Some((number, a.unwrap_or(""), b.unwrap_or(""))),
+        }
+    }
+    unreachable!("the loop returns when both histories end")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(first_difference("a\nb\n", "a\nb\n"), None);
+        assert_eq!(first_difference("a\nb\n", "a\nc\n"), Some((2, "b", "c")));
+        assert_eq!(first_difference("a\n", "a\nc\n"), Some((2, "", "c")));
+        assert_eq!(format!("{}", Digest(0xab)), "00000000000000ab");
+    }
+}

@@ -1,0 +1,270 @@
+//! Hosting a system's nodes: the one layer the simulated and the real
+//! backend share. A backend decides where a node runs (a turmoil host, a
+//! tokio runtime) and which transport it gets; this module boots the node,
+//! records what happens to it, and carries out the runner's commands.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::history::{EventKind, History, OpResult};
+use crate::probe::Probe;
+use crate::scenario::NodeIdx;
+use crate::system::{Invocation, NodeContext, Observer, System};
+use crate::transport::Transport;
+
+/// How long a stopped node's tasks get to wind down before its host goes.
+const STOP_GRACE: Duration = Duration::from_millis(2);
+
+/// The one owner of a run's history: every event goes through it, stamped
+/// with the backend's clock.
+pub struct Recorder<S: System> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S: System> {
+    system: Arc<S>,
+    history: Mutex<History<S>>,
+    changed: Condvar,
+    /// Threads in [`Recorder::wait`]: only they need a wake-up (a notify is a
+    /// system call, too dear for every event of a simulation).
+    waiting: AtomicUsize,
+    clock: Box<dyn Fn() -> Duration + Send + Sync>,
+}
+
+impl<S: System> Clone for Recorder<S> {
+    fn clone(&self) -> Self {
+        Recorder { inner: self.inner.clone() }
+    }
+}
+
+impl<S: System> Recorder<S> {
+    /// A recorder of a run whose nodes start at `addrs`; `clock` tells the
+    /// time since the run began wherever node code runs.
+    pub fn new(system: Arc<S>, addrs: &[SocketAddr], clock: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        let inner = Inner {
+            system,
+            history: Mutex::new(History::new(addrs)),
+            changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            clock: Box::new(clock),
+        };
+        Recorder { inner: Arc::new(inner) }
+    }
+
+    /// The system.
+    pub fn system(&self) -> &Arc<S> {
+        &self.inner.system
+    }
+
+    /// The time by the recorder's clock.
+    pub fn now(&self) -> Duration {
+        (self.inner.clock)()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, History<S>> {
+        self.inner.history.lock().expect("a property or the system panicked while recording")
+    }
+
+    /// Appends an event at `at`.
+    pub fn push_at(&self, at: Duration, node: Option<NodeIdx>, event: EventKind<S>) {
+        self.lock().push(&self.inner.system, at, node, event);
+        self.changed();
+    }
+
+    fn changed(&self) {
+        if self.inner.waiting.load(Ordering::SeqCst) > 0 {
+            self.inner.changed.notify_all();
+        }
+    }
+
+    /// Appends an event now, by the recorder's clock.
+    pub fn push(&self, node: Option<NodeIdx>, event: EventKind<S>) {
+        self.push_at(self.now(), node, event)
+    }
+
+    /// Reads the history.
+    pub fn read<R>(&self, f: impl FnOnce(&History<S>) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Records a crash of `node` at `at`; its pending operations complete as
+    /// [`OpResult::Unknown`].
+    pub fn crashed(&self, at: Duration, node: NodeIdx) {
+        let mut history = self.lock();
+        let pending: Vec<u64> = history.pending().iter().filter(|(_, p)| p.node == node).map(|(&id, _)| id).collect();
+        for id in pending {
+            history.push(&self.inner.system, at, Some(node), EventKind::Complete { id, result: OpResult::Unknown });
+        }
+        history.push(&self.inner.system, at, Some(node), EventKind::Crashed);
+        drop(history);
+        self.changed();
+    }
+
+    /// Waits (real time) until `done` holds or `timeout` passes; whether it held.
+    /// For backends whose nodes run on other threads.
+    pub fn wait(&self, timeout: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
+        // Counted before the lock is taken, so no event pushed meanwhile goes unnoticed.
+        self.inner.waiting.fetch_add(1, Ordering::SeqCst);
+        let history = self.lock();
+        let (history, _) = self
+            .inner
+            .changed
+            .wait_timeout_while(history, timeout, |h| !done(h))
+            .expect("a property or the system panicked while recording");
+        let held = done(&history);
+        drop(history);
+        self.inner.waiting.fetch_sub(1, Ordering::SeqCst);
+        held
+    }
+
+    /// An observer that records `node`'s observations.
+    pub fn observer(&self, node: NodeIdx) -> Observer<S::Observation> {
+        let recorder = self.clone();
+        Observer::new(move |observation| recorder.push(Some(node), EventKind::Observe(observation)))
+    }
+
+    /// A probe that records `node`'s in-node assertions.
+    pub fn probe(&self, node: NodeIdx) -> Probe {
+        let recorder = self.clone();
+        Probe::new(move |assertion| recorder.push(Some(node), EventKind::Assert(assertion)))
+    }
+}
+
+/// What a backend knows of a node before it boots it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    /// The node's index.
+    pub index: NodeIdx,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Every node's current address; this node listens at its own.
+    pub addrs: Vec<SocketAddr>,
+    /// The scenario's membership seeds.
+    pub seeds: Vec<NodeIdx>,
+    /// The node's RNG seed.
+    pub rng_seed: u64,
+    /// The planted bug of the run.
+    pub mutation: Option<&'static str>,
+}
+
+impl Boot {
+    /// The boot of `node` for the next start, from the history: a restart is
+    /// the next incarnation, at the node's last address.
+    pub fn next<S: System>(
+        history: &History<S>,
+        node: NodeIdx,
+        seeds: &[NodeIdx],
+        run_seed: u64,
+        mutation: Option<&'static str>,
+    ) -> Boot {
+        let life = history.node(node);
+        let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
+        Boot {
+            index: node,
+            incarnation,
+            addrs: history.nodes().iter().map(|n| n.addr).collect(),
+            seeds: seeds.to_vec(),
+            rng_seed: derive_seed(run_seed, node, incarnation, 0),
+            mutation,
+        }
+    }
+}
+
+/// The planted bug `scenario` names, as the system spells it (`None` when
+/// it names none or one the system does not have: validation rejects those).
+pub fn mutation_of<S: System>(system: &S, scenario: &crate::scenario::Scenario) -> Option<&'static str> {
+    let name = scenario.mutation.as_deref()?;
+    system.planted_bugs().into_iter().map(|bug| bug.name).find(|&bug| bug == name)
+}
+
+/// Mixes a run seed with a node, an incarnation and a purpose into an
+/// independent seed.
+pub fn derive_seed(seed: u64, node: NodeIdx, incarnation: u64, purpose: u8) -> u64 {
+    let input = [&seed.to_le_bytes()[..], &node.to_le_bytes(), &incarnation.to_le_bytes(), &[purpose]].concat();
+    xxhash_rust::xxh3::xxh3_64(&input)
+}
+
+/// Boots a node on `transport` and records its start; on failure records why.
+pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder: &Recorder<S>) -> Result<S::Node, String> {
+    let node = boot.index;
+    let ctx = NodeContext::<S, T> {
+        index: node,
+        incarnation: boot.incarnation,
+        listen: boot.addrs[node as usize],
+        addrs: boot.addrs.clone(),
+        seeds: boot.seeds.clone(),
+        rng_seed: boot.rng_seed,
+        transport,
+        observer: recorder.observer(node),
+        probe: recorder.probe(node),
+        mutation: boot.mutation,
+    };
+    let system = recorder.system().clone();
+    match system.start(ctx).await {
+        Ok(running) => {
+            let addr = system.addr(&running);
+            recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr });
+            Ok(running)
+        }
+        Err(error) => {
+            recorder.push(Some(node), EventKind::Fault { what: format!("start failed: {error}") });
+            Err(error)
+        }
+    }
+}
+
+/// What the runner asks of a running node.
+#[derive(Debug)]
+pub enum Command<S: System> {
+    /// Carry out an operation for scenario step `step`.
+    Invoke {
+        /// The operation.
+        op: S::Op,
+        /// The step that invoked it.
+        step: usize,
+    },
+    /// Move the listener.
+    Rebind(SocketAddr),
+    /// Stop the node (a crash).
+    Stop,
+}
+
+/// A command and where to say it was carried out.
+pub type Order<S> = (Command<S>, oneshot::Sender<()>);
+
+/// Carries out `commands` on a running node until `Stop` (or until the
+/// runner goes), recording every invocation, completion and rebind.
+pub async fn serve<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recorder<S>, mut commands: mpsc::UnboundedReceiver<Order<S>>) {
+    let system = recorder.system().clone();
+    while let Some((command, done)) = commands.recv().await {
+        match command {
+            Command::Invoke { op, step } => {
+                let id = recorder.lock().next_op_id();
+                recorder.push(Some(index), EventKind::Invoke { id, step, op: op.clone() });
+                let result = match system.invoke(&mut node, op, Invocation { step, id }).await {
+                    Ok(output) => OpResult::Ok(output),
+                    Err(why) => OpResult::Failed(why),
+                };
+                recorder.push(Some(index), EventKind::Complete { id, result });
+            }
+            Command::Rebind(addr) => match system.rebind(&mut node, addr).await {
+                Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
+                Err(error) => recorder.push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
+            },
+            Command::Stop => {
+                system.stop(node).await;
+                // Let the stopped tasks and the connections' writers wind down.
+                tokio::time::sleep(STOP_GRACE).await;
+                let _ = done.send(());
+                return;
+            }
+        }
+        // The runner may have stopped waiting; nothing else needs the answer.
+        let _ = done.send(());
+    }
+    system.stop(node).await;
+}

@@ -1,0 +1,251 @@
+//! Properties: what a run of a system must (always), must eventually, and
+//! should sometimes show, as user closures over the history (stateright's
+//! `Property::always / eventually / sometimes`, moonpool's read-only
+//! invariants).
+//!
+//! A property reads the history; it never changes it, and it judges only
+//! what the harness observed. `always` properties are monitors fed every new
+//! event once, after every step, so long runs stay linear; `eventually`
+//! properties are judged once, at the end of the settle tail; `sometimes`
+//! properties are coverage goals, reported as hit or missed.
+//!
+//! ```
+//! # use tandem::property::Property;
+//! # fn demo<S: tandem::system::System>() -> Vec<Property<S>> {
+//! use tandem::history::EventKind;
+//! vec![
+//!     // No operation fails, checked event by event.
+//!     Property::always("ops", "operations succeed", || {
+//!         |_: &tandem::history::History<S>, e: &tandem::history::Event<S>| match &e.event {
+//!             EventKind::Complete { result: tandem::history::OpResult::Failed(why), .. } => Err(why.clone()),
+//!             _ => Ok(()),
+//!         }
+//!     }),
+//!     // At the end, every node runs.
+//!     Property::eventually("up", "every node is up", |h| match h.nodes().iter().position(|n| !n.alive) {
+//!         Some(n) => Err(format!("node {n} is down")),
+//!         None => Ok(()),
+//!     }),
+//! ]
+//! # }
+//! ```
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::history::{Event, EventKind, History};
+use crate::probe::AssertKind;
+use crate::system::System;
+
+/// A failed property, expectation or await.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// A short code: the property's (`S1`, `L2`, ...), or `expect`, `await`, `assert`.
+    pub code: String,
+    /// What the code checks (`delivery`, `no self-delivery`, ...).
+    pub name: String,
+    /// The first offending fact.
+    pub detail: String,
+    /// When it was observed.
+    #[serde(skip)]
+    pub at: Duration,
+}
+
+impl Violation {
+    /// A violation of `code` (`name`) at `at`.
+    pub fn new(code: impl Into<String>, name: impl Into<String>, detail: impl Into<String>, at: Duration) -> Self {
+        Violation { code: code.into(), name: name.into(), detail: detail.into(), at }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.name, self.detail)
+    }
+}
+
+/// A safety monitor: sees every event once, in order, and says whether the
+/// history so far is still fine. Any `FnMut(&History, &Event) -> Result<(),
+/// String>` closure is one.
+pub trait Monitor<S: System>: Send {
+    /// Judges `event`, the newest event of `history` it has not seen.
+    fn observe(&mut self, history: &History<S>, event: &Event<S>) -> Result<(), String>;
+}
+
+impl<S: System, F: FnMut(&History<S>, &Event<S>) -> Result<(), String> + Send> Monitor<S> for F {
+    fn observe(&mut self, history: &History<S>, event: &Event<S>) -> Result<(), String> {
+        self(history, event)
+    }
+}
+
+type MonitorFactory<S> = Arc<dyn Fn() -> Box<dyn Monitor<S>> + Send + Sync>;
+type EndCheck<S> = Arc<dyn Fn(&History<S>) -> Result<(), String> + Send + Sync>;
+type Goal<S> = Arc<dyn Fn(&History<S>, &Event<S>) -> bool + Send + Sync>;
+
+/// When a property is judged.
+#[derive(Clone)]
+pub enum Kind<S: System> {
+    /// After every step, on every new event (safety).
+    Always(MonitorFactory<S>),
+    /// At the end of the settle tail (liveness).
+    Eventually(EndCheck<S>),
+    /// A coverage goal: hit when some event satisfies it.
+    Sometimes(Goal<S>),
+}
+
+/// A named property of a system.
+#[derive(Clone)]
+pub struct Property<S: System> {
+    /// A short code, like `S1`.
+    pub code: &'static str,
+    /// What it checks, like `no self-delivery`.
+    pub name: &'static str,
+    /// When and how it is judged.
+    pub kind: Kind<S>,
+}
+
+impl<S: System> fmt::Debug for Property<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.code, self.name, self.kind_name())
+    }
+}
+
+impl<S: System> Property<S> {
+    /// A safety property: `monitor` makes a fresh monitor for every run
+    /// (state of its own, such as the messages seen so far).
+    pub fn always<M: Monitor<S> + 'static>(
+        code: &'static str,
+        name: &'static str,
+        monitor: impl Fn() -> M + Send + Sync + 'static,
+    ) -> Self {
+        let factory: MonitorFactory<S> = Arc::new(move || Box::new(monitor()));
+        Property { code, name, kind: Kind::Always(factory) }
+    }
+
+    /// A liveness property, judged on the whole history at the end.
+    pub fn eventually(
+        code: &'static str,
+        name: &'static str,
+        check: impl Fn(&History<S>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Property { code, name, kind: Kind::Eventually(Arc::new(check)) }
+    }
+
+    /// A coverage goal: hit when `goal` holds for some event.
+    pub fn sometimes(
+        code: &'static str,
+        name: &'static str,
+        goal: impl Fn(&History<S>, &Event<S>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Property { code, name, kind: Kind::Sometimes(Arc::new(goal)) }
+    }
+
+    /// `always`, `eventually` or `sometimes`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Always(_) => "always",
+            Kind::Eventually(_) => "eventually",
+            Kind::Sometimes(_) => "sometimes",
+        }
+    }
+}
+
+/// A coverage goal's result in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The goal: a `sometimes` property's code and name, or an in-node
+    /// `sometimes!`/`reachable!` message.
+    pub goal: String,
+    /// Whether the run reached it.
+    pub hit: bool,
+}
+
+/// Judges one run's history: incrementally for `always` properties and
+/// in-node assertions, once at the end for `eventually` properties.
+pub struct Judge<S: System> {
+    monitors: Vec<(&'static str, &'static str, Box<dyn Monitor<S>>)>,
+    ends: Vec<(&'static str, &'static str, EndCheck<S>)>,
+    goals: Vec<(String, Goal<S>, bool)>,
+    assertions: Vec<(String, bool)>,
+    seen: usize,
+}
+
+/// Runs a property's code; a panic becomes its failure message.
+fn guarded<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic".into());
+        Err(format!("the property panicked: {message}"))
+    })
+}
+
+impl<S: System> Judge<S> {
+    /// A judge of `properties`, with fresh monitors.
+    pub fn new(properties: &[Property<S>]) -> Self {
+        let mut judge = Judge { monitors: Vec::new(), ends: Vec::new(), goals: Vec::new(), assertions: Vec::new(), seen: 0 };
+        for p in properties {
+            match &p.kind {
+                Kind::Always(factory) => judge.monitors.push((p.code, p.name, factory())),
+                Kind::Eventually(check) => judge.ends.push((p.code, p.name, check.clone())),
+                Kind::Sometimes(goal) => judge.goals.push((format!("{} {}", p.code, p.name), goal.clone(), false)),
+            }
+        }
+        judge
+    }
+
+    /// Feeds the events not seen yet to the monitors and goals; the first
+    /// violation, if any.
+    pub fn advance(&mut self, history: &History<S>) -> Result<(), Violation> {
+        let events = history.events();
+        while self.seen < events.len() {
+            let event = &events[self.seen];
+            self.seen += 1;
+            if let EventKind::Assert(a) = &event.event {
+                if a.fails() {
+                    let name = if a.kind == AssertKind::Always { "always! in node code" } else { "reached assert_unreachable!" };
+                    let detail = format!("{} (node {})", a.name, event.node.map_or("?".into(), |n| n.to_string()));
+                    return Err(Violation::new("assert", name, detail, event.at()));
+                }
+                if matches!(a.kind, AssertKind::Sometimes | AssertKind::Reachable) {
+                    match self.assertions.iter_mut().find(|(name, _)| *name == a.name) {
+                        Some((_, hit)) => *hit |= a.holds,
+                        None => self.assertions.push((a.name.clone(), a.holds)),
+                    }
+                }
+            }
+            for (code, name, monitor) in &mut self.monitors {
+                if let Err(detail) = guarded(|| monitor.observe(history, event)) {
+                    return Err(Violation::new(*code, *name, detail, event.at()));
+                }
+            }
+            for (_, goal, hit) in self.goals.iter_mut().filter(|(_, _, hit)| !hit) {
+                *hit = guarded(|| Ok(goal(history, event))).unwrap_or(false);
+            }
+        }
+        Ok(())
+    }
+
+    /// The liveness properties, judged on the whole history at `at`.
+    pub fn finish(&mut self, history: &History<S>, at: Duration) -> Result<(), Violation> {
+        self.advance(history)?;
+        for (code, name, check) in &self.ends {
+            guarded(|| check(history)).map_err(|detail| Violation::new(*code, *name, detail, at))?;
+        }
+        Ok(())
+    }
+
+    /// The coverage goals: `sometimes` properties, then in-node goals in the
+    /// order they were first evaluated.
+    pub fn coverage(&self) -> Vec<Coverage> {
+        let declared = self.goals.iter().map(|(goal, _, hit)| Coverage { goal: goal.clone(), hit: *hit });
+        let in_node = self.assertions.iter().map(|(goal, hit)| Coverage { goal: goal.clone(), hit: *hit });
+        declared.chain(in_node).collect()
+    }
+}

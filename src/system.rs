@@ -1,0 +1,265 @@
+//! The system under test: the one trait a user implements to let tandem drive
+//! their node.
+//!
+//! A [`System`] is a small adapter around a real async node written against
+//! [`Transport`]. tandem starts one node per scenario index (and again after
+//! every crash), hands it a [`NodeContext`], invokes the system's own
+//! [operations](System::Op) from scenario steps, records what the harness
+//! observes into the run's [`History`], and judges the history with the
+//! system's [`Property`]s. The same adapter runs in the simulation
+//! (`tandem-sim`) and over real QUIC (`tandem-msquic`).
+//!
+//! The shapes follow the anchors: stateright's `Actor` (a system declares its
+//! properties as closures), moonpool's `Process`/`Workload` (a factory that
+//! boots a node from a context at every start, and a workload that drives
+//! it), Jepsen's histories (each operation is an invocation and a
+//! completion).
+//!
+//! A complete system, an echo node, is in the guide (`docs/guide.md`) and in
+//! `examples/ping.rs`.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proptest::strategy::BoxedStrategy;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::history::{Event, History};
+use crate::probe::Probe;
+use crate::property::Property;
+use crate::scenario::{NodeIdx, Scenario};
+use crate::transport::Transport;
+
+/// A system's own operation, invoked on a node by a scenario step.
+///
+/// An operation type is a serde enum whose variants are the step keys
+/// (`snake_case`), each carrying a table of fields, for example
+/// `put = { node = 0, key = "a", value = "x" }`. The harness records its
+/// invocation and completion.
+pub trait Operation: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static {
+    /// The node that carries the operation out.
+    fn node(&self) -> NodeIdx;
+
+    /// Every node index the operation names, the executing node included.
+    /// tandem checks them against the scenario's node count and renumbers
+    /// them when the shrinker drops a node.
+    fn nodes_mut(&mut self) -> Vec<&mut NodeIdx>;
+
+    /// Why the operation is invalid in a cluster of `nodes` nodes beyond its
+    /// node indices (a size limit, a node sending to itself, ...).
+    fn validate(&self, _nodes: u32) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Simpler variants of the operation, tried by the shrinker.
+    fn simpler(&self) -> Vec<Self> {
+        Vec::new()
+    }
+}
+
+/// A system's own condition, for `await` and `expect` steps and `[[expect]]`
+/// end checks: a serde enum whose variants are the condition keys
+/// (`snake_case`), for example `received = 2` or `converged = true`.
+pub trait Condition: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static> Condition for T {}
+
+/// What a system records: observations, operation results, outcomes.
+pub trait Record: Serialize + Clone + Debug + Send + Sync + 'static {}
+
+impl<T: Serialize + Clone + Debug + Send + Sync + 'static> Record for T {}
+
+/// Optional abilities a scenario may use. A scenario that uses one the
+/// system lacks is rejected before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Capabilities {
+    /// A running node can move its listener (`rebind` steps): hot reload.
+    pub rebind: bool,
+}
+
+/// A deliberate defect a system can be built with, to prove that
+/// exploration finds bugs. A scenario names it with `mutation = "NAME"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlantedBug {
+    /// The name used in scenario files and on the command line.
+    pub name: &'static str,
+    /// What it breaks.
+    pub description: &'static str,
+}
+
+/// Everything a node gets when it starts.
+///
+/// In the simulation every field is a pure function of the run's seed and
+/// the node; over MsQuic the same fields describe real sockets.
+pub struct NodeContext<S: System, T> {
+    /// The node's index in the scenario, `0..nodes`.
+    pub index: NodeIdx,
+    /// 0 at the first start, one more at every restart.
+    pub incarnation: u64,
+    /// Where the node listens.
+    pub listen: SocketAddr,
+    /// Every node's current address, by index (this node's is `listen`).
+    pub addrs: Vec<SocketAddr>,
+    /// The membership seed nodes of the scenario (a system may instead use
+    /// `addrs` as a static peer list).
+    pub seeds: Vec<NodeIdx>,
+    /// A seed for the node's random choices: use it, never OS randomness.
+    pub rng_seed: u64,
+    /// The network.
+    pub transport: T,
+    /// Where the node's observations go.
+    pub observer: Observer<S::Observation>,
+    /// In-node assertions ([`always!`](crate::always), [`sometimes!`](crate::sometimes), ...).
+    pub probe: Probe,
+    /// The planted bug the run asks for, one of [`System::planted_bugs`].
+    pub mutation: Option<&'static str>,
+}
+
+impl<S: System, T> NodeContext<S, T> {
+    /// The current addresses of the seed nodes other than this one.
+    pub fn seed_addrs(&self) -> Vec<SocketAddr> {
+        self.seeds.iter().filter(|&&s| s != self.index).map(|&s| self.addrs[s as usize]).collect()
+    }
+}
+
+/// Records a node's observations into the run's history, stamped with the
+/// node and the time. Cheap to clone; hand it to the node's tasks.
+pub struct Observer<O> {
+    sink: Arc<dyn Fn(O) + Send + Sync>,
+}
+
+impl<O> Clone for Observer<O> {
+    fn clone(&self) -> Self {
+        Observer { sink: self.sink.clone() }
+    }
+}
+
+impl<O> Observer<O> {
+    /// An observer that hands every observation to `sink`.
+    pub fn new(sink: impl Fn(O) + Send + Sync + 'static) -> Self {
+        Observer { sink: Arc::new(sink) }
+    }
+
+    /// An observer that drops everything (a node running outside tandem).
+    pub fn discard() -> Self {
+        Observer::new(|_| {})
+    }
+
+    /// Records `observation`.
+    pub fn observe(&self, observation: O) {
+        (self.sink)(observation)
+    }
+}
+
+/// Where an invocation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invocation {
+    /// The index of the scenario step that invoked it.
+    pub step: usize,
+    /// The operation's id in the history.
+    pub id: u64,
+}
+
+/// A system under test: an adapter that starts a node, carries out the
+/// system's operations on it, and says what to check.
+///
+/// Only [`start`](System::start), [`invoke`](System::invoke),
+/// [`stop`](System::stop), [`addr`](System::addr), [`check`](System::check),
+/// [`outcome`](System::outcome) and [`operations`](System::operations) are
+/// required; everything else has a default.
+pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
+    /// The operations scenario steps invoke (a serde enum; see [`Operation`]).
+    type Op: Operation;
+    /// What a successful operation returns; recorded in the history.
+    type Output: Record;
+    /// What the harness observes of a node (deliveries, reads, views, ...).
+    type Observation: Record;
+    /// The conditions of `await` and `expect` (a serde enum).
+    type Condition: Condition;
+    /// A node's final state as the harness saw it; `tandem confirm` compares
+    /// it between the simulation and MsQuic.
+    type Outcome: Record + Eq;
+    /// What the harness derives from the history as it grows (see
+    /// [`fold`](System::fold)); `()` when nothing.
+    type State: Default + Clone + Debug + Send + 'static;
+    /// A running node.
+    type Node: Send + 'static;
+
+    /// The system's name, as in `system = "NAME"`.
+    fn name(&self) -> &'static str;
+
+    /// One line about the system, for `tandem systems`.
+    fn description(&self) -> &'static str {
+        ""
+    }
+
+    /// Which optional steps the system supports.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// The planted bugs the system can be built with.
+    fn planted_bugs(&self) -> Vec<PlantedBug> {
+        Vec::new()
+    }
+
+    /// Starts one node: binds `ctx.listen` on `ctx.transport` and returns
+    /// once the node serves.
+    fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> impl Future<Output = Result<Self::Node, String>> + Send;
+
+    /// Where a running node listens now.
+    fn addr(&self, node: &Self::Node) -> SocketAddr;
+
+    /// Carries out `op` on `node`. An `Err` is recorded as a failed operation.
+    fn invoke(
+        &self,
+        node: &mut Self::Node,
+        op: Self::Op,
+        invocation: Invocation,
+    ) -> impl Future<Output = Result<Self::Output, String>> + Send;
+
+    /// Moves a running node's listener to `addr` (port 0: any free port) and
+    /// returns the new address; only with [`Capabilities::rebind`].
+    fn rebind(&self, _node: &mut Self::Node, addr: SocketAddr) -> impl Future<Output = Result<SocketAddr, String>> + Send {
+        async move { Err(format!("system `{}` cannot rebind (to {addr})", self.name())) }
+    }
+
+    /// Stops a node for good (a crash, or the end of a run): its tasks end
+    /// and its connections drop. Dropping the node must do the same.
+    fn stop(&self, node: Self::Node) -> impl Future<Output = ()> + Send;
+
+    /// Updates the harness's derived state with one new event. Conditions
+    /// that run at every simulation step read it instead of rescanning.
+    fn fold(&self, _state: &mut Self::State, _event: &Event<Self>) {}
+
+    /// Why `condition` does not hold for `node` now, or `Ok`.
+    fn check(&self, history: &History<Self>, node: NodeIdx, condition: &Self::Condition) -> Result<(), String>;
+
+    /// The properties every run is judged by.
+    fn properties(&self) -> Vec<Property<Self>> {
+        Vec::new()
+    }
+
+    /// What `node` ended with, as the harness observed it.
+    fn outcome(&self, history: &History<Self>, node: NodeIdx) -> Self::Outcome;
+
+    /// The workload of exploration: one operation among `nodes` nodes. With
+    /// `focus`, the operation should involve that node (it is the one a
+    /// fault around the operation hits: for messaging, a message to it).
+    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Self::Op>;
+
+    /// A condition explored timelines await before their first episode (for
+    /// example membership convergence).
+    fn ready(&self) -> Option<Self::Condition> {
+        None
+    }
+
+    /// Why a generated scenario is unfair to a correct node of this system,
+    /// beyond the generic rules; exploration never generates one.
+    fn fair(&self, _scenario: &Scenario) -> Result<(), String> {
+        Ok(())
+    }
+}

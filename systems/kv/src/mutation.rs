@@ -1,0 +1,110 @@
+//! Planted bugs: deliberate defects that prove tandem finds what breaks a
+//! replicated store. They change behaviour only in a build with the crate
+//! feature `mutations`; a run picks one with `mutation = "NAME"` (the
+//! harness hands it to the node as [`NodeContext::mutation`](tandem::system::NodeContext)).
+//!
+//! | name | defect | caught by |
+//! |---|---|---|
+//! | `no-tiebreak` | equal timestamps are not ordered by node: each replica keeps the write it got first | L1 convergence |
+//! | `no-clock-merge` | the clock ignores merged timestamps: a write can lose to an older one the node has seen | in-node `always!`, S2 |
+//! | `drop-tombstones` | a delete removes the key instead of writing a tombstone: the value comes back | S2 monotonic reads |
+//! | `skip-missing-keys` | anti-entropy compares only keys both sides hold: a restarted or cut-off replica never gets keys it lacks | L1 convergence |
+
+use tandem::system::PlantedBug;
+
+use crate::store::Rules;
+
+/// A planted bug of the key-value node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mutation {
+    /// Equal timestamps are resolved by arrival order, not by node index.
+    NoTiebreak,
+    /// The Lamport clock does not move past merged timestamps.
+    NoClockMerge,
+    /// Deletes remove the key locally and are not replicated.
+    DropTombstones,
+    /// Digest comparisons skip keys that one side lacks.
+    SkipMissingKeys,
+}
+
+impl Mutation {
+    /// Every planted bug.
+    pub const ALL: [Mutation; 4] =
+        [Mutation::NoTiebreak, Mutation::NoClockMerge, Mutation::DropTombstones, Mutation::SkipMissingKeys];
+
+    /// Whether planted bugs are compiled in (the `mutations` feature).
+    pub const fn available() -> bool {
+        cfg!(feature = "mutations")
+    }
+
+    /// The name used in scenario files and on the command line.
+    pub fn name(self) -> &'static str {
+        self.bug().name
+    }
+
+    /// The mutation called `name`.
+    pub fn from_name(name: &str) -> Option<Mutation> {
+        Mutation::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Its name and what it breaks.
+    pub fn bug(self) -> PlantedBug {
+        let (name, description) = match self {
+            Mutation::NoTiebreak => (
+                "no-tiebreak",
+                "equal Lamport timestamps are resolved by arrival order instead of node index, so replicas diverge",
+            ),
+            Mutation::NoClockMerge => (
+                "no-clock-merge",
+                "the clock ignores merged timestamps, so a node's new write can lose to an older one it has seen",
+            ),
+            Mutation::DropTombstones => (
+                "drop-tombstones",
+                "deletes remove the key instead of writing a tombstone, so anti-entropy resurrects deleted values",
+            ),
+            Mutation::SkipMissingKeys => (
+                "skip-missing-keys",
+                "anti-entropy compares only keys both replicas hold, so a replica that missed a key never gets it",
+            ),
+        };
+        PlantedBug { name, description }
+    }
+
+    /// The store rules with this bug planted.
+    pub fn rules(self) -> Rules {
+        let correct = Rules::default();
+        match self {
+            Mutation::NoTiebreak => Rules { tiebreak: false, ..correct },
+            Mutation::NoClockMerge => Rules { clock_merge: false, ..correct },
+            Mutation::DropTombstones => Rules { tombstones: false, ..correct },
+            Mutation::SkipMissingKeys => Rules { repair_missing: false, ..correct },
+        }
+    }
+}
+
+impl std::fmt::Display for Mutation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The store rules for an optional mutation (correct rules for `None`).
+pub fn rules(mutation: Option<Mutation>) -> Rules {
+    mutation.map_or_else(Rules::default, Mutation::rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_each_breaks_one_rule() {
+        for m in Mutation::ALL {
+            assert_eq!(Mutation::from_name(m.name()), Some(m));
+            assert_ne!(m.rules(), Rules::default());
+            assert!(!m.bug().description.is_empty());
+        }
+        assert_eq!(Mutation::from_name("nope"), None);
+        assert_eq!(rules(None), Rules::default());
+    }
+}

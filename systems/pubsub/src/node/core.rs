@@ -1,0 +1,639 @@
+//! The node's single owner of state: membership, links, outboxes and the
+//! de-duplication set, driven by one task. Connection tasks only move bytes
+//! and report back, so every decision happens in one place, in a
+//! deterministic order.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::{timeout, Instant};
+use tracing::Instrument;
+
+use super::dedup::SeenSet;
+use super::outbox::Outbox;
+use super::wire::{Data, MemberRecord, Wire};
+use super::{
+    Command, Delivery, ListenStatus, MessageId, MessageKind, Mutation, NodeConfig, NodeEvent, NodeId,
+    PeerInfo, PeerMap, Sent, SendError,
+};
+use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport, TransportError};
+
+type ConnId = u64;
+type Halves<T> = (
+    <<T as Transport>::Connection as Connection>::Sender,
+    <<T as Transport>::Connection as Connection>::Receiver,
+);
+
+/// Where a dial was aimed.
+#[derive(Debug, Clone, Copy)]
+enum DialTarget {
+    Member(NodeId),
+    Seed(SocketAddr),
+}
+
+/// What the node's tasks report to the core.
+enum Input<T: Transport> {
+    Accepted { generation: u64, connection: T::Connection },
+    Handshaken { outbound: Option<DialTarget>, generation: u64, result: Result<(MemberRecord, Halves<T>), TransportError> },
+    Frame { conn: ConnId, wire: Wire },
+    Closed { conn: ConnId, reason: String },
+}
+
+enum LinkState {
+    Idle { retry_at: Instant },
+    Dialing,
+    Up(ConnId),
+}
+
+struct Member {
+    record: MemberRecord,
+    link: LinkState,
+    backoff: Duration,
+    outbox: Outbox,
+}
+
+struct Seed {
+    dialing: bool,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+struct Conn {
+    peer: NodeId,
+    outbound: bool,
+    generation: u64,
+    writer: mpsc::UnboundedSender<Bytes>,
+    /// The reader; the writer ends by itself when `writer` is dropped.
+    reader: AbortHandle,
+}
+
+/// What [`super::Node::start`] hands the core.
+pub(super) struct Channels<T: Transport> {
+    pub transport: Arc<T>,
+    pub config: watch::Receiver<NodeConfig>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub incoming: mpsc::UnboundedSender<Delivery>,
+    pub peers: watch::Sender<PeerMap>,
+    pub status: watch::Sender<ListenStatus>,
+}
+
+pub(super) struct Core<T: Transport> {
+    io: Channels<T>,
+    config: NodeConfig,
+    me: MemberRecord,
+    rng: ChaCha8Rng,
+    members: BTreeMap<NodeId, Member>,
+    seeds: BTreeMap<SocketAddr, Seed>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    next_seq: u64,
+    seen: SeenSet,
+    next_gossip: Instant,
+    listener_generation: u64,
+    listener_task: Option<AbortHandle>,
+    tasks: JoinSet<()>,
+    inputs_tx: mpsc::UnboundedSender<Input<T>>,
+    inputs: mpsc::UnboundedReceiver<Input<T>>,
+}
+
+impl<T: Transport> Core<T> {
+    pub fn new(io: Channels<T>) -> Self {
+        let config = io.config.borrow().clone();
+        let status = io.status.borrow().clone();
+        let me = MemberRecord { id: config.id, incarnation: config.incarnation, version: status.version, addr: status.addr };
+        let now = Instant::now();
+        let seeds = config
+            .seeds
+            .iter()
+            .filter(|&&addr| addr != me.addr)
+            .map(|&addr| (addr, Seed { dialing: false, retry_at: now, backoff: config.timing.backoff_min }))
+            .collect();
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        Core {
+            rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
+            next_gossip: now + config.timing.gossip_interval,
+            io,
+            config,
+            me,
+            members: BTreeMap::new(),
+            seeds,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            next_seq: 0,
+            seen: SeenSet::default(),
+            listener_generation: 0,
+            listener_task: None,
+            tasks: JoinSet::new(),
+            inputs_tx,
+            inputs,
+        }
+    }
+
+    pub async fn run(mut self, listener: T::Listener) {
+        let span = tracing::info_span!("node", id = self.me.id.0, inc = self.me.incarnation);
+        async move {
+            self.start_listener(listener);
+            self.emit(NodeEvent::Listening { addr: self.me.addr, version: self.me.version });
+            loop {
+                self.maintain();
+                let wake = self.next_wake();
+                tokio::select! {
+                    biased;
+                    Some(input) = self.inputs.recv() => self.on_input(input),
+                    Some(command) = self.io.commands.recv() => self.on_command(command).await,
+                    Ok(()) = self.io.config.changed() => self.on_reload().await,
+                    Some(_) = self.tasks.join_next() => {}
+                    () = tokio::time::sleep_until(wake) => {}
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        tracing::debug!(?event);
+        if let Some(observer) = &self.config.observer {
+            observer.emit(self.me.id, event);
+        }
+    }
+
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) -> AbortHandle {
+        self.tasks.spawn(task.in_current_span())
+    }
+
+    fn jittered(&mut self, backoff: Duration) -> Duration {
+        backoff.mul_f64(self.rng.random_range(0.5..=1.0))
+    }
+
+    // ----- timers -----------------------------------------------------------
+
+    /// Starts due dials and gossip rounds.
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        let due: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| matches!(m.link, LinkState::Idle { retry_at } if retry_at <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let member = self.members.get_mut(&id).expect("due member exists");
+            member.link = LinkState::Dialing;
+            let addr = member.record.addr;
+            self.dial(DialTarget::Member(id), addr);
+        }
+        let known: Vec<SocketAddr> = self.members.values().map(|m| m.record.addr).collect();
+        self.seeds.retain(|addr, _| !known.contains(addr));
+        let due: Vec<SocketAddr> =
+            self.seeds.iter().filter(|(_, s)| !s.dialing && s.retry_at <= now).map(|(&a, _)| a).collect();
+        for addr in due {
+            self.seeds.get_mut(&addr).expect("due seed exists").dialing = true;
+            self.dial(DialTarget::Seed(addr), addr);
+        }
+        if now >= self.next_gossip {
+            self.next_gossip = now + self.config.timing.gossip_interval;
+            self.gossip();
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let links = self.members.values().filter_map(|m| match m.link {
+            LinkState::Idle { retry_at } => Some(retry_at),
+            _ => None,
+        });
+        let seeds = self.seeds.values().filter(|s| !s.dialing).map(|s| s.retry_at);
+        links.chain(seeds).fold(self.next_gossip, Instant::min)
+    }
+
+    // ----- connections ------------------------------------------------------
+
+    fn start_listener(&mut self, mut listener: T::Listener) {
+        self.listener_generation += 1;
+        let generation = self.listener_generation;
+        let inputs = self.inputs_tx.clone();
+        let task = self.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(connection) => {
+                        let _ = inputs.send(Input::Accepted { generation, connection });
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "listener stopped");
+                        return;
+                    }
+                }
+            }
+        });
+        if let Some(old) = self.listener_task.replace(task) {
+            old.abort();
+        }
+    }
+
+    fn dial(&mut self, target: DialTarget, addr: SocketAddr) {
+        let transport = self.io.transport.clone();
+        let hello = Wire::Hello(self.me).encode();
+        let timing = self.config.timing.clone();
+        let inputs = self.inputs_tx.clone();
+        let generation = self.listener_generation;
+        self.spawn(async move {
+            let result = async {
+                let connection = timeout(timing.connect_timeout, transport.connect(addr))
+                    .await
+                    .map_err(|_| TransportError::TimedOut(format!("connect to {addr}")))??;
+                let (mut sender, mut receiver) = connection.split();
+                sender.send(hello).await?;
+                let record = read_hello(&mut receiver, timing.handshake_timeout).await?;
+                Ok((record, (sender, receiver)))
+            }
+            .await;
+            let _ = inputs.send(Input::Handshaken { outbound: Some(target), generation, result });
+        });
+    }
+
+    fn answer(&mut self, generation: u64, connection: T::Connection) {
+        let hello = Wire::Hello(self.me).encode();
+        let handshake_timeout = self.config.timing.handshake_timeout;
+        let inputs = self.inputs_tx.clone();
+        self.spawn(async move {
+            let result = async {
+                let (mut sender, mut receiver) = connection.split();
+                let record = read_hello(&mut receiver, handshake_timeout).await?;
+                sender.send(hello).await?;
+                Ok((record, (sender, receiver)))
+            }
+            .await;
+            let _ = inputs.send(Input::Handshaken { outbound: None, generation, result });
+        });
+    }
+
+    /// Starts the reader and writer tasks of a handshaken connection.
+    fn install(&mut self, peer: NodeId, outbound: bool, generation: u64, (mut sender, mut receiver): Halves<T>) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let inputs = self.inputs_tx.clone();
+        let reader = self.spawn(async move {
+            let reason = loop {
+                match receiver.recv().await.and_then(|bytes| Wire::decode(&bytes)) {
+                    Ok(wire) => {
+                        let _ = inputs.send(Input::Frame { conn, wire });
+                    }
+                    Err(error) => break error.to_string(),
+                }
+            };
+            let _ = inputs.send(Input::Closed { conn, reason });
+        });
+        let (writer, mut frames) = mpsc::unbounded_channel::<Bytes>();
+        let inputs = self.inputs_tx.clone();
+        self.spawn(async move {
+            while let Some(frame) = frames.recv().await {
+                if let Err(error) = sender.send(frame).await {
+                    let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
+                    break;
+                }
+            }
+            sender.close().await;
+        });
+        self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
+        self.emit(NodeEvent::ConnectionUp { peer, outbound });
+        conn
+    }
+
+    fn close(&mut self, conn: ConnId, reason: &str) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        // Dropping `writer` lets the writer task flush and close the sender.
+        c.reader.abort();
+        self.emit(NodeEvent::ConnectionDown { peer: c.peer, outbound: c.outbound, reason: reason.to_string() });
+        if !c.outbound {
+            return;
+        }
+        let member = &self.members[&c.peer];
+        if matches!(member.link, LinkState::Up(up) if up == conn) {
+            let delay = self.jittered(member.backoff);
+            let member = self.members.get_mut(&c.peer).expect("outbound connections belong to members");
+            member.link = LinkState::Idle { retry_at: Instant::now() + delay };
+        }
+    }
+
+    fn write(&self, conn: ConnId, frame: Bytes) {
+        if let Some(c) = self.conns.get(&conn) {
+            // A failed send means the connection is closing; the core learns it from `Closed`.
+            let _ = c.writer.send(frame);
+        }
+    }
+
+    fn gossip(&self) {
+        let mut view: Vec<MemberRecord> = self.members.values().map(|m| m.record).collect();
+        view.push(self.me);
+        let frame = Wire::Gossip(view).encode();
+        for member in self.members.values() {
+            if let LinkState::Up(conn) = member.link {
+                self.write(conn, frame.clone());
+            }
+        }
+    }
+
+    // ----- inputs -------------------------------------------------------------
+
+    fn on_input(&mut self, input: Input<T>) {
+        match input {
+            Input::Accepted { generation, connection } if generation == self.listener_generation => {
+                self.answer(generation, connection);
+            }
+            Input::Accepted { .. } => {}
+            Input::Handshaken { outbound, generation, result } => self.on_handshake(outbound, generation, result),
+            Input::Frame { conn, wire } => self.on_frame(conn, wire),
+            Input::Closed { conn, reason } => self.close(conn, &reason),
+        }
+    }
+
+    fn on_handshake(
+        &mut self,
+        outbound: Option<DialTarget>,
+        generation: u64,
+        result: Result<(MemberRecord, Halves<T>), TransportError>,
+    ) {
+        let Some(target) = outbound else {
+            // Inbound: accepted unless the listener moved meanwhile.
+            match result {
+                Ok((record, halves)) if generation == self.listener_generation && record.id != self.me.id => {
+                    self.learn(record);
+                    self.install(record.id, false, generation, halves);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "inbound handshake failed"),
+            }
+            return;
+        };
+        let result = result.and_then(|(record, halves)| match target {
+            DialTarget::Member(id) if record.id != id => {
+                Err(TransportError::Protocol(format!("expected node {id}, found node {}", record.id)))
+            }
+            _ if record.id == self.me.id => Err(TransportError::Protocol("dialled itself".into())),
+            _ => Ok((record, halves)),
+        });
+        let (record, halves) = match result {
+            Ok(ok) => ok,
+            Err(error) => return self.dial_failed(target, error),
+        };
+        if let DialTarget::Seed(addr) = target {
+            self.seeds.remove(&addr);
+        }
+        self.learn(record);
+        let member = self.members.get_mut(&record.id).expect("learn inserts the member");
+        if matches!(member.link, LinkState::Up(_)) {
+            return; // Another dial won; this connection just closes.
+        }
+        member.backoff = self.config.timing.backoff_min;
+        let conn = self.install(record.id, true, generation, halves);
+        let member = self.members.get_mut(&record.id).expect("member exists");
+        member.link = LinkState::Up(conn);
+        if !self.config.has(Mutation::NoRetransmit) && !member.outbox.is_empty() {
+            let count = member.outbox.len();
+            let frames: Vec<Bytes> = member.outbox.frames().cloned().collect();
+            for frame in frames {
+                self.write(conn, frame);
+            }
+            self.emit(NodeEvent::Retransmitted { to: record.id, count });
+        }
+        let view = Wire::Gossip(self.members.values().map(|m| m.record).chain([self.me]).collect()).encode();
+        self.write(conn, view);
+    }
+
+    fn dial_failed(&mut self, target: DialTarget, error: TransportError) {
+        let backoff_max = self.config.timing.backoff_max;
+        let (addr, backoff) = match target {
+            DialTarget::Member(id) => {
+                let member = self.members.get_mut(&id).expect("dialled members exist");
+                if !matches!(member.link, LinkState::Dialing) {
+                    return;
+                }
+                let backoff = member.backoff;
+                member.backoff = (backoff * 2).min(backoff_max);
+                (member.record.addr, backoff)
+            }
+            DialTarget::Seed(addr) => {
+                let Some(seed) = self.seeds.get_mut(&addr) else { return };
+                let backoff = seed.backoff;
+                seed.backoff = (backoff * 2).min(backoff_max);
+                (addr, backoff)
+            }
+        };
+        let retry_at = Instant::now() + self.jittered(backoff);
+        match target {
+            DialTarget::Member(id) => {
+                self.members.get_mut(&id).expect("member exists").link = LinkState::Idle { retry_at };
+            }
+            DialTarget::Seed(addr) => {
+                let seed = self.seeds.get_mut(&addr).expect("seed exists");
+                seed.dialing = false;
+                seed.retry_at = retry_at;
+            }
+        }
+        self.emit(NodeEvent::DialFailed { addr, reason: error.to_string() });
+    }
+
+    fn on_frame(&mut self, conn: ConnId, wire: Wire) {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else { return };
+        match wire {
+            Wire::Hello(_) => self.close(conn, "second hello"),
+            Wire::Gossip(view) => {
+                for record in view {
+                    self.learn(record);
+                }
+            }
+            Wire::Data(data) => self.on_data(conn, peer, data),
+            Wire::Ack(id) => {
+                if let Some(member) = self.members.get_mut(&peer) {
+                    if member.outbox.ack(id) {
+                        self.emit(NodeEvent::AckReceived { id, from: peer });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_data(&mut self, conn: ConnId, peer: NodeId, data: Data) {
+        if data.to.is_some_and(|to| to != self.me.id) || data.id.origin != peer {
+            return self.close(conn, "misaddressed message");
+        }
+        let new = self.seen.insert(data.id);
+        self.emit(NodeEvent::MessageReceived { id: data.id, from: peer, duplicate: !new });
+        if new || self.config.has(Mutation::NoDedup) {
+            let kind = if data.to.is_some() { MessageKind::Direct } else { MessageKind::Broadcast };
+            self.deliver(Delivery { id: data.id, kind, tag: data.tag, payload: data.payload });
+        }
+        self.write(conn, Wire::Ack(data.id).encode());
+    }
+
+    fn deliver(&self, delivery: Delivery) {
+        // The owner may have dropped the receiver; deliveries then go nowhere.
+        let _ = self.io.incoming.send(delivery);
+    }
+
+    /// Merges what a peer says about a member: the newest record wins.
+    fn learn(&mut self, record: MemberRecord) {
+        if record.id == self.me.id {
+            return;
+        }
+        let now = Instant::now();
+        match self.members.get_mut(&record.id) {
+            None => {
+                let timing = &self.config.timing;
+                self.members.insert(
+                    record.id,
+                    Member {
+                        record,
+                        link: LinkState::Idle { retry_at: now },
+                        backoff: timing.backoff_min,
+                        outbox: Outbox::new(self.config.outbox_capacity),
+                    },
+                );
+            }
+            Some(member) if record.is_newer_than(&member.record) => {
+                let restarted = record.incarnation != member.record.incarnation;
+                let moved = record.addr != member.record.addr;
+                member.record = record;
+                if restarted && self.config.has(Mutation::ForgetOnRestart) {
+                    member.outbox.clear();
+                }
+                if restarted || moved {
+                    member.backoff = self.config.timing.backoff_min;
+                    if let LinkState::Up(conn) = member.link {
+                        member.link = LinkState::Idle { retry_at: now };
+                        self.close(conn, "peer restarted or moved");
+                    }
+                }
+            }
+            Some(_) => return,
+        }
+        self.emit(NodeEvent::MemberUpdated {
+            peer: record.id,
+            addr: record.addr,
+            incarnation: record.incarnation,
+            version: record.version,
+        });
+        self.publish_peers();
+    }
+
+    fn publish_peers(&self) {
+        let peers = self
+            .members
+            .iter()
+            .map(|(&id, m)| {
+                let r = m.record;
+                (id, PeerInfo { addr: r.addr, incarnation: r.incarnation, version: r.version })
+            })
+            .collect();
+        self.io.peers.send_replace(peers);
+    }
+
+    // ----- the owner's requests ---------------------------------------------
+
+    async fn on_command(&mut self, command: Command) {
+        // A requester that stopped waiting does not need the answer.
+        match command {
+            Command::Send { to, tag, payload, reply } => {
+                let _ = reply.send(self.send(to, tag, payload));
+            }
+            Command::Rebind { addr, reply } => {
+                let result = self.rebind(addr).await;
+                self.publish_status(result.as_ref().err().cloned(), 0);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn send(&mut self, to: Option<NodeId>, tag: String, payload: Bytes) -> Result<Sent, SendError> {
+        let recipients: Vec<NodeId> = match to {
+            None => self.members.keys().copied().collect(),
+            Some(to) if to == self.me.id => return Err(SendError::ToSelf),
+            Some(to) if !self.members.contains_key(&to) => return Err(SendError::UnknownPeer(to)),
+            Some(to) => vec![to],
+        };
+        if let Some(&full) = recipients.iter().find(|p| !self.members[p].outbox.has_room()) {
+            return Err(SendError::Backpressure(full));
+        }
+        let id = MessageId { origin: self.me.id, incarnation: self.me.incarnation, seq: self.next_seq };
+        self.next_seq += 1;
+        let data = Data { id, to, tag, payload };
+        let frame = Wire::Data(data.clone()).encode();
+        for &peer in &recipients {
+            let member = self.members.get_mut(&peer).expect("recipients are members");
+            member.outbox.push(id, frame.clone());
+            if let LinkState::Up(conn) = member.link {
+                self.write(conn, frame.clone());
+            }
+            self.emit(NodeEvent::MessageSent { id, to: peer });
+        }
+        if to.is_none() && self.config.has(Mutation::SelfDelivery) {
+            self.deliver(Delivery { id, kind: MessageKind::Broadcast, tag: data.tag, payload: data.payload });
+        }
+        Ok(Sent { id, recipients })
+    }
+
+    async fn on_reload(&mut self) {
+        let config = self.io.config.borrow_and_update().clone();
+        let observer = self.config.observer.clone();
+        let old_listen = std::mem::replace(&mut self.config, config).listen;
+        self.config.observer = observer;
+        let mut error = None;
+        if self.config.listen != old_listen {
+            error = self.rebind(self.config.listen).await.err();
+        }
+        self.publish_status(error, 1);
+    }
+
+    fn publish_status(&self, error: Option<String>, reloads: u64) {
+        self.io.status.send_modify(|status| {
+            status.addr = self.me.addr;
+            status.version = self.me.version;
+            status.reloads += reloads;
+            status.error = error;
+        });
+    }
+
+    /// Moves the listener: a new one first, so a failure leaves the node as it
+    /// was; then the old one and its connections go, and peers are told.
+    async fn rebind(&mut self, target: SocketAddr) -> Result<SocketAddr, String> {
+        let listener = match self.io.transport.listen(target).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                self.emit(NodeEvent::RebindFailed { addr: target, reason: e.to_string() });
+                return Err(e.to_string());
+            }
+        };
+        let generation = self.listener_generation;
+        let addr = listener.local_addr();
+        self.start_listener(listener);
+        let inbound: Vec<ConnId> =
+            self.conns.iter().filter(|(_, c)| !c.outbound && c.generation == generation).map(|(&id, _)| id).collect();
+        for conn in inbound {
+            self.close(conn, "listener moved");
+        }
+        self.me.addr = addr;
+        if !self.config.has(Mutation::StaleRebind) {
+            self.me.version += 1;
+        }
+        self.emit(NodeEvent::Listening { addr, version: self.me.version });
+        self.gossip();
+        Ok(addr)
+    }
+}
+
+async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Result<MemberRecord, TransportError> {
+    let bytes = timeout(limit, receiver.recv())
+        .await
+        .map_err(|_| TransportError::TimedOut("waiting for hello".into()))??;
+    match Wire::decode(&bytes)? {
+        Wire::Hello(record) => Ok(record),
+        other => Err(TransportError::Protocol(format!("expected hello, got {other:?}"))),
+    }
+}

@@ -1,0 +1,110 @@
+//! The wire protocol: a version byte, then a postcard-encoded [`Wire`].
+//!
+//! A peer speaking another version, or sending bytes that do not decode, is a
+//! protocol error and loses its connection; it never crashes the node.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{MessageId, NodeId};
+use tandem::transport::TransportError;
+
+/// Bumped on every incompatible change of [`Wire`].
+pub const WIRE_VERSION: u8 = 1;
+
+/// What a node knows of one member: enough to dial it and to order updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The member.
+    pub id: NodeId,
+    /// Bumped by the runner on every restart.
+    pub incarnation: u64,
+    /// Bumped by the member on every rebind.
+    pub version: u64,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl MemberRecord {
+    /// Newer records win: a restart beats any rebind of an older incarnation.
+    pub fn is_newer_than(&self, other: &MemberRecord) -> bool {
+        (self.incarnation, self.version) > (other.incarnation, other.version)
+    }
+}
+
+/// An application message on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Data {
+    /// Unique per origin incarnation.
+    pub id: MessageId,
+    /// `None` for a broadcast, the addressee for a direct message.
+    pub to: Option<NodeId>,
+    /// The application's tag.
+    pub tag: String,
+    /// The application's bytes.
+    pub payload: Bytes,
+}
+
+/// Every message two nodes exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wire {
+    /// First message each way on a new connection.
+    Hello(MemberRecord),
+    /// The sender's whole membership view, itself included.
+    Gossip(Vec<MemberRecord>),
+    /// An application message.
+    Data(Data),
+    /// The receiver has the message; the sender may forget it.
+    Ack(MessageId),
+}
+
+impl Wire {
+    /// Encodes with the version byte in front.
+    pub fn encode(&self) -> Bytes {
+        let out = postcard::to_extend(self, vec![WIRE_VERSION]).expect("encoding into memory cannot fail");
+        Bytes::from(out)
+    }
+
+    /// Decodes one message, rejecting other versions and trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Wire, TransportError> {
+        let (&version, body) = bytes
+            .split_first()
+            .ok_or_else(|| TransportError::Protocol("empty message".into()))?;
+        if version != WIRE_VERSION {
+            return Err(TransportError::Protocol(format!(
+                "wire version {version}, expected {WIRE_VERSION}"
+            )));
+        }
+        let (wire, rest) = postcard::take_from_bytes(body)
+            .map_err(|e| TransportError::Protocol(format!("undecodable message: {e}")))?;
+        if !rest.is_empty() {
+            return Err(TransportError::Protocol("trailing bytes after message".into()));
+        }
+        Ok(wire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let data = Wire::Data(Data {
+            id: MessageId { origin: NodeId(1), incarnation: 2, seq: 3 },
+            to: Some(NodeId(4)),
+            tag: "t".into(),
+            payload: Bytes::from_static(b"payload"),
+        });
+        let bytes = data.encode();
+        assert_eq!(Wire::decode(&bytes).unwrap(), data);
+        let mut other_version = bytes.to_vec();
+        other_version[0] = WIRE_VERSION + 1;
+        assert!(Wire::decode(&other_version).is_err());
+        assert!(Wire::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Wire::decode(&[]).is_err());
+        assert!(Wire::decode(&[WIRE_VERSION, 0xff, 0xff, 0xff]).is_err());
+    }
+}

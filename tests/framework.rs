@@ -1,0 +1,279 @@
+//! The framework on systems of its own (never a bundled one): the guide's
+//! echo system, and a counter made to exercise every corner of the System
+//! API: operations that fail or never answer, in-node assertions,
+//! properties that fail or panic, capabilities, planted bugs, conditions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tandem::history::{Event, EventKind, History, OpResult};
+use tandem::property::Property;
+use tandem::scenario::{NodeIdx, Scenario};
+use tandem::system::{Invocation, NodeContext, Operation, PlantedBug, System};
+use tandem::transport::{Listener, Transport};
+use tandem_sim::run_scenario;
+
+#[allow(dead_code)]
+#[path = "../sim/examples/ping.rs"]
+mod ping;
+use ping::Echo;
+
+/// A node that counts: `bump` adds one (refused past 3), `hang` never
+/// answers, `poke` reaches code that must be unreachable.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum CounterOp {
+    Bump { node: NodeIdx },
+    Hang { node: NodeIdx },
+    Poke { node: NodeIdx },
+}
+
+impl Operation for CounterOp {
+    fn node(&self) -> NodeIdx {
+        match self {
+            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => *node,
+        }
+    }
+    fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
+        match self {
+            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => vec![node],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CounterCondition {
+    Count(u64),
+}
+
+struct CounterNode {
+    addr: SocketAddr,
+    count: u64,
+    probe: tandem::probe::Probe,
+    buggy: bool,
+    _listener: Box<dyn std::any::Any + Send>,
+}
+
+impl System for Counter {
+    type Op = CounterOp;
+    type Output = u64;
+    type Observation = u64;
+    type Condition = CounterCondition;
+    type Outcome = u64;
+    type State = Vec<u64>;
+    type Node = CounterNode;
+
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+
+    fn planted_bugs(&self) -> Vec<PlantedBug> {
+        vec![
+            PlantedBug { name: "count-twice", description: "bump adds two (breaks C1)" },
+            PlantedBug { name: "no-start", description: "the node refuses to start" },
+        ]
+    }
+
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<CounterNode, String> {
+        if ctx.mutation == Some("no-start") {
+            return Err("refuses to start".into());
+        }
+        let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
+        Ok(CounterNode {
+            addr: listener.local_addr(),
+            count: 0,
+            probe: ctx.probe,
+            buggy: ctx.mutation == Some("count-twice"),
+            _listener: Box::new(listener),
+        })
+    }
+
+    fn addr(&self, node: &CounterNode) -> SocketAddr {
+        node.addr
+    }
+
+    async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, String> {
+        match op {
+            CounterOp::Bump { .. } if node.count >= 3 => Err("full".into()),
+            CounterOp::Bump { .. } => {
+                node.count += if node.buggy { 2 } else { 1 };
+                tandem::always!(node.probe, node.count <= 3, "at most three bumps");
+                tandem::sometimes!(node.probe, node.count == 2, "two bumps");
+                tandem::reachable!(node.probe, "bumped");
+                Ok(node.count)
+            }
+            CounterOp::Hang { .. } => std::future::pending().await,
+            CounterOp::Poke { .. } => {
+                tandem::assert_unreachable!(node.probe, "poked");
+                Ok(node.count)
+            }
+        }
+    }
+
+    async fn stop(&self, _: CounterNode) {}
+
+    fn fold(&self, state: &mut Vec<u64>, event: &Event<Self>) {
+        if let (Some(node), EventKind::Complete { result: OpResult::Ok(count), .. }) = (event.node, &event.event) {
+            state.resize(state.len().max(node as usize + 1), 0);
+            state[node as usize] = *count;
+        }
+    }
+
+    fn check(&self, history: &History<Self>, node: NodeIdx, CounterCondition::Count(want): &CounterCondition) -> Result<(), String> {
+        let got = self.outcome(history, node);
+        (got == *want).then_some(()).ok_or(format!("node {node} counted {got}, expected {want}"))
+    }
+
+    fn outcome(&self, history: &History<Self>, node: NodeIdx) -> u64 {
+        history.state().get(node as usize).copied().unwrap_or(0)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always("C1", "counts go up by one", || {
+                let mut last = std::collections::BTreeMap::new();
+                move |_: &History<Counter>, e: &Event<Counter>| match (&e.event, e.node) {
+                    (EventKind::Complete { result: OpResult::Ok(n), .. }, Some(node)) => {
+                        let before = last.insert(node, *n).unwrap_or(0);
+                        (*n == before + 1).then_some(()).ok_or(format!("node {node} went from {before} to {n}"))
+                    }
+                    _ => Ok(()),
+                }
+            }),
+            Property::eventually("C2", "no count of four", |h: &History<Counter>| {
+                assert!(!h.state().contains(&4), "a count of four");
+                Ok(())
+            }),
+            Property::sometimes("G1", "a bump was refused", |_, e: &Event<Counter>| {
+                matches!(e.event, EventKind::Complete { result: OpResult::Failed(_), .. })
+            }),
+        ]
+    }
+
+    fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<CounterOp> {
+        (0..nodes).prop_map(|node| CounterOp::Bump { node }).boxed()
+    }
+}
+
+fn scenario<S: System>(system: &S, steps: &str) -> Scenario {
+    let text = format!("nodes = 2\nduration = \"3s\"\nsettle = \"1s\"\n{steps}");
+    Scenario::parse(&text, "test.toml", system).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bumps(node: u32, n: usize) -> String {
+    format!("[[step]]\nbump = {{ node = {node} }}\n").repeat(n)
+}
+
+#[test]
+fn the_echo_system_runs_deterministically() {
+    let s = scenario(&Echo, "[[step]]\nping = { from = 0, to = 1 }\n[[step]]\nping = { from = 1, to = 0 }\n[[expect]]\npinged = 1\n");
+    let run = run_scenario(Arc::new(Echo), &s, 3);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    assert_eq!(run.digest(), run_scenario(Arc::new(Echo), &s, 3).digest(), "same seed, same history");
+    assert_ne!(run.digest(), run_scenario(Arc::new(Echo), &s, 4).digest(), "the seed drives latency");
+    let jsonl = run.history.to_jsonl();
+    assert!(jsonl.lines().any(|l| l.contains("\"invoke\"")) && jsonl.lines().any(|l| l.contains("\"complete\"")));
+}
+
+#[test]
+fn operations_conditions_and_coverage() {
+    let s = scenario(&Counter, &(bumps(0, 2) + "[[step]]\nexpect = { node = 0, count = 2 }\n[[expect]]\nnode = 1\ncount = 0\n"));
+    let run = run_scenario(Arc::new(Counter), &s, 1);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let hit: Vec<(String, bool)> = run.outcome.coverage.iter().map(|c| (c.goal.clone(), c.hit)).collect();
+    assert!(hit.contains(&("G1 a bump was refused".into(), false)), "{hit:?}");
+    assert!(hit.contains(&("two bumps".into(), true)), "{hit:?}");
+    assert!(hit.contains(&("bumped".into(), true)), "{hit:?}");
+    let failed = scenario(&Counter, &(bumps(0, 1) + "[[step]]\nexpect = { node = 0, count = 2 }\n"));
+    let failure = run_scenario(Arc::new(Counter), &failed, 1).outcome.failure.expect("expect fails");
+    assert_eq!((failure.code.as_str(), failure.detail.as_str()), ("expect", "step 1 (line 6): node 0 counted 1, expected 2"));
+}
+
+#[test]
+fn in_node_assertions_and_properties_fail_the_run() {
+    let poked = scenario(&Counter, &(bumps(1, 1) + "[[step]]\npoke = { node = 1 }\n"));
+    let failure = run_scenario(Arc::new(Counter), &poked, 1).outcome.failure.unwrap();
+    assert_eq!(failure.to_string(), "assert reached assert_unreachable!: poked (node 1)");
+    let mut bug = scenario(&Counter, &bumps(0, 1));
+    bug.mutation = Some("count-twice".into());
+    let c1 = run_scenario(Arc::new(Counter), &bug, 1).outcome.failure.unwrap();
+    assert_eq!(c1.to_string(), "C1 counts go up by one: node 0 went from 0 to 2");
+    let clean = run_scenario(Arc::new(Counter), &scenario(&Counter, &bumps(0, 3)), 1).outcome;
+    assert!(clean.passed(), "{:?}", clean.failure);
+}
+
+#[test]
+fn a_node_that_cannot_start_fails_the_run() {
+    let mut s = scenario(&Counter, &bumps(0, 1));
+    s.mutation = Some("no-start".into());
+    let failure = run_scenario(Arc::new(Counter), &s, 1).outcome.failure.expect("no pass without nodes");
+    assert_eq!(failure.to_string(), "start a node did not start: node 0 is not running: start failed: refuses to start");
+}
+
+#[test]
+fn a_panicking_property_is_a_failed_property() {
+    let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()]);
+    let at = std::time::Duration::from_millis(1);
+    let addr = history.node(0).addr;
+    history.push(&Counter, at, Some(0), EventKind::Started { incarnation: 0, addr });
+    history.push(&Counter, at, Some(0), EventKind::Invoke { id: 0, step: 0, op: CounterOp::Bump { node: 0 } });
+    history.push(&Counter, at, Some(0), EventKind::Complete { id: 0, result: OpResult::Ok(4) });
+    let mut judge = tandem::property::Judge::new(&Counter.properties()[1..2]);
+    let failure = judge.finish(&history, at).unwrap_err();
+    assert_eq!(failure.code, "C2");
+    assert!(failure.detail.contains("the property panicked: a count of four"), "{failure}");
+}
+
+#[test]
+fn a_failed_operation_is_recorded_and_a_crash_leaves_pending_ones_unknown() {
+    let steps = bumps(0, 4) + "[[step]]\nhang = { node = 1 }\n[[step]]\ncrash = { node = 1 }\n[[step]]\nrestart = { node = 1 }\n";
+    let s = Scenario { duration: std::time::Duration::from_secs(20), ..scenario(&Counter, &steps) };
+    let run = run_scenario(Arc::new(Counter), &s, 1);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let results: Vec<&OpResult<u64>> = run
+        .history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.event {
+            EventKind::Complete { result, .. } => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results[3], &OpResult::Failed("full".into()));
+    assert_eq!(results[4], &OpResult::Unknown, "the hung operation ended with its node");
+    assert!(run.history.pending().is_empty());
+    assert!(run.outcome.coverage.iter().any(|c| c.goal.starts_with("G1") && c.hit));
+}
+
+#[test]
+fn bad_scenarios_are_rejected_with_file_line_and_column() {
+    let error = |text: &str| Scenario::parse(text, "bad.toml", &Counter).unwrap_err().to_string();
+    let e = error("nodes = 2\n[[step]]\nrebind = { node = 1 }\n");
+    assert!(e.starts_with("bad.toml:3:1: system `counter` cannot rebind"), "{e}");
+    let e = error("nodes = 2\n[[step]]\nping = { from = 0, to = 1 }\n");
+    assert!(e.starts_with("bad.toml:3:1: unknown action `ping`, expected one of partition, heal"), "{e}");
+    assert!(e.ends_with("or an operation of system `counter`: bump, hang, poke"), "{e}");
+    let e = error("nodes = 2\n[[step]]\nbump = { node = 1, extra = 2 }\n");
+    assert!(e.starts_with("bad.toml:3:20: unexpected keys in table: extra"), "{e}");
+    let e = error("nodes = 2\n[[step]]\nbump = { node = \"one\" }\n");
+    assert!(e.starts_with("bad.toml:3:17: invalid type"), "{e}");
+    let e = error("nodes = 2\n[[step]]\nbump = { node = 7 }\n");
+    assert_eq!(e, "bad.toml:3:17: node index 7 is out of range, expected 0..=1 (nodes = 2)");
+    let e = error("nodes = 2\n[[step]]\nexpect = { node = 1, count = -1 }\n");
+    assert!(e.starts_with("bad.toml:3:30: "), "{e}");
+    let e = error("nodes = 2\n[[step]]\nexpect = { node = 1, pinged = 1 }\n");
+    assert!(e.starts_with("bad.toml:3:22: unknown condition `pinged`, expected `node` and one of count"), "{e}");
+    let e = error("nodes = 2\nmutation = \"no-dedup\"\n");
+    assert_eq!(e, "bad.toml:2:12: unknown mutation `no-dedup` of system `counter`, expected one of: count-twice, no-start");
+    let e = Scenario::parse_among("system = \"kv\"\nnodes = 1\n", "bad.toml", &[&Counter, &Echo]).unwrap_err().to_string();
+    assert_eq!(e, "bad.toml:1:10: unknown system `kv`, expected one of counter, echo");
+    let echo = Scenario::parse_among("system = \"echo\"\nnodes = 1\n", "ok.toml", &[&Counter, &Echo]).unwrap();
+    assert_eq!(echo.system.as_deref(), Some("echo"));
+    assert_eq!(Scenario::parse(&echo.to_toml(), "again.toml", &Echo).unwrap(), echo, "round trip");
+}
