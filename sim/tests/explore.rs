@@ -9,25 +9,33 @@ use std::path::Path;
 
 use common::{scratch, stderr, stdout, tandem, trace_of};
 use tandem::scenario::Scenario;
+use tandem_kv::Kv;
 use tandem_pubsub::PubSub;
 
-/// Explores with `mutation` and checks the finding: exit 1, a FOUND line
-/// naming one of `codes`, a reproducer of at most 6 steps and 3 nodes that
-/// replays to the same failure and digest twice. Returns the output and the
-/// reproducer's text.
+/// Explores the reference system with `mutation`; see [`finds_in`].
 fn finds(mutation: &str, codes: &[&str], jobs: &str, dir: &Path) -> (String, String) {
-    let out = tandem(&["explore", "--cases", "500", "--seed", "1", "--mutation", mutation, "--jobs", jobs], dir);
+    finds_in("pubsub", mutation, codes, jobs, dir)
+}
+
+/// Explores `system` with `mutation` and checks the finding: exit 1, a FOUND
+/// line naming one of `codes`, a reproducer of at most 6 steps and 3 nodes
+/// that replays to the same failure and digest twice. Returns the output and
+/// the reproducer's text.
+fn finds_in(system: &str, mutation: &str, codes: &[&str], jobs: &str, dir: &Path) -> (String, String) {
+    let args = ["explore", "--system", system, "--cases", "500", "--seed", "1", "--mutation", mutation, "--jobs", jobs];
+    let out = tandem(&args, dir);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
     let mut lines = text.lines();
     let found = lines.next().expect("a FOUND line");
     let reproduce = lines.next().expect("a reproduce line");
     let failure = found.strip_prefix("FOUND ").unwrap_or_else(|| panic!("{found}"));
-    let failure = &failure[..failure.find(" after ").unwrap_or_else(|| panic!("{found}"))];
+    let failure = &failure[..failure.rfind(" after ").unwrap_or_else(|| panic!("{found}"))];
     assert!(codes.iter().any(|code| failure.starts_with(&format!("{code} "))), "{mutation}: {found}");
     let path = reproduce.strip_prefix("  reproduce: tandem replay ").unwrap_or_else(|| panic!("{reproduce}"));
     assert!(path.starts_with("target/tandem/failures/explore-s1-c") && path.ends_with(".toml"), "{path}");
-    let scenario = Scenario::from_file(&dir.join(path), &PubSub).unwrap();
+    let scenario = Scenario::from_file_among(&dir.join(path), &[&PubSub, &Kv]).unwrap();
+    assert_eq!(scenario.system.as_deref(), Some(system), "the reproducer names its system");
     assert!(scenario.steps.len() <= 6, "{mutation}: {} steps\n{}", scenario.steps.len(), scenario.to_toml());
     assert!(scenario.nodes <= 3, "{mutation}: {} nodes\n{}", scenario.nodes, scenario.to_toml());
     assert_eq!(scenario.mutation.as_deref(), Some(mutation));
@@ -69,6 +77,21 @@ fn no_retransmit_breaks_l2() {
 #[test]
 fn forget_on_restart_breaks_l2() {
     finds("forget-on-restart", &["L2"], "1", &scratch("forget-on-restart"));
+}
+
+#[test]
+fn kv_planted_bugs_are_found_shrunk_and_replayed() {
+    finds_in("kv", "no-tiebreak", &["L1"], "1", &scratch("kv-no-tiebreak"));
+    finds_in("kv", "no-clock-merge", &["assert", "S2", "L1"], "1", &scratch("kv-no-clock-merge"));
+    finds_in("kv", "drop-tombstones", &["S1", "S2", "L1"], "1", &scratch("kv-drop-tombstones"));
+    finds_in("kv", "skip-missing-keys", &["L1"], "1", &scratch("kv-skip-missing-keys"));
+}
+
+#[test]
+fn a_correct_kv_survives() {
+    let out = tandem(&["explore", "--system", "kv", "--cases", "100", "--seed", "1"], &scratch("kv-clean"));
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "OK 100 cases, seed 1\n");
 }
 
 #[test]
