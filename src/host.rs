@@ -188,13 +188,16 @@ pub fn derive_seed(seed: u64, node: NodeIdx, incarnation: u64, purpose: u8) -> u
     xxhash_rust::xxh3::xxh3_64(&input)
 }
 
-/// Boots a node on `transport` and records its start; on failure records why.
+/// Boots a node on `transport`. Its start is recorded first, so that
+/// whatever the node reports while it boots comes after it in the history;
+/// a start that fails is recorded as such, and the node as down again.
 pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder: &Recorder<S>) -> Result<S::Node, String> {
     let node = boot.index;
+    let listen = boot.addrs[node as usize];
     let ctx = NodeContext::<S, T> {
         index: node,
         incarnation: boot.incarnation,
-        listen: boot.addrs[node as usize],
+        listen,
         addrs: boot.addrs.clone(),
         seeds: boot.seeds.clone(),
         rng_seed: boot.rng_seed,
@@ -204,14 +207,18 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         mutation: boot.mutation,
     };
     let system = recorder.system().clone();
+    recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });
     match system.start(ctx).await {
         Ok(running) => {
             let addr = system.addr(&running);
-            recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr });
+            if addr != listen {
+                recorder.push(Some(node), EventKind::Rebound { addr });
+            }
             Ok(running)
         }
         Err(error) => {
             recorder.push(Some(node), EventKind::Fault { what: format!("start failed: {error}") });
+            recorder.crashed(recorder.now(), node);
             Err(error)
         }
     }

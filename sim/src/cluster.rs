@@ -87,6 +87,8 @@ struct Shared<S: System> {
     losses: LossTable,
     /// Each running node's command channel.
     commands: Vec<Option<mpsc::UnboundedSender<Order<S>>>>,
+    /// How many times each node's host finished booting it (started or failed).
+    boots: Vec<u32>,
 }
 
 /// A simulated cluster of a system's nodes. Every action is applied between
@@ -117,6 +119,7 @@ impl<S: System> SimCluster<S> {
         let shared = Arc::new(Mutex::new(Shared {
             losses: LossTable::new(options.loss),
             commands: (0..options.nodes).map(|_| None).collect(),
+            boots: vec![0; options.nodes as usize],
             options,
             ips,
         }));
@@ -125,10 +128,20 @@ impl<S: System> SimCluster<S> {
             sim.host(name.as_str(), move || host_main(shared.clone(), recorder.clone(), node as NodeIdx));
         }
         let mut cluster = SimCluster { sim, shared, recorder, blocked: BTreeSet::new(), next_port: REBIND_PORT };
-        // Hosts start on their first tick: run it so the timeline begins with every node up.
-        let size = cluster.size() as usize;
-        cluster.run_until(Duration::from_secs(1), |h| h.live().count() == size);
+        // Hosts start on their first tick: run until every node has booted,
+        // so the timeline begins with every node up (or known to have failed).
+        cluster.boot(|boots| boots.iter().all(|&b| b >= 1));
         cluster
+    }
+
+    /// Runs the simulation until `booted` holds for the boot counts (at most
+    /// a simulated second: a boot that takes longer is the system's bug, and
+    /// the executor reports a node that is not up).
+    fn boot(&mut self, booted: impl Fn(&[u32]) -> bool) {
+        let deadline = self.now() + Duration::from_secs(1);
+        while !booted(&self.lock().boots) && self.now() < deadline {
+            self.step();
+        }
     }
 
     /// Ends the run and hands back what it observed.
@@ -256,9 +269,9 @@ impl<S: System> Cluster<S> for SimCluster<S> {
     fn restart(&mut self, node: NodeIdx) {
         self.sim.bounce(host_name(node));
         // Like every action, a restart is done when its effect is visible:
-        // the node runs again (its host starts it on the next tick).
-        let deadline = self.now() + Duration::from_secs(1);
-        self.run_until(deadline, |h| h.node(node).alive);
+        // the node has booted again (its host starts it on the next tick).
+        let before = self.lock().boots[node as usize];
+        self.boot(|boots| boots[node as usize] > before);
     }
 
     fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
@@ -301,7 +314,9 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
         s.commands[node as usize] = Some(tx);
         (boot, transport, rx)
     };
-    if let Ok(running) = host::start(&boot, transport, &recorder).await {
+    let started = host::start(&boot, transport, &recorder).await;
+    shared.lock().expect("single-threaded").boots[node as usize] += 1;
+    if let Ok(running) = started {
         host::serve(running, node, recorder, commands).await;
     }
     // A stopped node's host idles until turmoil crashes it.
