@@ -9,9 +9,8 @@ mod bench;
 
 fn main() -> std::process::ExitCode {
     let bench = tandem_sim::cli::Extra {
-        command: bench::cli::BenchArgs::augment_args(
-            clap::Command::new("bench").about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)"),
-        ),
+        command: bench::cli::BenchArgs::augment_args(clap::Command::new("bench"))
+            .about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)"),
         run: Box::new(|matches| match bench::cli::BenchArgs::from_arg_matches(matches) {
             Ok(args) => bench::cli::bench(args),
             Err(error) => error.exit(),

@@ -115,3 +115,16 @@ fn a_scenario_picks_its_system_and_mismatches_are_rejected_before_running() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).trim(), "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv");
 }
+
+#[test]
+fn help_describes_the_tool_and_every_subcommand() {
+    let out = tandem(&["--help"], &scratch("help"));
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.starts_with("Deterministic simulation testing for networked nodes"), "{text}");
+    for command in ["run", "replay", "check", "confirm", "explore", "systems", "bench"] {
+        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{command} "))).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.split_whitespace().count() > 2, "{command} has a description: {line}");
+    }
+    assert!(text.contains("bench    Measure tandem"), "{text}");
+}

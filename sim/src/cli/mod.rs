@@ -56,7 +56,7 @@ impl From<Exit> for ExitCode {
 /// explore generated scenarios and shrink what fails, and confirm findings
 /// over real QUIC (MsQuic).
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about)]
+#[command(name = "tandem", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
