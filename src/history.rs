@@ -132,21 +132,13 @@ pub struct NodeLife {
     pub crashes: Vec<Duration>,
 }
 
-/// An invocation that has not completed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
-    /// Where it runs.
-    pub node: NodeIdx,
-    /// The index of its `Invoke` event.
-    pub event: usize,
-}
-
 /// Everything a run observed, append-only.
 #[derive(Debug, Clone)]
 pub struct History<S: System> {
     events: Vec<Event<S>>,
     nodes: Vec<NodeLife>,
-    pending: BTreeMap<u64, Pending>,
+    /// Invocations not completed: operation id -> node.
+    pending: BTreeMap<u64, NodeIdx>,
     invocations: BTreeMap<u64, usize>,
     next_op: u64,
     state: S::State,
@@ -197,7 +189,7 @@ impl<S: System> History<S> {
             EventKind::Rebound { addr } => self.nodes[life.expect("a rebind names its node")].addr = *addr,
             EventKind::Invoke { id, .. } => {
                 let node = node.expect("an invocation names its node");
-                self.pending.insert(*id, Pending { node, event: self.events.len() });
+                self.pending.insert(*id, node);
                 self.invocations.insert(*id, self.events.len());
             }
             EventKind::Complete { id, .. } => {
@@ -242,8 +234,8 @@ impl<S: System> History<S> {
         (0..self.nodes.len() as NodeIdx).filter(|&i| self.nodes[i as usize].alive)
     }
 
-    /// The operations invoked and not completed, by id.
-    pub fn pending(&self) -> &BTreeMap<u64, Pending> {
+    /// The operations invoked and not completed: id -> the node running it.
+    pub fn pending(&self) -> &BTreeMap<u64, NodeIdx> {
         &self.pending
     }
 

@@ -95,7 +95,7 @@ impl<S: System> Recorder<S> {
     /// [`OpResult::Unknown`].
     pub fn crashed(&self, at: Duration, node: NodeIdx) {
         let mut history = self.lock();
-        let pending: Vec<u64> = history.pending().iter().filter(|(_, p)| p.node == node).map(|(&id, _)| id).collect();
+        let pending: Vec<u64> = history.pending().iter().filter(|(_, &n)| n == node).map(|(&id, _)| id).collect();
         for id in pending {
             history.push(&self.inner.system, at, Some(node), EventKind::Complete { id, result: OpResult::Unknown });
         }

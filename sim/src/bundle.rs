@@ -70,8 +70,9 @@ pub trait Bundle: Send + Sync {
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun>;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
-    /// Runs `scenario` over MsQuic and in the simulation with `seed`, and compares.
-    #[cfg(feature = "msquic")]
+    /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
+    /// compares; an error when the real cluster cannot run (or this build
+    /// has no MsQuic).
     fn confirm(&self, scenario: &Scenario, seed: u64) -> Result<crate::confirm::Confirmation, String>;
 }
 
@@ -117,6 +118,11 @@ impl<S: System> Bundle for S {
         let sim = run_scenario(system, scenario, seed);
         let wall = started.elapsed();
         Ok(crate::confirm::compare(self, scenario, (&sim.outcome, &sim.history), (&real.outcome, &real.history), wall))
+    }
+
+    #[cfg(not(feature = "msquic"))]
+    fn confirm(&self, _: &Scenario, _: u64) -> Result<crate::confirm::Confirmation, String> {
+        Err("this tandem was built without MsQuic (feature `msquic`)".into())
     }
 }
 

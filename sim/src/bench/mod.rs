@@ -29,6 +29,7 @@ pub mod raw_turmoil;
 pub mod report;
 pub mod scaling;
 pub mod sim_speed;
+#[cfg(feature = "msquic")]
 pub mod udp;
 pub mod workload;
 
@@ -98,6 +99,7 @@ pub fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 /// Runs `f`, which measures its own seconds, `reps` times; returns the least.
+#[cfg(feature = "msquic")]
 pub fn fastest<E>(reps: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<f64, E> {
     (0..reps.max(1)).try_fold(f64::INFINITY, |best, _| Ok(best.min(f()?)))
 }

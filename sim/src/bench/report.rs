@@ -30,6 +30,7 @@ impl Target {
     }
 
     /// The value/baseline ratio must be at least `bound`.
+    #[cfg_attr(not(feature = "msquic"), allow(dead_code))]
     pub fn ratio_at_least(bound: f64) -> Self {
         Target { of: Of::Ratio, at_least: true, bound }
     }

@@ -58,7 +58,7 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     for loaded in &scenarios {
         let scenario = &loaded.scenario;
         spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
-        let confirmation = match confirm_one(loaded.system, scenario, args.seed.unwrap_or(scenario.seed)) {
+        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed)) {
             Ok(confirmation) => confirmation,
             Err(error) => {
                 eprintln!("{}: the real cluster did not start: {error}", scenario.name);
@@ -81,20 +81,3 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     exit
 }
 
-#[cfg(feature = "msquic")]
-fn confirm_one(
-    system: &dyn Bundle,
-    scenario: &tandem::scenario::Scenario,
-    seed: u64,
-) -> Result<crate::confirm::Confirmation, String> {
-    system.confirm(scenario, seed)
-}
-
-#[cfg(not(feature = "msquic"))]
-fn confirm_one(
-    _: &dyn Bundle,
-    _: &tandem::scenario::Scenario,
-    _: u64,
-) -> Result<crate::confirm::Confirmation, String> {
-    unreachable!("confirm returns early without MsQuic")
-}
