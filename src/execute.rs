@@ -28,7 +28,8 @@ impl Outcome {
     }
 }
 
-fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>>) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
+/// The two groups of a step that names both, else `None` (every link).
+pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>>) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
     Some((a.as_deref()?, b.as_deref()?))
 }
 
@@ -170,13 +171,15 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
                 if !self.cluster.run_until(deadline, |h| unmet(system, h, condition.node, &check).is_none()) {
                     let detail = self.unmet(condition).unwrap_or_default();
                     let detail = format!("step {index} (line {line}) waited {timeout:?}: {detail}");
-                    return Err(Violation::new("await", "timed out", detail, self.cluster.now()));
+                    let violation = Violation::new("await", "timed out", detail, self.cluster.now());
+                    return Err(Violation { node: condition.node, ..violation });
                 }
             }
             Action::Expect { condition } => {
                 if let Some(detail) = self.unmet(condition) {
                     let detail = format!("step {index} (line {line}): {detail}");
-                    return Err(Violation::new("expect", "failed", detail, self.cluster.now()));
+                    let violation = Violation::new("expect", "failed", detail, self.cluster.now());
+                    return Err(Violation { node: condition.node, ..violation });
                 }
             }
         }

@@ -16,6 +16,7 @@
 pub mod cluster;
 pub mod execute;
 pub mod history;
+pub mod picture;
 pub mod host;
 pub mod probe;
 pub mod property;

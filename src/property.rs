@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::history::{Event, EventKind, History};
 use crate::probe::AssertKind;
+use crate::scenario::NodeIdx;
 use crate::system::System;
 
 /// A failed property, expectation or await.
@@ -53,12 +54,25 @@ pub struct Violation {
     /// When it was observed.
     #[serde(skip)]
     pub at: Duration,
+    /// The node it concerns, when known.
+    #[serde(skip)]
+    pub node: Option<NodeIdx>,
+    /// The history events it names (indices into [`History::events`]).
+    #[serde(skip)]
+    pub events: Vec<usize>,
 }
 
 impl Violation {
     /// A violation of `code` (`name`) at `at`.
     pub fn new(code: impl Into<String>, name: impl Into<String>, detail: impl Into<String>, at: Duration) -> Self {
-        Violation { code: code.into(), name: name.into(), detail: detail.into(), at }
+        Violation { code: code.into(), name: name.into(), detail: detail.into(), at, node: None, events: Vec::new() }
+    }
+
+    /// The same violation, naming the history event at `index` (on `node`).
+    pub fn naming(mut self, index: usize, node: Option<NodeIdx>) -> Self {
+        self.events.push(index);
+        self.node = self.node.or(node);
+        self
     }
 }
 
@@ -211,7 +225,7 @@ impl<S: System> Judge<S> {
                 if a.fails() {
                     let name = if a.kind == AssertKind::Always { "always! in node code" } else { "reached assert_unreachable!" };
                     let detail = format!("{} (node {})", a.name, event.node.map_or("?".into(), |n| n.to_string()));
-                    return Err(Violation::new("assert", name, detail, event.at()));
+                    return Err(Violation::new("assert", name, detail, event.at()).naming(self.seen - 1, event.node));
                 }
                 if matches!(a.kind, AssertKind::Sometimes | AssertKind::Reachable) {
                     match self.assertions.iter_mut().find(|(name, _)| *name == a.name) {
@@ -222,7 +236,7 @@ impl<S: System> Judge<S> {
             }
             for (code, name, monitor) in &mut self.monitors {
                 if let Err(detail) = guarded(|| monitor.observe(history, event)) {
-                    return Err(Violation::new(*code, *name, detail, event.at()));
+                    return Err(Violation::new(*code, *name, detail, event.at()).naming(self.seen - 1, event.node));
                 }
             }
             for (_, goal, hit) in self.goals.iter_mut().filter(|(_, _, hit)| !hit) {

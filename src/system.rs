@@ -257,6 +257,21 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
         None
     }
 
+    /// How the timeline picture (`--html`) draws one of the node's events
+    /// (an invocation, completion, observation or assertion), given the
+    /// whole history: its kind, label, and the key that joins it to the
+    /// events it causes or was caused by. `None` draws a generic dot.
+    ///
+    /// ```
+    /// # use tandem::picture::Mark;
+    /// // A delivery, joined to the send of message 7 by the key "7".
+    /// let mark = Mark::new("deliver", "deliver m7").effect("7");
+    /// assert!(!mark.cause);
+    /// ```
+    fn mark(&self, _history: &History<Self>, _event: &Event<Self>) -> Option<crate::picture::Mark> {
+        None
+    }
+
     /// Why a generated scenario is unfair to a correct node of this system,
     /// beyond the generic rules; exploration never generates one.
     fn fair(&self, _scenario: &Scenario) -> Result<(), String> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tandem::execute::Outcome;
 use tandem::history::Digest;
+use tandem::picture::Picture;
 use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
 use tandem::system::{Capabilities, PlantedBug, System};
@@ -26,6 +27,22 @@ pub struct Finished {
     pub digest: Digest,
     /// The history as JSON lines, when asked for.
     pub trace: Option<String>,
+    /// The timeline picture, when asked for.
+    pub picture: Option<Picture>,
+}
+
+/// What a simulated run keeps besides its outcome and digest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// The history as JSON lines (`--trace`).
+    pub trace: bool,
+    /// The timeline picture (`--html`).
+    pub picture: bool,
+}
+
+/// The title of a run's picture: `scenario seed=N (backend)`.
+pub fn title(scenario: &Scenario, seed: u64, backend: &str) -> String {
+    format!("{} seed={seed} ({backend})", scenario.name)
 }
 
 /// A property, as `tandem systems` lists it.
@@ -64,16 +81,17 @@ pub trait Bundle: Send + Sync {
     fn syntax(&self) -> &dyn Syntax;
     /// What `tandem systems` says of it.
     fn info(&self) -> SystemInfo;
-    /// Runs `scenario` in the simulation with `seed`; `trace` keeps the history as JSON lines.
-    fn simulate(&self, scenario: &Scenario, seed: u64, trace: bool) -> Finished;
+    /// Runs `scenario` in the simulation with `seed`, keeping what `keep` asks for.
+    fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
     /// Runs an exploration's cases (see [`runner::explore`](crate::explore::runner::explore)).
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun>;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
     /// compares; an error when the real cluster cannot run (or this build
-    /// has no MsQuic).
-    fn confirm(&self, scenario: &Scenario, seed: u64) -> Result<crate::confirm::Confirmation, String>;
+    /// has no MsQuic). With `picture`, the confirmation carries both runs'
+    /// pictures.
+    fn confirm(&self, scenario: &Scenario, seed: u64, picture: bool) -> Result<crate::confirm::Confirmation, String>;
 }
 
 impl<S: System> Bundle for S {
@@ -95,10 +113,13 @@ impl<S: System> Bundle for S {
         }
     }
 
-    fn simulate(&self, scenario: &Scenario, seed: u64, trace: bool) -> Finished {
+    fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished {
         let run = run_scenario(Arc::new(self.clone()), scenario, seed);
-        let trace = trace.then(|| run.history.to_jsonl());
-        Finished { seed, digest: run.digest(), outcome: run.outcome, trace }
+        let trace = keep.trace.then(|| run.history.to_jsonl());
+        let picture = keep
+            .picture
+            .then(|| Picture::of(self, scenario, &run.history, &run.outcome, title(scenario, seed, "simulated")));
+        Finished { seed, digest: run.digest(), outcome: run.outcome, trace, picture }
     }
 
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun> {
@@ -110,18 +131,26 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(feature = "msquic")]
-    fn confirm(&self, scenario: &Scenario, seed: u64) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(&self, scenario: &Scenario, seed: u64, picture: bool) -> Result<crate::confirm::Confirmation, String> {
         // Wall time: confirm runs on the real network.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
         let real = tandem_msquic::run_real(system.clone(), scenario)?;
         let sim = run_scenario(system, scenario, seed);
         let wall = started.elapsed();
-        Ok(crate::confirm::compare(self, scenario, (&sim.outcome, &sim.history), (&real.outcome, &real.history), wall))
+        let mut confirmation =
+            crate::confirm::compare(self, scenario, (&sim.outcome, &sim.history), (&real.outcome, &real.history), wall);
+        if picture {
+            confirmation.pictures = vec![
+                Picture::of(self, scenario, &sim.history, &sim.outcome, title(scenario, seed, "simulated")),
+                Picture::of(self, scenario, &real.history, &real.outcome, format!("{} (MsQuic, loopback)", scenario.name)),
+            ];
+        }
+        Ok(confirmation)
     }
 
     #[cfg(not(feature = "msquic"))]
-    fn confirm(&self, _: &Scenario, _: u64) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(&self, _: &Scenario, _: u64, _: bool) -> Result<crate::confirm::Confirmation, String> {
         Err("this tandem was built without MsQuic (feature `msquic`)".into())
     }
 }

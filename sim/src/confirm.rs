@@ -32,6 +32,9 @@ pub struct Confirmation {
     pub wall_ms: u64,
     /// The failure, or the first difference between the backends.
     pub detail: Option<String>,
+    /// The simulated and the real run's pictures, when asked for.
+    #[serde(skip)]
+    pub pictures: Vec<tandem::picture::Picture>,
 }
 
 /// Compares a simulated and a real run of `scenario`: the same verdict (the
@@ -62,6 +65,7 @@ pub fn compare<S: System>(
         real: Verdict::of(real.0.passed()),
         wall_ms: wall.as_millis() as u64,
         detail: difference.or(failure),
+        pictures: Vec::new(),
     }
 }
 

@@ -112,10 +112,22 @@ impl fmt::Display for RunReport {
             write!(f, " {failure}")?;
         }
         if let Some(path) = &self.reproduce {
-            write!(f, "\n  reproduce: tandem replay {}", path.display())?;
+            write!(f, "\n{}", next_steps(path))?;
         }
         Ok(())
     }
+}
+
+/// What to do with a reproducer at `path`: the command that replays it, and
+/// the one that draws its timeline picture.
+pub fn next_steps(path: &Path) -> String {
+    let page = path.with_extension("html");
+    format!(
+        "  reproduce: tandem replay {}\n  picture:   tandem replay {} --html {}",
+        path.display(),
+        path.display(),
+        page.display()
+    )
 }
 
 /// Writes `scenario` as a reproducer for `seed` into `dir`, named

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use tandem::scenario::format_duration;
 
-use super::{prepare, Exit};
+use super::{prepare, write_picture, Exit};
 use crate::bundle::Bundle;
 
 /// The real transports `confirm` can use.
@@ -35,6 +35,10 @@ pub struct ConfirmArgs {
     /// Write the runs' logs (wall-clock and simulated timestamps) to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Write the timeline pictures to FILE (one HTML page): each scenario's
+    /// simulated run above its run over MsQuic.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Runs each scenario over real MsQuic and in simulation and compares them.
@@ -53,13 +57,17 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
         Err(exit) => return exit,
     };
     let mut exit = Exit::Pass;
+    let mut pictures = Vec::new();
     let spinner = if args.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.enable_steady_tick(Duration::from_millis(120));
     for loaded in &scenarios {
         let scenario = &loaded.scenario;
         spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
-        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed)) {
-            Ok(confirmation) => confirmation,
+        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed), args.html.is_some()) {
+            Ok(mut confirmation) => {
+                pictures.append(&mut confirmation.pictures);
+                confirmation
+            }
             Err(error) => {
                 eprintln!("{}: the real cluster did not start: {error}", scenario.name);
                 exit = Exit::Fail;
@@ -78,6 +86,12 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
         });
     }
     spinner.finish_and_clear();
+    if let Some(page) = &args.html {
+        if let Err(error) = write_picture(page, &pictures) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    }
     exit
 }
 

@@ -11,12 +11,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
 
-use super::{Exit, FAILURES_DIR};
-use crate::bundle::Bundle;
+use super::{write_picture, Exit, FAILURES_DIR};
+use crate::bundle::{Bundle, Keep};
 use crate::explore::runner::{CaseRun, Plan, Shard};
 use crate::explore::shrink::{Shrunk, DEFAULT_BUDGET};
 use crate::explore::strategy::Space;
-use crate::report::{write_reproducer_as, Verdict};
+use crate::report::{next_steps, write_reproducer_as, Verdict};
 
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
@@ -51,6 +51,9 @@ pub struct ExploreArgs {
     /// Print one JSON object per case and a JSON summary instead of the text line.
     #[arg(long)]
     json: bool,
+    /// Write the timeline picture of the shrunk reproducer's run to FILE (HTML).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
@@ -165,6 +168,13 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             return Exit::Fail;
         }
     };
+    if let Some(page) = &args.html {
+        let run = system.simulate(&shrunk.scenario, failing.case.sim_seed(), Keep { picture: true, ..Keep::default() });
+        if let Err(error) = write_picture(page, run.picture.as_slice()) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    }
     let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
     let number = failing.case.number();
     if args.json {
@@ -179,7 +189,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             "FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs",
             shrunk.failure, shrunk.runs
         );
-        println!("  reproduce: tandem replay {}", path.display());
+        println!("{}", next_steps(&path));
     }
     let _ = std::io::stdout().flush();
     Exit::Fail

@@ -53,10 +53,21 @@ impl From<Exit> for ExitCode {
 
 /// Deterministic simulation testing for networked nodes: run scenario files
 /// against your system in a seeded simulation, replay failures exactly,
-/// explore generated scenarios and shrink what fails, and confirm findings
-/// over real QUIC (MsQuic).
+/// explore generated scenarios and shrink what fails, draw any run as a
+/// timeline picture, and confirm findings over real QUIC (MsQuic).
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version)]
+#[command(
+    name = "tandem",
+    version,
+    after_help = "Examples:
+  tandem run scenarios/ --seeds 20            every scenario in the folder, seeds 0..19
+  tandem replay target/tandem/failures/partition_heal-seed3.toml --html run.html
+  tandem explore --cases 500 --jobs 2         generate, run and shrink scenarios
+  tandem systems                              what this binary can test
+
+Exit codes: 0 all good, 1 a run failed, 2 bad input (reported before anything runs).
+Docs: docs/cli.md, docs/scenario-format.md, docs/guide.md (test your own node)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,17 +76,42 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run scenarios in the deterministic simulation.
+    #[command(after_help = "Examples:
+  tandem run scenarios/hot_reload.toml
+  tandem run scenarios/ scenarios/kv/ --seeds 20
+  tandem run scenarios/partition_heal.toml --seed 3 --trace run.jsonl --html run.html
+  tandem run scenarios/loss_20.toml --seeds 5 --check-determinism")]
     Run(run::RunArgs),
     /// Run a reproducer file and print its result line.
+    #[command(after_help = "Examples:
+  tandem replay target/tandem/failures/partition_heal-seed3.toml
+  tandem replay target/tandem/failures/partition_heal-seed3.toml --html failure.html   (open it in a browser)")]
     Replay(run::ReplayArgs),
     /// Validate scenario files without running them.
+    #[command(after_help = "Examples:
+  tandem check scenarios/
+  tandem check my_scenario.toml        errors name FILE:LINE:COLUMN and exit 2")]
     Check(check::CheckArgs),
     /// Run scenarios over real MsQuic on loopback and in simulation, and compare.
+    #[command(after_help = "Examples:
+  tandem confirm scenarios/hot_reload.toml
+  tandem confirm target/tandem/failures/explore-s1-c5.toml --html both.html
+
+Needs a build with MsQuic (cmake and libnuma-dev):
+  cargo run --release -p tandem-sim --features msquic -- confirm scenarios/hot_reload.toml")]
     Confirm(confirm::ConfirmArgs),
     /// Generate scenarios, run them, and shrink the first failure.
+    #[command(after_help = "Examples:
+  tandem explore --cases 500 --seed 1
+  tandem explore --cases 2000 --jobs 2 --nodes 2..6
+  tandem explore --system kv --mutation no-tiebreak --html found.html
+  tandem explore --cases 20000 --seed 42 --shard 1/4     one machine of four")]
     Explore(explore::ExploreArgs),
     /// List the systems this binary can test, with their operations,
     /// conditions, properties and planted bugs.
+    #[command(after_help = "Examples:
+  tandem systems
+  tandem systems --json")]
     Systems(systems::SystemsArgs),
 }
 
@@ -171,6 +207,11 @@ fn load<'a>(file: PathBuf, systems: &[&'a dyn Bundle]) -> Result<Loaded<'a>, Str
     let scenario = Scenario::from_file_among(&file, &syntaxes).map_err(|e| e.to_string())?;
     let system = system_of(systems, &scenario);
     Ok(Loaded { file, scenario, system })
+}
+
+/// Writes the timeline pictures of `pictures` as one HTML page to `path`.
+pub fn write_picture(path: &Path, pictures: &[tandem::picture::Picture]) -> Result<(), String> {
+    tandem::picture::write(path, pictures).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Loads every scenario and sets up logging before anything runs; on bad

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem::history::first_difference;
 use tandem::scenario::Scenario;
 
-use super::{prepare, Exit};
-use crate::bundle::{Bundle, Finished};
+use super::{prepare, write_picture, Exit};
+use crate::bundle::{Bundle, Finished, Keep};
 use crate::report::{write_reproducer, RunReport, Verdict};
 
 /// Where failing runs leave their reproducers.
@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Where reproducers of failing runs go.
     #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
     out: PathBuf,
+    /// Write the timeline picture to FILE (one HTML page): of every failing
+    /// run, or of the first run when all pass.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Arguments of `tandem replay`.
@@ -60,6 +64,9 @@ pub struct ReplayArgs {
     /// Write the run's logs to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Write the run's timeline picture to FILE (one HTML page).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// Collects traces for `--trace`.
@@ -105,6 +112,8 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
     let bar = if args.json || total < 2 { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {msg}").expect("valid template"));
     let mut sink = args.trace.clone().map(|path| TraceSink { path, text: String::new(), runs: 0 });
+    let keep = Keep { trace: sink.is_some(), picture: args.html.is_some() };
+    let (mut first_picture, mut failing) = (None, Vec::new());
     let mut exit = Exit::Pass;
     for loaded in &scenarios {
         let (file, scenario) = (&loaded.file, &loaded.scenario);
@@ -116,10 +125,15 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
             } else {
                 // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
-                let run = loaded.system.simulate(scenario, seed, sink.is_some());
+                let mut run = loaded.system.simulate(scenario, seed, keep);
                 let mut report = RunReport::new(scenario, seed, &run.outcome, run.digest, started.elapsed());
                 if let Some(sink) = sink.as_mut() {
                     sink.add(&scenario.name, seed, &run, total);
+                }
+                match run.picture.take() {
+                    Some(picture) if !report.passed() => failing.push(picture),
+                    Some(picture) if first_picture.is_none() => first_picture = Some(picture),
+                    _ => {}
                 }
                 if !report.passed() {
                     report.reproduce = write_reproducer(&args.out, scenario, seed)
@@ -139,6 +153,13 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
     if let Some(Err(error)) = sink.map(|s| s.write()) {
         eprintln!("{error}");
         return Exit::Usage;
+    }
+    if let Some(page) = &args.html {
+        let pictures = if failing.is_empty() { first_picture.into_iter().collect() } else { failing };
+        if let Err(error) = write_picture(page, &pictures) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
     }
     exit
 }
@@ -204,11 +225,18 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
     let scenario = &loaded.scenario;
     // Wall time for the report, outside the simulation.
     let started = Instant::now();
-    let run = loaded.system.simulate(scenario, scenario.seed, args.trace.is_some());
+    let keep = Keep { trace: args.trace.is_some(), picture: args.html.is_some() };
+    let run = loaded.system.simulate(scenario, scenario.seed, keep);
     let report = RunReport::new(scenario, run.seed, &run.outcome, run.digest, started.elapsed());
     if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, run.trace.as_deref().unwrap_or_default()) {
             eprintln!("{}: {e}", path.display());
+            return Exit::Usage;
+        }
+    }
+    if let Some(page) = &args.html {
+        if let Err(error) = write_picture(page, run.picture.as_slice()) {
+            eprintln!("{error}");
             return Exit::Usage;
         }
     }

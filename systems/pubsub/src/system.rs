@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use proptest::strategy::BoxedStrategy;
 use tandem::history::{Event, History};
+use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, True};
 use tandem::system::{Capabilities, Invocation, NodeContext, PlantedBug, System};
@@ -94,6 +95,10 @@ impl System for PubSub {
 
     fn fold(&self, state: &mut Ledger<MessageId>, event: &Event<Self>) {
         state.fold(event);
+    }
+
+    fn mark(&self, history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
+        messaging::mark(history, event)
     }
 
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &Condition) -> Result<(), String> {

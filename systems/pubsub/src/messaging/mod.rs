@@ -37,10 +37,12 @@ use tandem::scenario::NodeIdx;
 use tandem::System;
 
 mod ledger;
+mod picture;
 mod properties;
 
 pub use ledger::{Arrival, Fact, Goals, Ledger, NodeState, Outgoing, SentMessage};
-pub use properties::properties;
+pub use picture::mark;
+pub use properties::{properties, undelivered};
 
 /// Whether a message goes to every member or to one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -88,7 +88,7 @@ fn delivered<S: Messaging>(event: &Event<S>) -> Option<(NodeIdx, Delivery<S::Id>
 
 /// Runs `f` on the system's ledger when it has folded the whole history,
 /// else on a ledger replayed from the history.
-fn with_ledger<S: Messaging, R>(history: &History<S>, f: impl FnOnce(&Ledger<S::Id>) -> R) -> R {
+pub(crate) fn with_ledger<S: Messaging, R>(history: &History<S>, f: impl FnOnce(&Ledger<S::Id>) -> R) -> R {
     match S::ledger(history.state()) {
         Some(ledger) if ledger.folded() == history.events().len() => f(ledger),
         _ => f(&Ledger::of(history.events())),
@@ -99,19 +99,25 @@ fn with_ledger<S: Messaging, R>(history: &History<S>, f: impl FnOnce(&Ledger<S::
 /// crashed) from sending to the end reached each addressee that is up.
 fn delivery<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>) -> Result<(), String> {
     for sent in ledger.sends() {
-        let o = &sent.outgoing;
-        let origin = history.node(o.origin);
-        if !origin.alive || origin.incarnation != o.incarnation {
-            continue;
-        }
-        let missing = o.obligations.iter().find(|&&r| {
-            (r as usize) < history.nodes().len() && history.node(r).alive && !ledger.delivered(r, &sent.id)
-        });
-        if let Some(r) = missing {
+        if let Some(&r) = undelivered(history, ledger, sent).first() {
+            let o = &sent.outgoing;
             return Err(format!("node {r} never delivered \"{}\" from node {}", o.message.tag, o.origin));
         }
     }
     Ok(())
+}
+
+/// The addressees that L2 says should have delivered `sent` by now and did
+/// not: none unless its origin stayed up (same incarnation, never crashed)
+/// from sending to now; then each addressee that is up and has not.
+pub fn undelivered<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>, sent: &SentMessage<S::Id>) -> Vec<NodeIdx> {
+    let o = &sent.outgoing;
+    let origin = history.node(o.origin);
+    if !origin.alive || origin.incarnation != o.incarnation {
+        return Vec::new();
+    }
+    let up = |r: NodeIdx| (r as usize) < history.nodes().len() && history.node(r).alive;
+    o.obligations.iter().copied().filter(|&r| up(r) && !ledger.delivered(r, &sent.id)).collect()
 }
 
 /// What a delivered message was, once the harness can tell.

@@ -1,0 +1,60 @@
+use super::*;
+
+fn dot(node: NodeIdx, incarnation: u64, mark: Mark) -> Dot {
+    Dot { event: 0, t_us: 0, node, incarnation, mark, detail: String::new() }
+}
+
+#[test]
+fn causes_join_their_effects_and_a_second_effect_in_one_incarnation_is_a_duplicate() {
+    let mut dots = vec![
+        dot(0, 0, Mark::new("send", "send a").cause("a").expect([2])),
+        dot(1, 0, Mark::new("deliver", "deliver a").effect("a")),
+        dot(1, 0, Mark::new("deliver", "deliver a").effect("a")),
+        dot(1, 1, Mark::new("deliver", "deliver a").effect("a")),
+        dot(2, 0, Mark::new("deliver", "deliver b").effect("b")),
+    ];
+    let arrows = join(&mut dots);
+    assert_eq!(arrows, vec![Arrow { from: 0, to: 1 }, Arrow { from: 0, to: 2 }, Arrow { from: 0, to: 3 }]);
+    let problems: Vec<_> = dots.iter().map(|d| d.mark.problem.as_deref()).collect();
+    assert_eq!(problems, vec![None, None, Some("duplicate"), None, None], "a new incarnation may deliver again");
+}
+
+#[test]
+fn partitions_last_until_healed_and_loss_until_replaced() {
+    let mut bands = Bands::new(3, 0.0, 100);
+    bands.apply(&Action::Partition { a: vec![0], b: vec![1, 2], oneway: false }, 10);
+    bands.apply(&Action::Partition { a: vec![2], b: vec![0], oneway: true }, 15);
+    bands.apply(&Action::Loss { rate: 0.5, a: None, b: None }, 20);
+    bands.apply(&Action::Heal { a: Some(vec![1]), b: Some(vec![0]) }, 30);
+    bands.apply(&Action::Loss { rate: 0.0, a: None, b: None }, 40);
+    bands.settle(60);
+    let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.nodes, b.from_us, b.to_us)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("partition", vec![0, 1, 2], 10, 30),
+            ("one-way", vec![0, 2], 15, 60),
+            ("loss", vec![0, 1, 2], 20, 40),
+        ],
+        "healing 1 from 0 ends the partition between them, not the one-way one from 2; the settle tail ends the rest"
+    );
+}
+
+#[test]
+fn the_page_is_self_contained_and_its_data_cannot_end_the_script() {
+    let picture = Picture {
+        title: "a <b> & c".into(),
+        verdict: "PASS".into(),
+        end_us: 1,
+        lanes: Vec::new(),
+        steps: vec![StepMark { index: Some(0), t_us: 0, action: "</script><script>alert(1)</script>".into() }],
+        bands: Vec::new(),
+        dots: Vec::new(),
+        arrows: Vec::new(),
+        violation: None,
+    };
+    let page = picture.html();
+    assert_eq!(page.matches("</script>").count(), 2, "only the page's own two scripts end");
+    assert!(page.contains("<title>a &lt;b&gt; &amp; c - tandem</title>"));
+    assert!(!page.contains("src=") && !page.contains("href="), "nothing is loaded from elsewhere");
+}
