@@ -10,7 +10,13 @@ mod bench;
 fn main() -> std::process::ExitCode {
     let bench = tandem_sim::cli::Extra {
         command: bench::cli::BenchArgs::augment_args(clap::Command::new("bench"))
-            .about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)"),
+            .about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)")
+            .after_help(
+                "Examples:
+  tandem bench                       every section, best of 3 (minutes)
+  tandem bench --quick               small workloads, seconds (CI)
+  tandem bench --section sim --json",
+            ),
         run: Box::new(|matches| match bench::cli::BenchArgs::from_arg_matches(matches) {
             Ok(args) => bench::cli::bench(args),
             Err(error) => error.exit(),

@@ -49,6 +49,11 @@ fn a_wrong_expectation_fails_and_its_reproducer_replays_to_the_same_digest() {
     assert!(result.starts_with("FAIL hot_reload seed=3 "), "{result}");
     assert!(result.contains("node 0 delivered 0 messages, expected 1"), "{result}");
     assert_eq!(lines.next().unwrap(), "  reproduce: tandem replay target/tandem/failures/hot_reload-seed3.toml");
+    let picture = "  picture:   tandem replay target/tandem/failures/hot_reload-seed3.toml --html target/tandem/failures/hot_reload-seed3.html";
+    assert_eq!(lines.next().unwrap(), picture, "a failing run says how to see it");
+    let page = tandem(&picture.trim_start()["picture:".len()..].split_whitespace().skip(1).collect::<Vec<_>>(), &dir);
+    assert_eq!(page.status.code(), Some(1));
+    assert!(std::fs::read_to_string(dir.join("target/tandem/failures/hot_reload-seed3.html")).unwrap().contains("hot_reload seed=3"));
     for _ in 0..2 {
         let replay = tandem(&["replay", "target/tandem/failures/hot_reload-seed3.toml"], &dir);
         assert_eq!(replay.status.code(), Some(1), "a reproducer of a failure fails every time");
@@ -127,4 +132,18 @@ fn help_describes_the_tool_and_every_subcommand() {
         assert!(line.split_whitespace().count() > 2, "{command} has a description: {line}");
     }
     assert!(text.contains("bench    Measure tandem"), "{text}");
+    assert!(!text.contains("crate"), "the help speaks of the tool, not of crates: {text}");
+    for command in ["run", "replay", "check", "confirm", "explore", "systems", "bench"] {
+        let help = stdout(&tandem(&[command, "--help"], &scratch("help")));
+        let example = help.split("Examples:\n").nth(1).unwrap_or_else(|| panic!("`tandem {command} --help` has examples: {help}"));
+        assert!(example.trim_start().starts_with(&format!("tandem {command}")), "{command}: {example}");
+    }
+}
+
+#[cfg(not(feature = "msquic"))]
+#[test]
+fn confirm_without_msquic_says_how_to_get_it() {
+    let out = tandem(&["confirm", "scenarios/hot_reload.toml"], &scratch("no-msquic"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cargo run --release -p tandem-sim --features msquic -- confirm"), "{}", stderr(&out));
 }
