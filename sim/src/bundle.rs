@@ -89,9 +89,10 @@ pub trait Bundle: Send + Sync {
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
     /// compares; an error when the real cluster cannot run (or this build
-    /// has no MsQuic). With `picture`, the confirmation carries both runs'
-    /// pictures.
-    fn confirm(&self, scenario: &Scenario, seed: u64, picture: bool) -> Result<crate::confirm::Confirmation, String>;
+    /// has no MsQuic). `runs` real runs (at least one) measure how often the
+    /// real stack agrees; with `picture`, the confirmation carries the
+    /// simulated and the first real run's pictures.
+    fn confirm(&self, scenario: &Scenario, seed: u64, runs: usize, picture: bool) -> Result<crate::confirm::Confirmation, String>;
 }
 
 impl<S: System> Bundle for S {
@@ -131,16 +132,21 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(feature = "msquic")]
-    fn confirm(&self, scenario: &Scenario, seed: u64, picture: bool) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(&self, scenario: &Scenario, seed: u64, runs: usize, picture: bool) -> Result<crate::confirm::Confirmation, String> {
         // Wall time: confirm runs on the real network.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
-        let real = tandem_msquic::run_real(system.clone(), scenario)?;
-        let sim = run_scenario(system, scenario, seed);
+        let sim = run_scenario(system.clone(), scenario, seed);
+        let mut reals = Vec::new();
+        for _ in 0..runs.max(1) {
+            reals.push(tandem_msquic::run_real(system.clone(), scenario)?);
+        }
         let wall = started.elapsed();
-        let mut confirmation =
-            crate::confirm::compare(self, scenario, (&sim.outcome, &sim.history), (&real.outcome, &real.history), wall);
+        let sim_side = (&sim.outcome, &sim.history);
+        let real_sides: Vec<_> = reals.iter().map(|real| (&real.outcome, &real.history)).collect();
+        let mut confirmation = crate::confirm::compare(self, scenario, sim_side, &real_sides, wall);
         if picture {
+            let real = &reals[0];
             confirmation.pictures = vec![
                 Picture::of(self, scenario, &sim.history, &sim.outcome, title(scenario, seed, "simulated")),
                 Picture::of(self, scenario, &real.history, &real.outcome, format!("{} (MsQuic, loopback)", scenario.name)),
@@ -150,7 +156,7 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(not(feature = "msquic"))]
-    fn confirm(&self, _: &Scenario, _: u64, _: bool) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(&self, _: &Scenario, _: u64, _: usize, _: bool) -> Result<crate::confirm::Confirmation, String> {
         Err("this tandem was built without MsQuic (feature `msquic`)".into())
     }
 }

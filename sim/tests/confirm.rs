@@ -23,11 +23,14 @@ fn a_failing_scenario_fails_on_both_backends() {
         .replace("duration = \"10s\"", "duration = \"4s\"\nsettle = \"1s\"")
         .replace("received = 0\n", "received = 5\n");
     std::fs::write(dir.join("wrong.toml"), text).unwrap();
-    let out = tandem(&["confirm", "wrong.toml"], &dir);
+    let out = tandem(&["confirm", "wrong.toml", "--runs", "2", "--html", "both.html"], &dir);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.starts_with("CONFIRMED hot_reload sim=FAIL real=FAIL wall="), "{text}");
+    assert!(text.contains(" agreed=2/2 "), "both real runs fail as the simulation does: {text}");
     assert!(text.contains("expected 5"), "{text}");
+    let page = std::fs::read_to_string(dir.join("both.html")).unwrap();
+    assert!(page.contains("hot_reload seed=") && page.contains("hot_reload (MsQuic, loopback)"), "both runs are drawn");
 }
 
 #[cfg(feature = "mutations")]

@@ -35,6 +35,10 @@ pub struct ConfirmArgs {
     /// Write the runs' logs (wall-clock and simulated timestamps) to FILE.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Real runs per scenario (one simulated run): how often the real stack
+    /// shows the simulation's verdict, printed as `agreed=k/K`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
     /// Write the timeline pictures to FILE (one HTML page): each scenario's
     /// simulated run above its run over MsQuic.
     #[arg(long, value_name = "FILE")]
@@ -63,7 +67,7 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     for loaded in &scenarios {
         let scenario = &loaded.scenario;
         spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
-        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed), args.html.is_some()) {
+        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed), args.runs as usize, args.html.is_some()) {
             Ok(mut confirmation) => {
                 pictures.append(&mut confirmation.pictures);
                 confirmation
