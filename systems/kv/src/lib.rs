@@ -18,7 +18,8 @@
 //!   S1 reads return written values, S2 monotonic reads, L1 convergence, and
 //!   the coverage goals G1-G3.
 //! - [`mutation`]: planted bugs (feature `mutations`): `no-tiebreak`,
-//!   `no-clock-merge`, `drop-tombstones`, `skip-missing-keys`.
+//!   `no-clock-merge`, `drop-tombstones`, `skip-missing-keys`,
+//!   `restart-reuses-version`.
 //! - [`workload`]: the operations exploration generates.
 //!
 //! A scenario (`scenarios/kv/*.toml`) names the system at the top:

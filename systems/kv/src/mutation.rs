@@ -9,6 +9,11 @@
 //! | `no-clock-merge` | the clock ignores merged timestamps: a write can lose to an older one the node has seen | in-node `always!`, S2 |
 //! | `drop-tombstones` | a delete removes the key instead of writing a tombstone: the value comes back | S2 monotonic reads |
 //! | `skip-missing-keys` | anti-entropy compares only keys both sides hold: a restarted or cut-off replica never gets keys it lacks | L1 convergence |
+//! | `restart-reuses-version` | versions leave out the writer's incarnation: a node restarted while cut off writes again with the version of its last write before the crash | L1 convergence, S2 |
+//!
+//! The last one needs two things at once: a writer that crashes and
+//! restarts while it cannot hear the others (a fault), and writes of the
+//! same key before and after (an ordering); each alone is harmless.
 
 use tandem::system::PlantedBug;
 
@@ -25,12 +30,19 @@ pub enum Mutation {
     DropTombstones,
     /// Digest comparisons skip keys that one side lacks.
     SkipMissingKeys,
+    /// Versions leave out the writer's incarnation.
+    RestartReusesVersion,
 }
 
 impl Mutation {
     /// Every planted bug.
-    pub const ALL: [Mutation; 4] =
-        [Mutation::NoTiebreak, Mutation::NoClockMerge, Mutation::DropTombstones, Mutation::SkipMissingKeys];
+    pub const ALL: [Mutation; 5] = [
+        Mutation::NoTiebreak,
+        Mutation::NoClockMerge,
+        Mutation::DropTombstones,
+        Mutation::SkipMissingKeys,
+        Mutation::RestartReusesVersion,
+    ];
 
     /// Whether planted bugs are compiled in (the `mutations` feature).
     pub const fn available() -> bool {
@@ -66,6 +78,10 @@ impl Mutation {
                 "skip-missing-keys",
                 "anti-entropy compares only keys both replicas hold, so a replica that missed a key never gets it",
             ),
+            Mutation::RestartReusesVersion => (
+                "restart-reuses-version",
+                "versions leave out the writer's incarnation, so a node restarted while cut off reuses its last version for a different value (needs a fault and an ordering)",
+            ),
         };
         PlantedBug { name, description }
     }
@@ -78,6 +94,7 @@ impl Mutation {
             Mutation::NoClockMerge => Rules { clock_merge: false, ..correct },
             Mutation::DropTombstones => Rules { tombstones: false, ..correct },
             Mutation::SkipMissingKeys => Rules { repair_missing: false, ..correct },
+            Mutation::RestartReusesVersion => Rules { versioned_incarnation: false, ..correct },
         }
     }
 }

@@ -97,12 +97,16 @@ pub struct Rules {
     /// only keys both sides hold are compared, and a key a replica never
     /// received is never repaired.
     pub repair_missing: bool,
+    /// A version carries the writer's incarnation. Without it, a node
+    /// restarted with its clock at 0 can give a new write the version of
+    /// an older, different one.
+    pub versioned_incarnation: bool,
 }
 
 impl Default for Rules {
     /// The correct rules.
     fn default() -> Self {
-        Rules { tiebreak: true, clock_merge: true, tombstones: true, repair_missing: true }
+        Rules { tiebreak: true, clock_merge: true, tombstones: true, repair_missing: true, versioned_incarnation: true }
     }
 }
 
@@ -191,7 +195,8 @@ impl Store {
 
     fn tick(&mut self) -> Version {
         self.clock += 1;
-        Version { ts: self.clock, node: self.node, incarnation: self.incarnation }
+        let incarnation = if self.rules.versioned_incarnation { self.incarnation } else { 0 };
+        Version { ts: self.clock, node: self.node, incarnation }
     }
 
     /// A local write of `key`: the next clock tick, replacing whatever the

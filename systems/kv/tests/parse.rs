@@ -119,7 +119,7 @@ fn adapter_surface() {
     assert!(Kv.capabilities().rebind);
     let bugs: Vec<&str> = Kv.planted_bugs().iter().map(|b| b.name).collect();
     if cfg!(feature = "mutations") {
-        assert_eq!(bugs, ["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys"]);
+        assert_eq!(bugs, ["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"]);
     } else {
         assert!(bugs.is_empty(), "planted bugs exist only with the `mutations` feature");
     }

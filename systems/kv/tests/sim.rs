@@ -98,11 +98,12 @@ fn outcomes_are_the_final_maps() {
 /// The hand-written reproducers of the planted bugs (`tests/bugs/`), with
 /// the property each one breaks.
 #[cfg(feature = "mutations")]
-const BUGS: [(&str, &str, &str); 4] = [
+const BUGS: [(&str, &str, &str); 5] = [
     ("no_tiebreak", "no-tiebreak", "L1"),
     ("no_clock_merge", "no-clock-merge", "assert"),
     ("drop_tombstones", "drop-tombstones", "S2"),
     ("skip_missing_keys", "skip-missing-keys", "L1"),
+    ("restart_reuses_version", "restart-reuses-version", "L1"),
 ];
 
 #[cfg(feature = "mutations")]
@@ -124,7 +125,7 @@ fn each_planted_bug_fails_its_scenario_which_a_correct_kv_passes() {
     }
 }
 
-/// Exploration finds every planted bug within 500 cases and shrinks it to
+/// Exploration finds every shallow planted bug within 500 cases and shrinks it to
 /// at most 6 steps (`KV_EXPLORE_SEED` picks the exploration seed, 1 by
 /// default). Seconds in release; minutes in a debug build, where it is
 /// ignored (run it with `--release`, or with `--ignored`).
@@ -138,7 +139,9 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
 
     let seed = std::env::var("KV_EXPLORE_SEED").ok().map_or(1, |s| s.parse().expect("KV_EXPLORE_SEED is a number"));
     let system = Arc::new(Kv);
-    for (_, mutation, _) in BUGS {
+    // restart-reuses-version needs a fault and an ordering at once: swarm
+    // exploration needs thousands of cases for it (`tandem bench --section bugs`).
+    for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| *mutation != "restart-reuses-version") {
         let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
         let plan = Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL };
         let runs = explore(&system, &plan, |_| {});

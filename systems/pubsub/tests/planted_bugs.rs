@@ -129,3 +129,36 @@ restart = { node = 2 }
 "#;
     caught(text, "forget-on-restart", "L2 delivery: node 2 never delivered \"b2\" from node 0");
 }
+
+#[test]
+fn rebind_drops_outbox_breaks_l2_only_with_a_fault_and_a_rebind_on_top() {
+    // Node 1 is cut off when node 0 broadcasts; node 0 rebinds before the
+    // partition heals, and owes node 1 the message after it.
+    let fault_and_rebind = r#"
+nodes = 2
+duration = "10s"
+settle = "3s"
+[[step]]
+await = { converged = true, timeout = "2s" }
+[[step]]
+partition = { a = [0], b = [1] }
+[[step]]
+broadcast = { from = 0 }
+[[step]]
+after = "500ms"
+rebind = { node = 0 }
+[[step]]
+after = "3s"
+heal = {}
+"#;
+    caught(fault_and_rebind, "rebind-drops-outbox", "L2 delivery: node 1 never delivered \"b2\" from node 0");
+    // Either condition alone is harmless.
+    let rebind_only = fault_and_rebind.replace("partition = { a = [0], b = [1] }", "heal = {}");
+    let fault_only = fault_and_rebind.replace("rebind = { node = 0 }", "heal = { a = [0], b = [1] }");
+    for text in [rebind_only, fault_only] {
+        let mut scenario = Scenario::parse(&text, "one.toml", &PubSub).unwrap();
+        scenario.mutation = Some("rebind-drops-outbox".into());
+        let run = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, 0);
+        assert!(run.outcome.passed(), "{text}: {:?}", run.outcome.failure);
+    }
+}

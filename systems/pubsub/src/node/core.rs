@@ -619,6 +619,9 @@ impl<T: Transport> Core<T> {
             self.close(conn, "listener moved");
         }
         self.me.addr = addr;
+        if self.config.has(Mutation::RebindDropsOutbox) {
+            self.members.values_mut().for_each(|member| member.outbox.clear());
+        }
         if !self.config.has(Mutation::StaleRebind) {
             self.me.version += 1;
         }

@@ -20,16 +20,20 @@ pub enum Mutation {
     NoRetransmit,
     /// A restarted node is not sent what it missed (breaks L2).
     ForgetOnRestart,
+    /// A rebind drops the messages still unacknowledged (breaks L2); needs
+    /// a fault that holds acknowledgements back and a rebind on top of it.
+    RebindDropsOutbox,
 }
 
 impl Mutation {
     /// Every mutation, in a fixed order.
-    pub const ALL: [Mutation; 5] = [
+    pub const ALL: [Mutation; 6] = [
         Mutation::NoDedup,
         Mutation::SelfDelivery,
         Mutation::StaleRebind,
         Mutation::NoRetransmit,
         Mutation::ForgetOnRestart,
+        Mutation::RebindDropsOutbox,
     ];
 
     /// The name used on the command line and in scenario files.
@@ -40,6 +44,7 @@ impl Mutation {
             Mutation::StaleRebind => "stale-rebind",
             Mutation::NoRetransmit => "no-retransmit",
             Mutation::ForgetOnRestart => "forget-on-restart",
+            Mutation::RebindDropsOutbox => "rebind-drops-outbox",
         }
     }
 
@@ -51,6 +56,9 @@ impl Mutation {
             Mutation::StaleRebind => "a rebind is advertised without a new address version, so peers keep the old address (breaks L1)",
             Mutation::NoRetransmit => "unacknowledged messages are not resent on a new connection (breaks L2)",
             Mutation::ForgetOnRestart => "an origin forgets what it owes a peer that restarted (breaks L2)",
+            Mutation::RebindDropsOutbox => {
+                "a rebind drops the messages still unacknowledged, so a peer cut off at the time never gets them (breaks L2; needs a fault and a rebind during it)"
+            }
         }
     }
 
@@ -68,7 +76,7 @@ impl fmt::Display for Mutation {
 
 /// An unknown mutation name; the message lists the known ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mutation `{0}`, expected one of: no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart")]
+#[error("unknown mutation `{0}`, expected one of: no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart, rebind-drops-outbox")]
 pub struct UnknownMutation(pub String);
 
 impl FromStr for Mutation {
