@@ -67,3 +67,33 @@ fn quick_bench_reports_every_figure_as_json() {
         assert!(figure["baseline"]["value"].as_f64().is_some() && figure["ratio"].as_f64().is_some(), "{id}: {figure}");
     }
 }
+
+/// The quick bug benchmark hunts every planted bug of both bundled systems
+/// and finds each one that needs only one condition.
+#[test]
+fn quick_bug_benchmark_hunts_every_planted_bug() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["bench", "--quick", "--json", "--section", "bugs"])
+        .output()
+        .expect("tandem runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let figure = |id: &str| {
+        let figures = report["figures"].as_array().expect("figures");
+        figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id}"))["value"].as_f64()
+    };
+    let deep = ["rebind-drops-outbox", "restart-reuses-version"];
+    for (system, bugs) in [
+        ("pubsub", &["no-dedup", "self-delivery", "stale-rebind", "no-retransmit", "forget-on-restart", "rebind-drops-outbox"][..]),
+        ("kv", &["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"][..]),
+    ] {
+        for bug in bugs {
+            let missed = figure(&format!("bugs.{system}.{bug}.swarm.missed")).expect("a count");
+            if !deep.contains(bug) {
+                assert_eq!(missed, 0.0, "{system} {bug} is found by every quick seed");
+                let steps = figure(&format!("bugs.{system}.{bug}.swarm.shrunk_steps_max")).expect("steps");
+                assert!((1.0..=6.0).contains(&steps), "{system} {bug} shrinks to at most 6 steps: {steps}");
+            }
+        }
+    }
+}

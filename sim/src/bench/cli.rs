@@ -16,7 +16,7 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Run only these sections (repeatable); all by default.
+    /// Run only these sections (repeatable); all but `bugs` by default.
     #[arg(long = "section", value_enum)]
     sections: Vec<Section>,
     /// Repetitions of each timing, the best counting (default 3, 1 with --quick).

@@ -8,6 +8,7 @@
 //! | 3. real transport | `quic` | `raw_quic` streams, [`udp`] echo |
 //! | 4. memory | [`memory`] | raw turmoil, an idle process |
 //! | 5. scaling | [`scaling`] | raw turmoil at each size |
+//! | 6. bug finding (`--section bugs`) | [`bugs`] | every planted bug, many seeds |
 //!
 //! Timings are the best of several repetitions (one when quick), which
 //! filters out noise from whatever else shares the machine.
@@ -18,6 +19,7 @@
 // Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
+pub mod bugs;
 pub mod cli;
 pub mod explore;
 pub mod memory;
@@ -48,6 +50,8 @@ pub enum Section {
     Memory,
     /// 5. Wall time against node count.
     Scaling,
+    /// 6. Cases and time to find every planted bug (only on request: minutes).
+    Bugs,
 }
 
 /// How to run the suite.
@@ -75,6 +79,7 @@ pub fn run(options: &Options) -> Report {
             Section::Quic => Err("built without the msquic feature".to_string()),
             Section::Memory => memory::measure(options),
             Section::Scaling => Ok(scaling::measure(options)),
+            Section::Bugs => Ok(bugs::measure(options)),
         };
         match figures {
             Ok(figures) => report.figures.extend(figures),

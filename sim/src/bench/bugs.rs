@@ -1,0 +1,90 @@
+//! Item 6: how fast exploration finds bugs. For every planted bug of every
+//! bundled system, over many exploration seeds: the cases it takes to find
+//! the bug (median, p90, max, and the seeds that missed it within the
+//! budget), the wall time to find it, and the size of the shrunk reproducer.
+
+// Wall-clock `Instant`: benchmarks time real work, outside any simulation.
+use std::time::Instant;
+
+use tandem_sim::bundle::Bundle;
+use tandem_sim::explore::runner::{Plan, Shard};
+use tandem_sim::explore::shrink::DEFAULT_BUDGET;
+use tandem_sim::explore::strategy::Space;
+
+use super::report::Figure;
+use super::Options;
+
+/// The bundled systems, as the `tandem` binary carries them.
+fn systems() -> [&'static dyn Bundle; 2] {
+    [&tandem_pubsub::PubSub, &tandem_kv::Kv]
+}
+
+/// One exploration seed's hunt for one bug.
+struct Hunt {
+    /// The case that failed first, if any within the budget.
+    found: Option<u64>,
+    /// Wall seconds until the exploration stopped.
+    secs: f64,
+    /// Steps and nodes of the shrunk reproducer.
+    shrunk: Option<(usize, u32)>,
+}
+
+fn hunt(system: &dyn Bundle, bug: &str, seed: u64, budget: u64) -> Hunt {
+    let space = Space { mutation: Some(bug.to_string()), ..Space::default() };
+    let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL };
+    let start = Instant::now();
+    let runs = system.explore(&plan, &|_| {});
+    let secs = start.elapsed().as_secs_f64();
+    let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
+        return Hunt { found: None, secs, shrunk: None };
+    };
+    let failure = failing.failure.as_ref().expect("a failing run");
+    let shrunk = system.shrink(&failing.case.scenario, failure, DEFAULT_BUDGET);
+    Hunt { found: Some(failing.case.number()), secs, shrunk: Some((shrunk.scenario.steps.len(), shrunk.scenario.nodes)) }
+}
+
+/// The `q` quantile (0..=1) of sorted `values`, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// The figures of one bug: cases to find, misses, wall time, shrunk size.
+fn figures(system: &str, bug: &str, hunts: &[Hunt], budget: u64) -> Vec<Figure> {
+    let mut cases: Vec<f64> = hunts.iter().filter_map(|h| h.found).map(|c| c as f64).collect();
+    cases.sort_by(f64::total_cmp);
+    let mut secs: Vec<f64> = hunts.iter().filter(|h| h.found.is_some()).map(|h| h.secs).collect();
+    secs.sort_by(f64::total_cmp);
+    let missed = hunts.len() - cases.len();
+    let steps = hunts.iter().filter_map(|h| h.shrunk).map(|(s, _)| s).max().unwrap_or(0);
+    let nodes = hunts.iter().filter_map(|h| h.shrunk).map(|(_, n)| n).max().unwrap_or(0);
+    let id = |what: &str| format!("bugs.{system}.{bug}.swarm.{what}");
+    let over = format!("{system} {bug}, {} exploration seeds, swarm", hunts.len());
+    vec![
+        Figure::new(id("cases_median"), format!("{over}: cases to find, median of the seeds that found it"), quantile(&cases, 0.5), "cases"),
+        Figure::new(id("cases_p90"), format!("{over}: cases to find, p90"), quantile(&cases, 0.9), "cases"),
+        Figure::new(id("cases_max"), format!("{over}: cases to find, max"), cases.last().copied().unwrap_or(f64::NAN), "cases"),
+        Figure::new(id("missed"), format!("{over}: seeds that missed it within {budget} cases"), missed as f64, "seeds"),
+        Figure::new(id("wall_median"), format!("{over}: wall time to find, median (2 threads)"), quantile(&secs, 0.5), "s"),
+        Figure::new(id("shrunk_steps_max"), format!("{over}: shrunk reproducer, most steps"), steps as f64, "steps"),
+        Figure::new(id("shrunk_nodes_max"), format!("{over}: shrunk reproducer, most nodes"), nodes as f64, "nodes"),
+    ]
+}
+
+/// Hunts every planted bug of every bundled system: 20 seeds within 2,000
+/// cases (3 seeds within 200 when quick).
+pub fn measure(options: &Options) -> Vec<Figure> {
+    let (seeds, budget) = if options.quick { (3, 200) } else { (20, 2_000) };
+    let mut all = Vec::new();
+    for system in systems() {
+        let info = system.info();
+        for bug in &info.planted_bugs {
+            let hunts: Vec<Hunt> = (1..=seeds).map(|seed| hunt(system, bug.name, seed, budget)).collect();
+            all.extend(figures(info.name, bug.name, &hunts, budget));
+        }
+    }
+    all
+}
