@@ -277,3 +277,24 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     assert_eq!(echo.system.as_deref(), Some("echo"));
     assert_eq!(Scenario::parse(&echo.to_toml(), "again.toml", &Echo).unwrap(), echo, "round trip");
 }
+
+#[test]
+fn a_system_that_says_nothing_still_gets_lanes_steps_and_dots_and_a_violation_names_its_event() {
+    use tandem::picture::Picture;
+    let poked = scenario(&Counter, &(bumps(1, 1) + "[[step]]\ncrash = { node = 0 }\n[[step]]\npoke = { node = 1 }\n"));
+    let run = run_scenario(Arc::new(Counter), &poked, 1);
+    let picture = Picture::of(&Counter, &poked, &run.history, &run.outcome, "poked");
+    assert_eq!(picture.lanes.len(), 2);
+    assert_eq!(picture.lanes[0].lives.len(), 1);
+    assert!(picture.lanes[0].lives[0].crashed_us.is_some(), "node 0's crash ends its life");
+    assert_eq!(picture.steps.iter().filter_map(|s| s.index).collect::<Vec<_>>(), [0, 1, 2]);
+    let kinds: std::collections::BTreeSet<&str> = picture.dots.iter().map(|d| d.mark.kind.as_str()).collect();
+    assert!(kinds.contains("invoke") && kinds.contains("complete") && kinds.contains("assert"), "{kinds:?}");
+    assert!(picture.dots.iter().all(|d| d.mark.key.is_none()) && picture.arrows.is_empty(), "nothing is joined");
+    let violation = picture.violation.expect("the run failed");
+    assert_eq!((violation.code.as_str(), violation.node), ("assert", Some(1)));
+    let named = &picture.dots[violation.dots[0]];
+    assert_eq!((named.mark.kind.as_str(), named.mark.label.as_str()), ("assert", "poked"));
+    assert_eq!(named.mark.problem.as_deref(), Some("assertion failed"));
+    assert!(picture.verdict.starts_with("FAIL assert"), "{}", picture.verdict);
+}

@@ -122,7 +122,7 @@ fn a_missing_delivery_after_a_restart_is_marked() {
 }
 
 #[test]
-fn rebinds_and_a_system_that_says_nothing_get_lanes_steps_and_dots() {
+fn a_kv_rebind_is_marked_and_writes_join_the_replicas_that_stored_them() {
     let Some(chromium) = chromium() else { return };
     let dir = scratch("picture-rebind");
     let page = dir.join("rebind.html");
@@ -132,6 +132,7 @@ fn rebinds_and_a_system_that_says_nothing_get_lanes_steps_and_dots() {
     let dom = dom(chromium, &page, &dir);
     assert!(dom.contains("class=\"rebind\""), "the rebind is marked on its lane");
     assert!(count(&dom, "steps") >= 1 && count(&dom, "dots") >= 1);
+    assert!(count(&dom, "arrows") >= 1 && dom.contains("data-kind=\"write\"") && dom.contains("data-kind=\"store\""));
     assert_eq!(between(&dom, "data-violation=\"", "\""), "");
 }
 

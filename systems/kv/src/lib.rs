@@ -97,7 +97,8 @@ use std::net::SocketAddr;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
-use tandem::history::{Event, History};
+use tandem::history::{Event, EventKind, History, OpResult};
+use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{Action, NodeIdx, Scenario, True};
 use tandem::system::{Capabilities, Invocation, NodeContext, Operation, PlantedBug, System};
@@ -336,6 +337,38 @@ impl System for Kv {
 
     fn fold(&self, state: &mut KvState, event: &Event<Self>) {
         state.fold(event)
+    }
+
+    /// Writes joined to the replicas that stored them (by key and version),
+    /// and reads with what they returned.
+    fn mark(&self, history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
+        match &event.event {
+            EventKind::Complete { id, result: OpResult::Ok(output) } => match (history.invocation(*id)?, output) {
+                (KvOp::Put { key, value, .. }, KvOutput::Written { version: Some(v) }) => {
+                    Some(Mark::new("write", format!("put {key}={value}")).cause(format!("{key}@{v}")))
+                }
+                (KvOp::Delete { key, .. }, KvOutput::Written { version }) => {
+                    let mark = Mark::new("write", format!("delete {key}"));
+                    Some(match version {
+                        Some(v) => mark.cause(format!("{key}@{v}")),
+                        None => mark,
+                    })
+                }
+                (KvOp::Get { key, .. }, KvOutput::Read { value }) => {
+                    Some(Mark::new("read", format!("get {key} -> {}", value.as_deref().unwrap_or("nothing"))))
+                }
+                _ => None,
+            },
+            EventKind::Observe(KvObservation::Stored { key, value, version }) => {
+                let mark = Mark::new("store", format!("{key}={}", value.as_deref().unwrap_or("(deleted)")));
+                // A replica's copy of another node's write; the writer's own store is its write.
+                Some(match version {
+                    Some(v) if Some(v.node) != event.node => mark.effect(format!("{key}@{v}")),
+                    _ => mark,
+                })
+            }
+            _ => None,
+        }
     }
 
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &KvCondition) -> Result<(), String> {
