@@ -11,7 +11,7 @@ use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
 use tandem::system::{Capabilities, PlantedBug, System};
 
-use crate::explore::runner::{CaseRun, Plan};
+use crate::explore::runner::{CaseRun, Exploration, Plan};
 use crate::explore::shrink::Shrunk;
 use crate::run::run_scenario;
 
@@ -67,7 +67,7 @@ pub trait Bundle: Send + Sync {
     /// Runs `scenario` in the simulation with `seed`; `trace` keeps the history as JSON lines.
     fn simulate(&self, scenario: &Scenario, seed: u64, trace: bool) -> Finished;
     /// Runs an exploration's cases (see [`runner::explore`](crate::explore::runner::explore)).
-    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun>;
+    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
@@ -101,7 +101,7 @@ impl<S: System> Bundle for S {
         Finished { seed, digest: run.digest(), outcome: run.outcome, trace }
     }
 
-    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun> {
+    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration {
         crate::explore::runner::explore(&Arc::new(self.clone()), plan, done)
     }
 

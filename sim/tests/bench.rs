@@ -19,6 +19,7 @@ const FIGURES: &[&str] = &[
     "sim.faults16.cluster_wall",
     "explore.jobs1.cases_per_s",
     "explore.jobs2.cases_per_s",
+    "explore.guided.jobs1.cases_per_s",
     "quic.64b.msgs",
     "quic.64b.mbps",
     "quic.1k.msgs",
