@@ -1,5 +1,6 @@
 //! `tandem run` and `tandem replay`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,6 +107,7 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {msg}").expect("valid template"));
     let mut sink = args.trace.clone().map(|path| TraceSink { path, text: String::new(), runs: 0 });
     let mut exit = Exit::Pass;
+    let mut goals: BTreeMap<String, bool> = BTreeMap::new();
     for loaded in &scenarios {
         let (file, scenario) = (&loaded.file, &loaded.scenario);
         let first = args.seed.unwrap_or(scenario.seed);
@@ -117,6 +119,9 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
                 // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
                 let run = loaded.system.simulate(scenario, seed, sink.is_some());
+                for goal in &run.outcome.coverage {
+                    *goals.entry(goal.goal.clone()).or_default() |= goal.hit;
+                }
                 let mut report = RunReport::new(scenario, seed, &run.outcome, run.digest, started.elapsed());
                 if let Some(sink) = sink.as_mut() {
                     sink.add(&scenario.name, seed, &run, total);
@@ -136,6 +141,10 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
         }
     }
     bar.finish_and_clear();
+    let missed: Vec<&str> = goals.iter().filter(|(_, hit)| !**hit).map(|(goal, _)| goal.as_str()).collect();
+    if !args.json && !missed.is_empty() {
+        eprintln!("missed (no run reached these coverage goals): {}", missed.join("; "));
+    }
     if let Some(Err(error)) = sink.map(|s| s.write()) {
         eprintln!("{error}");
         return Exit::Usage;
@@ -173,6 +182,7 @@ fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
         failure: Some(format!("determinism check could not run: {error}")),
         reproduce: None,
         missed: Vec::new(),
+        signature: 0,
     }
 }
 
