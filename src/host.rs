@@ -149,6 +149,10 @@ pub struct Boot {
     pub rng_seed: u64,
     /// The planted bug of the run.
     pub mutation: Option<&'static str>,
+    /// The run seed that decides the node's [`buggify!`](crate::buggify)
+    /// points: set by the simulation only, so they never fire on a real
+    /// network.
+    pub buggify: Option<u64>,
 }
 
 impl Boot {
@@ -170,6 +174,7 @@ impl Boot {
             seeds: seeds.to_vec(),
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
             mutation,
+            buggify: None,
         }
     }
 }
@@ -203,7 +208,10 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         rng_seed: boot.rng_seed,
         transport,
         observer: recorder.observer(node),
-        probe: recorder.probe(node),
+        probe: match boot.buggify {
+            Some(run) => recorder.probe(node).with_buggify(run, derive_seed(run, node, boot.incarnation, 2)),
+            None => recorder.probe(node),
+        },
         mutation: boot.mutation,
     };
     let system = recorder.system().clone();

@@ -20,8 +20,9 @@ use tandem_sim::run_scenario;
 mod ping;
 use ping::Echo;
 
-/// A node that counts: `bump` adds one (refused past 3), `hang` never
-/// answers, `poke` reaches code that must be unreachable.
+/// A node that counts: `bump` adds one (refused past 3), `flaky` is a bump
+/// that a buggify point may refuse, `hang` never answers, `poke` reaches
+/// code that must be unreachable.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter;
 
@@ -29,6 +30,7 @@ struct Counter;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum CounterOp {
     Bump { node: NodeIdx },
+    Flaky { node: NodeIdx },
     Hang { node: NodeIdx },
     Poke { node: NodeIdx },
 }
@@ -36,12 +38,16 @@ enum CounterOp {
 impl Operation for CounterOp {
     fn node(&self) -> NodeIdx {
         match self {
-            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => *node,
+            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
+                *node
+            }
         }
     }
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         match self {
-            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => vec![node],
+            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
+                vec![node]
+            }
         }
     }
 }
@@ -100,8 +106,9 @@ impl System for Counter {
 
     async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, String> {
         match op {
-            CounterOp::Bump { .. } if node.count >= 3 => Err("full".into()),
-            CounterOp::Bump { .. } => {
+            CounterOp::Flaky { .. } if tandem::buggify!(node.probe) => Err("buggified".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= 3 => Err("full".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } => {
                 node.count += if node.buggy { 2 } else { 1 };
                 tandem::always!(node.probe, node.count <= 3, "at most three bumps");
                 tandem::sometimes!(node.probe, node.count == 2, "two bumps");
@@ -196,6 +203,19 @@ fn operations_conditions_and_coverage() {
 }
 
 #[test]
+fn buggify_points_fire_in_the_simulation_as_the_run_seed_decides() {
+    let s = scenario(&Counter, &"[[step]]\nflaky = { node = 0 }\n".repeat(20));
+    let refused = |seed: u64| {
+        let run = run_scenario(Arc::new(Counter), &s, seed);
+        let buggified = |e: &&Event<Counter>| matches!(&e.event, EventKind::Complete { result: OpResult::Failed(why), .. } if why == "buggified");
+        run.history.events().iter().filter(buggified).count()
+    };
+    let counts: Vec<usize> = (0..16).map(refused).collect();
+    assert!(counts.contains(&0) && counts.iter().any(|&c| c > 0), "some runs enable the point, others not: {counts:?}");
+    assert_eq!(counts, (0..16).map(refused).collect::<Vec<_>>(), "the seed decides");
+}
+
+#[test]
 fn in_node_assertions_and_properties_fail_the_run() {
     let poked = scenario(&Counter, &(bumps(1, 1) + "[[step]]\npoke = { node = 1 }\n"));
     let failure = run_scenario(Arc::new(Counter), &poked, 1).outcome.failure.unwrap();
@@ -258,7 +278,7 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     assert!(e.starts_with("bad.toml:3:1: system `counter` cannot rebind"), "{e}");
     let e = error("nodes = 2\n[[step]]\nping = { from = 0, to = 1 }\n");
     assert!(e.starts_with("bad.toml:3:1: unknown action `ping`, expected one of partition, heal"), "{e}");
-    assert!(e.ends_with("or an operation of system `counter`: bump, hang, poke"), "{e}");
+    assert!(e.ends_with("or an operation of system `counter`: bump, flaky, hang, poke"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = 1, extra = 2 }\n");
     assert!(e.starts_with("bad.toml:3:20: unexpected keys in table: extra"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = \"one\" }\n");

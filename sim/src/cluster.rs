@@ -302,7 +302,8 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
     let (boot, transport, commands) = {
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
-        let boot = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation));
+        // Buggify points fire in the simulation only.
+        let boot = Boot { buggify: Some(o.seed), ..recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation)) };
         let transport = SimTransport::new(
             s.ips[node as usize],
             Framing::new(DEFAULT_MAX_FRAME),
