@@ -3,6 +3,7 @@
 //! tokio runtime) and which transport it gets; this module boots the node,
 //! records what happens to it, and carries out the runner's commands.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::history::{EventKind, History, OpResult};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
-use crate::system::{Invocation, NodeContext, Observer, System};
+use crate::system::{Invocation, Knobs, NodeContext, Observer, System};
 use crate::transport::Transport;
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -153,6 +154,8 @@ pub struct Boot {
     /// points: set by the simulation only, so they never fire on a real
     /// network.
     pub buggify: Option<u64>,
+    /// The run's knob values (see [`Knobs`]).
+    pub knobs: BTreeMap<String, i64>,
 }
 
 impl Boot {
@@ -175,6 +178,7 @@ impl Boot {
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
             mutation,
             buggify: None,
+            knobs: BTreeMap::new(),
         }
     }
 }
@@ -213,6 +217,7 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
             None => recorder.probe(node),
         },
         mutation: boot.mutation,
+        knobs: Knobs::new(boot.knobs.clone()),
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });

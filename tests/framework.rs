@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{Event, EventKind, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, Operation, PlantedBug, System};
+use tandem::system::{Invocation, Knob, NodeContext, Operation, PlantedBug, System};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::run_scenario;
 
@@ -20,7 +20,10 @@ use tandem_sim::run_scenario;
 mod ping;
 use ping::Echo;
 
-/// A node that counts: `bump` adds one (refused past 3), `flaky` is a bump
+/// How many bumps a counter takes: a knob.
+const LIMIT: Knob = Knob { name: "limit", description: "bumps a node takes", default: 3, min: 1, max: 10 };
+
+/// A node that counts: `bump` adds one (refused past 3, the `limit` knob), `flaky` is a bump
 /// that a buggify point may refuse, `hang` never answers, `poke` reaches
 /// code that must be unreachable.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,6 +64,7 @@ enum CounterCondition {
 struct CounterNode {
     addr: SocketAddr,
     count: u64,
+    limit: u64,
     probe: tandem::probe::Probe,
     buggy: bool,
     _listener: Box<dyn std::any::Any + Send>,
@@ -86,6 +90,10 @@ impl System for Counter {
         ]
     }
 
+    fn knobs(&self) -> Vec<Knob> {
+        vec![LIMIT]
+    }
+
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<CounterNode, String> {
         if ctx.mutation == Some("no-start") {
             return Err("refuses to start".into());
@@ -94,6 +102,7 @@ impl System for Counter {
         Ok(CounterNode {
             addr: listener.local_addr(),
             count: 0,
+            limit: ctx.knobs.value(&LIMIT) as u64,
             probe: ctx.probe,
             buggy: ctx.mutation == Some("count-twice"),
             _listener: Box::new(listener),
@@ -107,10 +116,10 @@ impl System for Counter {
     async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, String> {
         match op {
             CounterOp::Flaky { .. } if tandem::buggify!(node.probe) => Err("buggified".into()),
-            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= 3 => Err("full".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= node.limit => Err("full".into()),
             CounterOp::Bump { .. } | CounterOp::Flaky { .. } => {
                 node.count += if node.buggy { 2 } else { 1 };
-                tandem::always!(node.probe, node.count <= 3, "at most three bumps");
+                tandem::always!(node.probe, node.count <= node.limit, "at most limit bumps");
                 tandem::sometimes!(node.probe, node.count == 2, "two bumps");
                 tandem::reachable!(node.probe, "bumped");
                 Ok(node.count)
@@ -213,6 +222,22 @@ fn buggify_points_fire_in_the_simulation_as_the_run_seed_decides() {
     let counts: Vec<usize> = (0..16).map(refused).collect();
     assert!(counts.contains(&0) && counts.iter().any(|&c| c > 0), "some runs enable the point, others not: {counts:?}");
     assert_eq!(counts, (0..16).map(refused).collect::<Vec<_>>(), "the seed decides");
+}
+
+#[test]
+fn knobs_are_set_by_the_scenario_checked_and_written_back() {
+    let s = scenario(&Counter, &format!("[knobs]\nlimit = 5\n{}[[step]]\nexpect = {{ node = 0, count = 5 }}\n", bumps(0, 6)));
+    assert_eq!(s.knobs, [("limit".to_string(), 5)].into());
+    assert!(run_scenario(Arc::new(Counter), &s, 1).outcome.passed(), "the node takes five bumps");
+    assert_eq!(Scenario::parse(&s.to_toml(), "test.toml", &Counter).unwrap(), s);
+    let default = scenario(&Counter, &bumps(0, 1));
+    assert!(default.knobs.is_empty() && !default.to_toml().contains("[knobs]"), "no table when nothing is set");
+    let error = |knobs: &str| {
+        let text = format!("nodes = 2\n[knobs]\n{knobs}\n");
+        Scenario::parse(&text, "bad.toml", &Counter).unwrap_err().to_string()
+    };
+    assert_eq!(error("limit = 11"), "bad.toml:3:9: knob `limit` is 11, expected 1..=10");
+    assert_eq!(error("nope = 1"), "bad.toml:3:8: unknown knob `nope` of system `counter`, expected one of: limit");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use tandem::execute::Outcome;
 use tandem::history::Digest;
 use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
-use tandem::system::{Capabilities, PlantedBug, System};
+use tandem::system::{Capabilities, Knob, PlantedBug, System};
 
 use crate::explore::runner::{CaseRun, Exploration, Plan};
 use crate::explore::shrink::Shrunk;
@@ -56,6 +56,8 @@ pub struct SystemInfo {
     pub properties: Vec<PropertyInfo>,
     /// Its planted bugs.
     pub planted_bugs: Vec<PlantedBug>,
+    /// Its knobs.
+    pub knobs: Vec<Knob>,
 }
 
 /// A system the `tandem` command can run, type-erased.
@@ -92,6 +94,7 @@ impl<S: System> Bundle for S {
             capabilities: self.capabilities(),
             properties,
             planted_bugs: self.planted_bugs(),
+            knobs: self.knobs(),
         }
     }
 
