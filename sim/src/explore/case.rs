@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
-use super::guide::Guide;
+use super::guide::{Entry, Guide};
 use super::mutate::{apply, draw, Mutation};
 use super::rules::fair;
 use super::strategy::{scenario, Space};
@@ -60,15 +60,15 @@ impl Case {
 
     /// Draws case `index` as `guide` says: with [`Guide::Coverage`] and a
     /// non-empty `corpus` (cases of lower index), half the time a mutant of
-    /// one of them (1 to 3 mutations), else the fresh case
-    /// [`generate`](Case::generate) draws.
+    /// one of them (1 to 3 mutations; a parent is picked in proportion to
+    /// its gain), else the fresh case [`generate`](Case::generate) draws.
     pub fn guided<S: System>(
         system: &Arc<S>,
         space: &Space,
         seed: u64,
         index: u64,
         guide: Guide,
-        corpus: &[Case],
+        corpus: &[Entry],
     ) -> Case {
         if guide == Guide::Swarm || corpus.is_empty() {
             return Case::generate(system, space, seed, index);
@@ -78,7 +78,7 @@ impl Case {
             return Case::generate(system, space, seed, index);
         }
         for _ in 0..MUTATION_ATTEMPTS {
-            let parent = &corpus[draw(&mut runner, 0..corpus.len())];
+            let parent = pick(corpus, draw(&mut runner, 0..corpus.iter().map(|e| e.gain).sum::<u64>()));
             let count = draw(&mut runner, 1..=3usize);
             let mut mutant = parent.scenario.clone();
             let mut mutations = Vec::new();
@@ -109,6 +109,18 @@ impl Case {
     pub fn sim_seed(&self) -> u64 {
         self.scenario.seed
     }
+}
+
+/// The case of the corpus entry at `point` of the entries' gains laid end
+/// to end (`point` < their sum).
+fn pick(corpus: &[Entry], mut point: u64) -> &Case {
+    for entry in corpus {
+        if point < entry.gain {
+            return &entry.case;
+        }
+        point -= entry.gain;
+    }
+    unreachable!("the point lies within the sum of the gains")
 }
 
 /// The independent random streams of a case.
@@ -167,7 +179,8 @@ mod tests {
     #[test]
     fn guided_cases_mutate_the_corpus_purely_and_stay_valid() {
         let (space, echo) = (Space::default(), Arc::new(crate::explore::testing::Echo));
-        let corpus: Vec<Case> = (0..8).map(|index| Case::generate(&echo, &space, 4, index)).collect();
+        let corpus: Vec<Entry> =
+            (0..8).map(|index| Entry { case: Case::generate(&echo, &space, 4, index), gain: index + 1 }).collect();
         let mut used = std::collections::BTreeSet::new();
         for index in 64..160 {
             let case = Case::guided(&echo, &space, 4, index, Guide::Coverage, &corpus);

@@ -63,6 +63,18 @@ pub struct Growth {
     pub signature: usize,
 }
 
+/// A corpus case, and how much it was the first to reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The case.
+    pub case: Case,
+    /// The signature hashes it reached first, plus [`GOAL_GAIN`] per goal.
+    pub gain: u64,
+}
+
+/// What reaching a coverage goal first counts for in an [`Entry`]'s gain.
+pub const GOAL_GAIN: u64 = 100;
+
 /// What the cases so far reached, taken in index order.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -71,7 +83,7 @@ pub struct Progress {
     /// The union of the cases' signatures.
     pub signature: BTreeSet<u64>,
     /// The cases that reached something new, in index order.
-    pub corpus: Vec<Case>,
+    pub corpus: Vec<Entry>,
     /// The coverage after 1, 2, 4, 8, ... cases, and after the last.
     pub growth: Vec<Growth>,
     /// How many cases were taken.
@@ -84,17 +96,20 @@ impl Progress {
     /// Takes the next case in index order; whether it reached something new
     /// (a goal no earlier case reached, or a signature hash none saw).
     pub fn take(&mut self, run: &CaseRun) -> bool {
-        let mut new = false;
+        let mut gain = 0;
         for goal in &run.coverage {
             let hit = self.goals.entry(goal.goal.clone()).or_insert(false);
-            new |= goal.hit && !*hit;
+            if goal.hit && !*hit {
+                gain += GOAL_GAIN;
+            }
             *hit |= goal.hit;
         }
         let before = self.signature.len();
         self.signature.extend(run.signature.iter().copied());
-        new |= self.signature.len() > before;
+        gain += (self.signature.len() - before) as u64;
+        let new = gain > 0;
         if new {
-            self.corpus.push(run.case.clone());
+            self.corpus.push(Entry { case: run.case.clone(), gain });
             self.streak = 0;
         } else {
             self.streak += 1;
