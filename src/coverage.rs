@@ -33,13 +33,16 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
     let mut label = Vec::new();
     let mut signature = Signature::new();
     for event in history.events() {
-        faults.update(scenario, &event.node, &event.event);
+        faults.update(scenario, event.node, &event.event);
         let Some(node) = event.node else { continue };
         label.clear();
         kind_label(&event.event, &mut label);
         let kind = xxh3_64(&label);
         let before = previous.insert(node, kind).unwrap_or(0);
-        let pair = [&before.to_le_bytes()[..], &kind.to_le_bytes(), &[faults.active()]].concat();
+        let mut pair = [0u8; 17];
+        pair[..8].copy_from_slice(&before.to_le_bytes());
+        pair[8..16].copy_from_slice(&kind.to_le_bytes());
+        pair[16] = faults.active();
         signature.insert(xxh3_64(&pair));
     }
     signature
@@ -278,7 +281,7 @@ impl Faults {
     }
 
     /// Follows one event of a run of `scenario`.
-    fn update<S: System>(&mut self, scenario: &Scenario, node: &Option<NodeIdx>, event: &EventKind<S>) {
+    fn update<S: System>(&mut self, scenario: &Scenario, node: Option<NodeIdx>, event: &EventKind<S>) {
         match (event, node) {
             (EventKind::Step { index, .. }, _) => {
                 if let Some(step) = scenario.steps.get(*index) {
@@ -290,10 +293,10 @@ impl Faults {
                 set(&mut self.lossy, None, false);
             }
             (EventKind::Crashed, Some(node)) => {
-                self.crashed.insert(*node);
+                self.crashed.insert(node);
             }
             (EventKind::Started { .. }, Some(node)) => {
-                self.crashed.remove(node);
+                self.crashed.remove(&node);
             }
             _ => {}
         }

@@ -225,6 +225,16 @@ fn buggify_points_fire_in_the_simulation_as_the_run_seed_decides() {
 }
 
 #[test]
+fn a_coverage_signature_is_stable_and_sees_the_faults_in_force() {
+    let quiet = scenario(&Counter, &bumps(0, 2));
+    let crashed = scenario(&Counter, &format!("[[step]]\ncrash = {{ node = 1 }}\n{}", bumps(0, 2)));
+    let signature = |s: &Scenario| run_scenario(Arc::new(Counter), s, 1).outcome.signature;
+    assert!(!signature(&quiet).is_empty());
+    assert_eq!(signature(&quiet), signature(&quiet), "the same run, the same signature");
+    assert!(!signature(&crashed).is_subset(&signature(&quiet)), "bumps while a node is down are new");
+}
+
+#[test]
 fn knobs_are_set_by_the_scenario_checked_and_written_back() {
     let s = scenario(&Counter, &format!("[knobs]\nlimit = 5\n{}[[step]]\nexpect = {{ node = 0, count = 5 }}\n", bumps(0, 6)));
     assert_eq!(s.knobs, [("limit".to_string(), 5)].into());
