@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::cluster::Cluster;
+use crate::coverage::{signature, Signature, SETTLE_NOTE};
 use crate::history::{EventKind, History};
 use crate::property::{Coverage, Judge, Violation};
 use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
@@ -19,6 +20,8 @@ pub struct Outcome {
     pub end: Duration,
     /// Which coverage goals the run reached.
     pub coverage: Vec<Coverage>,
+    /// What the history saw (see [`crate::coverage`]).
+    pub signature: Signature,
 }
 
 impl Outcome {
@@ -56,7 +59,8 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
     let end = cluster.now();
     let verdict = failure.as_ref().map_or_else(|| "pass".to_string(), |v| v.to_string());
     cluster.recorder().push_at(end, None, EventKind::Verdict { outcome: verdict });
-    Outcome { failure, end, coverage: judge.coverage() }
+    let signature = cluster.recorder().read(|h| signature(scenario, h));
+    Outcome { failure, end, coverage: judge.coverage(), signature }
 }
 
 struct Run<'a, S: System, C> {
@@ -114,7 +118,7 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
         }
         let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
         self.cluster.run_until(settle_start, |_| false);
-        self.note(None, EventKind::Fault { what: "settle: heal every link, loss 0".into() });
+        self.note(None, EventKind::Fault { what: SETTLE_NOTE.into() });
         self.cluster.heal(None);
         self.cluster.loss(0.0, None);
         self.cluster.run_until(settle_start + scenario.settle, |_| false);

@@ -3,6 +3,7 @@
 //! tokio runtime) and which transport it gets; this module boots the node,
 //! records what happens to it, and carries out the runner's commands.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -13,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::history::{EventKind, History, OpResult};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
-use crate::system::{Invocation, NodeContext, Observer, System};
+use crate::system::{Invocation, Knobs, NodeContext, Observer, System};
 use crate::transport::Transport;
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -149,6 +150,12 @@ pub struct Boot {
     pub rng_seed: u64,
     /// The planted bug of the run.
     pub mutation: Option<&'static str>,
+    /// The run seed that decides the node's [`buggify!`](crate::buggify)
+    /// points: set by the simulation only, so they never fire on a real
+    /// network.
+    pub buggify: Option<u64>,
+    /// The run's knob values (see [`Knobs`]).
+    pub knobs: BTreeMap<String, i64>,
 }
 
 impl Boot {
@@ -170,6 +177,8 @@ impl Boot {
             seeds: seeds.to_vec(),
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
             mutation,
+            buggify: None,
+            knobs: BTreeMap::new(),
         }
     }
 }
@@ -203,8 +212,12 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         rng_seed: boot.rng_seed,
         transport,
         observer: recorder.observer(node),
-        probe: recorder.probe(node),
+        probe: match boot.buggify {
+            Some(run) => recorder.probe(node).with_buggify(run, derive_seed(run, node, boot.incarnation, 2)),
+            None => recorder.probe(node),
+        },
         mutation: boot.mutation,
+        knobs: Knobs::new(boot.knobs.clone()),
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });

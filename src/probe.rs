@@ -8,6 +8,9 @@
 //!   (it held at least once) or missed.
 //! - [`reachable!`](crate::reachable): a coverage goal hit when reached.
 //! - [`assert_unreachable!`](crate::assert_unreachable): reaching it fails the run.
+//! - [`buggify!`](crate::buggify): a deterministic fault-injection point,
+//!   true now and then in the simulation (FoundationDB's BUGGIFY), never
+//!   over a real network.
 //!
 //! ```
 //! use tandem::probe::Probe;
@@ -17,7 +20,7 @@
 //! tandem::sometimes!(probe, acked < sent, "a message is in flight");
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -54,23 +57,70 @@ impl Assertion {
     }
 }
 
-/// A node's handle for assertions. Only the first evaluation of each
-/// (assertion, outcome) pair is recorded, so a hot path costs a set lookup.
+/// A node's handle for assertions and buggify points. Only the first
+/// evaluation of each (assertion, outcome) pair is recorded, so a hot path
+/// costs a set lookup.
 #[derive(Clone)]
 pub struct Probe {
     sink: Option<Arc<dyn Fn(Assertion) + Send + Sync>>,
     seen: Arc<Mutex<BTreeSet<(AssertKind, String, bool)>>>,
+    buggify: Option<Arc<Buggify>>,
+}
+
+/// The buggify decisions of one node incarnation in a simulated run.
+struct Buggify {
+    /// The run's seed: which points are enabled for the whole run.
+    run: u64,
+    /// The node's seed: when an enabled point fires.
+    node: u64,
+    /// How many times each point was evaluated.
+    evaluations: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// One in this many buggify points is enabled in a run, and an enabled
+/// point fires at one in this many evaluations (FoundationDB's odds).
+const BUGGIFY_ODDS: u64 = 4;
+
+/// Whether a hash of `parts` falls in the one-in-[`BUGGIFY_ODDS`] case.
+fn one_in_odds(parts: &[&[u8]]) -> bool {
+    xxhash_rust::xxh3::xxh3_64(&parts.concat()) % BUGGIFY_ODDS == 0
 }
 
 impl Probe {
     /// A probe that records into `sink` (the harness makes these).
     pub fn new(sink: impl Fn(Assertion) + Send + Sync + 'static) -> Probe {
-        Probe { sink: Some(Arc::new(sink)), seen: Arc::default() }
+        Probe { sink: Some(Arc::new(sink)), seen: Arc::default(), buggify: None }
     }
 
     /// A probe that records nothing: a node running outside tandem.
     pub fn disabled() -> Probe {
-        Probe { sink: None, seen: Arc::default() }
+        Probe { sink: None, seen: Arc::default(), buggify: None }
+    }
+
+    /// This probe with its buggify points live, decided by the run's seed
+    /// `run` and the node incarnation's seed `node`. Only the simulation
+    /// makes these; without it [`buggify`](Probe::buggify) is always false.
+    pub fn with_buggify(self, run: u64, node: u64) -> Probe {
+        Probe { buggify: Some(Arc::new(Buggify { run, node, evaluations: Mutex::default() })), ..self }
+    }
+
+    /// Whether the buggify point `site` fires at this evaluation: never
+    /// outside the simulation; else the point is enabled for the whole run
+    /// with odds 1 in 4 (from the run's seed), and an enabled point fires at
+    /// 1 in 4 of its evaluations (from the node's seed and how many times
+    /// it was evaluated). Use the [`buggify!`](crate::buggify) macro.
+    pub fn buggify(&self, site: &'static str) -> bool {
+        let Some(b) = &self.buggify else { return false };
+        if !one_in_odds(&[&b.run.to_le_bytes(), site.as_bytes()]) {
+            return false;
+        }
+        let evaluation = {
+            let mut evaluations = b.evaluations.lock().expect("probe lock");
+            let count = evaluations.entry(site).or_insert(0);
+            *count += 1;
+            *count
+        };
+        one_in_odds(&[&b.node.to_le_bytes(), &evaluation.to_le_bytes(), site.as_bytes()])
     }
 
     /// Records an evaluation (first time per outcome). Use the macros.
@@ -85,7 +135,7 @@ impl Probe {
 
 impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probe").field("enabled", &self.sink.is_some()).finish()
+        f.debug_struct("Probe").field("enabled", &self.sink.is_some()).field("buggify", &self.buggify.is_some()).finish()
     }
 }
 
@@ -124,6 +174,17 @@ macro_rules! assert_unreachable {
     };
 }
 
+/// A fault-injection point in node code: true now and then in the
+/// simulation, decided by the run's seed (so a reproducer replays it),
+/// never over a real network or outside tandem. `if buggify!(probe) {
+/// /* take the rare path: drop, delay, shrink a buffer */ }`.
+#[macro_export]
+macro_rules! buggify {
+    ($probe:expr) => {
+        $probe.buggify(concat!(file!(), ":", line!(), ":", column!()))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +202,22 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(!got[0].fails() && got[1].fails() && !got[2].fails());
         crate::always!(Probe::disabled(), false, "never recorded");
+    }
+
+    #[test]
+    fn buggify_is_a_pure_function_of_the_seeds_and_never_fires_without_them() {
+        let fired = |probe: &Probe| -> Vec<bool> {
+            (0..200).map(|i| probe.buggify(if i % 2 == 0 { "site a" } else { "site b" })).collect()
+        };
+        assert!(fired(&Probe::disabled()).iter().all(|f| !f));
+        assert!(fired(&Probe::new(|_| {})).iter().all(|f| !f), "a probe outside the simulation never fires");
+        let enabled = (0..64u64).find(|&run| fired(&Probe::disabled().with_buggify(run, 0)).contains(&true)).unwrap();
+        let (one, two) = (Probe::disabled().with_buggify(enabled, 7), Probe::disabled().with_buggify(enabled, 7));
+        let first = fired(&one);
+        assert_eq!(first, fired(&two), "the same seeds, the same decisions");
+        let count = first.iter().filter(|f| **f).count();
+        assert!((5..=60).contains(&count), "an enabled point fires now and then: {count} of 200");
+        let runs_enabled = (0..400u64).filter(|&run| fired(&Probe::disabled().with_buggify(run, 1)).contains(&true)).count();
+        assert!((100..=300).contains(&runs_enabled), "{runs_enabled} of 400 runs enable a point");
     }
 }

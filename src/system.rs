@@ -18,6 +18,7 @@
 //! A complete system, an echo node, is in the guide (`docs/guide.md`) and in
 //! `examples/ping.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -90,6 +91,41 @@ pub struct PlantedBug {
     pub description: &'static str,
 }
 
+/// A tunable of a system (FoundationDB's knobs): an integer setting with a
+/// default and the range a correct node must work with. Exploration draws
+/// knobs per case (usually the default, sometimes an extreme); a scenario
+/// sets them in its `[knobs]` table, so a reproducer replays them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Knob {
+    /// The name used in `[knobs]`.
+    pub name: &'static str,
+    /// What it tunes, and its unit.
+    pub description: &'static str,
+    /// The value when nothing sets it.
+    pub default: i64,
+    /// The smallest value allowed.
+    pub min: i64,
+    /// The largest value allowed.
+    pub max: i64,
+}
+
+/// The knob values of a run: the scenario's `[knobs]`; every other knob
+/// keeps its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Knobs(BTreeMap<String, i64>);
+
+impl Knobs {
+    /// The values set, by knob name.
+    pub fn new(values: BTreeMap<String, i64>) -> Knobs {
+        Knobs(values)
+    }
+
+    /// The value of `knob` in this run.
+    pub fn value(&self, knob: &Knob) -> i64 {
+        self.0.get(knob.name).copied().unwrap_or(knob.default)
+    }
+}
+
 /// Everything a node gets when it starts.
 ///
 /// In the simulation every field is a pure function of the run's seed and
@@ -116,6 +152,8 @@ pub struct NodeContext<S: System, T> {
     pub probe: Probe,
     /// The planted bug the run asks for, one of [`System::planted_bugs`].
     pub mutation: Option<&'static str>,
+    /// The run's values of the system's [knobs](System::knobs).
+    pub knobs: Knobs,
 }
 
 impl<S: System, T> NodeContext<S, T> {
@@ -203,6 +241,12 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// The planted bugs the system can be built with.
     fn planted_bugs(&self) -> Vec<PlantedBug> {
+        Vec::new()
+    }
+
+    /// The system's tunables; a node reads their values in a run from
+    /// [`NodeContext::knobs`].
+    fn knobs(&self) -> Vec<Knob> {
         Vec::new()
     }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{Event, EventKind, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, Operation, PlantedBug, System};
+use tandem::system::{Invocation, Knob, NodeContext, Operation, PlantedBug, System};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::run_scenario;
 
@@ -20,8 +20,12 @@ use tandem_sim::run_scenario;
 mod ping;
 use ping::Echo;
 
-/// A node that counts: `bump` adds one (refused past 3), `hang` never
-/// answers, `poke` reaches code that must be unreachable.
+/// How many bumps a counter takes: a knob.
+const LIMIT: Knob = Knob { name: "limit", description: "bumps a node takes", default: 3, min: 1, max: 10 };
+
+/// A node that counts: `bump` adds one (refused past 3, the `limit` knob), `flaky` is a bump
+/// that a buggify point may refuse, `hang` never answers, `poke` reaches
+/// code that must be unreachable.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter;
 
@@ -29,6 +33,7 @@ struct Counter;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum CounterOp {
     Bump { node: NodeIdx },
+    Flaky { node: NodeIdx },
     Hang { node: NodeIdx },
     Poke { node: NodeIdx },
 }
@@ -36,12 +41,16 @@ enum CounterOp {
 impl Operation for CounterOp {
     fn node(&self) -> NodeIdx {
         match self {
-            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => *node,
+            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
+                *node
+            }
         }
     }
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         match self {
-            CounterOp::Bump { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => vec![node],
+            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
+                vec![node]
+            }
         }
     }
 }
@@ -55,6 +64,7 @@ enum CounterCondition {
 struct CounterNode {
     addr: SocketAddr,
     count: u64,
+    limit: u64,
     probe: tandem::probe::Probe,
     buggy: bool,
     _listener: Box<dyn std::any::Any + Send>,
@@ -80,6 +90,10 @@ impl System for Counter {
         ]
     }
 
+    fn knobs(&self) -> Vec<Knob> {
+        vec![LIMIT]
+    }
+
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<CounterNode, String> {
         if ctx.mutation == Some("no-start") {
             return Err("refuses to start".into());
@@ -88,6 +102,7 @@ impl System for Counter {
         Ok(CounterNode {
             addr: listener.local_addr(),
             count: 0,
+            limit: ctx.knobs.value(&LIMIT) as u64,
             probe: ctx.probe,
             buggy: ctx.mutation == Some("count-twice"),
             _listener: Box::new(listener),
@@ -100,10 +115,11 @@ impl System for Counter {
 
     async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, String> {
         match op {
-            CounterOp::Bump { .. } if node.count >= 3 => Err("full".into()),
-            CounterOp::Bump { .. } => {
+            CounterOp::Flaky { .. } if tandem::buggify!(node.probe) => Err("buggified".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= node.limit => Err("full".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } => {
                 node.count += if node.buggy { 2 } else { 1 };
-                tandem::always!(node.probe, node.count <= 3, "at most three bumps");
+                tandem::always!(node.probe, node.count <= node.limit, "at most limit bumps");
                 tandem::sometimes!(node.probe, node.count == 2, "two bumps");
                 tandem::reachable!(node.probe, "bumped");
                 Ok(node.count)
@@ -196,6 +212,45 @@ fn operations_conditions_and_coverage() {
 }
 
 #[test]
+fn buggify_points_fire_in_the_simulation_as_the_run_seed_decides() {
+    let s = scenario(&Counter, &"[[step]]\nflaky = { node = 0 }\n".repeat(20));
+    let refused = |seed: u64| {
+        let run = run_scenario(Arc::new(Counter), &s, seed);
+        let buggified = |e: &&Event<Counter>| matches!(&e.event, EventKind::Complete { result: OpResult::Failed(why), .. } if why == "buggified");
+        run.history.events().iter().filter(buggified).count()
+    };
+    let counts: Vec<usize> = (0..16).map(refused).collect();
+    assert!(counts.contains(&0) && counts.iter().any(|&c| c > 0), "some runs enable the point, others not: {counts:?}");
+    assert_eq!(counts, (0..16).map(refused).collect::<Vec<_>>(), "the seed decides");
+}
+
+#[test]
+fn a_coverage_signature_is_stable_and_sees_the_faults_in_force() {
+    let quiet = scenario(&Counter, &bumps(0, 2));
+    let crashed = scenario(&Counter, &format!("[[step]]\ncrash = {{ node = 1 }}\n{}", bumps(0, 2)));
+    let signature = |s: &Scenario| run_scenario(Arc::new(Counter), s, 1).outcome.signature;
+    assert!(!signature(&quiet).is_empty());
+    assert_eq!(signature(&quiet), signature(&quiet), "the same run, the same signature");
+    assert!(!signature(&crashed).is_subset(&signature(&quiet)), "bumps while a node is down are new");
+}
+
+#[test]
+fn knobs_are_set_by_the_scenario_checked_and_written_back() {
+    let s = scenario(&Counter, &format!("[knobs]\nlimit = 5\n{}[[step]]\nexpect = {{ node = 0, count = 5 }}\n", bumps(0, 6)));
+    assert_eq!(s.knobs, [("limit".to_string(), 5)].into());
+    assert!(run_scenario(Arc::new(Counter), &s, 1).outcome.passed(), "the node takes five bumps");
+    assert_eq!(Scenario::parse(&s.to_toml(), "test.toml", &Counter).unwrap(), s);
+    let default = scenario(&Counter, &bumps(0, 1));
+    assert!(default.knobs.is_empty() && !default.to_toml().contains("[knobs]"), "no table when nothing is set");
+    let error = |knobs: &str| {
+        let text = format!("nodes = 2\n[knobs]\n{knobs}\n");
+        Scenario::parse(&text, "bad.toml", &Counter).unwrap_err().to_string()
+    };
+    assert_eq!(error("limit = 11"), "bad.toml:3:9: knob `limit` is 11, expected 1..=10");
+    assert_eq!(error("nope = 1"), "bad.toml:3:8: unknown knob `nope` of system `counter`, expected one of: limit");
+}
+
+#[test]
 fn in_node_assertions_and_properties_fail_the_run() {
     let poked = scenario(&Counter, &(bumps(1, 1) + "[[step]]\npoke = { node = 1 }\n"));
     let failure = run_scenario(Arc::new(Counter), &poked, 1).outcome.failure.unwrap();
@@ -258,7 +313,7 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     assert!(e.starts_with("bad.toml:3:1: system `counter` cannot rebind"), "{e}");
     let e = error("nodes = 2\n[[step]]\nping = { from = 0, to = 1 }\n");
     assert!(e.starts_with("bad.toml:3:1: unknown action `ping`, expected one of partition, heal"), "{e}");
-    assert!(e.ends_with("or an operation of system `counter`: bump, hang, poke"), "{e}");
+    assert!(e.ends_with("or an operation of system `counter`: bump, flaky, hang, poke"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = 1, extra = 2 }\n");
     assert!(e.starts_with("bad.toml:3:20: unexpected keys in table: extra"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = \"one\" }\n");

@@ -10,9 +10,9 @@ use tandem::history::Digest;
 use tandem::picture::Picture;
 use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
-use tandem::system::{Capabilities, PlantedBug, System};
+use tandem::system::{Capabilities, Knob, PlantedBug, System};
 
-use crate::explore::runner::{CaseRun, Plan};
+use crate::explore::runner::{CaseRun, Exploration, Plan};
 use crate::explore::shrink::Shrunk;
 use crate::run::run_scenario;
 
@@ -73,6 +73,8 @@ pub struct SystemInfo {
     pub properties: Vec<PropertyInfo>,
     /// Its planted bugs.
     pub planted_bugs: Vec<PlantedBug>,
+    /// Its knobs.
+    pub knobs: Vec<Knob>,
 }
 
 /// A system the `tandem` command can run, type-erased.
@@ -84,7 +86,7 @@ pub trait Bundle: Send + Sync {
     /// Runs `scenario` in the simulation with `seed`, keeping what `keep` asks for.
     fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
     /// Runs an exploration's cases (see [`runner::explore`](crate::explore::runner::explore)).
-    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun>;
+    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
@@ -111,6 +113,7 @@ impl<S: System> Bundle for S {
             capabilities: self.capabilities(),
             properties,
             planted_bugs: self.planted_bugs(),
+            knobs: self.knobs(),
         }
     }
 
@@ -123,7 +126,7 @@ impl<S: System> Bundle for S {
         Finished { seed, digest: run.digest(), outcome: run.outcome, trace, picture }
     }
 
-    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Vec<CaseRun> {
+    fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration {
         crate::explore::runner::explore(&Arc::new(self.clone()), plan, done)
     }
 

@@ -5,7 +5,7 @@
 //! loss table between ticks, so a run is a pure function of the options and
 //! the actions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
@@ -49,6 +49,8 @@ pub struct SimOptions {
     pub model: QuicModel,
     /// The planted bug of every node, one of the system's.
     pub mutation: Option<&'static str>,
+    /// The knob values of every node (the scenario's `[knobs]`).
+    pub knobs: BTreeMap<String, i64>,
 }
 
 impl SimOptions {
@@ -63,6 +65,7 @@ impl SimOptions {
             tick: Duration::from_millis(1),
             model: QuicModel::default(),
             mutation: None,
+            knobs: BTreeMap::new(),
         }
     }
 
@@ -302,7 +305,9 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
     let (boot, transport, commands) = {
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
-        let boot = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation));
+        // Buggify points fire in the simulation only.
+        let next = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation));
+        let boot = Boot { buggify: Some(o.seed), knobs: o.knobs.clone(), ..next };
         let transport = SimTransport::new(
             s.ips[node as usize],
             Framing::new(DEFAULT_MAX_FRAME),

@@ -58,6 +58,9 @@ pub struct RunReport {
     /// `reachable!`) the run never reached.
     #[serde(default)]
     pub missed: Vec<String>,
+    /// The size of the run's coverage signature (see `tandem::coverage`).
+    #[serde(default)]
+    pub signature: usize,
 }
 
 impl RunReport {
@@ -73,6 +76,7 @@ impl RunReport {
             failure: outcome.failure.as_ref().map(|f| f.to_string()),
             reproduce: None,
             missed: outcome.coverage.iter().filter(|c| !c.hit).map(|c| c.goal.clone()).collect(),
+            signature: outcome.signature.len(),
         }
     }
 

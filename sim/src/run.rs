@@ -35,6 +35,7 @@ pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Sim
         latency: (scenario.network.latency.min, scenario.network.latency.max),
         loss: scenario.network.loss,
         mutation: mutation_of(system, scenario),
+        knobs: scenario.knobs.clone(),
         ..SimOptions::new(scenario.nodes, seed)
     }
 }

@@ -19,6 +19,7 @@ const FIGURES: &[&str] = &[
     "sim.faults16.cluster_wall",
     "explore.jobs1.cases_per_s",
     "explore.jobs2.cases_per_s",
+    "explore.guided.jobs1.cases_per_s",
     "quic.64b.msgs",
     "quic.64b.mbps",
     "quic.1k.msgs",
@@ -68,8 +69,8 @@ fn quick_bench_reports_every_figure_as_json() {
     }
 }
 
-/// The quick bug benchmark hunts every planted bug of both bundled systems
-/// and finds each one that needs only one condition.
+/// The quick bug benchmark hunts every planted bug of both bundled systems,
+/// unguided and guided, and finds each one that needs only one condition.
 #[test]
 fn quick_bug_benchmark_hunts_every_planted_bug() {
     let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -87,12 +88,12 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
         ("pubsub", &["no-dedup", "self-delivery", "stale-rebind", "no-retransmit", "forget-on-restart", "rebind-drops-outbox"][..]),
         ("kv", &["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"][..]),
     ] {
-        for bug in bugs {
-            let missed = figure(&format!("bugs.{system}.{bug}.swarm.missed")).expect("a count");
+        for (bug, guide) in bugs.iter().flat_map(|bug| ["swarm", "coverage"].map(|guide| (bug, guide))) {
+            let missed = figure(&format!("bugs.{system}.{bug}.{guide}.missed")).expect("a count");
             if !deep.contains(bug) {
-                assert_eq!(missed, 0.0, "{system} {bug} is found by every quick seed");
-                let steps = figure(&format!("bugs.{system}.{bug}.swarm.shrunk_steps_max")).expect("steps");
-                assert!((1.0..=6.0).contains(&steps), "{system} {bug} shrinks to at most 6 steps: {steps}");
+                assert_eq!(missed, 0.0, "{system} {bug} is found by every quick seed ({guide})");
+                let steps = figure(&format!("bugs.{system}.{bug}.{guide}.shrunk_steps_max")).expect("steps");
+                assert!((1.0..=6.0).contains(&steps), "{system} {bug} shrinks to at most 6 steps ({guide}): {steps}");
             }
         }
     }

@@ -147,3 +147,22 @@ fn confirm_without_msquic_says_how_to_get_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cargo run --release -p tandem-sim --features msquic -- confirm"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_run_reports_its_coverage_signature_and_the_goals_it_missed() {
+    let dir = scratch("coverage");
+    let hot = scenario("hot_reload.toml");
+    let json = |seed: &str| {
+        let out = tandem(&["run", hot.to_str().unwrap(), "--seed", seed, "--json"], &dir);
+        serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).expect("one JSON object")
+    };
+    let (first, again) = (json("7"), json("7"));
+    assert!(first["signature"].as_u64().is_some_and(|n| n > 10), "{first}");
+    assert_eq!(first["signature"], again["signature"], "the same run, the same signature");
+    let text = tandem(&["run", hot.to_str().unwrap(), "--seed", "7"], &dir);
+    let missed = first["missed"].as_array().unwrap();
+    assert!(!missed.is_empty(), "hot_reload reaches no restart goal: {first}");
+    for goal in missed {
+        assert!(stderr(&text).contains(goal.as_str().unwrap()), "{}", stderr(&text));
+    }
+}

@@ -110,22 +110,73 @@ fn cases(args: &[&str], dir: &Path) -> (Vec<String>, serde_json::Value) {
     (lines, summary)
 }
 
+/// The case number of a per-case JSON line.
+fn number(line: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["case"].as_u64().unwrap()
+}
+
 #[test]
 fn threads_and_shards_run_exactly_the_cases_of_one_thread() {
     let dir = scratch("shards");
-    let args = ["--cases", "40", "--seed", "3"];
+    let args = ["--cases", "40", "--seed", "3", "--guide", "swarm"];
     let (all, summary) = cases(&args, &dir);
-    assert_eq!(summary, serde_json::json!({ "result": "OK", "cases": 40, "seed": 3 }));
+    assert_eq!((&summary["result"], &summary["cases"], &summary["seed"]), (&"OK".into(), &40.into(), &3.into()));
     assert_eq!(all.len(), 40);
     assert_eq!(cases(&[&args[..], &["--jobs", "2"]].concat(), &dir).0, all, "--jobs 2 runs the same cases");
     let (first, s1) = cases(&[&args[..], &["--shard", "1/2"]].concat(), &dir);
     let (second, s2) = cases(&[&args[..], &["--shard", "2/2", "--jobs", "2"]].concat(), &dir);
     assert_eq!((s1["cases"].as_u64(), s2["cases"].as_u64()), (Some(20), Some(20)));
-    let number = |line: &String| serde_json::from_str::<serde_json::Value>(line).unwrap()["case"].as_u64().unwrap();
     assert!(first.iter().all(|l| number(l) % 2 == 1), "shard 1/2 runs cases 1, 3, 5, ...");
     let mut both = [first, second].concat();
-    both.sort_by_key(number);
+    both.sort_by_key(|line| number(line));
     assert_eq!(both, all, "the shards together run exactly the cases of the whole run, digests included");
+}
+
+/// A short guided exploration: 80 small cases, so the second generation
+/// (cases 65 to 80) mutates the corpus of the first.
+const GUIDED: [&str; 10] =
+    ["--cases", "80", "--seed", "3", "--nodes", "2..3", "--duration", "7s", "--guide", "coverage"];
+
+#[test]
+fn guided_exploration_is_the_same_on_threads_and_shards() {
+    let dir = scratch("guided");
+    let (all, summary) = cases(&GUIDED, &dir);
+    assert_eq!(all.len(), 80);
+    assert!(all[..64].iter().all(|l| l.contains(r#""origin":"fresh""#)), "the first generation has no corpus");
+    assert!(all[64..].iter().any(|l| l.contains(r#""parent""#)), "the second mutates corpus cases");
+    assert_eq!(summary["guide"], "coverage");
+    let growth = summary["growth"].as_array().unwrap();
+    assert_eq!(growth.last().unwrap()["cases"], 80);
+    assert_eq!(growth.last().unwrap()["signature"], summary["signature"]);
+    assert!(growth.windows(2).all(|w| w[0]["signature"].as_u64() <= w[1]["signature"].as_u64()));
+    assert_eq!(cases(&[&GUIDED[..], &["--jobs", "2"]].concat(), &dir), (all.clone(), summary.clone()), "--jobs 2");
+    let (first, s1) = cases(&[&GUIDED[..], &["--shard", "1/2"]].concat(), &dir);
+    let (second, s2) = cases(&[&GUIDED[..], &["--shard", "2/2", "--jobs", "2"]].concat(), &dir);
+    for shard in [&s1, &s2] {
+        assert_eq!(shard["cases"], 40);
+        assert_eq!(shard["growth"], summary["growth"], "a guided shard follows every case's coverage");
+    }
+    let mut both = [first, second].concat();
+    both.sort_by_key(|line| number(line));
+    assert_eq!(both, all, "the shards together run exactly the cases of the whole run, mutants included");
+}
+
+#[test]
+fn until_stable_stops_after_n_cases_in_a_row_reached_nothing_new() {
+    let dir = scratch("stable");
+    let args = [&GUIDED[..], &["--until-stable", "2"]].concat();
+    let (runs, summary) = cases(&args, &dir);
+    assert_eq!(summary["stable"], true);
+    assert!(runs.len() < 80, "{} cases", runs.len());
+    let new = |line: &String| serde_json::from_str::<serde_json::Value>(line).unwrap()["new"] == true;
+    let streak = runs.iter().rev().take_while(|l| !new(l)).count();
+    assert_eq!(streak, 2, "it stops at the first run of 2 cases that reached nothing new");
+    assert!(runs.windows(2).filter(|w| w.iter().all(|l| !new(l))).count() == 1);
+    assert_eq!(
+        cases(&[&args[..], &["--jobs", "2"]].concat(), &dir),
+        (runs, summary),
+        "--jobs 2 stops at the same case"
+    );
 }
 
 #[test]
@@ -139,6 +190,8 @@ fn bad_arguments_exit_2_before_running() {
         &["--nodes", "0..3"],
         &["--duration", "2s"],
         &["--cases", "0"],
+        &["--guide", "random"],
+        &["--until-stable", "0"],
     ] {
         let out = tandem(&[&["explore"], args].concat(), &dir);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

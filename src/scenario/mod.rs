@@ -6,6 +6,7 @@
 //! is checked with [`Scenario::validate`] (the parser applies the same rules)
 //! and written back with [`Scenario::to_toml`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub struct Scenario {
     pub expects: Vec<Condition>,
     /// The planted bug a reproducer was found with (one of the system's).
     pub mutation: Option<String>,
+    /// The `[knobs]` table: values of the system's knobs, by name; the
+    /// others keep their defaults.
+    pub knobs: BTreeMap<String, i64>,
     /// The system it runs (`system = "NAME"`); `None` for the default one.
     pub system: Option<String>,
 }
@@ -252,6 +256,7 @@ impl Scenario {
             steps: Vec::new(),
             expects: Vec::new(),
             mutation: None,
+            knobs: BTreeMap::new(),
             system: None,
         }
     }

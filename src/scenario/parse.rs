@@ -6,7 +6,7 @@
 //! converting to the model, which records where every field was written;
 //! the semantic rules of [`validate`] are then reported at those places.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -91,6 +91,8 @@ struct RawScenario {
     mutation: Option<Spanned<String>>,
     system: Option<Spanned<String>>,
     network: Option<RawNetwork>,
+    #[serde(default)]
+    knobs: BTreeMap<String, Spanned<i64>>,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
     #[serde(default)]
@@ -382,6 +384,7 @@ impl Converter<'_> {
                 .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition, self.syntax)?))
                 .collect::<Result<_, _>>()?,
             mutation: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
+            knobs: raw.knobs.iter().enumerate().map(|(i, (name, value))| (name.clone(), self.value(Loc::Knob(i), value))).collect(),
             system: raw.system.map(|s| s.into_inner()),
         })
     }

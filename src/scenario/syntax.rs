@@ -5,7 +5,7 @@
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::{Call, NodeIdx};
-use crate::system::{Capabilities, Operation, PlantedBug, System};
+use crate::system::{Capabilities, Knob, Operation, PlantedBug, System};
 
 /// A system's scenario vocabulary, type-erased for the parser and the CLI.
 pub trait Syntax {
@@ -19,6 +19,8 @@ pub trait Syntax {
     fn abilities(&self) -> Capabilities;
     /// Its planted bugs.
     fn bugs(&self) -> Vec<PlantedBug>;
+    /// Its knobs.
+    fn tunables(&self) -> Vec<Knob>;
     /// Parses an operation from `source` (`key = value`, TOML), checks its
     /// node indices against `nodes` and its own rules. An error carries the
     /// byte range in `source` when it has one.
@@ -46,6 +48,10 @@ impl<S: System> Syntax for S {
 
     fn bugs(&self) -> Vec<PlantedBug> {
         self.planted_bugs()
+    }
+
+    fn tunables(&self) -> Vec<Knob> {
+        self.knobs()
     }
 
     fn check_op(&self, source: &str, nodes: u32) -> Result<Call, (Option<std::ops::Range<usize>>, String)> {

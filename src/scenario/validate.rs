@@ -25,6 +25,8 @@ pub(crate) enum Loc {
     NetworkLoss,
     /// `mutation`.
     Mutation,
+    /// The `i`th entry of `[knobs]`, in name order.
+    Knob(usize),
     /// A field of the action of `step[i]`.
     Step(usize, Field),
     /// A field of the end check `expect[i]`.
@@ -97,6 +99,25 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// `name = value` in `[knobs]`: a knob of the system, within its range.
+    fn knob(&self, i: usize, name: &str, value: i64) -> Result<(), Violation> {
+        let knobs = self.syntax.tunables();
+        let Some(knob) = knobs.iter().find(|k| k.name == name) else {
+            let names: Vec<&str> = knobs.iter().map(|k| k.name).collect();
+            return Err(Violation {
+                loc: Loc::Knob(i),
+                message: format!(
+                    "unknown knob `{name}` of system `{}`, expected one of: {}",
+                    self.syntax.system(),
+                    if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                ),
+            });
+        };
+        ensure((knob.min..=knob.max).contains(&value), Loc::Knob(i), || {
+            format!("knob `{name}` is {value}, expected {}..={}", knob.min, knob.max)
+        })
+    }
+
     fn scenario(&self, s: &Scenario) -> Result<(), Violation> {
         ensure((1..=MAX_NODES).contains(&s.nodes), Loc::Nodes, || {
             format!(
@@ -130,6 +151,9 @@ impl Checker<'_> {
                     if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
                 )
             })?;
+        }
+        for (i, (name, &value)) in s.knobs.iter().enumerate() {
+            self.knob(i, name, value)?;
         }
         range(Loc::NetworkLatency, &s.network.latency)?;
         probability(Loc::NetworkLoss, s.network.loss)?;
@@ -302,6 +326,7 @@ impl fmt::Display for Loc {
             Loc::NetworkLatency => f.write_str("network.latency"),
             Loc::NetworkLoss => f.write_str("network.loss"),
             Loc::Mutation => f.write_str("mutation"),
+            Loc::Knob(i) => write!(f, "knobs[{i}]"),
             Loc::Step(i, field) => write!(f, "step[{i}].{field}"),
             Loc::Expect(i, field) => write!(f, "expect[{i}].{field}"),
         }

@@ -34,6 +34,12 @@ impl fmt::Display for Toml<'_> {
         writeln!(f, "\n[network]")?;
         writeln!(f, "latency = {}", string(&s.network.latency.to_string()))?;
         writeln!(f, "loss = {}", float(s.network.loss))?;
+        if !s.knobs.is_empty() {
+            writeln!(f, "\n[knobs]")?;
+            for (name, value) in &s.knobs {
+                writeln!(f, "{name} = {value}")?;
+            }
+        }
         for step in &s.steps {
             writeln!(f, "\n[[step]]")?;
             match step.timing {

@@ -9,6 +9,7 @@
 //! Real runs use wall-clock time (this module never runs under simulation)
 //! and make no determinism promise; their histories have the same events.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +59,8 @@ pub struct RealOptions {
     pub seed: u64,
     /// The planted bug of every node, one of the system's.
     pub mutation: Option<&'static str>,
+    /// The knob values of every node (the scenario's `[knobs]`).
+    pub knobs: BTreeMap<String, i64>,
 }
 
 impl RealOptions {
@@ -72,6 +75,7 @@ impl RealOptions {
             transport: MsQuicConfig::default(),
             seed: 0,
             mutation: None,
+            knobs: BTreeMap::new(),
         }
     }
 
@@ -83,6 +87,7 @@ impl RealOptions {
             loss: scenario.network.loss,
             seed,
             mutation: host::mutation_of(system, scenario),
+            knobs: scenario.knobs.clone(),
             ..RealOptions::new(scenario.nodes)
         }
     }
@@ -147,6 +152,7 @@ impl<S: System> RealCluster<S> {
         let boot = self
             .recorder
             .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation));
+        let boot = Boot { knobs: self.options.knobs.clone(), ..boot };
         let transport = match MsQuicTransport::new(self.options.transport.clone()) {
             Ok(transport) => transport,
             Err(error) => {

@@ -1,12 +1,14 @@
 //! Item 6: how fast exploration finds bugs. For every planted bug of every
 //! bundled system, over many exploration seeds: the cases it takes to find
 //! the bug (median, p90, max, and the seeds that missed it within the
-//! budget), the wall time to find it, and the size of the shrunk reproducer.
+//! budget), the wall time to find it, and the size of the shrunk reproducer;
+//! for plain swarm exploration and coverage-guided exploration side by side.
 
 // Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
 use tandem_sim::bundle::Bundle;
+use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::{Plan, Shard};
 use tandem_sim::explore::shrink::DEFAULT_BUDGET;
 use tandem_sim::explore::strategy::Space;
@@ -29,11 +31,11 @@ struct Hunt {
     shrunk: Option<(usize, u32)>,
 }
 
-fn hunt(system: &dyn Bundle, bug: &str, seed: u64, budget: u64) -> Hunt {
+fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> Hunt {
     let space = Space { mutation: Some(bug.to_string()), ..Space::default() };
-    let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL };
+    let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None };
     let start = Instant::now();
-    let runs = system.explore(&plan, &|_| {});
+    let runs = system.explore(&plan, &|_| {}).runs;
     let secs = start.elapsed().as_secs_f64();
     let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
         return Hunt { found: None, secs, shrunk: None };
@@ -53,7 +55,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The figures of one bug: cases to find, misses, wall time, shrunk size.
-fn figures(system: &str, bug: &str, hunts: &[Hunt], budget: u64) -> Vec<Figure> {
+fn figures(system: &str, bug: &str, guide: Guide, hunts: &[Hunt], budget: u64) -> Vec<Figure> {
     let mut cases: Vec<f64> = hunts.iter().filter_map(|h| h.found).map(|c| c as f64).collect();
     cases.sort_by(f64::total_cmp);
     let mut secs: Vec<f64> = hunts.iter().filter(|h| h.found.is_some()).map(|h| h.secs).collect();
@@ -61,8 +63,8 @@ fn figures(system: &str, bug: &str, hunts: &[Hunt], budget: u64) -> Vec<Figure> 
     let missed = hunts.len() - cases.len();
     let steps = hunts.iter().filter_map(|h| h.shrunk).map(|(s, _)| s).max().unwrap_or(0);
     let nodes = hunts.iter().filter_map(|h| h.shrunk).map(|(_, n)| n).max().unwrap_or(0);
-    let id = |what: &str| format!("bugs.{system}.{bug}.swarm.{what}");
-    let over = format!("{system} {bug}, {} exploration seeds, swarm", hunts.len());
+    let id = |what: &str| format!("bugs.{system}.{bug}.{guide}.{what}");
+    let over = format!("{system} {bug}, {} exploration seeds, --guide {guide}", hunts.len());
     vec![
         Figure::new(id("cases_median"), format!("{over}: cases to find, median of the seeds that found it"), quantile(&cases, 0.5), "cases"),
         Figure::new(id("cases_p90"), format!("{over}: cases to find, p90"), quantile(&cases, 0.9), "cases"),
@@ -82,8 +84,10 @@ pub fn measure(options: &Options) -> Vec<Figure> {
     for system in systems() {
         let info = system.info();
         for bug in &info.planted_bugs {
-            let hunts: Vec<Hunt> = (1..=seeds).map(|seed| hunt(system, bug.name, seed, budget)).collect();
-            all.extend(figures(info.name, bug.name, &hunts, budget));
+            for guide in [Guide::Swarm, Guide::Coverage] {
+                let hunts: Vec<Hunt> = (1..=seeds).map(|seed| hunt(system, bug.name, guide, seed, budget)).collect();
+                all.extend(figures(info.name, bug.name, guide, &hunts, budget));
+            }
         }
     }
     all

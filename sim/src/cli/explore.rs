@@ -13,6 +13,8 @@ use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
 
 use super::{write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
+use crate::explore::case::Origin;
+use crate::explore::guide::{Guide, Progress};
 use crate::explore::runner::{CaseRun, Plan, Shard};
 use crate::explore::shrink::{Shrunk, DEFAULT_BUDGET};
 use crate::explore::strategy::Space;
@@ -54,6 +56,17 @@ pub struct ExploreArgs {
     /// Write the timeline picture of the shrunk reproducer's run to FILE (HTML).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// How cases are drawn: `swarm` (every case fresh) or `coverage` (some
+    /// mutate earlier cases that reached something new).
+    #[arg(long, default_value_t = Guide::Coverage, value_parser = parse_guide)]
+    guide: Guide,
+    /// Stop once N cases in a row (in case order) reached nothing new.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    until_stable: Option<u64>,
+}
+
+fn parse_guide(s: &str) -> Result<Guide, String> {
+    s.parse()
 }
 
 fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
@@ -135,25 +148,35 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         },
         jobs: args.jobs as usize,
         shard: args.shard.unwrap_or(Shard::ALL),
+        guide: args.guide,
+        until_stable: args.until_stable,
     };
     let total = plan.indices().len() as u64;
     let name = system.syntax().system();
-    eprintln!("explore: system {name}, seed {seed}, {total} cases (shard {} of {} cases)", plan.shard, plan.cases);
+    eprintln!(
+        "explore: system {name}, seed {seed}, {total} cases (shard {} of {} cases), guide {}",
+        plan.shard, plan.cases, plan.guide
+    );
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
     bar.set_message(format!("seed {seed}"));
-    let runs = system.explore(&plan, &|_| bar.inc(1));
+    let exploration = system.explore(&plan, &|_| bar.inc(1));
+    let (runs, progress) = (&exploration.runs, &exploration.progress);
     if args.json {
-        for run in &runs {
+        for run in runs {
             println!("{}", case_json(run));
         }
     }
+    let coverage = coverage_json(&plan, progress);
     let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
         bar.finish_and_clear();
         if args.json {
-            println!("{}", json!({ "result": "OK", "cases": runs.len(), "seed": seed }));
+            let mut summary = json!({ "result": "OK", "cases": runs.len(), "seed": seed });
+            summary.as_object_mut().expect("an object").extend(coverage);
+            println!("{summary}");
         } else {
             println!("OK {} cases, seed {seed}", runs.len());
+            print_coverage(&plan, progress);
         }
         return Exit::Pass;
     };
@@ -178,11 +201,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
     let number = failing.case.number();
     if args.json {
-        let summary = json!({
+        let mut summary = json!({
             "result": "FOUND", "seed": seed, "case": number, "failure": shrunk.failure.to_string(),
             "code": shrunk.failure.code, "steps_before": before, "steps_after": after,
             "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
         });
+        summary.as_object_mut().expect("an object").extend(coverage);
         println!("{summary}");
     } else {
         println!(
@@ -190,6 +214,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             shrunk.failure, shrunk.runs
         );
         println!("{}", next_steps(&path));
+        print_coverage(&plan, progress);
     }
     let _ = std::io::stdout().flush();
     Exit::Fail
@@ -210,5 +235,50 @@ fn case_json(run: &CaseRun) -> serde_json::Value {
         "trace": run.digest.to_string(),
         "result": Verdict::of(run.failure.is_none()),
         "failure": run.failure.as_ref().map(ToString::to_string),
+        "new": run.new,
+        "origin": match &run.case.origin {
+            Origin::Fresh => json!("fresh"),
+            Origin::Mutant { parent, mutations } => json!({
+                "parent": parent + 1,
+                "mutations": mutations.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            }),
+        },
     })
+}
+
+/// The coverage fields of the JSON summary: the guide, the goals reached
+/// and missed, the signature's size, its growth and whether coverage became
+/// stable.
+fn coverage_json(plan: &Plan, progress: &Progress) -> serde_json::Map<String, serde_json::Value> {
+    let reached = progress.goals.values().filter(|hit| **hit).count();
+    let stable = plan.until_stable.is_some_and(|n| progress.streak >= n);
+    let fields = json!({
+        "guide": plan.guide.to_string(), "goals_reached": reached, "missed": progress.missed(),
+        "signature": progress.signature.len(), "growth": progress.growth, "stable": stable,
+    });
+    match fields {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("json! of an object"),
+    }
+}
+
+/// Prints the coverage on standard error: goals reached and missed, the
+/// signature's size and its growth.
+fn print_coverage(plan: &Plan, progress: &Progress) {
+    let reached = progress.goals.values().filter(|hit| **hit).count();
+    let growth: Vec<String> =
+        progress.growth.iter().map(|g| format!("{}: {}/{}", g.cases, g.goals, g.signature)).collect();
+    eprintln!(
+        "coverage ({} guide): {reached} of {} goals, signature of {} hashes; growth (cases: goals/hashes) {}",
+        plan.guide,
+        progress.goals.len(),
+        progress.signature.len(),
+        growth.join(", ")
+    );
+    if plan.until_stable.is_some_and(|n| progress.streak >= n) {
+        eprintln!("stable: the last {} cases reached nothing new", progress.streak);
+    }
+    if !progress.missed().is_empty() {
+        eprintln!("missed: {}", progress.missed().join("; "));
+    }
 }

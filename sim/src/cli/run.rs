@@ -1,5 +1,6 @@
 //! `tandem run` and `tandem replay`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,6 +116,7 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
     let keep = Keep { trace: sink.is_some(), picture: args.html.is_some() };
     let (mut first_picture, mut failing) = (None, Vec::new());
     let mut exit = Exit::Pass;
+    let mut goals: BTreeMap<String, bool> = BTreeMap::new();
     for loaded in &scenarios {
         let (file, scenario) = (&loaded.file, &loaded.scenario);
         let first = args.seed.unwrap_or(scenario.seed);
@@ -126,6 +128,9 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
                 // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
                 let mut run = loaded.system.simulate(scenario, seed, keep);
+                for goal in &run.outcome.coverage {
+                    *goals.entry(goal.goal.clone()).or_default() |= goal.hit;
+                }
                 let mut report = RunReport::new(scenario, seed, &run.outcome, run.digest, started.elapsed());
                 if let Some(sink) = sink.as_mut() {
                     sink.add(&scenario.name, seed, &run, total);
@@ -150,6 +155,10 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
         }
     }
     bar.finish_and_clear();
+    let missed: Vec<&str> = goals.iter().filter(|(_, hit)| !**hit).map(|(goal, _)| goal.as_str()).collect();
+    if !args.json && !missed.is_empty() {
+        eprintln!("missed (no run reached these coverage goals): {}", missed.join("; "));
+    }
     if let Some(Err(error)) = sink.map(|s| s.write()) {
         eprintln!("{error}");
         return Exit::Usage;
@@ -194,6 +203,7 @@ fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
         failure: Some(format!("determinism check could not run: {error}")),
         reproduce: None,
         missed: Vec::new(),
+        signature: 0,
     }
 }
 

@@ -30,6 +30,9 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
         for p in &info.properties {
             println!("  {} {} {}", p.kind, p.code, p.name);
         }
+        for knob in &info.knobs {
+            println!("  knob {} = {} ({}..={}): {}", knob.name, knob.default, knob.min, knob.max, knob.description);
+        }
         for bug in &info.planted_bugs {
             println!("  planted bug {}: {}", bug.name, bug.description);
         }

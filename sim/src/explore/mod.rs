@@ -8,10 +8,14 @@
 //! - [`timeline`]: episodes of related actions, merged into a timeline;
 //! - [`rules`]: what keeps a generated scenario fair to a correct node;
 //! - [`case`]: a case, a pure function of the exploration's seed and its index;
+//! - [`guide`] and [`mutate`]: coverage-guided exploration, which mutates
+//!   the cases that reached something new;
 //! - [`runner`]: the case loop, on several threads or one shard;
 //! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario.
 
 pub mod case;
+pub mod guide;
+pub mod mutate;
 pub mod remap;
 pub mod rules;
 pub mod runner;

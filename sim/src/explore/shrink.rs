@@ -10,7 +10,7 @@
 //! early, while the scenario still has many ways to fail), drop runs of
 //! steps (halves, quarters, ... single steps), simplify steps (default
 //! message sizes, smaller groups, every link instead of groups), restore the
-//! default network, and move the timeline to start at 1 s.
+//! default network and knobs, and move the timeline to start at 1 s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,7 @@ pub fn shrink<S: System>(system: Arc<S>, scenario: &Scenario, failure: &Violatio
         shrinker.drop_steps();
         shrinker.simplify_steps();
         shrinker.default_network();
+        shrinker.default_knobs();
         shrinker.shift_earlier();
     }
     shrinker.best
@@ -151,6 +152,16 @@ impl<S: System> Shrinker<S> {
         let best = &self.best.scenario;
         let loss = Network { loss: default.loss, ..best.network.clone() };
         self.attempt(Scenario { network: loss, ..best.clone() });
+    }
+
+    /// Tries each knob at its default, one at a time.
+    fn default_knobs(&mut self) {
+        let names: Vec<String> = self.best.scenario.knobs.keys().cloned().collect();
+        for name in names {
+            let mut candidate = self.best.scenario.clone();
+            candidate.knobs.remove(&name);
+            self.attempt(candidate);
+        }
     }
 
     /// Tries each step's simpler forms, keeping the first that still fails.

@@ -1,9 +1,9 @@
 //! Public proptest strategies for scenarios, to compose your own explorers.
 //!
 //! [`scenario`] is what `tandem explore` draws each case from: a node count,
-//! membership seeds, link defaults, a simulation seed, a [`Swarm`] (which
-//! fault kinds this case uses, and how often), then a [`timeline`] of
-//! episodes mixing traffic with those faults. Every scenario it draws is
+//! membership seeds, link defaults, a simulation seed, the system's knob
+//! values, a [`Swarm`] (which fault kinds this case uses, and how often),
+//! then a [`timeline`] of episodes mixing traffic with those faults. Every scenario it draws is
 //! valid ([`Scenario::validate`]) and [fair](super::rules::fair): it has no
 //! expectations, only the invariants judge it, so a correct node passes it.
 //!
@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::ops::{Range, RangeInclusive};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use tandem::scenario::{Action, Call, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_SETTLE};
-use tandem::system::System;
+use tandem::system::{Knob, System};
 
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
@@ -135,6 +136,22 @@ pub fn network() -> impl Strategy<Value = Network> {
     });
     let loss = prop_oneof![3 => Just(0.0), 1 => (1u32..=10).prop_map(|p| f64::from(p) / 100.0)];
     (latency, loss).prop_map(|(latency, loss)| Network { latency, loss })
+}
+
+/// Knob values, by name, of the knobs not at their default: each knob is
+/// usually its default, else its minimum, its maximum or any value of its
+/// range. No knobs, no randomness drawn.
+pub fn knob_values(knobs: Vec<Knob>) -> BoxedStrategy<BTreeMap<String, i64>> {
+    if knobs.is_empty() {
+        return Just(BTreeMap::new()).boxed();
+    }
+    let value = |k: Knob| prop_oneof![6 => Just(k.default), 1 => Just(k.min), 1 => Just(k.max), 1 => k.min..=k.max];
+    let values: Vec<_> = knobs.iter().map(|&k| value(k)).collect();
+    values
+        .prop_map(move |values| {
+            knobs.iter().zip(values).filter(|(k, v)| *v != k.default).map(|(k, v)| (k.name.to_string(), v)).collect()
+        })
+        .boxed()
 }
 
 /// A swarm: traffic always, and each fault kind enabled with probability
@@ -346,13 +363,15 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
     assert!(!space.window().is_empty(), "duration {:?} leaves no time before the settle tail", space.duration);
     let space = space.clone();
     let system = system.clone();
-    (node_count(space.nodes.clone()), network(), swarm(), sim_seed())
-        .prop_flat_map(|(nodes, network, swarm, seed)| (Just((nodes, network, swarm, seed)), seed_nodes(nodes)))
+    (node_count(space.nodes.clone()), network(), swarm(), sim_seed(), knob_values(system.knobs()))
+        .prop_flat_map(|(nodes, network, swarm, seed, knobs)| {
+            (Just((nodes, network, swarm, seed, knobs)), seed_nodes(nodes))
+        })
         .prop_flat_map(|(drawn, seeds)| {
             let mover = mover(drawn.0, &seeds);
             (Just(drawn), Just(seeds), mover)
         })
-        .prop_flat_map(move |((nodes, network, swarm, seed), seeds, mover)| {
+        .prop_flat_map(move |((nodes, network, swarm, seed, knobs), seeds, mover)| {
             let stage =
                 Stage { system: system.clone(), nodes, seeds: seeds.clone(), network: network.clone(), mover, window: space.window() };
             let scenario = Scenario {
@@ -363,10 +382,30 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 seed,
                 network,
                 mutation: space.mutation.clone(),
+                knobs,
                 system: Some(system.name().to_string()),
                 ..Scenario::new("explore", nodes)
             };
             (Just(scenario), timeline(&stage, &swarm, space.episodes.clone()))
         })
         .prop_map(|(scenario, steps)| Scenario { steps, ..scenario })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn knobs_are_usually_default_sometimes_extreme_and_always_in_range() {
+        let knob = Knob { name: "window", description: "", default: 5, min: 1, max: 100 };
+        let mut runner = TestRunner::deterministic();
+        let mut draw = |knobs: Vec<Knob>| knob_values(knobs).new_tree(&mut runner).unwrap().current();
+        let set: Vec<i64> = (0..450).filter_map(|_| draw(vec![knob]).get("window").copied()).collect();
+        assert!((90..=200).contains(&set.len()), "about a third set: {} of 450", set.len());
+        assert!(set.contains(&1) && set.contains(&100), "the extremes come up");
+        assert!(set.iter().all(|v| (1..=100).contains(v) && *v != 5), "in range, never the default: {set:?}");
+        assert_eq!(draw(Vec::new()), BTreeMap::new());
+    }
 }

@@ -19,6 +19,7 @@
 //! - Properties ([`messaging::properties`]): S1 no self-delivery, S2 no
 //!   duplicates, S3 integrity, S4 addressing, L1 membership convergence,
 //!   L2 delivery, and coverage goals.
+//! - Knobs ([`knobs`]): the outbox capacity and the node's timers.
 //! - Planted bugs (feature `mutations`): `no-dedup`, `self-delivery`,
 //!   `stale-rebind`, `no-retransmit`, `forget-on-restart`.
 //!
@@ -56,6 +57,7 @@
 #![warn(missing_docs)]
 
 pub mod condition;
+pub mod knobs;
 pub mod messaging;
 pub mod node;
 pub mod observation;

@@ -7,10 +7,11 @@ use tandem::history::{Event, History};
 use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, True};
-use tandem::system::{Capabilities, Invocation, NodeContext, PlantedBug, System};
+use tandem::system::{Capabilities, Invocation, Knob, NodeContext, PlantedBug, System};
 use tandem::transport::Transport;
 
 use crate::condition::Condition;
+use crate::knobs;
 use crate::messaging::{self, Delivery, Kind, Ledger, Message, Messaging, View};
 use crate::node::{EventObserver, MessageId, MessageKind, Mutation, Node, NodeConfig, NodeId};
 use crate::observation::Observation;
@@ -54,6 +55,10 @@ impl System for PubSub {
         Mutation::ALL.into_iter().map(|m| PlantedBug { name: m.name(), description: m.description() }).collect()
     }
 
+    fn knobs(&self) -> Vec<Knob> {
+        knobs::all()
+    }
+
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<Running, String> {
         let mutation = ctx.mutation.map(str::parse::<Mutation>).transpose().map_err(|e| e.to_string())?;
         let events = ctx.observer.clone();
@@ -61,6 +66,8 @@ impl System for PubSub {
             incarnation: ctx.incarnation,
             seeds: ctx.seed_addrs(),
             rng_seed: ctx.rng_seed,
+            outbox_capacity: knobs::outbox_capacity(&ctx.knobs),
+            timing: knobs::timing(&ctx.knobs),
             mutation,
             observer: Some(EventObserver::new(move |_, event| events.observe(Observation::Node(event)))),
             ..NodeConfig::new(NodeId(ctx.index), ctx.listen)

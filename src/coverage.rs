@@ -1,0 +1,394 @@
+//! A run's coverage signature: what its history saw, as a set of small
+//! hashes, so that exploration can tell a case that reached somewhere new.
+//!
+//! Each element is one pair of consecutive events of one node (their
+//! stable kind names, see [`kind_label`]) together with the fault kinds
+//! active when the second happened (a partition, a one-way partition,
+//! loss, changed latency, a crashed node). The hashes are xxh3 over a
+//! canonical byte encoding of those names, never `Debug` output, so a
+//! signature is the same in every process and build of the same code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::ser::{self, Impossible, Serialize, SerializeStruct};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::history::{EventKind, History, OpResult};
+use crate::probe::AssertKind;
+use crate::scenario::{Action, LatencyRange, NodeIdx, Scenario};
+use crate::system::System;
+
+/// The note the executor records when the settle tail heals every link and
+/// clears loss.
+pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0";
+
+/// A coverage signature: a set of hashes, each one thing a run reached.
+pub type Signature = BTreeSet<u64>;
+
+/// The signature of a run of `scenario` that recorded `history`.
+pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signature {
+    let mut faults = Faults::new(scenario);
+    let mut previous: BTreeMap<NodeIdx, u64> = BTreeMap::new();
+    let mut label = Vec::new();
+    let mut signature = Signature::new();
+    for event in history.events() {
+        faults.update(scenario, event.node, &event.event);
+        let Some(node) = event.node else { continue };
+        label.clear();
+        kind_label(&event.event, &mut label);
+        let kind = xxh3_64(&label);
+        let before = previous.insert(node, kind).unwrap_or(0);
+        let mut pair = [0u8; 17];
+        pair[..8].copy_from_slice(&before.to_le_bytes());
+        pair[8..16].copy_from_slice(&kind.to_le_bytes());
+        pair[16] = faults.active();
+        signature.insert(xxh3_64(&pair));
+    }
+    signature
+}
+
+/// Appends the stable kind name of `event` to `out`: `started`, `crashed`,
+/// `rebound`, `fault`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
+/// `failed`, `unknown`), `observe/VARIANT[/INNER]`, `assert/KIND/NAME`.
+/// `OP` and `VARIANT` are serde variant names of the system's operation and
+/// observation; `INNER` is the variant of an enum an observation variant
+/// wraps (externally tagged, or internally tagged with a `kind`, `type` or
+/// `tag` field).
+pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
+    let simple = |out: &mut Vec<u8>, name: &str| out.extend_from_slice(name.as_bytes());
+    match event {
+        EventKind::Step { .. } => simple(out, "step"),
+        EventKind::Fault { .. } => simple(out, "fault"),
+        EventKind::Started { .. } => simple(out, "started"),
+        EventKind::Crashed => simple(out, "crashed"),
+        EventKind::Rebound { .. } => simple(out, "rebound"),
+        EventKind::Verdict { .. } => simple(out, "verdict"),
+        EventKind::Invoke { op, .. } => {
+            simple(out, "invoke");
+            variants(op, out);
+        }
+        EventKind::Complete { result, .. } => simple(
+            out,
+            match result {
+                OpResult::Ok(_) => "complete/ok",
+                OpResult::Failed(_) => "complete/failed",
+                OpResult::Unknown => "complete/unknown",
+            },
+        ),
+        EventKind::Observe(observation) => {
+            simple(out, "observe");
+            variants(observation, out);
+        }
+        EventKind::Assert(a) => {
+            let kind = match a.kind {
+                AssertKind::Always => "always",
+                AssertKind::Sometimes => "sometimes",
+                AssertKind::Reachable => "reachable",
+                AssertKind::Unreachable => "unreachable",
+            };
+            simple(out, &format!("assert/{kind}/{}/{}", a.holds, a.name));
+        }
+    }
+}
+
+/// Appends `/VARIANT[/INNER]` of a serde enum value to `out` (nothing for
+/// other values).
+fn variants<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    // `Stop` only ends the walk early; whatever was appended stays.
+    let _ = value.serialize(Labeler { out, depth: 0 });
+}
+
+/// Ends a [`Labeler`]'s walk.
+#[derive(Debug)]
+struct Stop;
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("labelled")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl ser::Error for Stop {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Stop
+    }
+}
+
+/// A serializer that only writes variant names, one level of nesting deep.
+struct Labeler<'a> {
+    out: &'a mut Vec<u8>,
+    depth: u8,
+}
+
+impl Labeler<'_> {
+    fn name(&mut self, variant: &str) {
+        self.out.push(b'/');
+        self.out.extend_from_slice(variant.as_bytes());
+    }
+}
+
+/// Serializer methods a [`Labeler`] ignores.
+macro_rules! stop {
+    ($($method:ident($($arg:ty),*) -> $ok:ty;)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<$ok, Stop> { Err(Stop) })*
+    };
+}
+
+impl<'a> ser::Serializer for Labeler<'a> {
+    type Ok = ();
+    type Error = Stop;
+    type SerializeSeq = Impossible<(), Stop>;
+    type SerializeTuple = Impossible<(), Stop>;
+    type SerializeTupleStruct = Impossible<(), Stop>;
+    type SerializeTupleVariant = Impossible<(), Stop>;
+    type SerializeMap = Impossible<(), Stop>;
+    type SerializeStruct = TagField<'a>;
+    type SerializeStructVariant = Impossible<(), Stop>;
+
+    stop! {
+        serialize_bool(bool) -> (); serialize_i8(i8) -> (); serialize_i16(i16) -> ();
+        serialize_i32(i32) -> (); serialize_i64(i64) -> (); serialize_u8(u8) -> ();
+        serialize_u16(u16) -> (); serialize_u32(u32) -> (); serialize_u64(u64) -> ();
+        serialize_f32(f32) -> (); serialize_f64(f64) -> (); serialize_char(char) -> ();
+        serialize_str(&str) -> (); serialize_bytes(&[u8]) -> (); serialize_none() -> ();
+        serialize_unit() -> (); serialize_unit_struct(&'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<(), Stop> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit_variant(mut self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Stop> {
+        self.name(variant);
+        Ok(())
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Stop> {
+        self.name(variant);
+        if self.depth == 0 {
+            let _ = value.serialize(Labeler { out: self.out, depth: 1 });
+        }
+        Ok(())
+    }
+
+    fn serialize_tuple_variant(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Stop> {
+        self.name(variant);
+        Err(Stop)
+    }
+
+    fn serialize_struct_variant(
+        mut self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Stop> {
+        self.name(variant);
+        Err(Stop)
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<TagField<'a>, Stop> {
+        Ok(TagField { out: self.out })
+    }
+}
+
+/// The fields of a struct: an internally tagged enum's tag is a string field
+/// named `kind`, `type` or `tag`.
+struct TagField<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl SerializeStruct for TagField<'_> {
+    type Ok = ();
+    type Error = Stop;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Stop> {
+        if !matches!(key, "kind" | "type" | "tag") {
+            return Ok(());
+        }
+        let tag = serde_json::to_value(value).map_err(|_| Stop)?;
+        if let Some(tag) = tag.as_str() {
+            self.out.push(b'/');
+            self.out.extend_from_slice(tag.as_bytes());
+        }
+        Err(Stop)
+    }
+
+    fn end(self) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+/// A fault kind active while an event happens, one bit each.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Active {
+    Partition = 1,
+    OneWay = 2,
+    Loss = 4,
+    Latency = 8,
+    Crashed = 16,
+}
+
+/// Link groups of an action: `None` for every link.
+type Groups = Option<(Vec<NodeIdx>, Vec<NodeIdx>)>;
+
+/// The faults in force, followed through the history's steps and events.
+struct Faults {
+    default_loss: f64,
+    default_latency: LatencyRange,
+    partitions: BTreeSet<(Vec<NodeIdx>, Vec<NodeIdx>, bool)>,
+    /// Per group, whether its loss differs from the default.
+    lossy: BTreeMap<Groups, bool>,
+    /// Per group, whether its latency differs from the default.
+    slow: BTreeMap<Groups, bool>,
+    crashed: BTreeSet<NodeIdx>,
+}
+
+impl Faults {
+    fn new(scenario: &Scenario) -> Faults {
+        Faults {
+            default_loss: scenario.network.loss,
+            default_latency: scenario.network.latency,
+            partitions: BTreeSet::new(),
+            lossy: BTreeMap::new(),
+            slow: BTreeMap::new(),
+            crashed: BTreeSet::new(),
+        }
+    }
+
+    /// Follows one event of a run of `scenario`.
+    fn update<S: System>(&mut self, scenario: &Scenario, node: Option<NodeIdx>, event: &EventKind<S>) {
+        match (event, node) {
+            (EventKind::Step { index, .. }, _) => {
+                if let Some(step) = scenario.steps.get(*index) {
+                    self.apply(&step.action);
+                }
+            }
+            (EventKind::Fault { what }, None) if what == SETTLE_NOTE => {
+                self.partitions.clear();
+                set(&mut self.lossy, None, false);
+            }
+            (EventKind::Crashed, Some(node)) => {
+                self.crashed.insert(node);
+            }
+            (EventKind::Started { .. }, Some(node)) => {
+                self.crashed.remove(&node);
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(&mut self, action: &Action) {
+        let groups = |a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>| Some((a.clone()?, b.clone()?));
+        match action {
+            Action::Partition { a, b, oneway } => {
+                self.partitions.insert((a.clone(), b.clone(), *oneway));
+            }
+            Action::Heal { a, b } => match groups(a, b) {
+                Some((a, b)) => self.partitions.retain(|(x, y, _)| !((*x == a && *y == b) || (*x == b && *y == a))),
+                None => self.partitions.clear(),
+            },
+            Action::Loss { rate, a, b } => set(&mut self.lossy, groups(a, b), *rate != self.default_loss),
+            Action::Latency { value, a, b } => set(&mut self.slow, groups(a, b), *value != self.default_latency),
+            _ => {}
+        }
+    }
+
+    /// The active fault kinds, as bits of [`Active`].
+    fn active(&self) -> u8 {
+        let bit = |on: bool, kind: Active| if on { kind as u8 } else { 0 };
+        bit(self.partitions.iter().any(|p| !p.2), Active::Partition)
+            | bit(self.partitions.iter().any(|p| p.2), Active::OneWay)
+            | bit(self.lossy.values().any(|&on| on), Active::Loss)
+            | bit(self.slow.values().any(|&on| on), Active::Latency)
+            | bit(!self.crashed.is_empty(), Active::Crashed)
+    }
+}
+
+/// Records a link setting on `groups`; one on every link replaces them all.
+fn set(settings: &mut BTreeMap<Groups, bool>, groups: Groups, differs: bool) {
+    if groups.is_none() {
+        settings.clear();
+    }
+    settings.insert(groups, differs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Outer {
+        Plain,
+        Wrapped(Inner),
+        Fields { _x: u32 },
+        Tagged(Tagged),
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Inner {
+        Deep(u32),
+    }
+
+    #[derive(Serialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Tagged {
+        Acked { _id: u32 },
+    }
+
+    fn label(value: &impl Serialize) -> String {
+        let mut out = Vec::new();
+        variants(value, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn labels_are_serde_variant_names_one_level_deep() {
+        assert_eq!(label(&Outer::Plain), "/plain");
+        assert_eq!(label(&Outer::Wrapped(Inner::Deep(3))), "/wrapped/deep");
+        assert_eq!(label(&Outer::Fields { _x: 1 }), "/fields");
+        assert_eq!(label(&Outer::Tagged(Tagged::Acked { _id: 9 })), "/tagged/acked");
+        assert_eq!(label(&"a string carries no label"), "");
+    }
+
+    #[test]
+    fn faults_follow_steps_heals_and_the_settle_tail() {
+        let mut faults = Faults::new(&Scenario::new("t", 3));
+        faults.apply(&Action::Partition { a: vec![0], b: vec![1], oneway: true });
+        faults.apply(&Action::Loss { rate: 0.5, a: None, b: None });
+        assert_eq!(faults.active(), Active::OneWay as u8 | Active::Loss as u8);
+        faults.apply(&Action::Heal { a: Some(vec![1]), b: Some(vec![0]) });
+        faults.apply(&Action::Loss { rate: 0.0, a: None, b: None });
+        assert_eq!(faults.active(), 0);
+        faults.crashed.insert(2);
+        faults.apply(&Action::Partition { a: vec![0], b: vec![2], oneway: false });
+        assert_eq!(faults.active(), Active::Partition as u8 | Active::Crashed as u8);
+    }
+}
