@@ -101,7 +101,7 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     for code in ["S1", "S2", "S3", "S4", "L1", "L2"] {
         assert!(codes.contains(&code), "{codes:?}");
     }
-    assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 5);
+    assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 6);
     assert!(systems[1]["planted_bugs"].as_array().unwrap().len() >= 2);
     let text = tandem(&["systems"], &dir);
     assert!(stdout(&text).starts_with("pubsub (default): "), "{}", stdout(&text));

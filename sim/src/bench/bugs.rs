@@ -76,14 +76,17 @@ fn figures(system: &str, bug: &str, guide: Guide, hunts: &[Hunt], budget: u64) -
     ]
 }
 
-/// Hunts every planted bug of every bundled system: 20 seeds within 2,000
-/// cases (3 seeds within 200 when quick).
+/// Hunts every planted bug of every bundled system (or those of
+/// `options.bugs`): 20 seeds within 2,000 cases (3 seeds within 200 when
+/// quick; `options.bug_seeds` seeds when set).
 pub fn measure(options: &Options) -> Vec<Figure> {
     let (seeds, budget) = if options.quick { (3, 200) } else { (20, 2_000) };
+    let seeds = options.bug_seeds.unwrap_or(seeds);
     let mut all = Vec::new();
     for system in systems() {
         let info = system.info();
-        for bug in &info.planted_bugs {
+        let chosen = |name: &str| options.bugs.is_empty() || options.bugs.iter().any(|b| b == name);
+        for bug in info.planted_bugs.iter().filter(|b| chosen(b.name)) {
             for guide in [Guide::Swarm, Guide::Coverage] {
                 let hunts: Vec<Hunt> = (1..=seeds).map(|seed| hunt(system, bug.name, guide, seed, budget)).collect();
                 all.extend(figures(info.name, bug.name, guide, &hunts, budget));

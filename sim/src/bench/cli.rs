@@ -22,6 +22,12 @@ pub struct BenchArgs {
     /// Repetitions of each timing, the best counting (default 3, 1 with --quick).
     #[arg(long)]
     reps: Option<usize>,
+    /// The bug benchmark: exploration seeds per bug (default 20, 3 with --quick).
+    #[arg(long, value_name = "N")]
+    bug_seeds: Option<u64>,
+    /// The bug benchmark: only these planted bugs (repeatable); all by default.
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
     /// Internal: run one memory workload and print its peak RSS in KiB.
     #[arg(long, value_enum, hide = true)]
     probe: Option<Probe>,
@@ -47,7 +53,8 @@ pub fn bench(args: BenchArgs) -> Exit {
     } else {
         args.sections
     };
-    let options = Options { quick: args.quick, reps: args.reps.unwrap_or(if args.quick { 1 } else { 3 }), sections };
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let options = Options { quick: args.quick, reps, sections, bug_seeds: args.bug_seeds, bugs: args.bugs };
     let report = run(&options);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));

@@ -63,6 +63,10 @@ pub struct Options {
     pub reps: usize,
     /// The sections to run.
     pub sections: Vec<Section>,
+    /// Exploration seeds per planted bug, instead of the default.
+    pub bug_seeds: Option<u64>,
+    /// The planted bugs to hunt; empty: all.
+    pub bugs: Vec<String>,
 }
 
 /// Runs the sections of `options` and collects their figures. A section
