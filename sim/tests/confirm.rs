@@ -48,3 +48,15 @@ fn an_explored_failure_is_confirmed_over_msquic() {
     assert!(text.starts_with("CONFIRMED "), "{text}");
     assert!(text.contains("S1 no self-delivery"), "{text}");
 }
+
+#[cfg(feature = "mutations")]
+#[test]
+fn explore_confirms_what_it_found_k_times() {
+    let dir = scratch("explore-confirm");
+    let args = ["explore", "--cases", "20", "--seed", "1", "--mutation", "self-delivery", "--confirm", "2"];
+    let explore = tandem(&args, &dir);
+    let text = stdout(&explore);
+    assert_eq!(explore.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.starts_with("  CONFIRMED ")).unwrap_or_else(|| panic!("a confirmation line: {text}"));
+    assert!(line.contains(" sim=FAIL real=FAIL ") && line.contains(" agreed=2/2 "), "{line}");
+}

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use tandem::scenario::format_duration;
 
-use super::{prepare, write_picture, Exit};
+use super::{prepare, without_msquic, write_picture, Exit};
 use crate::bundle::Bundle;
 
 /// The real transports `confirm` can use.
@@ -49,12 +49,8 @@ pub struct ConfirmArgs {
 /// A build without MsQuic says how to get one (exit 2).
 pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     let RealTransport::Msquic = args.transport;
-    if !cfg!(feature = "msquic") {
-        eprintln!(
-            "tandem confirm needs MsQuic, and this tandem was built without it: \
-             cargo run --release -p tandem-sim --features msquic -- confirm ... (MsQuic builds with cmake and libnuma-dev)"
-        );
-        return Exit::Usage;
+    if let Some(exit) = without_msquic("confirm") {
+        return exit;
     }
     let scenarios = match prepare(&args.paths, args.log.as_deref(), systems) {
         Ok(scenarios) => scenarios,

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
 
-use super::{write_picture, Exit, FAILURES_DIR};
+use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
 use crate::explore::case::Origin;
 use crate::explore::guide::{Guide, Progress};
@@ -60,6 +60,10 @@ pub struct ExploreArgs {
     /// mutate earlier cases that reached something new).
     #[arg(long, default_value_t = Guide::Coverage, value_parser = parse_guide)]
     guide: Guide,
+    /// Run the shrunk reproducer K times over MsQuic (needs the `msquic`
+    /// feature) and print how often the real stack fails the same way.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    confirm: Option<u64>,
     /// Stop once N cases in a row (in case order) reached nothing new.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     until_stable: Option<u64>,
@@ -136,6 +140,9 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             return Exit::Usage;
         }
     };
+    if let Some(exit) = args.confirm.and_then(|_| without_msquic("explore --confirm")) {
+        return exit;
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
     let plan = Plan {
         seed,
@@ -198,6 +205,10 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             return Exit::Usage;
         }
     }
+    let confirmation = args.confirm.map(|runs| {
+        bar.suspend(|| eprintln!("confirming the reproducer over MsQuic, {runs} runs"));
+        system.confirm(&shrunk.scenario, failing.case.sim_seed(), runs as usize, false)
+    });
     let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
     let number = failing.case.number();
     if args.json {
@@ -207,6 +218,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
         });
         summary.as_object_mut().expect("an object").extend(coverage);
+        if let Some(confirmation) = &confirmation {
+            summary["confirm"] = match confirmation {
+                Ok(c) => serde_json::to_value(c).expect("confirmations serialise"),
+                Err(error) => json!({ "error": error }),
+            };
+        }
         println!("{summary}");
     } else {
         println!(
@@ -214,6 +231,11 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             shrunk.failure, shrunk.runs
         );
         println!("{}", next_steps(&path));
+        match &confirmation {
+            Some(Ok(confirmation)) => println!("  {confirmation}"),
+            Some(Err(error)) => println!("  the real cluster did not start: {error}"),
+            None => {}
+        }
         print_coverage(&plan, progress);
     }
     let _ = std::io::stdout().flush();

@@ -209,6 +209,19 @@ fn load<'a>(file: PathBuf, systems: &[&'a dyn Bundle]) -> Result<Loaded<'a>, Str
     Ok(Loaded { file, scenario, system })
 }
 
+/// In a build without MsQuic: says which command builds `tandem COMMAND`
+/// with it, and gives the usage exit.
+pub fn without_msquic(command: &str) -> Option<Exit> {
+    if cfg!(feature = "msquic") {
+        return None;
+    }
+    eprintln!(
+        "tandem {command} needs MsQuic, and this tandem was built without it: \
+         cargo run --release -p tandem-sim --features msquic -- {command} ... (MsQuic builds with cmake and libnuma-dev)"
+    );
+    Some(Exit::Usage)
+}
+
 /// Writes the timeline pictures of `pictures` as one HTML page to `path`.
 pub fn write_picture(path: &Path, pictures: &[tandem::picture::Picture]) -> Result<(), String> {
     tandem::picture::write(path, pictures).map_err(|e| format!("{}: {e}", path.display()))
