@@ -133,6 +133,7 @@ fn each_planted_bug_fails_its_scenario_which_a_correct_kv_passes() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
 fn exploration_finds_and_shrinks_every_planted_bug() {
+    use tandem_sim::explore::guide::Guide;
     use tandem_sim::explore::runner::{explore, Plan, Shard};
     use tandem_sim::explore::shrink::{shrink, DEFAULT_BUDGET};
     use tandem_sim::explore::strategy::Space;
@@ -143,8 +144,8 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     // exploration needs thousands of cases for it (`tandem bench --section bugs`).
     for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| *mutation != "restart-reuses-version") {
         let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
-        let plan = Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL };
-        let runs = explore(&system, &plan, |_| {});
+        let plan = Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+        let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));
         let failure = failing.failure.clone().expect("failing");
