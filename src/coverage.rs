@@ -15,13 +15,10 @@ use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::history::{EventKind, History, OpResult};
+use crate::execute::SETTLE_NOTE;
 use crate::probe::AssertKind;
 use crate::scenario::{Action, LatencyRange, NodeIdx, Scenario};
 use crate::system::System;
-
-/// The note the executor records when the settle tail heals every link and
-/// clears loss.
-pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0";
 
 /// A coverage signature: a set of hashes, each one thing a run reached.
 pub type Signature = BTreeSet<u64>;

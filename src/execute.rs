@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::coverage::{signature, Signature, SETTLE_NOTE};
+use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
 use crate::property::{Coverage, Judge, Violation};
 use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
@@ -35,6 +35,10 @@ impl Outcome {
 pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>>) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
     Some((a.as_deref()?, b.as_deref()?))
 }
+
+/// The note the executor records when the settle tail heals every link and
+/// clears loss (a `Fault` event on no node).
+pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0";
 
 /// A system's typed operation or condition from a validated scenario.
 fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {

@@ -136,7 +136,7 @@ impl<S: System> Bundle for S {
 
     #[cfg(feature = "msquic")]
     fn confirm(&self, scenario: &Scenario, seed: u64, runs: usize, picture: bool) -> Result<crate::confirm::Confirmation, String> {
-        // Wall time: confirm runs on the real network.
+        // Wall-clock `Instant`: confirm runs on the real network, outside any simulation.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
         let sim = run_scenario(system.clone(), scenario, seed);

@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+// Wall-clock `Instant`: the wall= figure of a result line, measured outside the simulation.
 use std::time::Instant;
 
 use tandem::scenario::Scenario;

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::execute::{groups, Outcome};
+use crate::execute::{groups, Outcome, SETTLE_NOTE};
 use crate::history::{EventKind, History, OpResult};
 use crate::scenario::{format_duration, Action, NodeIdx, Scenario};
 use crate::system::System;
@@ -291,7 +291,7 @@ impl Picture {
                 }
                 (EventKind::Fault { what }, None) => {
                     steps.push(StepMark { index: None, t_us, action: what.clone() });
-                    if what.starts_with("settle") {
+                    if what == SETTLE_NOTE {
                         bands.settle(t_us);
                     }
                 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+// Wall-clock `Instant`: the wall= figure of a result line, measured outside the simulation.
 use std::time::Instant;
 
 use clap::Args;

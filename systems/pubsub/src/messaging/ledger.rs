@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use tandem::execute::SETTLE_NOTE;
 use tandem::history::{Event, EventKind, NodeLife, OpResult};
 use tandem::scenario::NodeIdx;
 
@@ -165,7 +166,7 @@ impl<I: Clone + Ord> Ledger<I> {
         let node = event.node;
         match &event.event {
             EventKind::Step { action, .. } => self.network(action),
-            EventKind::Fault { what } if what.starts_with("settle") => self.blocked.clear(),
+            EventKind::Fault { what } if what == SETTLE_NOTE => self.blocked.clear(),
             EventKind::Started { incarnation, .. } => {
                 let n = self.node_mut(node?);
                 n.alive = true;
