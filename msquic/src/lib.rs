@@ -51,6 +51,6 @@ pub mod transport;
 
 pub use real::{run_real, RealCluster, RealOptions, RealRun};
 pub use transport::{
-    identity_of, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport,
+    close, identity_of, Limits, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport,
     TlsIdentity, TrustPolicy, ALPN,
 };

@@ -105,9 +105,32 @@ impl FrameDecoder {
         FrameDecoder { framing, buf: BytesMut::new() }
     }
 
-    /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Appends received bytes. A frame's buffer is allocated at its exact
+    /// size once its header is known, never doubled past it.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.buf.len() < HEADER_LEN {
+            let head = (HEADER_LEN - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..head]);
+            bytes = &bytes[head..];
+            if self.buf.len() == HEADER_LEN {
+                let len = u32::from_be_bytes(self.buf[..HEADER_LEN].try_into().expect("4 bytes")) as u64;
+                // An oversized length is refused by `next_frame`; reserve nothing for it.
+                if self.framing.check_len(len).is_ok() {
+                    self.buf.reserve(len as usize);
+                }
+            }
+        }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops everything buffered, frees its memory.
+    pub fn clear(&mut self) {
+        self.buf = BytesMut::new();
+    }
+
+    /// Bytes held: the partial frame and any whole frames not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// The next whole frame, `Ok(None)` when more bytes are needed, or an error
@@ -179,6 +202,19 @@ mod tests {
         decoder.push(&frame[3..]);
         assert_eq!(&decoder.next_frame().unwrap().unwrap()[..], b"abcdef");
         assert!(!decoder.has_partial());
+    }
+
+    #[test]
+    fn a_partial_frame_holds_its_size_not_double() {
+        let len = 1 << 20;
+        let mut decoder = FrameDecoder::new(Framing::new(len));
+        decoder.push(&(len as u32).to_be_bytes());
+        for _ in 0..(len / 1000) {
+            decoder.push(&[7; 1000]);
+        }
+        assert_eq!(decoder.buffered(), HEADER_LEN + len / 1000 * 1000);
+        assert!(decoder.buf.capacity() <= HEADER_LEN + len + 64, "capacity {}", decoder.buf.capacity());
+        assert!(decoder.next_frame().unwrap().is_none());
     }
 
     #[test]

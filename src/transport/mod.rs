@@ -104,6 +104,16 @@ pub trait MessageSender: Send + 'static {
 
     /// Closes the connection; the peer's receiver then returns `Closed`.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Closes the connection at once because the peer broke the node's
+    /// protocol; `code` (one per kind of violation) tells the peer which
+    /// rule. Transports that carry close codes send it (MsQuic: as the QUIC
+    /// application error code, from `tandem_msquic::close::APPLICATION` up);
+    /// the others just close.
+    fn reject(&mut self, code: u64) -> impl Future<Output = ()> + Send {
+        let _ = code;
+        self.close()
+    }
 }
 
 /// Receives whole messages.

@@ -6,16 +6,19 @@ use std::time::Duration;
 use msquic::Settings;
 
 use super::identity::TlsIdentity;
+use super::limits::Limits;
 use tandem::transport::{Framing, PeerIdentity};
 
 /// The ALPN both sides must offer; a peer speaking anything else is refused
 /// during the handshake.
 pub const ALPN: &str = "tandem/1";
 
-/// Which peer certificates a transport accepts.
+/// Which peer certificates a transport accepts. In every mode both sides
+/// present a certificate, and a peer that presents none is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TrustPolicy {
-    /// Any certificate (development): peers are still identified, never refused.
+    /// Any certificate (development): peers are still identified by it, and
+    /// refused only when they present none.
     #[default]
     AcceptAny,
     /// Only certificates whose SHA-256 is in the set, on both sides of every
@@ -27,10 +30,19 @@ pub enum TrustPolicy {
 impl TrustPolicy {
     /// Whether a peer with this identity (`None`: it showed no certificate)
     /// may connect.
+    ///
+    /// ```
+    /// use tandem_msquic::TrustPolicy;
+    /// use tandem::transport::PeerIdentity;
+    /// let any = PeerIdentity([7; 32]);
+    /// assert!(TrustPolicy::AcceptAny.admits(Some(&any)));
+    /// assert!(!TrustPolicy::AcceptAny.admits(None));
+    /// ```
     pub fn admits(&self, peer: Option<&PeerIdentity>) -> bool {
-        match self {
-            TrustPolicy::AcceptAny => true,
-            TrustPolicy::Pinned(set) => peer.is_some_and(|id| set.contains(id)),
+        match (self, peer) {
+            (_, None) => false,
+            (TrustPolicy::AcceptAny, Some(_)) => true,
+            (TrustPolicy::Pinned(set), Some(id)) => set.contains(id),
         }
     }
 }
@@ -53,6 +65,8 @@ pub struct MsQuicConfig {
     pub keep_alive: Duration,
     /// How long a handshake may take before `connect` fails.
     pub connect_timeout: Duration,
+    /// What the transport holds for its peers, bounded.
+    pub limits: Limits,
 }
 
 impl Default for MsQuicConfig {
@@ -65,6 +79,7 @@ impl Default for MsQuicConfig {
             idle_timeout: Duration::from_secs(2),
             keep_alive: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(3),
+            limits: Limits::default(),
         }
     }
 }
@@ -82,9 +97,17 @@ impl MsQuicConfig {
         self
     }
 
-    /// Sets the framing.
+    /// Sets the framing. The connection buffer grows to fit one frame.
     pub fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
+        let frame = tandem::transport::framing::HEADER_LEN + framing.max_frame();
+        self.limits.connection_buffer = self.limits.connection_buffer.max(frame);
+        self
+    }
+
+    /// Sets the resource limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -101,8 +124,8 @@ impl MsQuicConfig {
             .set_DisconnectTimeoutMs(millis(self.idle_timeout))
             .set_PeerBidiStreamCount(if server { 0 } else { 1 })
             .set_PeerUnidiStreamCount(0)
-            // A larger initial window lets multi-MB messages flow without
-            // waiting for flow-control auto-tuning.
-            .set_StreamRecvWindowDefault(4 * 1024 * 1024)
+            // What a peer may send ahead of what this side takes in: with
+            // the buffer budget, this bounds what a hostile peer makes us hold.
+            .set_StreamRecvWindowDefault(self.limits.stream_window)
     }
 }

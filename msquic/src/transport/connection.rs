@@ -18,7 +18,8 @@ use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+// Real network only: frame deadlines are wall-clock.
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msquic::{
@@ -28,7 +29,9 @@ use msquic::{
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::close;
 use super::identity::{identity_of, portable_certificate};
+use super::limits::Limits;
 use super::runtime::{close_later, guarded, Runtime};
 use tandem::transport::framing::HEADER_LEN;
 use tandem::transport::{
@@ -36,18 +39,8 @@ use tandem::transport::{
     PeerIdentity, TransportError,
 };
 
-/// Application error code of an orderly close.
-const CODE_NORMAL: u64 = 0;
-/// Application error code when the peer broke the framing.
-const CODE_PROTOCOL: u64 = 1;
-/// Application error code when this side could not set the connection up.
-pub(super) const CODE_INTERNAL: u64 = 2;
-
 /// Bytes handed to MsQuic and not yet completed beyond which `send` waits.
 const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;
-/// Received-but-unread bytes beyond which reading from the peer pauses, so a
-/// slow reader pushes back on the sender through QUIC flow control.
-const MAX_UNREAD: usize = 8 * 1024 * 1024;
 /// How long `close` waits for the peer to acknowledge what was sent.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -102,9 +95,8 @@ impl Drop for Owner {
             return;
         };
         // Never blocks, also when called from a callback.
-        handles
-            .conn
-            .shutdown(ConnectionShutdownFlags::NONE, CODE_NORMAL);
+        let code = self.shared.close_code();
+        handles.conn.shutdown(ConnectionShutdownFlags::NONE, code);
         let mut state = self.shared.lock();
         if state.shutdown_complete {
             drop(state);
@@ -117,9 +109,10 @@ impl Drop for Owner {
 }
 
 /// State shared between a connection's callbacks and its tokio halves.
-#[derive(Default)]
 pub(super) struct Shared {
     state: Mutex<State>,
+    /// The transport's runtime: its limits and buffer budget.
+    runtime: Arc<Runtime>,
     /// Wakes the receiver: a message arrived or the connection closed.
     recv_ready: Notify,
     /// Wakes the sender: a send completed, the FIN was acknowledged, or the
@@ -130,10 +123,22 @@ pub(super) struct Shared {
 #[derive(Default)]
 struct State {
     inbox: VecDeque<Bytes>,
+    /// Bytes in `inbox`, headers counted.
     unread: usize,
-    /// Length of the receive indication left pending because `unread` was
-    /// over the limit; completing it resumes reading.
+    /// Bytes of the frame being reassembled.
+    partial: usize,
+    /// When the frame being reassembled began (wall-clock: real network only).
+    partial_since: Option<Instant>,
+    /// What this connection holds beyond its reserve, as counted in the
+    /// transport's budget.
+    excess: usize,
+    /// Length of the receive indication left pending because the connection
+    /// holds too much; completing it resumes reading.
     paused: Option<u64>,
+    /// The close code of the first violation; every later shutdown uses it.
+    close_code: Option<u64>,
+    /// The code the peer closed the connection with.
+    peer_close_code: Option<u64>,
     in_flight: usize,
     /// No more messages will arrive and none can be sent.
     closed: bool,
@@ -147,9 +152,51 @@ struct State {
 }
 
 impl Shared {
+    fn new(runtime: Arc<Runtime>) -> Arc<Self> {
+        Arc::new(Shared {
+            state: Mutex::default(),
+            runtime,
+            recv_ready: Notify::new(),
+            send_ready: Notify::new(),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not cascade; the state stays usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.runtime.config.limits
+    }
+
+    /// The code every shutdown from this side uses: the first violation's,
+    /// else an orderly close.
+    fn close_code(&self) -> u64 {
+        self.lock().close_code.unwrap_or(close::NORMAL)
+    }
+
+    /// Records `code` as the connection's close code unless a violation
+    /// came first; the code to shut down with.
+    fn record_close(&self, code: u64) -> u64 {
+        let mut state = self.lock();
+        *state.close_code.get_or_insert(code)
+    }
+
+    /// Re-counts what `state` holds beyond the reserve in the budget.
+    fn rebalance(&self, state: &mut State) {
+        let excess = (state.unread + state.partial).saturating_sub(self.limits().connection_reserve);
+        self.runtime.budget.shift(state.excess, excess);
+        state.excess = excess;
+    }
+
+    /// Whether the connection must stop reading: it holds more than its own
+    /// limit, or more than its reserve while the transport is over budget.
+    fn over_limit(&self, state: &State) -> bool {
+        let limits = self.limits();
+        let held = state.unread + state.partial;
+        held > limits.connection_buffer
+            || (held > limits.connection_reserve && self.runtime.budget.excess() > limits.total_buffer)
     }
 
     fn mark_closed(&self) {
@@ -180,16 +227,26 @@ impl Shared {
         self.send_ready.notify_one();
     }
 
-    /// Queues decoded messages; true when reading must pause.
-    fn deliver(&self, frames: Vec<Bytes>, indicated: u64) -> bool {
+    /// Queues decoded messages and counts the partial frame left; true when
+    /// reading must pause.
+    fn deliver(&self, frames: Vec<Bytes>, partial: usize, indicated: u64) -> bool {
         let pause = {
             let mut state = self.lock();
+            if !frames.is_empty() || partial == 0 {
+                // A frame ended here; a partial one left began here.
+                state.partial_since = None;
+            }
             for frame in frames {
                 // Count the header too, so empty messages are not free.
                 state.unread += HEADER_LEN + frame.len();
                 state.inbox.push_back(frame);
             }
-            let pause = state.unread > MAX_UNREAD;
+            state.partial = partial;
+            if partial > 0 && state.partial_since.is_none() {
+                state.partial_since = Some(Instant::now());
+            }
+            self.rebalance(&mut state);
+            let pause = self.over_limit(&state);
             if pause {
                 state.paused = Some(indicated);
             }
@@ -197,6 +254,14 @@ impl Shared {
         };
         self.recv_ready.notify_one();
         pause
+    }
+
+    /// Forgets the partial frame of a connection closed for a violation.
+    fn drop_partial(&self) {
+        let mut state = self.lock();
+        state.partial = 0;
+        state.partial_since = None;
+        self.rebalance(&mut state);
     }
 
     async fn reserve(&self, len: usize) -> Result<(), TransportError> {
@@ -234,6 +299,13 @@ impl Shared {
             }
             self.send_ready.notified().await;
         }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.runtime.budget.shift(state.excess, 0);
     }
 }
 
@@ -289,6 +361,38 @@ struct ConnHandler {
     shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     role: Role,
+    /// The connection's place in the transport's counts, given back when
+    /// the handler goes (at SHUTDOWN_COMPLETE, or with a handle never started).
+    slot: Option<Slot>,
+}
+
+/// A counted connection, and for an inbound one a counted handshake.
+pub(super) struct Slot {
+    runtime: Arc<Runtime>,
+    handshaking: bool,
+}
+
+impl Slot {
+    /// Takes a slot, or none when the transport is at its limits.
+    pub(super) fn take(runtime: &Arc<Runtime>, inbound: bool) -> Option<Slot> {
+        runtime
+            .counts
+            .admit(&runtime.config.limits, inbound)
+            .then(|| Slot { runtime: runtime.clone(), handshaking: inbound })
+    }
+
+    fn authenticated(&mut self) {
+        if std::mem::take(&mut self.handshaking) {
+            self.runtime.counts.handshake_done();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.authenticated();
+        self.runtime.counts.connection_gone();
+    }
 }
 
 impl ConnHandler {
@@ -312,12 +416,14 @@ impl ConnHandler {
                 self.fail_connect();
             }
             ConnectionEvent::ShutdownInitiatedByPeer { error_code } => {
+                self.shared.lock().peer_close_code = Some(error_code);
                 self.shared.record_failure(TransportError::Refused(format!(
                     "peer closed the connection (code {error_code})"
                 )));
                 self.fail_connect();
             }
             ConnectionEvent::ShutdownComplete { .. } => {
+                self.slot = None;
                 self.shared.on_shutdown_complete();
                 self.fail_connect();
                 if let Role::Server { pending, .. } = &mut self.role {
@@ -337,10 +443,11 @@ impl ConnHandler {
             self.shared.lock().peer_identity = peer;
             Ok(())
         } else {
-            tracing::warn!(?peer, "refusing a peer whose certificate is not pinned");
-            self.shared.record_failure(TransportError::Protocol(format!(
-                "peer certificate {peer:?} is not trusted"
-            )));
+            tracing::warn!(?peer, "refusing a peer without a trusted certificate");
+            self.shared.record_failure(TransportError::Protocol(match peer {
+                Some(peer) => format!("peer certificate {peer:?} is not trusted"),
+                None => "the peer presented no certificate".into(),
+            }));
             Err(Status::new(StatusCode::QUIC_STATUS_BAD_CERTIFICATE))
         }
     }
@@ -354,11 +461,14 @@ impl ConnHandler {
         let Some(mut owner) = pending.take() else {
             return;
         };
+        if let Some(slot) = &mut self.slot {
+            slot.authenticated();
+        }
         match open_stream(conn, &self.shared, &self.runtime) {
             Ok(stream) => owner.set_stream(stream),
             Err(status) => {
                 tracing::warn!(%status, "cannot open the stream of an accepted connection");
-                conn.shutdown(ConnectionShutdownFlags::NONE, CODE_INTERNAL);
+                conn.shutdown(ConnectionShutdownFlags::NONE, self.shared.record_close(close::INTERNAL));
                 *pending = Some(owner);
                 return;
             }
@@ -383,7 +493,7 @@ impl ConnHandler {
         let Some(ready) = ready else {
             // Only the server opens a stream, once; refuse anything else.
             stream.set_callback_handler(|_, _| Ok(()));
-            let _ = stream.shutdown(StreamShutdownFlags::ABORT, CODE_PROTOCOL);
+            let _ = stream.shutdown(StreamShutdownFlags::ABORT, close::STREAM);
             // Closing inline is fine on the connection's own worker thread.
             drop(stream);
             return;
@@ -503,11 +613,12 @@ impl StreamHandler {
                 Err(e) => break Some(e),
             }
         };
-        let pause = self.shared.deliver(frames, indicated);
         if let Some(error) = error {
+            self.shared.deliver(frames, 0, indicated);
             self.violation(error);
             return Ok(());
         }
+        let pause = self.shared.deliver(frames, self.decoder.buffered(), indicated);
         if pause {
             // The receiver completes this indication once it has caught up.
             return Err(Status::new(StatusCode::QUIC_STATUS_PENDING));
@@ -518,7 +629,9 @@ impl StreamHandler {
     fn violation(&mut self, error: TransportError) {
         tracing::warn!(%error, "closing a connection whose peer broke the framing");
         self.failed = true;
-        self.conn.shutdown(CODE_PROTOCOL);
+        self.decoder.clear();
+        self.shared.drop_partial();
+        self.conn.shutdown(self.shared.record_close(close::FRAMING));
         self.shared.mark_closed();
     }
 }
@@ -565,7 +678,11 @@ pub(super) async fn connect(
     runtime: Arc<Runtime>,
     addr: SocketAddr,
 ) -> Result<MsQuicConnection, TransportError> {
-    let shared = Arc::new(Shared::default());
+    let _turn = runtime.dials.turn().await?;
+    let slot = Slot::take(&runtime, false).ok_or_else(|| {
+        TransportError::Refused(format!("connection limit ({}) reached", runtime.config.limits.max_connections))
+    })?;
+    let shared = Shared::new(runtime.clone());
     let (ready_tx, ready_rx) = oneshot::channel();
     let handler = ConnHandler {
         shared: shared.clone(),
@@ -573,6 +690,7 @@ pub(super) async fn connect(
         role: Role::Client {
             ready: Some(ready_tx),
         },
+        slot: Some(slot),
     };
     let conn = QuicConnection::open(runtime.registration(), handler.into_callback())
         .map_err(|e| TransportError::Protocol(format!("opening a connection: {e}")))?;
@@ -680,12 +798,18 @@ impl MessageSender for MsQuicSender {
         // FIN after whatever is queued, so the peer reads everything sent so
         // far before it sees the close.
         if let Some(stream) = self.owner.stream() {
-            let _ = stream.shutdown(StreamShutdownFlags::GRACEFUL, CODE_NORMAL);
+            let _ = stream.shutdown(StreamShutdownFlags::GRACEFUL, close::NORMAL);
         }
         let _ = tokio::time::timeout(CLOSE_LINGER, self.shared.wait_fin_acked()).await;
         self.owner
             .conn()
-            .shutdown(ConnectionShutdownFlags::NONE, CODE_NORMAL);
+            .shutdown(ConnectionShutdownFlags::NONE, self.shared.close_code());
+        self.shared.mark_closed();
+    }
+
+    async fn reject(&mut self, code: u64) {
+        let code = self.shared.record_close(code);
+        self.owner.conn().shutdown(ConnectionShutdownFlags::NONE, code);
         self.shared.mark_closed();
     }
 }
@@ -696,24 +820,55 @@ pub struct MsQuicReceiver {
     shared: Arc<Shared>,
 }
 
+impl MsQuicReceiver {
+    /// Closes the connection because its partial frame missed the deadline.
+    fn frame_deadline_passed(&self) -> TransportError {
+        let deadline = self.shared.limits().frame_deadline;
+        tracing::warn!(?deadline, "closing a connection whose frame did not complete in time");
+        self.shared.drop_partial();
+        let code = self.shared.record_close(close::FRAME_DEADLINE);
+        self.owner.conn().shutdown(ConnectionShutdownFlags::NONE, code);
+        self.shared.mark_closed();
+        TransportError::Protocol(format!("a frame did not complete within {deadline:?}"))
+    }
+}
+
+#[cfg(test)]
+impl MsQuicReceiver {
+    /// The code the peer closed the connection with, if it did.
+    pub(super) fn peer_close_code(&self) -> Option<u64> {
+        self.shared.lock().peer_close_code
+    }
+
+    /// Bytes the transport's connections hold beyond their reserves.
+    pub(super) fn budget_excess(&self) -> usize {
+        self.shared.runtime.budget.excess()
+    }
+}
+
 impl MessageReceiver for MsQuicReceiver {
     async fn recv(&mut self) -> Result<Bytes, TransportError> {
+        let budget = &self.shared.runtime.budget;
         loop {
-            let (message, resume) = {
+            // Registered before the checks, so no wake-up is missed.
+            let received = self.shared.recv_ready.notified();
+            let freed = budget.freed.notified();
+            let (message, resume, deadline) = {
                 let mut state = self.shared.lock();
-                match state.inbox.pop_front() {
-                    Some(message) => {
-                        state.unread -= HEADER_LEN + message.len();
-                        let resume = if state.unread <= MAX_UNREAD / 2 {
-                            state.paused.take()
-                        } else {
-                            None
-                        };
-                        (Some(message), resume)
-                    }
-                    None if state.closed => return Err(TransportError::Closed),
-                    None => (None, None),
+                let message = state.inbox.pop_front();
+                if let Some(message) = &message {
+                    state.unread -= HEADER_LEN + message.len();
+                    self.shared.rebalance(&mut state);
+                } else if state.closed {
+                    return Err(TransportError::Closed);
                 }
+                let resume = if state.paused.is_some() && !self.shared.over_limit(&state) {
+                    state.paused.take()
+                } else {
+                    None
+                };
+                let deadline = state.partial_since.map(|since| since + self.shared.limits().frame_deadline);
+                (message, resume, deadline)
             };
             if let (Some(indicated), Some(stream)) = (resume, self.owner.stream()) {
                 stream.receive_complete(indicated);
@@ -721,7 +876,25 @@ impl MessageReceiver for MsQuicReceiver {
             if let Some(message) = message {
                 return Ok(message);
             }
-            self.shared.recv_ready.notified().await;
+            let deadline = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = received => {}
+                () = freed => {}
+                () = deadline => {
+                    let still_partial = self.shared.lock().partial_since.is_some_and(|since| {
+                        since.elapsed() >= self.shared.limits().frame_deadline
+                    });
+                    if still_partial {
+                        return Err(self.frame_deadline_passed());
+                    }
+                }
+            }
         }
     }
 }
@@ -730,10 +903,11 @@ impl MessageReceiver for MsQuicReceiver {
 /// connection until the handshake completes and then hands it to `accepted`.
 pub(super) fn server_callback(
     conn: QuicConnection,
+    slot: Slot,
     runtime: Arc<Runtime>,
     accepted: mpsc::UnboundedSender<MsQuicConnection>,
 ) -> impl FnMut(ConnectionRef, ConnectionEvent) -> Result<(), Status> + 'static {
-    let shared = Arc::new(Shared::default());
+    let shared = Shared::new(runtime.clone());
     let owner = Owner::new(conn, shared.clone(), runtime.clone());
     ConnHandler {
         shared,
@@ -742,6 +916,7 @@ pub(super) fn server_callback(
             pending: Some(owner),
             accepted,
         },
+        slot: Some(slot),
     }
     .into_callback()
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use msquic::{
     Addr, BufferRef, Connection as QuicConnection, ConnectionShutdownFlags,
-    Listener as QuicListener, ListenerEvent,
+    Listener as QuicListener, ListenerEvent, Status, StatusCode,
 };
 use tokio::sync::mpsc;
 
+use super::close;
 use super::config::ALPN;
-use super::connection::{map_status, server_callback, MsQuicConnection, CODE_INTERNAL};
+use super::connection::{map_status, server_callback, MsQuicConnection, Slot};
 use super::runtime::{close_later, guarded, Runtime};
 use tandem::transport::{Listener, TransportError};
 
@@ -31,10 +32,17 @@ impl MsQuicListener {
         let listener = QuicListener::open(runtime.registration(), move |_, event| {
             guarded(|| {
                 if let ListenerEvent::NewConnection { connection, .. } = event {
+                    let Some(slot) = Slot::take(&callback_runtime, true) else {
+                        // Refused before the handshake: MsQuic keeps the
+                        // handle and closes it.
+                        tracing::warn!("refusing a connection: connection or handshake limit reached");
+                        return Err(Status::new(StatusCode::QUIC_STATUS_CONNECTION_REFUSED));
+                    };
                     // SAFETY: MsQuic hands us ownership of the new handle.
                     let owned = unsafe { QuicConnection::from_raw(connection.as_raw()) };
                     connection.set_callback_handler(server_callback(
                         owned,
+                        slot,
                         callback_runtime.clone(),
                         tx.clone(),
                     ));
@@ -44,7 +52,7 @@ impl MsQuicListener {
                         // Accepting it and shutting it down keeps ownership simple:
                         // it closes through the usual SHUTDOWN_COMPLETE path.
                         tracing::warn!(%status, "cannot configure an incoming connection");
-                        connection.shutdown(ConnectionShutdownFlags::NONE, CODE_INTERNAL);
+                        connection.shutdown(ConnectionShutdownFlags::NONE, close::INTERNAL);
                     }
                 }
                 Ok(())

@@ -11,8 +11,12 @@
 //!
 //! Peers are named by the SHA-256 of their certificate ([`PeerIdentity`]).
 //! Both sides always present a certificate; the [`TrustPolicy`] is enforced
-//! in MsQuic's PEER_CERTIFICATE_RECEIVED event, so a refused peer fails the
-//! TLS handshake and is never accepted.
+//! in MsQuic's PEER_CERTIFICATE_RECEIVED event, so a refused peer (and one
+//! that presents no certificate) fails the TLS handshake and is never
+//! accepted.
+//!
+//! What peers can make a transport hold is bounded by [`Limits`]; a
+//! connection closed for a violation carries that violation's [`close`] code.
 //!
 //! Nothing here blocks in a callback or when dropped: MsQuic handles are
 //! closed on a dedicated thread, connections before the listeners and
@@ -22,9 +26,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub mod close;
 mod config;
 mod connection;
 mod identity;
+mod limits;
 mod listener;
 mod runtime;
 #[cfg(test)]
@@ -33,6 +39,7 @@ mod tests;
 pub use config::{MsQuicConfig, TrustPolicy, ALPN};
 pub use connection::{MsQuicConnection, MsQuicReceiver, MsQuicSender};
 pub use identity::{identity_of, TlsIdentity};
+pub use limits::Limits;
 pub use listener::MsQuicListener;
 
 use tandem::transport::{PeerIdentity, Transport, TransportError};

@@ -19,6 +19,7 @@ use msquic::{
 
 use super::config::{MsQuicConfig, ALPN};
 use super::identity::TlsIdentity;
+use super::limits::{Budget, Counts, DialGate};
 use tandem::transport::TransportError;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -83,6 +84,12 @@ pub(super) struct Runtime {
     pub(super) config: MsQuicConfig,
     /// Set once the registration has closed, i.e. after every handle.
     pub(super) closed: Arc<AtomicBool>,
+    /// Bytes the connections hold beyond their reserves.
+    pub(super) budget: Budget,
+    /// Live connections and handshakes.
+    pub(super) counts: Counts,
+    /// Paces outgoing connects.
+    pub(super) dials: DialGate,
 }
 
 impl Runtime {
@@ -106,8 +113,8 @@ impl Runtime {
             | CredentialFlags::USE_PORTABLE_CERTIFICATES;
         let server = Configuration::open(&registration, &alpn, Some(&config.settings(true)))
             .map_err(|e| setup("server configuration", e))?;
-        // Ask every client for its certificate so it is identified even under
-        // AcceptAny; the trust policy decides what a missing one means.
+        // Every client must present a certificate, in every trust mode; the
+        // trust policy refuses one that presents none.
         identity.load_into(
             &server,
             common | CredentialFlags::REQUIRE_CLIENT_AUTHENTICATION,
@@ -119,8 +126,11 @@ impl Runtime {
             server: Some(server),
             client: Some(client),
             registration: Some(registration),
+            dials: DialGate::new(&config.limits),
             config,
             closed: Arc::new(AtomicBool::new(false)),
+            budget: Budget::default(),
+            counts: Counts::default(),
         })
     }
 

@@ -228,6 +228,8 @@ async fn broken_framing_closes_only_that_connection() {
             within("client recv", evil_rx.recv()).await,
             Err(TransportError::Closed)
         ));
+        // The violation's code, also when the server drops its halves at once.
+        assert_eq!(evil_rx.peer_close_code(), Some(close::FRAMING));
     }
 
     // The listener keeps serving.
@@ -388,4 +390,123 @@ async fn repeated_setup_and_drop_neither_hangs_nor_leaks() {
     })
     .await
     .expect("20 rounds of setup and drop took over 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_framing_close_code_is_the_same_every_time() {
+    let (server, client) = (transport(MsQuicConfig::default()), transport(MsQuicConfig::default()));
+    let mut listener = within("listen", server.listen(loopback())).await.unwrap();
+    let addr = listener.local_addr();
+    for _ in 0..10 {
+        let outgoing = within("connect", client.connect(addr)).await.unwrap();
+        let incoming = within("accept", listener.accept()).await.unwrap();
+        let (evil_tx, mut evil_rx) = outgoing.split();
+        evil_tx.send_raw(&[0xff, 0xff, 0xff, 0xff, 1]).unwrap();
+        // The server drops its halves the moment it sees the close: the
+        // race the violation's code must win.
+        let (server_tx, mut server_rx) = incoming.split();
+        assert!(within("server recv", server_rx.recv()).await.is_err());
+        drop((server_tx, server_rx));
+        assert!(within("client recv", evil_rx.recv()).await.is_err());
+        assert_eq!(evil_rx.peer_close_code(), Some(close::FRAMING));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_that_stalls_past_its_deadline_closes_the_connection() {
+    let limits = Limits { frame_deadline: Duration::from_millis(300), ..Limits::default() };
+    let server = transport(MsQuicConfig::default().with_limits(limits));
+    let client = transport(MsQuicConfig::default());
+    let (_listener, outgoing, incoming) = pair(&server, &client).await;
+    let (evil_tx, mut evil_rx) = outgoing.split();
+    let (_server_tx, mut server_rx) = incoming.split();
+    // Announces 100 bytes, sends 3.
+    evil_tx.send_raw(&[0, 0, 0, 100, 1, 2, 3]).unwrap();
+    let started = Instant::now();
+    let error = within("server recv", server_rx.recv()).await.unwrap_err();
+    assert!(matches!(error, TransportError::Protocol(_)), "{error:?}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(within("client recv", evil_rx.recv()).await.is_err());
+    assert_eq!(evil_rx.peer_close_code(), Some(close::FRAME_DEADLINE));
+    assert_eq!(server_rx.budget_excess(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused() {
+    let limits = Limits { max_connections: 2, ..Limits::default() };
+    let server = transport(MsQuicConfig::default().with_limits(limits.clone()));
+    let client = transport(MsQuicConfig::default());
+    let mut listener = within("listen", server.listen(loopback())).await.unwrap();
+    let addr = listener.local_addr();
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        kept.push(within("connect", client.connect(addr)).await.unwrap());
+        kept.push(within("accept", listener.accept()).await.unwrap());
+    }
+    assert_eq!(server.runtime.counts.connections(), 2);
+    assert!(within("connect", client.connect(addr)).await.is_err(), "a third connection was admitted");
+    // Outgoing connections count too.
+    let limited = transport(MsQuicConfig::default().with_limits(limits));
+    let mut other = within("listen", client.listen(loopback())).await.unwrap();
+    let _a = within("connect", limited.connect(other.local_addr())).await.unwrap();
+    let _b = within("connect", limited.connect(other.local_addr())).await.unwrap();
+    let refused = within("connect", limited.connect(other.local_addr())).await;
+    assert!(matches!(refused, Err(TransportError::Refused(_))), "{:?}", refused.map(|_| ()));
+    // A slot comes back when a connection goes.
+    drop(kept.drain(..2));
+    let _accepted = within("accept", other.accept()).await.unwrap();
+    let deadline = Instant::now() + STEP;
+    while server.runtime.counts.connections() > 1 {
+        assert!(Instant::now() < deadline, "the closed connection's slot never came back");
+        tokio::task::yield_now().await;
+    }
+    within("connect", client.connect(addr)).await.expect("a freed slot admits a connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hogged_buffers_stay_within_budget_and_small_messages_still_flow() {
+    let limits = Limits {
+        total_buffer: 512 * 1024,
+        connection_reserve: 16 * 1024,
+        stream_window: 64 * 1024,
+        frame_deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let framing = Framing::new(4 * 1024 * 1024);
+    let server = transport(MsQuicConfig::default().with_framing(framing).with_limits(limits.clone()));
+    let client = transport(MsQuicConfig::default().with_framing(framing));
+    let mut listener = within("listen", server.listen(loopback())).await.unwrap();
+    let addr = listener.local_addr();
+    // Four connections each announce 4 MiB and send 1 MiB of it.
+    let partial: &'static [u8] = {
+        let mut bytes = (4u32 * 1024 * 1024).to_be_bytes().to_vec();
+        bytes.resize(4 + 1024 * 1024, 9);
+        bytes.leak()
+    };
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let (tx, rx) = within("connect", client.connect(addr)).await.unwrap().split();
+        tx.send_raw(partial).unwrap();
+        hogs.push((tx, rx, within("accept", listener.accept()).await.unwrap().split()));
+    }
+    let (mut honest_tx, _honest_rx) = within("connect", client.connect(addr)).await.unwrap().split();
+    let (_tx, mut honest_rx) = within("accept", listener.accept()).await.unwrap().split();
+    for i in 0..50u8 {
+        within("send", honest_tx.send(Bytes::from(vec![i; 200]))).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(1), honest_rx.recv()).await;
+        assert_eq!(&got.expect("a small message waited over 1 s").unwrap()[..], &[i; 200][..]);
+    }
+    let excess = honest_rx.budget_excess();
+    // Each connection stops after the receive that took it over: one
+    // indication each (MsQuic may tune the window up, so allow 256 KiB).
+    let bound = limits.total_buffer + 4 * 256 * 1024;
+    assert!(excess <= bound, "connections hold {excess} bytes beyond their reserves, bound {bound}");
+    assert!(excess >= limits.total_buffer / 2, "the hogs were never buffered: {excess}");
+    drop(hogs);
+    let deadline = Instant::now() + STEP;
+    while honest_rx.budget_excess() > 0 {
+        assert!(Instant::now() < deadline, "closed connections kept {} bytes", honest_rx.budget_excess());
+        tokio::task::yield_now().await;
+    }
 }
