@@ -20,6 +20,10 @@ pub mod framing;
 pub use error::TransportError;
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};
 
+/// The first close code a node may give [`MessageSender::reject`]; codes
+/// below it belong to transports (orderly close, framing, limits).
+pub const APPLICATION_CLOSE_CODES: u64 = 0x100;
+
 /// A peer's identity as proven by the transport (for TLS: SHA-256 of the
 /// certificate DER). Transports without authentication have none.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,7 +112,7 @@ pub trait MessageSender: Send + 'static {
     /// Closes the connection at once because the peer broke the node's
     /// protocol; `code` (one per kind of violation) tells the peer which
     /// rule. Transports that carry close codes send it (MsQuic: as the QUIC
-    /// application error code, from `tandem_msquic::close::APPLICATION` up);
+    /// application error code; use codes from [`APPLICATION_CLOSE_CODES`] up);
     /// the others just close.
     fn reject(&mut self, code: u64) -> impl Future<Output = ()> + Send {
         let _ = code;

@@ -32,4 +32,4 @@ pub const STREAM: u64 = 3;
 /// A frame began and did not complete within the frame deadline.
 pub const FRAME_DEADLINE: u64 = 4;
 /// The first code a node may use for its own violations.
-pub const APPLICATION: u64 = 0x100;
+pub const APPLICATION: u64 = tandem::transport::APPLICATION_CLOSE_CODES;

@@ -57,6 +57,7 @@ pub fn timing(knobs: &Knobs) -> Timing {
         handshake_timeout: millis(&HANDSHAKE_TIMEOUT_MS),
         backoff_min: millis(&BACKOFF_MIN_MS),
         backoff_max: millis(&BACKOFF_MAX_MS),
+        ..Timing::default()
     }
 }
 

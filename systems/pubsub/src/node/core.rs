@@ -18,12 +18,15 @@ use tracing::Instrument;
 
 use super::dedup::SeenSet;
 use super::outbox::Outbox;
-use super::wire::{Data, MemberRecord, Wire};
+use super::roster::Refusal;
+use super::wire::{Data, MemberRecord, SignedRecord, Wire};
 use super::{
     Command, Delivery, ListenStatus, MessageId, MessageKind, Mutation, NodeConfig, NodeEvent, NodeId,
     PeerInfo, PeerMap, Sent, SendError,
 };
-use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport, TransportError};
+use tandem::transport::{
+    Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError,
+};
 
 type ConnId = u64;
 type Halves<T> = (
@@ -38,12 +41,24 @@ enum DialTarget {
     Seed(SocketAddr),
 }
 
+/// A finished handshake: the peer's Hello, the identity its transport
+/// proved, and the connection.
+type Handshake<T> = (SignedRecord, Option<PeerIdentity>, Halves<T>);
+
 /// What the node's tasks report to the core.
 enum Input<T: Transport> {
     Accepted { generation: u64, connection: T::Connection },
-    Handshaken { outbound: Option<DialTarget>, generation: u64, result: Result<(MemberRecord, Halves<T>), TransportError> },
+    Handshaken { outbound: Option<DialTarget>, generation: u64, result: Result<Handshake<T>, TransportError> },
     Frame { conn: ConnId, wire: Wire },
+    Refused { conn: ConnId, refusal: Refusal },
     Closed { conn: ConnId, reason: String },
+}
+
+/// What a connection's writer task sends.
+enum Outgoing {
+    Frame(Bytes),
+    /// Close at once with the refusal's code.
+    Reject(u64),
 }
 
 enum LinkState {
@@ -53,10 +68,20 @@ enum LinkState {
 }
 
 struct Member {
-    record: MemberRecord,
+    signed: SignedRecord,
     link: LinkState,
     backoff: Duration,
     outbox: Outbox,
+    /// A handshake with it has succeeded; until then its dials are paced.
+    answered: bool,
+    /// Dials failed in a row.
+    failures: u32,
+}
+
+impl Member {
+    fn record(&self) -> MemberRecord {
+        self.signed.record
+    }
 }
 
 struct Seed {
@@ -69,7 +94,7 @@ struct Conn {
     peer: NodeId,
     outbound: bool,
     generation: u64,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     /// The reader; the writer ends by itself when `writer` is dropped.
     reader: AbortHandle,
 }
@@ -88,7 +113,13 @@ pub(super) struct Core<T: Transport> {
     io: Channels<T>,
     config: NodeConfig,
     me: MemberRecord,
+    /// `me`, signed when the node has credentials.
+    me_signed: SignedRecord,
     rng: ChaCha8Rng,
+    /// Dials to never-answered members that may start now.
+    probe_tokens: u32,
+    /// When the next probe token comes.
+    next_probe_token: Instant,
     members: BTreeMap<NodeId, Member>,
     seeds: BTreeMap<SocketAddr, Seed>,
     conns: BTreeMap<ConnId, Conn>,
@@ -118,6 +149,9 @@ impl<T: Transport> Core<T> {
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         Core {
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
+            me_signed: seal(&config, me),
+            probe_tokens: config.timing.probe_burst,
+            next_probe_token: now + config.timing.probe_interval,
             next_gossip: now + config.timing.gossip_interval,
             io,
             config,
@@ -178,19 +212,30 @@ impl<T: Transport> Core<T> {
     /// Starts due dials and gossip rounds.
     fn maintain(&mut self) {
         let now = Instant::now();
-        let due: Vec<NodeId> = self
+        let mut due: Vec<(bool, u32, NodeId)> = self
             .members
             .iter()
             .filter(|(_, m)| matches!(m.link, LinkState::Idle { retry_at } if retry_at <= now))
-            .map(|(&id, _)| id)
+            .map(|(&id, m)| (!m.answered, m.failures, id))
             .collect();
-        for id in due {
+        // Answered members first; then those that failed least.
+        due.sort_unstable();
+        self.refill_probes(now);
+        for (unanswered, _, id) in due {
+            if unanswered {
+                if self.probe_tokens == 0 {
+                    let wait = self.next_probe_token;
+                    self.members.get_mut(&id).expect("due member exists").link = LinkState::Idle { retry_at: wait };
+                    continue;
+                }
+                self.probe_tokens -= 1;
+            }
             let member = self.members.get_mut(&id).expect("due member exists");
             member.link = LinkState::Dialing;
-            let addr = member.record.addr;
+            let addr = member.record().addr;
             self.dial(DialTarget::Member(id), addr);
         }
-        let known: Vec<SocketAddr> = self.members.values().map(|m| m.record.addr).collect();
+        let known: Vec<SocketAddr> = self.members.values().map(|m| m.record().addr).collect();
         self.seeds.retain(|addr, _| !known.contains(addr));
         let due: Vec<SocketAddr> =
             self.seeds.iter().filter(|(_, s)| !s.dialing && s.retry_at <= now).map(|(&a, _)| a).collect();
@@ -201,6 +246,18 @@ impl<T: Transport> Core<T> {
         if now >= self.next_gossip {
             self.next_gossip = now + self.config.timing.gossip_interval;
             self.gossip();
+        }
+    }
+
+    /// Adds the probe tokens due by `now`, up to the burst.
+    fn refill_probes(&mut self, now: Instant) {
+        let timing = &self.config.timing;
+        while now >= self.next_probe_token && self.probe_tokens < timing.probe_burst {
+            self.probe_tokens += 1;
+            self.next_probe_token += timing.probe_interval;
+        }
+        if self.probe_tokens == timing.probe_burst && self.next_probe_token < now {
+            self.next_probe_token = now + timing.probe_interval;
         }
     }
 
@@ -239,7 +296,7 @@ impl<T: Transport> Core<T> {
 
     fn dial(&mut self, target: DialTarget, addr: SocketAddr) {
         let transport = self.io.transport.clone();
-        let hello = Wire::Hello(self.me).encode();
+        let hello = Wire::Hello(self.me_signed.clone()).encode();
         let timing = self.config.timing.clone();
         let inputs = self.inputs_tx.clone();
         let generation = self.listener_generation;
@@ -248,10 +305,11 @@ impl<T: Transport> Core<T> {
                 let connection = timeout(timing.connect_timeout, transport.connect(addr))
                     .await
                     .map_err(|_| TransportError::TimedOut(format!("connect to {addr}")))??;
+                let identity = connection.info().peer_identity;
                 let (mut sender, mut receiver) = connection.split();
                 sender.send(hello).await?;
                 let record = read_hello(&mut receiver, timing.handshake_timeout).await?;
-                Ok((record, (sender, receiver)))
+                Ok((record, identity, (sender, receiver)))
             }
             .await;
             let _ = inputs.send(Input::Handshaken { outbound: Some(target), generation, result });
@@ -259,15 +317,16 @@ impl<T: Transport> Core<T> {
     }
 
     fn answer(&mut self, generation: u64, connection: T::Connection) {
-        let hello = Wire::Hello(self.me).encode();
+        let hello = Wire::Hello(self.me_signed.clone()).encode();
         let handshake_timeout = self.config.timing.handshake_timeout;
         let inputs = self.inputs_tx.clone();
         self.spawn(async move {
             let result = async {
+                let identity = connection.info().peer_identity;
                 let (mut sender, mut receiver) = connection.split();
                 let record = read_hello(&mut receiver, handshake_timeout).await?;
                 sender.send(hello).await?;
-                Ok((record, (sender, receiver)))
+                Ok((record, identity, (sender, receiver)))
             }
             .await;
             let _ = inputs.send(Input::Handshaken { outbound: None, generation, result });
@@ -280,23 +339,32 @@ impl<T: Transport> Core<T> {
         self.next_conn += 1;
         let inputs = self.inputs_tx.clone();
         let reader = self.spawn(async move {
-            let reason = loop {
-                match receiver.recv().await.and_then(|bytes| Wire::decode(&bytes)) {
+            let ended = loop {
+                let bytes = match receiver.recv().await {
+                    Ok(bytes) => bytes,
+                    Err(error) => break Input::Closed { conn, reason: error.to_string() },
+                };
+                match Wire::decode(&bytes) {
                     Ok(wire) => {
                         let _ = inputs.send(Input::Frame { conn, wire });
                     }
-                    Err(error) => break error.to_string(),
+                    Err(error) => break Input::Refused { conn, refusal: Refusal::Protocol(error.to_string()) },
                 }
             };
-            let _ = inputs.send(Input::Closed { conn, reason });
+            let _ = inputs.send(ended);
         });
-        let (writer, mut frames) = mpsc::unbounded_channel::<Bytes>();
+        let (writer, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
         let inputs = self.inputs_tx.clone();
         self.spawn(async move {
-            while let Some(frame) = frames.recv().await {
-                if let Err(error) = sender.send(frame).await {
-                    let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
-                    break;
+            while let Some(next) = outgoing.recv().await {
+                match next {
+                    Outgoing::Frame(frame) => {
+                        if let Err(error) = sender.send(frame).await {
+                            let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
+                            break;
+                        }
+                    }
+                    Outgoing::Reject(code) => return sender.reject(code).await,
                 }
             }
             sender.close().await;
@@ -304,6 +372,15 @@ impl<T: Transport> Core<T> {
         self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
         self.emit(NodeEvent::ConnectionUp { peer, outbound });
         conn
+    }
+
+    /// Closes a connection whose peer broke the protocol, with the refusal's code.
+    fn refuse(&mut self, conn: ConnId, refusal: Refusal) {
+        tracing::warn!(%refusal, "refusing a peer");
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.writer.send(Outgoing::Reject(refusal.close_code()));
+        }
+        self.close(conn, &refusal.to_string());
     }
 
     fn close(&mut self, conn: ConnId, reason: &str) {
@@ -325,14 +402,18 @@ impl<T: Transport> Core<T> {
     fn write(&self, conn: ConnId, frame: Bytes) {
         if let Some(c) = self.conns.get(&conn) {
             // A failed send means the connection is closing; the core learns it from `Closed`.
-            let _ = c.writer.send(frame);
+            let _ = c.writer.send(Outgoing::Frame(frame));
         }
     }
 
+    /// The whole view, this node included, as a Gossip frame.
+    fn view(&self) -> Bytes {
+        let view = self.members.values().map(|m| m.signed.clone()).chain([self.me_signed.clone()]).collect();
+        Wire::Gossip(view).encode()
+    }
+
     fn gossip(&self) {
-        let mut view: Vec<MemberRecord> = self.members.values().map(|m| m.record).collect();
-        view.push(self.me);
-        let frame = Wire::Gossip(view).encode();
+        let frame = self.view();
         for member in self.members.values() {
             if let LinkState::Up(conn) = member.link {
                 self.write(conn, frame.clone());
@@ -350,44 +431,72 @@ impl<T: Transport> Core<T> {
             Input::Accepted { .. } => {}
             Input::Handshaken { outbound, generation, result } => self.on_handshake(outbound, generation, result),
             Input::Frame { conn, wire } => self.on_frame(conn, wire),
+            Input::Refused { conn, refusal } => self.refuse(conn, refusal),
             Input::Closed { conn, reason } => self.close(conn, &reason),
         }
     }
 
-    fn on_handshake(
-        &mut self,
-        outbound: Option<DialTarget>,
-        generation: u64,
-        result: Result<(MemberRecord, Halves<T>), TransportError>,
-    ) {
+    /// With a roster: whether the peer's Hello comes from the identity the
+    /// roster gives its id, signed by that member.
+    fn check_hello(&self, signed: &SignedRecord, identity: Option<PeerIdentity>) -> Result<(), Refusal> {
+        let Some(credentials) = &self.config.credentials else { return Ok(()) };
+        credentials.roster.check_peer(signed.record.id, identity)?;
+        credentials.roster.check_record(signed)
+    }
+
+    /// Closes a handshaken connection that is refused before it is installed.
+    fn reject_halves(&mut self, (mut sender, _receiver): Halves<T>, refusal: &Refusal) {
+        tracing::warn!(%refusal, "refusing a peer's hello");
+        let code = refusal.close_code();
+        self.spawn(async move { sender.reject(code).await });
+    }
+
+    fn on_handshake(&mut self, outbound: Option<DialTarget>, generation: u64, result: Result<Handshake<T>, TransportError>) {
         let Some(target) = outbound else {
             // Inbound: accepted unless the listener moved meanwhile.
             match result {
-                Ok((record, halves)) if generation == self.listener_generation && record.id != self.me.id => {
-                    self.learn(record);
-                    self.install(record.id, false, generation, halves);
+                Ok((signed, identity, halves)) if generation == self.listener_generation && signed.record.id != self.me.id => {
+                    if let Err(refusal) = self.check_hello(&signed, identity) {
+                        return self.reject_halves(halves, &refusal);
+                    }
+                    let id = signed.record.id;
+                    if self.learn(signed) {
+                        self.install(id, false, generation, halves);
+                    }
                 }
                 Ok(_) => {}
                 Err(error) => tracing::debug!(%error, "inbound handshake failed"),
             }
             return;
         };
-        let result = result.and_then(|(record, halves)| match target {
-            DialTarget::Member(id) if record.id != id => {
-                Err(TransportError::Protocol(format!("expected node {id}, found node {}", record.id)))
+        let result = result.and_then(|(signed, identity, halves)| match target {
+            DialTarget::Member(id) if signed.record.id != id => {
+                Err(TransportError::Protocol(format!("expected node {id}, found node {}", signed.record.id)))
             }
-            _ if record.id == self.me.id => Err(TransportError::Protocol("dialled itself".into())),
-            _ => Ok((record, halves)),
+            _ if signed.record.id == self.me.id => Err(TransportError::Protocol("dialled itself".into())),
+            _ => Ok((signed, identity, halves)),
         });
-        let (record, halves) = match result {
-            Ok(ok) => ok,
+        let (signed, halves) = match result {
+            Ok((signed, identity, halves)) => match self.check_hello(&signed, identity) {
+                Ok(()) => (signed, halves),
+                Err(refusal) => {
+                    let error = TransportError::Protocol(refusal.to_string());
+                    self.reject_halves(halves, &refusal);
+                    return self.dial_failed(target, error);
+                }
+            },
             Err(error) => return self.dial_failed(target, error),
         };
+        let record = signed.record;
         if let DialTarget::Seed(addr) = target {
             self.seeds.remove(&addr);
         }
-        self.learn(record);
+        if !self.learn(signed) {
+            return; // No room for another member.
+        }
         let member = self.members.get_mut(&record.id).expect("learn inserts the member");
+        member.answered = true;
+        member.failures = 0;
         if matches!(member.link, LinkState::Up(_)) {
             return; // Another dial won; this connection just closes.
         }
@@ -403,7 +512,7 @@ impl<T: Transport> Core<T> {
             }
             self.emit(NodeEvent::Retransmitted { to: record.id, count });
         }
-        let view = Wire::Gossip(self.members.values().map(|m| m.record).chain([self.me]).collect()).encode();
+        let view = self.view();
         self.write(conn, view);
     }
 
@@ -417,7 +526,8 @@ impl<T: Transport> Core<T> {
                 }
                 let backoff = member.backoff;
                 member.backoff = (backoff * 2).min(backoff_max);
-                (member.record.addr, backoff)
+                member.failures = member.failures.saturating_add(1);
+                (member.record().addr, backoff)
             }
             DialTarget::Seed(addr) => {
                 let Some(seed) = self.seeds.get_mut(&addr) else { return };
@@ -443,10 +553,18 @@ impl<T: Transport> Core<T> {
     fn on_frame(&mut self, conn: ConnId, wire: Wire) {
         let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else { return };
         match wire {
-            Wire::Hello(_) => self.close(conn, "second hello"),
+            Wire::Hello(_) => self.refuse(conn, Refusal::Protocol("a second hello".into())),
             Wire::Gossip(view) => {
-                for record in view {
-                    self.learn(record);
+                for signed in view {
+                    if !self.is_news(&signed.record) {
+                        continue;
+                    }
+                    if let Some(credentials) = &self.config.credentials {
+                        if let Err(refusal) = credentials.roster.check_record(&signed) {
+                            return self.refuse(conn, refusal);
+                        }
+                    }
+                    self.learn(signed);
                 }
             }
             Wire::Data(data) => self.on_data(conn, peer, data),
@@ -462,7 +580,7 @@ impl<T: Transport> Core<T> {
 
     fn on_data(&mut self, conn: ConnId, peer: NodeId, data: Data) {
         if data.to.is_some_and(|to| to != self.me.id) || data.id.origin != peer {
-            return self.close(conn, "misaddressed message");
+            return self.refuse(conn, Refusal::ForgedOrigin { peer, origin: data.id.origin });
         }
         let new = self.seen.insert(data.id);
         self.emit(NodeEvent::MessageReceived { id: data.id, from: peer, duplicate: !new });
@@ -478,29 +596,44 @@ impl<T: Transport> Core<T> {
         let _ = self.io.incoming.send(delivery);
     }
 
-    /// Merges what a peer says about a member: the newest record wins.
-    fn learn(&mut self, record: MemberRecord) {
+    /// Whether `record` would change the view: another member, unknown or newer.
+    fn is_news(&self, record: &MemberRecord) -> bool {
+        record.id != self.me.id && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
+    }
+
+    /// Merges what a peer says about a member (already checked against the
+    /// roster, if any): the newest record wins. Whether the member is known
+    /// now: a new one is ignored once the view holds `max_members`.
+    fn learn(&mut self, signed: SignedRecord) -> bool {
+        let record = signed.record;
         if record.id == self.me.id {
-            return;
+            return false;
         }
         let now = Instant::now();
+        let full = self.members.len() >= self.config.max_members;
         match self.members.get_mut(&record.id) {
+            None if full => {
+                tracing::debug!(peer = %record.id, "membership full; ignoring a new member");
+                return false;
+            }
             None => {
                 let timing = &self.config.timing;
                 self.members.insert(
                     record.id,
                     Member {
-                        record,
+                        signed,
                         link: LinkState::Idle { retry_at: now },
                         backoff: timing.backoff_min,
                         outbox: Outbox::new(self.config.outbox_capacity),
+                        answered: false,
+                        failures: 0,
                     },
                 );
             }
-            Some(member) if record.is_newer_than(&member.record) => {
-                let restarted = record.incarnation != member.record.incarnation;
-                let moved = record.addr != member.record.addr;
-                member.record = record;
+            Some(member) if record.is_newer_than(&member.signed.record) => {
+                let restarted = record.incarnation != member.signed.record.incarnation;
+                let moved = record.addr != member.signed.record.addr;
+                member.signed = signed;
                 if restarted && self.config.has(Mutation::ForgetOnRestart) {
                     member.outbox.clear();
                 }
@@ -512,7 +645,7 @@ impl<T: Transport> Core<T> {
                     }
                 }
             }
-            Some(_) => return,
+            Some(_) => return true,
         }
         self.emit(NodeEvent::MemberUpdated {
             peer: record.id,
@@ -521,6 +654,7 @@ impl<T: Transport> Core<T> {
             version: record.version,
         });
         self.publish_peers();
+        true
     }
 
     fn publish_peers(&self) {
@@ -528,7 +662,7 @@ impl<T: Transport> Core<T> {
             .members
             .iter()
             .map(|(&id, m)| {
-                let r = m.record;
+                let r = m.record();
                 (id, PeerInfo { addr: r.addr, incarnation: r.incarnation, version: r.version })
             })
             .collect();
@@ -625,18 +759,27 @@ impl<T: Transport> Core<T> {
         if !self.config.has(Mutation::StaleRebind) {
             self.me.version += 1;
         }
+        self.me_signed = seal(&self.config, self.me);
         self.emit(NodeEvent::Listening { addr, version: self.me.version });
         self.gossip();
         Ok(addr)
     }
 }
 
-async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Result<MemberRecord, TransportError> {
+/// `record`, signed with the node's credentials (unsigned without).
+fn seal(config: &NodeConfig, record: MemberRecord) -> SignedRecord {
+    match &config.credentials {
+        Some(credentials) => credentials.sign(record),
+        None => SignedRecord::unsigned(record),
+    }
+}
+
+async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Result<SignedRecord, TransportError> {
     let bytes = timeout(limit, receiver.recv())
         .await
         .map_err(|_| TransportError::TimedOut("waiting for hello".into()))??;
     match Wire::decode(&bytes)? {
-        Wire::Hello(record) => Ok(record),
+        Wire::Hello(signed) => Ok(signed),
         other => Err(TransportError::Protocol(format!("expected hello, got {other:?}"))),
     }
 }

@@ -43,6 +43,7 @@ pub mod dedup;
 pub mod events;
 pub mod mutation;
 pub mod outbox;
+pub mod roster;
 pub mod wire;
 
 pub use events::{EventObserver, NodeEvent};
@@ -127,6 +128,11 @@ pub struct Timing {
     pub backoff_min: Duration,
     /// Redial delays double up to this cap.
     pub backoff_max: Duration,
+    /// Dials to members that have never answered may start this many at once...
+    pub probe_burst: u32,
+    /// ...and then one per this interval: a gossiped address that never
+    /// answers costs a low, capped dial rate.
+    pub probe_interval: Duration,
 }
 
 impl Default for Timing {
@@ -137,6 +143,8 @@ impl Default for Timing {
             handshake_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
+            probe_burst: 16,
+            probe_interval: Duration::from_millis(250),
         }
     }
 }
@@ -163,6 +171,11 @@ pub struct NodeConfig {
     pub mutation: Option<Mutation>,
     /// Receives the node's events (the adapter records them in the history).
     pub observer: Option<EventObserver>,
+    /// The node's signing key and the roster of members; `None` (development)
+    /// believes any peer's claims.
+    pub credentials: Option<roster::Credentials>,
+    /// Members kept at most; records of further members are ignored.
+    pub max_members: usize,
 }
 
 impl NodeConfig {
@@ -179,6 +192,8 @@ impl NodeConfig {
             timing: Timing::default(),
             mutation: None,
             observer: None,
+            credentials: None,
+            max_members: 1024,
         }
     }
 

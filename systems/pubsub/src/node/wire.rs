@@ -12,7 +12,7 @@ use super::{MessageId, NodeId};
 use tandem::transport::TransportError;
 
 /// Bumped on every incompatible change of [`Wire`].
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// What a node knows of one member: enough to dial it and to order updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,24 @@ impl MemberRecord {
     }
 }
 
+/// A member record with its member's signature (empty when the node runs
+/// without [credentials](super::roster::Credentials)), so that it can be
+/// relayed and still checked against the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRecord {
+    /// The record.
+    pub record: MemberRecord,
+    /// Ed25519 over the record, by the member it describes.
+    pub signature: Vec<u8>,
+}
+
+impl SignedRecord {
+    /// A record without a signature (nodes without credentials).
+    pub fn unsigned(record: MemberRecord) -> Self {
+        SignedRecord { record, signature: Vec::new() }
+    }
+}
+
 /// An application message on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Data {
@@ -51,9 +69,9 @@ pub struct Data {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wire {
     /// First message each way on a new connection.
-    Hello(MemberRecord),
+    Hello(SignedRecord),
     /// The sender's whole membership view, itself included.
-    Gossip(Vec<MemberRecord>),
+    Gossip(Vec<SignedRecord>),
     /// An application message.
     Data(Data),
     /// The receiver has the message; the sender may forget it.
