@@ -12,10 +12,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use attacker::Attacker;
+use attacker::{Attacker, Hostile};
 use bytes::Bytes;
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
-use tandem_msquic::{MsQuicConfig, MsQuicListener, MsQuicTransport, TlsIdentity};
+use tandem_msquic::{MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicTransport, TlsIdentity};
 
 /// The most any single step may take.
 const STEP: Duration = Duration::from_secs(10);
@@ -37,16 +37,23 @@ async fn server() -> (MsQuicTransport, MsQuicListener, SocketAddr) {
     (transport, listener, addr)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attacker_with_a_certificate_exchanges_frames() {
-    let (_transport, mut listener, addr) = server().await;
+/// An attacker with a fresh certificate, connected to a fresh server: the
+/// attacker's end, the server's end, the attacker's identity, and the
+/// server's transport and listener (keep them alive).
+async fn attacked() -> (Hostile, MsQuicConnection, TlsIdentity, (MsQuicTransport, MsQuicListener)) {
+    let (transport, mut listener, addr) = server().await;
     let identity = TlsIdentity::generate().expect("identity");
     let attacker = Attacker::new(Some(&identity));
-
-    let mut hostile = within("connect", attacker.connect(addr))
+    let hostile = within("connect", attacker.connect(addr))
         .await
         .expect("the attacker gets in");
     let incoming = within("accept", listener.accept()).await.expect("accept");
+    (hostile, incoming, identity, (transport, listener))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_with_a_certificate_exchanges_frames() {
+    let (mut hostile, incoming, identity, _server) = attacked().await;
     // The server names the attacker by its certificate.
     assert_eq!(incoming.info().peer_identity, Some(identity.id()));
     let (mut tx, mut rx) = incoming.split();
@@ -77,14 +84,7 @@ async fn attacker_with_a_certificate_exchanges_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frame_gets_an_application_close() {
-    let (_transport, mut listener, addr) = server().await;
-    let identity = TlsIdentity::generate().expect("identity");
-    let attacker = Attacker::new(Some(&identity));
-
-    let mut hostile = within("connect", attacker.connect(addr))
-        .await
-        .expect("the attacker gets in");
-    let incoming = within("accept", listener.accept()).await.expect("accept");
+    let (mut hostile, incoming, _identity, _server) = attacked().await;
     let (_tx, mut rx) = incoming.split();
 
     // Announces 4 GiB - 1, far over the 16 MiB limit.

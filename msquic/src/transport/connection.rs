@@ -82,6 +82,14 @@ impl Owner {
         self.handles().stream.as_ref()
     }
 
+    /// Shuts the connection down for a violation with `code` (or the code
+    /// of a violation recorded before it); the receiver then sees it closed.
+    fn close_for(&self, code: u64) {
+        let code = self.shared.record_close(code);
+        self.conn().shutdown(ConnectionShutdownFlags::NONE, code);
+        self.shared.mark_closed();
+    }
+
     fn set_stream(&mut self, stream: Stream) {
         if let Some(handles) = self.handles.as_mut() {
             handles.stream = Some(stream);
@@ -359,7 +367,6 @@ enum Role {
 /// The state of one connection callback.
 struct ConnHandler {
     shared: Arc<Shared>,
-    runtime: Arc<Runtime>,
     role: Role,
     /// The connection's place in the transport's counts, given back when
     /// the handler goes (at SHUTDOWN_COMPLETE, or with a handle never started).
@@ -439,7 +446,7 @@ impl ConnHandler {
     /// Admits or refuses the peer's certificate; an error status fails the
     /// handshake with a TLS alert before any stream exists.
     fn check_peer(&self, peer: Option<PeerIdentity>) -> Result<(), Status> {
-        if self.runtime.config.trust.admits(peer.as_ref()) {
+        if self.shared.runtime.config.trust.admits(peer.as_ref()) {
             self.shared.lock().peer_identity = peer;
             Ok(())
         } else {
@@ -464,7 +471,7 @@ impl ConnHandler {
         if let Some(slot) = &mut self.slot {
             slot.authenticated();
         }
-        match open_stream(conn, &self.shared, &self.runtime) {
+        match open_stream(conn, &self.shared) {
             Ok(stream) => owner.set_stream(stream),
             Err(status) => {
                 tracing::warn!(%status, "cannot open the stream of an accepted connection");
@@ -477,7 +484,7 @@ impl ConnHandler {
             owner,
             shared: self.shared.clone(),
             info: connection_info(conn, &self.shared),
-            framing: self.runtime.config.framing,
+            framing: self.shared.runtime.config.framing,
         };
         // With the listener gone the connection is dropped, which shuts it down.
         let _ = accepted.send(connection);
@@ -498,7 +505,7 @@ impl ConnHandler {
             drop(stream);
             return;
         };
-        let handler = StreamHandler::new(self.shared.clone(), self.runtime.config.framing, conn);
+        let handler = StreamHandler::new(self.shared.clone(), conn);
         stream.set_callback_handler(handler.into_callback());
         let info = connection_info(conn, &self.shared);
         // If `connect` gave up, the stream comes back and closes inline here.
@@ -515,12 +522,8 @@ impl ConnHandler {
     }
 }
 
-fn open_stream(
-    conn: &QuicConnection,
-    shared: &Arc<Shared>,
-    runtime: &Runtime,
-) -> Result<Stream, Status> {
-    let handler = StreamHandler::new(shared.clone(), runtime.config.framing, conn);
+fn open_stream(conn: &QuicConnection, shared: &Arc<Shared>) -> Result<Stream, Status> {
+    let handler = StreamHandler::new(shared.clone(), conn);
     let stream = Stream::open(conn, StreamOpenFlags::NONE, handler.into_callback())?;
     // IMMEDIATE tells the client at once, without waiting for data: that
     // is what completes its `connect`.
@@ -548,10 +551,10 @@ struct StreamHandler {
 }
 
 impl StreamHandler {
-    fn new(shared: Arc<Shared>, framing: Framing, conn: &QuicConnection) -> Self {
+    fn new(shared: Arc<Shared>, conn: &QuicConnection) -> Self {
         StreamHandler {
+            decoder: FrameDecoder::new(shared.runtime.config.framing),
             shared,
-            decoder: FrameDecoder::new(framing),
             conn: RawConn::of(conn),
             failed: false,
         }
@@ -686,7 +689,6 @@ pub(super) async fn connect(
     let (ready_tx, ready_rx) = oneshot::channel();
     let handler = ConnHandler {
         shared: shared.clone(),
-        runtime: runtime.clone(),
         role: Role::Client {
             ready: Some(ready_tx),
         },
@@ -808,9 +810,7 @@ impl MessageSender for MsQuicSender {
     }
 
     async fn reject(&mut self, code: u64) {
-        let code = self.shared.record_close(code);
-        self.owner.conn().shutdown(ConnectionShutdownFlags::NONE, code);
-        self.shared.mark_closed();
+        self.owner.close_for(code);
     }
 }
 
@@ -826,9 +826,7 @@ impl MsQuicReceiver {
         let deadline = self.shared.limits().frame_deadline;
         tracing::warn!(?deadline, "closing a connection whose frame did not complete in time");
         self.shared.drop_partial();
-        let code = self.shared.record_close(close::FRAME_DEADLINE);
-        self.owner.conn().shutdown(ConnectionShutdownFlags::NONE, code);
-        self.shared.mark_closed();
+        self.owner.close_for(close::FRAME_DEADLINE);
         TransportError::Protocol(format!("a frame did not complete within {deadline:?}"))
     }
 }
@@ -853,7 +851,7 @@ impl MessageReceiver for MsQuicReceiver {
             // Registered before the checks, so no wake-up is missed.
             let received = self.shared.recv_ready.notified();
             let freed = budget.freed.notified();
-            let (message, resume, deadline) = {
+            let (message, resume, paused, deadline) = {
                 let mut state = self.shared.lock();
                 let message = state.inbox.pop_front();
                 if let Some(message) = &message {
@@ -867,8 +865,9 @@ impl MessageReceiver for MsQuicReceiver {
                 } else {
                     None
                 };
+                let paused = state.paused.is_some();
                 let deadline = state.partial_since.map(|since| since + self.shared.limits().frame_deadline);
-                (message, resume, deadline)
+                (message, resume, paused, deadline)
             };
             if let (Some(indicated), Some(stream)) = (resume, self.owner.stream()) {
                 stream.receive_complete(indicated);
@@ -876,6 +875,14 @@ impl MessageReceiver for MsQuicReceiver {
             if let Some(message) = message {
                 return Ok(message);
             }
+            // Only a paused connection waits for the budget to free up.
+            let freed = async {
+                if paused {
+                    freed.await
+                } else {
+                    std::future::pending().await
+                }
+            };
             let deadline = async {
                 match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
@@ -908,10 +915,9 @@ pub(super) fn server_callback(
     accepted: mpsc::UnboundedSender<MsQuicConnection>,
 ) -> impl FnMut(ConnectionRef, ConnectionEvent) -> Result<(), Status> + 'static {
     let shared = Shared::new(runtime.clone());
-    let owner = Owner::new(conn, shared.clone(), runtime.clone());
+    let owner = Owner::new(conn, shared.clone(), runtime);
     ConnHandler {
         shared,
-        runtime,
         role: Role::Server {
             pending: Some(owner),
             accepted,

@@ -112,9 +112,8 @@ pub(super) struct Channels<T: Transport> {
 pub(super) struct Core<T: Transport> {
     io: Channels<T>,
     config: NodeConfig,
-    me: MemberRecord,
-    /// `me`, signed when the node has credentials.
-    me_signed: SignedRecord,
+    /// This node's record, signed when the node has credentials.
+    me: SignedRecord,
     rng: ChaCha8Rng,
     /// Dials to never-answered members that may start now.
     probe_tokens: u32,
@@ -149,13 +148,12 @@ impl<T: Transport> Core<T> {
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         Core {
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
-            me_signed: seal(&config, me),
+            me: seal(&config, me),
             probe_tokens: config.timing.probe_burst,
             next_probe_token: now + config.timing.probe_interval,
             next_gossip: now + config.timing.gossip_interval,
             io,
             config,
-            me,
             members: BTreeMap::new(),
             seeds,
             conns: BTreeMap::new(),
@@ -171,10 +169,10 @@ impl<T: Transport> Core<T> {
     }
 
     pub async fn run(mut self, listener: T::Listener) {
-        let span = tracing::info_span!("node", id = self.me.id.0, inc = self.me.incarnation);
+        let span = tracing::info_span!("node", id = self.me.record.id.0, inc = self.me.record.incarnation);
         async move {
             self.start_listener(listener);
-            self.emit(NodeEvent::Listening { addr: self.me.addr, version: self.me.version });
+            self.emit(NodeEvent::Listening { addr: self.me.record.addr, version: self.me.record.version });
             loop {
                 self.maintain();
                 let wake = self.next_wake();
@@ -195,7 +193,7 @@ impl<T: Transport> Core<T> {
     fn emit(&self, event: NodeEvent) {
         tracing::debug!(?event);
         if let Some(observer) = &self.config.observer {
-            observer.emit(self.me.id, event);
+            observer.emit(self.me.record.id, event);
         }
     }
 
@@ -296,7 +294,7 @@ impl<T: Transport> Core<T> {
 
     fn dial(&mut self, target: DialTarget, addr: SocketAddr) {
         let transport = self.io.transport.clone();
-        let hello = Wire::Hello(self.me_signed.clone()).encode();
+        let hello = Wire::Hello(self.me.clone()).encode();
         let timing = self.config.timing.clone();
         let inputs = self.inputs_tx.clone();
         let generation = self.listener_generation;
@@ -317,7 +315,7 @@ impl<T: Transport> Core<T> {
     }
 
     fn answer(&mut self, generation: u64, connection: T::Connection) {
-        let hello = Wire::Hello(self.me_signed.clone()).encode();
+        let hello = Wire::Hello(self.me.clone()).encode();
         let handshake_timeout = self.config.timing.handshake_timeout;
         let inputs = self.inputs_tx.clone();
         self.spawn(async move {
@@ -408,7 +406,7 @@ impl<T: Transport> Core<T> {
 
     /// The whole view, this node included, as a Gossip frame.
     fn view(&self) -> Bytes {
-        let view = self.members.values().map(|m| m.signed.clone()).chain([self.me_signed.clone()]).collect();
+        let view = self.members.values().map(|m| m.signed.clone()).chain([self.me.clone()]).collect();
         Wire::Gossip(view).encode()
     }
 
@@ -439,9 +437,15 @@ impl<T: Transport> Core<T> {
     /// With a roster: whether the peer's Hello comes from the identity the
     /// roster gives its id, signed by that member.
     fn check_hello(&self, signed: &SignedRecord, identity: Option<PeerIdentity>) -> Result<(), Refusal> {
-        let Some(credentials) = &self.config.credentials else { return Ok(()) };
-        credentials.roster.check_peer(signed.record.id, identity)?;
-        credentials.roster.check_record(signed)
+        if let Some(credentials) = &self.config.credentials {
+            credentials.roster.check_peer(signed.record.id, identity)?;
+        }
+        self.check_record(signed)
+    }
+
+    /// With a roster: whether `signed` is signed by the member it describes.
+    fn check_record(&self, signed: &SignedRecord) -> Result<(), Refusal> {
+        self.config.credentials.as_ref().map_or(Ok(()), |credentials| credentials.roster.check_record(signed))
     }
 
     /// Closes a handshaken connection that is refused before it is installed.
@@ -455,7 +459,7 @@ impl<T: Transport> Core<T> {
         let Some(target) = outbound else {
             // Inbound: accepted unless the listener moved meanwhile.
             match result {
-                Ok((signed, identity, halves)) if generation == self.listener_generation && signed.record.id != self.me.id => {
+                Ok((signed, identity, halves)) if generation == self.listener_generation && signed.record.id != self.me.record.id => {
                     if let Err(refusal) = self.check_hello(&signed, identity) {
                         return self.reject_halves(halves, &refusal);
                     }
@@ -473,7 +477,7 @@ impl<T: Transport> Core<T> {
             DialTarget::Member(id) if signed.record.id != id => {
                 Err(TransportError::Protocol(format!("expected node {id}, found node {}", signed.record.id)))
             }
-            _ if signed.record.id == self.me.id => Err(TransportError::Protocol("dialled itself".into())),
+            _ if signed.record.id == self.me.record.id => Err(TransportError::Protocol("dialled itself".into())),
             _ => Ok((signed, identity, halves)),
         });
         let (signed, halves) = match result {
@@ -559,10 +563,8 @@ impl<T: Transport> Core<T> {
                     if !self.is_news(&signed.record) {
                         continue;
                     }
-                    if let Some(credentials) = &self.config.credentials {
-                        if let Err(refusal) = credentials.roster.check_record(&signed) {
-                            return self.refuse(conn, refusal);
-                        }
+                    if let Err(refusal) = self.check_record(&signed) {
+                        return self.refuse(conn, refusal);
                     }
                     self.learn(signed);
                 }
@@ -579,7 +581,7 @@ impl<T: Transport> Core<T> {
     }
 
     fn on_data(&mut self, conn: ConnId, peer: NodeId, data: Data) {
-        if data.to.is_some_and(|to| to != self.me.id) || data.id.origin != peer {
+        if data.to.is_some_and(|to| to != self.me.record.id) || data.id.origin != peer {
             return self.refuse(conn, Refusal::ForgedOrigin { peer, origin: data.id.origin });
         }
         let new = self.seen.insert(data.id);
@@ -598,7 +600,7 @@ impl<T: Transport> Core<T> {
 
     /// Whether `record` would change the view: another member, unknown or newer.
     fn is_news(&self, record: &MemberRecord) -> bool {
-        record.id != self.me.id && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
+        record.id != self.me.record.id && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
     }
 
     /// Merges what a peer says about a member (already checked against the
@@ -606,7 +608,7 @@ impl<T: Transport> Core<T> {
     /// now: a new one is ignored once the view holds `max_members`.
     fn learn(&mut self, signed: SignedRecord) -> bool {
         let record = signed.record;
-        if record.id == self.me.id {
+        if record.id == self.me.record.id {
             return false;
         }
         let now = Instant::now();
@@ -688,14 +690,14 @@ impl<T: Transport> Core<T> {
     fn send(&mut self, to: Option<NodeId>, tag: String, payload: Bytes) -> Result<Sent, SendError> {
         let recipients: Vec<NodeId> = match to {
             None => self.members.keys().copied().collect(),
-            Some(to) if to == self.me.id => return Err(SendError::ToSelf),
+            Some(to) if to == self.me.record.id => return Err(SendError::ToSelf),
             Some(to) if !self.members.contains_key(&to) => return Err(SendError::UnknownPeer(to)),
             Some(to) => vec![to],
         };
         if let Some(&full) = recipients.iter().find(|p| !self.members[p].outbox.has_room()) {
             return Err(SendError::Backpressure(full));
         }
-        let id = MessageId { origin: self.me.id, incarnation: self.me.incarnation, seq: self.next_seq };
+        let id = MessageId { origin: self.me.record.id, incarnation: self.me.record.incarnation, seq: self.next_seq };
         self.next_seq += 1;
         let data = Data { id, to, tag, payload };
         let frame = Wire::Data(data.clone()).encode();
@@ -727,8 +729,8 @@ impl<T: Transport> Core<T> {
 
     fn publish_status(&self, error: Option<String>, reloads: u64) {
         self.io.status.send_modify(|status| {
-            status.addr = self.me.addr;
-            status.version = self.me.version;
+            status.addr = self.me.record.addr;
+            status.version = self.me.record.version;
             status.reloads += reloads;
             status.error = error;
         });
@@ -752,15 +754,16 @@ impl<T: Transport> Core<T> {
         for conn in inbound {
             self.close(conn, "listener moved");
         }
-        self.me.addr = addr;
+        let mut me = self.me.record;
+        me.addr = addr;
         if self.config.has(Mutation::RebindDropsOutbox) {
             self.members.values_mut().for_each(|member| member.outbox.clear());
         }
         if !self.config.has(Mutation::StaleRebind) {
-            self.me.version += 1;
+            me.version += 1;
         }
-        self.me_signed = seal(&self.config, self.me);
-        self.emit(NodeEvent::Listening { addr, version: self.me.version });
+        self.me = seal(&self.config, me);
+        self.emit(NodeEvent::Listening { addr, version: self.me.record.version });
         self.gossip();
         Ok(addr)
     }
