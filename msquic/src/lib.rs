@@ -54,3 +54,4 @@ pub use transport::{
     close, identity_of, Limits, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport,
     TlsIdentity, TrustPolicy, ALPN,
 };
+

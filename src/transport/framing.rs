@@ -91,66 +91,125 @@ impl Framing {
     }
 }
 
+/// Frame bodies larger than this are reassembled in pieces of at most this
+/// size. A frame that never completes then holds only what arrived, in
+/// allocations small enough for the allocator to reuse: one allocation the
+/// size of the frame per partial frame is, once freed, kept by the
+/// allocator rather than reused or returned.
+const PIECE: usize = 64 * 1024;
+
 /// Incremental decoder for transports that receive bytes in chunks (QUIC
 /// stream callbacks): push bytes in, take whole frames out.
 #[derive(Debug)]
 pub struct FrameDecoder {
     framing: Framing,
+    /// Bytes not yet taken: headers and small frames.
     buf: BytesMut,
+    /// The large frame being reassembled, whose header `buf` had.
+    large: Option<Pieces>,
+}
+
+/// A large frame's body, arriving.
+#[derive(Debug)]
+struct Pieces {
+    len: usize,
+    held: usize,
+    pieces: Vec<BytesMut>,
+}
+
+impl Pieces {
+    fn missing(&self) -> usize {
+        self.len - self.held
+    }
+
+    /// Keeps what of `bytes` belongs to the frame; the rest.
+    fn fill<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        let (mut mine, rest) = bytes.split_at(self.missing().min(bytes.len()));
+        while !mine.is_empty() {
+            let room = self.pieces.last().map_or(0, |piece| piece.capacity() - piece.len());
+            if room == 0 {
+                self.pieces.push(BytesMut::with_capacity(PIECE.min(self.missing())));
+                continue;
+            }
+            let (now, later) = mine.split_at(room.min(mine.len()));
+            self.pieces.last_mut().expect("a piece with room").extend_from_slice(now);
+            self.held += now.len();
+            mine = later;
+        }
+        rest
+    }
+
+    /// The whole frame, each piece freed once copied.
+    fn into_frame(self) -> Bytes {
+        assert_eq!(self.held, self.len, "a large frame taken before it was whole");
+        let mut frame = BytesMut::with_capacity(self.len);
+        for piece in self.pieces {
+            frame.extend_from_slice(&piece);
+        }
+        frame.freeze()
+    }
 }
 
 impl FrameDecoder {
     /// A decoder enforcing `framing`'s maximum.
     pub fn new(framing: Framing) -> Self {
-        FrameDecoder { framing, buf: BytesMut::new() }
+        FrameDecoder { framing, buf: BytesMut::new(), large: None }
     }
 
-    /// Appends received bytes. A frame's buffer is allocated at its exact
-    /// size once its header is known, never doubled past it.
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        if self.buf.len() < HEADER_LEN {
-            let head = (HEADER_LEN - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..head]);
-            bytes = &bytes[head..];
-            if self.buf.len() == HEADER_LEN {
-                let len = u32::from_be_bytes(self.buf[..HEADER_LEN].try_into().expect("4 bytes")) as u64;
-                // An oversized length is refused by `next_frame`; reserve nothing for it.
-                if self.framing.check_len(len).is_ok() {
-                    self.buf.reserve(len as usize);
-                }
-            }
-        }
-        self.buf.extend_from_slice(bytes);
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let rest = match &mut self.large {
+            Some(large) => large.fill(bytes),
+            None => bytes,
+        };
+        self.buf.extend_from_slice(rest);
     }
 
     /// Drops everything buffered, frees its memory.
     pub fn clear(&mut self) {
         self.buf = BytesMut::new();
+        self.large = None;
     }
 
     /// Bytes held: the partial frame and any whole frames not yet taken.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.large.as_ref().map_or(0, |large| large.held)
     }
 
     /// The next whole frame, `Ok(None)` when more bytes are needed, or an error
     /// for an oversized announcement (checked before any allocation).
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
+        if let Some(large) = &self.large {
+            if large.missing() > 0 {
+                return Ok(None);
+            }
+            return Ok(self.large.take().map(Pieces::into_frame));
+        }
         if self.buf.len() < HEADER_LEN {
             return Ok(None);
         }
         let len = u32::from_be_bytes(self.buf[..HEADER_LEN].try_into().expect("4 bytes")) as u64;
         self.framing.check_len(len)?;
-        if self.buf.len() < HEADER_LEN + len as usize {
+        let len = len as usize;
+        if len > PIECE {
+            // From here on its body goes to pieces, whatever else `buf` held back.
+            let body = self.buf.split_off(HEADER_LEN);
+            self.buf.clear();
+            let mut large = Pieces { len, held: 0, pieces: Vec::new() };
+            self.buf.extend_from_slice(large.fill(&body));
+            self.large = Some(large);
+            return self.next_frame();
+        }
+        if self.buf.len() < HEADER_LEN + len {
             return Ok(None);
         }
-        let mut frame = self.buf.split_to(HEADER_LEN + len as usize);
+        let mut frame = self.buf.split_to(HEADER_LEN + len);
         Ok(Some(frame.split_off(HEADER_LEN).freeze()))
     }
 
     /// Whether a partial frame is buffered (an end of stream now means truncation).
     pub fn has_partial(&self) -> bool {
-        !self.buf.is_empty()
+        !self.buf.is_empty() || self.large.is_some()
     }
 }
 
@@ -205,16 +264,44 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_frame_holds_its_size_not_double() {
+    fn a_partial_frame_holds_what_arrived_in_pieces() {
         let len = 1 << 20;
         let mut decoder = FrameDecoder::new(Framing::new(len));
         decoder.push(&(len as u32).to_be_bytes());
         for _ in 0..(len / 1000) {
             decoder.push(&[7; 1000]);
+            assert!(decoder.next_frame().unwrap().is_none());
         }
-        assert_eq!(decoder.buffered(), HEADER_LEN + len / 1000 * 1000);
-        assert!(decoder.buf.capacity() <= HEADER_LEN + len + 64, "capacity {}", decoder.buf.capacity());
-        assert!(decoder.next_frame().unwrap().is_none());
+        let arrived = len / 1000 * 1000;
+        assert_eq!(decoder.buffered(), arrived);
+        let large = decoder.large.as_ref().expect("a large frame in progress");
+        let capacity: usize = large.pieces.iter().map(|piece| piece.capacity()).sum();
+        assert!(capacity <= arrived + PIECE, "capacity {capacity} for {arrived} bytes");
+        assert!(large.pieces.iter().all(|piece| piece.capacity() <= PIECE));
+    }
+
+    #[test]
+    fn large_and_small_frames_reassemble_whatever_the_chunking() {
+        let framing = Framing::new(1 << 20);
+        let bodies: Vec<Vec<u8>> = [3, PIECE + 1, 0, 5 * PIECE + 17, PIECE, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        let stream: Vec<u8> = bodies.iter().flat_map(|body| framing.encode(body).unwrap().to_vec()).collect();
+        for step in [1, 7, 1000, PIECE - 1, PIECE + 3, stream.len()] {
+            let mut decoder = FrameDecoder::new(framing);
+            let mut frames = Vec::new();
+            for chunk in stream.chunks(step) {
+                decoder.push(chunk);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    frames.push(frame.to_vec());
+                }
+            }
+            assert_eq!(frames, bodies, "chunks of {step}");
+            assert!(!decoder.has_partial());
+            assert_eq!(decoder.buffered(), 0);
+        }
     }
 
     #[test]

@@ -97,11 +97,13 @@ impl MsQuicConfig {
         self
     }
 
-    /// Sets the framing. The connection buffer grows to fit one frame.
+    /// Sets the framing. The connection buffer and the total buffer grow
+    /// to fit one frame.
     pub fn with_framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
         let frame = tandem::transport::framing::HEADER_LEN + framing.max_frame();
         self.limits.connection_buffer = self.limits.connection_buffer.max(frame);
+        self.limits.total_buffer = self.limits.total_buffer.max(frame);
         self
     }
 
@@ -125,7 +127,10 @@ impl MsQuicConfig {
             .set_PeerBidiStreamCount(if server { 0 } else { 1 })
             .set_PeerUnidiStreamCount(0)
             // What a peer may send ahead of what this side takes in: with
-            // the buffer budget, this bounds what a hostile peer makes us hold.
+            // the buffer budget, this bounds what a hostile peer makes us
+            // hold. MsQuic doubles a fast-drained stream's window up to the
+            // connection's, so both are the same.
             .set_StreamRecvWindowDefault(self.limits.stream_window)
+            .set_ConnFlowControlWindow(self.limits.stream_window)
     }
 }

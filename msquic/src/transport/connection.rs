@@ -86,8 +86,21 @@ impl Owner {
     /// of a violation recorded before it); the receiver then sees it closed.
     fn close_for(&self, code: u64) {
         let code = self.shared.record_close(code);
+        self.release_paused();
         self.conn().shutdown(ConnectionShutdownFlags::NONE, code);
         self.shared.mark_closed();
+    }
+
+    /// Completes a receive left pending while the connection held too much:
+    /// MsQuic resumes reading, and a stream with a pending receive never
+    /// completes its shutdown (nor frees its buffers).
+    fn release_paused(&self) {
+        // Taken in its own statement: completing can call back inline.
+        let paused = self.shared.lock().paused.take();
+        let stream = self.handles.as_ref().and_then(|handles| handles.stream.as_ref());
+        if let (Some(indicated), Some(stream)) = (paused, stream) {
+            stream.receive_complete(indicated);
+        }
     }
 
     fn set_stream(&mut self, stream: Stream) {
@@ -99,6 +112,7 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        self.release_paused();
         let Some(handles) = self.handles.take() else {
             return;
         };
@@ -860,17 +874,13 @@ impl MessageReceiver for MsQuicReceiver {
                 } else if state.closed {
                     return Err(TransportError::Closed);
                 }
-                let resume = if state.paused.is_some() && !self.shared.over_limit(&state) {
-                    state.paused.take()
-                } else {
-                    None
-                };
                 let paused = state.paused.is_some();
+                let resume = paused && !self.shared.over_limit(&state);
                 let deadline = state.partial_since.map(|since| since + self.shared.limits().frame_deadline);
                 (message, resume, paused, deadline)
             };
-            if let (Some(indicated), Some(stream)) = (resume, self.owner.stream()) {
-                stream.receive_complete(indicated);
+            if resume {
+                self.owner.release_paused();
             }
             if let Some(message) = message {
                 return Ok(message);

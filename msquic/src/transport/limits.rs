@@ -37,13 +37,15 @@ pub struct Limits {
     pub connection_reserve: usize,
     /// Bytes all connections together may hold beyond their reserves; a
     /// connection over its reserve stops reading while the total is over.
+    /// At least one maximum-size frame, or such a frame could never arrive.
     pub total_buffer: usize,
     /// Once the first byte of a frame has arrived, the whole frame must
     /// arrive within this, or the connection closes with
     /// [`close::FRAME_DEADLINE`](super::close::FRAME_DEADLINE).
     pub frame_deadline: Duration,
-    /// The QUIC receive window of a connection's stream: what the peer may
-    /// send ahead of what this side has taken in.
+    /// The QUIC receive window of a connection (its stream's and its own):
+    /// what the peer may send ahead of what this side has taken in. MsQuic
+    /// never tunes it higher.
     pub stream_window: u32,
     /// Connections open at once, inbound and outbound. Inbound connections
     /// beyond it are refused before their handshake; `connect` fails.
@@ -62,9 +64,9 @@ impl Default for Limits {
         Limits {
             connection_buffer: HEADER_LEN + DEFAULT_MAX_FRAME,
             connection_reserve: 64 * 1024,
-            total_buffer: 32 * 1024 * 1024,
+            total_buffer: HEADER_LEN + DEFAULT_MAX_FRAME,
             frame_deadline: Duration::from_secs(10),
-            stream_window: 256 * 1024,
+            stream_window: 128 * 1024,
             max_connections: 256,
             max_handshakes: 32,
             max_concurrent_dials: 32,
