@@ -15,7 +15,7 @@ use crate::history::{EventKind, History, OpResult};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
 use crate::system::{Invocation, Knobs, NodeContext, Observer, System};
-use crate::transport::Transport;
+use crate::transport::{PeerIdentity, Transport};
 
 /// How long a stopped node's tasks get to wind down before its host goes.
 const STOP_GRACE: Duration = Duration::from_millis(2);
@@ -156,6 +156,9 @@ pub struct Boot {
     pub buggify: Option<u64>,
     /// The run's knob values (see [`Knobs`]).
     pub knobs: BTreeMap<String, i64>,
+    /// The identity each node's transport presents, by index, where the
+    /// network authenticates peers (see [`NodeContext::identities`]).
+    pub identities: Vec<Option<PeerIdentity>>,
 }
 
 impl Boot {
@@ -179,6 +182,7 @@ impl Boot {
             mutation,
             buggify: None,
             knobs: BTreeMap::new(),
+            identities: vec![None; history.nodes().len()],
         }
     }
 }
@@ -218,6 +222,7 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         },
         mutation: boot.mutation,
         knobs: Knobs::new(boot.knobs.clone()),
+        identities: boot.identities.clone(),
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });

@@ -32,7 +32,7 @@ use crate::history::{Event, History};
 use crate::probe::Probe;
 use crate::property::Property;
 use crate::scenario::{NodeIdx, Scenario};
-use crate::transport::Transport;
+use crate::transport::{PeerIdentity, Transport};
 
 /// A system's own operation, invoked on a node by a scenario step.
 ///
@@ -154,6 +154,12 @@ pub struct NodeContext<S: System, T> {
     pub mutation: Option<&'static str>,
     /// The run's values of the system's [knobs](System::knobs).
     pub knobs: Knobs,
+    /// The identity each node's transport presents to its peers, by index
+    /// ([`ConnectionInfo::peer_identity`](crate::transport::ConnectionInfo)),
+    /// where the network authenticates them: the real network gives every
+    /// node one certificate for the whole run; the simulation gives `None`.
+    /// A system can bind its node ids to them (a roster).
+    pub identities: Vec<Option<PeerIdentity>>,
 }
 
 impl<S: System, T> NodeContext<S, T> {

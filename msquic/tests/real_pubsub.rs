@@ -249,6 +249,30 @@ fn crash_and_restart_driven_through_the_cluster_api() {
     assert_eq!(tags(&history, 2), ["missed"]);
 }
 
+#[test]
+fn a_real_cluster_admits_only_its_own_nodes_each_with_one_certificate_for_the_run() {
+    let mut cluster = RealCluster::new(Arc::new(PubSub), RealOptions::new(2)).expect("the cluster starts");
+    let converged = Condition::Converged(True);
+    await_for(&mut cluster, 5 * SECOND, None, converged.clone());
+
+    // A stranger on the same machine: refused in the TLS handshake.
+    let addr = cluster.recorder().read(|h| h.node(0).addr);
+    let outside = tokio::runtime::Runtime::new().unwrap();
+    let refused = outside.block_on(async {
+        let stranger = MsQuicTransport::new(MsQuicConfig::default()).unwrap();
+        timeout(5 * SECOND, stranger.connect(addr)).await.expect("an answer in time")
+    });
+    assert!(refused.is_err(), "the cluster pins its own certificates");
+
+    // A restarted node presents its certificate again, so the roster that
+    // binds node ids to certificates lets it back in.
+    cluster.crash(1);
+    cluster.restart(1);
+    await_for(&mut cluster, 8 * SECOND, None, converged);
+    cluster.invoke(1, Op::Broadcast { from: 1, tag: Some("back".into()), size: None }, 0);
+    await_for(&mut cluster, 5 * SECOND, Some(0), Condition::Received(1));
+}
+
 fn localhost() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::faults::{FaultTable, LinkFaults};
 use super::transport::{RelayNet, RelayedTransport};
-use crate::transport::{MsQuicConfig, MsQuicTransport};
+use crate::transport::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 
 /// How long a start keeps trying to bind the node's port while the previous
 /// incarnation's socket closes.
@@ -52,8 +52,12 @@ pub struct RealOptions {
     pub latency: (Duration, Duration),
     /// Default packet loss probability.
     pub loss: f64,
-    /// The MsQuic transport of every node (each gets its own, with a fresh
-    /// identity unless this one names one).
+    /// The MsQuic transport of every node. Unless it names an identity,
+    /// each node gets its own certificate, kept for the whole run (restarts
+    /// and rebinds included) and given to every node as
+    /// [`NodeContext::identities`](tandem::system::NodeContext::identities); unless
+    /// it pins a set, the cluster pins its nodes' certificates, so nothing
+    /// else on the machine can connect to them.
     pub transport: MsQuicConfig,
     /// The run seed the nodes' RNG seeds derive from.
     pub seed: u64,
@@ -110,6 +114,8 @@ pub struct RealCluster<S: System> {
     recorder: Recorder<S>,
     net: Arc<RelayNet>,
     options: RealOptions,
+    /// Each node's transport, with its certificate.
+    transports: Vec<MsQuicConfig>,
     nodes: Vec<Option<Running<S>>>,
 }
 
@@ -133,6 +139,7 @@ impl<S: System> RealCluster<S> {
             recorder,
             net: RelayNet::new(faults),
             nodes: (0..options.nodes).map(|_| None).collect(),
+            transports: node_transports(&options.transport, options.nodes).map_err(|e| format!("no certificates: {e}"))?,
             options,
         };
         for node in 0..cluster.options.nodes {
@@ -152,8 +159,9 @@ impl<S: System> RealCluster<S> {
         let boot = self
             .recorder
             .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation));
-        let boot = Boot { knobs: self.options.knobs.clone(), ..boot };
-        let transport = match MsQuicTransport::new(self.options.transport.clone()) {
+        let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
+        let boot = Boot { knobs: self.options.knobs.clone(), identities, ..boot };
+        let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
             Ok(transport) => transport,
             Err(error) => {
                 // Said the way `host::start` says a failed start.
@@ -222,6 +230,20 @@ impl<S: System> RealCluster<S> {
         self.runtime.shutdown_timeout(STOP_PATIENCE);
         history
     }
+}
+
+/// Every node's transport: `config` with the node's own certificate (one
+/// per node, unless `config` names one for all), pinned to the cluster's
+/// certificates unless `config` pins its own set.
+fn node_transports(config: &MsQuicConfig, nodes: u32) -> Result<Vec<MsQuicConfig>, tandem::transport::TransportError> {
+    let identities = (0..nodes)
+        .map(|_| config.identity.clone().map_or_else(TlsIdentity::generate, Ok))
+        .collect::<Result<Vec<_>, _>>()?;
+    let trust = match &config.trust {
+        TrustPolicy::AcceptAny => TrustPolicy::Pinned(identities.iter().map(TlsIdentity::id).collect()),
+        pinned => pinned.clone(),
+    };
+    Ok(identities.into_iter().map(|identity| MsQuicConfig { trust: trust.clone(), ..config.clone().with_identity(identity) }).collect())
 }
 
 /// A free UDP port on 127.0.0.1, chosen by the OS: bound, read, let go.

@@ -1,18 +1,21 @@
 //! [`PubSub`]: the adapter that lets tandem drive the reference node.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use ed25519_dalek::SigningKey;
 use proptest::strategy::BoxedStrategy;
 use tandem::history::{Event, History};
 use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, True};
 use tandem::system::{Capabilities, Invocation, Knob, NodeContext, PlantedBug, System};
-use tandem::transport::Transport;
+use tandem::transport::{PeerIdentity, Transport};
 
 use crate::condition::Condition;
 use crate::knobs;
 use crate::messaging::{self, Delivery, Kind, Ledger, Message, Messaging, View};
+use crate::node::roster::{Credentials, Roster};
 use crate::node::{EventObserver, MessageId, MessageKind, Mutation, Node, NodeConfig, NodeId};
 use crate::observation::Observation;
 use crate::op::{Op, Output};
@@ -26,6 +29,27 @@ use crate::workload;
 /// [`Condition`]s, and its properties the [messaging set](crate::messaging).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PubSub;
+
+/// The credentials of node `index` when the network proves every node's
+/// identity (the real network): a roster binding each node id to its
+/// certificate, so that no node can speak for another. `None` otherwise
+/// (the simulation).
+///
+/// The record keys are derived from the node ids: they keep honest nodes
+/// honest and check the roster's code over a real network, but they are no
+/// secret. The cluster's pinned certificates keep everyone else out.
+pub fn cluster_credentials(identities: &[Option<PeerIdentity>], index: NodeIdx) -> Option<Credentials> {
+    let key = |node: NodeIdx| {
+        let seed = |half: u8| xxhash_rust::xxh3::xxh3_128(&[b"tandem-pubsub cluster key".as_slice(), &node.to_le_bytes(), &[half]].concat());
+        let bytes: Vec<u8> = [seed(0), seed(1)].iter().flat_map(|h| h.to_le_bytes()).collect();
+        SigningKey::from_bytes(&bytes.try_into().expect("32 bytes"))
+    };
+    let mut roster = Roster::default();
+    for (node, identity) in (0..).zip(identities) {
+        roster.insert(NodeId(node), (*identity)?, key(node).verifying_key());
+    }
+    Some(Credentials::new(key(index), Arc::new(roster)))
+}
 
 impl System for PubSub {
     type Op = Op;
@@ -70,6 +94,7 @@ impl System for PubSub {
             timing: knobs::timing(&ctx.knobs),
             mutation,
             observer: Some(EventObserver::new(move |_, event| events.observe(Observation::Node(event)))),
+            credentials: cluster_credentials(&ctx.identities, ctx.index),
             ..NodeConfig::new(NodeId(ctx.index), ctx.listen)
         };
         let node = Node::start(config, ctx.transport).await.map_err(|e| e.to_string())?;
@@ -162,5 +187,28 @@ impl Messaging for PubSub {
 
     fn ledger(state: &Ledger<MessageId>) -> Option<&Ledger<MessageId>> {
         Some(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::roster::Refusal;
+    use crate::node::wire::MemberRecord;
+
+    #[test]
+    fn a_cluster_that_proves_identities_gets_a_roster_no_node_can_speak_for_another() {
+        assert!(cluster_credentials(&[None, None], 0).is_none(), "no roster in simulation");
+        assert!(cluster_credentials(&[Some(PeerIdentity([1; 32])), None], 0).is_none(), "nor when one node is unproven");
+
+        let identities: Vec<_> = (0..3u8).map(|i| Some(PeerIdentity([i; 32]))).collect();
+        let [zero, one] = [0, 1].map(|i| cluster_credentials(&identities, i).unwrap());
+        assert_eq!(zero.roster, one.roster, "every node holds the same roster");
+        assert_eq!(one.roster.check_peer(NodeId(2), Some(PeerIdentity([2; 32]))), Ok(()));
+        assert!(matches!(one.roster.check_peer(NodeId(2), Some(PeerIdentity([0; 32]))), Err(Refusal::Impersonation { .. })));
+
+        let record = |id| MemberRecord { id: NodeId(id), incarnation: 3, version: 1, addr: "127.0.0.1:9".parse().unwrap() };
+        assert_eq!(zero.roster.check_record(&one.sign(record(1))), Ok(()), "node 0 believes node 1's own record");
+        assert_eq!(zero.roster.check_record(&one.sign(record(2))), Err(Refusal::ForgedRecord(NodeId(2))), "node 1 cannot sign for node 2");
     }
 }
