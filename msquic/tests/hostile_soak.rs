@@ -1,21 +1,26 @@
-//! Soak: what hostile peers make reference nodes hold, in heap and RSS.
+//! What hostile peers make reference nodes hold: a soak, run without the
+//! test harness so that the attacker can run in a child process (the same
+//! binary, as `hostile_soak attack ADDR`) and what is measured is the nodes'
+//! alone.
 //!
 //! 1. 50 quinn connections each announce a maximum-size (16 MiB) frame and
-//!    send all of it but one byte, five rounds in a row: the node grows by
-//!    less than 64 MiB, every connection is closed at the frame deadline,
-//!    what Rust code allocated is all given back, and what MsQuic keeps
-//!    pooled (the rest of glibc's `mallinfo2` heap in use) stays under its
-//!    pools' caps: 256 receive buffers of 64 KiB a core, and 16 MiB more.
+//!    send all of it but one byte, round after round: every connection is
+//!    closed at the frame deadline; what Rust code allocates stays under
+//!    64 MiB and is all given back; what MsQuic keeps pooled (the rest of
+//!    glibc's `mallinfo2` heap in use) stays under its pools' caps, 256
+//!    receive buffers of 64 KiB a core and 16 MiB more.
 //! 2. One gossip frame names 10,000 fake members (no roster): fewer than 10
 //!    dials a second, less than 16 MiB growth.
 //! 3. Eight honest nodes broadcast 10,000 messages in all while the hostile
 //!    connections of 1 hold node 0: nothing lost or duplicated; peak RSS.
 //!
-//! `cargo run --release -p tandem-msquic --example hostile_soak`; exits 1 if
-//! a bound is broken. The attacker runs in a child process, so the RSS
-//! measured is the nodes' alone.
+//! `cargo test --release -p tandem-msquic --test hostile_soak` runs the
+//! quick form (CI: two rounds, a 2 s frame deadline; about 25 s). With
+//! `-- --soak` it runs five rounds with a 4 s deadline and also holds RSS
+//! to the bounds (RSS depends on the machine and its allocator: it is only
+//! reported in the quick form). Exits 1 if a bound is broken.
 
-#[path = "../tests/common/attacker.rs"]
+#[path = "common/attacker.rs"]
 mod attacker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,36 +149,24 @@ async fn attack(addr: std::net::SocketAddr) {
             hostile
         }));
     }
-    let drops = udp_receive_drops();
     let (mut deadline, mut reset, mut other) = (0, 0, Vec::new());
     for writer in writers {
         let hostile = writer.await.unwrap();
-        match hostile.closed_code(Duration::from_secs(15)).await {
-            Some(close::FRAME_DEADLINE) => deadline += 1,
-            // The node closed the connection, but its CONNECTION_CLOSE was
-            // lost; later packets found no connection and got a reset.
-            None if matches!(hostile.close_reason(), Some(quinn::ConnectionError::Reset)) => {
-                eprintln!("attacker: reset {:?} into the attack; {:?}", began.elapsed(), hostile.connection().stats());
-                reset += 1
-            }
-            code => other.push((code, hostile.close_reason())),
+        let code = hostile.closed_code(Duration::from_secs(15)).await;
+        let stats = hostile.connection().stats();
+        match (code, hostile.close_reason()) {
+            (Some(close::FRAME_DEADLINE), _) => deadline += 1,
+            // The node's CONNECTION_CLOSE arrived, but quinn reports the
+            // stateless reset that came with it (seen about once in 1,000
+            // connections, with no datagram lost).
+            (None, Some(quinn::ConnectionError::Reset)) if stats.frame_rx.connection_close > 0 => reset += 1,
+            (code, reason) => other.push((code, reason, began.elapsed(), stats)),
         }
     }
     if reset > 0 {
-        eprintln!(
-            "attacker: {reset} connection(s) reset after losing the node's close; {} UDP datagrams dropped on receive meanwhile",
-            udp_receive_drops() - drops
-        );
+        eprintln!("attacker: {reset} connection(s) closed by the node but reported by quinn as a stateless reset");
     }
     assert!(other.is_empty() && reset <= 5, "every partial frame is closed at its deadline: {deadline} with code 4, {reset} reset, others {other:?}");
-}
-
-/// Datagrams the kernel dropped for a full socket receive buffer, host-wide.
-fn udp_receive_drops() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next().unwrap_or_default(), udp.next().unwrap_or_default());
-    names.split_whitespace().zip(values.split_whitespace()).find(|(n, _)| *n == "RcvbufErrors").and_then(|(_, v)| v.parse().ok()).unwrap_or(0)
 }
 
 /// What one round of attack 1 made the node hold, in MiB.
@@ -209,17 +202,57 @@ async fn partial_frames(addr: std::net::SocketAddr, deadline: Duration) -> Round
     Round { peak_heap, heap: heap(), peak_rust, rust: rust_heap(), peak_rss, rss: rss(), trimmed_rss: rss_trimmed() }
 }
 
-/// Rounds of attack 1.
-const ROUNDS: usize = 5;
+/// How long and how strictly to soak.
+struct Form {
+    rounds: usize,
+    deadline: Duration,
+    /// How long the dial rate is measured.
+    window: Duration,
+    /// Whether RSS is held to the bounds, not only reported.
+    rss_bounds: bool,
+}
+
+impl Form {
+    const QUICK: Form = Form { rounds: 2, deadline: Duration::from_secs(2), window: Duration::from_secs(5), rss_bounds: false };
+    const SOAK: Form = Form { rounds: 5, deadline: Duration::from_secs(4), window: Duration::from_secs(10), rss_bounds: true };
+}
+
+/// The bounds broken so far.
+#[derive(Default)]
+struct Verdict(Vec<String>);
+
+impl Verdict {
+    /// Records `bound` as broken unless `held`.
+    fn check(&mut self, held: bool, bound: &str) {
+        if !held {
+            println!("  BOUND BROKEN: {bound}");
+            self.0.push(bound.to_string());
+        }
+    }
+}
+
+/// CPUs online: the partitions MsQuic pools its buffers by.
+fn cpus_online() -> f64 {
+    unsafe extern "C" {
+        fn sysconf(name: i32) -> i64;
+    }
+    const SC_NPROCESSORS_ONLN: i32 = 84;
+    // SAFETY: sysconf only reads a system value.
+    unsafe { sysconf(SC_NPROCESSORS_ONLN) }.max(1) as f64
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("attack") {
-        return attack(args[2].parse().unwrap()).await;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("attack") => return attack(args[1].parse().unwrap()).await,
+        // `cargo test --list` and filters for other tests.
+        Some("--list") => return println!("hostile_soak: test"),
+        Some(filter) if !filter.starts_with('-') && !"hostile_soak".contains(filter) => return,
+        _ => {}
     }
-    let deadline = Duration::from_secs(4);
-    let limits = Limits { frame_deadline: deadline, ..Limits::default() };
+    let form = if args.iter().any(|a| a == "--soak") { Form::SOAK } else { Form::QUICK };
+    let limits = Limits { frame_deadline: form.deadline, ..Limits::default() };
     let dials = Arc::new(AtomicUsize::new(0));
     let transport = MsQuicTransport::new(MsQuicConfig::default().with_limits(limits)).unwrap();
     let node = Node::start(NodeConfig::new(NodeId(0), "127.0.0.1:0".parse().unwrap()), Counting(transport, dials.clone()))
@@ -227,18 +260,15 @@ async fn main() {
         .unwrap();
     let addr = node.handle.addr();
     let attacker = Attacker::new(Some(&TlsIdentity::generate().unwrap()));
-    let mut failed = false;
+    let mut verdict = Verdict::default();
 
-    // 1. Partial maximum-size frames, round after round: each round's growth
-    // is bounded, what Rust code holds returns to where it was once the
-    // connections close, and what MsQuic pools levels off.
+    // 1. Partial maximum-size frames, round after round.
     let (base_heap, base_rust, base_rss) = (heap(), rust_heap(), rss());
     println!("partial frames: node heap {base_heap:.1} MiB (Rust {base_rust:.1}), RSS {base_rss:.1} MiB before");
     let mut start_rss = base_rss;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let pooled = cores * 256.0 * 64.0 / 1024.0 + 16.0;
-    for round in 1..=ROUNDS {
-        let r = partial_frames(addr, deadline).await;
+    let pooled = cpus_online() * 256.0 * 64.0 / 1024.0 + 16.0;
+    for round in 1..=form.rounds {
+        let r = partial_frames(addr, form.deadline).await;
         println!(
             "  round {round}: heap peak +{:.1} MiB (Rust +{:.1}), after the closes +{:.1} MiB (Rust +{:.1}); RSS peak +{:.1} MiB over the round's start, after +{:.1}, trimmed +{:.1} MiB",
             r.peak_heap - base_heap,
@@ -249,25 +279,19 @@ async fn main() {
             r.rss - base_rss,
             r.trimmed_rss - base_rss,
         );
-        if r.peak_rss - start_rss >= 64.0 {
-            println!("  BOUND BROKEN: a round grows the node by less than 64 MiB");
-            failed = true;
-        }
-        if r.rust - base_rust >= 1.0 {
-            println!("  BOUND BROKEN: Rust code gives back what the connections held");
-            failed = true;
-        }
+        verdict.check(r.peak_rust - base_rust < 64.0, "Rust code holds less than 64 MiB for 50 partial frames");
+        verdict.check(r.rust - base_rust < 1.0, "Rust code gives back what the connections held");
         // What stays is MsQuic's: its pools keep up to 256 freed buffers
-        // each, per partition (one a core); 64 KiB receive buffers most.
-        if r.heap - base_heap >= pooled {
-            println!("  BOUND BROKEN: the heap kept after a round stays under MsQuic's pool caps (+{pooled:.0} MiB)");
-            failed = true;
+        // each, per partition; 64 KiB receive buffers the most.
+        verdict.check(r.heap - base_heap < pooled, &format!("the heap kept after a round stays under MsQuic's pool caps (+{pooled:.0} MiB)"));
+        if form.rss_bounds {
+            verdict.check(r.peak_rss - start_rss < 64.0, "a round grows the node's RSS by less than 64 MiB");
         }
         start_rss = r.trimmed_rss;
     }
 
     // 2. 10,000 fake members.
-    let base = rss();
+    let (base_rust, base_rss) = (rust_heap(), rss());
     let mut hostile = attacker.connect(addr).await.unwrap();
     let hello = SignedRecord::unsigned(MemberRecord { id: NodeId(99), incarnation: 0, version: 0, addr: "127.0.0.1:9".parse().unwrap() });
     hostile.send_frame(&Wire::Hello(hello).encode()).await.unwrap();
@@ -279,20 +303,24 @@ async fn main() {
         .collect();
     hostile.send_frame(&Wire::Gossip(fakes).encode()).await.unwrap();
     let before = dials.load(Ordering::SeqCst);
-    let window = Duration::from_secs(10);
-    tokio::time::sleep(window).await;
-    let rate = (dials.load(Ordering::SeqCst) - before) as f64 / window.as_secs_f64();
-    let growth = rss() - base;
+    tokio::time::sleep(form.window).await;
+    let rate = (dials.load(Ordering::SeqCst) - before) as f64 / form.window.as_secs_f64();
+    let (rust_growth, rss_growth) = (rust_heap() - base_rust, rss() - base_rss);
     let members = node.peers.borrow().len();
-    println!("fake members: 10,000 gossiped, {members} kept, {rate:.1} dials/s, RSS +{growth:.1} MiB");
-    if rate >= 10.0 || growth >= 16.0 {
-        println!("  BOUND BROKEN: under 10 dials/s and 16 MiB");
-        failed = true;
+    println!("fake members: 10,000 gossiped, {members} kept, {rate:.1} dials/s, Rust heap +{rust_growth:.1} MiB, RSS +{rss_growth:.1} MiB");
+    verdict.check(rate < 10.0, "fewer than 10 dials a second");
+    verdict.check(rust_growth < 16.0, "Rust code holds less than 16 MiB more");
+    if form.rss_bounds {
+        verdict.check(rss_growth < 16.0, "RSS grows by less than 16 MiB");
     }
 
     // 3. Eight honest nodes, 10,000 broadcasts, the hostile peer on node 0.
-    failed |= !broadcasts(deadline).await;
-    std::process::exit(i32::from(failed));
+    verdict.check(broadcasts(form.deadline).await, "every broadcast arrives exactly once");
+    if !verdict.0.is_empty() {
+        println!("hostile_soak: {} bound(s) broken", verdict.0.len());
+        std::process::exit(1);
+    }
+    println!("hostile_soak: every bound held");
 }
 
 /// Part 3; whether every broadcast arrived exactly once.
