@@ -11,7 +11,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use msquic::{
     BufferRef, Configuration, CredentialFlags, Registration, RegistrationConfig, Status, StatusCode,
@@ -24,11 +25,39 @@ use tandem::transport::TransportError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Set when the process exits. The msquic crate drops its API table in an
+/// exit-time destructor, after which closing a handle would panic; closes
+/// left then are the OS's to clean up. The closer holds the lock while it
+/// closes, so the exit waits for a close in progress.
+static EXITING: Mutex<bool> = Mutex::new(false);
+
+/// Runs at exit, before the msquic crate's destructor (`atexit` handlers
+/// run in reverse order, and that destructor was registered first).
+extern "C" fn stop_closing() {
+    // A close in progress ends within MsQuic's worker loop; wait for it a
+    // while, never forever.
+    let patience = Instant::now() + Duration::from_secs(1);
+    loop {
+        match EXITING.try_lock() {
+            Ok(mut exiting) => return *exiting = true,
+            Err(TryLockError::Poisoned(poisoned)) => return *poisoned.into_inner() = true,
+            Err(TryLockError::WouldBlock) if Instant::now() < patience => std::thread::sleep(Duration::from_millis(1)),
+            Err(TryLockError::WouldBlock) => return,
+        }
+    }
+}
+
 /// Runs `job` (a handle close) on the closer thread, after every job queued
 /// before it. Never blocks.
 pub(super) fn close_later(job: impl FnOnce() + Send + 'static) {
     static CLOSER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     let sender = CLOSER.get_or_init(|| {
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> i32;
+        }
+        // SAFETY: registers a plain function; a failure only leaves the
+        // exit-time race open.
+        let _ = unsafe { atexit(stop_closing) };
         let (tx, rx) = mpsc::channel::<Job>();
         // If the thread cannot start, `rx` is dropped with the closure and
         // jobs run inline below instead.
@@ -36,7 +65,12 @@ pub(super) fn close_later(job: impl FnOnce() + Send + 'static) {
             .name("msquic-closer".into())
             .spawn(move || {
                 for job in rx {
+                    let exiting = EXITING.lock().unwrap_or_else(PoisonError::into_inner);
+                    if *exiting {
+                        return;
+                    }
                     let _ = catch_unwind(AssertUnwindSafe(job));
+                    drop(exiting);
                 }
             });
         tx
