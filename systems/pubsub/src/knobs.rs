@@ -1,6 +1,6 @@
 //! The reference node's knobs: its outbox capacity and timers, within the
 //! ranges a correct node must work with. Their defaults are the node's own
-//! ([`NodeConfig::new`], [`Timing::default`]), so a scenario without
+//! ([`NodeConfig::new`](crate::node::NodeConfig::new), [`Timing::default`](crate::node::Timing::default)), so a scenario without
 //! `[knobs]` runs the node as it always ran.
 
 use std::time::Duration;

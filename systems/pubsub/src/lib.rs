@@ -73,4 +73,4 @@ pub use observation::Observation;
 pub use op::{Op, Output, DEFAULT_MESSAGE_SIZE, MAX_MESSAGE_SIZE};
 pub use outcome::NodeOutcome;
 pub use running::Running;
-pub use system::PubSub;
+pub use system::{cluster_credentials, PubSub};
