@@ -350,10 +350,13 @@ fn join(dots: &mut [Dot]) -> Vec<Arrow> {
     arrows
 }
 
+/// The two sides a fault is between; `None`: every link.
+type Scope = Option<(Vec<NodeIdx>, Vec<NodeIdx>)>;
+
 /// Network faults, opened and closed as the steps go.
 struct Bands {
     all: Vec<NodeIdx>,
-    open: Vec<(Band, Option<(Vec<NodeIdx>, Vec<NodeIdx>)>)>,
+    open: Vec<(Band, Scope)>,
     closed: Vec<Band>,
     end_us: u64,
 }
@@ -385,7 +388,7 @@ impl Bands {
     }
 
     /// Closes the open bands of `kinds` that `closes` selects.
-    fn close(&mut self, kinds: &[&str], t_us: u64, closes: impl Fn(&Option<(Vec<NodeIdx>, Vec<NodeIdx>)>) -> bool) {
+    fn close(&mut self, kinds: &[&str], t_us: u64, closes: impl Fn(&Scope) -> bool) {
         let (ended, open): (Vec<_>, Vec<_>) =
             self.open.drain(..).partition(|(band, scope)| kinds.contains(&band.kind) && closes(scope));
         self.open = open;
