@@ -82,6 +82,50 @@ impl fmt::Display for Violation {
     }
 }
 
+/// Why an `eventually` property failed: what to say, and the node and the
+/// history events it concerns, when the check can tell.
+///
+/// ```
+/// use tandem::property::Failure;
+/// let failure = Failure::from("node 2 never delivered \"b1\"").on(2).naming(17);
+/// assert_eq!((failure.node, failure.events), (Some(2), vec![17]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The first offending fact.
+    pub detail: String,
+    /// The node it concerns.
+    pub node: Option<NodeIdx>,
+    /// The history events it names (indices into [`History::events`]).
+    pub events: Vec<usize>,
+}
+
+impl Failure {
+    /// The same failure, concerning `node`.
+    pub fn on(mut self, node: NodeIdx) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The same failure, naming the history event at `index`.
+    pub fn naming(mut self, index: usize) -> Self {
+        self.events.push(index);
+        self
+    }
+}
+
+impl From<String> for Failure {
+    fn from(detail: String) -> Self {
+        Failure { detail, node: None, events: Vec::new() }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(detail: &str) -> Self {
+        detail.to_string().into()
+    }
+}
+
 /// A safety monitor: sees every event once, in order, and says whether the
 /// history so far is still fine. Any `FnMut(&History, &Event) -> Result<(),
 /// String>` closure is one.
@@ -97,7 +141,7 @@ impl<S: System, F: FnMut(&History<S>, &Event<S>) -> Result<(), String> + Send> M
 }
 
 type MonitorFactory<S> = Arc<dyn Fn() -> Box<dyn Monitor<S>> + Send + Sync>;
-type EndCheck<S> = Arc<dyn Fn(&History<S>) -> Result<(), String> + Send + Sync>;
+type EndCheck<S> = Arc<dyn Fn(&History<S>) -> Result<(), Failure> + Send + Sync>;
 type Goal<S> = Arc<dyn Fn(&History<S>, &Event<S>) -> bool + Send + Sync>;
 
 /// When a property is judged.
@@ -146,6 +190,26 @@ impl<S: System> Property<S> {
         name: &'static str,
         check: impl Fn(&History<S>) -> Result<(), String> + Send + Sync + 'static,
     ) -> Self {
+        Self::eventually_naming(code, name, move |h| check(h).map_err(Failure::from))
+    }
+
+    /// A liveness property whose failures name the node and the history
+    /// events they concern (the timeline picture marks them).
+    ///
+    /// ```
+    /// # use tandem::property::{Failure, Property};
+    /// # fn demo<S: tandem::system::System>() -> Property<S> {
+    /// Property::eventually_naming("up", "every node is up", |h| match h.nodes().iter().position(|n| !n.alive) {
+    ///     Some(n) => Err(Failure::from(format!("node {n} is down")).on(n as u32)),
+    ///     None => Ok(()),
+    /// })
+    /// # }
+    /// ```
+    pub fn eventually_naming(
+        code: &'static str,
+        name: &'static str,
+        check: impl Fn(&History<S>) -> Result<(), Failure> + Send + Sync + 'static,
+    ) -> Self {
         Property { code, name, kind: Kind::Eventually(Arc::new(check)) }
     }
 
@@ -189,14 +253,14 @@ pub struct Judge<S: System> {
 }
 
 /// Runs a property's code; a panic becomes its failure message.
-fn guarded<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a non-string panic".into());
-        Err(format!("the property panicked: {message}"))
+        Err(format!("the property panicked: {message}").into())
     })
 }
 
@@ -240,7 +304,7 @@ impl<S: System> Judge<S> {
                 }
             }
             for (_, goal, hit) in self.goals.iter_mut().filter(|(_, _, hit)| !hit) {
-                *hit = guarded(|| Ok(goal(history, event))).unwrap_or(false);
+                *hit = guarded(|| Ok::<_, String>(goal(history, event))).unwrap_or(false);
             }
         }
         Ok(())
@@ -250,7 +314,8 @@ impl<S: System> Judge<S> {
     pub fn finish(&mut self, history: &History<S>, at: Duration) -> Result<(), Violation> {
         self.advance(history)?;
         for (code, name, check) in &self.ends {
-            guarded(|| check(history)).map_err(|detail| Violation::new(*code, *name, detail, at))?;
+            guarded(|| check(history))
+                .map_err(|f| Violation { events: f.events, node: f.node, ..Violation::new(*code, *name, f.detail, at) })?;
         }
         Ok(())
     }

@@ -286,6 +286,19 @@ fn a_panicking_property_is_a_failed_property() {
 }
 
 #[test]
+fn an_eventually_failure_names_its_node_and_events_in_the_violation() {
+    let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()]);
+    let at = std::time::Duration::from_millis(1);
+    let addr = history.node(0).addr;
+    history.push(&Counter, at, Some(0), EventKind::Started { incarnation: 0, addr });
+    let last = Property::eventually_naming("C3", "the last event", |h: &History<Counter>| {
+        Err(tandem::property::Failure::from("it happened").on(0).naming(h.events().len() - 1))
+    });
+    let failure = tandem::property::Judge::new(&[last]).finish(&history, at).unwrap_err();
+    assert_eq!((failure.to_string(), failure.node, failure.events), ("C3 the last event: it happened".to_string(), Some(0), vec![0]));
+}
+
+#[test]
 fn a_failed_operation_is_recorded_and_a_crash_leaves_pending_ones_unknown() {
     let steps = bumps(0, 4) + "[[step]]\nhang = { node = 1 }\n[[step]]\ncrash = { node = 1 }\n[[step]]\nrestart = { node = 1 }\n";
     let s = Scenario { duration: std::time::Duration::from_secs(20), ..scenario(&Counter, &steps) };

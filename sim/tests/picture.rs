@@ -119,6 +119,7 @@ fn a_missing_delivery_after_a_restart_is_marked() {
     assert!(dom.contains("class=\"crash\"") && dom.contains("class=\"restart\""), "node 0's crash and restart");
     assert!(dom.contains("class=\"arrow missing\""), "the broadcast never reached node 0");
     assert_eq!(between(&dom, "data-violation=\"", "\""), "L2");
+    assert_eq!(dom.matches("class=\"dot named\"").count(), 1, "the violation names the broadcast node 0 never delivered");
 }
 
 #[test]

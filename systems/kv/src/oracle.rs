@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::property::Property;
+use tandem::property::{Failure, Property};
 use tandem::scenario::NodeIdx;
 
 use crate::{Kv, KvCondition, KvObservation, KvOp, KvOutput};
@@ -434,14 +434,15 @@ impl KvState {
         }
     }
 
-    /// L1: every live node holds the same map.
-    pub fn converged(&self) -> Result<(), String> {
+    /// L1: every live node holds the same map. A failure names the first
+    /// node whose map differs from the first live node's.
+    pub fn converged(&self) -> Result<(), Failure> {
         let mut live = self.nodes.iter().enumerate().filter(|(_, v)| v.alive);
         let Some((first, view)) = live.next() else { return Ok(()) };
         let map = view.map();
         for (other, view) in live {
             if let Some(difference) = difference(first as NodeIdx, &map, other as NodeIdx, &view.map()) {
-                return Err(difference);
+                return Err(Failure::from(difference).on(other as NodeIdx));
             }
         }
         Ok(())
@@ -491,7 +492,7 @@ pub fn properties() -> Vec<Property<Kv>> {
     vec![
         Property::always("S1", "reads return written values", || monitor(|s| &s.s1)),
         Property::always("S2", "monotonic reads", || monitor(|s| &s.s2)),
-        Property::eventually("L1", "convergence", |h: &History<Kv>| h.state().converged()),
+        Property::eventually_naming("L1", "convergence", |h: &History<Kv>| h.state().converged()),
         Property::sometimes("G1", "a conflict between concurrent writes was resolved", goal(|g| g.conflict_resolved)),
         Property::sometimes("G2", "anti-entropy repaired a lasting divergence", goal(|g| g.divergence_repaired)),
         Property::sometimes("G3", "a restarted node caught up", goal(|g| g.restart_caught_up)),

@@ -298,6 +298,24 @@ fn l2_holds_a_broadcast_to_the_view_observed_when_it_was_sent() {
 }
 
 #[test]
+fn l1_and_l2_name_the_node_and_the_send_they_concern() {
+    let mut run = Run::new(3);
+    run.converge();
+    let invoked = run.history.events().len();
+    run.direct(1, 0, 2, id(0, 0, 0));
+    let violation = run.judge().err().expect("node 2 owes a delivery");
+    assert_eq!((violation.code.as_str(), violation.node, violation.events.clone()), ("L2", Some(2), vec![invoked]));
+    assert!(matches!(run.history.events()[invoked].event, EventKind::Invoke { .. }), "it names the send's invocation");
+
+    let mut run = Run::new(3);
+    run.view(0, &[1, 2]);
+    run.view(1, &[0, 2]);
+    run.view(2, &[0]);
+    let violation = run.judge().err().expect("node 2 does not know node 1");
+    assert_eq!((violation.to_string(), violation.node), ("L1 membership convergence: node 2 does not know node 1".to_string(), Some(2)));
+}
+
+#[test]
 fn l2_views_observed_after_the_send_do_not_count() {
     let mut run = Run::new(3);
     run.view(0, &[1]);

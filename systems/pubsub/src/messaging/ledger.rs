@@ -13,6 +13,8 @@ use super::{Delivery, Message, Messaging, View};
 /// A send the harness invoked, with what it obliges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
+    /// The invocation's index in the history.
+    pub event: usize,
     /// The node that sends it.
     pub origin: NodeIdx,
     /// The origin's incarnation when the operation was invoked.
@@ -189,7 +191,8 @@ impl<I: Clone + Ord> Ledger<I> {
                 };
                 let cut_off = obligations.iter().copied().filter(|&r| self.blocked.contains(&(origin, r))).collect();
                 let incarnation = self.node(origin).incarnation;
-                self.in_flight.insert(*id, Outgoing { origin, incarnation, at, message, obligations, cut_off });
+                let event = self.folded - 1;
+                self.in_flight.insert(*id, Outgoing { event, origin, incarnation, at, message, obligations, cut_off });
             }
             EventKind::Complete { id, result } => {
                 let outgoing = self.in_flight.remove(id)?;

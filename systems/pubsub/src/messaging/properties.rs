@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tandem::history::{Event, EventKind, History};
-use tandem::property::Property;
+use tandem::property::{Failure, Property};
 use tandem::scenario::NodeIdx;
 
 use super::ledger::{Arrival, Fact, Ledger, Outgoing, SentMessage};
@@ -60,10 +60,12 @@ pub fn properties<S: Messaging>() -> Vec<Property<S>> {
             let mut resolver = Resolver::<S::Id>::default();
             move |history: &History<S>, event: &Event<S>| resolver.feed(history, event, addressing)
         }),
-        Property::eventually("L1", "membership convergence", |history: &History<S>| {
-            with_ledger(history, |ledger| history.live().try_for_each(|node| ledger.converged(history.nodes(), node)))
+        Property::eventually_naming("L1", "membership convergence", |history: &History<S>| {
+            with_ledger(history, |ledger| {
+                history.live().try_for_each(|node| ledger.converged(history.nodes(), node).map_err(|e| Failure::from(e).on(node)))
+            })
         }),
-        Property::eventually("L2", "delivery", |history: &History<S>| {
+        Property::eventually_naming("L2", "delivery", |history: &History<S>| {
             with_ledger(history, |ledger| delivery(history, ledger))
         }),
         Property::sometimes("G1", "delivered after a restart", |history: &History<S>, _: &Event<S>| {
@@ -97,11 +99,13 @@ pub(crate) fn with_ledger<S: Messaging, R>(history: &History<S>, f: impl FnOnce(
 
 /// L2: every message whose origin stayed up (same incarnation, never
 /// crashed) from sending to the end reached each addressee that is up.
-fn delivery<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>) -> Result<(), String> {
+/// The failure names the addressee and the send.
+fn delivery<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>) -> Result<(), Failure> {
     for sent in ledger.sends() {
         if let Some(&r) = undelivered(history, ledger, sent).first() {
             let o = &sent.outgoing;
-            return Err(format!("node {r} never delivered \"{}\" from node {}", o.message.tag, o.origin));
+            let detail = format!("node {r} never delivered \"{}\" from node {}", o.message.tag, o.origin);
+            return Err(Failure::from(detail).on(r).naming(o.event));
         }
     }
     Ok(())
