@@ -271,12 +271,18 @@ fn a_node_that_cannot_start_fails_the_run() {
     assert_eq!(failure.to_string(), "start a node did not start: node 0 is not running: start failed: refuses to start");
 }
 
-#[test]
-fn a_panicking_property_is_a_failed_property() {
+/// A one-node history in which node 0 has started, at 1 ms.
+fn started() -> (History<Counter>, std::time::Duration) {
     let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()]);
     let at = std::time::Duration::from_millis(1);
     let addr = history.node(0).addr;
     history.push(&Counter, at, Some(0), EventKind::Started { incarnation: 0, addr });
+    (history, at)
+}
+
+#[test]
+fn a_panicking_property_is_a_failed_property() {
+    let (mut history, at) = started();
     history.push(&Counter, at, Some(0), EventKind::Invoke { id: 0, step: 0, op: CounterOp::Bump { node: 0 } });
     history.push(&Counter, at, Some(0), EventKind::Complete { id: 0, result: OpResult::Ok(4) });
     let mut judge = tandem::property::Judge::new(&Counter.properties()[1..2]);
@@ -287,10 +293,7 @@ fn a_panicking_property_is_a_failed_property() {
 
 #[test]
 fn an_eventually_failure_names_its_node_and_events_in_the_violation() {
-    let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()]);
-    let at = std::time::Duration::from_millis(1);
-    let addr = history.node(0).addr;
-    history.push(&Counter, at, Some(0), EventKind::Started { incarnation: 0, addr });
+    let (history, at) = started();
     let last = Property::eventually_naming("C3", "the last event", |h: &History<Counter>| {
         Err(tandem::property::Failure::from("it happened").on(0).naming(h.events().len() - 1))
     });
