@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use tandem::cluster::links;
 use tandem::execute::SETTLE_NOTE;
 use tandem::history::{Event, EventKind, NodeLife, OpResult};
 use tandem::scenario::NodeIdx;
@@ -242,9 +243,7 @@ impl<I: Clone + Ord> Ledger<I> {
             let nodes = fields.get(key)?.as_array()?;
             Some(nodes.iter().filter_map(|n| n.as_integer()).filter_map(|n| NodeIdx::try_from(n).ok()).collect())
         };
-        let pairs = |a: &[NodeIdx], b: &[NodeIdx]| -> Vec<(NodeIdx, NodeIdx)> {
-            a.iter().flat_map(|&x| b.iter().filter(move |&&y| y != x).map(move |&y| (x, y))).collect()
-        };
+        let pairs = |a: &[NodeIdx], b: &[NodeIdx]| links(0, Some((a, b)));
         if let Some(fields) = table.get("partition") {
             let (Some(a), Some(b)) = (group(fields, "a"), group(fields, "b")) else { return };
             let oneway = fields.get("oneway").and_then(toml::Value::as_bool).unwrap_or(false);
