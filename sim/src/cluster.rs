@@ -18,7 +18,7 @@ use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::net::{LossTable, QuicModel};
+use crate::net::{LinkTable, QuicModel};
 use crate::transport::SimTransport;
 
 /// The port every node listens on at start.
@@ -87,7 +87,7 @@ impl SimOptions {
 struct Shared<S: System> {
     options: SimOptions,
     ips: Vec<IpAddr>,
-    losses: LossTable,
+    links: LinkTable,
     /// Each running node's command channel.
     commands: Vec<Option<mpsc::UnboundedSender<Order<S>>>>,
     /// How many times each node's host finished booting it (started or failed).
@@ -120,7 +120,7 @@ impl<S: System> SimCluster<S> {
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder = Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
         let shared = Arc::new(Mutex::new(Shared {
-            losses: LossTable::new(options.loss),
+            links: LinkTable::new(options.loss),
             commands: (0..options.nodes).map(|_| None).collect(),
             boots: vec![0; options.nodes as usize],
             options,
@@ -180,21 +180,20 @@ impl<S: System> SimCluster<S> {
         }
     }
 
-    /// Applies the wanted partition state of the link between `x` and `y` to turmoil.
+    /// Applies the wanted partition state of the link between `x` and `y`:
+    /// turmoil holds a link cut both ways; the connections hold what they
+    /// send across a link cut one way.
     fn apply_link(&mut self, x: NodeIdx, y: NodeIdx) {
         let (ix, iy) = (self.ip(x), self.ip(y));
-        match (self.blocked.contains(&(x, y)), self.blocked.contains(&(y, x))) {
-            (true, true) => self.sim.hold(ix, iy),
-            (false, false) => self.sim.release(ix, iy),
-            (true, false) => {
-                self.sim.release(ix, iy);
-                self.sim.partition_oneway(ix, iy);
-            }
-            (false, true) => {
-                self.sim.release(ix, iy);
-                self.sim.partition_oneway(iy, ix);
-            }
+        let (xy, yx) = (self.blocked.contains(&(x, y)), self.blocked.contains(&(y, x)));
+        if xy && yx {
+            self.sim.hold(ix, iy);
+        } else {
+            self.sim.release(ix, iy);
         }
+        let shared = self.lock();
+        shared.links.set_held(ix, iy, xy && !yx);
+        shared.links.set_held(iy, ix, yx && !xy);
     }
 
     fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
@@ -254,8 +253,8 @@ impl<S: System> Cluster<S> for SimCluster<S> {
     fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
         let shared = self.lock();
         for (x, y) in links(shared.options.nodes, groups) {
-            shared.losses.set(shared.ips[x as usize], shared.ips[y as usize], rate);
-            shared.losses.set(shared.ips[y as usize], shared.ips[x as usize], rate);
+            shared.links.set_loss(shared.ips[x as usize], shared.ips[y as usize], rate);
+            shared.links.set_loss(shared.ips[y as usize], shared.ips[x as usize], rate);
         }
     }
 
@@ -312,7 +311,7 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
             s.ips[node as usize],
             Framing::new(DEFAULT_MAX_FRAME),
             o.model,
-            s.losses.clone(),
+            s.links.clone(),
             derive_seed(o.seed, node, boot.incarnation, 1),
         );
         let (tx, rx) = mpsc::unbounded_channel();

@@ -24,6 +24,6 @@ pub mod testing;
 pub mod transport;
 
 pub use cluster::{SimCluster, SimOptions};
-pub use net::{LossTable, QuicModel};
+pub use net::{LinkTable, QuicModel};
 pub use run::{run_scenario, run_with, SimRun};
 pub use transport::SimTransport;

@@ -14,9 +14,12 @@
 //!   outlasts the idle timeout breaks connections, exactly as in QUIC.
 //!   Connection attempts across a partition hang until the node's connect
 //!   timeout.
-//! - **One-way partition**: turmoil drops segments in one direction. The
-//!   stream stalls, the idle timeout breaks it, and the node redials: the
-//!   same observable outcome as QUIC, whose handshake cannot complete.
+//! - **One-way partition**: what one side sends is held (the connection's
+//!   writer waits, [`LinkTable::held`]) and goes out on heal, as QUIC
+//!   retransmits it; the other direction flows. Keep-alives are held too, so
+//!   a partition that outlasts the idle timeout breaks connections, and a
+//!   dial either way waits for the heal, as a QUIC handshake cannot complete
+//!   with one direction cut.
 //! - **Loss**: a lost packet is retransmitted, so loss costs time, not data.
 //!   Each frame draws, from the seeded RNG, how many transmissions fail in a
 //!   row; each failure delays the frame by a probe timeout that doubles
@@ -25,7 +28,7 @@
 //!   connection breaks, as a QUIC connection does under heavy loss.
 //! - **Latency**: turmoil's per-link latency, between the range's bounds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,37 +74,58 @@ impl QuicModel {
     }
 }
 
-/// Loss rates per directed link, shared by the runner (which sets them) and
-/// every simulated connection (which reads them when sending).
+/// What the runner sets per directed link and every simulated connection
+/// reads when it sends: the loss rate, and whether the link is held (one
+/// way of a one-way partition).
 #[derive(Debug, Clone, Default)]
-pub struct LossTable {
-    inner: Arc<Mutex<Losses>>,
+pub struct LinkTable {
+    inner: Arc<Mutex<Links>>,
 }
 
 #[derive(Debug, Default)]
-struct Losses {
-    default: f64,
-    links: BTreeMap<(IpAddr, IpAddr), f64>,
+struct Links {
+    default_loss: f64,
+    losses: BTreeMap<(IpAddr, IpAddr), f64>,
+    held: BTreeSet<(IpAddr, IpAddr)>,
 }
 
-impl LossTable {
-    /// A table where every link loses `rate`.
+impl LinkTable {
+    /// A table where every link loses `rate` and none is held.
     pub fn new(rate: f64) -> Self {
-        let table = LossTable::default();
-        table.inner.lock().expect("loss table lock").default = rate;
+        let table = LinkTable::default();
+        table.lock().default_loss = rate;
         table
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Links> {
+        self.inner.lock().expect("link table lock")
+    }
+
     /// Sets the loss rate from `src` to `dst`.
-    pub fn set(&self, src: IpAddr, dst: IpAddr, rate: f64) {
+    pub fn set_loss(&self, src: IpAddr, dst: IpAddr, rate: f64) {
         assert!((0.0..=1.0).contains(&rate), "loss rate {rate} outside 0..=1");
-        self.inner.lock().expect("loss table lock").links.insert((src, dst), rate);
+        self.lock().losses.insert((src, dst), rate);
     }
 
     /// The loss rate from `src` to `dst`.
-    pub fn get(&self, src: IpAddr, dst: IpAddr) -> f64 {
-        let losses = self.inner.lock().expect("loss table lock");
-        losses.links.get(&(src, dst)).copied().unwrap_or(losses.default)
+    pub fn loss(&self, src: IpAddr, dst: IpAddr) -> f64 {
+        let links = self.lock();
+        links.losses.get(&(src, dst)).copied().unwrap_or(links.default_loss)
+    }
+
+    /// Holds (`true`) or releases what `src` sends to `dst`.
+    pub fn set_held(&self, src: IpAddr, dst: IpAddr, held: bool) {
+        let mut links = self.lock();
+        if held {
+            links.held.insert((src, dst));
+        } else {
+            links.held.remove(&(src, dst));
+        }
+    }
+
+    /// Whether what `src` sends to `dst` is held.
+    pub fn held(&self, src: IpAddr, dst: IpAddr) -> bool {
+        self.lock().held.contains(&(src, dst))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -15,10 +16,13 @@ use tokio::time::timeout;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::net::{LossTable, QuicModel};
+use crate::net::{LinkTable, QuicModel};
 
 /// Frames queued per connection before `send` waits.
 const SEND_QUEUE: usize = 256;
+
+/// How often a writer or a dial held by a one-way partition looks again.
+const HOLD_POLL: Duration = Duration::from_millis(10);
 
 /// A transport for one simulated host. Create it inside the host (it uses the
 /// host's turmoil context) with the host's IP, which is what it advertises.
@@ -27,16 +31,21 @@ pub struct SimTransport {
     ip: IpAddr,
     framing: Framing,
     model: QuicModel,
-    losses: LossTable,
+    links: LinkTable,
     rng: Arc<Mutex<ChaCha8Rng>>,
 }
 
 impl SimTransport {
-    /// A transport for the host at `ip`, drawing losses from `losses` with an
-    /// RNG seeded by `seed`.
-    pub fn new(ip: IpAddr, framing: Framing, model: QuicModel, losses: LossTable, seed: u64) -> Self {
+    /// A transport for the host at `ip`, following the losses and holds of
+    /// `links`, with an RNG seeded by `seed`.
+    pub fn new(ip: IpAddr, framing: Framing, model: QuicModel, links: LinkTable, seed: u64) -> Self {
         let rng = Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
-        SimTransport { ip, framing, model, losses, rng }
+        SimTransport { ip, framing, model, links, rng }
+    }
+
+    /// Whether either direction between this host and `peer` is held.
+    fn cut_from(&self, peer: IpAddr) -> bool {
+        self.links.held(self.ip, peer) || self.links.held(peer, self.ip)
     }
 
     fn open(&self, stream: TcpStream) -> Result<SimConnection, TransportError> {
@@ -63,6 +72,10 @@ impl Transport for SimTransport {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SimConnection, TransportError> {
+        // A handshake needs both directions; the caller's timeout bounds the wait.
+        while self.cut_from(addr.ip()) {
+            tokio::time::sleep(HOLD_POLL).await;
+        }
         let stream = TcpStream::connect(addr).await.map_err(TransportError::from_io)?;
         self.open(stream)
     }
@@ -110,9 +123,9 @@ impl Connection for SimConnection {
         let (frames_tx, frames) = mpsc::channel(SEND_QUEUE);
         let (dead_tx, dead) = watch::channel(false);
         let t = self.transport;
-        let loss = move || t.losses.get(self.info.local.ip(), self.info.remote.ip());
+        let link = (self.info.local.ip(), self.info.remote.ip());
         let writer = Writer { write, frames, dead: dead.clone(), framing: t.framing, model: t.model, rng: t.rng.clone() };
-        tokio::spawn(writer.run(loss));
+        tokio::spawn(writer.run(t.links.clone(), link));
         let sender = SimSender { frames: frames_tx, framing: t.framing };
         let receiver = SimReceiver { read, framing: t.framing, model: t.model, dead: dead_tx };
         (sender, receiver)
@@ -153,7 +166,9 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, loss: impl Fn() -> f64) {
+    /// Writes until the connection dies, over `link` (local, remote) as
+    /// `links` says it is.
+    async fn run(mut self, links: LinkTable, (local, remote): (IpAddr, IpAddr)) {
         let mut keep_alive = tokio::time::interval(self.model.keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -166,7 +181,21 @@ impl Writer {
                 },
                 _ = keep_alive.tick() => Bytes::new(),
             };
-            let delay = self.model.retransmission_delay(loss(), &mut *self.rng.lock().expect("rng lock"));
+            // A held link sends nothing, keep-alives included; a frame waits
+            // for the heal (QUIC retransmits it then).
+            if links.held(local, remote) {
+                if frame.is_empty() {
+                    continue;
+                }
+                while links.held(local, remote) {
+                    tokio::select! {
+                        biased;
+                        _ = self.dead.changed() => return,
+                        () = tokio::time::sleep(HOLD_POLL) => {}
+                    }
+                }
+            }
+            let delay = self.model.retransmission_delay(links.loss(local, remote), &mut *self.rng.lock().expect("rng lock"));
             let Some(delay) = delay else {
                 tracing::debug!("connection broken by loss");
                 return;

@@ -11,13 +11,13 @@ use std::time::Duration;
 use tandem::transport::{Connection, Framing, MessageReceiver, MessageSender, Transport, TransportError};
 use tandem_pubsub::node::wire::{MemberRecord, SignedRecord, Wire};
 use tandem_pubsub::node::{Node, NodeConfig, NodeId};
-use tandem_sim::{LossTable, QuicModel, SimTransport};
+use tandem_sim::{LinkTable, QuicModel, SimTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use turmoil::net::TcpStream;
 
 fn transport(host: &str) -> SimTransport {
-    SimTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LossTable::new(0.0), 1)
+    SimTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LinkTable::new(0.0), 1)
 }
 
 /// Sends `bytes` raw to the node and returns whether the node closed the connection.

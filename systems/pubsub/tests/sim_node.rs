@@ -48,10 +48,10 @@ fn seed_test_broadcast_rebind_and_direct() {
     settle_and_check_properties(&mut cluster);
 }
 
-fn partition_then_heal(length: Duration, seed: u64, connections_break: bool) {
+fn partition_then_heal(length: Duration, oneway: bool, seed: u64, connections_break: bool) {
     let mut cluster = cluster(SimOptions::new(3, seed));
     await_for(&mut cluster, 5 * SECOND, "membership", holds(converged(), None));
-    cluster.partition(&[0], &[1, 2], false);
+    cluster.partition(&[0], &[1, 2], oneway);
     broadcast(&mut cluster, 0, "during", 64);
     wait(&mut cluster, length);
     assert_eq!(received(&cluster, 1) + received(&cluster, 2), 0, "nothing crosses a partition");
@@ -74,12 +74,22 @@ fn partition_then_heal(length: Duration, seed: u64, connections_break: bool) {
 
 #[test]
 fn short_partition_holds_data_until_heal() {
-    partition_then_heal(Duration::from_millis(800), 1, false);
+    partition_then_heal(Duration::from_millis(800), false, 1, false);
 }
 
 #[test]
 fn long_partition_breaks_connections_and_retransmits_after_heal() {
-    partition_then_heal(10 * SECOND, 2, true);
+    partition_then_heal(10 * SECOND, false, 2, true);
+}
+
+#[test]
+fn short_one_way_partition_holds_data_until_heal() {
+    partition_then_heal(Duration::from_millis(800), true, 3, false);
+}
+
+#[test]
+fn long_one_way_partition_breaks_connections_and_retransmits_after_heal() {
+    partition_then_heal(10 * SECOND, true, 4, true);
 }
 
 #[test]
