@@ -166,6 +166,19 @@ struct Writer {
 }
 
 impl Writer {
+    /// Waits `delay`; `false` if the connection died first. A dead
+    /// connection stops waiting at once: a writer still sleeping when its
+    /// node crashes would be dropped with the host's runtime, in an order
+    /// that depends on process-global task ids, and its stream's close would
+    /// make runs depend on what ran before them in the same process.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.dead.changed() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
     /// Writes until the connection dies, over `link` (local, remote) as
     /// `links` says it is.
     async fn run(mut self, links: LinkTable, (local, remote): (IpAddr, IpAddr)) {
@@ -188,10 +201,8 @@ impl Writer {
                     continue;
                 }
                 while links.held(local, remote) {
-                    tokio::select! {
-                        biased;
-                        _ = self.dead.changed() => return,
-                        () = tokio::time::sleep(HOLD_POLL) => {}
+                    if !self.pause(HOLD_POLL).await {
+                        return;
                     }
                 }
             }
@@ -200,17 +211,8 @@ impl Writer {
                 tracing::debug!("connection broken by loss");
                 return;
             };
-            if !delay.is_zero() {
-                // A dead connection stops waiting at once: a writer still
-                // sleeping when its node crashes would be dropped with the
-                // host's runtime, in an order that depends on process-global
-                // task ids, and its stream's close would make runs depend on
-                // what ran before them in the same process.
-                tokio::select! {
-                    biased;
-                    _ = self.dead.changed() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
+            if !delay.is_zero() && !self.pause(delay).await {
+                return;
             }
             if self.framing.write(&mut self.write, &frame).await.is_err() {
                 return;

@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError, TryLockError};
+// Wall-clock `Instant`: the MsQuic backend runs only on the real network.
 use std::time::{Duration, Instant};
 
 use msquic::{
