@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::history::History;
 use crate::host::Recorder;
 use crate::scenario::NodeIdx;
+use crate::storage::DiskFault;
 use crate::system::System;
 
 /// A running cluster of a system's nodes that a timeline can drive.
@@ -40,6 +41,10 @@ pub trait Cluster<S: System> {
 
     /// Sets the packet loss probability between groups, or on every link.
     fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>);
+
+    /// Sets (or, with [`DiskFault::None`], clears) a fault of `node`'s disk,
+    /// whether the node runs or not.
+    fn disk(&mut self, node: NodeIdx, fault: DiskFault);
 
     /// Kills a running node.
     fn crash(&mut self, node: NodeIdx);

@@ -17,7 +17,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::history::{EventKind, History, OpResult};
 use crate::execute::SETTLE_NOTE;
 use crate::probe::AssertKind;
-use crate::scenario::{Action, LatencyRange, NodeIdx, Scenario};
+use crate::scenario::{Action, DiskFault, LatencyRange, NodeIdx, Scenario};
 use crate::system::System;
 
 /// A coverage signature: a set of hashes, each one thing a run reached.
@@ -248,6 +248,7 @@ enum Active {
     Loss = 4,
     Latency = 8,
     Crashed = 16,
+    Disk = 32,
 }
 
 /// Link groups of an action: `None` for every link.
@@ -263,6 +264,8 @@ struct Faults {
     /// Per group, whether its latency differs from the default.
     slow: BTreeMap<Groups, bool>,
     crashed: BTreeSet<NodeIdx>,
+    /// Nodes whose disk has a fault.
+    faulty_disks: BTreeSet<NodeIdx>,
 }
 
 impl Faults {
@@ -274,6 +277,7 @@ impl Faults {
             lossy: BTreeMap::new(),
             slow: BTreeMap::new(),
             crashed: BTreeSet::new(),
+            faulty_disks: BTreeSet::new(),
         }
     }
 
@@ -288,6 +292,7 @@ impl Faults {
             (EventKind::Fault { what }, None) if what == SETTLE_NOTE => {
                 self.partitions.clear();
                 set(&mut self.lossy, None, false);
+                self.faulty_disks.clear();
             }
             (EventKind::Crashed, Some(node)) => {
                 self.crashed.insert(node);
@@ -311,6 +316,12 @@ impl Faults {
             },
             Action::Loss { rate, a, b } => set(&mut self.lossy, groups(a, b), *rate != self.default_loss),
             Action::Latency { value, a, b } => set(&mut self.slow, groups(a, b), *value != self.default_latency),
+            Action::Disk { node, fault: DiskFault::None } => {
+                self.faulty_disks.remove(node);
+            }
+            Action::Disk { node, .. } => {
+                self.faulty_disks.insert(*node);
+            }
             _ => {}
         }
     }
@@ -323,6 +334,7 @@ impl Faults {
             | bit(self.lossy.values().any(|&on| on), Active::Loss)
             | bit(self.slow.values().any(|&on| on), Active::Latency)
             | bit(!self.crashed.is_empty(), Active::Crashed)
+            | bit(!self.faulty_disks.is_empty(), Active::Disk)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
 use crate::property::{Coverage, Judge, Violation};
 use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
+use crate::storage::DiskFault;
 use crate::system::System;
 
 /// How a run ended.
@@ -38,7 +39,7 @@ pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>
 
 /// The note the executor records when the settle tail heals every link and
 /// clears loss (a `Fault` event on no node).
-pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0";
+pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0, every disk healthy";
 
 /// A system's typed operation or condition from a validated scenario.
 fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {
@@ -125,6 +126,9 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
         self.note(None, EventKind::Fault { what: SETTLE_NOTE.into() });
         self.cluster.heal(None);
         self.cluster.loss(0.0, None);
+        for node in 0..self.cluster.size() {
+            self.cluster.disk(node, DiskFault::None);
+        }
         self.cluster.run_until(settle_start + scenario.settle, |_| false);
         let end = self.cluster.now();
         self.safety()?;
@@ -164,6 +168,7 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
                 self.started(*node)?;
             }
             Action::Rebind { node, port } if self.up(action, *node, true) => self.cluster.rebind(*node, *port),
+            Action::Disk { node, fault } => self.cluster.disk(*node, *fault),
             Action::Crash { .. } | Action::Restart { .. } | Action::Rebind { .. } => {}
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());

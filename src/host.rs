@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::history::{EventKind, History, OpResult};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
+use crate::storage::Storage;
 use crate::system::{Invocation, Knobs, NodeContext, Observer, System};
 use crate::transport::{PeerIdentity, Transport};
 
@@ -148,6 +149,10 @@ pub struct Boot {
     pub seeds: Vec<NodeIdx>,
     /// The node's RNG seed.
     pub rng_seed: u64,
+    /// The run's id (see [`NodeContext::run_id`]).
+    pub run_id: u64,
+    /// The node's disk, shared by its incarnations.
+    pub storage: Storage,
     /// The planted bug of the run.
     pub mutation: Option<&'static str>,
     /// The run seed that decides the node's [`buggify!`](crate::buggify)
@@ -163,13 +168,15 @@ pub struct Boot {
 
 impl Boot {
     /// The boot of `node` for the next start, from the history: a restart is
-    /// the next incarnation, at the node's last address.
+    /// the next incarnation, at the node's last address, on its `storage`.
+    /// The run id derives from the run seed.
     pub fn next<S: System>(
         history: &History<S>,
         node: NodeIdx,
         seeds: &[NodeIdx],
         run_seed: u64,
         mutation: Option<&'static str>,
+        storage: &Storage,
     ) -> Boot {
         let life = history.node(node);
         let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
@@ -179,6 +186,8 @@ impl Boot {
             addrs: history.nodes().iter().map(|n| n.addr).collect(),
             seeds: seeds.to_vec(),
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
+            run_id: derive_seed(run_seed, NodeIdx::MAX, 0, 5),
+            storage: storage.restarted(),
             mutation,
             buggify: None,
             knobs: BTreeMap::new(),
@@ -214,6 +223,8 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         addrs: boot.addrs.clone(),
         seeds: boot.seeds.clone(),
         rng_seed: boot.rng_seed,
+        run_id: boot.run_id,
+        storage: boot.storage.clone(),
         transport,
         observer: recorder.observer(node),
         probe: match boot.buggify {

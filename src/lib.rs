@@ -22,6 +22,7 @@ pub mod host;
 pub mod probe;
 pub mod property;
 pub mod scenario;
+pub mod storage;
 pub mod system;
 pub mod transport;
 

@@ -32,6 +32,7 @@ use crate::history::{Event, History};
 use crate::probe::Probe;
 use crate::property::Property;
 use crate::scenario::{NodeIdx, Scenario};
+use crate::storage::Storage;
 use crate::transport::{PeerIdentity, Transport};
 
 /// A system's own operation, invoked on a node by a scenario step.
@@ -79,6 +80,9 @@ impl<T: Serialize + Clone + Debug + Send + Sync + 'static> Record for T {}
 pub struct Capabilities {
     /// A running node can move its listener (`rebind` steps): hot reload.
     pub rebind: bool,
+    /// The node keeps durable state in its [`Storage`]: exploration also
+    /// draws `disk` faults (any scenario may use them).
+    pub storage: bool,
 }
 
 /// A deliberate defect a system can be built with, to prove that
@@ -144,6 +148,12 @@ pub struct NodeContext<S: System, T> {
     pub seeds: Vec<NodeIdx>,
     /// A seed for the node's random choices: use it, never OS randomness.
     pub rng_seed: u64,
+    /// The run's id: the same for every node and incarnation of one run, a
+    /// function of the seed in the simulation, fresh for every real run.
+    pub run_id: u64,
+    /// The node's disk: what it synced survives its crashes and restarts
+    /// (see [`crate::storage`]).
+    pub storage: Storage,
     /// The network.
     pub transport: T,
     /// Where the node's observations go.

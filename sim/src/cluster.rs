@@ -14,6 +14,7 @@ use tandem::cluster::{links, Cluster};
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder};
 use tandem::scenario::NodeIdx;
+use tandem::storage::{DiskFault, Storage};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::sync::{mpsc, oneshot};
@@ -92,6 +93,8 @@ struct Shared<S: System> {
     commands: Vec<Option<mpsc::UnboundedSender<Order<S>>>>,
     /// How many times each node's host finished booting it (started or failed).
     boots: Vec<u32>,
+    /// Each node's disk, kept in memory across its incarnations.
+    disks: Vec<Storage>,
 }
 
 /// A simulated cluster of a system's nodes. Every action is applied between
@@ -123,6 +126,7 @@ impl<S: System> SimCluster<S> {
             links: LinkTable::new(options.loss),
             commands: (0..options.nodes).map(|_| None).collect(),
             boots: vec![0; options.nodes as usize],
+            disks: (0..options.nodes).map(|_| Storage::in_memory()).collect(),
             options,
             ips,
         }));
@@ -264,8 +268,16 @@ impl<S: System> Cluster<S> for SimCluster<S> {
         // so the node is stopped first, in its own deterministic order.
         self.command(node, Command::Stop, Duration::from_secs(1));
         self.sim.crash(host_name(node));
-        self.lock().commands[node as usize] = None;
+        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
+        let mut shared = self.lock();
+        shared.commands[node as usize] = None;
+        shared.disks[node as usize].crash(derive_seed(shared.options.seed, node, incarnation, 3));
+        drop(shared);
         self.recorder.crashed(self.now(), node);
+    }
+
+    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
+        self.lock().disks[node as usize].set_fault(fault);
     }
 
     fn restart(&mut self, node: NodeIdx) {
@@ -305,7 +317,7 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
         // Buggify points fire in the simulation only.
-        let next = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation));
+        let next = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation, &s.disks[node as usize]));
         let boot = Boot { buggify: Some(o.seed), knobs: o.knobs.clone(), ..next };
         let transport = SimTransport::new(
             s.ips[node as usize],

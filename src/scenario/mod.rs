@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::storage::DiskFault;
 use crate::system::System;
 
 mod call;
@@ -166,6 +167,13 @@ pub enum Action {
         /// The node.
         node: NodeIdx,
     },
+    /// Set or clear a fault of a node's disk (see [`crate::storage`]).
+    Disk {
+        /// The node.
+        node: NodeIdx,
+        /// The fault; [`DiskFault::None`] clears it.
+        fault: DiskFault,
+    },
     /// Move a running node's listener to a new port (a capability).
     Rebind {
         /// The node.
@@ -191,8 +199,8 @@ pub enum Action {
 
 impl Action {
     /// Every generic action key, in the order of the spec.
-    pub const NAMES: [&'static str; 9] =
-        ["partition", "heal", "latency", "loss", "crash", "restart", "rebind", "await", "expect"];
+    pub const NAMES: [&'static str; 10] =
+        ["partition", "heal", "latency", "loss", "crash", "restart", "rebind", "await", "expect", "disk"];
 
     /// The key of this action in a step table.
     pub fn name(&self) -> &str {
@@ -204,6 +212,7 @@ impl Action {
             Action::Crash { .. } => "crash",
             Action::Restart { .. } => "restart",
             Action::Rebind { .. } => "rebind",
+            Action::Disk { .. } => "disk",
             Action::Await { .. } => "await",
             Action::Expect { .. } => "expect",
             Action::Op(call) => &call.key,

@@ -19,7 +19,7 @@ use toml::Spanned;
 use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    parse_duration, Action, Call, Condition, LatencyRange, Network, NodeIdx, Scenario,
+    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario,
     ScenarioError, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
 };
 
@@ -127,6 +127,7 @@ enum RawAction {
     Crash(RawNode),
     Restart(RawNode),
     Rebind(RawRebind),
+    Disk(Spanned<RawDisk>),
     Await(Spanned<RawCondition>),
     Expect(Spanned<RawCondition>),
     /// Any other key: one of the system's operations, or unknown.
@@ -191,6 +192,44 @@ struct RawNode {
 struct RawRebind {
     node: Spanned<NodeIdx>,
     port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { node = 1, fault = \"fail-sync\" } or { node = 1, fault = \"slow\", delay = \"20ms\" }"
+)]
+struct RawDisk {
+    node: Spanned<NodeIdx>,
+    fault: Spanned<String>,
+    delay: Option<Spanned<String>>,
+}
+
+impl RawDisk {
+    /// The fault it names: `slow` with its `delay`, the others without one.
+    fn fault(&self, whole: Span) -> Result<DiskFault, Located> {
+        let fault = match self.fault.get_ref().as_str() {
+            "none" => DiskFault::None,
+            "fail-sync" => DiskFault::FailSync,
+            "full" => DiskFault::Full,
+            "slow" => {
+                let delay = self.delay.as_ref().ok_or_else(|| {
+                    Located::new(whole, "a `slow` disk needs a `delay`, like delay = \"20ms\"")
+                })?;
+                return Ok(DiskFault::Slow(duration(delay)?));
+            }
+            other => {
+                return Err(Located::new(
+                    self.fault.span(),
+                    format!("unknown disk fault `{other}`, expected one of {}", DiskFault::NAMES.join(", ")),
+                ))
+            }
+        };
+        match &self.delay {
+            Some(delay) => Err(Located::new(delay.span(), format!("`delay` is only for a `slow` disk, not `{}`", fault.name()))),
+            None => Ok(fault),
+        }
+    }
 }
 
 /// A condition: `node`, `timeout` (only in `await`), and the system's
@@ -275,6 +314,7 @@ impl RawAction {
             "crash" => RawAction::Crash(map.next_value()?),
             "restart" => RawAction::Restart(map.next_value()?),
             "rebind" => RawAction::Rebind(map.next_value()?),
+            "disk" => RawAction::Disk(map.next_value()?),
             "await" => RawAction::Await(map.next_value()?),
             "expect" => RawAction::Expect(map.next_value()?),
             _ => RawAction::Other(map.next_value()?),
@@ -494,6 +534,10 @@ impl Converter<'_> {
             RawAction::Rebind(r) => Action::Rebind {
                 node: self.value(at(Field::Node), &r.node),
                 port: r.port,
+            },
+            RawAction::Disk(r) => Action::Disk {
+                node: self.value(at(Field::Node), &r.get_ref().node),
+                fault: r.get_ref().fault(r.span())?,
             },
             RawAction::Await(r) => {
                 let timeout = r.get_ref().timeout.as_ref().ok_or_else(|| {

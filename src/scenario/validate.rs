@@ -192,7 +192,7 @@ impl Checker<'_> {
                 probability(at(Field::Rate), *rate)?;
                 self.optional_groups(step, action, a, b)
             }
-            Action::Crash { node } | Action::Restart { node } => self.node(at(Field::Node), *node),
+            Action::Crash { node } | Action::Restart { node } | Action::Disk { node, .. } => self.node(at(Field::Node), *node),
             Action::Rebind { node, .. } => {
                 ensure(self.syntax.abilities().rebind, at(Field::Action), || {
                     format!(

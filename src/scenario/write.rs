@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{format_duration, Action, Condition, NodeIdx, Scenario, Timing};
+use super::{format_duration, Action, Condition, DiskFault, NodeIdx, Scenario, Timing};
 
 /// `scenario` in the file format.
 pub(crate) fn to_toml(scenario: &Scenario) -> String {
@@ -89,6 +89,13 @@ fn action_fields(action: &Action) -> Fields {
         Action::Rebind { node, port } => [("node".into(), node.to_string())]
             .into_iter()
             .chain(port.map(|port| ("port".into(), port.to_string())))
+            .collect(),
+        Action::Disk { node, fault } => [("node".into(), node.to_string()), ("fault".into(), string(fault.name()))]
+            .into_iter()
+            .chain(match fault {
+                DiskFault::Slow(delay) => Some(("delay".into(), duration(*delay))),
+                _ => None,
+            })
             .collect(),
         Action::Await { condition, timeout } => {
             let mut fields = condition_fields(condition);

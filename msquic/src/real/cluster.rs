@@ -10,6 +10,8 @@
 //! and make no determinism promise; their histories have the same events.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use tandem::cluster::{links, Cluster};
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder};
 use tandem::scenario::{NodeIdx, Scenario};
+use tandem::storage::{DiskFault, Storage};
 use tandem::System;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
@@ -116,6 +119,11 @@ pub struct RealCluster<S: System> {
     options: RealOptions,
     /// Each node's transport, with its certificate.
     transports: Vec<MsQuicConfig>,
+    /// Each node's disk: real files in the run's directory.
+    disks: Vec<Storage>,
+    /// The run's id; its directory goes with the cluster.
+    run_id: u64,
+    _run_dir: RunDir,
     nodes: Vec<Option<Running<S>>>,
 }
 
@@ -134,7 +142,18 @@ impl<S: System> RealCluster<S> {
         let began = Instant::now();
         let recorder = Recorder::new(system, &addrs, move || began.elapsed());
         let faults = FaultTable::new(LinkFaults { blocked: false, loss: options.loss, latency: options.latency });
+        // A fresh id for every real run (real network only: wall clock and process id).
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let run_id = RandomState::new().hash_one((options.seed, since_epoch.as_nanos(), std::process::id()));
+        let run_dir = RunDir(std::env::temp_dir().join(format!("tandem-run-{run_id:016x}")));
+        let disks = (0..options.nodes)
+            .map(|node| Storage::in_directory(&run_dir.0.join(format!("node-{node}"))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot make the run's storage in {}: {e}", run_dir.0.display()))?;
         let mut cluster = RealCluster {
+            disks,
+            run_id,
+            _run_dir: run_dir,
             runtime,
             recorder,
             net: RelayNet::new(faults),
@@ -158,9 +177,9 @@ impl<S: System> RealCluster<S> {
     fn start(&mut self, node: NodeIdx) -> Result<(), String> {
         let boot = self
             .recorder
-            .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation));
+            .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation, &self.disks[node as usize]));
         let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
-        let boot = Boot { knobs: self.options.knobs.clone(), identities, ..boot };
+        let boot = Boot { knobs: self.options.knobs.clone(), identities, run_id: self.run_id, ..boot };
         let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
             Ok(transport) => transport,
             Err(error) => {
@@ -246,6 +265,17 @@ fn node_transports(config: &MsQuicConfig, nodes: u32) -> Result<Vec<MsQuicConfig
     Ok(identities.into_iter().map(|identity| MsQuicConfig { trust: trust.clone(), ..config.clone().with_identity(identity) }).collect())
 }
 
+/// A run's storage directory, removed with the cluster.
+struct RunDir(PathBuf);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("cannot remove the run's storage {}: {error}", self.0.display());
+        }
+    }
+}
+
 /// A free UDP port on 127.0.0.1, chosen by the OS: bound, read, let go.
 fn free_addr() -> Result<SocketAddr, String> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("cannot pick a port: {e}"))?;
@@ -296,7 +326,13 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         if let Err(why) = self.stop(node) {
             self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
         }
+        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
+        self.disks[node as usize].crash(host::derive_seed(self.options.seed, node, incarnation, 3));
         self.recorder.crashed(self.recorder.now(), node);
+    }
+
+    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
+        self.disks[node as usize].set_fault(fault);
     }
 
     fn restart(&mut self, node: NodeIdx) {

@@ -15,7 +15,7 @@ use proptest::test_runner::TestRunner;
 use tandem::scenario::{Action, NodeIdx, Scenario, Step, Timing};
 use tandem::system::System;
 
-use super::strategy::{episode, groups, mover, operation, sim_seed, swarm, Space, Stage};
+use super::strategy::{episode, groups, mover, operation, sim_seed, swarm_for, Space, Stage};
 
 /// One edit of a timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,7 +89,7 @@ pub fn apply<S: System>(
     match mutation {
         Mutation::Insert => {
             let stage = stage(system, space, scenario, runner);
-            let mix = draw(runner, swarm());
+            let mix = draw(runner, swarm_for(&**system));
             let drawn = draw(runner, episode(&stage, &mix));
             for (offset, action) in drawn.actions {
                 add(scenario, (drawn.start + offset).min(window.end), action);
@@ -187,7 +187,9 @@ fn is_fault(action: &Action) -> bool {
 /// node, or the first of the far group.
 fn target(action: &Action) -> Option<NodeIdx> {
     match action {
-        Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } => Some(*node),
+        Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } | Action::Disk { node, .. } => {
+            Some(*node)
+        }
         Action::Partition { b, .. } => b.first().copied(),
         _ => groups_of(action).and_then(|(_, b)| b.first().copied()),
     }

@@ -88,6 +88,7 @@ impl<S: System> Remap<S> {
             Action::Crash { node } => Action::Crash { node: self.node(*node)? },
             Action::Restart { node } => Action::Restart { node: self.node(*node)? },
             Action::Rebind { node, port } => Action::Rebind { node: self.node(*node)?, port: *port },
+            Action::Disk { node, fault } => Action::Disk { node: self.node(*node)?, fault: *fault },
             Action::Await { condition, timeout } => {
                 Action::Await { condition: self.condition(condition)?, timeout: *timeout }
             }

@@ -34,7 +34,7 @@ use std::time::Duration;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
-use tandem::scenario::{Action, Call, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_SETTLE};
+use tandem::scenario::{Action, Call, DiskFault, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_SETTLE};
 use tandem::system::{Knob, System};
 
 use super::swarm::{FaultKind, Swarm};
@@ -162,6 +162,23 @@ pub fn swarm() -> impl Strategy<Value = Swarm> {
         traffic,
         faults: FaultKind::ALL.into_iter().zip(weights).filter(|&(_, w)| w > 0).collect(),
     })
+}
+
+/// [`swarm`], and for a system with the storage capability, a weight for
+/// [`FaultKind::Disk`] too (drawn after the others, so a system without it
+/// draws exactly what [`swarm`] draws).
+pub fn swarm_for<S: System>(system: &S) -> BoxedStrategy<Swarm> {
+    if !system.capabilities().storage {
+        return swarm().boxed();
+    }
+    (swarm(), prop_oneof![Just(0u32), 1..=8u32])
+        .prop_map(|(mut swarm, disk)| {
+            if disk > 0 {
+                swarm.faults.insert(FaultKind::Disk, disk);
+            }
+            swarm
+        })
+        .boxed()
 }
 
 /// Any operation of the system among `nodes` nodes; with `focus`, one that
@@ -312,6 +329,28 @@ fn rebind<S: System>(system: &S, nodes: u32, node: NodeIdx) -> BoxedStrategy<Act
         .boxed()
 }
 
+/// A disk fault on one node, with operations aimed at it meanwhile, usually
+/// cleared later.
+fn disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
+    let system = system.clone();
+    let fault = prop_oneof![Just(DiskFault::FailSync), Just(DiskFault::Full), millis(5..=200).prop_map(DiskFault::Slow)];
+    (0..nodes, fault)
+        .prop_flat_map(move |(node, fault)| {
+            let op = || operation(&*system, nodes, Some(node));
+            (Just((node, fault)), lead(op()), during(op()), millis(200..=5000), prop::bool::weighted(0.8))
+        })
+        .prop_map(|((node, fault), lead, sends, hold, clear)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Disk { node, fault }));
+            add_during(&mut actions, at, hold, sends);
+            if clear {
+                actions.push((at + hold, Action::Disk { node, fault: DiskFault::None }));
+            }
+            actions
+        })
+        .boxed()
+}
+
 /// The actions of one fault episode, or `None` when the kind needs more nodes.
 fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
     let (system, nodes) = (&stage.system, stage.nodes);
@@ -326,6 +365,7 @@ fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<A
         FaultKind::Crash => crash(system, nodes, stage.seeds.clone()),
         FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, nodes, stage.mover),
         FaultKind::Rebind => return None,
+        FaultKind::Disk => disk(system, nodes),
     })
 }
 
@@ -363,7 +403,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
     assert!(!space.window().is_empty(), "duration {:?} leaves no time before the settle tail", space.duration);
     let space = space.clone();
     let system = system.clone();
-    (node_count(space.nodes.clone()), network(), swarm(), sim_seed(), knob_values(system.knobs()))
+    (node_count(space.nodes.clone()), network(), swarm_for(&*system), sim_seed(), knob_values(system.knobs()))
         .prop_flat_map(|(nodes, network, swarm, seed, knobs)| {
             (Just((nodes, network, swarm, seed, knobs)), seed_nodes(nodes))
         })

@@ -26,10 +26,14 @@ pub enum FaultKind {
     Crash,
     /// A hot-reload rebind to a new port.
     Rebind,
+    /// A fault of a node's disk (failing syncs, full, slow), usually
+    /// cleared later; only for systems with the storage capability.
+    Disk,
 }
 
 impl FaultKind {
-    /// Every fault kind, in a fixed order.
+    /// Every fault kind but [`FaultKind::Disk`], in a fixed order: the kinds
+    /// every system's swarm draws.
     pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::OneWayPartition,
@@ -50,6 +54,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Crash => "crash",
             FaultKind::Rebind => "rebind",
+            FaultKind::Disk => "disk",
         }
     }
 }

@@ -276,7 +276,7 @@ impl System for Kv {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { rebind: true }
+        Capabilities { rebind: true, ..Capabilities::default() }
     }
 
     fn planted_bugs(&self) -> Vec<PlantedBug> {

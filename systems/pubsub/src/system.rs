@@ -69,7 +69,7 @@ impl System for PubSub {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { rebind: true }
+        Capabilities { rebind: true, ..Capabilities::default() }
     }
 
     /// The node's five mutations; they change behaviour only in a build with
