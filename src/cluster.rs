@@ -26,8 +26,9 @@ pub trait Cluster<S: System> {
     /// The run's recorder, owner of the history.
     fn recorder(&self) -> &Recorder<S>;
 
-    /// Node `node` carries out `op` for step `step`; returns when it has
-    /// completed (or a backend's patience ran out).
+    /// Hands `op` (of step `step`) to node `node` and returns at once: the
+    /// node invokes it at this time and it runs while the timeline moves on
+    /// (its completion is recorded when it comes).
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize);
 
     /// Drops everything from `a` to `b`, and from `b` to `a` unless `oneway`.

@@ -70,7 +70,7 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
             match result {
                 OpResult::Ok(_) => "complete/ok",
                 OpResult::Failed(_) => "complete/failed",
-                OpResult::Unknown => "complete/unknown",
+                OpResult::Unknown(_) => "complete/unknown",
             },
         ),
         EventKind::Observe(observation) => {
@@ -292,6 +292,7 @@ impl Faults {
             (EventKind::Fault { what }, None) if what == SETTLE_NOTE => {
                 self.partitions.clear();
                 set(&mut self.lossy, None, false);
+                set(&mut self.slow, None, false);
                 self.faulty_disks.clear();
             }
             (EventKind::Crashed, Some(node)) => {

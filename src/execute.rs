@@ -37,9 +37,10 @@ pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>
     Some((a.as_deref()?, b.as_deref()?))
 }
 
-/// The note the executor records when the settle tail heals every link and
-/// clears loss (a `Fault` event on no node).
-pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0, every disk healthy";
+/// The note the executor records when the settle tail repairs every fault
+/// it heals: partitions, loss, latency (back to the scenario's default) and
+/// disk faults (a `Fault` event on no node).
+pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0, default latency, every disk healthy";
 
 /// A system's typed operation or condition from a validated scenario.
 fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {
@@ -55,12 +56,38 @@ pub fn unmet<S: System>(system: &S, history: &History<S>, node: Option<NodeIdx>,
     }
 }
 
+/// The code of the failure a panic inside a run becomes (in the system, the
+/// backend or the harness): a run never panics its caller.
+pub const PANIC: &str = "panic";
+
+/// A panic's message.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The failure of a run that panicked at `at`.
+pub fn panicked(panic: &(dyn std::any::Any + Send), at: Duration) -> Violation {
+    Violation::new(PANIC, "the run panicked", panic_message(panic), at)
+}
+
 /// Runs `scenario` on `cluster`: the timeline, then the settle tail, then the
-/// end checks and properties. Stops at the first failure.
+/// end checks and properties. Stops at the first failure; a panic anywhere
+/// in the run (a node, the backend, the harness) is its failure
+/// ([`PANIC`]), never the caller's.
 pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -> Outcome {
     let system = cluster.recorder().system().clone();
     let mut judge = Judge::new(&system.properties());
-    let failure = Run { system: &*system, cluster, judge: &mut judge }.timeline(scenario).err();
+    let timeline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Run { system: &*system, cluster: &mut *cluster, judge: &mut judge }.timeline(scenario)
+    }));
+    let failure = match timeline {
+        Ok(result) => result.err(),
+        Err(panic) => Some(panicked(&*panic, cluster.now())),
+    };
     let end = cluster.now();
     let verdict = failure.as_ref().map_or_else(|| "pass".to_string(), |v| v.to_string());
     cluster.recorder().push_at(end, None, EventKind::Verdict { outcome: verdict });
@@ -118,6 +145,10 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
             self.cluster.run_until(start, |_| false);
             self.note(None, EventKind::Step { index, action: Scenario::action_toml(&step.action) });
             self.apply(&step.action, index, step.line)?;
+            if let Some(wait) = step.wait {
+                let deadline = self.cluster.now() + wait;
+                self.cluster.run_until(deadline, |h| h.step_completed(index));
+            }
             previous_end = self.cluster.now();
             self.safety()?;
         }
@@ -126,6 +157,8 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
         self.note(None, EventKind::Fault { what: SETTLE_NOTE.into() });
         self.cluster.heal(None);
         self.cluster.loss(0.0, None);
+        let latency = scenario.network.latency;
+        self.cluster.latency(latency.min, latency.max, None);
         for node in 0..self.cluster.size() {
             self.cluster.disk(node, DiskFault::None);
         }

@@ -89,9 +89,14 @@ pub enum OpResult<O> {
     Ok(O),
     /// It did not take effect.
     Failed(String),
-    /// The node crashed before it answered: it may or may not have taken effect.
-    Unknown,
+    /// It may or may not have taken effect, and why: the node crashed
+    /// before it answered ([`CRASHED_FIRST`]), or the system said so
+    /// ([`OpError::Indeterminate`](crate::system::OpError::Indeterminate)).
+    Unknown(String),
 }
+
+/// Why an operation of a node that crashed before it answered is unknown.
+pub const CRASHED_FIRST: &str = "the node crashed before it answered";
 
 /// One event of the history.
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +145,8 @@ pub struct History<S: System> {
     /// Invocations not completed: operation id -> node.
     pending: BTreeMap<u64, NodeIdx>,
     invocations: BTreeMap<u64, usize>,
+    /// The operation each scenario step invoked: step index -> id.
+    step_ops: BTreeMap<usize, u64>,
     next_op: u64,
     state: S::State,
 }
@@ -156,6 +163,7 @@ impl<S: System> History<S> {
             nodes,
             pending: BTreeMap::new(),
             invocations: BTreeMap::new(),
+            step_ops: BTreeMap::new(),
             next_op: 0,
             state: S::State::default(),
         }
@@ -187,10 +195,11 @@ impl<S: System> History<S> {
                 n.crashes.push(at);
             }
             EventKind::Rebound { addr } => self.nodes[life.expect("a rebind names its node")].addr = *addr,
-            EventKind::Invoke { id, .. } => {
+            EventKind::Invoke { id, step, .. } => {
                 let node = node.expect("an invocation names its node");
                 self.pending.insert(*id, node);
                 self.invocations.insert(*id, self.events.len());
+                self.step_ops.insert(*step, *id);
             }
             EventKind::Complete { id, .. } => {
                 assert!(self.pending.remove(id).is_some(), "operation {id} completed twice or never began");
@@ -237,6 +246,12 @@ impl<S: System> History<S> {
     /// The operations invoked and not completed: id -> the node running it.
     pub fn pending(&self) -> &BTreeMap<u64, NodeIdx> {
         &self.pending
+    }
+
+    /// Whether the operation scenario step `step` invoked has completed
+    /// (ok, failed or unknown); `false` until it is invoked.
+    pub fn step_completed(&self, step: usize) -> bool {
+        self.step_ops.get(&step).is_some_and(|id| !self.pending.contains_key(id))
     }
 
     /// The operation invoked with `id`, if any.

@@ -3,19 +3,20 @@
 //! tokio runtime) and which transport it gets; this module boots the node,
 //! records what happens to it, and carries out the runner's commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
-use crate::history::{EventKind, History, OpResult};
+use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
 use crate::storage::Storage;
-use crate::system::{Invocation, Knobs, NodeContext, Observer, System};
+use crate::system::{Invocation, Knobs, NodeContext, Observer, OpError, System};
 use crate::transport::{PeerIdentity, Transport};
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -99,7 +100,7 @@ impl<S: System> Recorder<S> {
         let mut history = self.lock();
         let pending: Vec<u64> = history.pending().iter().filter(|(_, &n)| n == node).map(|(&id, _)| id).collect();
         for id in pending {
-            history.push(&self.inner.system, at, Some(node), EventKind::Complete { id, result: OpResult::Unknown });
+            history.push(&self.inner.system, at, Some(node), EventKind::Complete { id, result: OpResult::Unknown(CRASHED_FIRST.into()) });
         }
         history.push(&self.inner.system, at, Some(node), EventKind::Crashed);
         drop(history);
@@ -237,7 +238,7 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });
-    match system.start(ctx).await {
+    match system.start(ctx).instrument(span(node, boot.incarnation)).await {
         Ok(running) => {
             let addr = system.addr(&running);
             if addr != listen {
@@ -274,23 +275,71 @@ pub type Order<S> = (Command<S>, oneshot::Sender<()>);
 
 /// Carries out `commands` on a running node until `Stop` (or until the
 /// runner goes), recording every invocation, completion and rebind.
-pub async fn serve<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recorder<S>, mut commands: mpsc::UnboundedReceiver<Order<S>>) {
+///
+/// An operation is acknowledged as soon as it is invoked: it runs while the
+/// timeline moves on. The node carries out one operation at a time; orders
+/// that come meanwhile wait their turn, except `Stop`, which abandons the
+/// operation in flight (the crash records it as unknown).
+pub async fn serve<S: System>(node: S::Node, index: NodeIdx, recorder: Recorder<S>, commands: mpsc::UnboundedReceiver<Order<S>>) {
+    let incarnation = recorder.read(|h| h.node(index).incarnation);
+    carry_out(node, index, recorder, commands).instrument(span(index, incarnation)).await
+}
+
+/// The span of everything the framework runs for a node incarnation:
+/// `node{id, inc}`. Tasks a node spawns enter it with
+/// [`Instrument::in_current_span`](tracing::Instrument::in_current_span).
+pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
+    tracing::info_span!("node", id = node, inc = incarnation)
+}
+
+async fn carry_out<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recorder<S>, mut commands: mpsc::UnboundedReceiver<Order<S>>) {
     let system = recorder.system().clone();
-    while let Some((command, done)) = commands.recv().await {
+    let mut waiting: VecDeque<Order<S>> = VecDeque::new();
+    loop {
+        let (command, done) = match waiting.pop_front() {
+            Some(order) => order,
+            None => match commands.recv().await {
+                Some(order) => order,
+                None => break,
+            },
+        };
         match command {
             Command::Invoke { op, step } => {
                 let id = recorder.lock().next_op_id();
                 recorder.push(Some(index), EventKind::Invoke { id, step, op: op.clone() });
-                let result = match system.invoke(&mut node, op, Invocation { step, id }).await {
-                    Ok(output) => OpResult::Ok(output),
-                    Err(why) => OpResult::Failed(why),
+                // The runner may have stopped waiting; nothing else needs the answer.
+                let _ = done.send(());
+                let invoke = system.invoke(&mut node, op, Invocation { step, id });
+                tokio::pin!(invoke);
+                let result = loop {
+                    tokio::select! {
+                        biased;
+                        result = &mut invoke => break Some(result),
+                        order = commands.recv() => match order {
+                            Some((Command::Stop, done)) => {
+                                waiting.push_front((Command::Stop, done));
+                                break None;
+                            }
+                            Some(order) => waiting.push_back(order),
+                            None => break None,
+                        },
+                    }
+                };
+                let result = match result {
+                    Some(Ok(output)) => OpResult::Ok(output),
+                    Some(Err(OpError::Failed(why))) => OpResult::Failed(why),
+                    Some(Err(OpError::Indeterminate(why))) => OpResult::Unknown(why),
+                    None => continue,
                 };
                 recorder.push(Some(index), EventKind::Complete { id, result });
             }
-            Command::Rebind(addr) => match system.rebind(&mut node, addr).await {
-                Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
-                Err(error) => recorder.push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
-            },
+            Command::Rebind(addr) => {
+                match system.rebind(&mut node, addr).await {
+                    Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
+                    Err(error) => recorder.push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
+                }
+                let _ = done.send(());
+            }
             Command::Stop => {
                 system.stop(node).await;
                 // Let the stopped tasks and the connections' writers wind down.
@@ -299,8 +348,6 @@ pub async fn serve<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recor
                 return;
             }
         }
-        // The runner may have stopped waiting; nothing else needs the answer.
-        let _ = done.send(());
     }
     system.stop(node).await;
 }

@@ -254,14 +254,8 @@ pub struct Judge<S: System> {
 
 /// Runs a property's code; a panic becomes its failure message.
 fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic".into());
-        Err(format!("the property panicked: {message}").into())
-    })
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(format!("the property panicked: {}", crate::execute::panic_message(&*panic)).into()))
 }
 
 impl<S: System> Judge<S> {

@@ -23,6 +23,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use proptest::strategy::BoxedStrategy;
 use serde::de::DeserializeOwned;
@@ -111,6 +112,26 @@ pub struct Knob {
     pub min: i64,
     /// The largest value allowed.
     pub max: i64,
+}
+
+/// The timing a system tolerates: exploration draws no more latency than
+/// `max_latency` and gives every case a settle tail of `settle`
+/// (`explore --settle` overrides it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tolerance {
+    /// The largest one-way latency a correct node must cope with.
+    pub max_latency: Duration,
+    /// How long a correct node needs, once every fault is repaired, to
+    /// deliver what it owes (liveness is judged after it).
+    pub settle: Duration,
+}
+
+impl Default for Tolerance {
+    /// 250 ms of latency and a 5 s settle tail: enough for protocols whose
+    /// timeouts are in the hundreds of milliseconds to seconds.
+    fn default() -> Tolerance {
+        Tolerance { max_latency: Duration::from_millis(250), settle: crate::scenario::DEFAULT_SETTLE }
+    }
 }
 
 /// The knob values of a run: the scenario's `[knobs]`; every other knob
@@ -208,6 +229,46 @@ impl<O> Observer<O> {
     }
 }
 
+/// Why an operation did not return a result (see [`System::invoke`]).
+///
+/// ```
+/// use tandem::system::OpError;
+/// let failed: OpError = "key too long".to_string().into();
+/// assert_eq!(failed, OpError::Failed("key too long".into()));
+/// let maybe = OpError::Indeterminate("no answer from the leader in 2 s".into());
+/// assert!(maybe.to_string().starts_with("indeterminate"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    /// It did not take effect.
+    Failed(String),
+    /// It may or may not have taken effect (Jepsen's `:info`): recorded as
+    /// [`OpResult::Unknown`](crate::history::OpResult::Unknown), and
+    /// properties must allow either.
+    Indeterminate(String),
+}
+
+impl From<String> for OpError {
+    fn from(why: String) -> OpError {
+        OpError::Failed(why)
+    }
+}
+
+impl From<&str> for OpError {
+    fn from(why: &str) -> OpError {
+        OpError::Failed(why.to_string())
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Failed(why) => write!(f, "failed: {why}"),
+            OpError::Indeterminate(why) => write!(f, "indeterminate: {why}"),
+        }
+    }
+}
+
 /// Where an invocation comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invocation {
@@ -260,6 +321,11 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
         Vec::new()
     }
 
+    /// The timing the system tolerates, for exploration.
+    fn tolerance(&self) -> Tolerance {
+        Tolerance::default()
+    }
+
     /// The system's tunables; a node reads their values in a run from
     /// [`NodeContext::knobs`].
     fn knobs(&self) -> Vec<Knob> {
@@ -273,13 +339,17 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// Where a running node listens now.
     fn addr(&self, node: &Self::Node) -> SocketAddr;
 
-    /// Carries out `op` on `node`. An `Err` is recorded as a failed operation.
+    /// Carries out `op` on `node`. An [`OpError::Failed`] is recorded as a
+    /// failed operation (it did not take effect), an
+    /// [`OpError::Indeterminate`] as an unknown one (it may have: a timed-out
+    /// write that may still commit). A `String` error converts to `Failed`:
+    /// `Err(why.into())`, or `?` on a `Result<_, String>`.
     fn invoke(
         &self,
         node: &mut Self::Node,
         op: Self::Op,
         invocation: Invocation,
-    ) -> impl Future<Output = Result<Self::Output, String>> + Send;
+    ) -> impl Future<Output = Result<Self::Output, OpError>> + Send;
 
     /// Moves a running node's listener to `addr` (port 0: any free port) and
     /// returns the new address; only with [`Capabilities::rebind`].

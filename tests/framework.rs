@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{Event, EventKind, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, Knob, NodeContext, Operation, PlantedBug, System};
+use tandem::system::{Invocation, Knob, NodeContext, OpError, Operation, PlantedBug, System};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::run_scenario;
 
@@ -25,7 +25,8 @@ const LIMIT: Knob = Knob { name: "limit", description: "bumps a node takes", def
 
 /// A node that counts: `bump` adds one (refused past 3, the `limit` knob), `flaky` is a bump
 /// that a buggify point may refuse, `hang` never answers, `poke` reaches
-/// code that must be unreachable.
+/// code that must be unreachable, `maybe` answers that it may have bumped,
+/// `explode` panics. Its fair rule refuses odd simulation seeds.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter;
 
@@ -36,21 +37,29 @@ enum CounterOp {
     Flaky { node: NodeIdx },
     Hang { node: NodeIdx },
     Poke { node: NodeIdx },
+    Maybe { node: NodeIdx },
+    Explode { node: NodeIdx },
 }
 
 impl Operation for CounterOp {
     fn node(&self) -> NodeIdx {
         match self {
-            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
-                *node
-            }
+            CounterOp::Bump { node }
+            | CounterOp::Flaky { node }
+            | CounterOp::Hang { node }
+            | CounterOp::Poke { node }
+            | CounterOp::Maybe { node }
+            | CounterOp::Explode { node } => *node,
         }
     }
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         match self {
-            CounterOp::Bump { node } | CounterOp::Flaky { node } | CounterOp::Hang { node } | CounterOp::Poke { node } => {
-                vec![node]
-            }
+            CounterOp::Bump { node }
+            | CounterOp::Flaky { node }
+            | CounterOp::Hang { node }
+            | CounterOp::Poke { node }
+            | CounterOp::Maybe { node }
+            | CounterOp::Explode { node } => vec![node],
         }
     }
 }
@@ -113,7 +122,7 @@ impl System for Counter {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, String> {
+    async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, OpError> {
         match op {
             CounterOp::Flaky { .. } if tandem::buggify!(node.probe) => Err("buggified".into()),
             CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= node.limit => Err("full".into()),
@@ -125,6 +134,8 @@ impl System for Counter {
                 Ok(node.count)
             }
             CounterOp::Hang { .. } => std::future::pending().await,
+            CounterOp::Maybe { .. } => Err(OpError::Indeterminate("no answer in time".into())),
+            CounterOp::Explode { .. } => panic!("the node exploded"),
             CounterOp::Poke { .. } => {
                 tandem::assert_unreachable!(node.probe, "poked");
                 Ok(node.count)
@@ -175,6 +186,10 @@ impl System for Counter {
     fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<CounterOp> {
         (0..nodes).prop_map(|node| CounterOp::Bump { node }).boxed()
     }
+
+    fn fair(&self, scenario: &Scenario) -> Result<(), String> {
+        (scenario.seed % 2 == 0).then_some(()).ok_or_else(|| format!("odd seed {}", scenario.seed))
+    }
 }
 
 fn scenario<S: System>(system: &S, steps: &str) -> Scenario {
@@ -182,8 +197,9 @@ fn scenario<S: System>(system: &S, steps: &str) -> Scenario {
     Scenario::parse(&text, "test.toml", system).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `n` bumps of `node`, each awaited before the next step.
 fn bumps(node: u32, n: usize) -> String {
-    format!("[[step]]\nbump = {{ node = {node} }}\n").repeat(n)
+    format!("[[step]]\nwait = \"1s\"\nbump = {{ node = {node} }}\n").repeat(n)
 }
 
 #[test]
@@ -208,7 +224,7 @@ fn operations_conditions_and_coverage() {
     assert!(hit.contains(&("bumped".into(), true)), "{hit:?}");
     let failed = scenario(&Counter, &(bumps(0, 1) + "[[step]]\nexpect = { node = 0, count = 2 }\n"));
     let failure = run_scenario(Arc::new(Counter), &failed, 1).outcome.failure.expect("expect fails");
-    assert_eq!((failure.code.as_str(), failure.detail.as_str()), ("expect", "step 1 (line 6): node 0 counted 1, expected 2"));
+    assert_eq!((failure.code.as_str(), failure.detail.as_str()), ("expect", "step 1 (line 7): node 0 counted 1, expected 2"));
 }
 
 #[test]
@@ -307,17 +323,9 @@ fn a_failed_operation_is_recorded_and_a_crash_leaves_pending_ones_unknown() {
     let s = Scenario { duration: std::time::Duration::from_secs(20), ..scenario(&Counter, &steps) };
     let run = run_scenario(Arc::new(Counter), &s, 1);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
-    let results: Vec<&OpResult<u64>> = run
-        .history
-        .events()
-        .iter()
-        .filter_map(|e| match &e.event {
-            EventKind::Complete { result, .. } => Some(result),
-            _ => None,
-        })
-        .collect();
+    let results = results(&run.history);
     assert_eq!(results[3], &OpResult::Failed("full".into()));
-    assert_eq!(results[4], &OpResult::Unknown, "the hung operation ended with its node");
+    assert_eq!(results[4], &OpResult::Unknown(tandem::history::CRASHED_FIRST.into()), "the hung operation ended with its node");
     assert!(run.history.pending().is_empty());
     assert!(run.outcome.coverage.iter().any(|c| c.goal.starts_with("G1") && c.hit));
 }
@@ -329,7 +337,7 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     assert!(e.starts_with("bad.toml:3:1: system `counter` cannot rebind"), "{e}");
     let e = error("nodes = 2\n[[step]]\nping = { from = 0, to = 1 }\n");
     assert!(e.starts_with("bad.toml:3:1: unknown action `ping`, expected one of partition, heal"), "{e}");
-    assert!(e.ends_with("or an operation of system `counter`: bump, flaky, hang, poke"), "{e}");
+    assert!(e.ends_with("or an operation of system `counter`: bump, flaky, hang, poke, maybe, explode"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = 1, extra = 2 }\n");
     assert!(e.starts_with("bad.toml:3:20: unexpected keys in table: extra"), "{e}");
     let e = error("nodes = 2\n[[step]]\nbump = { node = \"one\" }\n");
@@ -368,4 +376,60 @@ fn a_system_that_says_nothing_still_gets_lanes_steps_and_dots_and_a_violation_na
     assert_eq!((named.mark.kind.as_str(), named.mark.label.as_str()), ("assert", "poked"));
     assert_eq!(named.mark.problem.as_deref(), Some("assertion failed"));
     assert!(picture.verdict.starts_with("FAIL assert"), "{}", picture.verdict);
+}
+
+/// The results of every completed operation, in order.
+fn results(history: &History<Counter>) -> Vec<&OpResult<u64>> {
+    history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.event {
+            EventKind::Complete { result, .. } => Some(result),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn operations_run_while_the_timeline_moves_on_unless_a_step_waits() {
+    let steps = "[[step]]\nhang = { node = 0 }\n[[step]]\nafter = \"3ms\"\ncrash = { node = 0 }\n[[step]]\nhang = { node = 1 }\nwait = \"40ms\"\n[[step]]\nrestart = { node = 0 }\n";
+    let run = run_scenario(Arc::new(Counter), &scenario(&Counter, steps), 1);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let at = |wanted: fn(&EventKind<Counter>) -> bool| {
+        run.history.events().iter().find(|e| wanted(&e.event)).map(|e| e.at()).expect("the event happened")
+    };
+    let invoked = at(|e| matches!(e, EventKind::Invoke { step: 0, .. }));
+    let crash = at(|e| matches!(e, EventKind::Step { index: 1, .. }));
+    assert_eq!(crash - invoked, std::time::Duration::from_millis(3), "the crash came 3 ms after the hang began");
+    let waited = at(|e| matches!(e, EventKind::Step { index: 3, .. })) - at(|e| matches!(e, EventKind::Step { index: 2, .. }));
+    assert_eq!(waited, std::time::Duration::from_millis(40), "the step waited its `wait`, then moved on");
+    assert_eq!(results(&run.history)[0], &OpResult::Unknown(tandem::history::CRASHED_FIRST.into()));
+}
+
+#[test]
+fn an_indeterminate_result_is_recorded_as_unknown() {
+    let run = run_scenario(Arc::new(Counter), &scenario(&Counter, "[[step]]\nmaybe = { node = 0 }\n"), 1);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    assert_eq!(results(&run.history), [&OpResult::Unknown("no answer in time".into())]);
+}
+
+#[test]
+fn a_panic_in_a_node_fails_the_run_and_replays() {
+    let s = scenario(&Counter, "[[step]]\nbump = { node = 0 }\n[[step]]\nafter = \"5ms\"\nexplode = { node = 1 }\n");
+    let run = run_scenario(Arc::new(Counter), &s, 2);
+    let failure = run.outcome.failure.clone().expect("the panic fails the run");
+    assert_eq!(failure.code, tandem::execute::PANIC);
+    assert!(failure.detail.contains("the node exploded"), "{failure}");
+    assert_eq!(run.digest(), run_scenario(Arc::new(Counter), &s, 2).digest());
+}
+
+#[test]
+fn exploration_redraws_what_the_system_finds_unfair() {
+    use tandem_sim::explore::case::Case;
+    use tandem_sim::explore::strategy::Space;
+    let (system, space) = (Arc::new(Counter), Space::default());
+    let cases: Vec<Case> = (0..40).map(|index| Case::generate(&system, &space, 9, index)).collect();
+    assert!(cases.iter().all(|c| c.scenario.seed % 2 == 0), "every case is fair to the system");
+    assert!(cases.iter().any(|c| c.redrawn > 0), "some draws were unfair and drawn again");
+    assert_eq!(cases[7], Case::generate(&system, &space, 9, 7), "a redrawn case is still a pure function of its index");
 }

@@ -46,12 +46,14 @@ nodes = 1
 duration = "2s"
 settle = "500ms"
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 5 }
 [[step]]
 crash = { node = 0 }
 [[step]]
 restart = { node = 0 }
 [[step]]
+wait = "1s"
 read = { node = 0 }
 "#;
     let mut scenario = parse(text);
@@ -72,18 +74,22 @@ settle = "500ms"
 [[step]]
 disk = { node = 0, fault = "fail-sync" }
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 1 }
 [[step]]
 disk = { node = 0, fault = "full" }
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 2, sync = false }
 [[step]]
 disk = { node = 0, fault = "slow", delay = "40ms" }
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 3 }
 [[step]]
 disk = { node = 0, fault = "none" }
 [[step]]
+wait = "1s"
 read = { node = 0 }
 "#;
     let run = run_scenario(Arc::new(Journal), &parse(text), 0);

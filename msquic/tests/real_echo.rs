@@ -14,7 +14,7 @@ use proptest::strategy::{BoxedStrategy, Just, Strategy};
 use serde::{Deserialize, Serialize};
 use tandem::history::{EventKind, History, OpResult};
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, Observer, Operation, System};
+use tandem::system::{Invocation, NodeContext, Observer, OpError, Operation, System};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tandem_msquic::run_real;
 use tokio::task::{JoinHandle, JoinSet};
@@ -138,7 +138,7 @@ impl System for Echo {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut EchoNode, op: EchoOp, invocation: Invocation) -> Result<String, String> {
+    async fn invoke(&self, node: &mut EchoNode, op: EchoOp, invocation: Invocation) -> Result<String, OpError> {
         let EchoOp::Ping { to, .. } = op;
         let line = format!("ping-{}", invocation.id);
         let echo = tokio::time::timeout(PING_PATIENCE, (node.dial)(node.peers[to as usize], Bytes::from(line.clone())))
@@ -147,7 +147,7 @@ impl System for Echo {
         if echo == line.as_bytes() {
             Ok(line)
         } else {
-            Err(format!("sent {line:?}, got back {echo:?}"))
+            Err(format!("sent {line:?}, got back {echo:?}").into())
         }
     }
 
@@ -202,30 +202,38 @@ settle = "200ms"
 latency = "0ms"
 
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
+wait = "3s"
 ping = { from = 1, to = 0 }
 [[step]]
 partition = { a = [0], b = [1] }
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
 heal = {}
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
 expect = { node = 0, answered = 2 }
 [[step]]
 crash = { node = 1 }
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
+wait = "3s"
 ping = { from = 1, to = 0 }
 [[step]]
 restart = { node = 1 }
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
+wait = "3s"
 ping = { from = 1, to = 0 }
 [[step]]
 await = { node = 0, answered = 3, timeout = "1s" }
@@ -288,6 +296,7 @@ duration = "300ms"
 settle = "100ms"
 
 [[step]]
+wait = "3s"
 ping = { from = 0, to = 1 }
 [[step]]
 expect = { node = 0, answered = 2 }

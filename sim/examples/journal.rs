@@ -15,7 +15,7 @@ use tandem::history::{EventKind, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
 use tandem::storage::Storage;
-use tandem::system::{Capabilities, Invocation, NodeContext, Operation, PlantedBug, System};
+use tandem::system::{Capabilities, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
 use tandem::transport::{Listener, Transport};
 
 /// The system: every node keeps its own journal on its disk.
@@ -119,16 +119,16 @@ impl System for Journal {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut JournalNode, op: JournalOp, _: Invocation) -> Result<Vec<u64>, String> {
+    async fn invoke(&self, node: &mut JournalNode, op: JournalOp, _: Invocation) -> Result<Vec<u64>, OpError> {
         match op {
             JournalOp::Append { entry, sync, .. } => {
                 node.disk.append(FILE, &entry.to_le_bytes()).await.map_err(|e| e.to_string())?;
                 if sync && !node.ack_unsynced {
                     node.disk.sync(FILE).await.map_err(|e| e.to_string())?;
                 }
-                entries(&node.disk).await
+                Ok(entries(&node.disk).await?)
             }
-            JournalOp::Read { .. } => entries(&node.disk).await,
+            JournalOp::Read { .. } => Ok(entries(&node.disk).await?),
         }
     }
 
@@ -199,12 +199,15 @@ duration = "2s"
 settle = "500ms"
 
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 1 }
 [[step]]
+wait = "1s"
 append = { node = 0, entry = 2, sync = false }
 [[step]]
 expect = { node = 0, journal = [] }
 [[step]]
+wait = "1s"
 read = { node = 0 }
 [[step]]
 expect = { node = 0, journal = [1, 2] }
@@ -213,6 +216,7 @@ crash = { node = 0 }
 [[step]]
 restart = { node = 0 }
 [[step]]
+wait = "1s"
 read = { node = 0 }
 [[step]]
 expect = { node = 0, journal = [1] }

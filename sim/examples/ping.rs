@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{EventKind, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, Operation, System};
+use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,11 +106,11 @@ impl System for Echo {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut EchoNode, op: Ping, _: Invocation) -> Result<(), String> {
+    async fn invoke(&self, node: &mut EchoNode, op: Ping, _: Invocation) -> Result<(), OpError> {
         let Ping::Ping { to, .. } = op;
         let (answer, answered) = oneshot::channel();
         node.pings.send((node.peers[to as usize], answer)).map_err(|_| "stopped".to_string())?;
-        answered.await.map_err(|_| "stopped".to_string())?
+        Ok(answered.await.map_err(|_| "stopped".to_string())??)
     }
 
     async fn stop(&self, node: EchoNode) {

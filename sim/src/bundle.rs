@@ -10,7 +10,7 @@ use tandem::history::Digest;
 use tandem::picture::Picture;
 use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
-use tandem::system::{Capabilities, Knob, PlantedBug, System};
+use tandem::system::{Capabilities, Knob, PlantedBug, System, Tolerance};
 
 use crate::explore::runner::{CaseRun, Exploration, Plan};
 use crate::explore::shrink::Shrunk;
@@ -75,6 +75,8 @@ pub struct SystemInfo {
     pub planted_bugs: Vec<PlantedBug>,
     /// Its knobs.
     pub knobs: Vec<Knob>,
+    /// The timing it tolerates (exploration's latency and settle).
+    pub tolerance: Tolerance,
 }
 
 /// A system the `tandem` command can run, type-erased.
@@ -114,6 +116,7 @@ impl<S: System> Bundle for S {
             properties,
             planted_bugs: self.planted_bugs(),
             knobs: self.knobs(),
+            tolerance: self.tolerance(),
         }
     }
 

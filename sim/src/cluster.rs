@@ -19,6 +19,7 @@ use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::determinism;
 use crate::net::{LinkTable, QuicModel};
 use crate::transport::SimTransport;
 
@@ -26,10 +27,9 @@ use crate::transport::SimTransport;
 pub const BASE_PORT: u16 = 7000;
 /// Ports the runner picks for rebinds without a port start here.
 pub const REBIND_PORT: u16 = 20000;
-/// How long the runner waits for a node to carry out an operation before
-/// the timeline goes on (simulated time; the completion is recorded whenever
-/// it comes).
-pub const OP_PATIENCE: Duration = Duration::from_secs(10);
+/// How long the runner waits for a node to rebind before the timeline goes
+/// on (simulated time; a rebind waits for the node's operation in flight).
+pub const REBIND_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How to build a simulated cluster.
 #[derive(Debug, Clone)]
@@ -52,6 +52,9 @@ pub struct SimOptions {
     pub mutation: Option<&'static str>,
     /// The knob values of every node (the scenario's `[knobs]`).
     pub knobs: BTreeMap<String, i64>,
+    /// Each node first boots at an offset drawn from the seed in
+    /// `0..=stagger`, in whole ticks (the scenario's `stagger`).
+    pub stagger: Duration,
 }
 
 impl SimOptions {
@@ -67,7 +70,15 @@ impl SimOptions {
             model: QuicModel::default(),
             mutation: None,
             knobs: BTreeMap::new(),
+            stagger: Duration::ZERO,
         }
+    }
+
+    /// When `node` first boots: an offset in `0..=stagger` drawn from the
+    /// seed, in whole ticks.
+    pub fn boot_offset(&self, node: NodeIdx) -> Duration {
+        let ticks = (self.stagger.as_nanos() / self.tick.as_nanos().max(1)) as u64;
+        self.tick * (derive_seed(self.seed, node, 0, 7) % (ticks + 1)) as u32
     }
 
     /// An empty turmoil network with these options' tick, latency and seed
@@ -105,6 +116,9 @@ pub struct SimCluster<S: System> {
     recorder: Recorder<S>,
     blocked: BTreeSet<(NodeIdx, NodeIdx)>,
     next_port: u16,
+    /// Libc's clocks and randomness follow the run on this thread; dropped
+    /// last, after the simulation.
+    _determinism: determinism::Guard,
 }
 
 fn host_name(node: NodeIdx) -> String {
@@ -112,9 +126,14 @@ fn host_name(node: NodeIdx) -> String {
 }
 
 impl<S: System> SimCluster<S> {
-    /// Builds the network and starts every node at time 0.
+    /// Builds the network and starts every node at time 0. From here until
+    /// the cluster is dropped, this thread's libc clocks and randomness
+    /// follow the run ([`determinism`]): build it on a fresh thread (as
+    /// [`run_with`](crate::run_with) does) for std's per-thread `HashMap`
+    /// keys and `thread_rng` to be the run's too.
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
         assert!(options.nodes >= 1, "a cluster needs a node");
+        let guard = determinism::enter(derive_seed(options.seed, NodeIdx::MAX, 0, 6));
         let mut sim = options.network();
         let names: Vec<String> = (0..options.nodes).map(host_name).collect();
         // Hosts get their IPs in registration order; register them all first
@@ -134,7 +153,8 @@ impl<S: System> SimCluster<S> {
             let (shared, recorder) = (shared.clone(), recorder.clone());
             sim.host(name.as_str(), move || host_main(shared.clone(), recorder.clone(), node as NodeIdx));
         }
-        let mut cluster = SimCluster { sim, shared, recorder, blocked: BTreeSet::new(), next_port: REBIND_PORT };
+        let mut cluster =
+            SimCluster { sim, shared, recorder, blocked: BTreeSet::new(), next_port: REBIND_PORT, _determinism: guard };
         // Hosts start on their first tick: run until every node has booted,
         // so the timeline begins with every node up (or known to have failed).
         cluster.boot(|boots| boots.iter().all(|&b| b >= 1));
@@ -142,10 +162,10 @@ impl<S: System> SimCluster<S> {
     }
 
     /// Runs the simulation until `booted` holds for the boot counts (at most
-    /// a simulated second: a boot that takes longer is the system's bug, and
-    /// the executor reports a node that is not up).
+    /// a simulated second after the stagger: a boot that takes longer is the
+    /// system's bug, and the executor reports a node that is not up).
     fn boot(&mut self, booted: impl Fn(&[u32]) -> bool) {
-        let deadline = self.now() + Duration::from_secs(1);
+        let deadline = self.now() + self.lock().options.stagger + Duration::from_secs(1);
         while !booted(&self.lock().boots) && self.now() < deadline {
             self.step();
         }
@@ -167,17 +187,33 @@ impl<S: System> SimCluster<S> {
         self.lock().ips[node as usize]
     }
 
+    /// One tick. A node's panic goes on as the same panic, without turmoil's
+    /// wrapping (which names process-global task ids).
     fn step(&mut self) {
-        self.sim.step().expect("hosts never fail: start errors are recorded");
+        determinism::set_elapsed(self.sim.elapsed());
+        if let Err(error) = self.sim.step() {
+            match error.downcast::<tokio::task::JoinError>() {
+                Ok(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Ok(join) => panic!("a host's task ended: {join}"),
+                Err(error) => panic!("a host failed: {error}"),
+            }
+        }
     }
 
-    /// Hands a command to a running node's host and runs the simulation
-    /// until the host has carried it out (or `patience` has passed), so the
-    /// next step sees its effect.
-    fn command(&mut self, node: NodeIdx, command: Command<S>, patience: Duration) {
+    /// Hands a command to a running node's host, which carries it out from
+    /// its next step on; the receiver says when it has.
+    fn send(&self, node: NodeIdx, command: Command<S>) -> oneshot::Receiver<()> {
         let sender = self.lock().commands[node as usize].clone().expect("the executor only commands running nodes");
-        let (done, mut carried_out) = oneshot::channel();
+        let (done, carried_out) = oneshot::channel();
         sender.send((command, done)).unwrap_or_else(|_| panic!("node {node}'s host is gone"));
+        carried_out
+    }
+
+    /// [`send`](Self::send)s a command and runs the simulation until the
+    /// host has carried it out (or `patience` has passed), so the next step
+    /// sees its effect.
+    fn command(&mut self, node: NodeIdx, command: Command<S>, patience: Duration) {
+        let mut carried_out = self.send(node, command);
         let deadline = self.now() + patience;
         while carried_out.try_recv() == Err(oneshot::error::TryRecvError::Empty) && self.now() < deadline {
             self.step();
@@ -222,7 +258,8 @@ impl<S: System> Cluster<S> for SimCluster<S> {
     }
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
-        self.command(node, Command::Invoke { op, step }, OP_PATIENCE);
+        // In flight from the host's next step on: the timeline moves on now.
+        self.send(node, Command::Invoke { op, step });
     }
 
     fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
@@ -294,7 +331,7 @@ impl<S: System> Cluster<S> for SimCluster<S> {
             self.next_port
         });
         let addr = SocketAddr::new(self.ip(node), port);
-        self.command(node, Command::Rebind(addr), OP_PATIENCE);
+        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -313,7 +350,7 @@ impl<S: System> Cluster<S> for SimCluster<S> {
 /// A host's software: boot the node (a restart boots the next incarnation),
 /// then carry out the runner's commands.
 async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<S>, node: NodeIdx) -> turmoil::Result {
-    let (boot, transport, commands) = {
+    let (boot, transport, commands, delay) = {
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
         // Buggify points fire in the simulation only.
@@ -326,10 +363,12 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
             s.links.clone(),
             derive_seed(o.seed, node, boot.incarnation, 1),
         );
+        let delay = if boot.incarnation == 0 { o.boot_offset(node) } else { Duration::ZERO };
         let (tx, rx) = mpsc::unbounded_channel();
         s.commands[node as usize] = Some(tx);
-        (boot, transport, rx)
+        (boot, transport, rx, delay)
     };
+    tokio::time::sleep(delay).await;
     let started = host::start(&boot, transport, &recorder).await;
     shared.lock().expect("single-threaded").boots[node as usize] += 1;
     if let Ok(running) = started {

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
+pub mod determinism;
 pub mod explore;
 pub mod logging;
 pub mod net;

@@ -9,9 +9,10 @@
 //! - **Partition** (both ways): turmoil *holds* the link's segments and
 //!   releases them on heal, so data sent across a short partition arrives
 //!   after it. Every connection sends a keep-alive ping each
-//!   [`QuicModel::keep_alive`]; a receiver that hears nothing for
-//!   [`QuicModel::idle_timeout`] closes the connection, so a partition that
-//!   outlasts the idle timeout breaks connections, exactly as in QUIC.
+//!   [`QuicModel::keep_alive`]; a connection that hears nothing for
+//!   [`QuicModel::idle_timeout`] is closed (its next send fails, whether the
+//!   node reads from it or only writes), so a partition that outlasts the
+//!   idle timeout breaks connections, exactly as in QUIC.
 //!   Connection attempts across a partition hang until the node's connect
 //!   timeout.
 //! - **One-way partition**: what one side sends is held (the connection's
@@ -25,7 +26,10 @@
 //!   row; each failure delays the frame by a probe timeout that doubles
 //!   ([`QuicModel::probe_timeout`]), and the stream behind it waits (head-of-
 //!   line blocking). When the delays add up to the idle timeout the
-//!   connection breaks, as a QUIC connection does under heavy loss.
+//!   connection breaks, as a QUIC connection does under heavy loss. A dial
+//!   pays the same way for its handshake's three flights, from the initial
+//!   probe timeout ([`QuicModel::initial_probe_timeout`]): loss slows dials,
+//!   and a handshake whose losses outlast the idle timeout fails.
 //! - **Latency**: turmoil's per-link latency, between the range's bounds.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +48,9 @@ pub struct QuicModel {
     pub idle_timeout: Duration,
     /// The delay of a first retransmission; it doubles on each further loss.
     pub probe_timeout: Duration,
+    /// The first probe timeout of a handshake, before any RTT is measured
+    /// (MsQuic's initial RTT estimate); it doubles on each further loss.
+    pub initial_probe_timeout: Duration,
 }
 
 impl Default for QuicModel {
@@ -53,6 +60,7 @@ impl Default for QuicModel {
             keep_alive: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(2),
             probe_timeout: Duration::from_millis(50),
+            initial_probe_timeout: Duration::from_millis(333),
         }
     }
 }
@@ -61,8 +69,25 @@ impl QuicModel {
     /// The retransmission delay of one frame on a link losing `rate` of its
     /// packets, or `None` when the losses outlast the idle timeout.
     pub fn retransmission_delay(&self, rate: f64, rng: &mut impl Rng) -> Option<Duration> {
+        self.backoff(rate, self.probe_timeout, rng)
+    }
+
+    /// How long a handshake takes longer on a link losing `out` of what the
+    /// dialler sends and `back` of what it receives: its three flights
+    /// (out, back, out) each retransmitted from the initial probe timeout;
+    /// `None` when the losses outlast the idle timeout.
+    pub fn handshake_delay(&self, out: f64, back: f64, rng: &mut impl Rng) -> Option<Duration> {
         let mut delay = Duration::ZERO;
-        let mut probe = self.probe_timeout;
+        for rate in [out, back, out] {
+            delay += self.backoff(rate, self.initial_probe_timeout, rng)?;
+        }
+        (delay < self.idle_timeout).then_some(delay)
+    }
+
+    /// The delay of a packet lost at `rate`, retransmitted from `probe` on,
+    /// doubling; `None` when it reaches the idle timeout.
+    fn backoff(&self, rate: f64, mut probe: Duration, rng: &mut impl Rng) -> Option<Duration> {
+        let mut delay = Duration::ZERO;
         while rate > 0.0 && rng.random_bool(rate.min(1.0)) {
             delay += probe;
             probe *= 2;
@@ -144,5 +169,16 @@ mod tests {
         assert!(delays.iter().all(Option::is_some), "20% loss must not break a connection in 1000 frames");
         let delayed = delays.iter().filter(|d| d.unwrap() > Duration::ZERO).count();
         assert!((100..300).contains(&delayed), "about a fifth of frames wait: {delayed}");
+    }
+
+    #[test]
+    fn loss_slows_handshakes_and_heavy_loss_fails_them() {
+        let model = QuicModel::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(model.handshake_delay(0.0, 0.0, &mut rng), Some(Duration::ZERO));
+        let dials: Vec<_> = (0..1000).map(|_| model.handshake_delay(0.3, 0.3, &mut rng)).collect();
+        let slow = dials.iter().filter(|d| d.is_none_or(|d| d >= Duration::from_secs(1))).count();
+        assert!((50..400).contains(&slow), "at 30% loss some dials take a second or fail: {slow} of 1000");
+        assert!(dials.iter().flatten().all(|d| d.as_millis() % 333 == 0), "each loss costs a probe timeout");
     }
 }

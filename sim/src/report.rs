@@ -125,13 +125,31 @@ impl fmt::Display for RunReport {
 /// What to do with a reproducer at `path`: the command that replays it, and
 /// the one that draws its timeline picture.
 pub fn next_steps(path: &Path) -> String {
-    let page = path.with_extension("html");
+    let (page, program) = (path.with_extension("html"), program());
     format!(
-        "  reproduce: tandem replay {}\n  picture:   tandem replay {} --html {}",
+        "  reproduce: {program} replay {}\n  picture:   {program} replay {} --html {}",
         path.display(),
         path.display(),
         page.display()
     )
+}
+
+/// The name of the command that runs: the binary's file name once
+/// [`cli::main_with`](crate::cli::main_with) has named it, else `tandem`.
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("tandem", String::as_str)
+}
+
+static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the command after this process's binary (`argv[0]`'s file name);
+/// returns the name.
+pub(crate) fn name_program_from_args() -> &'static str {
+    PROGRAM.get_or_init(|| {
+        let arg0 = std::env::args_os().next().unwrap_or_default();
+        let name = Path::new(&arg0).file_name().map(|n| n.to_string_lossy().into_owned());
+        name.filter(|n| !n.is_empty()).unwrap_or_else(|| "tandem".into())
+    })
 }
 
 /// Writes `scenario` as a reproducer for `seed` into `dir`, named

@@ -1,8 +1,10 @@
 //! Runs a scenario in the simulation: the deterministic backend of `tandem run`.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tandem::execute::{execute, Outcome};
+use tandem::execute::{execute, panicked, Outcome};
 use tandem::history::{Digest, History};
 use tandem::host::mutation_of;
 use tandem::scenario::Scenario;
@@ -36,6 +38,7 @@ pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Sim
         loss: scenario.network.loss,
         mutation: mutation_of(system, scenario),
         knobs: scenario.knobs.clone(),
+        stagger: scenario.stagger,
         ..SimOptions::new(scenario.nodes, seed)
     }
 }
@@ -52,11 +55,39 @@ pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -
     run_with(system, scenario, options)
 }
 
-/// Runs `scenario` with explicit simulation options.
+/// Runs `scenario` with explicit simulation options, on a fresh thread of
+/// its own (see [`determinism`](crate::determinism)). A panic in the run
+/// (a node's, turmoil's, the harness's) is the run's failure
+/// ([`PANIC`](tandem::execute::PANIC)), never the caller's.
 pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
+    std::thread::scope(|scope| {
+        let run = std::thread::Builder::new()
+            .name("tandem-sim".into())
+            .stack_size(RUN_STACK)
+            .spawn_scoped(scope, || run_here(system, scenario, options))
+            .expect("the OS starts a thread for the run");
+        run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The stack of a run's thread: as large as a main thread's.
+const RUN_STACK: usize = 8 << 20;
+
+/// [`run_with`] on the calling thread.
+fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
     let seed = options.seed;
-    let mut cluster = SimCluster::new(system, options);
-    let outcome = execute(scenario, &mut cluster);
-    let history = cluster.into_history();
-    SimRun { seed, outcome, history }
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        let mut cluster = SimCluster::new(system, options);
+        let outcome = execute(scenario, &mut cluster);
+        (outcome, cluster.into_history())
+    }));
+    match run {
+        Ok((outcome, history)) => SimRun { seed, outcome, history },
+        // Only the boot or the end of the run can get here: `execute` catches the rest.
+        Err(panic) => {
+            let failure = Some(panicked(&*panic, Duration::ZERO));
+            let outcome = Outcome { failure, end: Duration::ZERO, coverage: Vec::new(), signature: Default::default() };
+            SimRun { seed, outcome, history: History::new(&[]) }
+        }
+    }
 }

@@ -76,6 +76,18 @@ impl Transport for SimTransport {
         while self.cut_from(addr.ip()) {
             tokio::time::sleep(HOLD_POLL).await;
         }
+        // Lost handshake packets are retransmitted from the initial probe
+        // timeout: loss slows a dial, and heavy loss fails it.
+        let (out, back) = (self.links.loss(self.ip, addr.ip()), self.links.loss(addr.ip(), self.ip));
+        let delay = self.model.handshake_delay(out, back, &mut *self.rng.lock().expect("rng lock"));
+        match delay {
+            Some(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Some(_) => {}
+            None => {
+                tokio::time::sleep(self.model.idle_timeout).await;
+                return Err(TransportError::TimedOut("handshake lost".into()));
+            }
+        }
         let stream = TcpStream::connect(addr).await.map_err(TransportError::from_io)?;
         self.open(stream)
     }
@@ -121,14 +133,15 @@ impl Connection for SimConnection {
     fn split(self) -> (SimSender, SimReceiver) {
         let (read, write) = self.stream.into_split();
         let (frames_tx, frames) = mpsc::channel(SEND_QUEUE);
+        let (received_tx, received) = mpsc::channel(SEND_QUEUE);
         let (dead_tx, dead) = watch::channel(false);
         let t = self.transport;
         let link = (self.info.local.ip(), self.info.remote.ip());
-        let writer = Writer { write, frames, dead: dead.clone(), framing: t.framing, model: t.model, rng: t.rng.clone() };
+        let writer = Writer { write, frames, dead, framing: t.framing, model: t.model, rng: t.rng.clone() };
         tokio::spawn(writer.run(t.links.clone(), link));
-        let sender = SimSender { frames: frames_tx, framing: t.framing };
-        let receiver = SimReceiver { read, framing: t.framing, model: t.model, dead: dead_tx };
-        (sender, receiver)
+        let reader = Reader { read, framing: t.framing, model: t.model, received: received_tx, dead: dead_tx };
+        tokio::spawn(reader.run());
+        (SimSender { frames: frames_tx, framing: t.framing }, SimReceiver { received })
     }
 }
 
@@ -222,28 +235,53 @@ impl Writer {
     }
 }
 
-/// The receiving half; it skips keep-alives and enforces the idle timeout.
-#[derive(Debug)]
-pub struct SimReceiver {
+/// Reads frames as they come, whether the node reads or not, so that the
+/// idle timeout holds for a node that only sends: when it strikes, the
+/// whole connection dies and the next `send` fails, as in QUIC.
+struct Reader {
     read: OwnedReadHalf,
     framing: Framing,
     model: QuicModel,
+    received: mpsc::Sender<Result<Bytes, TransportError>>,
     dead: watch::Sender<bool>,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        let error = loop {
+            let read = tokio::select! {
+                biased;
+                // The node dropped its receiver: stop now, in the node's own
+                // order (see `Writer::pause`).
+                () = self.received.closed() => return,
+                read = timeout(self.model.idle_timeout, self.framing.read(&mut self.read)) => read,
+            };
+            match read {
+                Err(_) => break TransportError::TimedOut("idle timeout".into()),
+                Ok(Ok(frame)) if frame.is_empty() => continue,
+                // Waits while the node lets frames pile up (flow control).
+                Ok(Ok(frame)) => {
+                    if self.received.send(Ok(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(error)) => break error,
+            }
+        };
+        // Stop the writer too: the whole connection is gone.
+        self.dead.send_replace(true);
+        let _ = self.received.send(Err(error)).await;
+    }
+}
+
+/// The receiving half: what the connection's reader received.
+#[derive(Debug)]
+pub struct SimReceiver {
+    received: mpsc::Receiver<Result<Bytes, TransportError>>,
 }
 
 impl MessageReceiver for SimReceiver {
     async fn recv(&mut self) -> Result<Bytes, TransportError> {
-        let result = loop {
-            match timeout(self.model.idle_timeout, self.framing.read(&mut self.read)).await {
-                Err(_) => break Err(TransportError::TimedOut("idle timeout".into())),
-                Ok(Ok(frame)) if frame.is_empty() => continue,
-                Ok(other) => break other,
-            }
-        };
-        if result.is_err() {
-            // Stop the writer too: the whole connection is gone.
-            self.dead.send_replace(true);
-        }
-        result
+        self.received.recv().await.unwrap_or(Err(TransportError::Closed))
     }
 }

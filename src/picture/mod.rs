@@ -244,7 +244,7 @@ fn generic<S: System>(event: &EventKind<S>) -> Mark {
         EventKind::Complete { result, .. } => match result {
             OpResult::Ok(_) => Mark::new("complete", "ok"),
             OpResult::Failed(why) => Mark::new("complete", format!("failed: {why}")),
-            OpResult::Unknown => Mark::new("complete", "unknown"),
+            OpResult::Unknown(_) => Mark::new("complete", "unknown"),
         },
         EventKind::Observe(observation) => Mark::new("observe", variant(observation, "observation")),
         EventKind::Assert(assertion) => {
@@ -435,7 +435,7 @@ impl Bands {
 
     /// The settle tail heals every link and stops loss.
     fn settle(&mut self, t_us: u64) {
-        self.close(&["partition", "one-way", "loss"], t_us, |_| true);
+        self.close(&["partition", "one-way", "loss", "latency"], t_us, |_| true);
     }
 
     fn finish(mut self) -> Vec<Band> {

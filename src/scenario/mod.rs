@@ -33,6 +33,8 @@ pub type NodeIdx = u32;
 pub const MAX_NODES: u32 = 64;
 /// The run length when a scenario gives no `duration`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// The largest `stagger`.
+pub const MAX_STAGGER: Duration = Duration::from_secs(1);
 /// The quiet tail when a scenario gives no `settle`.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
 
@@ -53,6 +55,10 @@ pub struct Scenario {
     pub settle: Duration,
     /// The default simulation seed (at most `i64::MAX`, the largest TOML integer).
     pub seed: u64,
+    /// In the simulation, each node first boots at an offset drawn from the
+    /// seed in `0..=stagger` (whole ticks), so that timers do not line up
+    /// across nodes; zero (the default) boots every node at once.
+    pub stagger: Duration,
     /// Link defaults.
     pub network: Network,
     /// The timeline, in file order.
@@ -108,6 +114,10 @@ pub struct Step {
     pub timing: Timing,
     /// What it does.
     pub action: Action,
+    /// For an operation: how long the timeline waits for it to complete
+    /// (`wait = "5s"`) before the next step; `None`: not at all, the
+    /// operation runs while the timeline moves on.
+    pub wait: Option<Duration>,
     /// The 1-based line of the `[[step]]` header, for reports (0 for a step
     /// built in code).
     pub line: usize,
@@ -115,7 +125,14 @@ pub struct Step {
 
 impl PartialEq for Step {
     fn eq(&self, other: &Step) -> bool {
-        self.timing == other.timing && self.action == other.action
+        self.timing == other.timing && self.action == other.action && self.wait == other.wait
+    }
+}
+
+impl Step {
+    /// A step built in code: `action` at `timing`, waiting for nothing.
+    pub fn new(timing: Timing, action: Action) -> Step {
+        Step { timing, action, wait: None, line: 0 }
     }
 }
 
@@ -261,6 +278,7 @@ impl Scenario {
             duration: DEFAULT_DURATION,
             settle: DEFAULT_SETTLE,
             seed: 0,
+            stagger: Duration::ZERO,
             network: Network::default(),
             steps: Vec::new(),
             expects: Vec::new(),

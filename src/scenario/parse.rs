@@ -88,6 +88,7 @@ struct RawScenario {
     duration: Option<Spanned<String>>,
     settle: Option<Spanned<String>>,
     seed: Option<Spanned<u64>>,
+    stagger: Option<Spanned<String>>,
     mutation: Option<Spanned<String>>,
     system: Option<Spanned<String>>,
     network: Option<RawNetwork>,
@@ -115,6 +116,7 @@ struct RawNetwork {
 struct RawStep {
     at: Option<Spanned<String>>,
     after: Option<Spanned<String>>,
+    wait: Option<Spanned<String>>,
     /// The action keys, in file order, with their values.
     actions: Vec<(Spanned<String>, RawAction)>,
 }
@@ -287,12 +289,14 @@ impl<'de> Visitor<'de> for StepVisitor {
         let mut step = RawStep {
             at: None,
             after: None,
+            wait: None,
             actions: Vec::new(),
         };
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             match key.get_ref().as_str() {
                 "at" => step.at = Some(map.next_value()?),
                 "after" => step.after = Some(map.next_value()?),
+                "wait" => step.wait = Some(map.next_value()?),
                 name => {
                     let action = RawAction::next_value(name, &mut map)?;
                     step.actions.push((key, action));
@@ -402,6 +406,13 @@ impl Converter<'_> {
             duration: optional_duration(&raw.duration, DEFAULT_DURATION)?,
             settle: optional_duration(&raw.settle, DEFAULT_SETTLE)?,
             seed: self.optional(Loc::Seed, &raw.seed).unwrap_or(0),
+            stagger: match &raw.stagger {
+                Some(stagger) => {
+                    self.spans.insert(Loc::Stagger, stagger.span());
+                    duration(stagger)?
+                }
+                None => Duration::ZERO,
+            },
             network: Network {
                 latency: match &network.latency {
                     Some(latency) => self.range(Loc::NetworkLatency, latency)?,
@@ -495,9 +506,20 @@ impl Converter<'_> {
                 ))
             }
         };
+        let wait = match (&step.wait, &action) {
+            (None, _) => None,
+            (Some(wait), Action::Op(_)) => Some(duration(wait)?),
+            (Some(wait), _) => {
+                return Err(Located::new(
+                    wait.span(),
+                    format!("`wait` is for a step that invokes an operation, not `{}`", action.name()),
+                ))
+            }
+        };
         Ok(Step {
             timing,
             action,
+            wait,
             line: self.line_of(raw.span().start),
         })
     }

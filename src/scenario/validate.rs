@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Action, Call, Condition, LatencyRange, NodeIdx, Scenario, Syntax, MAX_NODES};
+use super::{Action, Call, Condition, LatencyRange, NodeIdx, Scenario, Syntax, MAX_NODES, MAX_STAGGER};
 
 /// Where in a scenario a rule is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,6 +19,8 @@ pub(crate) enum Loc {
     Settle,
     /// `seed`.
     Seed,
+    /// `stagger`.
+    Stagger,
     /// `network.latency`.
     NetworkLatency,
     /// `network.loss`.
@@ -128,6 +130,9 @@ impl Checker<'_> {
         for (i, &seed) in s.seeds.iter().enumerate() {
             self.node(Loc::Seeds(i), seed)?;
         }
+        ensure(s.stagger <= MAX_STAGGER, Loc::Stagger, || {
+            format!("`stagger` ({}) is too long, expected at most {}", super::format_duration(s.stagger), super::format_duration(MAX_STAGGER))
+        })?;
         ensure(s.settle <= s.duration, Loc::Settle, || {
             format!(
                 "`settle` ({}) is longer than `duration` ({}), expected at most the duration",
@@ -322,6 +327,7 @@ impl fmt::Display for Loc {
             Loc::Nodes => f.write_str("nodes"),
             Loc::Seeds(i) => write!(f, "seeds[{i}]"),
             Loc::Settle => f.write_str("settle"),
+            Loc::Stagger => f.write_str("stagger"),
             Loc::Seed => f.write_str("seed"),
             Loc::NetworkLatency => f.write_str("network.latency"),
             Loc::NetworkLoss => f.write_str("network.loss"),

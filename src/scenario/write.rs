@@ -25,6 +25,9 @@ impl fmt::Display for Toml<'_> {
         writeln!(f, "duration = {}", duration(s.duration))?;
         writeln!(f, "settle = {}", duration(s.settle))?;
         writeln!(f, "seed = {}", s.seed)?;
+        if !s.stagger.is_zero() {
+            writeln!(f, "stagger = {}", duration(s.stagger))?;
+        }
         if let Some(system) = &s.system {
             writeln!(f, "system = {}", string(system))?;
         }
@@ -46,6 +49,9 @@ impl fmt::Display for Toml<'_> {
                 Timing::Immediately => {}
                 Timing::At(at) => writeln!(f, "at = {}", duration(at))?,
                 Timing::After(after) => writeln!(f, "after = {}", duration(after))?,
+            }
+            if let Some(wait) = step.wait {
+                writeln!(f, "wait = {}", duration(wait))?;
             }
             writeln!(f, "{}", action(&step.action))?;
         }

@@ -88,16 +88,15 @@ pub fn load<S: Subject>(
     }
     // Stable: faults come before the operations of the same instant.
     timed.sort_by_key(|(at, _)| *at);
-    let ready = S::it().ready().map(|check| Step {
-        timing: Timing::Immediately,
-        action: Action::Await { condition: Condition { node: None, check: Call::of(&check) }, timeout: Duration::from_secs(5) },
-        line: 0,
-    });
+    let ready = S::it().ready().map(|check| Step::new(
+        Timing::Immediately,
+        Action::Await { condition: Condition { node: None, check: Call::of(&check) }, timeout: Duration::from_secs(5) },
+    ));
     let mut scenario = Scenario::new(name, nodes);
     scenario.system = Some(S::it().name().to_string());
     scenario.steps = ready
         .into_iter()
-        .chain(timed.into_iter().map(|(at, action)| Step { timing: Timing::At(at), action, line: 0 }))
+        .chain(timed.into_iter().map(|(at, action)| Step::new(Timing::At(at), action)))
         .collect();
     scenario.settle = Duration::from_secs(1);
     scenario.duration = until + scenario.settle;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tandem::scenario::{parse_duration, DEFAULT_SETTLE, MAX_NODES};
+use tandem::scenario::{format_duration, parse_duration, MAX_NODES};
 
 use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
@@ -32,9 +32,12 @@ pub struct ExploreArgs {
     /// Node counts, `MIN..MAX` inclusive (or one count).
     #[arg(long, default_value = "2..5", value_parser = parse_nodes)]
     nodes: RangeInclusive<u32>,
-    /// Every scenario's duration, the 5s settle tail included (at least 6s).
-    #[arg(long, default_value = "30s", value_parser = parse_explore_duration)]
+    /// Every scenario's duration, the settle tail included (at least 1s more than it).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
+    /// Every scenario's settle tail (default: what the system tolerates, see `tandem systems`).
+    #[arg(long, value_parser = parse_duration)]
+    settle: Option<Duration>,
     /// Threads to run cases on; the results are the same as with one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
@@ -85,16 +88,6 @@ fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
     Ok(min..=max)
 }
 
-fn parse_explore_duration(s: &str) -> Result<Duration, String> {
-    let duration = parse_duration(s)?;
-    let shortest = DEFAULT_SETTLE + Duration::from_secs(1);
-    if duration < shortest {
-        return Err(format!(
-            "duration `{s}` is too short, expected at least {shortest:?} (the settle tail is {DEFAULT_SETTLE:?})"
-        ));
-    }
-    Ok(duration)
-}
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse()
@@ -143,6 +136,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     if let Some(exit) = args.confirm.and_then(|_| without_msquic("explore --confirm")) {
         return exit;
     }
+    let settle = args.settle.unwrap_or(system.info().tolerance.settle);
+    let shortest = settle + Duration::from_secs(1);
+    if args.duration < shortest {
+        eprintln!("error: --duration {} is too short, expected at least {} (the settle tail is {})", format_duration(args.duration), format_duration(shortest), format_duration(settle));
+        return Exit::Usage;
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
     let plan = Plan {
         seed,
@@ -150,6 +149,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         space: Space {
             nodes: args.nodes.clone(),
             duration: args.duration,
+            settle,
             mutation: args.mutation.clone(),
             ..Space::default()
         },
@@ -174,7 +174,13 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             println!("{}", case_json(run));
         }
     }
-    let coverage = coverage_json(&plan, progress);
+    let mut coverage = coverage_json(&plan, progress);
+    // Draws the system's fair rule rejected (each drawn again).
+    let redrawn: u64 = runs.iter().map(|r| u64::from(r.case.redrawn)).sum();
+    coverage.insert("redrawn".into(), json!(redrawn));
+    if redrawn > 0 && !args.json {
+        eprintln!("explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again");
+    }
     let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
         bar.finish_and_clear();
         if args.json {

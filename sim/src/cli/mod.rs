@@ -138,7 +138,12 @@ pub fn main_with(systems: &[&dyn Bundle]) -> ExitCode {
 /// When `systems` is empty.
 pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode {
     assert!(!systems.is_empty(), "tandem needs at least one system");
+    let program = crate::report::name_program_from_args();
     let mut command = Cli::command();
+    if program != "tandem" {
+        // A user's own binary names itself, and says which tandem it carries.
+        command = command.name(program).bin_name(program).version(concat!("(tandem ", env!("CARGO_PKG_VERSION"), ")"));
+    }
     for extra in &extras {
         command = command.subcommand(extra.command.clone());
     }

@@ -27,6 +27,12 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
         println!("  operations: {}", info.operations.join(", "));
         println!("  conditions: {}", info.conditions.join(", "));
         println!("  rebind: {}", if info.capabilities.rebind { "yes" } else { "no" });
+        println!("  storage: {}", if info.capabilities.storage { "yes" } else { "no" });
+        println!(
+            "  tolerates: latency up to {}, settle {}",
+            tandem::scenario::format_duration(info.tolerance.max_latency),
+            tandem::scenario::format_duration(info.tolerance.settle)
+        );
         for p in &info.properties {
             println!("  {} {} {}", p.kind, p.code, p.name);
         }

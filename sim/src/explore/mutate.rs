@@ -167,7 +167,7 @@ fn stage<S: System>(system: &Arc<S>, space: &Space, scenario: &Scenario, runner:
 
 /// Adds a step doing `action` at `at`.
 fn add(scenario: &mut Scenario, at: Duration, action: Action) {
-    scenario.steps.push(Step { timing: Timing::At(at), action, line: 0 });
+    scenario.steps.push(Step::new(Timing::At(at), action));
 }
 
 /// The time of an `at` step.

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn removing_a_node_renumbers_and_drops_what_names_it() {
-        let step = |action| Step { timing: Timing::Immediately, action, line: 0 };
+        let step = |action| Step::new(Timing::Immediately, action);
         let ping = |from, to| Action::Op(Call::of(&crate::explore::testing::Ping::Ping { from, to }));
         let mut s = Scenario::new("t", 4);
         s.seeds = vec![1];

@@ -29,7 +29,7 @@ pub fn fair<S: System>(system: &S, scenario: &Scenario) -> Result<(), String> {
 }
 
 /// The generic rules; `ready` is the one condition `await` may use.
-fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), String> {
+pub(super) fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), String> {
     if !scenario.expects.is_empty() {
         return Err("end checks (`[[expect]]`) are not allowed; the invariants are the oracle".into());
     }
@@ -71,7 +71,7 @@ mod tests {
     use tandem::scenario::{Step, Timing};
 
     fn step(action: Action) -> Step {
-        Step { timing: Timing::Immediately, action, line: 0 }
+        Step::new(Timing::Immediately, action)
     }
 
     #[test]

@@ -40,6 +40,9 @@ use tandem::system::{Knob, System};
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
 
+/// How far apart explored nodes first boot, by default.
+pub const DEFAULT_STAGGER: Duration = Duration::from_millis(20);
+
 /// Episodes start no earlier than this: the cluster converges first.
 const EARLIEST_START: Duration = Duration::from_millis(500);
 
@@ -63,12 +66,23 @@ pub struct Space {
     pub episodes: RangeInclusive<usize>,
     /// The planted bug every scenario names.
     pub mutation: Option<String>,
+    /// Every scenario's `stagger`: nodes first boot at offsets drawn from
+    /// the seed within it.
+    pub stagger: Duration,
 }
 
 impl Default for Space {
-    /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no mutation.
+    /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no
+    /// mutation, boots staggered over 20 ms.
     fn default() -> Space {
-        Space { nodes: 2..=5, duration: DEFAULT_DURATION, settle: DEFAULT_SETTLE, episodes: 1..=12, mutation: None }
+        Space {
+            nodes: 2..=5,
+            duration: DEFAULT_DURATION,
+            settle: DEFAULT_SETTLE,
+            episodes: 1..=12,
+            mutation: None,
+            stagger: DEFAULT_STAGGER,
+        }
     }
 }
 
@@ -128,12 +142,10 @@ pub fn mover(nodes: u32, seeds: &[NodeIdx]) -> impl Strategy<Value = NodeIdx> {
     proptest::sample::select(eligible)
 }
 
-/// Link defaults: latency within 1..50 ms, and usually no loss, else up to 10%.
-pub fn network() -> impl Strategy<Value = Network> {
-    let latency = (1u64..=5, 0u64..=45).prop_map(|(min, extra)| LatencyRange {
-        min: Duration::from_millis(min),
-        max: Duration::from_millis(min + extra),
-    });
+/// Link defaults: latency within 1..50 ms (at most `max_latency`), and
+/// usually no loss, else up to 10%.
+pub fn network(max_latency: Duration) -> impl Strategy<Value = Network> {
+    let latency = (1u64..=5, 0u64..=45).prop_map(move |(min, extra)| capped(min, extra, max_latency));
     let loss = prop_oneof![3 => Just(0.0), 1 => (1u32..=10).prop_map(|p| f64::from(p) / 100.0)];
     (latency, loss).prop_map(|(latency, loss)| Network { latency, loss })
 }
@@ -277,11 +289,14 @@ fn loss<S: System>(system: &S, nodes: u32, default: f64) -> BoxedStrategy<Action
         .boxed()
 }
 
-fn latency(nodes: u32, default: LatencyRange) -> BoxedStrategy<Actions> {
-    let value = (1u64..=50, 0u64..=200).prop_map(|(min, extra)| LatencyRange {
-        min: Duration::from_millis(min),
-        max: Duration::from_millis(min + extra),
-    });
+/// The latency `min..min + extra` ms, both ends capped at `max`.
+fn capped(min: u64, extra: u64, max: Duration) -> LatencyRange {
+    let cap = |ms: u64| Duration::from_millis(ms).min(max);
+    LatencyRange { min: cap(min), max: cap(min + extra) }
+}
+
+fn latency(nodes: u32, default: LatencyRange, max_latency: Duration) -> BoxedStrategy<Actions> {
+    let value = (1u64..=50, 0u64..=200).prop_map(move |(min, extra)| capped(min, extra, max_latency));
     let reset = prop::bool::weighted(0.7);
     (value, optional_groups(nodes), millis(300..=6000), reset)
         .prop_map(move |(value, (a, b), hold, reset)| {
@@ -360,7 +375,7 @@ fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<A
         FaultKind::OneWayPartition if two => partition(&**system, nodes, true),
         FaultKind::Partition | FaultKind::OneWayPartition => return None,
         FaultKind::Heal => Just(vec![(Duration::ZERO, Action::Heal { a: None, b: None })]).boxed(),
-        FaultKind::Latency => latency(nodes, stage.network.latency),
+        FaultKind::Latency => latency(nodes, stage.network.latency, system.tolerance().max_latency),
         FaultKind::Loss => loss(&**system, nodes, stage.network.loss),
         FaultKind::Crash => crash(system, nodes, stage.seeds.clone()),
         FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, nodes, stage.mover),
@@ -403,7 +418,8 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
     assert!(!space.window().is_empty(), "duration {:?} leaves no time before the settle tail", space.duration);
     let space = space.clone();
     let system = system.clone();
-    (node_count(space.nodes.clone()), network(), swarm_for(&*system), sim_seed(), knob_values(system.knobs()))
+    let max_latency = system.tolerance().max_latency;
+    (node_count(space.nodes.clone()), network(max_latency), swarm_for(&*system), sim_seed(), knob_values(system.knobs()))
         .prop_flat_map(|(nodes, network, swarm, seed, knobs)| {
             (Just((nodes, network, swarm, seed, knobs)), seed_nodes(nodes))
         })
@@ -420,6 +436,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 duration: space.duration,
                 settle: space.settle,
                 seed,
+                stagger: space.stagger,
                 network,
                 mutation: space.mutation.clone(),
                 knobs,

@@ -101,7 +101,7 @@ use tandem::history::{Event, EventKind, History, OpResult};
 use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{Action, NodeIdx, Scenario, True};
-use tandem::system::{Capabilities, Invocation, NodeContext, Operation, PlantedBug, System};
+use tandem::system::{Capabilities, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
 use tandem::transport::Transport;
 
 pub mod mutation;
@@ -316,8 +316,8 @@ impl System for Kv {
         node.addr()
     }
 
-    async fn invoke(&self, node: &mut KvNode, op: KvOp, _invocation: Invocation) -> Result<KvOutput, String> {
-        let stopped = |e: node::Stopped| e.to_string();
+    async fn invoke(&self, node: &mut KvNode, op: KvOp, _invocation: Invocation) -> Result<KvOutput, OpError> {
+        let stopped = |e: node::Stopped| OpError::Failed(e.to_string());
         match op {
             KvOp::Put { key, value, .. } => {
                 node.put(key, value).await.map(|v| KvOutput::Written { version: Some(v) }).map_err(stopped)

@@ -9,7 +9,7 @@ use tandem::history::{Event, History};
 use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, True};
-use tandem::system::{Capabilities, Invocation, Knob, NodeContext, PlantedBug, System};
+use tandem::system::{Capabilities, Invocation, Knob, NodeContext, OpError, PlantedBug, System};
 use tandem::transport::{PeerIdentity, Transport};
 
 use crate::condition::Condition;
@@ -107,14 +107,14 @@ impl System for PubSub {
 
     /// Sends the harness's deterministic payload (see
     /// [`payload_for`]); the tag defaults to `b<step>`.
-    async fn invoke(&self, node: &mut Running, op: Op, invocation: Invocation) -> Result<Output, String> {
+    async fn invoke(&self, node: &mut Running, op: Op, invocation: Invocation) -> Result<Output, OpError> {
         let tag = op.tag(invocation.step);
         let payload = payload_for(op.from(), &tag, op.size());
         let sent = match op.to() {
             None => node.broadcast.send(tag, payload).await,
             Some(to) => node.direct.send(NodeId(to), tag, payload).await,
         };
-        sent.map(|sent| Output::Sent { id: sent.id }).map_err(|e| e.to_string())
+        sent.map(|sent| Output::Sent { id: sent.id }).map_err(|e| OpError::Failed(e.to_string()))
     }
 
     async fn rebind(&self, node: &mut Running, addr: SocketAddr) -> Result<SocketAddr, String> {

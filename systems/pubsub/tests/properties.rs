@@ -259,7 +259,7 @@ fn s3_a_send_cut_short_by_a_crash_may_have_gone_out() {
     run.converge();
     let op = run.history.next_op_id();
     run.push(Some(0), EventKind::Invoke { id: op, step: 1, op: Op::Broadcast { from: 0, tag: None, size: None } });
-    run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Unknown });
+    run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Unknown("crashed".into()) });
     run.crash(0);
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     run.passes();

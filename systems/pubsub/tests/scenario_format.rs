@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use tandem::scenario::{Action, Call, Condition, LatencyRange, Network, NodeIdx, Scenario, Step, Timing};
+use tandem::scenario::{Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario, Step, Timing};
 use tandem::system::Operation;
 use tandem_pubsub::{Condition as Check, Op, PubSub, MAX_MESSAGE_SIZE};
 
@@ -101,6 +101,9 @@ await = { node = 2, peers = 3, timeout = "1.5s" }
 [[step]]
 expect = { not_received_tags = ["x", "y"] }
 
+[[step]]
+disk = { node = 1, fault = "slow", delay = "10ms" }
+
 [[expect]]
 received = 2
 
@@ -114,7 +117,7 @@ fn parse(text: &str) -> Scenario {
 }
 
 fn step(timing: Timing, action: Action) -> Step {
-    Step { timing, action, line: 0 }
+    Step::new(timing, action)
 }
 
 fn op(op: Op) -> Action {
@@ -202,6 +205,7 @@ fn everything_parses() {
             condition: Condition { node: None, check: Call::of(&Check::NotReceivedTags(tags(&["x", "y"]))) }
         }
     );
+    assert_eq!(s.steps[13].action, Action::Disk { node: 1, fault: DiskFault::Slow(Duration::from_millis(10)) });
     assert_eq!(s.expects[0], Condition { node: None, check: Call::of(&Check::Received(2)) });
     assert_eq!(s.expects[1], on(3, converged()));
     let names: Vec<&str> = s.steps.iter().map(|step| step.action.name()).collect();
@@ -351,7 +355,7 @@ fn actions_and_timing() {
         "nodes = 2\n[[step]]\nexplode = { node = 0 }\n",
         3,
         1,
-        "unknown action `explode`, expected one of partition, heal, latency, loss, crash, restart, rebind, await, expect, or an operation of system `pubsub`: broadcast, direct",
+        "unknown action `explode`, expected one of partition, heal, latency, loss, crash, restart, rebind, await, expect, disk, or an operation of system `pubsub`: broadcast, direct",
     );
     assert_error("nodes = 2\n\n[[step]]\nat = \"1s\"\n", 3, 1, "step has no action, expected one of partition");
     assert_error(

@@ -15,7 +15,7 @@ fn a_file_passes() {
 #[test]
 fn a_scenario_built_in_code_passes() {
     let mut scenario = Scenario::new("built", 3);
-    let step = |action| Step { timing: Timing::Immediately, action, line: 0 };
+    let step = |action| Step::new(Timing::Immediately, action);
     let converged = Condition { node: None, check: Call::of(&Check::Converged(True)) };
     scenario.steps = vec![
         step(Action::Await { condition: converged, timeout: Duration::from_secs(5) }),

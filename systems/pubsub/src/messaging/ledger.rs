@@ -206,7 +206,7 @@ impl<I: Clone + Ord> Ledger<I> {
                         }
                     }
                     OpResult::Failed(_) => {}
-                    OpResult::Unknown => self.uncertain.push(outgoing),
+                    OpResult::Unknown(_) => self.uncertain.push(outgoing),
                 }
                 return Some(Fact::Completed { origin });
             }

@@ -1,0 +1,324 @@
+//! Determinism of code tandem did not write: third-party code in a node
+//! (`rand::thread_rng()`, `rand::rng()`, `getrandom`, `Instant::now()`,
+//! `SystemTime::now()`, std's `HashMap` keys) becomes a function of the run's
+//! seed and simulated time, without changes to it.
+//!
+//! As madsim does, the binary defines C functions with glibc's names
+//! (`getrandom`, `getentropy`, `clock_gettime`, `gettimeofday`, and `syscall`
+//! for `SYS_getrandom`, which getrandom 0.2 and so rand 0.8 issue
+//! themselves). A definition in the executable wins at link time over
+//! libc's, so every call from Rust or C code linked into the binary lands
+//! here. While a simulation runs on the *calling thread* (see [`enter`]) the
+//! answers come from the run: randomness from a stream seeded by the run's
+//! seed, `CLOCK_MONOTONIC` (and `_RAW`, `_COARSE`, `BOOTTIME`) reads
+//! [`MONOTONIC_BASE`] plus the simulated time, `CLOCK_REALTIME` (and
+//! `_COARSE`, `TAI`) and `gettimeofday` read [`REALTIME_BASE`] plus the
+//! simulated time. On every other thread, and outside a simulation, each
+//! call goes to the real libc function: the real backend and MsQuic's own
+//! threads are untouched. Each simulated run happens on a fresh thread
+//! ([`run_with`](crate::run_with) sees to it), because std's `HashMap` keys
+//! and rand's `ThreadRng` are seeded once per thread.
+//!
+//! Not covered (a two-run `--check-determinism` exposes these, with the
+//! first differing event): CPU-time clocks (`CLOCK_*_CPUTIME_ID`, passed
+//! through); code that bypasses libc (inline-assembly system calls such as
+//! rustix's `linux_raw` backend or getrandom's `linux_raw` backend, reads of
+//! `/dev/urandom`, `RDRAND`, `RDTSC`-based clocks like `quanta`, the vDSO
+//! called directly); glibc functions that read the clock internally
+//! (`time()`, `arc4random`, timed condition waits); OS threads a node starts
+//! (they see real time and randomness); and anything that varies with the
+//! process (addresses, pids, thread ids). A `std::time::Instant` taken inside
+//! a simulation is on the simulated timeline and must not be compared with
+//! a real one. Only x86-64 Linux with glibc is covered; elsewhere
+//! [`available`] is false and nothing is interposed.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// What `CLOCK_MONOTONIC` reads at elapsed zero (a day, so `Instant - d` never underflows).
+pub const MONOTONIC_BASE: Duration = Duration::from_secs(86_400);
+/// What `CLOCK_REALTIME` reads at elapsed zero: 2024-01-01T00:00:00Z.
+pub const REALTIME_BASE: Duration = Duration::from_secs(1_704_067_200);
+
+thread_local! {
+    // Const-initialised and without Drop: no lazy init or destructor registration, so
+    // they are safe to touch from inside the interposed libc functions.
+    /// xoshiro256** state; `Some` exactly while a simulation is active on this thread.
+    static RNG: Cell<Option<[u64; 4]>> = const { Cell::new(None) };
+    static ELAPSED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Active simulation context on the current thread; dropping it restores the previous one.
+#[must_use = "the simulation context is left when the guard is dropped"]
+pub struct Guard {
+    prev: (Option<[u64; 4]>, Duration),
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Activates a simulation seeded with `seed` on the current thread, elapsed time zero.
+pub fn enter(seed: u64) -> Guard {
+    std::hint::black_box(available());
+    let mut sm = seed;
+    let state = std::array::from_fn(|_| splitmix64(&mut sm));
+    let prev = (RNG.replace(Some(state)), ELAPSED.replace(Duration::ZERO));
+    Guard {
+        prev,
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        RNG.set(self.prev.0);
+        ELAPSED.set(self.prev.1);
+    }
+}
+
+/// Sets the simulated time elapsed since [`enter`] on the current thread.
+pub fn set_elapsed(d: Duration) {
+    ELAPSED.set(d);
+}
+
+/// Whether a simulation is active on the current thread.
+pub fn active() -> bool {
+    RNG.get().is_some()
+}
+
+/// Whether the overrides are compiled in (x86-64 Linux with glibc). Taking
+/// their addresses keeps the object file that defines them in the link.
+pub fn available() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    {
+        std::hint::black_box([
+            sys::getrandom as *const (),
+            sys::getentropy as *const (),
+            sys::clock_gettime as *const (),
+            sys::gettimeofday as *const (),
+            sys::syscall as *const (),
+        ]);
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+    false
+}
+
+fn splitmix64(x: &mut u64) -> u64 {
+    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Fills `buf` from the simulation's PRNG; `false` (untouched) if none is active.
+fn sim_fill(buf: &mut [u8]) -> bool {
+    let Some(mut s) = RNG.get() else { return false };
+    for chunk in buf.chunks_mut(8) {
+        // xoshiro256**
+        let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        chunk.copy_from_slice(&out.to_le_bytes()[..chunk.len()]);
+    }
+    RNG.set(Some(s));
+    true
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+mod sys {
+    use super::{sim_fill, ELAPSED, MONOTONIC_BASE, REALTIME_BASE, RNG};
+    use libc::{c_int, c_long, c_uint, c_void, clockid_t, size_t, ssize_t, timespec, timeval};
+    use std::cell::Cell;
+    use std::ffi::CStr;
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::time::Duration;
+
+    thread_local! {
+        static IN_DLSYM: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The next definition of `name` after this binary (libc's), resolved once and cached.
+    /// `None` if absent, or if called re-entrantly from inside `dlsym` itself.
+    fn resolve<F: Copy>(cache: &AtomicPtr<c_void>, name: &CStr) -> Option<F> {
+        let mut p = cache.load(Ordering::Acquire);
+        if p.is_null() {
+            if IN_DLSYM.replace(true) {
+                return None;
+            }
+            // SAFETY: `name` is NUL-terminated; RTLD_NEXT is valid from an executable.
+            p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+            IN_DLSYM.set(false);
+            if p.is_null() {
+                return None;
+            }
+            cache.store(p, Ordering::Release);
+        }
+        // SAFETY: F is the function-pointer type of the C function named `name`.
+        Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
+    }
+
+    macro_rules! real {
+        ($name:literal, $ty:ty) => {{
+            static CACHE: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+            resolve::<$ty>(&CACHE, $name)
+        }};
+    }
+
+    /// A system call without libc, with glibc's `syscall()` return/errno convention.
+    /// Forwards `syscall()` and stands in when a real function cannot be resolved; never recurses.
+    unsafe fn raw(n: c_long, a: [c_long; 6]) -> c_long {
+        let ret: c_long;
+        // SAFETY: Linux x86_64 syscall ABI; the kernel clobbers only rcx and r11.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") n => ret,
+                in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+                in("r10") a[3], in("r8") a[4], in("r9") a[5],
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        if (-4095..0).contains(&ret) {
+            // SAFETY: __errno_location returns this thread's errno slot.
+            unsafe { *libc::__errno_location() = -ret as c_int };
+            return -1;
+        }
+        ret
+    }
+
+    /// Simulated reading of `clock`, or `None` to use the real clock: no simulation is
+    /// active, or the clock is a CPU-time clock (`CLOCK_*_CPUTIME_ID`, per-process or
+    /// per-thread `clockid_t`s) or another id not listed here (e.g. `*_ALARM`).
+    fn sim_clock(clock: clockid_t) -> Option<Duration> {
+        RNG.get()?;
+        let base = match clock {
+            libc::CLOCK_MONOTONIC
+            | libc::CLOCK_MONOTONIC_RAW
+            | libc::CLOCK_MONOTONIC_COARSE
+            | libc::CLOCK_BOOTTIME => MONOTONIC_BASE,
+            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => REALTIME_BASE,
+            _ => return None,
+        };
+        Some(base + ELAPSED.get())
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn getrandom(buf: *mut c_void, len: size_t, flags: c_uint) -> ssize_t {
+        // SAFETY: the caller guarantees `buf` is valid for `len` writable bytes.
+        if len == 0 || sim_fill(unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) }) {
+            return len as ssize_t;
+        }
+        type F = unsafe extern "C" fn(*mut c_void, size_t, c_uint) -> ssize_t;
+        match real!(c"getrandom", F) {
+            // SAFETY: forwarding the caller's arguments unchanged to libc.
+            Some(f) => unsafe { f(buf, len, flags) },
+            // SAFETY: same arguments, straight to the kernel.
+            None => unsafe {
+                raw(
+                    libc::SYS_getrandom,
+                    [buf as _, len as _, flags as _, 0, 0, 0],
+                ) as ssize_t
+            },
+        }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn getentropy(buf: *mut c_void, len: size_t) -> c_int {
+        if len > 256 {
+            // SAFETY: __errno_location returns this thread's errno slot.
+            unsafe { *libc::__errno_location() = libc::EIO };
+            return -1;
+        }
+        // SAFETY: the caller guarantees `buf` is valid for `len` writable bytes.
+        if len == 0 || sim_fill(unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) }) {
+            return 0;
+        }
+        type F = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+        match real!(c"getentropy", F) {
+            // SAFETY: forwarding the caller's arguments unchanged to libc.
+            Some(f) => unsafe { f(buf, len) },
+            // SAFETY: as above; at most 256 bytes, which getrandom(2) never splits.
+            None => match unsafe { raw(libc::SYS_getrandom, [buf as _, len as _, 0, 0, 0, 0]) } {
+                -1 => -1,
+                _ => 0,
+            },
+        }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn clock_gettime(clock: clockid_t, tp: *mut timespec) -> c_int {
+        if let Some(d) = sim_clock(clock) {
+            // SAFETY: the caller passes a valid `timespec` to fill.
+            unsafe {
+                *tp = timespec {
+                    tv_sec: d.as_secs() as _,
+                    tv_nsec: d.subsec_nanos() as _,
+                }
+            };
+            return 0;
+        }
+        type F = unsafe extern "C" fn(clockid_t, *mut timespec) -> c_int;
+        match real!(c"clock_gettime", F) {
+            // SAFETY: forwarding the caller's arguments unchanged to libc.
+            Some(f) => unsafe { f(clock, tp) },
+            // SAFETY: same arguments, straight to the kernel.
+            None => unsafe {
+                raw(libc::SYS_clock_gettime, [clock as _, tp as _, 0, 0, 0, 0]) as c_int
+            },
+        }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_int {
+        if let Some(d) = sim_clock(libc::CLOCK_REALTIME) {
+            if !tv.is_null() {
+                // SAFETY: a non-null `tv` points to a `timeval` to fill.
+                unsafe {
+                    *tv = timeval {
+                        tv_sec: d.as_secs() as _,
+                        tv_usec: d.subsec_micros() as _,
+                    }
+                };
+            }
+            if !tz.is_null() {
+                // SAFETY: a non-null `tz` points to a `struct timezone` (two ints): UTC.
+                unsafe { *tz.cast::<[c_int; 2]>() = [0, 0] };
+            }
+            return 0;
+        }
+        type F = unsafe extern "C" fn(*mut timeval, *mut c_void) -> c_int;
+        match real!(c"gettimeofday", F) {
+            // SAFETY: forwarding the caller's arguments unchanged to libc.
+            Some(f) => unsafe { f(tv, tz) },
+            // SAFETY: same arguments, straight to the kernel.
+            None => unsafe { raw(libc::SYS_gettimeofday, [tv as _, tz as _, 0, 0, 0, 0]) as c_int },
+        }
+    }
+
+    /// glibc's variadic `syscall(number, ...)`, here for crates that issue
+    /// `syscall(SYS_getrandom, ..)` themselves (getrandom 0.2, so rand 0.8's `thread_rng`).
+    /// On x86_64 a variadic call passes integer arguments exactly like a fixed
+    /// seven-argument one, and extra unread arguments are harmless, so this matches
+    /// glibc's own assembly wrapper; every other number goes straight to the kernel.
+    #[no_mangle]
+    pub unsafe extern "C" fn syscall(
+        n: c_long,
+        a1: c_long,
+        a2: c_long,
+        a3: c_long,
+        a4: c_long,
+        a5: c_long,
+        a6: c_long,
+    ) -> c_long {
+        if n == libc::SYS_getrandom && RNG.get().is_some() {
+            // SAFETY: getrandom(2)'s arguments are (buf, len, flags).
+            return unsafe { getrandom(a1 as _, a2 as _, a3 as _) } as c_long;
+        }
+        // SAFETY: the caller's system call, unchanged.
+        unsafe { raw(n, [a1, a2, a3, a4, a5, a6]) }
+    }
+}
