@@ -22,5 +22,5 @@ fn main() -> std::process::ExitCode {
             Err(error) => error.exit(),
         }),
     };
-    tandem_sim::cli::main_with_extra(&[&tandem_pubsub::PubSub, &tandem_kv::Kv], vec![bench])
+    tandem_sim::cli::main_with_extra(&[&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase], vec![bench])
 }

@@ -1,0 +1,195 @@
+//! The twophase system in the simulation: the bundled scenarios for 20
+//! seeds, each planted bug against its scenario, and exploration.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tandem::scenario::Scenario;
+use tandem_sim::run_scenario;
+use tandem_twophase::TwoPhase;
+
+fn file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../scenarios/twophase/{name}.toml"))
+}
+
+fn load(path: &Path) -> Scenario {
+    Scenario::from_file(path, &TwoPhase).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// How many seeds each scenario runs with (`TWOPHASE_SEEDS`, default 20).
+fn seed_count() -> u64 {
+    std::env::var("TWOPHASE_SEEDS").ok().map_or(20, |s| s.parse().expect("TWOPHASE_SEEDS is a number"))
+}
+
+#[test]
+fn bundled_scenarios_pass_for_every_seed() {
+    let system = Arc::new(TwoPhase);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/twophase");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let mut failures = Vec::new();
+    for path in files {
+        let scenario = load(&path);
+        assert_eq!(scenario.mutation, None, "{}", path.display());
+        for seed in 0..seed_count() {
+            let run = run_scenario(system.clone(), &scenario, seed);
+            let goals: Vec<String> = run.outcome.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()).collect();
+            eprintln!(
+                "{} seed={seed} {} digest={} goals={goals:?}",
+                scenario.name,
+                run.outcome.failure.as_ref().map_or("PASS".to_string(), |f| format!("FAIL {f}")),
+                run.digest()
+            );
+            if let Some(failure) = run.outcome.failure {
+                failures.push(format!("{} seed {seed}: {failure}", path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn same_seed_same_history() {
+    let system = Arc::new(TwoPhase);
+    let scenario = load(&file("coordinator_crash"));
+    let (first, second) = (run_scenario(system.clone(), &scenario, 3), run_scenario(system.clone(), &scenario, 3));
+    assert!(first.outcome.passed(), "{:?}", first.outcome.failure);
+    assert_eq!(first.digest(), second.digest());
+    assert_eq!(first.history.to_jsonl(), second.history.to_jsonl());
+}
+
+/// The `tandem` binary can bundle it (`sim/src/main.rs` lists `&dyn Bundle`s).
+#[test]
+fn it_bundles_into_the_tandem_binary() {
+    let bundle: &dyn tandem_sim::bundle::Bundle = &TwoPhase;
+    let info = format!("{:?}", bundle.info());
+    assert!(info.contains("twophase"), "{info}");
+}
+
+/// The planted bugs, the scenario each fails, and the property it breaks.
+#[cfg(feature = "mutations")]
+const BUGS: [(&str, &str, &str); 2] =
+    [("participant_crash", "vote-unsynced", "T2"), ("coordinator_crash", "decision-in-memory", "T1")];
+
+#[cfg(feature = "mutations")]
+#[test]
+fn each_planted_bug_fails_its_scenario() {
+    let system = Arc::new(TwoPhase);
+    for (name, mutation, code) in BUGS {
+        let buggy = Scenario { mutation: Some(mutation.to_string()), ..load(&file(name)) };
+        for seed in 0..seed_count() {
+            let run = run_scenario(system.clone(), &buggy, seed);
+            let failure = run.outcome.failure.unwrap_or_else(|| panic!("{mutation} passed {name} with seed {seed}"));
+            assert_eq!(failure.code, code, "{mutation} seed {seed}: {failure}");
+        }
+    }
+}
+
+/// The other bug does not trip a scenario: each scenario tests the
+/// durability of one write.
+#[cfg(feature = "mutations")]
+#[test]
+fn the_commit_scenario_passes_with_either_bug() {
+    let system = Arc::new(TwoPhase);
+    for (_, mutation, _) in BUGS {
+        let buggy = Scenario { mutation: Some(mutation.to_string()), ..load(&file("commit")) };
+        for seed in 0..seed_count() {
+            let run = run_scenario(system.clone(), &buggy, seed);
+            assert!(run.outcome.passed(), "{mutation} seed {seed}: {:?}", run.outcome.failure);
+        }
+    }
+}
+
+/// Exploration finds each planted bug within 500 cases and shrinks it to at
+/// most 6 steps (`TWOPHASE_EXPLORE_SEED` picks the exploration seed, 1 by
+/// default). Ignored in a debug build: run it with `--release`.
+#[cfg(feature = "mutations")]
+#[test]
+#[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
+fn exploration_finds_and_shrinks_every_planted_bug() {
+    use tandem_sim::explore::guide::Guide;
+    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::shrink::{shrink, DEFAULT_BUDGET};
+    use tandem_sim::explore::strategy::Space;
+
+    let seed = std::env::var("TWOPHASE_EXPLORE_SEED")
+        .ok()
+        .map_or(1, |s| s.parse().expect("TWOPHASE_EXPLORE_SEED is a number"));
+    let system = Arc::new(TwoPhase);
+    let mut problems = Vec::new();
+    for (_, mutation, code) in BUGS {
+        let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
+        let plan =
+            Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+        let runs = explore(&system, &plan, |_| {}).runs;
+        let failing = runs.last().filter(|r| r.failure.is_some());
+        let Some(failing) = failing else {
+            problems.push(format!("{mutation}: not found in 500 cases (seed {seed})"));
+            continue;
+        };
+        let failure = failing.failure.clone().expect("failing");
+        assert_eq!(failure.code, code, "{mutation}: {failure}");
+        let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, DEFAULT_BUDGET);
+        eprintln!(
+            "{mutation}: found at case {} ({failure}); shrunk to {} steps, {} nodes:\n{}",
+            failing.case.number(),
+            shrunk.scenario.steps.len(),
+            shrunk.scenario.nodes,
+            shrunk.scenario.to_toml()
+        );
+        if shrunk.scenario.steps.len() > 6 {
+            problems.push(format!("{mutation}: shrunk to {} steps only", shrunk.scenario.steps.len()));
+        }
+        // The reproducer replays: same failure, same digest.
+        let replay = |s: &Scenario| run_scenario(system.clone(), s, s.seed);
+        let (a, b) = (replay(&shrunk.scenario), replay(&shrunk.scenario));
+        assert_eq!(a.outcome.failure.as_ref().map(|f| &f.code), Some(&shrunk.failure.code));
+        assert_eq!(a.digest(), b.digest());
+        // Without the bug, the shrunk scenario passes.
+        let fixed = Scenario { mutation: None, ..shrunk.scenario.clone() };
+        let run = replay(&fixed);
+        assert!(run.outcome.passed(), "{mutation}: the correct node fails its reproducer: {:?}", run.outcome.failure);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Exploration of the correct node finds nothing: every generated scenario
+/// is fair to it (`TWOPHASE_CLEAN_CASES` cases, 500 by default).
+#[test]
+#[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
+fn exploration_of_the_correct_node_finds_nothing() {
+    use tandem_sim::explore::guide::Guide;
+    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::strategy::Space;
+
+    let cases = std::env::var("TWOPHASE_CLEAN_CASES")
+        .ok()
+        .map_or(500, |s| s.parse().expect("TWOPHASE_CLEAN_CASES is a number"));
+    let seed = std::env::var("TWOPHASE_EXPLORE_SEED")
+        .ok()
+        .map_or(1, |s| s.parse().expect("TWOPHASE_EXPLORE_SEED is a number"));
+    let system = Arc::new(TwoPhase);
+    let plan = Plan {
+        seed,
+        cases,
+        space: Space::default(),
+        jobs: 2,
+        shard: Shard::ALL,
+        guide: Guide::default(),
+        until_stable: None,
+    };
+    let runs = explore(&system, &plan, |_| {}).runs;
+    let failing: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            r.failure.as_ref().map(|f| format!("case {}: {f}\n{}", r.case.number(), r.case.scenario.to_toml()))
+        })
+        .collect();
+    eprintln!("{} cases, {} failures", runs.len(), failing.len());
+    assert!(failing.is_empty(), "{}", failing.join("\n"));
+}
