@@ -270,7 +270,8 @@ pub enum Command<S: System> {
     Stop,
 }
 
-/// A command and where to say it was carried out.
+/// A command and where to say it was carried out (for `Invoke`: that the
+/// operation has begun).
 pub type Order<S> = (Command<S>, oneshot::Sender<()>);
 
 /// Carries out `commands` on a running node until `Stop` (or until the
