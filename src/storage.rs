@@ -152,6 +152,16 @@ struct Volume {
     generation: u64,
 }
 
+impl Volume {
+    /// What the node sees of `file`: its unsynced contents, else its durable ones.
+    fn current(&self, file: &str) -> io::Result<Option<Vec<u8>>> {
+        match self.unsynced.get(file) {
+            Some(unsynced) => Ok(unsynced.clone()),
+            None => self.media.read(file),
+        }
+    }
+}
+
 /// A handle on a node's disk. Cheap to clone; hand it to the node's tasks.
 ///
 /// File names are plain names (no `/`, not starting with `.`). Every
@@ -229,11 +239,7 @@ impl Storage {
     /// `NotFound` when it does not exist.
     pub async fn read(&self, file: &str) -> io::Result<Vec<u8>> {
         check_name(file)?;
-        let volume = self.ready().await?;
-        let contents = match volume.unsynced.get(file) {
-            Some(unsynced) => unsynced.clone(),
-            None => volume.media.read(file)?,
-        };
+        let contents = self.ready().await?.current(file)?;
         contents.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no file `{file}`")))
     }
 
@@ -265,10 +271,7 @@ impl Storage {
     async fn change(&self, file: &str, new: impl FnOnce(Option<Vec<u8>>) -> Option<Vec<u8>>) -> io::Result<()> {
         check_name(file)?;
         let mut volume = self.ready().await?;
-        let old = match volume.unsynced.get(file) {
-            Some(unsynced) => unsynced.clone(),
-            None => volume.media.read(file)?,
-        };
+        let old = volume.current(file)?;
         let old_len = old.as_ref().map_or(0, Vec::len);
         let contents = new(old);
         if volume.fault == DiskFault::Full && contents.as_ref().is_some_and(|c| c.len() > old_len) {

@@ -224,17 +224,7 @@ impl System for TwoPhase {
                 Bugs { vote_unsynced: name == "vote-unsynced", decision_in_memory: name == "decision-in-memory" }
             }
         };
-        TwoPhaseNode::start(
-            ctx.index,
-            ctx.listen,
-            ctx.addrs,
-            ctx.transport,
-            ctx.storage,
-            ctx.observer,
-            Timing::default(),
-            bugs,
-        )
-        .await
+        TwoPhaseNode::start(ctx, Timing::default(), bugs).await
     }
 
     fn addr(&self, node: &TwoPhaseNode) -> SocketAddr {

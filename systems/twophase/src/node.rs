@@ -29,13 +29,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tandem::storage::Storage;
-use tandem::system::{Observer, OpError};
+use tandem::system::{NodeContext, Observer, OpError};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport, APPLICATION_CLOSE_CODES};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::TwoPhaseObservation;
+use crate::{TwoPhase, TwoPhaseObservation};
 
 /// The node's timers (all on `tokio::time`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,18 +192,9 @@ async fn rpc<T: Transport>(transport: &T, to: SocketAddr, request: Request, time
 }
 
 impl TwoPhaseNode {
-    /// Loads the node's records from `disk`, binds `listen` and starts serving.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn start<T: Transport>(
-        index: u32,
-        listen: SocketAddr,
-        addrs: Vec<SocketAddr>,
-        transport: T,
-        disk: Storage,
-        observer: Observer<TwoPhaseObservation>,
-        timing: Timing,
-        bugs: Bugs,
-    ) -> Result<TwoPhaseNode, String> {
+    /// Loads the node's records from its disk, binds its address and starts serving.
+    pub async fn start<T: Transport>(ctx: NodeContext<TwoPhase, T>, timing: Timing, bugs: Bugs) -> Result<TwoPhaseNode, String> {
+        let NodeContext { index, listen, addrs, transport, storage: disk, observer, .. } = ctx;
         let mut state = State::default();
         let coordinator = index == 0;
         for name in disk.list().await.map_err(|e| format!("listing the disk: {e}"))? {
