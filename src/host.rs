@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::Instrument;
 
 use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
@@ -35,6 +35,8 @@ struct Inner<S: System> {
     /// Threads in [`Recorder::wait`]: only they need a wake-up (a notify is a
     /// system call, too dear for every event of a simulation).
     waiting: AtomicUsize,
+    /// Wakes tasks in [`Recorder::until`] (the simulation's runner).
+    notify: Notify,
     clock: Box<dyn Fn() -> Duration + Send + Sync>,
 }
 
@@ -53,6 +55,7 @@ impl<S: System> Recorder<S> {
             history: Mutex::new(History::new(addrs)),
             changed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            notify: Notify::new(),
             clock: Box::new(clock),
         };
         Recorder { inner: Arc::new(inner) }
@@ -82,6 +85,21 @@ impl<S: System> Recorder<S> {
         if self.inner.waiting.load(Ordering::SeqCst) > 0 {
             self.inner.changed.notify_all();
         }
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Appends an event of `node`'s incarnation `incarnation`, unless that
+    /// incarnation has crashed: what its leftover tasks report is not the
+    /// node's any more.
+    fn push_from(&self, node: NodeIdx, incarnation: u64, event: EventKind<S>) {
+        let mut history = self.lock();
+        let life = history.node(node);
+        if life.alive && life.incarnation == incarnation {
+            let at = self.now();
+            history.push(&self.inner.system, at, Some(node), event);
+            drop(history);
+            self.changed();
+        }
     }
 
     /// Appends an event now, by the recorder's clock.
@@ -107,6 +125,20 @@ impl<S: System> Recorder<S> {
         self.changed();
     }
 
+    /// Waits until `done` holds, woken by every event: for a backend whose
+    /// runner shares the nodes' runtime (the discrete-event simulation).
+    pub async fn until(&self, mut done: impl FnMut(&History<S>) -> bool) {
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.read(&mut done) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Waits (real time) until `done` holds or `timeout` passes; whether it held.
     /// For backends whose nodes run on other threads.
     pub fn wait(&self, timeout: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -124,16 +156,18 @@ impl<S: System> Recorder<S> {
         held
     }
 
-    /// An observer that records `node`'s observations.
-    pub fn observer(&self, node: NodeIdx) -> Observer<S::Observation> {
+    /// An observer that records the observations of `node`'s incarnation
+    /// `incarnation` while it runs.
+    pub fn observer(&self, node: NodeIdx, incarnation: u64) -> Observer<S::Observation> {
         let recorder = self.clone();
-        Observer::new(move |observation| recorder.push(Some(node), EventKind::Observe(observation)))
+        Observer::new(move |observation| recorder.push_from(node, incarnation, EventKind::Observe(observation)))
     }
 
-    /// A probe that records `node`'s in-node assertions.
-    pub fn probe(&self, node: NodeIdx) -> Probe {
+    /// A probe that records the in-node assertions of `node`'s incarnation
+    /// `incarnation` while it runs.
+    pub fn probe(&self, node: NodeIdx, incarnation: u64) -> Probe {
         let recorder = self.clone();
-        Probe::new(move |assertion| recorder.push(Some(node), EventKind::Assert(assertion)))
+        Probe::new(move |assertion| recorder.push_from(node, incarnation, EventKind::Assert(assertion)))
     }
 }
 
@@ -227,10 +261,10 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         run_id: boot.run_id,
         storage: boot.storage.clone(),
         transport,
-        observer: recorder.observer(node),
+        observer: recorder.observer(node, boot.incarnation),
         probe: match boot.buggify {
-            Some(run) => recorder.probe(node).with_buggify(run, derive_seed(run, node, boot.incarnation, 2)),
-            None => recorder.probe(node),
+            Some(run) => recorder.probe(node, boot.incarnation).with_buggify(run, derive_seed(run, node, boot.incarnation, 2)),
+            None => recorder.probe(node, boot.incarnation),
         },
         mutation: boot.mutation,
         knobs: Knobs::new(boot.knobs.clone()),

@@ -55,6 +55,55 @@ pub struct SimOptions {
     /// Each node first boots at an offset drawn from the seed in
     /// `0..=stagger`, in whole ticks (the scenario's `stagger`).
     pub stagger: Duration,
+    /// Which simulator runs the cluster.
+    pub backend: Backend,
+}
+
+/// The simulators a cluster can run on. Both model the same network (see
+/// [`crate::net`]) and are deterministic; their histories differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// Discrete events: time jumps to the next timer or delivery. The default.
+    #[default]
+    Events,
+    /// turmoil 0.7: every host steps every 1 ms tick.
+    Turmoil,
+}
+
+/// The process's backend: 0 until chosen, else 1 + the variant's index.
+static BACKEND: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The backend of this process's runs: the one [`select_backend`] chose
+/// last, else `TANDEM_BACKEND` (`events` or `turmoil`), else
+/// [`Backend::Events`].
+pub fn default_backend() -> Backend {
+    match BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Backend::Events,
+        2 => Backend::Turmoil,
+        _ => match std::env::var("TANDEM_BACKEND").as_deref() {
+            Ok("turmoil") => Backend::Turmoil,
+            _ => Backend::Events,
+        },
+    }
+}
+
+/// Chooses the backend of this process's runs from now on (the CLI's
+/// `--backend`; the benchmarks switch between the two).
+pub fn select_backend(backend: Backend) {
+    let code = match backend {
+        Backend::Events => 1,
+        Backend::Turmoil => 2,
+    };
+    BACKEND.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Events => "events",
+            Backend::Turmoil => "turmoil",
+        })
+    }
 }
 
 impl SimOptions {
@@ -71,6 +120,7 @@ impl SimOptions {
             mutation: None,
             knobs: BTreeMap::new(),
             stagger: Duration::ZERO,
+            backend: default_backend(),
         }
     }
 
@@ -93,6 +143,16 @@ impl SimOptions {
             .rng_seed(self.seed)
             .build()
     }
+}
+
+/// The boot of `node`'s next incarnation in a simulated cluster, and how
+/// long its host waits before it (the first boot's stagger).
+pub(crate) fn next_boot<S: System>(options: &SimOptions, recorder: &Recorder<S>, disk: &Storage, node: NodeIdx) -> (Boot, Duration) {
+    // Buggify points fire in the simulation only.
+    let next = recorder.read(|h| Boot::next(h, node, &options.seeds, options.seed, options.mutation, disk));
+    let boot = Boot { buggify: Some(options.seed), knobs: options.knobs.clone(), ..next };
+    let delay = if boot.incarnation == 0 { options.boot_offset(node) } else { Duration::ZERO };
+    (boot, delay)
 }
 
 /// What the runner and the hosts share (all on one thread).
@@ -353,9 +413,7 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
     let (boot, transport, commands, delay) = {
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
-        // Buggify points fire in the simulation only.
-        let next = recorder.read(|h| Boot::next(h, node, &o.seeds, o.seed, o.mutation, &s.disks[node as usize]));
-        let boot = Boot { buggify: Some(o.seed), knobs: o.knobs.clone(), ..next };
+        let (boot, delay) = next_boot(o, &recorder, &s.disks[node as usize], node);
         let transport = SimTransport::new(
             s.ips[node as usize],
             Framing::new(DEFAULT_MAX_FRAME),
@@ -363,7 +421,6 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
             s.links.clone(),
             derive_seed(o.seed, node, boot.incarnation, 1),
         );
-        let delay = if boot.incarnation == 0 { o.boot_offset(node) } else { Duration::ZERO };
         let (tx, rx) = mpsc::unbounded_channel();
         s.commands[node as usize] = Some(tx);
         (boot, transport, rx, delay)

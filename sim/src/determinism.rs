@@ -80,6 +80,12 @@ pub fn set_elapsed(d: Duration) {
     ELAPSED.set(d);
 }
 
+/// The simulated time elapsed since [`enter`] on the current thread, as
+/// the running backend last set it.
+pub fn elapsed() -> Duration {
+    ELAPSED.get()
+}
+
 /// Whether a simulation is active on the current thread.
 pub fn active() -> bool {
     RNG.get().is_some()

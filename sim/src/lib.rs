@@ -16,6 +16,7 @@ pub mod cli;
 pub mod cluster;
 pub mod confirm;
 pub mod determinism;
+pub mod events;
 pub mod explore;
 pub mod logging;
 pub mod net;
@@ -24,7 +25,8 @@ pub mod run;
 pub mod testing;
 pub mod transport;
 
-pub use cluster::{SimCluster, SimOptions};
+pub use cluster::{Backend, SimCluster, SimOptions};
+pub use events::EventCluster;
 pub use net::{LinkTable, QuicModel};
 pub use run::{run_scenario, run_with, SimRun};
 pub use transport::SimTransport;

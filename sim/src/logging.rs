@@ -19,7 +19,7 @@ pub struct SimTime;
 
 impl FormatTime for SimTime {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        match turmoil::sim_elapsed() {
+        match crate::determinism::active().then(crate::determinism::elapsed) {
             Some(t) => write!(w, "{:>10.6}s", t.as_secs_f64()),
             None => write!(w, "{:>11}", "-"),
         }

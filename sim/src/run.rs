@@ -10,7 +10,8 @@ use tandem::host::mutation_of;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
-use crate::cluster::{SimCluster, SimOptions};
+use crate::cluster::{Backend, SimCluster, SimOptions};
+use crate::events::EventCluster;
 
 /// A finished simulated run.
 #[derive(Debug, Clone)]
@@ -77,7 +78,12 @@ const RUN_STACK: usize = 8 << 20;
 fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
     let seed = options.seed;
     let run = catch_unwind(AssertUnwindSafe(|| {
-        let mut cluster = SimCluster::new(system, options);
+        if options.backend == Backend::Turmoil {
+            let mut cluster = SimCluster::new(system, options);
+            let outcome = execute(scenario, &mut cluster);
+            return (outcome, cluster.into_history());
+        }
+        let mut cluster = EventCluster::new(system, options);
         let outcome = execute(scenario, &mut cluster);
         (outcome, cluster.into_history())
     }));

@@ -17,8 +17,8 @@ use super::report::Figure;
 use super::Options;
 
 /// The bundled systems, as the `tandem` binary carries them.
-fn systems() -> [&'static dyn Bundle; 2] {
-    [&tandem_pubsub::PubSub, &tandem_kv::Kv]
+fn systems() -> [&'static dyn Bundle; 3] {
+    [&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase]
 }
 
 /// One exploration seed's hunt for one bug.
@@ -77,10 +77,10 @@ fn figures(system: &str, bug: &str, guide: Guide, hunts: &[Hunt], budget: u64) -
 }
 
 /// Hunts every planted bug of every bundled system (or those of
-/// `options.bugs`): 20 seeds within 2,000 cases (3 seeds within 200 when
+/// `options.bugs`): 20 seeds within 2,000 cases (3 seeds within 500 when
 /// quick; `options.bug_seeds` seeds when set).
 pub fn measure(options: &Options) -> Vec<Figure> {
-    let (seeds, budget) = if options.quick { (3, 200) } else { (20, 2_000) };
+    let (seeds, budget) = if options.quick { (3, 500) } else { (20, 2_000) };
     let seeds = options.bug_seeds.unwrap_or(seeds);
     let mut all = Vec::new();
     for system in systems() {

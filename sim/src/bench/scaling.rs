@@ -1,32 +1,74 @@
 //! Item 5: how wall time grows with the node count for a fixed simulated
-//! workload, against raw turmoil at each size.
+//! workload, on both backends and on raw turmoil at each size; and, on the
+//! discrete-event backend, how it grows with the events of the run.
 
 use super::report::Figure;
 use super::sim_speed::Comparison;
 use super::workload;
 use super::Options;
 
-/// Runs the fixed workload at 2 to 64 nodes (2 to 8 when quick) and reports
-/// each wall time and the fitted growth exponent.
+/// The largest size the turmoil backend and raw turmoil run at (they grow
+/// faster than linearly).
+const TURMOIL_MAX: u32 = 64;
+
+/// Runs the fixed workload at 2 to 256 nodes (2 to 8 when quick) and
+/// reports each wall time and the fitted growth exponents.
 pub fn measure(options: &Options) -> Vec<Figure> {
-    let (sizes, secs): (&[u32], u64) = if options.quick { (&[2, 4, 8], 2) } else { (&[2, 4, 8, 16, 32, 64], 10) };
+    let (sizes, secs): (&[u32], u64) =
+        if options.quick { (&[2, 4, 8], 2) } else { (&[2, 4, 8, 16, 32, 64, 128, 256], 10) };
     let mut figures = Vec::new();
     let mut points = Vec::new();
     for &nodes in sizes {
-        let comparison = Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps);
-        points.push((nodes as f64, comparison.tandem_wall, comparison.raw_wall));
+        let turmoil = nodes <= TURMOIL_MAX;
+        let comparison = Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps, turmoil);
+        points.push((nodes as f64, comparison));
         let what = format!("{nodes} nodes, 10 broadcasts per simulated second in total, {secs} s");
         figures.push(comparison.wall_figure(&format!("scale.n{nodes}.wall"), &what));
+        if turmoil {
+            figures.push(comparison.backend_figure(&format!("scale.n{nodes}.events_vs_turmoil"), &what));
+        }
+        figures.push(Figure::new(
+            format!("scale.n{nodes}.us_per_event"),
+            format!("{what}: wall per history event, discrete-event backend ({} events)", comparison.events),
+            comparison.tandem_wall * 1e6 / comparison.events as f64,
+            "us/event",
+        ));
     }
-    let tandem: Vec<(f64, f64)> = points.iter().map(|&(n, t, _)| (n, t)).collect();
-    let raw: Vec<(f64, f64)> = points.iter().map(|&(n, _, r)| (n, r)).collect();
+    let fit = |f: &dyn Fn(&Comparison) -> f64, x: &dyn Fn(f64, &Comparison) -> f64, upto: u32| {
+        let chosen: Vec<(f64, f64)> =
+            points.iter().filter(|(n, _)| *n <= upto as f64).map(|(n, c)| (x(*n, c), f(c))).collect();
+        growth_exponent(&chosen)
+    };
+    let nodes = |n: f64, _: &Comparison| n;
+    let events = |_: f64, c: &Comparison| c.events as f64;
+    let all = *sizes.last().expect("sizes");
+    let up_to = TURMOIL_MAX.min(all);
     figures.push(
-        Figure::new("scale.exponent", "k in wall ~ nodes^k, least squares on log-log over every size (1: linear, 2: quadratic)", growth_exponent(&tandem), "")
-            .against("raw turmoil", growth_exponent(&raw)),
+        Figure::new(
+            "scale.exponent",
+            format!("k in wall ~ nodes^k, discrete-event backend, 2 to {up_to} nodes (1: linear, 2: quadratic)"),
+            fit(&|c| c.tandem_wall, &nodes, up_to),
+            "",
+        )
+        .against("raw turmoil", fit(&|c| c.raw_wall, &nodes, up_to)),
     );
+    figures.push(
+        Figure::new(
+            "scale.turmoil_exponent",
+            format!("k in wall ~ nodes^k, turmoil backend, 2 to {up_to} nodes"),
+            fit(&|c| c.turmoil_wall, &nodes, up_to),
+            "",
+        )
+        .against("raw turmoil", fit(&|c| c.raw_wall, &nodes, up_to)),
+    );
+    figures.push(Figure::new(
+        "scale.events_exponent",
+        format!("k in wall ~ events^k, discrete-event backend, 2 to {all} nodes (1: cost linear in events)"),
+        fit(&|c| c.tandem_wall, &events, all),
+        "",
+    ));
     figures
 }
-
 /// The slope of `ln y` against `ln x`, least squares.
 fn growth_exponent(points: &[(f64, f64)]) -> f64 {
     let logs: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (x.ln(), y.ln())).collect();

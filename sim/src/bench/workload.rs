@@ -125,9 +125,15 @@ pub fn faults16<S: Subject>(secs: u64) -> Scenario {
 }
 
 /// Item 5: a fixed simulated workload for any node count: ten broadcasts
-/// per simulated second in total (origins in turn) for `secs` seconds.
+/// per simulated second in total (origins in turn) for `secs` seconds,
+/// from the start (the reference node's membership takes longer than that
+/// to converge at 64 nodes and more, on either backend, so nothing waits
+/// for it: the run's cost is measured over the whole workload).
 pub fn fixed_load(nodes: u32, secs: u64) -> Scenario {
-    load::<PubSub>(&format!("scale{nodes}"), nodes, Duration::from_millis(100), Duration::from_secs(secs), |round| vec![round % nodes], Vec::new())
+    let mut scenario =
+        load::<PubSub>(&format!("scale{nodes}"), nodes, Duration::from_millis(100), Duration::from_secs(secs), |round| vec![round % nodes], Vec::new());
+    scenario.steps.retain(|step| !matches!(step.action, Action::Await { .. }));
+    scenario
 }
 
 /// Whether the raw-turmoil baseline replays `action` (it has no crashes,

@@ -21,6 +21,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tandem::scenario::{Scenario, Syntax};
 
 use crate::bundle::{system_of, Bundle};
+use crate::cluster::{select_backend, Backend};
 
 mod check;
 mod confirm;
@@ -69,6 +70,10 @@ Exit codes: 0 all good, 1 a run failed, 2 bad input (reported before anything ru
 Docs: docs/cli.md, docs/scenario-format.md, docs/guide.md (test your own node)."
 )]
 struct Cli {
+    /// The simulator: `events` (discrete events, the default) or `turmoil`
+    /// (turmoil 0.7, tick by tick). Also read from TANDEM_BACKEND.
+    #[arg(long, global = true, value_enum, value_name = "BACKEND")]
+    backend: Option<Backend>,
     #[command(subcommand)]
     command: Command,
 }
@@ -149,6 +154,9 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
     }
     // clap prints help and version with code 0 and usage errors with code 2.
     let matches = command.try_get_matches().unwrap_or_else(|error| error.exit());
+    if let Some(&backend) = matches.get_one::<Backend>("backend") {
+        select_backend(backend);
+    }
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(extra) = extras.iter().find(|e| e.command.get_name() == name) {
             return (extra.run)(sub).into();

@@ -214,6 +214,7 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
         .arg("run")
+        .args(["--backend", &crate::cluster::default_backend().to_string()])
         .arg(file)
         .args(["--seed", &seed.to_string(), "--json", "--trace"])
         .arg(&trace)

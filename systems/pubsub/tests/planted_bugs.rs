@@ -35,7 +35,7 @@ await = { converged = true, timeout = "2s" }
 [[step]]
 broadcast = { from = 0 }
 "#;
-    caught(text, "self-delivery", "S1 no self-delivery: node 0 delivered its own message \"b1\" at 0.005s");
+    caught(text, "self-delivery", "S1 no self-delivery: node 0 delivered its own message \"b1\" at 0.008s");
 }
 
 #[test]
@@ -64,7 +64,7 @@ heal = {}
     caught(
         text,
         "no-dedup",
-        "S2 no duplicates: node 1 (incarnation 0) delivered \"b1\" from node 0 twice, again at 5.022s",
+        "S2 no duplicates: node 1 (incarnation 0) delivered \"b1\" from node 0 twice, again at 5.028s",
     );
 }
 

@@ -1,0 +1,329 @@
+//! [`EventCluster`]: a system's nodes as tasks of one paused tokio runtime,
+//! on the discrete-event [`Network`].
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tandem::cluster::{links, Cluster};
+use tandem::history::History;
+use tandem::host::{self, derive_seed, Command, Order, Recorder};
+use tandem::scenario::NodeIdx;
+use tandem::storage::{DiskFault, Storage};
+use tandem::system::System;
+use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+/// A panic's payload.
+type Panic = Box<dyn std::any::Any + Send>;
+use tokio::time::Instant;
+
+use super::network::{cut_pairs, host_ip, Network};
+use super::transport::EventTransport;
+use crate::cluster::{next_boot, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
+use crate::determinism;
+
+/// What the runner and the hosts share (all on one thread).
+struct Hosts<S: System> {
+    options: SimOptions,
+    network: Arc<Network>,
+    /// Each running node's command channel.
+    commands: Vec<Option<mpsc::UnboundedSender<Order<S>>>>,
+    /// Each node incarnation's transport works while this holds.
+    alive: Vec<Arc<AtomicBool>>,
+    /// Each node's disk, kept in memory across its incarnations.
+    disks: Vec<Storage>,
+}
+
+/// A simulated cluster whose time jumps from one event to the next: every
+/// node is a set of tasks on one current-thread tokio runtime with a paused
+/// clock, which advances to the next timer (a frame's arrival, a node's
+/// sleep) whenever every task waits. Actions apply between two events, so a
+/// run is a pure function of the options and the actions.
+pub struct EventCluster<S: System> {
+    runtime: Runtime,
+    start: Instant,
+    hosts: Arc<Mutex<Hosts<S>>>,
+    /// How many times each node's host finished booting it (started or failed).
+    boots: watch::Sender<Vec<u32>>,
+    tasks: Vec<Option<AbortHandle>>,
+    /// The panics of host tasks (a node's code panicked), to go on as the run's.
+    panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
+    ips: Vec<IpAddr>,
+    recorder: Recorder<S>,
+    blocked: BTreeSet<(NodeIdx, NodeIdx)>,
+    next_port: u16,
+    /// Libc's clocks and randomness follow the run on this thread; dropped
+    /// last, after the runtime.
+    _determinism: determinism::Guard,
+}
+
+impl<S: System> EventCluster<S> {
+    /// Builds the network and starts every node at time 0. Like
+    /// [`SimCluster::new`](crate::SimCluster::new), build it on a fresh
+    /// thread (as [`run_with`](crate::run_with) does).
+    pub fn new(system: Arc<S>, options: SimOptions) -> Self {
+        assert!(options.nodes >= 1, "a cluster needs a node");
+        let guard = determinism::enter(derive_seed(options.seed, NodeIdx::MAX, 0, 6));
+        // Time moves only while the runtime parks: each unpark tells the
+        // thread's clocks (the recorder's, libc's) where it is.
+        let began = Arc::new(std::sync::OnceLock::new());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .on_thread_unpark({
+                let began = began.clone();
+                move || determinism::set_elapsed(began.get().map(|&s| Instant::now() - s).unwrap_or_default())
+            })
+            .build()
+            .expect("a current-thread runtime builds");
+        let start = runtime.block_on(async { Instant::now() });
+        began.set(start).expect("set once");
+        let ips: Vec<IpAddr> = (0..options.nodes).map(host_ip).collect();
+        let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
+        let recorder = Recorder::new(system, &addrs, determinism::elapsed);
+        let network = Network::new(options.model, options.latency, options.loss, derive_seed(options.seed, NodeIdx::MAX, 0, 8));
+        let hosts = Hosts {
+            network,
+            commands: (0..options.nodes).map(|_| None).collect(),
+            alive: (0..options.nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
+            disks: (0..options.nodes).map(|_| Storage::in_memory()).collect(),
+            options,
+        };
+        let nodes = hosts.options.nodes as usize;
+        let mut cluster = EventCluster {
+            runtime,
+            start,
+            hosts: Arc::new(Mutex::new(hosts)),
+            boots: watch::Sender::new(vec![0; nodes]),
+            tasks: (0..nodes).map(|_| None).collect(),
+            panics: mpsc::unbounded_channel(),
+            ips,
+            recorder,
+            blocked: BTreeSet::new(),
+            next_port: REBIND_PORT,
+            _determinism: guard,
+        };
+        for node in 0..nodes as NodeIdx {
+            cluster.spawn_host(node);
+        }
+        let deadline = cluster.lock().options.stagger + Duration::from_secs(1);
+        cluster.boot(deadline, |boots| boots.iter().all(|&b| b >= 1));
+        cluster
+    }
+
+    /// Ends the run and hands back what it observed.
+    pub fn into_history(self) -> History<S> {
+        // Read before the runtime drops the nodes' tasks, in an order of its own.
+        let history = self.recorder.read(History::clone);
+        drop(self);
+        history
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Hosts<S>> {
+        self.hosts.lock().expect("the simulation is single-threaded")
+    }
+
+    /// Starts `node`'s host task, which boots its next incarnation. A panic
+    /// of the node's code there goes on as the run's, in [`drive`](Self::drive).
+    fn spawn_host(&mut self, node: NodeIdx) {
+        let host = host_main(self.hosts.clone(), self.boots.clone(), self.recorder.clone(), node, self.ips[node as usize]);
+        let task = self.runtime.spawn(host);
+        self.tasks[node as usize] = Some(task.abort_handle());
+        let panics = self.panics.0.clone();
+        self.runtime.spawn(async move {
+            if let Err(error) = task.await {
+                if error.is_panic() {
+                    let _ = panics.send(error.into_panic());
+                }
+            }
+        });
+    }
+
+    /// Runs the simulation until `until` completes. A node's panic goes on
+    /// as the same panic, here.
+    fn drive<T>(&mut self, until: impl std::future::Future<Output = T>) -> T {
+        let panics = &mut self.panics.1;
+        self.runtime.block_on(async {
+            tokio::select! {
+                biased;
+                Some(panic) = panics.recv() => std::panic::resume_unwind(panic),
+                done = until => done,
+            }
+        })
+    }
+
+    /// Runs until `booted` holds for the boot counts or `patience` has
+    /// passed (a boot that takes longer is the system's bug, and the
+    /// executor reports a node that is not up).
+    fn boot(&mut self, patience: Duration, booted: impl Fn(&[u32]) -> bool) {
+        let mut boots = self.boots.subscribe();
+        self.drive(async {
+            let _ = tokio::time::timeout(patience, boots.wait_for(|b| booted(b))).await;
+        });
+    }
+
+    /// Hands a command to a running node's host; the receiver says when it
+    /// has carried it out.
+    fn send(&self, node: NodeIdx, command: Command<S>) -> oneshot::Receiver<()> {
+        let sender = self.lock().commands[node as usize].clone().expect("the executor only commands running nodes");
+        let (done, carried_out) = oneshot::channel();
+        sender.send((command, done)).unwrap_or_else(|_| panic!("node {node}'s host is gone"));
+        carried_out
+    }
+
+    /// [`send`](Self::send)s a command and runs until the host has carried
+    /// it out (or `patience` has passed), so the next step sees its effect.
+    fn command(&mut self, node: NodeIdx, command: Command<S>, patience: Duration) {
+        let carried_out = self.send(node, command);
+        self.drive(async {
+            let _ = tokio::time::timeout(patience, carried_out).await;
+        });
+    }
+
+    fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
+        let unordered: BTreeSet<(NodeIdx, NodeIdx)> = pairs.iter().map(|&(x, y)| (x.min(y), x.max(y))).collect();
+        let unordered: Vec<_> = unordered.into_iter().collect();
+        let network = self.lock().network.clone();
+        let _runtime = self.runtime.enter();
+        cut_pairs(&network, &self.ips, &self.blocked, &unordered);
+    }
+}
+
+impl<S: System> Cluster<S> for EventCluster<S> {
+    fn size(&self) -> u32 {
+        self.ips.len() as u32
+    }
+
+    fn now(&self) -> Duration {
+        determinism::elapsed()
+    }
+
+    fn recorder(&self) -> &Recorder<S> {
+        &self.recorder
+    }
+
+    fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
+        // In flight from the host's next turn on: the timeline moves on now.
+        self.send(node, Command::Invoke { op, step });
+    }
+
+    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
+        let pairs = links(self.size(), Some((a, b)));
+        for &(x, y) in &pairs {
+            self.blocked.insert((x, y));
+            if !oneway {
+                self.blocked.insert((y, x));
+            }
+        }
+        self.apply_links(&pairs);
+    }
+
+    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        let pairs = links(self.size(), groups);
+        for &(x, y) in &pairs {
+            self.blocked.remove(&(x, y));
+            self.blocked.remove(&(y, x));
+        }
+        self.apply_links(&pairs);
+    }
+
+    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        assert!(min <= max, "latency range {min:?}..{max:?} is empty");
+        let network = self.lock().network.clone();
+        for (x, y) in links(self.size(), groups) {
+            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
+            network.set_latency(ix, iy, (min, max));
+            network.set_latency(iy, ix, (min, max));
+        }
+    }
+
+    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
+        let network = self.lock().network.clone();
+        for (x, y) in links(self.size(), groups) {
+            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
+            network.set_loss(ix, iy, rate);
+            network.set_loss(iy, ix, rate);
+        }
+    }
+
+    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
+        self.lock().disks[node as usize].set_fault(fault);
+    }
+
+    fn crash(&mut self, node: NodeIdx) {
+        // The node stops first, in its own deterministic order; then what
+        // is left of it (tasks it spawned) loses its network and its disk.
+        self.command(node, Command::Stop, Duration::from_secs(1));
+        if let Some(task) = self.tasks[node as usize].take() {
+            task.abort();
+        }
+        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
+        let mut hosts = self.lock();
+        hosts.commands[node as usize] = None;
+        hosts.alive[node as usize].store(false, Ordering::Relaxed);
+        hosts.network.crash(self.ips[node as usize]);
+        hosts.disks[node as usize].crash(derive_seed(hosts.options.seed, node, incarnation, 3));
+        drop(hosts);
+        self.recorder.crashed(self.now(), node);
+    }
+
+    fn restart(&mut self, node: NodeIdx) {
+        // Like every action, a restart is done when its effect is visible:
+        // the node has booted again.
+        let before = self.boots.borrow()[node as usize];
+        self.spawn_host(node);
+        self.boot(Duration::from_secs(1), |boots| boots[node as usize] > before);
+    }
+
+    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
+        let port = port.unwrap_or_else(|| {
+            self.next_port += 1;
+            self.next_port
+        });
+        let addr = SocketAddr::new(self.ips[node as usize], port);
+        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
+    }
+
+    fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool {
+        let (recorder, at) = (self.recorder.clone(), self.start + deadline);
+        self.drive(async {
+            tokio::select! {
+                biased;
+                () = recorder.until(done) => true,
+                () = tokio::time::sleep_until(at) => false,
+            }
+        })
+    }
+}
+
+/// A host's software: boot the node's next incarnation, then carry out the
+/// runner's commands.
+async fn host_main<S: System>(
+    hosts: Arc<Mutex<Hosts<S>>>,
+    boots: watch::Sender<Vec<u32>>,
+    recorder: Recorder<S>,
+    node: NodeIdx,
+    ip: IpAddr,
+) {
+    let (boot, delay, transport, commands) = {
+        let mut h = hosts.lock().expect("single-threaded");
+        let (boot, delay) = next_boot(&h.options, &recorder, &h.disks[node as usize], node);
+        let alive = Arc::new(AtomicBool::new(true));
+        h.alive[node as usize] = alive.clone();
+        let transport = EventTransport::new(h.network.clone(), ip, Framing::new(DEFAULT_MAX_FRAME), alive);
+        let (tx, rx) = mpsc::unbounded_channel();
+        h.commands[node as usize] = Some(tx);
+        (boot, delay, transport, rx)
+    };
+    tokio::time::sleep(delay).await;
+    let started = host::start(&boot, transport, &recorder).await;
+    boots.send_modify(|b| b[node as usize] += 1);
+    if let Ok(running) = started {
+        host::serve(running, node, recorder, commands).await;
+    }
+}

@@ -1,0 +1,149 @@
+//! The discrete-event network, seen from two nodes on a paused clock:
+//! latency and order, cuts that hold and cuts that break, refused and held
+//! dials, loss, crashes, and idle time that costs nothing.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tandem::transport::{
+    Connection, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError,
+};
+use tandem_sim::events::{host_ip, EventConnection, EventTransport, Network};
+use tandem_sim::QuicModel;
+use tokio::time::Instant;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn network(latency: Duration, loss: f64) -> Arc<Network> {
+    Network::new(QuicModel::default(), (latency, latency), loss, 1)
+}
+
+fn transport(network: &Arc<Network>, node: u32) -> EventTransport {
+    EventTransport::new(network.clone(), host_ip(node), Framing::default(), Arc::new(AtomicBool::new(true)))
+}
+
+/// Node 1 listens on port 7000 and node 0 dials it: both ends.
+async fn connected(network: &Arc<Network>) -> (EventConnection, EventConnection) {
+    let mut listener = transport(network, 1).listen("0.0.0.0:7000".parse().unwrap()).await.unwrap();
+    let client = transport(network, 0).connect(listener.local_addr()).await.unwrap();
+    (client, listener.accept().await.unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_arrive_after_their_latency_in_order() {
+    let net = network(10 * MS, 0.0);
+    let began = Instant::now();
+    let (client, server) = connected(&net).await;
+    assert_eq!(began.elapsed(), 20 * MS, "a dial costs a round trip");
+    let ((mut tx, _rx), (_stx, mut rx)) = (client.split(), server.split());
+    let sent = Instant::now();
+    for word in ["one", "two", "three"] {
+        tx.send(Bytes::from(word)).await.unwrap();
+    }
+    for word in ["one", "two", "three"] {
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from(word));
+    }
+    assert_eq!(sent.elapsed(), 10 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_cut_holds_frames_until_the_heal() {
+    let net = network(MS, 0.0);
+    let (client, server) = connected(&net).await;
+    let ((mut tx, _rx), (_stx, mut rx)) = (client.split(), server.split());
+    net.set_cut(host_ip(0), host_ip(1), true);
+    net.set_cut(host_ip(1), host_ip(0), true);
+    let cut = Instant::now();
+    tx.send(Bytes::from_static(b"held")).await.unwrap();
+    let healer = net.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        healer.set_cut(host_ip(0), host_ip(1), false);
+        healer.set_cut(host_ip(1), host_ip(0), false);
+    });
+    assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"held"));
+    assert_eq!(cut.elapsed(), Duration::from_secs(1), "delivered at the heal");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_that_outlasts_the_idle_timeout_breaks_both_ends() {
+    let net = network(MS, 0.0);
+    let (client, server) = connected(&net).await;
+    let ((mut tx, mut client_rx), (_stx, mut rx)) = (client.split(), server.split());
+    // One direction is enough: the server hears nothing.
+    net.set_cut(host_ip(0), host_ip(1), true);
+    let cut = Instant::now();
+    assert!(matches!(rx.recv().await, Err(TransportError::TimedOut(_))));
+    assert_eq!(cut.elapsed(), QuicModel::default().idle_timeout);
+    assert!(matches!(client_rx.recv().await, Err(TransportError::TimedOut(_))));
+    assert!(tx.send(Bytes::from_static(b"late")).await.is_err(), "the writer learns it too");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dials_wait_for_a_heal_and_find_no_listener_refused() {
+    let net = network(5 * MS, 0.0);
+    let refused = transport(&net, 0).connect("192.168.0.2:7000".parse().unwrap()).await;
+    assert!(matches!(refused, Err(TransportError::Refused(_))), "{refused:?}");
+    let _listener = transport(&net, 1).listen("0.0.0.0:7000".parse().unwrap()).await.unwrap();
+    net.set_cut(host_ip(1), host_ip(0), true);
+    let began = Instant::now();
+    let dialler = transport(&net, 0);
+    let dial = tokio::time::timeout(Duration::from_secs(3), dialler.connect("192.168.0.2:7000".parse().unwrap()));
+    assert!(dial.await.is_err(), "a handshake needs both directions");
+    assert_eq!(began.elapsed(), Duration::from_secs(3));
+    net.set_cut(host_ip(1), host_ip(0), false);
+    transport(&net, 0).connect("192.168.0.2:7000".parse().unwrap()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_closes_connections_after_what_was_sent() {
+    let net = network(MS, 0.0);
+    let (client, server) = connected(&net).await;
+    let ((mut tx, _rx), (_stx, mut rx)) = (client.split(), server.split());
+    tx.send(Bytes::from_static(b"last words")).await.unwrap();
+    net.crash(host_ip(0));
+    assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"last words"));
+    assert!(matches!(rx.recv().await, Err(TransportError::Closed)));
+    assert!(tx.send(Bytes::from_static(b"zombie")).await.is_err(), "a crashed node sends nothing");
+    // A crashed node's listeners go with it.
+    let _listener = transport(&net, 1).listen("0.0.0.0:7001".parse().unwrap()).await.unwrap();
+    let accepted = transport(&net, 0).connect("192.168.0.2:7001".parse().unwrap()).await;
+    assert!(accepted.is_ok(), "node 1 listens");
+    net.crash(host_ip(1));
+    let refused = transport(&net, 0).connect("192.168.0.2:7001".parse().unwrap()).await;
+    assert!(matches!(refused, Err(TransportError::Refused(_))), "{refused:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn loss_costs_time_and_total_loss_breaks() {
+    let net = network(MS, 0.0);
+    let (client, server) = connected(&net).await;
+    let ((mut tx, _rx), (_stx, mut rx)) = (client.split(), server.split());
+    net.set_loss(host_ip(0), host_ip(1), 0.3);
+    let sent = Instant::now();
+    for _ in 0..20 {
+        tx.send(Bytes::from_static(b"x")).await.unwrap();
+    }
+    for _ in 0..20 {
+        rx.recv().await.unwrap();
+    }
+    assert!(sent.elapsed() >= 50 * MS, "some frame waited for a retransmission: {:?}", sent.elapsed());
+    net.set_loss(host_ip(0), host_ip(1), 1.0);
+    tx.send(Bytes::from_static(b"lost")).await.unwrap();
+    assert!(matches!(rx.recv().await, Err(TransportError::TimedOut(_))));
+}
+
+#[test]
+fn idle_time_costs_nothing() {
+    // Wall-clock: a simulated hour of two idle connected nodes takes well
+    // under a second, where a 1 ms tick would step 3.6 million times.
+    let wall = std::time::Instant::now();
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+        let net = network(MS, 0.0);
+        let (_client, _server) = connected(&net).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    assert!(wall.elapsed() < Duration::from_secs(1), "{:?}", wall.elapsed());
+}
