@@ -161,11 +161,22 @@ pub fn write_reproducer(dir: &Path, scenario: &Scenario, seed: u64) -> std::io::
 /// Writes `scenario` as a reproducer for `seed` into `dir`, named
 /// `<stem>.toml` (made file-safe), and returns its path.
 pub fn write_reproducer_as(dir: &Path, stem: &str, scenario: &Scenario, seed: u64) -> std::io::Result<PathBuf> {
+    write_reproducer_text(dir, stem, &reproducer_toml(scenario, seed))
+}
+
+/// The text of `scenario` as a reproducer for `seed`.
+pub fn reproducer_toml(scenario: &Scenario, seed: u64) -> String {
     let mut reproducer = scenario.clone();
     reproducer.seed = seed;
+    reproducer.to_toml()
+}
+
+/// Writes a reproducer's `text` into `dir`, named `<stem>.toml` (made
+/// file-safe), and returns its path.
+pub fn write_reproducer_text(dir: &Path, stem: &str, text: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{}.toml", file_safe(stem)));
-    std::fs::write(&path, reproducer.to_toml())?;
+    std::fs::write(&path, text)?;
     Ok(path)
 }
 

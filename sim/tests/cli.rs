@@ -129,13 +129,13 @@ fn help_describes_the_tool_and_every_subcommand() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.starts_with("Deterministic simulation testing for networked nodes"), "{text}");
-    for command in ["run", "replay", "check", "confirm", "explore", "systems", "bench"] {
+    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
         let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{command} "))).unwrap_or_else(|| panic!("{text}"));
         assert!(line.split_whitespace().count() > 2, "{command} has a description: {line}");
     }
     assert!(text.contains("bench    Measure tandem"), "{text}");
     assert!(!text.contains("crate"), "the help speaks of the tool, not of crates: {text}");
-    for command in ["run", "replay", "check", "confirm", "explore", "systems", "bench"] {
+    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
         let help = stdout(&tandem(&[command, "--help"], &scratch("help")));
         let example = help.split("Examples:\n").nth(1).unwrap_or_else(|| panic!("`tandem {command} --help` has examples: {help}"));
         assert!(example.trim_start().starts_with(&format!("tandem {command}")), "{command}: {example}");

@@ -15,10 +15,12 @@ use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
 use crate::explore::case::Origin;
 use crate::explore::guide::{Guide, Progress};
+use crate::explore::results::{Found, Identity, ShardResult};
 use crate::explore::runner::{CaseRun, Plan, Shard};
-use crate::explore::shrink::{Shrunk, DEFAULT_BUDGET};
+use crate::explore::shards::ShardSpec;
+use crate::explore::shrink::DEFAULT_BUDGET;
 use crate::explore::strategy::Space;
-use crate::report::{next_steps, write_reproducer_as, Verdict};
+use crate::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
 
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
@@ -41,9 +43,17 @@ pub struct ExploreArgs {
     /// Threads to run cases on; the results are the same as with one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
-    /// Run only shard I of N (1 <= I <= N): the cases whose index modulo N is I-1.
+    /// Run only shard I of N (1 <= I <= N): the cases whose index modulo N
+    /// is I-1. `auto/N` reads I from the environment (TANDEM_SHARD,
+    /// JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX, CI_NODE_INDEX,
+    /// CIRCLE_NODE_INDEX, BUILDKITE_PARALLEL_JOB), `auto` N too (CI_NODE_TOTAL,
+    /// CIRCLE_NODE_TOTAL, BUILDKITE_PARALLEL_JOB_COUNT).
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    shard: Option<Shard>,
+    shard: Option<ShardSpec>,
+    /// Write the result file (JSON, for `tandem merge`) to FILE; with
+    /// `--shard`, the default is DIR/explore-s<SEED>-shard-<I>-of-<N>.json.
+    #[arg(long, value_name = "FILE")]
+    result: Option<PathBuf>,
     /// The system to explore (default: the first this binary carries; see `tandem systems`).
     #[arg(long, value_name = "NAME")]
     system: Option<String>,
@@ -89,7 +99,7 @@ fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
 }
 
 
-fn parse_shard(s: &str) -> Result<Shard, String> {
+fn parse_shard(s: &str) -> Result<ShardSpec, String> {
     s.parse()
 }
 
@@ -142,7 +152,25 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         eprintln!("error: --duration {} is too short, expected at least {} (the settle tail is {})", format_duration(args.duration), format_duration(shortest), format_duration(settle));
         return Exit::Usage;
     }
+    let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
+        Ok(shard) => shard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    };
+    if let Some(resolved) = shard.as_ref().filter(|r| !r.sources.is_empty()) {
+        eprintln!("explore: {resolved}");
+    }
+    let shard = shard.map(|r| r.shard);
     let seed = args.seed.unwrap_or_else(random_seed);
+    let result_file = args.result.clone().or_else(|| {
+        shard.map(|s| args.out.join(format!("explore-s{seed}-shard-{}-of-{}.json", s.index, s.count)))
+    });
+    if let Some(error) = result_file.as_deref().and_then(unwritable) {
+        eprintln!("error: {error}");
+        return Exit::Usage;
+    }
     let plan = Plan {
         seed,
         cases: args.cases,
@@ -154,7 +182,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             ..Space::default()
         },
         jobs: args.jobs as usize,
-        shard: args.shard.unwrap_or(Shard::ALL),
+        shard: shard.unwrap_or(Shard::ALL),
         guide: args.guide,
         until_stable: args.until_stable,
     };
@@ -178,11 +206,35 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     // Draws the system's fair rule rejected (each drawn again).
     let redrawn: u64 = runs.iter().map(|r| u64::from(r.case.redrawn)).sum();
     coverage.insert("redrawn".into(), json!(redrawn));
+    if let Some(file) = &result_file {
+        coverage.insert("result_file".into(), json!(file));
+    }
+    let identity = Identity {
+        system: name.to_string(),
+        mutation: args.mutation.clone(),
+        seed,
+        cases: args.cases,
+        guide: args.guide,
+        nodes: format!("{}..{}", args.nodes.start(), args.nodes.end()),
+        duration: format_duration(args.duration),
+        settle: format_duration(settle),
+        until_stable: args.until_stable,
+        backend: crate::cluster::default_backend().to_string(),
+    };
+    // Writes the result file, if asked for, with what the shard found.
+    let save = |found: Vec<Found>| match &result_file {
+        Some(file) => write_result(file, &ShardResult::new(identity.clone(), plan.shard, runs, progress, found)),
+        None => Ok(()),
+    };
     if redrawn > 0 && !args.json {
         eprintln!("explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again");
     }
     let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
         bar.finish_and_clear();
+        if let Err(error) = save(Vec::new()) {
+            eprintln!("{error}");
+            return Exit::Fail;
+        }
         if args.json {
             let mut summary = json!({ "result": "OK", "cases": runs.len(), "seed": seed });
             summary.as_object_mut().expect("an object").extend(coverage);
@@ -197,15 +249,19 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     let original = failing.failure.as_ref().expect("a failing run");
     let shrunk = system.shrink(&failing.case.scenario, original, DEFAULT_BUDGET);
     bar.finish_and_clear();
-    let path = match write(&args.out, failing, &shrunk) {
+    let reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
+    let path = match write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer) {
         Ok(path) => path,
         Err(error) => {
             eprintln!("cannot write the reproducer: {error}");
             return Exit::Fail;
         }
     };
-    if let Some(page) = &args.html {
-        let run = system.simulate(&shrunk.scenario, failing.case.sim_seed(), Keep { picture: true, ..Keep::default() });
+    // The reproducer's run, for its picture and its signature.
+    let keep = Keep { picture: args.html.is_some(), ..Keep::default() };
+    let replay = (args.html.is_some() || result_file.is_some())
+        .then(|| system.simulate(&shrunk.scenario, failing.case.sim_seed(), keep));
+    if let (Some(page), Some(run)) = (&args.html, &replay) {
         if let Err(error) = write_picture(page, run.picture.as_slice()) {
             eprintln!("{error}");
             return Exit::Usage;
@@ -217,6 +273,20 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     });
     let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
     let number = failing.case.number();
+    let found = Found {
+        case: number,
+        code: shrunk.failure.code.clone(),
+        failure: shrunk.failure.to_string(),
+        signature: replay.map(|run| run.outcome.signature).unwrap_or_default(),
+        case_signature: failing.signature.clone(),
+        steps: after,
+        nodes: shrunk.scenario.nodes,
+        reproducer,
+        path: path.display().to_string(),
+    };
+    if let Err(error) = save(vec![found]) {
+        eprintln!("{error}");
+    }
     if args.json {
         let mut summary = json!({
             "result": "FOUND", "seed": seed, "case": number, "failure": shrunk.failure.to_string(),
@@ -248,10 +318,23 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     Exit::Fail
 }
 
-/// Writes the shrunk scenario as `explore-s{seed}-c{case}.toml`.
-fn write(dir: &Path, failing: &CaseRun, shrunk: &Shrunk) -> std::io::Result<PathBuf> {
-    let name = &failing.case.scenario.name;
-    write_reproducer_as(dir, name, &shrunk.scenario, failing.case.sim_seed())
+/// Why the result file cannot be written at `path`, checked before
+/// anything runs: its folder cannot be made, or it is a folder.
+fn unwritable(path: &Path) -> Option<String> {
+    if path.is_dir() {
+        return Some(format!("--result {}: is a directory, expected a file", path.display()));
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty())?;
+    let error = std::fs::create_dir_all(folder).err()?;
+    Some(format!("--result {}: cannot create {}: {error}", path.display(), folder.display()))
+}
+
+/// Writes a shard's result file and says where on standard error.
+fn write_result(path: &Path, result: &ShardResult) -> Result<(), String> {
+    let text = serde_json::to_string(result).expect("results serialise") + "\n";
+    std::fs::write(path, text).map_err(|e| format!("cannot write the result file {}: {e}", path.display()))?;
+    eprintln!("result: {}", path.display());
+    Ok(())
 }
 
 fn case_json(run: &CaseRun) -> serde_json::Value {

@@ -26,6 +26,7 @@ use crate::cluster::{select_backend, Backend};
 mod check;
 mod confirm;
 mod explore;
+mod merge;
 mod run;
 mod systems;
 
@@ -110,8 +111,16 @@ Needs a build with MsQuic (cmake and libnuma-dev):
   tandem explore --cases 500 --seed 1
   tandem explore --cases 2000 --jobs 2 --nodes 2..6
   tandem explore --system kv --mutation no-tiebreak --html found.html
-  tandem explore --cases 20000 --seed 42 --shard 1/4     one machine of four")]
+  tandem explore --cases 20000 --seed 42 --shard 1/4     one machine of four
+  tandem explore --cases 4096 --seed 42 --shard auto/4   the shard from JOB_COMPLETION_INDEX, CI_NODE_INDEX, ...")]
     Explore(explore::ExploreArgs),
+    /// Merge the result files of every shard of one exploration: check
+    /// they tile its cases, union coverage, keep the smallest reproducer
+    /// of each distinct failure.
+    #[command(after_help = "Examples:
+  tandem merge target/tandem/failures/explore-s42-shard-*-of-4.json
+  tandem merge /results/*.json --out failures/ --json")]
+    Merge(merge::MergeArgs),
     /// List the systems this binary can test, with their operations,
     /// conditions, properties and planted bugs.
     #[command(after_help = "Examples:
@@ -169,6 +178,7 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
         Command::Check(args) => check::check(args, systems),
         Command::Confirm(args) => confirm::confirm(args, systems),
         Command::Explore(args) => explore::explore(args, systems),
+        Command::Merge(args) => merge::merge(args, systems),
         Command::Systems(args) => systems::systems(args, systems),
     }
     .into()

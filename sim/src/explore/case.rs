@@ -1,8 +1,9 @@
 //! One case of an exploration: a scenario drawn from the [`Space`] with an
 //! RNG seeded by the exploration's seed and the case's index only, so a case
 //! is the same whichever thread, shard or machine runs it. A guided case may
-//! instead mutate a corpus case; the corpus comes from cases of lower index
-//! (see [`guide`](super::guide)), so it too is the same everywhere.
+//! instead mutate a corpus case; the corpus comes from its shard's cases of
+//! lower index (see [`guide`](super::guide)), so it is the same for every
+//! thread count and machine that runs the shard.
 
 use std::sync::Arc;
 

@@ -4,15 +4,16 @@
 //! they hit, the union of their [signatures](tandem::coverage), the corpus
 //! of cases that reached something new, the growth of the coverage, and how
 //! many cases in a row reached nothing new. With [`Guide::Coverage`] the
-//! runner works in generations of [`GENERATION`] cases: generation `g` is
-//! drawn from the corpus of the generations before it, so every case stays a
-//! pure function of the seed, its index and cases of lower index.
+//! runner works in generations of [`GENERATION`] cases of one shard:
+//! generation `g` is drawn from the corpus of the shard's generations before
+//! it, so every case stays a pure function of the seed, the shard, its index
+//! and the shard's cases of lower index.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::case::Case;
 use super::runner::CaseRun;
@@ -21,7 +22,8 @@ use super::runner::CaseRun;
 pub const GENERATION: u64 = 64;
 
 /// How an exploration draws its cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Guide {
     /// Every case fresh: an independent swarm draw.
     Swarm,

@@ -11,14 +11,18 @@
 //! - [`guide`] and [`mutate`]: coverage-guided exploration, which mutates
 //!   the cases that reached something new;
 //! - [`runner`]: the case loop, on several threads or one shard;
+//! - [`shards`]: which shard a machine runs, from `--shard` or the environment;
+//! - [`results`]: a shard's result file, and merging the files of every shard;
 //! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario.
 
 pub mod case;
 pub mod guide;
 pub mod mutate;
 pub mod remap;
+pub mod results;
 pub mod rules;
 pub mod runner;
+pub mod shards;
 pub mod shrink;
 pub mod strategy;
 pub mod swarm;

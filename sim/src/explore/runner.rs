@@ -6,17 +6,21 @@
 //! reported failure is the lowest-index failing case whatever the thread
 //! count, and the results hold exactly the cases one thread would have run.
 //!
-//! When coverage steers the cases ([`Guide::Coverage`]) or stops the run
-//! (`until_stable`), the cases run in generations: each generation's corpus
-//! and each case's novelty come from the cases of lower index, taken in
-//! index order, so a shard runs the other shards' cases too (it reports
-//! only its own) and every thread count and shard sees the same cases.
+//! A run takes only its shard's cases. When coverage steers the cases
+//! ([`Guide::Coverage`]) or stops the run (`until_stable`), it takes them in
+//! generations of [`GENERATION`] of its own cases: each generation's corpus
+//! and each case's novelty come from the shard's own cases of lower index,
+//! taken in index order. A guided shard thus guides itself: `count` shards
+//! run `count` disjoint case sets, each the same for every thread count (the
+//! unsharded run is the one shard `1/1`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use tandem::coverage::Signature;
 use tandem::history::Digest;
@@ -29,9 +33,10 @@ use super::strategy::Space;
 use crate::run::run_scenario;
 
 /// One shard of an exploration: shard `index` (from 1) of `count` runs the
-/// cases whose index modulo `count` is `index - 1`, so `count` shards
-/// together run exactly the cases of one unsharded exploration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// cases whose index modulo `count` is `index - 1`. Unguided (swarm), the
+/// `count` shards together run exactly the cases of one unsharded
+/// exploration; guided, each shard draws its mutants from its own corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     /// Which shard, `1..=count`.
     pub index: u64,
@@ -46,6 +51,11 @@ impl Shard {
     /// Whether case `case` (an index from 0) belongs to this shard.
     pub fn contains(&self, case: u64) -> bool {
         case % self.count == self.index - 1
+    }
+
+    /// How many of the cases `0..cases` belong to this shard.
+    pub fn cases_of(&self, cases: u64) -> u64 {
+        cases.saturating_sub(self.index - 1).div_ceil(self.count)
     }
 }
 
@@ -96,17 +106,18 @@ impl Plan {
         (0..self.cases).filter(|&i| self.shard.contains(i)).collect()
     }
 
-    /// Whether this run needs every case's coverage, its shard's or not:
-    /// to steer later cases, or to know when coverage is stable.
-    fn needs_all(&self) -> bool {
+    /// Whether coverage steers the cases or stops the run.
+    fn steered(&self) -> bool {
         self.guide == Guide::Coverage || self.until_stable.is_some()
     }
 
-    /// The ranges of case indices run one after the other: generations when
-    /// coverage steers or stops the run, else one range of every case.
-    fn generations(&self) -> Vec<std::ops::Range<u64>> {
-        let size = if self.needs_all() { GENERATION } else { self.cases.max(1) };
-        (0..self.cases.div_ceil(size)).map(|g| g * size..((g + 1) * size).min(self.cases)).collect()
+    /// This run's cases in the batches run one after the other: generations
+    /// of [`GENERATION`] cases when coverage steers or stops the run, else
+    /// one batch of every case.
+    fn generations(&self) -> Vec<Vec<u64>> {
+        let indices = self.indices();
+        let size = if self.steered() { GENERATION as usize } else { indices.len().max(1) };
+        indices.chunks(size).map(<[u64]>::to_vec).collect()
     }
 }
 
@@ -123,9 +134,8 @@ pub struct CaseRun {
     pub coverage: Vec<Coverage>,
     /// What its history saw.
     pub signature: Signature,
-    /// Whether it reached something no case of lower index reached; `None`
-    /// unless the plan follows every case's coverage (so that a shard
-    /// reports the same as the whole run).
+    /// Whether it reached something no case of its shard with a lower index
+    /// reached; `None` unless coverage steers or stops the run.
     pub new: Option<bool>,
 }
 
@@ -142,9 +152,7 @@ pub struct Exploration {
     /// This run's cases, in case order, up to and including the first
     /// failing case or the case where coverage became stable.
     pub runs: Vec<CaseRun>,
-    /// What the cases reached: every case up to the last of `runs` when
-    /// the plan steers or stops by coverage (other shards' cases included),
-    /// else the cases of `runs`.
+    /// What the cases of `runs` reached.
     pub progress: Progress,
 }
 
@@ -155,32 +163,24 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
     let mut progress = Progress::default();
     let mut runs: Vec<CaseRun> = Vec::new();
     'cases: for generation in plan.generations() {
-        let wanted: Vec<u64> = generation.filter(|&i| plan.needs_all() || plan.shard.contains(i)).collect();
         let corpus = std::mem::take(&mut progress.corpus);
         let finished = run_all(
-            &wanted,
+            &generation,
             plan.jobs,
             |index| {
                 let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
                 let run = run_case(system.clone(), case);
-                if plan.shard.contains(index) {
-                    done(&run);
-                }
+                done(&run);
                 run
             },
-            |run| plan.shard.contains(run.case.index) && run.failure.is_some(),
         );
         progress.corpus = corpus;
-        let mut stop = false;
         for mut run in finished {
             let new = progress.take(&run);
-            run.new = plan.needs_all().then_some(new);
-            let stable = plan.until_stable.is_some_and(|n| progress.streak >= n);
-            if plan.shard.contains(run.case.index) {
-                stop = run.failure.is_some();
-                runs.push(run);
-            }
-            if stop || stable {
+            run.new = plan.steered().then_some(new);
+            let stop = run.failure.is_some() || plan.until_stable.is_some_and(|n| progress.streak >= n);
+            runs.push(run);
+            if stop {
                 break 'cases;
             }
         }
@@ -190,14 +190,9 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
 }
 
 /// Runs `run` on every index of `indices` on `jobs` threads, in index order,
-/// and returns the runs in index order up to and including the lowest one
-/// that `fails`. Every index below it runs, whatever the thread count.
-fn run_all(
-    indices: &[u64],
-    jobs: usize,
-    run: impl Fn(u64) -> CaseRun + Sync,
-    fails: impl Fn(&CaseRun) -> bool + Sync,
-) -> Vec<CaseRun> {
+/// and returns the runs in index order up to and including the lowest
+/// failing one. Every index below it runs, whatever the thread count.
+fn run_all(indices: &[u64], jobs: usize, run: impl Fn(u64) -> CaseRun + Sync) -> Vec<CaseRun> {
     let next = AtomicUsize::new(0);
     let state = Mutex::new(State::default());
     let worker = || loop {
@@ -207,8 +202,7 @@ fn run_all(
             return;
         }
         let finished = run(index);
-        let failed = fails(&finished);
-        state.lock().expect("no worker panics").add(finished, failed);
+        state.lock().expect("no worker panics").add(finished);
     };
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -228,9 +222,9 @@ struct State {
 }
 
 impl State {
-    fn add(&mut self, run: CaseRun, failed: bool) {
+    fn add(&mut self, run: CaseRun) {
         let index = run.case.index;
-        if failed && self.lowest_failure.is_none_or(|f| index < f) {
+        if run.failure.is_some() && self.lowest_failure.is_none_or(|f| index < f) {
             self.lowest_failure = Some(index);
         }
         self.runs.insert(index, run);
@@ -257,6 +251,11 @@ mod tests {
             until_stable: None,
         };
         let mut all: Vec<u64> = (1..=3).flat_map(|index| plan(Shard { index, count: 3 }).indices()).collect();
+        for index in 1..=3 {
+            let shard = Shard { index, count: 3 };
+            assert_eq!(shard.cases_of(10), plan(shard).indices().len() as u64);
+            assert_eq!(shard.cases_of(1), u64::from(index == 1));
+        }
         all.sort();
         assert_eq!(all, plan(Shard::ALL).indices());
     }

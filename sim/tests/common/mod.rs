@@ -7,7 +7,17 @@ use std::process::{Command, Output};
 
 /// Runs `tandem ARGS` in `dir`.
 pub fn tandem(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem")
+    tandem_env(args, dir, &[], &[])
+}
+
+/// Runs `tandem ARGS` in `dir` with the variables of `unset` removed from
+/// its environment and those of `set` added.
+pub fn tandem_env(args: &[&str], dir: &Path, unset: &[&str], set: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    for name in unset {
+        command.env_remove(name);
+    }
+    command.envs(set.iter().copied()).args(args).current_dir(dir).output().expect("run tandem")
 }
 
 /// Its standard output.
