@@ -145,6 +145,46 @@ impl SimOptions {
     }
 }
 
+/// The directed links the timeline has cut, as both backends track them.
+#[derive(Debug, Default)]
+pub(crate) struct Cuts(BTreeSet<(NodeIdx, NodeIdx)>);
+
+impl Cuts {
+    /// Cuts every link from `a` to `b`, and back unless `oneway`; returns
+    /// the unordered pairs to apply.
+    pub(crate) fn partition(&mut self, size: u32, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) -> Vec<(NodeIdx, NodeIdx)> {
+        let pairs = links(size, Some((a, b)));
+        for &(x, y) in &pairs {
+            self.0.insert((x, y));
+            if !oneway {
+                self.0.insert((y, x));
+            }
+        }
+        unordered(&pairs)
+    }
+
+    /// Restores both directions between the groups, or every link; returns
+    /// the unordered pairs to apply.
+    pub(crate) fn heal(&mut self, size: u32, groups: Option<(&[NodeIdx], &[NodeIdx])>) -> Vec<(NodeIdx, NodeIdx)> {
+        let pairs = links(size, groups);
+        for &(x, y) in &pairs {
+            self.0.remove(&(x, y));
+            self.0.remove(&(y, x));
+        }
+        unordered(&pairs)
+    }
+
+    /// Whether what `x` sends to `y` is cut.
+    pub(crate) fn cut(&self, x: NodeIdx, y: NodeIdx) -> bool {
+        self.0.contains(&(x, y))
+    }
+}
+
+fn unordered(pairs: &[(NodeIdx, NodeIdx)]) -> Vec<(NodeIdx, NodeIdx)> {
+    let set: BTreeSet<(NodeIdx, NodeIdx)> = pairs.iter().map(|&(x, y)| (x.min(y), x.max(y))).collect();
+    set.into_iter().collect()
+}
+
 /// The boot of `node`'s next incarnation in a simulated cluster, and how
 /// long its host waits before it (the first boot's stagger).
 pub(crate) fn next_boot<S: System>(options: &SimOptions, recorder: &Recorder<S>, disk: &Storage, node: NodeIdx) -> (Boot, Duration) {
@@ -174,7 +214,7 @@ pub struct SimCluster<S: System> {
     sim: turmoil::Sim<'static>,
     shared: Arc<Mutex<Shared<S>>>,
     recorder: Recorder<S>,
-    blocked: BTreeSet<(NodeIdx, NodeIdx)>,
+    cuts: Cuts,
     next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the simulation.
@@ -214,7 +254,7 @@ impl<S: System> SimCluster<S> {
             sim.host(name.as_str(), move || host_main(shared.clone(), recorder.clone(), node as NodeIdx));
         }
         let mut cluster =
-            SimCluster { sim, shared, recorder, blocked: BTreeSet::new(), next_port: REBIND_PORT, _determinism: guard };
+            SimCluster { sim, shared, recorder, cuts: Cuts::default(), next_port: REBIND_PORT, _determinism: guard };
         // Hosts start on their first tick: run until every node has booted,
         // so the timeline begins with every node up (or known to have failed).
         cluster.boot(|boots| boots.iter().all(|&b| b >= 1));
@@ -285,7 +325,7 @@ impl<S: System> SimCluster<S> {
     /// send across a link cut one way.
     fn apply_link(&mut self, x: NodeIdx, y: NodeIdx) {
         let (ix, iy) = (self.ip(x), self.ip(y));
-        let (xy, yx) = (self.blocked.contains(&(x, y)), self.blocked.contains(&(y, x)));
+        let (xy, yx) = (self.cuts.cut(x, y), self.cuts.cut(y, x));
         if xy && yx {
             self.sim.hold(ix, iy);
         } else {
@@ -294,13 +334,6 @@ impl<S: System> SimCluster<S> {
         let shared = self.lock();
         shared.links.set_held(ix, iy, xy && !yx);
         shared.links.set_held(iy, ix, yx && !xy);
-    }
-
-    fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
-        let unordered: BTreeSet<(NodeIdx, NodeIdx)> = pairs.iter().map(|&(x, y)| (x.min(y), x.max(y))).collect();
-        for (x, y) in unordered {
-            self.apply_link(x, y);
-        }
     }
 }
 
@@ -323,23 +356,17 @@ impl<S: System> Cluster<S> for SimCluster<S> {
     }
 
     fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
-        let pairs = links(self.size(), Some((a, b)));
-        for &(x, y) in &pairs {
-            self.blocked.insert((x, y));
-            if !oneway {
-                self.blocked.insert((y, x));
-            }
+        let pairs = self.cuts.partition(self.size(), a, b, oneway);
+        for (x, y) in pairs {
+            self.apply_link(x, y);
         }
-        self.apply_links(&pairs);
     }
 
     fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let pairs = links(self.size(), groups);
-        for &(x, y) in &pairs {
-            self.blocked.remove(&(x, y));
-            self.blocked.remove(&(y, x));
+        let pairs = self.cuts.heal(self.size(), groups);
+        for (x, y) in pairs {
+            self.apply_link(x, y);
         }
-        self.apply_links(&pairs);
     }
 
     fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {

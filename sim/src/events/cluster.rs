@@ -1,7 +1,6 @@
 //! [`EventCluster`]: a system's nodes as tasks of one paused tokio runtime,
 //! on the discrete-event [`Network`].
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,9 +21,9 @@ use tokio::task::AbortHandle;
 type Panic = Box<dyn std::any::Any + Send>;
 use tokio::time::Instant;
 
-use super::network::{cut_pairs, host_ip, Network};
+use super::network::{host_ip, Network};
 use super::transport::EventTransport;
-use crate::cluster::{next_boot, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
+use crate::cluster::{next_boot, Cuts, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
 use crate::determinism;
 
 /// What the runner and the hosts share (all on one thread).
@@ -55,7 +54,7 @@ pub struct EventCluster<S: System> {
     panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
     ips: Vec<IpAddr>,
     recorder: Recorder<S>,
-    blocked: BTreeSet<(NodeIdx, NodeIdx)>,
+    cuts: Cuts,
     next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the runtime.
@@ -104,7 +103,7 @@ impl<S: System> EventCluster<S> {
             panics: mpsc::unbounded_channel(),
             ips,
             recorder,
-            blocked: BTreeSet::new(),
+            cuts: Cuts::default(),
             next_port: REBIND_PORT,
             _determinism: guard,
         };
@@ -185,12 +184,16 @@ impl<S: System> EventCluster<S> {
         });
     }
 
+    /// Sets the network's cut state of each unordered pair to the timeline's.
     fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
-        let unordered: BTreeSet<(NodeIdx, NodeIdx)> = pairs.iter().map(|&(x, y)| (x.min(y), x.max(y))).collect();
-        let unordered: Vec<_> = unordered.into_iter().collect();
         let network = self.lock().network.clone();
+        // A new cut arms its idle timer: a task on the runtime.
         let _runtime = self.runtime.enter();
-        cut_pairs(&network, &self.ips, &self.blocked, &unordered);
+        for &(x, y) in pairs {
+            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
+            network.set_cut(ix, iy, self.cuts.cut(x, y));
+            network.set_cut(iy, ix, self.cuts.cut(y, x));
+        }
     }
 }
 
@@ -213,22 +216,12 @@ impl<S: System> Cluster<S> for EventCluster<S> {
     }
 
     fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
-        let pairs = links(self.size(), Some((a, b)));
-        for &(x, y) in &pairs {
-            self.blocked.insert((x, y));
-            if !oneway {
-                self.blocked.insert((y, x));
-            }
-        }
+        let pairs = self.cuts.partition(self.size(), a, b, oneway);
         self.apply_links(&pairs);
     }
 
     fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let pairs = links(self.size(), groups);
-        for &(x, y) in &pairs {
-            self.blocked.remove(&(x, y));
-            self.blocked.remove(&(y, x));
-        }
+        let pairs = self.cuts.heal(self.size(), groups);
         self.apply_links(&pairs);
     }
 

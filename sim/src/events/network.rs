@@ -20,7 +20,7 @@
 //!   its connections close as when the node drops them (what it sent is
 //!   still delivered first).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -394,14 +394,4 @@ pub(super) fn break_by_loss(connection: Arc<Connection>, idle: Duration) {
 pub fn host_ip(node: u32) -> IpAddr {
     let n = node + 1;
     IpAddr::V4(std::net::Ipv4Addr::new(192, 168, (n >> 8) as u8, (n & 0xff) as u8))
-}
-
-/// Links the cut state of every unordered pair in `pairs` to what `blocked`
-/// says (a set of directed node links).
-pub(super) fn cut_pairs(network: &Arc<Network>, ips: &[IpAddr], blocked: &BTreeSet<(u32, u32)>, pairs: &[(u32, u32)]) {
-    for &(x, y) in pairs {
-        let (ix, iy) = (ips[x as usize], ips[y as usize]);
-        network.set_cut(ix, iy, blocked.contains(&(x, y)));
-        network.set_cut(iy, ix, blocked.contains(&(y, x)));
-    }
 }
