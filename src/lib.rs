@@ -9,7 +9,7 @@
 //! and over real QUIC (the `tandem-msquic` crate).
 //!
 //! This crate is the framework's core: it imports no system and no network
-//! backend.
+//! backend. A system's adapter imports what it names from [`prelude`].
 
 #![warn(missing_docs)]
 
@@ -19,6 +19,7 @@ pub mod execute;
 pub mod history;
 pub mod picture;
 pub mod host;
+pub mod prelude;
 pub mod probe;
 pub mod property;
 pub mod scenario;

@@ -30,11 +30,8 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::property::{Failure, Property};
-use tandem::scenario::{Action, NodeIdx, Scenario};
-use tandem::system::{Capabilities, Invocation, NodeContext, OpError, Operation, PlantedBug, System, Tolerance};
-use tandem::transport::Transport;
+use tandem::prelude::*;
+use tandem::scenario::{Action, Scenario};
 use tokio::sync::oneshot;
 
 pub mod node;

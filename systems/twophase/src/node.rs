@@ -28,9 +28,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tandem::storage::Storage;
-use tandem::system::{NodeContext, Observer, OpError};
-use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport, APPLICATION_CLOSE_CODES};
+use tandem::prelude::*;
+use tandem::transport::APPLICATION_CLOSE_CODES;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
