@@ -15,7 +15,6 @@ use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::history::{EventKind, History, OpResult};
-use crate::execute::SETTLE_NOTE;
 use crate::probe::AssertKind;
 use crate::scenario::{Action, DiskFault, LatencyRange, NodeIdx, Scenario};
 use crate::system::System;
@@ -46,7 +45,7 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
 }
 
 /// Appends the stable kind name of `event` to `out`: `started`, `crashed`,
-/// `rebound`, `fault`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
+/// `rebound`, `fault`, `settle`, `start_failed`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
 /// `failed`, `unknown`), `observe/VARIANT[/INNER]`, `assert/KIND/NAME`.
 /// `OP` and `VARIANT` are serde variant names of the system's operation and
 /// observation; `INNER` is the variant of an enum an observation variant
@@ -57,6 +56,8 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
     match event {
         EventKind::Step { .. } => simple(out, "step"),
         EventKind::Fault { .. } => simple(out, "fault"),
+        EventKind::Settle => simple(out, "settle"),
+        EventKind::StartFailed { .. } => simple(out, "start_failed"),
         EventKind::Started { .. } => simple(out, "started"),
         EventKind::Crashed => simple(out, "crashed"),
         EventKind::Rebound { .. } => simple(out, "rebound"),
@@ -289,7 +290,7 @@ impl Faults {
                     self.apply(&step.action);
                 }
             }
-            (EventKind::Fault { what }, None) if what == SETTLE_NOTE => {
+            (EventKind::Settle, None) => {
                 self.partitions.clear();
                 set(&mut self.lossy, None, false);
                 set(&mut self.slow, None, false);

@@ -37,11 +37,6 @@ pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>
     Some((a.as_deref()?, b.as_deref()?))
 }
 
-/// The note the executor records when the settle tail repairs every fault
-/// it heals: partitions, loss, latency (back to the scenario's default) and
-/// disk faults (a `Fault` event on no node).
-pub const SETTLE_NOTE: &str = "settle: heal every link, loss 0, default latency, every disk healthy";
-
 /// A system's typed operation or condition from a validated scenario.
 fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {
     call.typed().unwrap_or_else(|e| panic!("`{}` is not valid for system `{system}` ({e}): validate the scenario first", call.key))
@@ -123,7 +118,7 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
         }
         let why = self.cluster.recorder().read(|h| {
             h.events().iter().rev().find_map(|e| match &e.event {
-                EventKind::Fault { what } if e.node == Some(node) && what.starts_with("start failed") => Some(what.clone()),
+                EventKind::StartFailed { error } if e.node == Some(node) => Some(format!("start failed: {error}")),
                 _ => None,
             })
         });
@@ -154,7 +149,7 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
         }
         let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
         self.cluster.run_until(settle_start, |_| false);
-        self.note(None, EventKind::Fault { what: SETTLE_NOTE.into() });
+        self.note(None, EventKind::Settle);
         self.cluster.heal(None);
         self.cluster.loss(0.0, None);
         let latency = scenario.network.latency;

@@ -34,6 +34,14 @@ pub enum EventKind<S: System> {
         /// What.
         what: String,
     },
+    /// The settle tail began: every link healed, loss 0, the scenario's
+    /// latency, every disk healthy ([`SETTLE`]).
+    Settle,
+    /// A node's start failed; it is down again.
+    StartFailed {
+        /// The system's error.
+        error: String,
+    },
     /// A node started (first start or restart).
     Started {
         /// Its incarnation.
@@ -76,6 +84,9 @@ pub enum EventKind<S: System> {
         outcome: String,
     },
 }
+
+/// What the settle tail does, as pictures and logs show it.
+pub const SETTLE: &str = "settle: heal every link, loss 0, default latency, every disk healthy";
 
 fn display<T: fmt::Display, Z: Serializer>(value: &T, serializer: Z) -> Result<Z::Ok, Z::Error> {
     serializer.collect_str(value)

@@ -281,7 +281,7 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
             Ok(running)
         }
         Err(error) => {
-            recorder.push(Some(node), EventKind::Fault { what: format!("start failed: {error}") });
+            recorder.push(Some(node), EventKind::StartFailed { error: error.clone() });
             recorder.crashed(recorder.now(), node);
             Err(error)
         }

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::execute::{groups, Outcome, SETTLE_NOTE};
-use crate::history::{EventKind, History, OpResult};
+use crate::execute::{groups, Outcome};
+use crate::history::{EventKind, History, OpResult, SETTLE};
 use crate::scenario::{format_duration, Action, NodeIdx, Scenario};
 use crate::system::System;
 
@@ -291,9 +291,10 @@ impl Picture {
                 }
                 (EventKind::Fault { what }, None) => {
                     steps.push(StepMark { index: None, t_us, action: what.clone() });
-                    if what == SETTLE_NOTE {
-                        bands.settle(t_us);
-                    }
+                }
+                (EventKind::Settle, None) => {
+                    steps.push(StepMark { index: None, t_us, action: SETTLE.into() });
+                    bands.settle(t_us);
                 }
                 (EventKind::Verdict { .. }, _) | (_, None) => {}
                 (kind, Some(node)) => {

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tandem::cluster::links;
-use tandem::execute::SETTLE_NOTE;
 use tandem::history::{Event, EventKind, NodeLife, OpResult};
 use tandem::scenario::NodeIdx;
 
@@ -169,7 +168,7 @@ impl<I: Clone + Ord> Ledger<I> {
         let node = event.node;
         match &event.event {
             EventKind::Step { action, .. } => self.network(action),
-            EventKind::Fault { what } if what == SETTLE_NOTE => self.blocked.clear(),
+            EventKind::Settle => self.blocked.clear(),
             EventKind::Started { incarnation, .. } => {
                 let n = self.node_mut(node?);
                 n.alive = true;
@@ -228,7 +227,7 @@ impl<I: Clone + Ord> Ledger<I> {
                 self.goals.across_partition |= across;
                 return Some(Fact::Delivered(Arrival { node, incarnation, at, delivery, duplicate }));
             }
-            EventKind::Assert(_) | EventKind::Verdict { .. } | EventKind::Fault { .. } => {}
+            EventKind::Assert(_) | EventKind::Verdict { .. } | EventKind::Fault { .. } | EventKind::StartFailed { .. } => {}
         }
         None
     }
