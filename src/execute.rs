@@ -33,18 +33,28 @@ impl Outcome {
 }
 
 /// The two groups of a step that names both, else `None` (every link).
-pub(crate) fn groups<'a>(a: &'a Option<Vec<NodeIdx>>, b: &'a Option<Vec<NodeIdx>>) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
+pub(crate) fn groups<'a>(
+    a: &'a Option<Vec<NodeIdx>>,
+    b: &'a Option<Vec<NodeIdx>>,
+) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
     Some((a.as_deref()?, b.as_deref()?))
 }
 
 /// A system's typed operation or condition from a validated scenario.
 fn typed<T: serde::de::DeserializeOwned>(call: &Call, system: &str) -> T {
-    call.typed().unwrap_or_else(|e| panic!("`{}` is not valid for system `{system}` ({e}): validate the scenario first", call.key))
+    call.typed().unwrap_or_else(|e| {
+        panic!("`{}` is not valid for system `{system}` ({e}): validate the scenario first", call.key)
+    })
 }
 
 /// Why `condition` does not hold now, or `None`. A condition without a node
 /// must hold for every live node.
-pub fn unmet<S: System>(system: &S, history: &History<S>, node: Option<NodeIdx>, condition: &S::Condition) -> Option<String> {
+pub fn unmet<S: System>(
+    system: &S,
+    history: &History<S>,
+    node: Option<NodeIdx>,
+    condition: &S::Condition,
+) -> Option<String> {
     match node {
         Some(node) => system.check(history, node, condition).err(),
         None => history.live().find_map(|node| system.check(history, node, condition).err()),

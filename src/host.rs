@@ -118,7 +118,12 @@ impl<S: System> Recorder<S> {
         let mut history = self.lock();
         let pending: Vec<u64> = history.pending().iter().filter(|(_, &n)| n == node).map(|(&id, _)| id).collect();
         for id in pending {
-            history.push(&self.inner.system, at, Some(node), EventKind::Complete { id, result: OpResult::Unknown(CRASHED_FIRST.into()) });
+            history.push(
+                &self.inner.system,
+                at,
+                Some(node),
+                EventKind::Complete { id, result: OpResult::Unknown(CRASHED_FIRST.into()) },
+            );
         }
         history.push(&self.inner.system, at, Some(node), EventKind::Crashed);
         drop(history);
@@ -248,7 +253,11 @@ pub fn derive_seed(seed: u64, node: NodeIdx, incarnation: u64, purpose: u8) -> u
 /// Boots a node on `transport`. Its start is recorded first, so that
 /// whatever the node reports while it boots comes after it in the history;
 /// a start that fails is recorded as such, and the node as down again.
-pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder: &Recorder<S>) -> Result<S::Node, String> {
+pub async fn start<S: System, T: Transport>(
+    boot: &Boot,
+    transport: T,
+    recorder: &Recorder<S>,
+) -> Result<S::Node, String> {
     let node = boot.index;
     let listen = boot.addrs[node as usize];
     let ctx = NodeContext::<S, T> {
@@ -263,7 +272,9 @@ pub async fn start<S: System, T: Transport>(boot: &Boot, transport: T, recorder:
         transport,
         observer: recorder.observer(node, boot.incarnation),
         probe: match boot.buggify {
-            Some(run) => recorder.probe(node, boot.incarnation).with_buggify(run, derive_seed(run, node, boot.incarnation, 2)),
+            Some(run) => {
+                recorder.probe(node, boot.incarnation).with_buggify(run, derive_seed(run, node, boot.incarnation, 2))
+            }
             None => recorder.probe(node, boot.incarnation),
         },
         mutation: boot.mutation,
@@ -315,7 +326,12 @@ pub type Order<S> = (Command<S>, oneshot::Sender<()>);
 /// timeline moves on. The node carries out one operation at a time; orders
 /// that come meanwhile wait their turn, except `Stop`, which abandons the
 /// operation in flight (the crash records it as unknown).
-pub async fn serve<S: System>(node: S::Node, index: NodeIdx, recorder: Recorder<S>, commands: mpsc::UnboundedReceiver<Order<S>>) {
+pub async fn serve<S: System>(
+    node: S::Node,
+    index: NodeIdx,
+    recorder: Recorder<S>,
+    commands: mpsc::UnboundedReceiver<Order<S>>,
+) {
     let incarnation = recorder.read(|h| h.node(index).incarnation);
     carry_out(node, index, recorder, commands).instrument(span(index, incarnation)).await
 }
@@ -327,7 +343,12 @@ pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
     tracing::info_span!("node", id = node, inc = incarnation)
 }
 
-async fn carry_out<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recorder<S>, mut commands: mpsc::UnboundedReceiver<Order<S>>) {
+async fn carry_out<S: System>(
+    mut node: S::Node,
+    index: NodeIdx,
+    recorder: Recorder<S>,
+    mut commands: mpsc::UnboundedReceiver<Order<S>>,
+) {
     let system = recorder.system().clone();
     let mut waiting: VecDeque<Order<S>> = VecDeque::new();
     loop {
@@ -371,7 +392,8 @@ async fn carry_out<S: System>(mut node: S::Node, index: NodeIdx, recorder: Recor
             Command::Rebind(addr) => {
                 match system.rebind(&mut node, addr).await {
                     Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
-                    Err(error) => recorder.push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
+                    Err(error) => recorder
+                        .push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
                 }
                 let _ = done.send(());
             }

@@ -135,7 +135,10 @@ impl Probe {
 
 impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probe").field("enabled", &self.sink.is_some()).field("buggify", &self.buggify.is_some()).finish()
+        f.debug_struct("Probe")
+            .field("enabled", &self.sink.is_some())
+            .field("buggify", &self.buggify.is_some())
+            .finish()
     }
 }
 
@@ -217,7 +220,8 @@ mod tests {
         assert_eq!(first, fired(&two), "the same seeds, the same decisions");
         let count = first.iter().filter(|f| **f).count();
         assert!((5..=60).contains(&count), "an enabled point fires now and then: {count} of 200");
-        let runs_enabled = (0..400u64).filter(|&run| fired(&Probe::disabled().with_buggify(run, 1)).contains(&true)).count();
+        let runs_enabled =
+            (0..400u64).filter(|&run| fired(&Probe::disabled().with_buggify(run, 1)).contains(&true)).count();
         assert!((100..=300).contains(&runs_enabled), "{runs_enabled} of 400 runs enable a point");
     }
 }

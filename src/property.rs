@@ -254,14 +254,16 @@ pub struct Judge<S: System> {
 
 /// Runs a property's code; a panic becomes its failure message.
 fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|panic| Err(format!("the property panicked: {}", crate::execute::panic_message(&*panic)).into()))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(format!("the property panicked: {}", crate::execute::panic_message(&*panic)).into())
+    })
 }
 
 impl<S: System> Judge<S> {
     /// A judge of `properties`, with fresh monitors.
     pub fn new(properties: &[Property<S>]) -> Self {
-        let mut judge = Judge { monitors: Vec::new(), ends: Vec::new(), goals: Vec::new(), assertions: Vec::new(), seen: 0 };
+        let mut judge =
+            Judge { monitors: Vec::new(), ends: Vec::new(), goals: Vec::new(), assertions: Vec::new(), seen: 0 };
         for p in properties {
             match &p.kind {
                 Kind::Always(factory) => judge.monitors.push((p.code, p.name, factory())),
@@ -281,7 +283,11 @@ impl<S: System> Judge<S> {
             self.seen += 1;
             if let EventKind::Assert(a) = &event.event {
                 if a.fails() {
-                    let name = if a.kind == AssertKind::Always { "always! in node code" } else { "reached assert_unreachable!" };
+                    let name = if a.kind == AssertKind::Always {
+                        "always! in node code"
+                    } else {
+                        "reached assert_unreachable!"
+                    };
                     let detail = format!("{} (node {})", a.name, event.node.map_or("?".into(), |n| n.to_string()));
                     return Err(Violation::new("assert", name, detail, event.at()).naming(self.seen - 1, event.node));
                 }
@@ -308,8 +314,11 @@ impl<S: System> Judge<S> {
     pub fn finish(&mut self, history: &History<S>, at: Duration) -> Result<(), Violation> {
         self.advance(history)?;
         for (code, name, check) in &self.ends {
-            guarded(|| check(history))
-                .map_err(|f| Violation { events: f.events, node: f.node, ..Violation::new(*code, *name, f.detail, at) })?;
+            guarded(|| check(history)).map_err(|f| Violation {
+                events: f.events,
+                node: f.node,
+                ..Violation::new(*code, *name, f.detail, at)
+            })?;
         }
         Ok(())
     }

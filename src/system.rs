@@ -334,7 +334,8 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// Starts one node: binds `ctx.listen` on `ctx.transport` and returns
     /// once the node serves.
-    fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> impl Future<Output = Result<Self::Node, String>> + Send;
+    fn start<T: Transport>(&self, ctx: NodeContext<Self, T>)
+        -> impl Future<Output = Result<Self::Node, String>> + Send;
 
     /// Where a running node listens now.
     fn addr(&self, node: &Self::Node) -> SocketAddr;
@@ -353,7 +354,11 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// Moves a running node's listener to `addr` (port 0: any free port) and
     /// returns the new address; only with [`Capabilities::rebind`].
-    fn rebind(&self, _node: &mut Self::Node, addr: SocketAddr) -> impl Future<Output = Result<SocketAddr, String>> + Send {
+    fn rebind(
+        &self,
+        _node: &mut Self::Node,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<SocketAddr, String>> + Send {
         async move { Err(format!("system `{}` cannot rebind (to {addr})", self.name())) }
     }
 

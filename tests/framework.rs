@@ -152,7 +152,12 @@ impl System for Counter {
         }
     }
 
-    fn check(&self, history: &History<Self>, node: NodeIdx, CounterCondition::Count(want): &CounterCondition) -> Result<(), String> {
+    fn check(
+        &self,
+        history: &History<Self>,
+        node: NodeIdx,
+        CounterCondition::Count(want): &CounterCondition,
+    ) -> Result<(), String> {
         let got = self.outcome(history, node);
         (got == *want).then_some(()).ok_or(format!("node {node} counted {got}, expected {want}"))
     }
@@ -204,7 +209,10 @@ fn bumps(node: u32, n: usize) -> String {
 
 #[test]
 fn the_echo_system_runs_deterministically() {
-    let s = scenario(&Echo, "[[step]]\nping = { from = 0, to = 1 }\n[[step]]\nping = { from = 1, to = 0 }\n[[expect]]\npinged = 1\n");
+    let s = scenario(
+        &Echo,
+        "[[step]]\nping = { from = 0, to = 1 }\n[[step]]\nping = { from = 1, to = 0 }\n[[expect]]\npinged = 1\n",
+    );
     let run = run_scenario(Arc::new(Echo), &s, 3);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
     assert_eq!(run.digest(), run_scenario(Arc::new(Echo), &s, 3).digest(), "same seed, same history");
@@ -215,7 +223,10 @@ fn the_echo_system_runs_deterministically() {
 
 #[test]
 fn operations_conditions_and_coverage() {
-    let s = scenario(&Counter, &(bumps(0, 2) + "[[step]]\nexpect = { node = 0, count = 2 }\n[[expect]]\nnode = 1\ncount = 0\n"));
+    let s = scenario(
+        &Counter,
+        &(bumps(0, 2) + "[[step]]\nexpect = { node = 0, count = 2 }\n[[expect]]\nnode = 1\ncount = 0\n"),
+    );
     let run = run_scenario(Arc::new(Counter), &s, 1);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
     let hit: Vec<(String, bool)> = run.outcome.coverage.iter().map(|c| (c.goal.clone(), c.hit)).collect();
@@ -224,7 +235,10 @@ fn operations_conditions_and_coverage() {
     assert!(hit.contains(&("bumped".into(), true)), "{hit:?}");
     let failed = scenario(&Counter, &(bumps(0, 1) + "[[step]]\nexpect = { node = 0, count = 2 }\n"));
     let failure = run_scenario(Arc::new(Counter), &failed, 1).outcome.failure.expect("expect fails");
-    assert_eq!((failure.code.as_str(), failure.detail.as_str()), ("expect", "step 1 (line 7): node 0 counted 1, expected 2"));
+    assert_eq!(
+        (failure.code.as_str(), failure.detail.as_str()),
+        ("expect", "step 1 (line 7): node 0 counted 1, expected 2")
+    );
 }
 
 #[test]
@@ -252,7 +266,10 @@ fn a_coverage_signature_is_stable_and_sees_the_faults_in_force() {
 
 #[test]
 fn knobs_are_set_by_the_scenario_checked_and_written_back() {
-    let s = scenario(&Counter, &format!("[knobs]\nlimit = 5\n{}[[step]]\nexpect = {{ node = 0, count = 5 }}\n", bumps(0, 6)));
+    let s = scenario(
+        &Counter,
+        &format!("[knobs]\nlimit = 5\n{}[[step]]\nexpect = {{ node = 0, count = 5 }}\n", bumps(0, 6)),
+    );
     assert_eq!(s.knobs, [("limit".to_string(), 5)].into());
     assert!(run_scenario(Arc::new(Counter), &s, 1).outcome.passed(), "the node takes five bumps");
     assert_eq!(Scenario::parse(&s.to_toml(), "test.toml", &Counter).unwrap(), s);
@@ -284,7 +301,10 @@ fn a_node_that_cannot_start_fails_the_run() {
     let mut s = scenario(&Counter, &bumps(0, 1));
     s.mutation = Some("no-start".into());
     let failure = run_scenario(Arc::new(Counter), &s, 1).outcome.failure.expect("no pass without nodes");
-    assert_eq!(failure.to_string(), "start a node did not start: node 0 is not running: start failed: refuses to start");
+    assert_eq!(
+        failure.to_string(),
+        "start a node did not start: node 0 is not running: start failed: refuses to start"
+    );
 }
 
 /// A one-node history in which node 0 has started, at 1 ms.
@@ -314,18 +334,26 @@ fn an_eventually_failure_names_its_node_and_events_in_the_violation() {
         Err(tandem::property::Failure::from("it happened").on(0).naming(h.events().len() - 1))
     });
     let failure = tandem::property::Judge::new(&[last]).finish(&history, at).unwrap_err();
-    assert_eq!((failure.to_string(), failure.node, failure.events), ("C3 the last event: it happened".to_string(), Some(0), vec![0]));
+    assert_eq!(
+        (failure.to_string(), failure.node, failure.events),
+        ("C3 the last event: it happened".to_string(), Some(0), vec![0])
+    );
 }
 
 #[test]
 fn a_failed_operation_is_recorded_and_a_crash_leaves_pending_ones_unknown() {
-    let steps = bumps(0, 4) + "[[step]]\nhang = { node = 1 }\n[[step]]\ncrash = { node = 1 }\n[[step]]\nrestart = { node = 1 }\n";
+    let steps = bumps(0, 4)
+        + "[[step]]\nhang = { node = 1 }\n[[step]]\ncrash = { node = 1 }\n[[step]]\nrestart = { node = 1 }\n";
     let s = Scenario { duration: std::time::Duration::from_secs(20), ..scenario(&Counter, &steps) };
     let run = run_scenario(Arc::new(Counter), &s, 1);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
     let results = results(&run.history);
     assert_eq!(results[3], &OpResult::Failed("full".into()));
-    assert_eq!(results[4], &OpResult::Unknown(tandem::history::CRASHED_FIRST.into()), "the hung operation ended with its node");
+    assert_eq!(
+        results[4],
+        &OpResult::Unknown(tandem::history::CRASHED_FIRST.into()),
+        "the hung operation ended with its node"
+    );
     assert!(run.history.pending().is_empty());
     assert!(run.outcome.coverage.iter().any(|c| c.goal.starts_with("G1") && c.hit));
 }
@@ -349,8 +377,12 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     let e = error("nodes = 2\n[[step]]\nexpect = { node = 1, pinged = 1 }\n");
     assert!(e.starts_with("bad.toml:3:22: unknown condition `pinged`, expected `node` and one of count"), "{e}");
     let e = error("nodes = 2\nmutation = \"no-dedup\"\n");
-    assert_eq!(e, "bad.toml:2:12: unknown mutation `no-dedup` of system `counter`, expected one of: count-twice, no-start");
-    let e = Scenario::parse_among("system = \"kv\"\nnodes = 1\n", "bad.toml", &[&Counter, &Echo]).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "bad.toml:2:12: unknown mutation `no-dedup` of system `counter`, expected one of: count-twice, no-start"
+    );
+    let e =
+        Scenario::parse_among("system = \"kv\"\nnodes = 1\n", "bad.toml", &[&Counter, &Echo]).unwrap_err().to_string();
     assert_eq!(e, "bad.toml:1:10: unknown system `kv`, expected one of counter, echo");
     let echo = Scenario::parse_among("system = \"echo\"\nnodes = 1\n", "ok.toml", &[&Counter, &Echo]).unwrap();
     assert_eq!(echo.system.as_deref(), Some("echo"));
@@ -401,7 +433,8 @@ fn operations_run_while_the_timeline_moves_on_unless_a_step_waits() {
     let invoked = at(|e| matches!(e, EventKind::Invoke { step: 0, .. }));
     let crash = at(|e| matches!(e, EventKind::Step { index: 1, .. }));
     assert_eq!(crash - invoked, std::time::Duration::from_millis(3), "the crash came 3 ms after the hang began");
-    let waited = at(|e| matches!(e, EventKind::Step { index: 3, .. })) - at(|e| matches!(e, EventKind::Step { index: 2, .. }));
+    let waited =
+        at(|e| matches!(e, EventKind::Step { index: 3, .. })) - at(|e| matches!(e, EventKind::Step { index: 2, .. }));
     assert_eq!(waited, std::time::Duration::from_millis(40), "the step waited its `wait`, then moved on");
     assert_eq!(results(&run.history)[0], &OpResult::Unknown(tandem::history::CRASHED_FIRST.into()));
 }

@@ -44,7 +44,10 @@ fn framework_crates_depend_on_no_bundled_system() {
     for manifest in ["Cargo.toml", "msquic/Cargo.toml"] {
         let text = std::fs::read_to_string(root.join(manifest)).unwrap();
         let deps = text.split("[dependencies]").nth(1).unwrap_or_default().split("\n[").next().unwrap_or_default();
-        assert!(!deps.contains("tandem-pubsub") && !deps.contains("tandem-kv"), "{manifest} depends on a bundled system");
+        assert!(
+            !deps.contains("tandem-pubsub") && !deps.contains("tandem-kv"),
+            "{manifest} depends on a bundled system"
+        );
     }
     // tandem-sim names them only as optional dependencies of its binary.
     let sim = std::fs::read_to_string(root.join("sim/Cargo.toml")).unwrap();

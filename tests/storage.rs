@@ -115,8 +115,12 @@ fn every_node_gets_the_same_run_id_a_function_of_the_seed() {
     let text = "system = \"journal\"\nnodes = 3\nduration = \"1s\"\nsettle = \"100ms\"\n[[step]]\ncrash = { node = 1 }\n[[step]]\nrestart = { node = 1 }\n";
     let ids = |seed| {
         let run = run_scenario(Arc::new(Journal), &parse(text), seed);
-        let ids: Vec<u64> =
-            run.history.events().iter().filter_map(|e| if let EventKind::Observe(id) = e.event { Some(id) } else { None }).collect();
+        let ids: Vec<u64> = run
+            .history
+            .events()
+            .iter()
+            .filter_map(|e| if let EventKind::Observe(id) = e.event { Some(id) } else { None })
+            .collect();
         assert_eq!(ids.len(), 4, "three starts and a restart");
         assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
         ids[0]
@@ -134,7 +138,11 @@ fn a_disk_step_round_trips_and_bad_ones_are_located() {
         let text = format!("system = \"journal\"\nnodes = 2\n[[step]]\n{step}\n");
         Scenario::parse(&text, "bad.toml", &Journal).unwrap_err().to_string()
     };
-    assert!(error("disk = { node = 0, fault = \"melted\" }").starts_with("bad.toml:4:"), "{}", error("disk = { node = 0, fault = \"melted\" }"));
+    assert!(
+        error("disk = { node = 0, fault = \"melted\" }").starts_with("bad.toml:4:"),
+        "{}",
+        error("disk = { node = 0, fault = \"melted\" }")
+    );
     assert!(error("disk = { node = 0, fault = \"melted\" }").contains("fail-sync"));
     assert!(error("disk = { node = 0, fault = \"slow\" }").contains("needs a `delay`"));
     assert!(error("disk = { node = 0, fault = \"full\", delay = \"1ms\" }").contains("only for a `slow` disk"));
@@ -153,7 +161,8 @@ fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
 
     let system = Arc::new(Journal);
     let space = Space { nodes: 1..=3, mutation: Some("ack-unsynced".into()), ..Space::default() };
-    let plan = Plan { seed: 1, cases: 300, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+    let plan =
+        Plan { seed: 1, cases: 300, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
     let runs = explore(&system, &plan, |_| {}).runs;
     assert!(
         runs.iter().any(|r| r.case.scenario.steps.iter().any(|s| matches!(s.action, Action::Disk { .. }))),

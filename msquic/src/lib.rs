@@ -51,7 +51,6 @@ pub mod transport;
 
 pub use real::{run_real, RealCluster, RealOptions, RealRun};
 pub use transport::{
-    close, identity_of, Limits, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport,
-    TlsIdentity, TrustPolicy, ALPN,
+    close, identity_of, Limits, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender,
+    MsQuicTransport, TlsIdentity, TrustPolicy, ALPN,
 };
-

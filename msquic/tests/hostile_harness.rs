@@ -21,18 +21,14 @@ use tandem_msquic::{MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicTransp
 const STEP: Duration = Duration::from_secs(10);
 
 async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(STEP, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 /// A transport with the default configuration (AcceptAny trust) listening
 /// on a fresh loopback port.
 async fn server() -> (MsQuicTransport, MsQuicListener, SocketAddr) {
     let transport = MsQuicTransport::new(MsQuicConfig::default()).expect("transport");
-    let listener = within("listen", transport.listen("127.0.0.1:0".parse().unwrap()))
-        .await
-        .expect("listen");
+    let listener = within("listen", transport.listen("127.0.0.1:0".parse().unwrap())).await.expect("listen");
     let addr = listener.local_addr();
     (transport, listener, addr)
 }
@@ -44,9 +40,7 @@ async fn attacked() -> (Hostile, MsQuicConnection, TlsIdentity, (MsQuicTransport
     let (transport, mut listener, addr) = server().await;
     let identity = TlsIdentity::generate().expect("identity");
     let attacker = Attacker::new(Some(&identity));
-    let hostile = within("connect", attacker.connect(addr))
-        .await
-        .expect("the attacker gets in");
+    let hostile = within("connect", attacker.connect(addr)).await.expect("the attacker gets in");
     let incoming = within("accept", listener.accept()).await.expect("accept");
     (hostile, incoming, identity, (transport, listener))
 }
@@ -64,17 +58,9 @@ async fn attacker_with_a_certificate_exchanges_frames() {
 
     // An empty frame is a frame too.
     hostile.send_frame(b"").await.expect("send empty");
-    assert!(within("server recv", rx.recv())
-        .await
-        .expect("recv")
-        .is_empty());
+    assert!(within("server recv", rx.recv()).await.expect("recv").is_empty());
 
-    within(
-        "server send",
-        tx.send(Bytes::from_static(b"hello, attacker")),
-    )
-    .await
-    .expect("server send");
+    within("server send", tx.send(Bytes::from_static(b"hello, attacker"))).await.expect("server send");
     let reply = hostile.recv_frame(STEP).await.expect("the reply");
     assert_eq!(reply, b"hello, attacker");
 
@@ -88,22 +74,11 @@ async fn malformed_frame_gets_an_application_close() {
     let (_tx, mut rx) = incoming.split();
 
     // Announces 4 GiB - 1, far over the 16 MiB limit.
-    hostile
-        .send_raw(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
-        .await
-        .expect("send");
+    hostile.send_raw(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await.expect("send");
 
     let code = hostile.closed_code(Duration::from_secs(3)).await;
-    println!(
-        "malformed frame: close code {code:?}, reason {:?}",
-        hostile.close_reason()
-    );
-    assert_eq!(
-        code,
-        Some(tandem_msquic::close::FRAMING),
-        "closed otherwise: {:?}",
-        hostile.close_reason()
-    );
+    println!("malformed frame: close code {code:?}, reason {:?}", hostile.close_reason());
+    assert_eq!(code, Some(tandem_msquic::close::FRAMING), "closed otherwise: {:?}", hostile.close_reason());
     // The app side sees the connection end, not a message.
     assert!(within("server recv", rx.recv()).await.is_err());
 }
@@ -113,10 +88,8 @@ async fn attacker_without_a_certificate_is_refused() {
     let (_transport, mut listener, addr) = server().await;
     let attacker = Attacker::new(None);
 
-    let (connected, accepted) = tokio::join!(
-        attacker.connect(addr),
-        tokio::time::timeout(Duration::from_secs(2), listener.accept()),
-    );
+    let (connected, accepted) =
+        tokio::join!(attacker.connect(addr), tokio::time::timeout(Duration::from_secs(2), listener.accept()),);
     // A connection that reached the app side late would still be queued.
     let late = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
     let admitted = |a: &Result<Result<tandem_msquic::MsQuicConnection, _>, _>| match a {
@@ -133,8 +106,5 @@ async fn attacker_without_a_certificate_is_refused() {
         !matches!(accepted, Ok(Ok(_))) && !matches!(late, Ok(Ok(_))),
         "a client without a certificate reached the app side"
     );
-    assert!(
-        connected.is_err(),
-        "a client without a certificate got the server's stream"
-    );
+    assert!(connected.is_err(), "a client without a certificate got the server's stream");
 }

@@ -141,7 +141,12 @@ async fn attack(addr: std::net::SocketAddr) {
     let began = Instant::now();
     for i in 0..50 {
         let mut hostile = attacker.connect(addr).await.unwrap();
-        let hello = SignedRecord::unsigned(MemberRecord { id: NodeId(100 + i), incarnation: 0, version: 0, addr: "127.0.0.1:9".parse().unwrap() });
+        let hello = SignedRecord::unsigned(MemberRecord {
+            id: NodeId(100 + i),
+            incarnation: 0,
+            version: 0,
+            addr: "127.0.0.1:9".parse().unwrap(),
+        });
         hostile.send_frame(&Wire::Hello(hello).encode()).await.unwrap();
         let partial = partial.clone();
         writers.push(tokio::spawn(async move {
@@ -166,7 +171,10 @@ async fn attack(addr: std::net::SocketAddr) {
     if reset > 0 {
         eprintln!("attacker: {reset} connection(s) closed by the node but reported by quinn as a stateless reset");
     }
-    assert!(other.is_empty() && reset <= 5, "every partial frame is closed at its deadline: {deadline} with code 4, {reset} reset, others {other:?}");
+    assert!(
+        other.is_empty() && reset <= 5,
+        "every partial frame is closed at its deadline: {deadline} with code 4, {reset} reset, others {other:?}"
+    );
 }
 
 /// What one round of attack 1 made the node hold, in MiB.
@@ -213,8 +221,10 @@ struct Form {
 }
 
 impl Form {
-    const QUICK: Form = Form { rounds: 2, deadline: Duration::from_secs(2), window: Duration::from_secs(5), rss_bounds: false };
-    const SOAK: Form = Form { rounds: 5, deadline: Duration::from_secs(4), window: Duration::from_secs(10), rss_bounds: true };
+    const QUICK: Form =
+        Form { rounds: 2, deadline: Duration::from_secs(2), window: Duration::from_secs(5), rss_bounds: false };
+    const SOAK: Form =
+        Form { rounds: 5, deadline: Duration::from_secs(4), window: Duration::from_secs(10), rss_bounds: true };
 }
 
 /// The bounds broken so far.
@@ -255,9 +265,10 @@ async fn main() {
     let limits = Limits { frame_deadline: form.deadline, ..Limits::default() };
     let dials = Arc::new(AtomicUsize::new(0));
     let transport = MsQuicTransport::new(MsQuicConfig::default().with_limits(limits)).unwrap();
-    let node = Node::start(NodeConfig::new(NodeId(0), "127.0.0.1:0".parse().unwrap()), Counting(transport, dials.clone()))
-        .await
-        .unwrap();
+    let node =
+        Node::start(NodeConfig::new(NodeId(0), "127.0.0.1:0".parse().unwrap()), Counting(transport, dials.clone()))
+            .await
+            .unwrap();
     let addr = node.handle.addr();
     let attacker = Attacker::new(Some(&TlsIdentity::generate().unwrap()));
     let mut verdict = Verdict::default();
@@ -283,7 +294,10 @@ async fn main() {
         verdict.check(r.rust - base_rust < 1.0, "Rust code gives back what the connections held");
         // What stays is MsQuic's: its pools keep up to 256 freed buffers
         // each, per partition; 64 KiB receive buffers the most.
-        verdict.check(r.heap - base_heap < pooled, &format!("the heap kept after a round stays under MsQuic's pool caps (+{pooled:.0} MiB)"));
+        verdict.check(
+            r.heap - base_heap < pooled,
+            &format!("the heap kept after a round stays under MsQuic's pool caps (+{pooled:.0} MiB)"),
+        );
         if form.rss_bounds {
             verdict.check(r.peak_rss - start_rss < 64.0, "a round grows the node's RSS by less than 64 MiB");
         }
@@ -293,7 +307,12 @@ async fn main() {
     // 2. 10,000 fake members.
     let (base_rust, base_rss) = (rust_heap(), rss());
     let mut hostile = attacker.connect(addr).await.unwrap();
-    let hello = SignedRecord::unsigned(MemberRecord { id: NodeId(99), incarnation: 0, version: 0, addr: "127.0.0.1:9".parse().unwrap() });
+    let hello = SignedRecord::unsigned(MemberRecord {
+        id: NodeId(99),
+        incarnation: 0,
+        version: 0,
+        addr: "127.0.0.1:9".parse().unwrap(),
+    });
     hostile.send_frame(&Wire::Hello(hello).encode()).await.unwrap();
     let fakes = (0..10_000u32)
         .map(|i| {

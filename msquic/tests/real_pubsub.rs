@@ -243,7 +243,10 @@ fn crash_and_restart_driven_through_the_cluster_api() {
     let delivered = history
         .events()
         .iter()
-        .position(|e| e.node == Some(2) && matches!(&e.event, EventKind::Observe(Observation::Delivered { tag, .. }) if tag == "missed"))
+        .position(|e| {
+            e.node == Some(2)
+                && matches!(&e.event, EventKind::Observe(Observation::Delivered { tag, .. }) if tag == "missed")
+        })
         .expect("node 2 delivered the message");
     assert!(delivered > restarted);
     assert_eq!(tags(&history, 2), ["missed"]);
@@ -278,7 +281,8 @@ fn localhost() -> SocketAddr {
 }
 
 fn pinned(identity: &TlsIdentity, trusted: &BTreeSet<PeerIdentity>) -> MsQuicTransport {
-    let config = MsQuicConfig::default().with_identity(identity.clone()).with_trust(TrustPolicy::Pinned(trusted.clone()));
+    let config =
+        MsQuicConfig::default().with_identity(identity.clone()).with_trust(TrustPolicy::Pinned(trusted.clone()));
     MsQuicTransport::new(config).expect("transport")
 }
 
@@ -319,9 +323,10 @@ async fn a_rogue_node_can_neither_join_nor_inject_into_a_pinned_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
-    let mut n0 = Node::start(NodeConfig::new(NodeId(0), localhost()), MsQuicTransport::new(MsQuicConfig::default()).unwrap())
-        .await
-        .unwrap();
+    let mut n0 =
+        Node::start(NodeConfig::new(NodeId(0), localhost()), MsQuicTransport::new(MsQuicConfig::default()).unwrap())
+            .await
+            .unwrap();
     let addr = n0.handle.addr();
     let attacker = MsQuicTransport::new(MsQuicConfig::default()).unwrap();
     let (mut sender, mut receiver) = attacker.connect(addr).await.unwrap().split();
@@ -339,9 +344,10 @@ async fn a_peer_sending_garbage_is_disconnected_and_the_node_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_of_the_listen_address_rebinds() {
-    let node = Node::start(NodeConfig::new(NodeId(0), localhost()), MsQuicTransport::new(MsQuicConfig::default()).unwrap())
-        .await
-        .unwrap();
+    let node =
+        Node::start(NodeConfig::new(NodeId(0), localhost()), MsQuicTransport::new(MsQuicConfig::default()).unwrap())
+            .await
+            .unwrap();
     let before = node.handle.addr();
     // A port that was free a moment ago.
     let port = std::net::UdpSocket::bind(localhost()).unwrap().local_addr().unwrap().port();

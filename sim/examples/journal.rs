@@ -134,7 +134,12 @@ impl System for Journal {
 
     async fn stop(&self, _node: JournalNode) {}
 
-    fn check(&self, history: &History<Self>, node: NodeIdx, JournalCondition::Journal(want): &JournalCondition) -> Result<(), String> {
+    fn check(
+        &self,
+        history: &History<Self>,
+        node: NodeIdx,
+        JournalCondition::Journal(want): &JournalCondition,
+    ) -> Result<(), String> {
         let got = self.outcome(history, node);
         (got == *want).then_some(()).ok_or(format!("node {node} last read {got:?}, expected {want:?}"))
     }
@@ -161,13 +166,14 @@ impl System for Journal {
             |h: &History<Journal>, e: &tandem::history::Event<Journal>| match &e.event {
                 EventKind::Complete { id, result: OpResult::Ok(read) } => {
                     let Some(JournalOp::Read { node }) = h.invocation(*id) else { return Ok(()) };
-                    let acknowledged = h.events().iter().filter(|a| a.node == Some(*node)).filter_map(|a| match &a.event {
-                        EventKind::Complete { id, result: OpResult::Ok(_) } => match h.invocation(*id) {
-                            Some(JournalOp::Append { entry, sync: true, .. }) => Some(*entry),
+                    let acknowledged =
+                        h.events().iter().filter(|a| a.node == Some(*node)).filter_map(|a| match &a.event {
+                            EventKind::Complete { id, result: OpResult::Ok(_) } => match h.invocation(*id) {
+                                Some(JournalOp::Append { entry, sync: true, .. }) => Some(*entry),
+                                _ => None,
+                            },
                             _ => None,
-                        },
-                        _ => None,
-                    });
+                        });
                     for entry in acknowledged.collect::<Vec<_>>() {
                         if !read.contains(&entry) {
                             return Err(format!("node {node} lost acknowledged entry {entry}: it read {read:?}"));
@@ -183,7 +189,11 @@ impl System for Journal {
     fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<JournalOp> {
         let node = focus.map_or((0..nodes).boxed(), |n| Just(n).boxed());
         prop_oneof![
-            (node.clone(), any::<u8>()).prop_map(|(node, entry)| JournalOp::Append { node, entry: entry.into(), sync: true }),
+            (node.clone(), any::<u8>()).prop_map(|(node, entry)| JournalOp::Append {
+                node,
+                entry: entry.into(),
+                sync: true
+            }),
             node.prop_map(|node| JournalOp::Read { node }),
         ]
         .boxed()

@@ -132,7 +132,10 @@ impl System for Echo {
             |h: &History<Echo>, e: &tandem::history::Event<Echo>| match &e.event {
                 EventKind::Complete { id, result: OpResult::Ok(()) } => {
                     let Some(Ping::Ping { from, to }) = h.invocation(*id) else { return Ok(()) };
-                    let answered = h.events().iter().any(|a| a.node == Some(*to) && matches!(a.event, EventKind::Observe(by) if by == *from));
+                    let answered = h
+                        .events()
+                        .iter()
+                        .any(|a| a.node == Some(*to) && matches!(a.event, EventKind::Observe(by) if by == *from));
                     answered.then_some(()).ok_or(format!("node {to} never answered node {from}"))
                 }
                 _ => Ok(()),

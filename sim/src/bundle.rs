@@ -96,7 +96,13 @@ pub trait Bundle: Send + Sync {
     /// has no MsQuic). `runs` real runs (at least one) measure how often the
     /// real stack agrees; with `picture`, the confirmation carries the
     /// simulated and the first real run's pictures.
-    fn confirm(&self, scenario: &Scenario, seed: u64, runs: usize, picture: bool) -> Result<crate::confirm::Confirmation, String>;
+    fn confirm(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        runs: usize,
+        picture: bool,
+    ) -> Result<crate::confirm::Confirmation, String>;
 }
 
 impl<S: System> Bundle for S {
@@ -105,8 +111,11 @@ impl<S: System> Bundle for S {
     }
 
     fn info(&self) -> SystemInfo {
-        let properties =
-            self.properties().iter().map(|p| PropertyInfo { code: p.code, name: p.name, kind: p.kind_name() }).collect();
+        let properties = self
+            .properties()
+            .iter()
+            .map(|p| PropertyInfo { code: p.code, name: p.name, kind: p.kind_name() })
+            .collect();
         SystemInfo {
             name: self.name(),
             description: self.description(),
@@ -138,7 +147,13 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(feature = "msquic")]
-    fn confirm(&self, scenario: &Scenario, seed: u64, runs: usize, picture: bool) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(
+        &self,
+        scenario: &Scenario,
+        seed: u64,
+        runs: usize,
+        picture: bool,
+    ) -> Result<crate::confirm::Confirmation, String> {
         // Wall-clock `Instant`: confirm runs on the real network, outside any simulation.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
@@ -155,7 +170,13 @@ impl<S: System> Bundle for S {
             let real = &reals[0];
             confirmation.pictures = vec![
                 Picture::of(self, scenario, &sim.history, &sim.outcome, title(scenario, seed, "simulated")),
-                Picture::of(self, scenario, &real.history, &real.outcome, format!("{} (MsQuic, loopback)", scenario.name)),
+                Picture::of(
+                    self,
+                    scenario,
+                    &real.history,
+                    &real.outcome,
+                    format!("{} (MsQuic, loopback)", scenario.name),
+                ),
             ];
         }
         Ok(confirmation)

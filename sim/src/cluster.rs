@@ -152,7 +152,13 @@ pub(crate) struct Cuts(BTreeSet<(NodeIdx, NodeIdx)>);
 impl Cuts {
     /// Cuts every link from `a` to `b`, and back unless `oneway`; returns
     /// the unordered pairs to apply.
-    pub(crate) fn partition(&mut self, size: u32, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) -> Vec<(NodeIdx, NodeIdx)> {
+    pub(crate) fn partition(
+        &mut self,
+        size: u32,
+        a: &[NodeIdx],
+        b: &[NodeIdx],
+        oneway: bool,
+    ) -> Vec<(NodeIdx, NodeIdx)> {
         let pairs = links(size, Some((a, b)));
         for &(x, y) in &pairs {
             self.0.insert((x, y));
@@ -187,7 +193,12 @@ fn unordered(pairs: &[(NodeIdx, NodeIdx)]) -> Vec<(NodeIdx, NodeIdx)> {
 
 /// The boot of `node`'s next incarnation in a simulated cluster, and how
 /// long its host waits before it (the first boot's stagger).
-pub(crate) fn next_boot<S: System>(options: &SimOptions, recorder: &Recorder<S>, disk: &Storage, node: NodeIdx) -> (Boot, Duration) {
+pub(crate) fn next_boot<S: System>(
+    options: &SimOptions,
+    recorder: &Recorder<S>,
+    disk: &Storage,
+    node: NodeIdx,
+) -> (Boot, Duration) {
     // Buggify points fire in the simulation only.
     let next = recorder.read(|h| Boot::next(h, node, &options.seeds, options.seed, options.mutation, disk));
     let boot = Boot { buggify: Some(options.seed), knobs: options.knobs.clone(), ..next };
@@ -240,7 +251,8 @@ impl<S: System> SimCluster<S> {
         // so every node's address is known before any starts.
         let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
-        let recorder = Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
+        let recorder =
+            Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
         let shared = Arc::new(Mutex::new(Shared {
             links: LinkTable::new(options.loss),
             commands: (0..options.nodes).map(|_| None).collect(),

@@ -62,10 +62,7 @@ pub fn enter(seed: u64) -> Guard {
     let mut sm = seed;
     let state = std::array::from_fn(|_| splitmix64(&mut sm));
     let prev = (RNG.replace(Some(state)), ELAPSED.replace(Duration::ZERO));
-    Guard {
-        prev,
-        _not_send: PhantomData,
-    }
+    Guard { prev, _not_send: PhantomData }
 }
 
 impl Drop for Guard {
@@ -202,10 +199,9 @@ mod sys {
     fn sim_clock(clock: clockid_t) -> Option<Duration> {
         RNG.get()?;
         let base = match clock {
-            libc::CLOCK_MONOTONIC
-            | libc::CLOCK_MONOTONIC_RAW
-            | libc::CLOCK_MONOTONIC_COARSE
-            | libc::CLOCK_BOOTTIME => MONOTONIC_BASE,
+            libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_BOOTTIME => {
+                MONOTONIC_BASE
+            }
             libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => REALTIME_BASE,
             _ => return None,
         };
@@ -223,12 +219,7 @@ mod sys {
             // SAFETY: forwarding the caller's arguments unchanged to libc.
             Some(f) => unsafe { f(buf, len, flags) },
             // SAFETY: same arguments, straight to the kernel.
-            None => unsafe {
-                raw(
-                    libc::SYS_getrandom,
-                    [buf as _, len as _, flags as _, 0, 0, 0],
-                ) as ssize_t
-            },
+            None => unsafe { raw(libc::SYS_getrandom, [buf as _, len as _, flags as _, 0, 0, 0]) as ssize_t },
         }
     }
 
@@ -259,12 +250,7 @@ mod sys {
     pub unsafe extern "C" fn clock_gettime(clock: clockid_t, tp: *mut timespec) -> c_int {
         if let Some(d) = sim_clock(clock) {
             // SAFETY: the caller passes a valid `timespec` to fill.
-            unsafe {
-                *tp = timespec {
-                    tv_sec: d.as_secs() as _,
-                    tv_nsec: d.subsec_nanos() as _,
-                }
-            };
+            unsafe { *tp = timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ } };
             return 0;
         }
         type F = unsafe extern "C" fn(clockid_t, *mut timespec) -> c_int;
@@ -272,9 +258,7 @@ mod sys {
             // SAFETY: forwarding the caller's arguments unchanged to libc.
             Some(f) => unsafe { f(clock, tp) },
             // SAFETY: same arguments, straight to the kernel.
-            None => unsafe {
-                raw(libc::SYS_clock_gettime, [clock as _, tp as _, 0, 0, 0, 0]) as c_int
-            },
+            None => unsafe { raw(libc::SYS_clock_gettime, [clock as _, tp as _, 0, 0, 0, 0]) as c_int },
         }
     }
 
@@ -283,12 +267,7 @@ mod sys {
         if let Some(d) = sim_clock(libc::CLOCK_REALTIME) {
             if !tv.is_null() {
                 // SAFETY: a non-null `tv` points to a `timeval` to fill.
-                unsafe {
-                    *tv = timeval {
-                        tv_sec: d.as_secs() as _,
-                        tv_usec: d.subsec_micros() as _,
-                    }
-                };
+                unsafe { *tv = timeval { tv_sec: d.as_secs() as _, tv_usec: d.subsec_micros() as _ } };
             }
             if !tz.is_null() {
                 // SAFETY: a non-null `tz` points to a `struct timezone` (two ints): UTC.

@@ -22,7 +22,11 @@ pub enum Verdict {
 impl Verdict {
     /// `Pass` when `passed`.
     pub fn of(passed: bool) -> Verdict {
-        if passed { Verdict::Pass } else { Verdict::Fail }
+        if passed {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
     }
 }
 

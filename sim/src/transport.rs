@@ -155,7 +155,10 @@ pub struct SimSender {
 impl MessageSender for SimSender {
     async fn send(&mut self, message: Bytes) -> Result<(), TransportError> {
         if message.len() > self.framing.max_frame() {
-            return Err(TransportError::FrameTooLarge { len: message.len() as u64, max: self.framing.max_frame() as u64 });
+            return Err(TransportError::FrameTooLarge {
+                len: message.len() as u64,
+                max: self.framing.max_frame() as u64,
+            });
         }
         self.frames.send(message).await.map_err(|_| TransportError::Closed)
     }
@@ -219,7 +222,8 @@ impl Writer {
                     }
                 }
             }
-            let delay = self.model.retransmission_delay(links.loss(local, remote), &mut *self.rng.lock().expect("rng lock"));
+            let delay =
+                self.model.retransmission_delay(links.loss(local, remote), &mut *self.rng.lock().expect("rng lock"));
             let Some(delay) = delay else {
                 tracing::debug!("connection broken by loss");
                 return;

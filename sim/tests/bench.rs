@@ -40,11 +40,13 @@ const FIGURES: &[&str] = &[
 ];
 
 /// Figures that are ratios against a baseline measured in the same run.
-const WITH_BASELINE: &[&str] = &["sim.broadcast5.wall", "quic.1k.msgs", "quic.150k.msgs", "memory.sim64.peak_rss", "scale.exponent"];
+const WITH_BASELINE: &[&str] =
+    &["sim.broadcast5.wall", "quic.1k.msgs", "quic.150k.msgs", "memory.sim64.peak_rss", "scale.exponent"];
 
 #[test]
 fn quick_bench_reports_every_figure_as_json() {
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem")).args(["bench", "--quick", "--json"]).output().expect("tandem runs");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_tandem")).args(["bench", "--quick", "--json"]).output().expect("tandem runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "tandem bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let report: Value = serde_json::from_str(&stdout).expect("the report is JSON");
@@ -56,8 +58,10 @@ fn quick_bench_reports_every_figure_as_json() {
     let skipped = report["skipped"].as_array().map(Vec::len);
     assert_eq!(skipped, Some(usize::from(!real)), "{}", report["skipped"]);
     let figures = report["figures"].as_array().expect("a figure list");
-    let find = |id: &str| figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id} in {stdout}"));
-    let needs_msquic = |id: &&&str| id.starts_with("quic.") || id.starts_with("udp.") || **id == "memory.quic8.peak_rss";
+    let find =
+        |id: &str| figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id} in {stdout}"));
+    let needs_msquic =
+        |id: &&&str| id.starts_with("quic.") || id.starts_with("udp.") || **id == "memory.quic8.peak_rss";
     for id in FIGURES.iter().filter(|id| real || !needs_msquic(id)) {
         let figure = find(id);
         assert!(figure["value"].as_f64().is_some_and(f64::is_finite), "{id}: {figure}");
@@ -85,8 +89,17 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
     };
     let deep = ["rebind-drops-outbox", "restart-reuses-version"];
     for (system, bugs, most_steps) in [
-        ("pubsub", &["no-dedup", "self-delivery", "stale-rebind", "no-retransmit", "forget-on-restart", "rebind-drops-outbox"][..], 6.0),
-        ("kv", &["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"][..], 6.0),
+        (
+            "pubsub",
+            &["no-dedup", "self-delivery", "stale-rebind", "no-retransmit", "forget-on-restart", "rebind-drops-outbox"]
+                [..],
+            6.0,
+        ),
+        (
+            "kv",
+            &["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"][..],
+            6.0,
+        ),
         // A two-phase commit's bugs need a transaction, a crash and a restart around it.
         ("twophase", &["vote-unsynced", "decision-in-memory"][..], 8.0),
     ] {
@@ -95,7 +108,10 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
             if !deep.contains(bug) {
                 assert_eq!(missed, 0.0, "{system} {bug} is found by every quick seed ({guide})");
                 let steps = figure(&format!("bugs.{system}.{bug}.{guide}.shrunk_steps_max")).expect("steps");
-                assert!((1.0..=most_steps).contains(&steps), "{system} {bug} shrinks to at most {most_steps} steps ({guide}): {steps}");
+                assert!(
+                    (1.0..=most_steps).contains(&steps),
+                    "{system} {bug} shrinks to at most {most_steps} steps ({guide}): {steps}"
+                );
             }
         }
     }

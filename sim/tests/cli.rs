@@ -39,7 +39,8 @@ fn json_and_trace_files() {
 #[test]
 fn a_wrong_expectation_fails_and_its_reproducer_replays_to_the_same_digest() {
     let dir = scratch("fail");
-    let text = std::fs::read_to_string(scenario("hot_reload.toml")).unwrap().replace("received = 0\n", "received = 1\n");
+    let text =
+        std::fs::read_to_string(scenario("hot_reload.toml")).unwrap().replace("received = 0\n", "received = 1\n");
     std::fs::write(dir.join("wrong.toml"), text).unwrap();
     let out = tandem(&["run", "wrong.toml", "--seed", "3"], &dir);
     assert_eq!(out.status.code(), Some(1));
@@ -53,7 +54,9 @@ fn a_wrong_expectation_fails_and_its_reproducer_replays_to_the_same_digest() {
     assert_eq!(lines.next().unwrap(), picture, "a failing run says how to see it");
     let page = tandem(&picture.trim_start()["picture:".len()..].split_whitespace().skip(1).collect::<Vec<_>>(), &dir);
     assert_eq!(page.status.code(), Some(1));
-    assert!(std::fs::read_to_string(dir.join("target/tandem/failures/hot_reload-seed3.html")).unwrap().contains("hot_reload seed=3"));
+    assert!(std::fs::read_to_string(dir.join("target/tandem/failures/hot_reload-seed3.html"))
+        .unwrap()
+        .contains("hot_reload seed=3"));
     for _ in 0..2 {
         let replay = tandem(&["replay", "target/tandem/failures/hot_reload-seed3.toml"], &dir);
         assert_eq!(replay.status.code(), Some(1), "a reproducer of a failure fails every time");
@@ -97,7 +100,8 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     let names: Vec<&str> = systems.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["pubsub", "kv", "twophase"], "the reference system first: the default");
     assert_eq!(systems[0]["operations"], serde_json::json!(["broadcast", "direct"]));
-    let codes: Vec<&str> = systems[0]["properties"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> =
+        systems[0]["properties"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
     for code in ["S1", "S2", "S3", "S4", "L1", "L2"] {
         assert!(codes.contains(&code), "{codes:?}");
     }
@@ -112,7 +116,11 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
 #[test]
 fn a_scenario_picks_its_system_and_mismatches_are_rejected_before_running() {
     let dir = scratch("pick");
-    std::fs::write(dir.join("kv_on_pubsub.toml"), "nodes = 2\n\n[[step]]\nput = { node = 0, key = \"a\", value = \"x\" }\n").unwrap();
+    std::fs::write(
+        dir.join("kv_on_pubsub.toml"),
+        "nodes = 2\n\n[[step]]\nput = { node = 0, key = \"a\", value = \"x\" }\n",
+    )
+    .unwrap();
     let out = tandem(&["run", "kv_on_pubsub.toml"], &dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("kv_on_pubsub.toml:4:1: unknown action `put`"), "{}", stderr(&out));
@@ -130,14 +138,20 @@ fn help_describes_the_tool_and_every_subcommand() {
     let text = stdout(&out);
     assert!(text.starts_with("Deterministic simulation testing for networked nodes"), "{text}");
     for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
-        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{command} "))).unwrap_or_else(|| panic!("{text}"));
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{command} ")))
+            .unwrap_or_else(|| panic!("{text}"));
         assert!(line.split_whitespace().count() > 2, "{command} has a description: {line}");
     }
     assert!(text.contains("bench    Measure tandem"), "{text}");
     assert!(!text.contains("crate"), "the help speaks of the tool, not of crates: {text}");
     for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
         let help = stdout(&tandem(&[command, "--help"], &scratch("help")));
-        let example = help.split("Examples:\n").nth(1).unwrap_or_else(|| panic!("`tandem {command} --help` has examples: {help}"));
+        let example = help
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("`tandem {command} --help` has examples: {help}"));
         assert!(example.trim_start().starts_with(&format!("tandem {command}")), "{command}: {example}");
     }
 }
@@ -147,7 +161,11 @@ fn help_describes_the_tool_and_every_subcommand() {
 fn confirm_without_msquic_says_how_to_get_it() {
     let out = tandem(&["confirm", "scenarios/hot_reload.toml"], &scratch("no-msquic"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cargo run --release -p tandem-sim --features msquic -- confirm"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cargo run --release -p tandem-sim --features msquic -- confirm"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

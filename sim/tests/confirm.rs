@@ -57,6 +57,7 @@ fn explore_confirms_what_it_found_k_times() {
     let explore = tandem(&args, &dir);
     let text = stdout(&explore);
     assert_eq!(explore.status.code(), Some(1), "{text}");
-    let line = text.lines().find(|l| l.starts_with("  CONFIRMED ")).unwrap_or_else(|| panic!("a confirmation line: {text}"));
+    let line =
+        text.lines().find(|l| l.starts_with("  CONFIRMED ")).unwrap_or_else(|| panic!("a confirmation line: {text}"));
     assert!(line.contains(" sim=FAIL real=FAIL ") && line.contains(" agreed=2/2 "), "{line}");
 }

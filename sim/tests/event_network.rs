@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem::transport::{
-    Connection, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError,
-};
+use tandem::transport::{Connection, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError};
 use tandem_sim::events::{host_ip, EventConnection, EventTransport, Network};
 use tandem_sim::QuicModel;
 use tokio::time::Instant;

@@ -355,7 +355,10 @@ fn four_guided_shards_merge_into_one_exploration() {
     let json = tandem(&[&["merge", "--json"], &files[..], &["--out", "merged"]].concat(), &dir);
     assert_eq!(json.status.code(), Some(1));
     let summary: Value = serde_json::from_str(stdout(&json).trim()).expect("one JSON object");
-    assert_eq!((&summary["result"], &summary["shards"], &summary["cases"]), (&"FOUND".into(), &4.into(), &count.into()));
+    assert_eq!(
+        (&summary["result"], &summary["shards"], &summary["cases"]),
+        (&"FOUND".into(), &4.into(), &count.into())
+    );
     assert_eq!(summary["not_run"].as_u64(), Some(256 - count as u64), "every case not run is accounted for");
     assert_eq!(summary["failures"].as_array().unwrap().len(), groups.len());
     let union: std::collections::BTreeSet<&str> = shards
@@ -397,7 +400,11 @@ fn shard_auto_reads_the_index_from_the_environment() {
     };
     let out = run("auto/4", &[("JOB_COMPLETION_INDEX", "1")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("explore: shard 2/4 from JOB_COMPLETION_INDEX=1 (counting from 0)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("explore: shard 2/4 from JOB_COMPLETION_INDEX=1 (counting from 0)"),
+        "{}",
+        stderr(&out)
+    );
     let numbers: Vec<u64> = stdout(&out).lines().filter(|l| l.contains(r#""case""#)).map(number).collect();
     assert_eq!(numbers, [2, 6], "shard 2 of 4 runs cases 2 and 6");
     let file = dir.join("target/tandem/failures/explore-s1-shard-2-of-4.json");

@@ -51,7 +51,11 @@ fn dom(chromium: &str, page: &Path, dir: &Path) -> String {
         .output()
         .expect("run chromium");
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(dom.contains("data-status=\"rendered\""), "the page did not finish drawing:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        dom.contains("data-status=\"rendered\""),
+        "the page did not finish drawing:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!dom.contains("data-errors="), "script errors: {}", between(&dom, "<pre id=\"errors\">", "</pre>"));
     dom
 }
@@ -119,7 +123,11 @@ fn a_missing_delivery_after_a_restart_is_marked() {
     assert!(dom.contains("class=\"crash\"") && dom.contains("class=\"restart\""), "node 0's crash and restart");
     assert!(dom.contains("class=\"arrow missing\""), "the broadcast never reached node 0");
     assert_eq!(between(&dom, "data-violation=\"", "\""), "L2");
-    assert_eq!(dom.matches("class=\"dot named\"").count(), 1, "the violation names the broadcast node 0 never delivered");
+    assert_eq!(
+        dom.matches("class=\"dot named\"").count(),
+        1,
+        "the violation names the broadcast node 0 never delivered"
+    );
 }
 
 #[test]

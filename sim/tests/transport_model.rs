@@ -64,7 +64,10 @@ fn a_node_that_only_writes_learns_its_connection_died() {
     }
     let (after, error) = failed_after.take().expect("the send failed");
     let idle = QuicModel::default().idle_timeout;
-    assert!(after > idle && after < Duration::from_secs(1) + idle + Duration::from_millis(600), "failed after {after:?}");
+    assert!(
+        after > idle && after < Duration::from_secs(1) + idle + Duration::from_millis(600),
+        "failed after {after:?}"
+    );
     assert!(matches!(error, TransportError::Closed), "{error:?}");
 }
 

@@ -234,7 +234,11 @@ fn variant<T: Serialize>(value: &T, what: &str) -> String {
             _ => break,
         }
     }
-    if names.is_empty() { what.to_string() } else { names.join(" ") }
+    if names.is_empty() {
+        what.to_string()
+    } else {
+        names.join(" ")
+    }
 }
 
 /// The mark of an event the system says nothing about.
@@ -249,7 +253,11 @@ fn generic<S: System>(event: &EventKind<S>) -> Mark {
         EventKind::Observe(observation) => Mark::new("observe", variant(observation, "observation")),
         EventKind::Assert(assertion) => {
             let mark = Mark::new("assert", assertion.name.clone());
-            if assertion.fails() { mark.problem("assertion failed") } else { mark }
+            if assertion.fails() {
+                mark.problem("assertion failed")
+            } else {
+                mark
+            }
         }
         EventKind::Fault { what } => Mark::new("fault", what.clone()),
         _ => Mark::new("event", "event"),
@@ -258,7 +266,13 @@ fn generic<S: System>(event: &EventKind<S>) -> Mark {
 
 impl Picture {
     /// The picture of `history`, a run of `scenario` that ended with `outcome`.
-    pub fn of<S: System>(system: &S, scenario: &Scenario, history: &History<S>, outcome: &Outcome, title: impl Into<String>) -> Self {
+    pub fn of<S: System>(
+        system: &S,
+        scenario: &Scenario,
+        history: &History<S>,
+        outcome: &Outcome,
+        title: impl Into<String>,
+    ) -> Self {
         let end_us = micros(outcome.end).max(history.events().last().map_or(0, |e| e.t_us));
         let mut lanes: Vec<Lane> = (0..history.nodes().len() as NodeIdx)
             .map(|node| Lane { node, lives: Vec::new(), addrs: Vec::new() })
@@ -309,7 +323,13 @@ impl Picture {
         let violation = outcome.failure.as_ref().map(|failure| {
             let named: Vec<usize> = failure.events.iter().filter_map(|e| by_event.get(e).copied()).collect();
             let node = failure.node.or_else(|| named.first().map(|&d| dots[d].node));
-            Highlight { code: failure.code.clone(), text: failure.to_string(), t_us: micros(failure.at), node, dots: named }
+            Highlight {
+                code: failure.code.clone(),
+                text: failure.to_string(),
+                t_us: micros(failure.at),
+                node,
+                dots: named,
+            }
         });
         let verdict = match &outcome.failure {
             Some(failure) => format!("FAIL {failure}"),

@@ -31,11 +31,7 @@ fn partitions_last_until_healed_and_loss_until_replaced() {
     let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.nodes, b.from_us, b.to_us)).collect();
     assert_eq!(
         got,
-        vec![
-            ("partition", vec![0, 1, 2], 10, 30),
-            ("one-way", vec![0, 2], 15, 60),
-            ("loss", vec![0, 1, 2], 20, 40),
-        ],
+        vec![("partition", vec![0, 1, 2], 10, 30), ("one-way", vec![0, 2], 15, 60), ("loss", vec![0, 1, 2], 20, 40),],
         "healing 1 from 0 ends the partition between them, not the one-way one from 2; the settle tail ends the rest"
     );
 }

@@ -17,8 +17,7 @@ const UNITS: [(&str, u128); 6] = [
     ("ns", 1),
 ];
 
-const EXPECTED: &str =
-    "expected a number with a unit (h, m, s, ms, us, ns), like \"250ms\", \"1.5s\" or \"2m\"";
+const EXPECTED: &str = "expected a number with a unit (h, m, s, ms, us, ns), like \"250ms\", \"1.5s\" or \"2m\"";
 
 /// Formats a duration exactly, in the largest unit that divides it:
 /// `"250ms"`, `"2s"`, `"1m"`, `"1500us"`; zero is `"0s"`.
@@ -27,10 +26,8 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".to_string();
     }
-    let (unit, len) = UNITS
-        .iter()
-        .find(|(_, len)| nanos % len == 0)
-        .expect("every duration is a whole number of nanoseconds");
+    let (unit, len) =
+        UNITS.iter().find(|(_, len)| nanos % len == 0).expect("every duration is a whole number of nanoseconds");
     format!("{}{unit}", nanos / len)
 }
 
@@ -43,38 +40,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("negative duration `{s}`, {EXPECTED}"));
     }
     let malformed = || format!("invalid duration `{s}`, {EXPECTED}");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(malformed)?;
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(malformed)?;
     let (number, unit) = text.split_at(split);
-    let &(_, unit_len) = UNITS
-        .iter()
-        .find(|(name, _)| *name == unit)
-        .ok_or_else(malformed)?;
+    let &(_, unit_len) = UNITS.iter().find(|(name, _)| *name == unit).ok_or_else(malformed)?;
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     let digits_only = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
     if whole.is_empty() || !digits_only(fraction) || (number.contains('.') && fraction.is_empty()) {
         return Err(malformed());
     }
     let too_large = || format!("duration `{s}` is too large");
-    let scale = u32::try_from(fraction.len())
-        .ok()
-        .and_then(|len| 10u128.checked_pow(len))
-        .ok_or_else(malformed)?;
+    let scale = u32::try_from(fraction.len()).ok().and_then(|len| 10u128.checked_pow(len)).ok_or_else(malformed)?;
     let whole: u128 = whole.parse().map_err(|_| too_large())?;
-    let fraction: u128 = if fraction.is_empty() {
-        0
-    } else {
-        fraction.parse().map_err(|_| malformed())?
-    };
+    let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| malformed())? };
     let fraction_nanos = fraction.checked_mul(unit_len).ok_or_else(malformed)?;
     if fraction_nanos % scale != 0 {
         return Err(format!("duration `{s}` is finer than a nanosecond"));
     }
-    let nanos = whole
-        .checked_mul(unit_len)
-        .and_then(|n| n.checked_add(fraction_nanos / scale))
-        .ok_or_else(too_large)?;
+    let nanos =
+        whole.checked_mul(unit_len).and_then(|n| n.checked_add(fraction_nanos / scale)).ok_or_else(too_large)?;
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_large())?;
     let subsec = u32::try_from(nanos % 1_000_000_000).expect("below one second");
     Ok(Duration::new(secs, subsec))
@@ -86,11 +69,8 @@ impl FromStr for LatencyRange {
     /// Parses `"MIN..MAX"` or a single duration (then `min == max`). The
     /// order of `MIN` and `MAX` is checked by validation, not here.
     fn from_str(s: &str) -> Result<LatencyRange, String> {
-        let in_range = |e: String| {
-            format!(
-                "{e} (in range `{s}`, expected \"MIN..MAX\" like \"1ms..20ms\" or one duration)"
-            )
-        };
+        let in_range =
+            |e: String| format!("{e} (in range `{s}`, expected \"MIN..MAX\" like \"1ms..20ms\" or one duration)");
         match s.split_once("..") {
             Some((min, max)) => Ok(LatencyRange {
                 min: parse_duration(min).map_err(in_range)?,
@@ -107,12 +87,7 @@ impl fmt::Display for LatencyRange {
         if self.min == self.max {
             f.write_str(&format_duration(self.min))
         } else {
-            write!(
-                f,
-                "{}..{}",
-                format_duration(self.min),
-                format_duration(self.max)
-            )
+            write!(f, "{}..{}", format_duration(self.min), format_duration(self.max))
         }
     }
 }
@@ -152,21 +127,12 @@ mod tests {
 
     #[test]
     fn rejects_malformed_durations() {
-        for bad in [
-            "", "5", "ms", "-1s", "1.s", ".5s", "1..2s", "1.2.3s", "1 s", "1sec", "+1s", "1e3ms",
-            "0.5ns",
-        ] {
+        for bad in ["", "5", "ms", "-1s", "1.s", ".5s", "1..2s", "1.2.3s", "1 s", "1sec", "+1s", "1e3ms", "0.5ns"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(parse_duration("-1s")
-            .unwrap_err()
-            .starts_with("negative duration"));
-        assert!(parse_duration("99999999999999999999999h")
-            .unwrap_err()
-            .contains("too large"));
-        assert!(parse_duration("5")
-            .unwrap_err()
-            .contains("expected a number with a unit"));
+        assert!(parse_duration("-1s").unwrap_err().starts_with("negative duration"));
+        assert!(parse_duration("99999999999999999999999h").unwrap_err().contains("too large"));
+        assert!(parse_duration("5").unwrap_err().contains("expected a number with a unit"));
     }
 
     #[test]

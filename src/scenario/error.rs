@@ -28,10 +28,7 @@ pub(crate) struct Located {
 impl Located {
     /// An error at `span`.
     pub fn new(span: Range<usize>, message: impl Into<String>) -> Located {
-        Located {
-            span,
-            message: message.into(),
-        }
+        Located { span, message: message.into() }
     }
 }
 
@@ -39,12 +36,7 @@ impl ScenarioError {
     /// Locates `error` in `text`, the contents of `file`.
     pub(crate) fn located(file: &str, text: &str, error: Located) -> ScenarioError {
         let (line, column) = line_column(text, error.span.start);
-        ScenarioError {
-            file: file.to_string(),
-            line,
-            column,
-            message: error.message,
-        }
+        ScenarioError { file: file.to_string(), line, column, message: error.message }
     }
 
     /// A file that could not be read (reported at 1:1).
@@ -62,8 +54,5 @@ impl ScenarioError {
 pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (
-        before.matches('\n').count() + 1,
-        before[line_start..].chars().count() + 1,
-    )
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }

@@ -256,13 +256,7 @@ impl LatencyRange {
 impl Default for Network {
     /// Latency `1ms..5ms`, no loss.
     fn default() -> Network {
-        Network {
-            latency: LatencyRange {
-                min: Duration::from_millis(1),
-                max: Duration::from_millis(5),
-            },
-            loss: 0.0,
-        }
+        Network { latency: LatencyRange { min: Duration::from_millis(1), max: Duration::from_millis(5) }, loss: 0.0 }
     }
 }
 

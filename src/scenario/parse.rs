@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario,
-    ScenarioError, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
+    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario, ScenarioError, Step,
+    Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
 };
 
 type Span = Range<usize>;
@@ -42,11 +42,8 @@ pub(crate) fn parse(text: &str, file: &str, systems: &[&dyn Syntax]) -> Result<S
         line_starts: std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect(),
         spans: HashMap::new(),
     };
-    let scenario = converter
-        .scenario(raw, default_name(file))
-        .map_err(locate)?;
-    validate::check(&scenario, syntax)
-        .map_err(|v| locate(Located::new(converter.span(v.loc), v.message)))?;
+    let scenario = converter.scenario(raw, default_name(file)).map_err(locate)?;
+    validate::check(&scenario, syntax).map_err(|v| locate(Located::new(converter.span(v.loc), v.message)))?;
     Ok(scenario)
 }
 
@@ -101,10 +98,7 @@ struct RawScenario {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a [network] table with `latency` and `loss`"
-)]
+#[serde(deny_unknown_fields, expecting = "a [network] table with `latency` and `loss`")]
 struct RawNetwork {
     latency: Option<Spanned<String>>,
     loss: Option<Spanned<f64>>,
@@ -137,10 +131,7 @@ enum RawAction {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { a = [0], b = [1, 2], oneway = false }"
-)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { a = [0], b = [1, 2], oneway = false }")]
 struct RawPartition {
     a: RawGroup,
     b: RawGroup,
@@ -149,20 +140,14 @@ struct RawPartition {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { a = [0], b = [1, 2] }, or {} for every link"
-)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { a = [0], b = [1, 2] }, or {} for every link")]
 struct RawGroups {
     a: Option<RawGroup>,
     b: Option<RawGroup>,
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { value = \"1ms..20ms\", a = [0], b = [1] }"
-)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { value = \"1ms..20ms\", a = [0], b = [1] }")]
 struct RawLatency {
     value: Spanned<String>,
     a: Option<RawGroup>,
@@ -170,10 +155,7 @@ struct RawLatency {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { rate = 0.1, a = [0], b = [1] }"
-)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { rate = 0.1, a = [0], b = [1] }")]
 struct RawLoss {
     rate: Spanned<f64>,
     a: Option<RawGroup>,
@@ -187,10 +169,7 @@ struct RawNode {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "an inline table like { node = 1, port = 7001 }"
-)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { node = 1, port = 7001 }")]
 struct RawRebind {
     node: Spanned<NodeIdx>,
     port: Option<u16>,
@@ -215,9 +194,10 @@ impl RawDisk {
             "fail-sync" => DiskFault::FailSync,
             "full" => DiskFault::Full,
             "slow" => {
-                let delay = self.delay.as_ref().ok_or_else(|| {
-                    Located::new(whole, "a `slow` disk needs a `delay`, like delay = \"20ms\"")
-                })?;
+                let delay = self
+                    .delay
+                    .as_ref()
+                    .ok_or_else(|| Located::new(whole, "a `slow` disk needs a `delay`, like delay = \"20ms\""))?;
                 return Ok(DiskFault::Slow(duration(delay)?));
             }
             other => {
@@ -228,7 +208,9 @@ impl RawDisk {
             }
         };
         match &self.delay {
-            Some(delay) => Err(Located::new(delay.span(), format!("`delay` is only for a `slow` disk, not `{}`", fault.name()))),
+            Some(delay) => {
+                Err(Located::new(delay.span(), format!("`delay` is only for a `slow` disk, not `{}`", fault.name())))
+            }
             None => Ok(fault),
         }
     }
@@ -286,12 +268,7 @@ impl<'de> Visitor<'de> for StepVisitor {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawStep, M::Error> {
-        let mut step = RawStep {
-            at: None,
-            after: None,
-            wait: None,
-            actions: Vec::new(),
-        };
+        let mut step = RawStep { at: None, after: None, wait: None, actions: Vec::new() };
         while let Some(key) = map.next_key::<Spanned<String>>()? {
             match key.get_ref().as_str() {
                 "at" => step.at = Some(map.next_value()?),
@@ -327,10 +304,7 @@ impl RawAction {
 }
 
 /// Parses a string value with `parse`, reporting errors at the value.
-fn text<T>(
-    value: &Spanned<String>,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, Located> {
+fn text<T>(value: &Spanned<String>, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, Located> {
     parse(value.get_ref()).map_err(|message| Located::new(value.span(), message))
 }
 
@@ -338,10 +312,7 @@ fn duration(value: &Spanned<String>) -> Result<Duration, Located> {
     text(value, parse_duration)
 }
 
-fn optional_duration(
-    value: &Option<Spanned<String>>,
-    default: Duration,
-) -> Result<Duration, Located> {
+fn optional_duration(value: &Option<Spanned<String>>, default: Duration) -> Result<Duration, Located> {
     value.as_ref().map_or(Ok(default), duration)
 }
 
@@ -396,11 +367,7 @@ impl Converter<'_> {
             description: raw.description.unwrap_or_default(),
             nodes: self.value(Loc::Nodes, &raw.nodes),
             seeds: match &raw.seeds {
-                Some(seeds) => seeds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, seed)| self.value(Loc::Seeds(i), seed))
-                    .collect(),
+                Some(seeds) => seeds.iter().enumerate().map(|(i, seed)| self.value(Loc::Seeds(i), seed)).collect(),
                 None => vec![0],
             },
             duration: optional_duration(&raw.duration, DEFAULT_DURATION)?,
@@ -418,16 +385,9 @@ impl Converter<'_> {
                     Some(latency) => self.range(Loc::NetworkLatency, latency)?,
                     None => defaults.latency,
                 },
-                loss: self
-                    .optional(Loc::NetworkLoss, &network.loss)
-                    .unwrap_or(defaults.loss),
+                loss: self.optional(Loc::NetworkLoss, &network.loss).unwrap_or(defaults.loss),
             },
-            steps: raw
-                .step
-                .iter()
-                .enumerate()
-                .map(|(i, step)| self.step(i, step))
-                .collect::<Result<_, _>>()?,
+            steps: raw.step.iter().enumerate().map(|(i, step)| self.step(i, step)).collect::<Result<_, _>>()?,
             expects: raw
                 .expect
                 .iter()
@@ -435,7 +395,12 @@ impl Converter<'_> {
                 .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition, self.syntax)?))
                 .collect::<Result<_, _>>()?,
             mutation: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
-            knobs: raw.knobs.iter().enumerate().map(|(i, (name, value))| (name.clone(), self.value(Loc::Knob(i), value))).collect(),
+            knobs: raw
+                .knobs
+                .iter()
+                .enumerate()
+                .map(|(i, (name, value))| (name.clone(), self.value(Loc::Knob(i), value)))
+                .collect(),
             system: raw.system.map(|s| s.into_inner()),
         })
     }
@@ -473,11 +438,7 @@ impl Converter<'_> {
         let step = raw.get_ref();
         let timing = match (&step.at, &step.after) {
             (Some(at), Some(after)) => {
-                let later = if at.span().start > after.span().start {
-                    at
-                } else {
-                    after
-                };
+                let later = if at.span().start > after.span().start { at } else { after };
                 return Err(Located::new(
                     later.span(),
                     "a step has both `at` and `after`, expected at most one of them",
@@ -516,12 +477,7 @@ impl Converter<'_> {
                 ))
             }
         };
-        Ok(Step {
-            timing,
-            action,
-            wait,
-            line: self.line_of(raw.span().start),
-        })
+        Ok(Step { timing, action, wait, line: self.line_of(raw.span().start) })
     }
 
     fn action(&mut self, step: usize, key: &Spanned<String>, raw: &RawAction) -> Result<Action, Located> {
@@ -547,35 +503,20 @@ impl Converter<'_> {
                 a: self.optional_group(step, Side::A, &r.a),
                 b: self.optional_group(step, Side::B, &r.b),
             },
-            RawAction::Crash(r) => Action::Crash {
-                node: self.value(at(Field::Node), &r.node),
-            },
-            RawAction::Restart(r) => Action::Restart {
-                node: self.value(at(Field::Node), &r.node),
-            },
-            RawAction::Rebind(r) => Action::Rebind {
-                node: self.value(at(Field::Node), &r.node),
-                port: r.port,
-            },
+            RawAction::Crash(r) => Action::Crash { node: self.value(at(Field::Node), &r.node) },
+            RawAction::Restart(r) => Action::Restart { node: self.value(at(Field::Node), &r.node) },
+            RawAction::Rebind(r) => Action::Rebind { node: self.value(at(Field::Node), &r.node), port: r.port },
             RawAction::Disk(r) => Action::Disk {
                 node: self.value(at(Field::Node), &r.get_ref().node),
                 fault: r.get_ref().fault(r.span())?,
             },
             RawAction::Await(r) => {
                 let timeout = r.get_ref().timeout.as_ref().ok_or_else(|| {
-                    Located::new(
-                        r.span(),
-                        "`await` has no `timeout`, expected a duration like timeout = \"5s\"",
-                    )
+                    Located::new(r.span(), "`await` has no `timeout`, expected a duration like timeout = \"5s\"")
                 })?;
-                Action::Await {
-                    timeout: duration(timeout)?,
-                    condition: self.condition(at, r)?,
-                }
+                Action::Await { timeout: duration(timeout)?, condition: self.condition(at, r)? }
             }
-            RawAction::Expect(r) => Action::Expect {
-                condition: self.condition(at, no_timeout(r, self.syntax)?)?,
-            },
+            RawAction::Expect(r) => Action::Expect { condition: self.condition(at, no_timeout(r, self.syntax)?)? },
             RawAction::Other(value) => {
                 if !self.syntax.operations().contains(&key.get_ref().as_str()) {
                     return Err(Located::new(
@@ -592,8 +533,7 @@ impl Converter<'_> {
 
     /// A group, recording where it and each of its elements were written.
     fn group(&mut self, step: usize, side: Side, raw: &RawGroup) -> Vec<NodeIdx> {
-        self.spans
-            .insert(Loc::Step(step, Field::Group(side, None)), raw.span());
+        self.spans.insert(Loc::Step(step, Field::Group(side, None)), raw.span());
         raw.get_ref()
             .iter()
             .enumerate()
@@ -601,20 +541,11 @@ impl Converter<'_> {
             .collect()
     }
 
-    fn optional_group(
-        &mut self,
-        step: usize,
-        side: Side,
-        raw: &Option<RawGroup>,
-    ) -> Option<Vec<NodeIdx>> {
+    fn optional_group(&mut self, step: usize, side: Side, raw: &Option<RawGroup>) -> Option<Vec<NodeIdx>> {
         raw.as_ref().map(|group| self.group(step, side, group))
     }
 
-    fn condition(
-        &mut self,
-        at: impl Fn(Field) -> Loc,
-        raw: &Spanned<RawCondition>,
-    ) -> Result<Condition, Located> {
+    fn condition(&mut self, at: impl Fn(Field) -> Loc, raw: &Spanned<RawCondition>) -> Result<Condition, Located> {
         let r = raw.get_ref();
         let expected = format!("expected exactly one of {}", self.syntax.conditions().join(", "));
         let (key, value) = match r.checks.as_slice() {
@@ -622,7 +553,11 @@ impl Converter<'_> {
             [(key, _), ..] if !self.syntax.conditions().contains(&key.get_ref().as_str()) => {
                 return Err(Located::new(
                     key.span(),
-                    format!("unknown condition `{}`, expected `node` and one of {}", key.get_ref(), self.syntax.conditions().join(", ")),
+                    format!(
+                        "unknown condition `{}`, expected `node` and one of {}",
+                        key.get_ref(),
+                        self.syntax.conditions().join(", ")
+                    ),
                 ))
             }
             [(first, _), (second, _), ..] => {
@@ -635,10 +570,7 @@ impl Converter<'_> {
         };
         self.spans.insert(at(Field::Check), value.span());
         let check = self.call(key, value, |source| self.syntax.check_condition(source))?;
-        Ok(Condition {
-            node: self.optional(at(Field::Node), &r.node),
-            check,
-        })
+        Ok(Condition { node: self.optional(at(Field::Node), &r.node), check })
     }
 }
 

@@ -89,9 +89,15 @@ fn number_in(source: &str, n: NodeIdx) -> Option<std::ops::Range<usize>> {
     let bytes = source.as_bytes();
     let is_digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
     let value_start = source.find('=')? + 1;
-    source[value_start..].match_indices(&digits).map(|(i, _)| value_start + i).find(|&i| {
-        !is_digit(i.wrapping_sub(1)) && !is_digit(i + digits.len()) && source[..i].trim_end().ends_with(['=', '[', ','])
-    }).map(|i| i..i + digits.len())
+    source[value_start..]
+        .match_indices(&digits)
+        .map(|(i, _)| value_start + i)
+        .find(|&i| {
+            !is_digit(i.wrapping_sub(1))
+                && !is_digit(i + digits.len())
+                && source[..i].trim_end().ends_with(['=', '[', ','])
+        })
+        .map(|i| i..i + digits.len())
 }
 
 /// The variant names of a serde enum: the keys of a system's operations or

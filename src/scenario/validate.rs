@@ -74,21 +74,14 @@ pub(crate) struct Violation {
 
 /// Checks every semantic rule, in file order; returns the first broken one.
 pub(crate) fn check(scenario: &Scenario, syntax: &dyn Syntax) -> Result<(), Violation> {
-    Checker {
-        nodes: scenario.nodes,
-        syntax,
-    }
-    .scenario(scenario)
+    Checker { nodes: scenario.nodes, syntax }.scenario(scenario)
 }
 
 fn ensure(ok: bool, loc: Loc, message: impl FnOnce() -> String) -> Result<(), Violation> {
     if ok {
         Ok(())
     } else {
-        Err(Violation {
-            loc,
-            message: message(),
-        })
+        Err(Violation { loc, message: message() })
     }
 }
 
@@ -122,16 +115,17 @@ impl Checker<'_> {
 
     fn scenario(&self, s: &Scenario) -> Result<(), Violation> {
         ensure((1..=MAX_NODES).contains(&s.nodes), Loc::Nodes, || {
-            format!(
-                "`nodes` must be between 1 and {MAX_NODES}, found {}",
-                s.nodes
-            )
+            format!("`nodes` must be between 1 and {MAX_NODES}, found {}", s.nodes)
         })?;
         for (i, &seed) in s.seeds.iter().enumerate() {
             self.node(Loc::Seeds(i), seed)?;
         }
         ensure(s.stagger <= MAX_STAGGER, Loc::Stagger, || {
-            format!("`stagger` ({}) is too long, expected at most {}", super::format_duration(s.stagger), super::format_duration(MAX_STAGGER))
+            format!(
+                "`stagger` ({}) is too long, expected at most {}",
+                super::format_duration(s.stagger),
+                super::format_duration(MAX_STAGGER)
+            )
         })?;
         ensure(s.settle <= s.duration, Loc::Settle, || {
             format!(
@@ -141,10 +135,7 @@ impl Checker<'_> {
             )
         })?;
         ensure(s.seed <= TOML_INT_MAX, Loc::Seed, || {
-            format!(
-                "`seed` {} is too large, expected at most {TOML_INT_MAX}",
-                s.seed
-            )
+            format!("`seed` {} is too large, expected at most {TOML_INT_MAX}", s.seed)
         })?;
         if let Some(mutation) = &s.mutation {
             let bugs = self.syntax.bugs();
@@ -180,10 +171,7 @@ impl Checker<'_> {
                 match b.iter().position(|n| a.contains(n)) {
                     Some(j) => Err(Violation {
                         loc: at(Field::Group(Side::B, Some(j))),
-                        message: format!(
-                            "node {} is in both `a` and `b`, expected disjoint groups",
-                            b[j]
-                        ),
+                        message: format!("node {} is in both `a` and `b`, expected disjoint groups", b[j]),
                     }),
                     None => Ok(()),
                 }
@@ -197,7 +185,9 @@ impl Checker<'_> {
                 probability(at(Field::Rate), *rate)?;
                 self.optional_groups(step, action, a, b)
             }
-            Action::Crash { node } | Action::Restart { node } | Action::Disk { node, .. } => self.node(at(Field::Node), *node),
+            Action::Crash { node } | Action::Restart { node } | Action::Disk { node, .. } => {
+                self.node(at(Field::Node), *node)
+            }
             Action::Rebind { node, .. } => {
                 ensure(self.syntax.abilities().rebind, at(Field::Action), || {
                     format!(
@@ -208,11 +198,10 @@ impl Checker<'_> {
                 })?;
                 self.node(at(Field::Node), *node)
             }
-            Action::Await { condition, .. } | Action::Expect { condition } => {
-                self.condition(at, condition)
-            }
+            Action::Await { condition, .. } | Action::Expect { condition } => self.condition(at, condition),
             Action::Op(call) => {
-                let message = |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Op), message };
+                let message =
+                    |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Op), message };
                 self.syntax.check_op(&source(call), self.nodes).map(drop).map_err(message)
             }
         }
@@ -222,7 +211,8 @@ impl Checker<'_> {
         if let Some(node) = condition.node {
             self.node(at(Field::Node), node)?;
         }
-        let message = |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Check), message };
+        let message =
+            |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Check), message };
         self.syntax.check_condition(&source(&condition.check)).map(drop).map_err(message)
     }
 
@@ -241,11 +231,7 @@ impl Checker<'_> {
             }
             (None, None) => Ok(()),
             (Some(_), None) | (None, Some(_)) => {
-                let (given, missing) = if a.is_some() {
-                    (Side::A, "b")
-                } else {
-                    (Side::B, "a")
-                };
+                let (given, missing) = if a.is_some() { (Side::A, "b") } else { (Side::B, "a") };
                 Err(Violation {
                     loc: Loc::Step(step, Field::Group(given, None)),
                     message: format!(
@@ -258,11 +244,9 @@ impl Checker<'_> {
     }
 
     fn group(&self, step: usize, side: Side, group: &[NodeIdx]) -> Result<(), Violation> {
-        ensure(
-            !group.is_empty(),
-            Loc::Step(step, Field::Group(side, None)),
-            || format!("group `{side}` is empty, expected at least one node index"),
-        )?;
+        ensure(!group.is_empty(), Loc::Step(step, Field::Group(side, None)), || {
+            format!("group `{side}` is empty, expected at least one node index")
+        })?;
         for (j, &node) in group.iter().enumerate() {
             self.node(Loc::Step(step, Field::Group(side, Some(j))), node)?;
         }
@@ -286,15 +270,11 @@ fn source(call: &Call) -> String {
 }
 
 fn probability(loc: Loc, p: f64) -> Result<(), Violation> {
-    ensure((0.0..=1.0).contains(&p), loc, || {
-        format!("probability {p} is out of range, expected 0.0..=1.0")
-    })
+    ensure((0.0..=1.0).contains(&p), loc, || format!("probability {p} is out of range, expected 0.0..=1.0"))
 }
 
 fn range(loc: Loc, range: &LatencyRange) -> Result<(), Violation> {
-    ensure(range.min <= range.max, loc, || {
-        format!("range {range} has MIN greater than MAX, expected MIN <= MAX")
-    })
+    ensure(range.min <= range.max, loc, || format!("range {range} has MIN greater than MAX, expected MIN <= MAX"))
 }
 
 impl fmt::Display for Side {

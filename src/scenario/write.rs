@@ -76,21 +76,13 @@ pub(crate) fn action(action: &Action) -> String {
 fn action_fields(action: &Action) -> Fields {
     match action {
         Action::Partition { a, b, oneway } => {
-            vec![
-                ("a".into(), group(a)),
-                ("b".into(), group(b)),
-                ("oneway".into(), oneway.to_string()),
-            ]
+            vec![("a".into(), group(a)), ("b".into(), group(b)), ("oneway".into(), oneway.to_string())]
         }
         Action::Heal { a, b } => groups(a, b),
-        Action::Latency { value, a, b } => [("value".into(), string(&value.to_string()))]
-            .into_iter()
-            .chain(groups(a, b))
-            .collect(),
-        Action::Loss { rate, a, b } => [("rate".into(), float(*rate))]
-            .into_iter()
-            .chain(groups(a, b))
-            .collect(),
+        Action::Latency { value, a, b } => {
+            [("value".into(), string(&value.to_string()))].into_iter().chain(groups(a, b)).collect()
+        }
+        Action::Loss { rate, a, b } => [("rate".into(), float(*rate))].into_iter().chain(groups(a, b)).collect(),
         Action::Crash { node } | Action::Restart { node } => vec![("node".into(), node.to_string())],
         Action::Rebind { node, port } => [("node".into(), node.to_string())]
             .into_iter()
@@ -156,10 +148,7 @@ fn inline(fields: &Fields) -> String {
     if fields.is_empty() {
         return "{}".to_string();
     }
-    let pairs: Vec<String> = fields
-        .iter()
-        .map(|(key, value)| format!("{key} = {value}"))
-        .collect();
+    let pairs: Vec<String> = fields.iter().map(|(key, value)| format!("{key} = {value}")).collect();
     format!("{{ {} }}", pairs.join(", "))
 }
 

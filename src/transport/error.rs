@@ -42,9 +42,7 @@ impl TransportError {
             ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
                 TransportError::Refused(err.to_string())
             }
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected => {
-                TransportError::Closed
-            }
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected => TransportError::Closed,
             TimedOut => TransportError::TimedOut(err.to_string()),
             AddrInUse => TransportError::Listen(err.to_string()),
             _ => TransportError::Protocol(err.to_string()),

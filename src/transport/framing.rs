@@ -49,11 +49,7 @@ impl Framing {
     }
 
     /// Writes one frame.
-    pub async fn write<W: AsyncWrite + Unpin>(
-        &self,
-        writer: &mut W,
-        payload: &[u8],
-    ) -> Result<(), TransportError> {
+    pub async fn write<W: AsyncWrite + Unpin>(&self, writer: &mut W, payload: &[u8]) -> Result<(), TransportError> {
         let frame = self.encode(payload)?;
         writer.write_all(&frame).await.map_err(TransportError::from_io)?;
         writer.flush().await.map_err(TransportError::from_io)
@@ -76,9 +72,9 @@ impl Framing {
         let mut body = vec![0u8; len as usize];
         match reader.read_exact(&mut body).await {
             Ok(_) => Ok(Bytes::from(body)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(TransportError::Protocol(
-                format!("truncated frame: announced {len} bytes"),
-            )),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(TransportError::Protocol(format!("truncated frame: announced {len} bytes")))
+            }
             Err(e) => Err(TransportError::from_io(e)),
         }
     }

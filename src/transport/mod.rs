@@ -58,16 +58,10 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Binds a listener on `addr`; port 0 picks a free port, readable with
     /// [`Listener::local_addr`].
-    fn listen(
-        &self,
-        addr: SocketAddr,
-    ) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send;
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send;
 
     /// Opens a connection to `addr` (an IP literal and port).
-    fn connect(
-        &self,
-        addr: SocketAddr,
-    ) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
 }
 
 /// Accepts incoming connections. Dropping it closes the listener; connections

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
-use std::path::PathBuf;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,7 +158,8 @@ impl<S: System> RealCluster<S> {
             recorder,
             net: RelayNet::new(faults),
             nodes: (0..options.nodes).map(|_| None).collect(),
-            transports: node_transports(&options.transport, options.nodes).map_err(|e| format!("no certificates: {e}"))?,
+            transports: node_transports(&options.transport, options.nodes)
+                .map_err(|e| format!("no certificates: {e}"))?,
             options,
         };
         for node in 0..cluster.options.nodes {
@@ -175,9 +176,16 @@ impl<S: System> RealCluster<S> {
     /// Boots `node` at its last address (its next incarnation) and spawns
     /// its host loop. `host::start` records the start, or why it failed.
     fn start(&mut self, node: NodeIdx) -> Result<(), String> {
-        let boot = self
-            .recorder
-            .read(|h| Boot::next(h, node, &self.options.seeds, self.options.seed, self.options.mutation, &self.disks[node as usize]));
+        let boot = self.recorder.read(|h| {
+            Boot::next(
+                h,
+                node,
+                &self.options.seeds,
+                self.options.seed,
+                self.options.mutation,
+                &self.disks[node as usize],
+            )
+        });
         let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
         let boot = Boot { knobs: self.options.knobs.clone(), identities, run_id: self.run_id, ..boot };
         let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
@@ -262,7 +270,10 @@ fn node_transports(config: &MsQuicConfig, nodes: u32) -> Result<Vec<MsQuicConfig
         TrustPolicy::AcceptAny => TrustPolicy::Pinned(identities.iter().map(TlsIdentity::id).collect()),
         pinned => pinned.clone(),
     };
-    Ok(identities.into_iter().map(|identity| MsQuicConfig { trust: trust.clone(), ..config.clone().with_identity(identity) }).collect())
+    Ok(identities
+        .into_iter()
+        .map(|identity| MsQuicConfig { trust: trust.clone(), ..config.clone().with_identity(identity) })
+        .collect())
 }
 
 /// A run's storage directory, removed with the cluster.
@@ -297,7 +308,9 @@ impl<S: System> Cluster<S> for RealCluster<S> {
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
         // In flight: the timeline moves on at once.
-        let sent = self.nodes[node as usize].as_ref().map(|running| running.commands.send((Command::Invoke { op, step }, oneshot::channel().0)));
+        let sent = self.nodes[node as usize]
+            .as_ref()
+            .map(|running| running.commands.send((Command::Invoke { op, step }, oneshot::channel().0)));
         if !matches!(sent, Some(Ok(()))) {
             self.note(node, format!("operation of step {step} not invoked: the node's task is gone"));
         }

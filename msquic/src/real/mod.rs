@@ -34,7 +34,6 @@ pub struct RealRun<S: System> {
     pub wall: Duration,
 }
 
-
 /// Runs `scenario` with `system` over MsQuic on loopback, with the
 /// scenario's own seed: checks that the scenario is valid for the system,
 /// starts a [`RealCluster`], executes the timeline and the end checks, and

@@ -36,7 +36,12 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay on 127.0.0.1 for packets between `client` and the
     /// `server` listening at `target`.
-    pub async fn start(client: NodeIdx, server: NodeIdx, target: SocketAddr, faults: FaultTable) -> std::io::Result<Relay> {
+    pub async fn start(
+        client: NodeIdx,
+        server: NodeIdx,
+        target: SocketAddr,
+        faults: FaultTable,
+    ) -> std::io::Result<Relay> {
         let front = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
         let addr = front.local_addr()?;
         let mut tasks = JoinSet::new();
@@ -108,7 +113,9 @@ async fn back_loop(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match back.recv_from(&mut buf).await {
-            Ok((len, _)) => forward(front.clone(), client_addr, buf[..len].to_vec(), faults.judge(server, client, &mut rng)),
+            Ok((len, _)) => {
+                forward(front.clone(), client_addr, buf[..len].to_vec(), faults.judge(server, client, &mut rng))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
             Err(_) => break,
         }

@@ -92,7 +92,9 @@ impl<T: Transport> Transport for RelayedTransport<T> {
                 Ok(listener) => break listener,
                 // Real network only (wall-clock time): the OS gives no signal
                 // when a closing socket lets go of its port, so try again.
-                Err(TransportError::Listen(_)) if addr.port() != 0 && self.patience.is_some_and(|d| Instant::now() < d) => {
+                Err(TransportError::Listen(_))
+                    if addr.port() != 0 && self.patience.is_some_and(|d| Instant::now() < d) =>
+                {
                     tokio::time::sleep(LISTEN_RETRY).await;
                 }
                 Err(error) => return Err(error),
@@ -121,7 +123,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_patient_listen_waits_for_its_port_and_registers_it() {
-        let net = RelayNet::new(FaultTable::new(LinkFaults { blocked: false, loss: 0.0, latency: (Duration::ZERO, Duration::ZERO) }));
+        let net = RelayNet::new(FaultTable::new(LinkFaults {
+            blocked: false,
+            loss: 0.0,
+            latency: (Duration::ZERO, Duration::ZERO),
+        }));
         let old = quic();
         let held = old.listen(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("listen");
         let addr = held.local_addr();
@@ -133,15 +139,20 @@ mod tests {
         assert!(matches!(expired.listen(addr).await, Err(TransportError::Listen(_))));
 
         // With patience, the listen waits while the port is taken...
-        let patient = RelayedTransport::new(quic(), 1, net.clone()).patient_until(Instant::now() + Duration::from_secs(5));
+        let patient =
+            RelayedTransport::new(quic(), 1, net.clone()).patient_until(Instant::now() + Duration::from_secs(5));
         let mut waiting = tokio::spawn(async move {
             let listener = patient.listen(addr).await;
             (listener, patient)
         });
-        assert!(tokio::time::timeout(Duration::from_millis(200), &mut waiting).await.is_err(), "the port is still taken");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut waiting).await.is_err(),
+            "the port is still taken"
+        );
         // ... and binds it once the previous owner lets go.
         drop(held);
-        let (listener, _patient) = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("in time").unwrap();
+        let (listener, _patient) =
+            tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("in time").unwrap();
         assert_eq!(listener.expect("listen").local_addr(), addr);
         assert_eq!(net.directory.lock().unwrap().get(&addr), Some(&1), "dials to it cross a relay");
     }

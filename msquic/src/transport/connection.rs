@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msquic::{
-    Addr, BufferRef, Connection as QuicConnection, ConnectionEvent, ConnectionRef,
-    ConnectionShutdownFlags, SendFlags, Status, StatusCode, Stream, StreamEvent, StreamOpenFlags,
-    StreamRef, StreamShutdownFlags, StreamStartFlags,
+    Addr, BufferRef, Connection as QuicConnection, ConnectionEvent, ConnectionRef, ConnectionShutdownFlags, SendFlags,
+    Status, StatusCode, Stream, StreamEvent, StreamOpenFlags, StreamRef, StreamShutdownFlags, StreamStartFlags,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -35,8 +34,7 @@ use super::limits::Limits;
 use super::runtime::{close_later, guarded, Runtime};
 use tandem::transport::framing::HEADER_LEN;
 use tandem::transport::{
-    Connection, ConnectionInfo, FrameDecoder, Framing, MessageReceiver, MessageSender,
-    PeerIdentity, TransportError,
+    Connection, ConnectionInfo, FrameDecoder, Framing, MessageReceiver, MessageSender, PeerIdentity, TransportError,
 };
 
 /// Bytes handed to MsQuic and not yet completed beyond which `send` waits.
@@ -60,14 +58,7 @@ pub(super) struct Owner {
 
 impl Owner {
     fn new(conn: QuicConnection, shared: Arc<Shared>, runtime: Arc<Runtime>) -> Self {
-        Owner {
-            handles: Some(Handles {
-                stream: None,
-                conn,
-                _runtime: runtime,
-            }),
-            shared,
-        }
+        Owner { handles: Some(Handles { stream: None, conn, _runtime: runtime }), shared }
     }
 
     fn handles(&self) -> &Handles {
@@ -175,12 +166,7 @@ struct State {
 
 impl Shared {
     fn new(runtime: Arc<Runtime>) -> Arc<Self> {
-        Arc::new(Shared {
-            state: Mutex::default(),
-            runtime,
-            recv_ready: Notify::new(),
-            send_ready: Notify::new(),
-        })
+        Arc::new(Shared { state: Mutex::default(), runtime, recv_ready: Notify::new(), send_ready: Notify::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -353,9 +339,9 @@ impl RawConn {
 pub(super) fn map_status(status: &Status) -> TransportError {
     use StatusCode::*;
     match status.try_as_status_code() {
-        Ok(
-            QUIC_STATUS_CONNECTION_REFUSED | QUIC_STATUS_UNREACHABLE | QUIC_STATUS_INVALID_ADDRESS,
-        ) => TransportError::Refused(status.to_string()),
+        Ok(QUIC_STATUS_CONNECTION_REFUSED | QUIC_STATUS_UNREACHABLE | QUIC_STATUS_INVALID_ADDRESS) => {
+            TransportError::Refused(status.to_string())
+        }
         Ok(QUIC_STATUS_CONNECTION_TIMEOUT | QUIC_STATUS_CONNECTION_IDLE) => {
             TransportError::TimedOut(status.to_string())
         }
@@ -368,14 +354,9 @@ pub(super) fn map_status(status: &Status) -> TransportError {
 /// What a connection callback does beyond the common events.
 enum Role {
     /// An incoming connection, owned by the callback until it is accepted.
-    Server {
-        pending: Option<Owner>,
-        accepted: mpsc::UnboundedSender<MsQuicConnection>,
-    },
+    Server { pending: Option<Owner>, accepted: mpsc::UnboundedSender<MsQuicConnection> },
     /// An outgoing connection whose `connect` waits for the server's stream.
-    Client {
-        ready: Option<oneshot::Sender<Result<(Stream, ConnectionInfo), TransportError>>>,
-    },
+    Client { ready: Option<oneshot::Sender<Result<(Stream, ConnectionInfo), TransportError>>> },
 }
 
 /// The state of one connection callback.
@@ -417,9 +398,7 @@ impl Drop for Slot {
 }
 
 impl ConnHandler {
-    fn into_callback(
-        mut self,
-    ) -> impl FnMut(ConnectionRef, ConnectionEvent) -> Result<(), Status> + 'static {
+    fn into_callback(mut self) -> impl FnMut(ConnectionRef, ConnectionEvent) -> Result<(), Status> + 'static {
         move |conn, event| guarded(|| self.on_event(&conn, event))
     }
 
@@ -438,9 +417,8 @@ impl ConnHandler {
             }
             ConnectionEvent::ShutdownInitiatedByPeer { error_code } => {
                 self.shared.lock().peer_close_code = Some(error_code);
-                self.shared.record_failure(TransportError::Refused(format!(
-                    "peer closed the connection (code {error_code})"
-                )));
+                self.shared
+                    .record_failure(TransportError::Refused(format!("peer closed the connection (code {error_code})")));
                 self.fail_connect();
             }
             ConnectionEvent::ShutdownComplete { .. } => {
@@ -574,19 +552,13 @@ impl StreamHandler {
         }
     }
 
-    fn into_callback(
-        mut self,
-    ) -> impl FnMut(StreamRef, StreamEvent) -> Result<(), Status> + 'static {
+    fn into_callback(mut self) -> impl FnMut(StreamRef, StreamEvent) -> Result<(), Status> + 'static {
         move |_stream, event| guarded(|| self.on_event(event))
     }
 
     fn on_event(&mut self, event: StreamEvent) -> Result<(), Status> {
         match event {
-            StreamEvent::Receive {
-                buffers,
-                total_buffer_length,
-                ..
-            } => {
+            StreamEvent::Receive { buffers, total_buffer_length, .. } => {
                 return self.on_receive(buffers, *total_buffer_length);
             }
             StreamEvent::SendComplete { client_context, .. } => {
@@ -601,9 +573,7 @@ impl StreamHandler {
             }
             StreamEvent::PeerSendShutdown => {
                 if self.decoder.has_partial() && !self.failed {
-                    self.violation(TransportError::Protocol(
-                        "stream ended inside a frame".into(),
-                    ));
+                    self.violation(TransportError::Protocol("stream ended inside a frame".into()));
                 }
                 self.shared.mark_closed();
             }
@@ -669,16 +639,10 @@ impl SendBuffers {
     /// Hands `frame` (header + payload) to MsQuic without copying it.
     fn submit(stream: &Stream, header: [u8; HEADER_LEN], payload: Bytes) -> Result<(), Status> {
         let empty: &[u8] = &[];
-        let mut boxed = Box::new(SendBuffers {
-            header,
-            payload,
-            refs: [BufferRef::from(empty), BufferRef::from(empty)],
-        });
+        let mut boxed =
+            Box::new(SendBuffers { header, payload, refs: [BufferRef::from(empty), BufferRef::from(empty)] });
         // The box's heap address and the payload's bytes no longer move.
-        boxed.refs = [
-            BufferRef::from(&boxed.header[..]),
-            BufferRef::from(&boxed.payload[..]),
-        ];
+        boxed.refs = [BufferRef::from(&boxed.header[..]), BufferRef::from(&boxed.payload[..])];
         let raw = Box::into_raw(boxed);
         // SAFETY: `raw` stays valid until SEND_COMPLETE, which frees it; on
         // a failed send there is no completion and we free it here.
@@ -691,31 +655,19 @@ impl SendBuffers {
 }
 
 /// Opens a connection to `addr` and waits for the server's stream.
-pub(super) async fn connect(
-    runtime: Arc<Runtime>,
-    addr: SocketAddr,
-) -> Result<MsQuicConnection, TransportError> {
+pub(super) async fn connect(runtime: Arc<Runtime>, addr: SocketAddr) -> Result<MsQuicConnection, TransportError> {
     let _turn = runtime.dials.turn().await?;
     let slot = Slot::take(&runtime, false).ok_or_else(|| {
         TransportError::Refused(format!("connection limit ({}) reached", runtime.config.limits.max_connections))
     })?;
     let shared = Shared::new(runtime.clone());
     let (ready_tx, ready_rx) = oneshot::channel();
-    let handler = ConnHandler {
-        shared: shared.clone(),
-        role: Role::Client {
-            ready: Some(ready_tx),
-        },
-        slot: Some(slot),
-    };
+    let handler =
+        ConnHandler { shared: shared.clone(), role: Role::Client { ready: Some(ready_tx) }, slot: Some(slot) };
     let conn = QuicConnection::open(runtime.registration(), handler.into_callback())
         .map_err(|e| TransportError::Protocol(format!("opening a connection: {e}")))?;
     let mut owner = Owner::new(conn, shared.clone(), runtime.clone());
-    if let Err(status) =
-        owner
-            .conn()
-            .start(runtime.client_config(), &addr.ip().to_string(), addr.port())
-    {
+    if let Err(status) = owner.conn().start(runtime.client_config(), &addr.ip().to_string(), addr.port()) {
         // Never started, so no SHUTDOWN_COMPLETE will come: close at once.
         shared.lock().shutdown_complete = true;
         return Err(map_status(&status));
@@ -729,12 +681,7 @@ pub(super) async fn connect(
         Err(_) => return Err(TransportError::TimedOut(format!("connecting to {addr}"))),
     };
     owner.set_stream(stream);
-    Ok(MsQuicConnection {
-        owner,
-        shared,
-        info,
-        framing: runtime.config.framing,
-    })
+    Ok(MsQuicConnection { owner, shared, info, framing: runtime.config.framing })
 }
 
 /// An established MsQuic connection.
@@ -754,18 +701,9 @@ impl Connection for MsQuicConnection {
     }
 
     fn split(self) -> (MsQuicSender, MsQuicReceiver) {
-        let MsQuicConnection {
-            owner,
-            shared,
-            framing,
-            ..
-        } = self;
+        let MsQuicConnection { owner, shared, framing, .. } = self;
         let owner = Arc::new(owner);
-        let sender = MsQuicSender {
-            owner: owner.clone(),
-            shared: shared.clone(),
-            framing,
-        };
+        let sender = MsQuicSender { owner: owner.clone(), shared: shared.clone(), framing };
         (sender, MsQuicReceiver { owner, shared })
     }
 }
@@ -783,9 +721,7 @@ impl MsQuicSender {
     #[cfg(test)]
     pub(super) fn send_raw(&self, bytes: &'static [u8]) -> Result<(), TransportError> {
         let stream = self.owner.stream().ok_or(TransportError::Closed)?;
-        let (header, rest) = bytes
-            .split_first_chunk::<HEADER_LEN>()
-            .expect("a header's worth");
+        let (header, rest) = bytes.split_first_chunk::<HEADER_LEN>().expect("a header's worth");
         self.shared.lock().in_flight += bytes.len();
         SendBuffers::submit(stream, *header, Bytes::from_static(rest)).map_err(|e| map_status(&e))
     }
@@ -817,9 +753,7 @@ impl MessageSender for MsQuicSender {
             let _ = stream.shutdown(StreamShutdownFlags::GRACEFUL, close::NORMAL);
         }
         let _ = tokio::time::timeout(CLOSE_LINGER, self.shared.wait_fin_acked()).await;
-        self.owner
-            .conn()
-            .shutdown(ConnectionShutdownFlags::NONE, self.shared.close_code());
+        self.owner.conn().shutdown(ConnectionShutdownFlags::NONE, self.shared.close_code());
         self.shared.mark_closed();
     }
 
@@ -926,13 +860,5 @@ pub(super) fn server_callback(
 ) -> impl FnMut(ConnectionRef, ConnectionEvent) -> Result<(), Status> + 'static {
     let shared = Shared::new(runtime.clone());
     let owner = Owner::new(conn, shared.clone(), runtime);
-    ConnHandler {
-        shared,
-        role: Role::Server {
-            pending: Some(owner),
-            accepted,
-        },
-        slot: Some(slot),
-    }
-    .into_callback()
+    ConnHandler { shared, role: Role::Server { pending: Some(owner), accepted }, slot: Some(slot) }.into_callback()
 }

@@ -25,9 +25,7 @@ pub struct TlsIdentity {
 impl fmt::Debug for TlsIdentity {
     // Never print the key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsIdentity")
-            .field("id", &self.id())
-            .finish_non_exhaustive()
+        f.debug_struct("TlsIdentity").field("id", &self.id()).finish_non_exhaustive()
     }
 }
 
@@ -36,10 +34,7 @@ impl TlsIdentity {
     pub fn generate() -> Result<Self, TransportError> {
         let certified = rcgen::generate_simple_self_signed(vec!["tandem".to_string()])
             .map_err(|e| TransportError::Protocol(format!("generating a certificate: {e}")))?;
-        Ok(TlsIdentity {
-            cert_der: certified.cert.der().to_vec(),
-            key_der: certified.signing_key.serialize_der(),
-        })
+        Ok(TlsIdentity { cert_der: certified.cert.der().to_vec(), key_der: certified.signing_key.serialize_der() })
     }
 
     /// The identity peers see: SHA-256 of the certificate DER.
@@ -51,23 +46,15 @@ impl TlsIdentity {
     /// backend takes PEM files (or PKCS#12, which we cannot build without
     /// another dependency), so the files live in a private temporary
     /// directory only while the credential loads (synchronously).
-    pub fn load_into(
-        &self,
-        config: &Configuration,
-        flags: CredentialFlags,
-    ) -> Result<(), TransportError> {
-        let files = PemFiles::write(self)
-            .map_err(|e| TransportError::Protocol(format!("writing TLS identity: {e}")))?;
+    pub fn load_into(&self, config: &Configuration, flags: CredentialFlags) -> Result<(), TransportError> {
+        let files =
+            PemFiles::write(self).map_err(|e| TransportError::Protocol(format!("writing TLS identity: {e}")))?;
         let credential = Credential::CertificateFile(CertificateFile::new(
             files.key.display().to_string(),
             files.cert.display().to_string(),
         ));
-        let cred_config = CredentialConfig::new()
-            .set_credential_flags(flags)
-            .set_credential(credential);
-        config
-            .load_credential(&cred_config)
-            .map_err(|e| TransportError::Protocol(format!("loading TLS identity: {e}")))
+        let cred_config = CredentialConfig::new().set_credential_flags(flags).set_credential(credential);
+        config.load_credential(&cred_config).map_err(|e| TransportError::Protocol(format!("loading TLS identity: {e}")))
     }
 }
 
@@ -82,9 +69,7 @@ pub fn identity_of(cert_der: &[u8]) -> PeerIdentity {
 ///
 /// # Safety
 /// `certificate` must be the pointer from that event, used only during it.
-pub(super) unsafe fn portable_certificate<'a>(
-    certificate: *const msquic::ffi::QUIC_CERTIFICATE,
-) -> Option<&'a [u8]> {
+pub(super) unsafe fn portable_certificate<'a>(certificate: *const msquic::ffi::QUIC_CERTIFICATE) -> Option<&'a [u8]> {
     let buffer = certificate as *const msquic::ffi::QUIC_BUFFER;
     // SAFETY: with portable certificates MsQuic passes a QUIC_BUFFER (or null)
     // that is valid for the duration of the callback.
@@ -105,10 +90,8 @@ struct PemFiles {
 impl PemFiles {
     fn write(identity: &TlsIdentity) -> io::Result<PemFiles> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!(
             "tandem-msquic-{}-{}-{nanos}",
             std::process::id(),
@@ -116,11 +99,7 @@ impl PemFiles {
         ));
         // `create` fails if the path exists, so nobody can pre-plant it.
         DirBuilder::new().mode(0o700).create(&dir)?;
-        let files = PemFiles {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            dir,
-        };
+        let files = PemFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem"), dir };
         let cert_pem = pem::encode(&pem::Pem::new("CERTIFICATE", identity.cert_der.clone()));
         let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", identity.key_der.clone()));
         write_private(&files.cert, cert_pem.as_bytes())?;
@@ -130,12 +109,7 @@ impl PemFiles {
 }
 
 fn write_private(path: &PathBuf, contents: &[u8]) -> io::Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(contents)
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(contents)
 }
 
 impl Drop for PemFiles {

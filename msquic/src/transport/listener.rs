@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use msquic::{
-    Addr, BufferRef, Connection as QuicConnection, ConnectionShutdownFlags,
-    Listener as QuicListener, ListenerEvent, Status, StatusCode,
+    Addr, BufferRef, Connection as QuicConnection, ConnectionShutdownFlags, Listener as QuicListener, ListenerEvent,
+    Status, StatusCode,
 };
 use tokio::sync::mpsc;
 
@@ -40,15 +40,8 @@ impl MsQuicListener {
                     };
                     // SAFETY: MsQuic hands us ownership of the new handle.
                     let owned = unsafe { QuicConnection::from_raw(connection.as_raw()) };
-                    connection.set_callback_handler(server_callback(
-                        owned,
-                        slot,
-                        callback_runtime.clone(),
-                        tx.clone(),
-                    ));
-                    if let Err(status) =
-                        connection.set_configuration(callback_runtime.server_config())
-                    {
+                    connection.set_callback_handler(server_callback(owned, slot, callback_runtime.clone(), tx.clone()));
+                    if let Err(status) = connection.set_configuration(callback_runtime.server_config()) {
                         // Accepting it and shutting it down keeps ownership simple:
                         // it closes through the usual SHUTDOWN_COMPLETE path.
                         tracing::warn!(%status, "cannot configure an incoming connection");
@@ -60,19 +53,12 @@ impl MsQuicListener {
         })
         .map_err(|e| TransportError::Listen(format!("opening a listener: {e}")))?;
         // From here on, an error drops `bound`, whose close goes to the closer.
-        let mut bound = MsQuicListener {
-            listener: Some(listener),
-            accepted,
-            local: addr,
-            _runtime: runtime,
-        };
+        let mut bound = MsQuicListener { listener: Some(listener), accepted, local: addr, _runtime: runtime };
         let listener = bound.listener.as_ref().expect("just set");
-        listener
-            .start(&[BufferRef::from(ALPN)], Some(&Addr::from(addr)))
-            .map_err(|e| match map_status(&e) {
-                err @ TransportError::Listen(_) => err,
-                _ => TransportError::Listen(format!("binding {addr}: {e}")),
-            })?;
+        listener.start(&[BufferRef::from(ALPN)], Some(&Addr::from(addr))).map_err(|e| match map_status(&e) {
+            err @ TransportError::Listen(_) => err,
+            _ => TransportError::Listen(format!("binding {addr}: {e}")),
+        })?;
         bound.local = listener
             .get_local_addr()
             .ok()

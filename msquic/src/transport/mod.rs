@@ -42,8 +42,8 @@ pub use identity::{identity_of, TlsIdentity};
 pub use limits::Limits;
 pub use listener::MsQuicListener;
 
-use tandem::transport::{PeerIdentity, Transport, TransportError};
 use runtime::Runtime;
+use tandem::transport::{PeerIdentity, Transport, TransportError};
 
 /// A [`Transport`] over MsQuic.
 pub struct MsQuicTransport {
@@ -60,10 +60,7 @@ impl MsQuicTransport {
             None => TlsIdentity::generate()?,
         };
         let runtime = Runtime::open(config, &identity)?;
-        Ok(MsQuicTransport {
-            runtime: Arc::new(runtime),
-            identity: identity.id(),
-        })
+        Ok(MsQuicTransport { runtime: Arc::new(runtime), identity: identity.id() })
     }
 
     /// This transport's identity, as its peers see it.
@@ -83,18 +80,12 @@ impl Transport for MsQuicTransport {
     type Listener = MsQuicListener;
     type Connection = MsQuicConnection;
 
-    fn listen(
-        &self,
-        addr: SocketAddr,
-    ) -> impl Future<Output = Result<MsQuicListener, TransportError>> + Send {
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = Result<MsQuicListener, TransportError>> + Send {
         let bound = MsQuicListener::bind(self.runtime.clone(), addr);
         async move { bound }
     }
 
-    fn connect(
-        &self,
-        addr: SocketAddr,
-    ) -> impl Future<Output = Result<MsQuicConnection, TransportError>> + Send {
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = Result<MsQuicConnection, TransportError>> + Send {
         connection::connect(self.runtime.clone(), addr)
     }
 }

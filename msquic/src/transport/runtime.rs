@@ -15,9 +15,7 @@ use std::sync::{Arc, Mutex, Once, OnceLock, PoisonError, TryLockError};
 // Wall-clock `Instant`: the MsQuic backend runs only on the real network.
 use std::time::{Duration, Instant};
 
-use msquic::{
-    BufferRef, Configuration, CredentialFlags, Registration, RegistrationConfig, Status, StatusCode,
-};
+use msquic::{BufferRef, Configuration, CredentialFlags, Registration, RegistrationConfig, Status, StatusCode};
 
 use super::config::{MsQuicConfig, ALPN};
 use super::identity::TlsIdentity;
@@ -62,18 +60,16 @@ pub(super) fn close_later(job: impl FnOnce() + Send + 'static) {
         let (tx, rx) = mpsc::channel::<Job>();
         // If the thread cannot start, `rx` is dropped with the closure and
         // jobs run inline below instead.
-        let _ = std::thread::Builder::new()
-            .name("msquic-closer".into())
-            .spawn(move || {
-                for job in rx {
-                    let exiting = EXITING.lock().unwrap_or_else(PoisonError::into_inner);
-                    if *exiting {
-                        return;
-                    }
-                    let _ = catch_unwind(AssertUnwindSafe(job));
-                    drop(exiting);
+        let _ = std::thread::Builder::new().name("msquic-closer".into()).spawn(move || {
+            for job in rx {
+                let exiting = EXITING.lock().unwrap_or_else(PoisonError::into_inner);
+                if *exiting {
+                    return;
                 }
-            });
+                let _ = catch_unwind(AssertUnwindSafe(job));
+                drop(exiting);
+            }
+        });
         tx
     });
     if let Err(mpsc::SendError(job)) = sender.send(Box::new(job)) {
@@ -90,8 +86,7 @@ fn keep_library_loaded() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         unsafe extern "C" {
-            fn MsQuicOpenVersion(version: u32, api: *mut *const msquic::ffi::QUIC_API_TABLE)
-                -> u32;
+            fn MsQuicOpenVersion(version: u32, api: *mut *const msquic::ffi::QUIC_API_TABLE) -> u32;
         }
         let mut table = std::ptr::null();
         // SAFETY: the documented entry point; the table is deliberately never
@@ -129,15 +124,11 @@ pub(super) struct Runtime {
 
 impl Runtime {
     /// Opens the registration and both configurations with `identity` loaded.
-    pub(super) fn open(
-        config: MsQuicConfig,
-        identity: &TlsIdentity,
-    ) -> Result<Self, TransportError> {
+    pub(super) fn open(config: MsQuicConfig, identity: &TlsIdentity) -> Result<Self, TransportError> {
         let setup = |what: &str, e: Status| TransportError::Protocol(format!("MsQuic {what}: {e}"));
         keep_library_loaded();
-        let registration =
-            Registration::new(&RegistrationConfig::new().set_app_name("tandem".into()))
-                .map_err(|e| setup("registration", e))?;
+        let registration = Registration::new(&RegistrationConfig::new().set_app_name("tandem".into()))
+            .map_err(|e| setup("registration", e))?;
         let alpn = [BufferRef::from(ALPN)];
         // Certificates are checked against the trust policy in the
         // PEER_CERTIFICATE_RECEIVED event, so MsQuic's own chain validation
@@ -150,10 +141,7 @@ impl Runtime {
             .map_err(|e| setup("server configuration", e))?;
         // Every client must present a certificate, in every trust mode; the
         // trust policy refuses one that presents none.
-        identity.load_into(
-            &server,
-            common | CredentialFlags::REQUIRE_CLIENT_AUTHENTICATION,
-        )?;
+        identity.load_into(&server, common | CredentialFlags::REQUIRE_CLIENT_AUTHENTICATION)?;
         let client = Configuration::open(&registration, &alpn, Some(&config.settings(false)))
             .map_err(|e| setup("client configuration", e))?;
         identity.load_into(&client, common | CredentialFlags::CLIENT)?;
@@ -170,31 +158,21 @@ impl Runtime {
     }
 
     pub(super) fn registration(&self) -> &Registration {
-        self.registration
-            .as_ref()
-            .expect("registration lives until drop")
+        self.registration.as_ref().expect("registration lives until drop")
     }
 
     pub(super) fn server_config(&self) -> &Configuration {
-        self.server
-            .as_ref()
-            .expect("configuration lives until drop")
+        self.server.as_ref().expect("configuration lives until drop")
     }
 
     pub(super) fn client_config(&self) -> &Configuration {
-        self.client
-            .as_ref()
-            .expect("configuration lives until drop")
+        self.client.as_ref().expect("configuration lives until drop")
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let (server, client, registration) = (
-            self.server.take(),
-            self.client.take(),
-            self.registration.take(),
-        );
+        let (server, client, registration) = (self.server.take(), self.client.take(), self.registration.take());
         let closed = self.closed.clone();
         // Queued after the close of every handle that held this runtime:
         // configurations, then the registration.

@@ -16,9 +16,7 @@ use tandem::transport::{Connection, Framing, Listener, MessageReceiver, MessageS
 const STEP: Duration = Duration::from_secs(10);
 
 async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(STEP, future).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 fn loopback() -> SocketAddr {
@@ -34,31 +32,21 @@ async fn pair(
     server: &MsQuicTransport,
     client: &MsQuicTransport,
 ) -> (MsQuicListener, MsQuicConnection, MsQuicConnection) {
-    let mut listener = within("listen", server.listen(loopback()))
-        .await
-        .expect("listen");
+    let mut listener = within("listen", server.listen(loopback())).await.expect("listen");
     let addr = listener.local_addr();
     assert_ne!(addr.port(), 0);
-    let outgoing = within("connect", client.connect(addr))
-        .await
-        .expect("connect");
+    let outgoing = within("connect", client.connect(addr)).await.expect("connect");
     let incoming = within("accept", listener.accept()).await.expect("accept");
     (listener, outgoing, incoming)
 }
 
 fn pattern(len: usize, seed: u8) -> Bytes {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect::<Vec<_>>()
-        .into()
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<_>>().into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_round_trip_whole_and_in_order() {
-    let (server, client) = (
-        transport(MsQuicConfig::default()),
-        transport(MsQuicConfig::default()),
-    );
+    let (server, client) = (transport(MsQuicConfig::default()), transport(MsQuicConfig::default()));
     let (_listener, outgoing, incoming) = pair(&server, &client).await;
     let (mut client_tx, mut client_rx) = outgoing.split();
     let (mut server_tx, mut server_rx) = incoming.split();
@@ -85,52 +73,25 @@ async fn messages_round_trip_whole_and_in_order() {
     let mut client_tx = within("sender", sending).await.unwrap();
 
     // And back.
-    within("reply", server_tx.send(Bytes::from_static(b"pong")))
-        .await
-        .unwrap();
-    assert_eq!(
-        &within("recv reply", client_rx.recv()).await.unwrap()[..],
-        b"pong"
-    );
+    within("reply", server_tx.send(Bytes::from_static(b"pong"))).await.unwrap();
+    assert_eq!(&within("recv reply", client_rx.recv()).await.unwrap()[..], b"pong");
 
     // Too large for the framing: refused locally, the connection lives on.
     let too_big = Bytes::from(vec![0u8; Framing::default().max_frame() + 1]);
-    assert!(matches!(
-        client_tx.send(too_big).await,
-        Err(TransportError::FrameTooLarge { .. })
-    ));
+    assert!(matches!(client_tx.send(too_big).await, Err(TransportError::FrameTooLarge { .. })));
 
     // Close: what was sent arrives, then the peer sees Closed.
-    within(
-        "send before close",
-        client_tx.send(Bytes::from_static(b"bye")),
-    )
-    .await
-    .unwrap();
+    within("send before close", client_tx.send(Bytes::from_static(b"bye"))).await.unwrap();
     within("close", client_tx.close()).await;
-    assert_eq!(
-        &within("recv bye", server_rx.recv()).await.unwrap()[..],
-        b"bye"
-    );
-    assert!(matches!(
-        within("recv closed", server_rx.recv()).await,
-        Err(TransportError::Closed)
-    ));
-    assert!(matches!(
-        within("own recv", client_rx.recv()).await,
-        Err(TransportError::Closed)
-    ));
-    assert!(within("send after close", server_tx.send(Bytes::new()))
-        .await
-        .is_err());
+    assert_eq!(&within("recv bye", server_rx.recv()).await.unwrap()[..], b"bye");
+    assert!(matches!(within("recv closed", server_rx.recv()).await, Err(TransportError::Closed)));
+    assert!(matches!(within("own recv", client_rx.recv()).await, Err(TransportError::Closed)));
+    assert!(within("send after close", server_tx.send(Bytes::new())).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_identities_match_the_other_side() {
-    let (server, client) = (
-        transport(MsQuicConfig::default()),
-        transport(MsQuicConfig::default()),
-    );
+    let (server, client) = (transport(MsQuicConfig::default()), transport(MsQuicConfig::default()));
     assert_ne!(server.identity(), client.identity());
     let (_listener, outgoing, incoming) = pair(&server, &client).await;
     assert_eq!(outgoing.info().peer_identity, Some(server.identity()));
@@ -141,22 +102,14 @@ async fn peer_identities_match_the_other_side() {
     // A given identity is used as is.
     let identity = TlsIdentity::generate().unwrap();
     let id = identity.id();
-    assert_eq!(
-        transport(MsQuicConfig::default().with_identity(identity)).identity(),
-        id
-    );
+    assert_eq!(transport(MsQuicConfig::default().with_identity(identity)).identity(), id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_transports_refuse_unknown_peers() {
-    let (server_id, client_id) = (
-        TlsIdentity::generate().unwrap(),
-        TlsIdentity::generate().unwrap(),
-    );
+    let (server_id, client_id) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
     let pinned = |own: &TlsIdentity, peer: &TlsIdentity| {
-        MsQuicConfig::default()
-            .with_identity(own.clone())
-            .with_trust(TrustPolicy::Pinned(BTreeSet::from([peer.id()])))
+        MsQuicConfig::default().with_identity(own.clone()).with_trust(TrustPolicy::Pinned(BTreeSet::from([peer.id()])))
     };
     let server = transport(pinned(&server_id, &client_id));
     let client = transport(pinned(&client_id, &server_id));
@@ -173,29 +126,17 @@ async fn pinned_transports_refuse_unknown_peers() {
     assert!(nothing.is_err(), "the listener yielded an unpinned client");
 
     // A pinned client still gets through and can talk.
-    let outgoing = within("connect", client.connect(addr))
-        .await
-        .expect("pinned connect");
-    let incoming = within("accept", listener.accept())
-        .await
-        .expect("pinned accept");
+    let outgoing = within("connect", client.connect(addr)).await.expect("pinned connect");
+    let incoming = within("accept", listener.accept()).await.expect("pinned accept");
     assert_eq!(incoming.info().peer_identity, Some(client.identity()));
     let (mut tx, _rx) = outgoing.split();
     let (_tx, mut rx) = incoming.split();
-    within("send", tx.send(Bytes::from_static(b"hi")))
-        .await
-        .unwrap();
+    within("send", tx.send(Bytes::from_static(b"hi"))).await.unwrap();
     assert_eq!(&within("recv", rx.recv()).await.unwrap()[..], b"hi");
 
     // The pinned client refuses a server it does not know.
-    let mut rogue_listener = within("rogue listen", rogue.listen(loopback()))
-        .await
-        .unwrap();
-    let wrong = within(
-        "connect to rogue",
-        client.connect(rogue_listener.local_addr()),
-    )
-    .await;
+    let mut rogue_listener = within("rogue listen", rogue.listen(loopback())).await.unwrap();
+    let wrong = within("connect to rogue", client.connect(rogue_listener.local_addr())).await;
     assert!(wrong.is_err(), "connected to an unpinned server");
     let nothing = tokio::time::timeout(Duration::from_millis(300), rogue_listener.accept()).await;
     assert!(nothing.is_err(), "the rogue listener got a connection");
@@ -220,14 +161,8 @@ async fn broken_framing_closes_only_that_connection() {
         let (evil_tx, mut evil_rx) = outgoing.split();
         let (_server_tx, mut server_rx) = incoming.split();
         evil_tx.send_raw(bytes).unwrap();
-        assert!(matches!(
-            within("server recv", server_rx.recv()).await,
-            Err(TransportError::Closed)
-        ));
-        assert!(matches!(
-            within("client recv", evil_rx.recv()).await,
-            Err(TransportError::Closed)
-        ));
+        assert!(matches!(within("server recv", server_rx.recv()).await, Err(TransportError::Closed)));
+        assert!(matches!(within("client recv", evil_rx.recv()).await, Err(TransportError::Closed)));
         // The violation's code, also when the server drops its halves at once.
         assert_eq!(evil_rx.peer_close_code(), Some(close::FRAMING));
     }
@@ -237,27 +172,18 @@ async fn broken_framing_closes_only_that_connection() {
     let incoming = within("accept", listener.accept()).await.unwrap();
     let (mut tx, _rx) = outgoing.split();
     let (_tx, mut rx) = incoming.split();
-    within("send", tx.send(Bytes::from_static(b"fine")))
-        .await
-        .unwrap();
+    within("send", tx.send(Bytes::from_static(b"fine"))).await.unwrap();
     assert_eq!(&within("recv", rx.recv()).await.unwrap()[..], b"fine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_nobody_fails_fast() {
     // A port that was free a moment ago.
-    let addr = std::net::UdpSocket::bind(loopback())
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::UdpSocket::bind(loopback()).unwrap().local_addr().unwrap();
     let client = transport(MsQuicConfig::default());
     let started = Instant::now();
     assert!(within("connect", client.connect(addr)).await.is_err());
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
 
 /// A UDP relay to `target` that can be made to drop everything, like a
@@ -309,30 +235,15 @@ async fn keep_alive_holds_idle_connections_and_dead_peers_are_noticed() {
 
     // Silent for twice the idle timeout: keep-alives hold the connection.
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    within("send", tx.send(Bytes::from_static(b"still here")))
-        .await
-        .unwrap();
-    assert_eq!(
-        &within("recv", server_rx.recv()).await.unwrap()[..],
-        b"still here"
-    );
+    within("send", tx.send(Bytes::from_static(b"still here"))).await.unwrap();
+    assert_eq!(&within("recv", server_rx.recv()).await.unwrap()[..], b"still here");
 
     // The network goes silent: both sides give up within the idle timeout.
     dead.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    assert!(matches!(
-        within("client recv", client_rx.recv()).await,
-        Err(TransportError::Closed)
-    ));
-    assert!(matches!(
-        within("server recv", server_rx.recv()).await,
-        Err(TransportError::Closed)
-    ));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(matches!(within("client recv", client_rx.recv()).await, Err(TransportError::Closed)));
+    assert!(matches!(within("server recv", server_rx.recv()).await, Err(TransportError::Closed)));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
 
 fn thread_count() -> usize {
@@ -344,17 +255,12 @@ fn thread_count() -> usize {
 /// One round of setup, a message, and teardown; returns flags that turn true
 /// when each transport's registration has closed.
 async fn open_talk_drop() -> [Arc<AtomicBool>; 2] {
-    let (server, client) = (
-        transport(MsQuicConfig::default()),
-        transport(MsQuicConfig::default()),
-    );
+    let (server, client) = (transport(MsQuicConfig::default()), transport(MsQuicConfig::default()));
     let closed = [server.closed_flag(), client.closed_flag()];
     let (listener, outgoing, incoming) = pair(&server, &client).await;
     let (mut tx, rx) = outgoing.split();
     let (server_tx, mut server_rx) = incoming.split();
-    within("send", tx.send(Bytes::from_static(b"x")))
-        .await
-        .unwrap();
+    within("send", tx.send(Bytes::from_static(b"x"))).await.unwrap();
     within("recv", server_rx.recv()).await.unwrap();
     // Drop in an unfriendly order: transports first, handles after.
     drop((server, client));
@@ -379,10 +285,7 @@ async fn repeated_setup_and_drop_neither_hangs_nor_leaks() {
         while !all_closed() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            all_closed(),
-            "a registration is still open: some handle leaked"
-        );
+        assert!(all_closed(), "a registration is still open: some handle leaked");
         // Other tests run concurrently in this process, hence the slack;
         // a leak per round would exceed it.
         let now = thread_count();

@@ -86,8 +86,7 @@ impl Attacker {
         let mut config = ClientConfig::new(Arc::new(quic));
         config.transport_config(Arc::new(transport));
 
-        let mut endpoint =
-            Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("binding 127.0.0.1:0");
+        let mut endpoint = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("binding 127.0.0.1:0");
         endpoint.set_default_client_config(config);
         Attacker { endpoint }
     }
@@ -102,16 +101,12 @@ impl Attacker {
     /// before the server has judged the client's certificate, so success
     /// here does not mean the server admitted us: see [`Attacker::connect`].
     pub async fn handshake(&self, addr: SocketAddr) -> Result<Connection, String> {
-        let connecting = self
-            .endpoint
-            .connect(addr, SERVER_NAME)
-            .map_err(|e| format!("starting a connection to {addr}: {e}"))?;
+        let connecting =
+            self.endpoint.connect(addr, SERVER_NAME).map_err(|e| format!("starting a connection to {addr}: {e}"))?;
         match timeout(CONNECT_PATIENCE, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(format!("handshake with {addr}: {e}")),
-            Err(_) => Err(format!(
-                "handshake with {addr}: no answer in {CONNECT_PATIENCE:?}"
-            )),
+            Err(_) => Err(format!("handshake with {addr}: no answer in {CONNECT_PATIENCE:?}")),
         }
     }
 
@@ -128,17 +123,10 @@ impl Attacker {
             Ok(Err(e)) => return Err(format!("waiting for the stream from {addr}: {e}")),
             Err(_) => {
                 conn.close(0u8.into(), b"no stream");
-                return Err(format!(
-                    "{addr} opened no stream within {CONNECT_PATIENCE:?}"
-                ));
+                return Err(format!("{addr} opened no stream within {CONNECT_PATIENCE:?}"));
             }
         };
-        Ok(Hostile {
-            conn,
-            send,
-            recv,
-            buffer: Vec::new(),
-        })
+        Ok(Hostile { conn, send, recv, buffer: Vec::new() })
     }
 }
 
@@ -167,10 +155,7 @@ impl Hostile {
     /// Writes `bytes` on the stream as they are: no framing. Returns once
     /// quinn has buffered them (not when the server has read them).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.send
-            .write_all(bytes)
-            .await
-            .map_err(|e| format!("writing {} bytes: {e}", bytes.len()))
+        self.send.write_all(bytes).await.map_err(|e| format!("writing {} bytes: {e}", bytes.len()))
     }
 
     /// Writes one well-formed frame: `payload`'s length as a big-endian
@@ -185,9 +170,7 @@ impl Hostile {
 
     /// Ends our side of the stream (FIN) after what was written.
     pub fn finish(&mut self) -> Result<(), String> {
-        self.send
-            .finish()
-            .map_err(|e| format!("finishing the stream: {e}"))
+        self.send.finish().map_err(|e| format!("finishing the stream: {e}"))
     }
 
     /// The next frame's payload from the server, or `None` if none is
@@ -263,12 +246,7 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -277,12 +255,7 @@ impl ServerCertVerifier for AnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

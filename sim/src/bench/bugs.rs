@@ -42,7 +42,11 @@ fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) ->
     };
     let failure = failing.failure.as_ref().expect("a failing run");
     let shrunk = system.shrink(&failing.case.scenario, failure, DEFAULT_BUDGET);
-    Hunt { found: Some(failing.case.number()), secs, shrunk: Some((shrunk.scenario.steps.len(), shrunk.scenario.nodes)) }
+    Hunt {
+        found: Some(failing.case.number()),
+        secs,
+        shrunk: Some((shrunk.scenario.steps.len(), shrunk.scenario.nodes)),
+    }
 }
 
 /// The `q` quantile (0..=1) of sorted `values`, nearest rank.
@@ -66,11 +70,31 @@ fn figures(system: &str, bug: &str, guide: Guide, hunts: &[Hunt], budget: u64) -
     let id = |what: &str| format!("bugs.{system}.{bug}.{guide}.{what}");
     let over = format!("{system} {bug}, {} exploration seeds, --guide {guide}", hunts.len());
     vec![
-        Figure::new(id("cases_median"), format!("{over}: cases to find, median of the seeds that found it"), quantile(&cases, 0.5), "cases"),
+        Figure::new(
+            id("cases_median"),
+            format!("{over}: cases to find, median of the seeds that found it"),
+            quantile(&cases, 0.5),
+            "cases",
+        ),
         Figure::new(id("cases_p90"), format!("{over}: cases to find, p90"), quantile(&cases, 0.9), "cases"),
-        Figure::new(id("cases_max"), format!("{over}: cases to find, max"), cases.last().copied().unwrap_or(f64::NAN), "cases"),
-        Figure::new(id("missed"), format!("{over}: seeds that missed it within {budget} cases"), missed as f64, "seeds"),
-        Figure::new(id("wall_median"), format!("{over}: wall time to find, median (2 threads)"), quantile(&secs, 0.5), "s"),
+        Figure::new(
+            id("cases_max"),
+            format!("{over}: cases to find, max"),
+            cases.last().copied().unwrap_or(f64::NAN),
+            "cases",
+        ),
+        Figure::new(
+            id("missed"),
+            format!("{over}: seeds that missed it within {budget} cases"),
+            missed as f64,
+            "seeds",
+        ),
+        Figure::new(
+            id("wall_median"),
+            format!("{over}: wall time to find, median (2 threads)"),
+            quantile(&secs, 0.5),
+            "s",
+        ),
         Figure::new(id("shrunk_steps_max"), format!("{over}: shrunk reproducer, most steps"), steps as f64, "steps"),
         Figure::new(id("shrunk_nodes_max"), format!("{over}: shrunk reproducer, most nodes"), nodes as f64, "nodes"),
     ]

@@ -47,9 +47,20 @@ pub fn measure(options: &Options) -> Vec<Figure> {
         Figure::new("explore.jobs1.cases_per_s", what(cases, 1, Guide::Swarm, Backend::Events), one, "cases/s")
             .against("turmoil backend", old)
             .target(Target::value_at_least(50.0)),
-        Figure::new("explore.turmoil.jobs1.cases_per_s", what(old_cases, 1, Guide::Swarm, Backend::Turmoil), old, "cases/s"),
-        Figure::new("explore.jobs2.cases_per_s", what(cases, 2, Guide::Swarm, Backend::Events), two, "cases/s").against("--jobs 1", one),
-        Figure::new("explore.guided.jobs1.cases_per_s", what(cases, 1, Guide::Coverage, Backend::Events), guided, "cases/s")
-            .against("--guide swarm", one),
+        Figure::new(
+            "explore.turmoil.jobs1.cases_per_s",
+            what(old_cases, 1, Guide::Swarm, Backend::Turmoil),
+            old,
+            "cases/s",
+        ),
+        Figure::new("explore.jobs2.cases_per_s", what(cases, 2, Guide::Swarm, Backend::Events), two, "cases/s")
+            .against("--jobs 1", one),
+        Figure::new(
+            "explore.guided.jobs1.cases_per_s",
+            what(cases, 1, Guide::Coverage, Backend::Events),
+            guided,
+            "cases/s",
+        )
+        .against("--guide swarm", one),
     ]
 }

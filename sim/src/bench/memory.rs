@@ -32,13 +32,21 @@ impl Probe {
 
 /// The simulated seconds of the 64-node workload.
 fn sim64_secs(quick: bool) -> u64 {
-    if quick { 2 } else { 10 }
+    if quick {
+        2
+    } else {
+        10
+    }
 }
 
 /// 10,000 broadcasts (1,000 when quick), spread over 8 nodes.
 #[cfg(feature = "msquic")]
 fn quic8_broadcasts(quick: bool) -> usize {
-    if quick { 1_000 } else { 10_000 }
+    if quick {
+        1_000
+    } else {
+        10_000
+    }
 }
 
 /// Runs `probe`'s workload in this process and returns its peak RSS in KiB.
@@ -47,7 +55,11 @@ pub fn run_probe(probe: Probe, quick: bool) -> Result<u64, String> {
         Probe::Idle => {}
         Probe::Sim64 => {
             let scenario = workload::fixed_load(64, sim64_secs(quick));
-            run_with(std::sync::Arc::new(tandem_pubsub::PubSub), &scenario, options_for(&tandem_pubsub::PubSub, &scenario, SEED));
+            run_with(
+                std::sync::Arc::new(tandem_pubsub::PubSub),
+                &scenario,
+                options_for(&tandem_pubsub::PubSub, &scenario, SEED),
+            );
         }
         Probe::RawSim64 => {
             let scenario = workload::fixed_load(64, sim64_secs(quick));

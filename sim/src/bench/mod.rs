@@ -72,7 +72,8 @@ pub struct Options {
 /// Runs the sections of `options` and collects their figures. A section
 /// that cannot run (no MsQuic in this build) is listed as skipped.
 pub fn run(options: &Options) -> Report {
-    let mut report = Report { machine: Machine::this(), quick: options.quick, figures: Vec::new(), skipped: Vec::new() };
+    let mut report =
+        Report { machine: Machine::this(), quick: options.quick, figures: Vec::new(), skipped: Vec::new() };
     for &section in &options.sections {
         let figures = match section {
             Section::Sim => Ok(sim_speed::measure(options)),

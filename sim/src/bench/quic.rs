@@ -7,9 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tandem_pubsub::node::{Node, NodeConfig, NodeId, SendError};
-use tandem_msquic::{MsQuicConfig, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
+use tandem_msquic::{MsQuicConfig, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport};
+use tandem_pubsub::node::{Node, NodeConfig, NodeId, SendError};
 use tokio::sync::mpsc;
 
 use super::raw_quic::RawQuic;
@@ -89,9 +89,10 @@ impl Pair {
     async fn latencies(&mut self, size: usize, samples: usize) -> Result<Vec<Duration>, String> {
         let Link { mut sender, mut receiver, _rest } = self.link().await?;
         let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
-        let receiving = tokio::spawn(async move {
-            while receiver.recv().await.is_ok() && arrived_tx.send(Instant::now()).is_ok() {}
-        });
+        let receiving =
+            tokio::spawn(
+                async move { while receiver.recv().await.is_ok() && arrived_tx.send(Instant::now()).is_ok() {} },
+            );
         let payload = Bytes::from(vec![7u8; size]);
         let mut latencies = Vec::with_capacity(samples);
         for _ in 0..samples {
@@ -126,7 +127,12 @@ pub async fn start_nodes(count: u32) -> Result<Vec<Node>, String> {
 
 /// Every node in `origins` broadcasts `per_origin` messages of `size`
 /// bytes; returns the seconds until every other node delivered each.
-pub async fn broadcast_all(nodes: &mut [Node], origins: &[usize], per_origin: usize, size: usize) -> Result<f64, String> {
+pub async fn broadcast_all(
+    nodes: &mut [Node],
+    origins: &[usize],
+    per_origin: usize,
+    size: usize,
+) -> Result<f64, String> {
     let start = Instant::now();
     let mut receivers = Vec::new();
     for (index, node) in nodes.iter_mut().enumerate() {
@@ -199,7 +205,9 @@ pub fn measure(options: &Options) -> Result<Vec<Figure>, String> {
     figures.push(
         Figure::new(
             "quic.fanout4.msgs",
-            format!("node 0 of 5 reference nodes broadcasts {count} x {BROADCAST_SIZE} B (Node API); deliveries per second"),
+            format!(
+                "node 0 of 5 reference nodes broadcasts {count} x {BROADCAST_SIZE} B (Node API); deliveries per second"
+            ),
             (4 * count) as f64 / tandem,
             "msg/s",
         )
@@ -208,14 +216,20 @@ pub fn measure(options: &Options) -> Result<Vec<Figure>, String> {
     let samples = if options.quick { 100 } else { 2_000 };
     let tandem = runtime.block_on(pair.latencies(64, samples))?;
     let baseline = raw.latencies(64, samples)?;
-    let udp: Vec<Duration> = echo.round_trips(64, samples).map_err(|e| e.to_string())?.into_iter().map(|rtt| rtt / 2).collect();
+    let udp: Vec<Duration> =
+        echo.round_trips(64, samples).map_err(|e| e.to_string())?.into_iter().map(|rtt| rtt / 2).collect();
     for p in [50.0, 99.0] {
         let what = format!("one-way latency of a 64 B message, one in flight, {samples} samples");
         figures.push(
             Figure::new(format!("quic.latency.p{p}"), what.clone(), percentile(&tandem, p), "us")
                 .against("raw msquic stream", percentile(&baseline, p)),
         );
-        figures.push(Figure::new(format!("udp.latency.p{p}"), format!("{what}: raw UDP echo, half the round trip"), percentile(&udp, p), "us"));
+        figures.push(Figure::new(
+            format!("udp.latency.p{p}"),
+            format!("{what}: raw UDP echo, half the round trip"),
+            percentile(&udp, p),
+            "us",
+        ));
     }
     Ok(figures)
 }

@@ -95,15 +95,18 @@ struct Pending {
 impl RawQuic {
     /// Opens the registration, both configurations and the listener.
     pub fn open() -> Result<RawQuic, Failure> {
-        let registration = Registration::new(&RegistrationConfig::new().set_app_name("tandem-bench-raw".into())).map_err(fail("registration"))?;
+        let registration = Registration::new(&RegistrationConfig::new().set_app_name("tandem-bench-raw".into()))
+            .map_err(fail("registration"))?;
         let settings = MsQuicConfig::default();
         let alpn = [BufferRef::from(ALPN)];
         let identity = TlsIdentity::generate().map_err(|e| e.to_string())?;
         // The client opens the stream here, so the server must allow one.
-        let server_config = Configuration::open(&registration, &alpn, Some(&settings.settings(true).set_PeerBidiStreamCount(1)))
-            .map_err(fail("server configuration"))?;
+        let server_config =
+            Configuration::open(&registration, &alpn, Some(&settings.settings(true).set_PeerBidiStreamCount(1)))
+                .map_err(fail("server configuration"))?;
         identity.load_into(&server_config, CredentialFlags::NO_CERTIFICATE_VALIDATION).map_err(|e| e.to_string())?;
-        let client_config = Configuration::open(&registration, &alpn, Some(&settings.settings(false))).map_err(fail("client configuration"))?;
+        let client_config = Configuration::open(&registration, &alpn, Some(&settings.settings(false)))
+            .map_err(fail("client configuration"))?;
         identity
             .load_into(&client_config, CredentialFlags::CLIENT | CredentialFlags::NO_CERTIFICATE_VALIDATION)
             .map_err(|e| e.to_string())?;
@@ -126,7 +129,8 @@ impl RawQuic {
         .map_err(fail("listener"))?;
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         listener.start(&alpn, Some(&Addr::from(loopback))).map_err(fail("listen"))?;
-        let addr = listener.get_local_addr().ok().and_then(|a| a.as_socket()).ok_or("raw MsQuic: no listener address")?;
+        let addr =
+            listener.get_local_addr().ok().and_then(|a| a.as_socket()).ok_or("raw MsQuic: no listener address")?;
         Ok(RawQuic { server, listener, addr, sink, client_config, _server_config: server_config, registration })
     }
 
@@ -146,7 +150,9 @@ impl RawQuic {
             Ok(())
         })
         .map_err(fail("connection"))?;
-        connection.start(&self.client_config, &self.addr.ip().to_string(), self.addr.port()).map_err(fail("connect"))?;
+        connection
+            .start(&self.client_config, &self.addr.ip().to_string(), self.addr.port())
+            .map_err(fail("connect"))?;
         connected.recv_timeout(PATIENCE).map_err(|_| "raw MsQuic: handshake timed out".to_string())?;
         let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
         let window = in_flight.clone();

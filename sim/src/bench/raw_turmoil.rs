@@ -57,7 +57,10 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
     let mut sim = options.network();
     let names: Vec<String> = (0..options.nodes).map(|n| format!("n{n}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
-    let shared = Arc::new(Mutex::new(Net { addrs: ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect(), delivered: 0 }));
+    let shared = Arc::new(Mutex::new(Net {
+        addrs: ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect(),
+        delivered: 0,
+    }));
     let mut commands = Vec::new();
     for (node, name) in names.iter().enumerate() {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -152,7 +155,8 @@ async fn host_main(shared: Shared, node: u32, mut commands: mpsc::UnboundedRecei
 
 /// Accepts connections and serves each until the task is aborted.
 async fn listen(shared: Shared, port: u16) {
-    let listener = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await.expect("raw port is free");
+    let listener =
+        TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await.expect("raw port is free");
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

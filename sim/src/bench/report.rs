@@ -83,7 +83,16 @@ pub struct Figure {
 impl Figure {
     /// A figure without a baseline or target.
     pub fn new(id: impl Into<String>, what: impl Into<String>, value: f64, unit: impl Into<String>) -> Self {
-        Figure { id: id.into(), what: what.into(), value, unit: unit.into(), baseline: None, ratio: None, target: None, met: None }
+        Figure {
+            id: id.into(),
+            what: what.into(),
+            value,
+            unit: unit.into(),
+            baseline: None,
+            ratio: None,
+            target: None,
+            met: None,
+        }
     }
 
     /// Adds the baseline (and with it the ratio).
@@ -153,7 +162,12 @@ pub struct Report {
 impl Report {
     /// The report as a human-readable table.
     pub fn to_text(&self) -> String {
-        let mut out = format!("machine: {} cores, {}{}\n", self.machine.cores, self.machine.cpu, if self.quick { " (quick run)" } else { "" });
+        let mut out = format!(
+            "machine: {} cores, {}{}\n",
+            self.machine.cores,
+            self.machine.cpu,
+            if self.quick { " (quick run)" } else { "" }
+        );
         for f in &self.figures {
             out += &format!("{:<34} {:>14} {:<10}", f.id, format_number(f.value), f.unit);
             if let (Some(b), Some(r)) = (&f.baseline, f.ratio) {

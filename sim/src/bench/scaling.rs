@@ -20,7 +20,8 @@ pub fn measure(options: &Options) -> Vec<Figure> {
     let mut points = Vec::new();
     for &nodes in sizes {
         let turmoil = nodes <= TURMOIL_MAX;
-        let comparison = Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps, turmoil);
+        let comparison =
+            Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps, turmoil);
         points.push((nodes as f64, comparison));
         let what = format!("{nodes} nodes, 10 broadcasts per simulated second in total, {secs} s");
         figures.push(comparison.wall_figure(&format!("scale.n{nodes}.wall"), &what));

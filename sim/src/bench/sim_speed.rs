@@ -14,8 +14,8 @@ use super::report::{Figure, Target};
 use super::workload::{self, Subject};
 use super::{best_of, Options};
 use tandem_sim::cluster::{Backend, SimOptions};
-use tandem_sim::EventCluster;
 use tandem_sim::run::{options_for, run_with};
+use tandem_sim::EventCluster;
 
 /// The simulation seed of every benchmark run.
 pub const SEED: u64 = 1;
@@ -54,7 +54,8 @@ impl Comparison {
         let (tandem_wall, run) = best_of(reps, || run_with(S::it(), scenario, on(Backend::Events)));
         let actions = workload::carried_out(scenario, &run);
         let simulated = run.outcome.end;
-        let (mut turmoil_wall, mut raw_wall, mut raw_delivered, mut passed) = (f64::NAN, f64::NAN, 0, run.outcome.passed());
+        let (mut turmoil_wall, mut raw_wall, mut raw_delivered, mut passed) =
+            (f64::NAN, f64::NAN, 0, run.outcome.passed());
         if turmoil {
             let (wall, old) = best_of(reps, || run_with(S::it(), scenario, on(Backend::Turmoil)));
             let (raw, delivered) = best_of(reps, || raw_turmoil::run::<S>(&on(Backend::Turmoil), &actions, simulated));
@@ -108,13 +109,15 @@ impl Comparison {
 
     /// The turmoil backend's wall time against raw turmoil (the old figure).
     pub fn turmoil_figure(&self, id: &str, what: &str) -> Figure {
-        Figure::new(id, format!("{what}: turmoil backend"), self.turmoil_wall, "s wall").against("raw turmoil", self.raw_wall)
+        Figure::new(id, format!("{what}: turmoil backend"), self.turmoil_wall, "s wall")
+            .against("raw turmoil", self.raw_wall)
     }
 
     /// The wall-time figure `id` of the same actions on a bare
     /// `EventCluster` (no executor, no per-step checks), against raw turmoil.
     pub fn cluster_figure(&self, id: &str) -> Figure {
-        let what = "the same actions replayed straight onto EventCluster: no scenario executor, no per-step safety checks";
+        let what =
+            "the same actions replayed straight onto EventCluster: no scenario executor, no per-step safety checks";
         Figure::new(id, what, self.cluster_wall, "s wall").against("raw turmoil", self.raw_wall)
     }
 }
@@ -134,13 +137,23 @@ fn measure_system<S: Subject>(options: &Options, op: &str, targets: bool) -> Vec
     let cases: [(String, String, Scenario, bool); 3] = [
         ("hot_reload".into(), format!("{} (scenarios/)", hot.name), hot, false),
         ("broadcast5".into(), format!("5 nodes, one {op} per node every 100 ms"), workload::load5::<S>(secs), true),
-        ("faults16".into(), format!("16 nodes, a {op} per node every second, two partitions and a rebind"), workload::faults16::<S>(secs), false),
+        (
+            "faults16".into(),
+            format!("16 nodes, a {op} per node every second, two partitions and a rebind"),
+            workload::faults16::<S>(secs),
+            false,
+        ),
     ];
     let mut figures = Vec::new();
     for (id, what, scenario, real_time_target) in cases {
         let id = format!("{}{id}", S::PREFIX);
         let comparison = Comparison::of::<S>(&scenario, options.reps, true);
-        let speed = Figure::new(format!("sim.{id}.speed"), format!("{what}: simulated s per wall s"), comparison.speed(), "x real time");
+        let speed = Figure::new(
+            format!("sim.{id}.speed"),
+            format!("{what}: simulated s per wall s"),
+            comparison.speed(),
+            "x real time",
+        );
         figures.push(if real_time_target && targets { speed.target(Target::value_at_least(1000.0)) } else { speed });
         figures.push(Figure::new(
             format!("sim.{id}.turmoil_speed"),

@@ -88,16 +88,19 @@ pub fn load<S: Subject>(
     }
     // Stable: faults come before the operations of the same instant.
     timed.sort_by_key(|(at, _)| *at);
-    let ready = S::it().ready().map(|check| Step::new(
-        Timing::Immediately,
-        Action::Await { condition: Condition { node: None, check: Call::of(&check) }, timeout: Duration::from_secs(5) },
-    ));
+    let ready = S::it().ready().map(|check| {
+        Step::new(
+            Timing::Immediately,
+            Action::Await {
+                condition: Condition { node: None, check: Call::of(&check) },
+                timeout: Duration::from_secs(5),
+            },
+        )
+    });
     let mut scenario = Scenario::new(name, nodes);
     scenario.system = Some(S::it().name().to_string());
-    scenario.steps = ready
-        .into_iter()
-        .chain(timed.into_iter().map(|(at, action)| Step::new(Timing::At(at), action)))
-        .collect();
+    scenario.steps =
+        ready.into_iter().chain(timed.into_iter().map(|(at, action)| Step::new(Timing::At(at), action))).collect();
     scenario.settle = Duration::from_secs(1);
     scenario.duration = until + scenario.settle;
     scenario
@@ -130,8 +133,14 @@ pub fn faults16<S: Subject>(secs: u64) -> Scenario {
 /// to converge at 64 nodes and more, on either backend, so nothing waits
 /// for it: the run's cost is measured over the whole workload).
 pub fn fixed_load(nodes: u32, secs: u64) -> Scenario {
-    let mut scenario =
-        load::<PubSub>(&format!("scale{nodes}"), nodes, Duration::from_millis(100), Duration::from_secs(secs), |round| vec![round % nodes], Vec::new());
+    let mut scenario = load::<PubSub>(
+        &format!("scale{nodes}"),
+        nodes,
+        Duration::from_millis(100),
+        Duration::from_secs(secs),
+        |round| vec![round % nodes],
+        Vec::new(),
+    );
     scenario.steps.retain(|step| !matches!(step.action, Action::Await { .. }));
     scenario
 }
@@ -173,7 +182,8 @@ pub fn planned(scenario: &Scenario) -> Vec<(Duration, Action)> {
 /// `end`: the run without the scenario executor's checks, to tell their cost
 /// from the simulation's.
 pub fn replay<S: System>(cluster: &mut impl Cluster<S>, actions: &[(Duration, Action)], end: Duration) {
-    let groups = |a: &Option<Vec<u32>>, b: &Option<Vec<u32>>| -> Option<(Vec<u32>, Vec<u32>)> { Some((a.clone()?, b.clone()?)) };
+    let groups =
+        |a: &Option<Vec<u32>>, b: &Option<Vec<u32>>| -> Option<(Vec<u32>, Vec<u32>)> { Some((a.clone()?, b.clone()?)) };
     for (step, (at, action)) in actions.iter().enumerate() {
         cluster.run_until(*at, |_| false);
         match action {

@@ -62,8 +62,17 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     spinner.enable_steady_tick(Duration::from_millis(120));
     for loaded in &scenarios {
         let scenario = &loaded.scenario;
-        spinner.set_message(format!("{}: real run over MsQuic ({} of wall time)", scenario.name, format_duration(scenario.duration)));
-        let confirmation = match loaded.system.confirm(scenario, args.seed.unwrap_or(scenario.seed), args.runs as usize, args.html.is_some()) {
+        spinner.set_message(format!(
+            "{}: real run over MsQuic ({} of wall time)",
+            scenario.name,
+            format_duration(scenario.duration)
+        ));
+        let confirmation = match loaded.system.confirm(
+            scenario,
+            args.seed.unwrap_or(scenario.seed),
+            args.runs as usize,
+            args.html.is_some(),
+        ) {
             Ok(mut confirmation) => {
                 pictures.append(&mut confirmation.pictures);
                 confirmation
@@ -94,4 +103,3 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     }
     exit
 }
-

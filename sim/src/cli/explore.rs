@@ -98,7 +98,6 @@ fn parse_nodes(s: &str) -> Result<RangeInclusive<u32>, String> {
     Ok(min..=max)
 }
 
-
 fn parse_shard(s: &str) -> Result<ShardSpec, String> {
     s.parse()
 }
@@ -149,7 +148,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     let settle = args.settle.unwrap_or(system.info().tolerance.settle);
     let shortest = settle + Duration::from_secs(1);
     if args.duration < shortest {
-        eprintln!("error: --duration {} is too short, expected at least {} (the settle tail is {})", format_duration(args.duration), format_duration(shortest), format_duration(settle));
+        eprintln!(
+            "error: --duration {} is too short, expected at least {} (the settle tail is {})",
+            format_duration(args.duration),
+            format_duration(shortest),
+            format_duration(settle)
+        );
         return Exit::Usage;
     }
     let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
@@ -164,9 +168,10 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     }
     let shard = shard.map(|r| r.shard);
     let seed = args.seed.unwrap_or_else(random_seed);
-    let result_file = args.result.clone().or_else(|| {
-        shard.map(|s| args.out.join(format!("explore-s{seed}-shard-{}-of-{}.json", s.index, s.count)))
-    });
+    let result_file = args
+        .result
+        .clone()
+        .or_else(|| shard.map(|s| args.out.join(format!("explore-s{seed}-shard-{}-of-{}.json", s.index, s.count))));
     if let Some(error) = result_file.as_deref().and_then(unwritable) {
         eprintln!("error: {error}");
         return Exit::Usage;
@@ -227,7 +232,9 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         None => Ok(()),
     };
     if redrawn > 0 && !args.json {
-        eprintln!("explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again");
+        eprintln!(
+            "explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again"
+        );
     }
     let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
         bar.finish_and_clear();

@@ -88,7 +88,11 @@ pub fn merge(args: MergeArgs, systems: &[&dyn Bundle]) -> Exit {
     } else {
         print_text(&merged, &paths);
     }
-    if merged.failures.is_empty() { Exit::Pass } else { Exit::Fail }
+    if merged.failures.is_empty() {
+        Exit::Pass
+    } else {
+        Exit::Fail
+    }
 }
 
 /// The FOUND lines and the MERGED line on standard output; the shards that

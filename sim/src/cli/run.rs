@@ -253,5 +253,9 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
         }
     }
     emit(&report, args.json, &ProgressBar::hidden());
-    if report.passed() { Exit::Pass } else { Exit::Fail }
+    if report.passed() {
+        Exit::Pass
+    } else {
+        Exit::Fail
+    }
 }

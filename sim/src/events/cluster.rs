@@ -85,7 +85,8 @@ impl<S: System> EventCluster<S> {
         let ips: Vec<IpAddr> = (0..options.nodes).map(host_ip).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder = Recorder::new(system, &addrs, determinism::elapsed);
-        let network = Network::new(options.model, options.latency, options.loss, derive_seed(options.seed, NodeIdx::MAX, 0, 8));
+        let network =
+            Network::new(options.model, options.latency, options.loss, derive_seed(options.seed, NodeIdx::MAX, 0, 8));
         let hosts = Hosts {
             network,
             commands: (0..options.nodes).map(|_| None).collect(),
@@ -130,7 +131,8 @@ impl<S: System> EventCluster<S> {
     /// Starts `node`'s host task, which boots its next incarnation. A panic
     /// of the node's code there goes on as the run's, in [`drive`](Self::drive).
     fn spawn_host(&mut self, node: NodeIdx) {
-        let host = host_main(self.hosts.clone(), self.boots.clone(), self.recorder.clone(), node, self.ips[node as usize]);
+        let host =
+            host_main(self.hosts.clone(), self.boots.clone(), self.recorder.clone(), node, self.ips[node as usize]);
         let task = self.runtime.spawn(host);
         self.tasks[node as usize] = Some(task.abort_handle());
         let panics = self.panics.0.clone();

@@ -212,7 +212,7 @@ impl Network {
 
     /// Waits until `src` can reach `dst` (and, with `both`, the reverse too).
     pub(super) async fn open(&self, src: IpAddr, dst: IpAddr, both: bool) {
-        until(&self.links, || !self.is_cut(src, dst) && !(both && self.is_cut(dst, src))).await
+        until(&self.links, || !(self.is_cut(src, dst) || (both && self.is_cut(dst, src)))).await
     }
 
     /// When a frame sent now from `src` to `dst` arrives, at the earliest:

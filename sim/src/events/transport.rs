@@ -177,7 +177,10 @@ pub struct EventSender {
 impl MessageSender for EventSender {
     async fn send(&mut self, message: Bytes) -> Result<(), TransportError> {
         if message.len() > self.framing.max_frame() {
-            return Err(TransportError::FrameTooLarge { len: message.len() as u64, max: self.framing.max_frame() as u64 });
+            return Err(TransportError::FrameTooLarge {
+                len: message.len() as u64,
+                max: self.framing.max_frame() as u64,
+            });
         }
         let End { shared, side } = &self.end;
         if let Some(why) = shared.ended() {

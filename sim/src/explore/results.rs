@@ -161,7 +161,13 @@ pub struct ShardResult {
 impl ShardResult {
     /// The result of `shard` of `exploration`, which ran `runs` (in case
     /// order) and reached `progress`, and found `failures`.
-    pub fn new(exploration: Identity, shard: Shard, runs: &[CaseRun], progress: &Progress, failures: Vec<Found>) -> Self {
+    pub fn new(
+        exploration: Identity,
+        shard: Shard,
+        runs: &[CaseRun],
+        progress: &Progress,
+        failures: Vec<Found>,
+    ) -> Self {
         let indices: Vec<u64> = runs.iter().map(|r| r.case.index).collect();
         let stopped = if runs.last().is_some_and(|r| r.failure.is_some()) {
             Stop::Failure
@@ -195,7 +201,10 @@ impl ShardResult {
         for span in &spans {
             if span.step != count || span.start % count != index - 1 || span.start >= span.end || span.end > cases {
                 let own = format!("those whose index modulo {count} is {}", index - 1);
-                return Err(format!("shard {}: span {span:?} is not cases of its own ({own}) within 0..{cases}", self.shard));
+                return Err(format!(
+                    "shard {}: span {span:?} is not cases of its own ({own}) within 0..{cases}",
+                    self.shard
+                ));
             }
         }
         if let Some(pair) = spans.windows(2).find(|pair| pair[1].start < pair[0].end) {
@@ -206,7 +215,11 @@ impl ShardResult {
             return Err(format!("shard {} stopped {stopped} with {failures} failures", self.shard));
         }
         if self.stopped == Stop::Complete && self.not_run() > 0 {
-            return Err(format!("shard {} stopped complete but did not run {} of its cases", self.shard, self.not_run()));
+            return Err(format!(
+                "shard {} stopped complete but did not run {} of its cases",
+                self.shard,
+                self.not_run()
+            ));
         }
         Ok(())
     }
@@ -352,9 +365,9 @@ mod hex {
             .iter()
             .map(|s| {
                 let hex = s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-                hex.then(|| u64::from_str_radix(s, 16).ok()).flatten().ok_or_else(|| {
-                    D::Error::custom(format!("invalid signature hash `{s}`, expected 16 hex digits"))
-                })
+                hex.then(|| u64::from_str_radix(s, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| D::Error::custom(format!("invalid signature hash `{s}`, expected 16 hex digits")))
             })
             .collect()
     }
@@ -498,7 +511,8 @@ mod tests {
         other.exploration.seed = 2;
         other.exploration.guide = Guide::Swarm;
         let error = merge(&[shard(1, 4, vec![]), (file, other)]).unwrap_err();
-        let expected = r#"shard-2.json: not the exploration of shard-1.json: guide "swarm" (not "coverage"), seed 2 (not 1)"#;
+        let expected =
+            r#"shard-2.json: not the exploration of shard-1.json: guide "swarm" (not "coverage"), seed 2 (not 1)"#;
         assert_eq!(error, expected);
         assert!(merge(&[]).is_err());
     }

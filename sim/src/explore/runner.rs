@@ -164,16 +164,12 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
     let mut runs: Vec<CaseRun> = Vec::new();
     'cases: for generation in plan.generations() {
         let corpus = std::mem::take(&mut progress.corpus);
-        let finished = run_all(
-            &generation,
-            plan.jobs,
-            |index| {
-                let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
-                let run = run_case(system.clone(), case);
-                done(&run);
-                run
-            },
-        );
+        let finished = run_all(&generation, plan.jobs, |index| {
+            let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
+            let run = run_case(system.clone(), case);
+            done(&run);
+            run
+        });
         progress.corpus = corpus;
         for mut run in finished {
             let new = progress.take(&run);

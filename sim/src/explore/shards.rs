@@ -89,9 +89,9 @@ impl ShardSpec {
             let names: Vec<&str> = INDEX_VARIABLES.iter().map(|(n, _)| *n).collect();
             return Err(format!("--shard {spec}: none of {} is set; set one or give --shard I/N", names.join(", ")));
         };
-        let raw: u64 = value
-            .parse()
-            .map_err(|_| format!("--shard {spec}: {name}=`{value}` is not a shard index (a number counting from {base})"))?;
+        let raw: u64 = value.parse().map_err(|_| {
+            format!("--shard {spec}: {name}=`{value}` is not a shard index (a number counting from {base})")
+        })?;
         sources.push(format!("{name}={raw} (counting from {base})"));
         let count = match count {
             Some(count) => count,
@@ -102,9 +102,10 @@ impl ShardSpec {
                         COUNT_VARIABLES.join(", ")
                     ));
                 };
-                let count = value.parse().ok().filter(|&n: &u64| n >= 1).ok_or_else(|| {
-                    format!("--shard auto: {total}=`{value}` is not a shard count (a number from 1)")
-                })?;
+                let count =
+                    value.parse().ok().filter(|&n: &u64| n >= 1).ok_or_else(|| {
+                        format!("--shard auto: {total}=`{value}` is not a shard count (a number from 1)")
+                    })?;
                 sources.push(format!("{total}={count}"));
                 count
             }
@@ -194,7 +195,10 @@ mod tests {
         let error = resolve("auto", &[("JOB_COMPLETION_INDEX", "1")]).unwrap_err();
         assert!(error.contains("the shard count is unknown, none of CI_NODE_TOTAL,"), "{error}");
         let error = resolve("auto/4", &[("JOB_COMPLETION_INDEX", "4")]).unwrap_err();
-        assert_eq!(error, "--shard auto/4: JOB_COMPLETION_INDEX=4 (counting from 0) is out of range for 4 shards (0..=3)");
+        assert_eq!(
+            error,
+            "--shard auto/4: JOB_COMPLETION_INDEX=4 (counting from 0) is out of range for 4 shards (0..=3)"
+        );
         let error = resolve("auto/4", &[("TANDEM_SHARD", "0")]).unwrap_err();
         assert_eq!(error, "--shard auto/4: TANDEM_SHARD=0 (counting from 1) is out of range for 4 shards (1..=4)");
         let error = resolve("auto/4", &[("CI_NODE_INDEX", "-1")]).unwrap_err();

@@ -29,10 +29,12 @@ pub fn lay_out(episodes: &[Episode], end: Duration, ready: Option<Call>) -> Vec<
         .flat_map(|e| e.actions.iter().map(|(offset, action)| ((e.start + *offset).min(end), action.clone())))
         .collect();
     timed.sort_by_key(|(at, _)| *at);
-    let first = ready.map(|check| Step::new(
-        Timing::Immediately,
-        Action::Await { condition: Condition { node: None, check }, timeout: READY_TIMEOUT },
-    ));
+    let first = ready.map(|check| {
+        Step::new(
+            Timing::Immediately,
+            Action::Await { condition: Condition { node: None, check }, timeout: READY_TIMEOUT },
+        )
+    });
     let rest = timed.into_iter().map(|(at, action)| Step::new(Timing::At(at), action));
     first.into_iter().chain(rest).collect()
 }

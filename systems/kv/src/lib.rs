@@ -113,8 +113,8 @@ pub mod workload;
 
 pub use mutation::Mutation;
 pub use node::KvNode;
-pub use oracle::KvState;
 use node::{ChangeFeed, Config};
+pub use oracle::KvState;
 use store::Version;
 
 /// The longest key an operation may name, in bytes.
@@ -191,7 +191,9 @@ impl Operation for KvOp {
     /// A get in place of a put or delete: the same key, one write less.
     fn simpler(&self) -> Vec<Self> {
         match self {
-            KvOp::Put { node, key, .. } | KvOp::Delete { node, key } => vec![KvOp::Get { node: *node, key: key.clone() }],
+            KvOp::Put { node, key, .. } | KvOp::Delete { node, key } => {
+                vec![KvOp::Get { node: *node, key: key.clone() }]
+            }
             KvOp::Get { .. } => Vec::new(),
         }
     }
@@ -322,7 +324,9 @@ impl System for Kv {
             KvOp::Put { key, value, .. } => {
                 node.put(key, value).await.map(|v| KvOutput::Written { version: Some(v) }).map_err(stopped)
             }
-            KvOp::Delete { key, .. } => node.delete(key).await.map(|version| KvOutput::Written { version }).map_err(stopped),
+            KvOp::Delete { key, .. } => {
+                node.delete(key).await.map(|version| KvOutput::Written { version }).map_err(stopped)
+            }
             KvOp::Get { key, .. } => node.get(key).await.map(|value| KvOutput::Read { value }).map_err(stopped),
         }
     }
@@ -395,7 +399,9 @@ impl System for Kv {
         for (i, step) in scenario.steps.iter().enumerate() {
             if let Action::Rebind { node, .. } = step.action {
                 match mover {
-                    Some(m) if m != node => return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did")),
+                    Some(m) if m != node => {
+                        return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did"))
+                    }
                     _ => mover = Some(node),
                 }
             }

@@ -234,7 +234,8 @@ impl KvState {
         match &event.event {
             EventKind::Started { incarnation, .. } => {
                 let early = std::mem::take(&mut self.view(node).early);
-                *self.view(node) = NodeView { alive: true, incarnation: *incarnation, started_us: t, ..NodeView::default() };
+                *self.view(node) =
+                    NodeView { alive: true, incarnation: *incarnation, started_us: t, ..NodeView::default() };
                 for (key, value) in early {
                     self.observed(index, node, &key, &value, t);
                 }
@@ -339,7 +340,8 @@ impl KvState {
                 }
                 let deletes = self.deletes.get(key).map(Vec::as_slice).unwrap_or_default();
                 if !deletes.iter().any(|d| !knowledge.older.contains(d)) {
-                    let known = knowledge.floor.iter().next_back().map_or_else(|| "a write".to_string(), |&w| self.describe(w));
+                    let known =
+                        knowledge.floor.iter().next_back().map_or_else(|| "a write".to_string(), |&w| self.describe(w));
                     let detail = format!("{what} after it knew {known}, and no delete can explain it");
                     record(&mut self.s2, index, detail);
                 }
@@ -353,7 +355,14 @@ impl KvState {
     /// node that knew no write of the key (`maybe_never_written`) may just
     /// mean the key never reached it, and identifies nothing; a store change
     /// to nothing is always a delete.
-    fn learn(&mut self, node: NodeIdx, key: &str, value: Option<&str>, knowledge: &Knowledge, maybe_never_written: bool) {
+    fn learn(
+        &mut self,
+        node: NodeIdx,
+        key: &str,
+        value: Option<&str>,
+        knowledge: &Knowledge,
+        maybe_never_written: bool,
+    ) {
         let id = match value {
             Some(v) => self.put_of(key, v),
             None if maybe_never_written && knowledge.is_empty() => None,
@@ -460,7 +469,12 @@ fn show(value: Option<&str>) -> String {
 }
 
 /// The first key on which two maps differ, said in words.
-fn difference(a: NodeIdx, left: &BTreeMap<String, String>, b: NodeIdx, right: &BTreeMap<String, String>) -> Option<String> {
+fn difference(
+    a: NodeIdx,
+    left: &BTreeMap<String, String>,
+    b: NodeIdx,
+    right: &BTreeMap<String, String>,
+) -> Option<String> {
     let keys: BTreeSet<&String> = left.keys().chain(right.keys()).collect();
     keys.into_iter().find_map(|key| {
         let (l, r) = (left.get(key).map(String::as_str), right.get(key).map(String::as_str));
@@ -519,7 +533,8 @@ mod tests {
 
     impl H {
         fn new(nodes: u32) -> H {
-            let addrs: Vec<SocketAddr> = (0..nodes).map(|i| format!("10.0.0.{}:7000", i + 1).parse().unwrap()).collect();
+            let addrs: Vec<SocketAddr> =
+                (0..nodes).map(|i| format!("10.0.0.{}:7000", i + 1).parse().unwrap()).collect();
             let mut h = H { history: History::new(&addrs), ms: 0, next_id: 0 };
             for n in 0..nodes {
                 h.push(n, EventKind::Started { incarnation: 0, addr: addrs[n as usize] });
@@ -569,7 +584,8 @@ mod tests {
         }
 
         fn stored(&mut self, node: NodeIdx, key: &str, value: Option<&str>) {
-            let observation = KvObservation::Stored { key: key.into(), value: value.map(str::to_string), version: None };
+            let observation =
+                KvObservation::Stored { key: key.into(), value: value.map(str::to_string), version: None };
             self.push(node, EventKind::Observe(observation));
         }
 
@@ -611,7 +627,10 @@ mod tests {
         assert_eq!(h.state().s2, None);
         h.tick(5).get(0, "k", Some("a"));
         let detail = h.s2();
-        assert!(detail.contains("node 0 read k = \"a\" (put #0 \"a\" on node 0) after it knew put #1 \"b\" on node 1"), "{detail}");
+        assert!(
+            detail.contains("node 0 read k = \"a\" (put #0 \"a\" on node 0) after it knew put #1 \"b\" on node 1"),
+            "{detail}"
+        );
     }
 
     #[test]
@@ -769,7 +788,8 @@ mod tests {
         h.put(0, "k", "a");
         h.put(0, "gone", "x");
         h.delete(0, "gone");
-        let holds = |key: &str, value: Option<&str>| KvCondition::Holds { key: key.into(), value: value.map(str::to_string) };
+        let holds =
+            |key: &str, value: Option<&str>| KvCondition::Holds { key: key.into(), value: value.map(str::to_string) };
         let state = h.state();
         assert_eq!(state.check(0, &holds("k", Some("a"))), Ok(()));
         assert_eq!(state.check(0, &holds("gone", None)), Ok(()));

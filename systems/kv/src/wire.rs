@@ -177,7 +177,11 @@ mod tests {
         let bodies = [
             Body::Summary { hash: u64::MAX, members: vec![member()] },
             Body::Digest { versions: vec![("k".into(), Version::new(9, 2))] },
-            Body::Entries { entries: vec![("k".into(), entry(1, Some("v"))), ("d".into(), entry(2, None))], want: vec!["x".into()], repair: true },
+            Body::Entries {
+                entries: vec![("k".into(), entry(1, Some("v"))), ("d".into(), entry(2, None))],
+                want: vec!["x".into()],
+                repair: true,
+            },
         ];
         let mut decoder = FrameDecoder::new(framing);
         for body in bodies {
@@ -220,7 +224,11 @@ mod tests {
         let framing = Framing::new(64);
         let big = Message {
             from: member(),
-            body: Body::Entries { entries: vec![("k".into(), entry(1, Some(&"x".repeat(100))))], want: vec![], repair: false },
+            body: Body::Entries {
+                entries: vec![("k".into(), entry(1, Some(&"x".repeat(100))))],
+                want: vec![],
+                repair: false,
+            },
         };
         assert!(matches!(encode(&framing, &big), Err(TransportError::FrameTooLarge { .. })));
         let mut decoder = FrameDecoder::new(framing);

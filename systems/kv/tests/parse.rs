@@ -83,7 +83,9 @@ converged = true
         ]
     );
     let condition = |i: usize| match &scenario.steps[i].action {
-        Action::Await { condition, .. } | Action::Expect { condition } => condition.check.typed::<KvCondition>().unwrap(),
+        Action::Await { condition, .. } | Action::Expect { condition } => {
+            condition.check.typed::<KvCondition>().unwrap()
+        }
         other => panic!("{other:?}"),
     };
     assert_eq!(condition(3), KvCondition::Holds { key: "k".into(), value: None });
@@ -119,14 +121,19 @@ fn adapter_surface() {
     assert!(Kv.capabilities().rebind);
     let bugs: Vec<&str> = Kv.planted_bugs().iter().map(|b| b.name).collect();
     if cfg!(feature = "mutations") {
-        assert_eq!(bugs, ["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"]);
+        assert_eq!(
+            bugs,
+            ["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"]
+        );
     } else {
         assert!(bugs.is_empty(), "planted bugs exist only with the `mutations` feature");
     }
     let op = KvOp::Put { node: 0, key: "k".into(), value: "x".repeat(tandem_kv::MAX_VALUE + 1) };
     assert!(op.validate(1).is_err());
     assert_eq!(op.simpler(), [KvOp::Get { node: 0, key: "k".into() }]);
-    let mut two_movers = parse("system = \"kv\"\nnodes = 3\n[[step]]\nrebind = { node = 1 }\n[[step]]\nrebind = { node = 1 }\n").unwrap();
+    let mut two_movers =
+        parse("system = \"kv\"\nnodes = 3\n[[step]]\nrebind = { node = 1 }\n[[step]]\nrebind = { node = 1 }\n")
+            .unwrap();
     assert!(Kv.fair(&two_movers).is_ok());
     two_movers.steps.push(two_movers.steps[0].clone());
     if let Action::Rebind { node, .. } = &mut two_movers.steps[2].action {

@@ -38,8 +38,7 @@ fn bundled_scenarios_pass_for_several_seeds() {
         for seed in 0..seed_count() {
             let started = Instant::now();
             let run = run_scenario(system.clone(), &scenario, seed);
-            let goals: Vec<String> =
-                run.outcome.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()).collect();
+            let goals: Vec<String> = run.outcome.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()).collect();
             eprintln!(
                 "{} seed={seed} {} wall={:?} digest={} goals={goals:?}",
                 scenario.name,
@@ -86,10 +85,11 @@ fn outcomes_are_the_final_maps() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/kv/partition_heal.toml");
     let run = run_scenario(Arc::new(Kv), &load(&file), 1);
     assert!(run.outcome.passed());
-    let expected: std::collections::BTreeMap<String, String> = [("colour", "green"), ("left", "written-by-0"), ("right", "written-by-1")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let expected: std::collections::BTreeMap<String, String> =
+        [("colour", "green"), ("left", "written-by-0"), ("right", "written-by-1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     for node in 0..3 {
         assert_eq!(Kv.outcome(&run.history, node), expected, "node {node}");
     }
@@ -144,7 +144,8 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     // exploration needs thousands of cases for it (`tandem bench --section bugs`).
     for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| *mutation != "restart-reuses-version") {
         let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
-        let plan = Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+        let plan =
+            Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
         let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));

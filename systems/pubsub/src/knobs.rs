@@ -19,8 +19,13 @@ pub const OUTBOX_CAPACITY: Knob = Knob {
 };
 
 /// How often the membership view is pushed, in milliseconds.
-pub const GOSSIP_INTERVAL_MS: Knob =
-    Knob { name: "gossip_interval_ms", description: "membership gossip period (ms)", default: 500, min: 100, max: 1000 };
+pub const GOSSIP_INTERVAL_MS: Knob = Knob {
+    name: "gossip_interval_ms",
+    description: "membership gossip period (ms)",
+    default: 500,
+    min: 100,
+    max: 1000,
+};
 
 /// How long a dial may take, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: Knob =

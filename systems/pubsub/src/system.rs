@@ -40,7 +40,11 @@ pub struct PubSub;
 /// secret. The cluster's pinned certificates keep everyone else out.
 pub fn cluster_credentials(identities: &[Option<PeerIdentity>], index: NodeIdx) -> Option<Credentials> {
     let key = |node: NodeIdx| {
-        let seed = |half: u8| xxhash_rust::xxh3::xxh3_128(&[b"tandem-pubsub cluster key".as_slice(), &node.to_le_bytes(), &[half]].concat());
+        let seed = |half: u8| {
+            xxhash_rust::xxh3::xxh3_128(
+                &[b"tandem-pubsub cluster key".as_slice(), &node.to_le_bytes(), &[half]].concat(),
+            )
+        };
         let bytes: Vec<u8> = [seed(0), seed(1)].iter().flat_map(|h| h.to_le_bytes()).collect();
         SigningKey::from_bytes(&bytes.try_into().expect("32 bytes"))
     };
@@ -199,16 +203,27 @@ mod tests {
     #[test]
     fn a_cluster_that_proves_identities_gets_a_roster_no_node_can_speak_for_another() {
         assert!(cluster_credentials(&[None, None], 0).is_none(), "no roster in simulation");
-        assert!(cluster_credentials(&[Some(PeerIdentity([1; 32])), None], 0).is_none(), "nor when one node is unproven");
+        assert!(
+            cluster_credentials(&[Some(PeerIdentity([1; 32])), None], 0).is_none(),
+            "nor when one node is unproven"
+        );
 
         let identities: Vec<_> = (0..3u8).map(|i| Some(PeerIdentity([i; 32]))).collect();
         let [zero, one] = [0, 1].map(|i| cluster_credentials(&identities, i).unwrap());
         assert_eq!(zero.roster, one.roster, "every node holds the same roster");
         assert_eq!(one.roster.check_peer(NodeId(2), Some(PeerIdentity([2; 32]))), Ok(()));
-        assert!(matches!(one.roster.check_peer(NodeId(2), Some(PeerIdentity([0; 32]))), Err(Refusal::Impersonation { .. })));
+        assert!(matches!(
+            one.roster.check_peer(NodeId(2), Some(PeerIdentity([0; 32]))),
+            Err(Refusal::Impersonation { .. })
+        ));
 
-        let record = |id| MemberRecord { id: NodeId(id), incarnation: 3, version: 1, addr: "127.0.0.1:9".parse().unwrap() };
+        let record =
+            |id| MemberRecord { id: NodeId(id), incarnation: 3, version: 1, addr: "127.0.0.1:9".parse().unwrap() };
         assert_eq!(zero.roster.check_record(&one.sign(record(1))), Ok(()), "node 0 believes node 1's own record");
-        assert_eq!(zero.roster.check_record(&one.sign(record(2))), Err(Refusal::ForgedRecord(NodeId(2))), "node 1 cannot sign for node 2");
+        assert_eq!(
+            zero.roster.check_record(&one.sign(record(2))),
+            Err(Refusal::ForgedRecord(NodeId(2))),
+            "node 1 cannot sign for node 2"
+        );
     }
 }

@@ -312,7 +312,10 @@ fn l1_and_l2_name_the_node_and_the_send_they_concern() {
     run.view(1, &[0, 2]);
     run.view(2, &[0]);
     let violation = run.judge().err().expect("node 2 does not know node 1");
-    assert_eq!((violation.to_string(), violation.node), ("L1 membership convergence: node 2 does not know node 1".to_string(), Some(2)));
+    assert_eq!(
+        (violation.to_string(), violation.node),
+        ("L1 membership convergence: node 2 does not know node 1".to_string(), Some(2))
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! close its connection; the node survives and keeps serving others; fake
 //! members gossiped in bulk stay bounded and cost a capped dial rate.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,7 +128,12 @@ fn fake_members_stay_bounded_and_cost_a_capped_dial_rate() {
     sim.client("evil", async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (mut sender, mut receiver) = transport("evil").connect(node_addr).await?.split();
-        let me = MemberRecord { id: NodeId(99), incarnation: 0, version: 0, addr: SocketAddr::new(turmoil::lookup("evil"), 7000) };
+        let me = MemberRecord {
+            id: NodeId(99),
+            incarnation: 0,
+            version: 0,
+            addr: SocketAddr::new(turmoil::lookup("evil"), 7000),
+        };
         sender.send(Wire::Hello(SignedRecord::unsigned(me)).encode()).await?;
         timeout(Duration::from_secs(2), receiver.recv()).await??;
         // 10,000 members on addresses where nobody answers.

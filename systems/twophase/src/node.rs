@@ -192,7 +192,11 @@ async fn rpc<T: Transport>(transport: &T, to: SocketAddr, request: Request, time
 
 impl TwoPhaseNode {
     /// Loads the node's records from its disk, binds its address and starts serving.
-    pub async fn start<T: Transport>(ctx: NodeContext<TwoPhase, T>, timing: Timing, bugs: Bugs) -> Result<TwoPhaseNode, String> {
+    pub async fn start<T: Transport>(
+        ctx: NodeContext<TwoPhase, T>,
+        timing: Timing,
+        bugs: Bugs,
+    ) -> Result<TwoPhaseNode, String> {
         let NodeContext { index, listen, addrs, transport, storage: disk, observer, .. } = ctx;
         let mut state = State::default();
         let coordinator = index == 0;

@@ -100,7 +100,15 @@ impl<T: Transport> Core<T> {
             .filter(|&(i, _)| i != config.index)
             .map(|(index, addr)| {
                 let record = Member { index, incarnation: 0, epoch: 0, addr };
-                (index, Peer { record, link: Link::Idle { retry_at: now }, backoff: config.timing.backoff_min, attempts: 0 })
+                (
+                    index,
+                    Peer {
+                        record,
+                        link: Link::Idle { retry_at: now },
+                        backoff: config.timing.backoff_min,
+                        attempts: 0,
+                    },
+                )
             })
             .collect();
         let (inputs_tx, inputs) = mpsc::unbounded_channel();

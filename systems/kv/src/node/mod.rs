@@ -187,8 +187,12 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            StartError::MutationUnavailable(m) => write!(f, "mutation `{m}` needs a build with the `mutations` feature"),
-            StartError::BadIndex { index, nodes } => write!(f, "node index {index} is not below the cluster size {nodes}"),
+            StartError::MutationUnavailable(m) => {
+                write!(f, "mutation `{m}` needs a build with the `mutations` feature")
+            }
+            StartError::BadIndex { index, nodes } => {
+                write!(f, "node index {index} is not below the cluster size {nodes}")
+            }
         }
     }
 }
@@ -237,8 +241,10 @@ impl KvNode {
         if config.index as usize >= config.addrs.len() {
             return Err(StartError::BadIndex { index: config.index, nodes: config.addrs.len() });
         }
-        let listener =
-            transport.listen(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener = transport
+            .listen(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let addr = listener.local_addr();
         let (addr_tx, addr_rx) = watch::channel(addr);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();

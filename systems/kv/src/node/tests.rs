@@ -69,7 +69,8 @@ impl Transport for Mem {
         let local = SocketAddr::new(self.ip, 40000);
         let (a_tx, a_rx) = mpsc::unbounded_channel();
         let (b_tx, b_rx) = mpsc::unbounded_channel();
-        let theirs = MemConn { info: ConnectionInfo { local: addr, remote: local, peer_identity: None }, tx: b_tx, rx: a_rx };
+        let theirs =
+            MemConn { info: ConnectionInfo { local: addr, remote: local, peer_identity: None }, tx: b_tx, rx: a_rx };
         listener.send(theirs).map_err(|_| TransportError::Refused(addr.to_string()))?;
         Ok(MemConn { info: ConnectionInfo { local, remote: addr, peer_identity: None }, tx: a_tx, rx: b_rx })
     }
@@ -223,9 +224,9 @@ async fn malformed_or_oversized_frames_close_the_connection_only() {
     let node = start(&net, 0, 0, &addrs).await;
     let framing = Framing::new(DEFAULT_MAX_FRAME);
     let bad_frames: Vec<Bytes> = vec![
-        framing.encode(b"\x63garbage").unwrap(),                        // another wire version
+        framing.encode(b"\x63garbage").unwrap(), // another wire version
         framing.encode(&[wire::WIRE_VERSION, 0xff, 0xff, 0xff]).unwrap(), // undecodable
-        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]),          // 4 GiB announced
+        Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]), // 4 GiB announced
     ];
     for frame in bad_frames {
         let (mut sender, mut receiver) = raw_connection(&net, node.addr()).await;

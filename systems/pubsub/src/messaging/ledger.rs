@@ -227,7 +227,10 @@ impl<I: Clone + Ord> Ledger<I> {
                 self.goals.across_partition |= across;
                 return Some(Fact::Delivered(Arrival { node, incarnation, at, delivery, duplicate }));
             }
-            EventKind::Assert(_) | EventKind::Verdict { .. } | EventKind::Fault { .. } | EventKind::StartFailed { .. } => {}
+            EventKind::Assert(_)
+            | EventKind::Verdict { .. }
+            | EventKind::Fault { .. }
+            | EventKind::StartFailed { .. } => {}
         }
         None
     }

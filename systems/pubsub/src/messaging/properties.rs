@@ -62,7 +62,9 @@ pub fn properties<S: Messaging>() -> Vec<Property<S>> {
         }),
         Property::eventually_naming("L1", "membership convergence", |history: &History<S>| {
             with_ledger(history, |ledger| {
-                history.live().try_for_each(|node| ledger.converged(history.nodes(), node).map_err(|e| Failure::from(e).on(node)))
+                history
+                    .live()
+                    .try_for_each(|node| ledger.converged(history.nodes(), node).map_err(|e| Failure::from(e).on(node)))
             })
         }),
         Property::eventually_naming("L2", "delivery", |history: &History<S>| {
@@ -114,7 +116,11 @@ fn delivery<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>) -> Resul
 /// The addressees that L2 says should have delivered `sent` by now and did
 /// not: none unless its origin stayed up (same incarnation, never crashed)
 /// from sending to now; then each addressee that is up and has not.
-pub fn undelivered<S: Messaging>(history: &History<S>, ledger: &Ledger<S::Id>, sent: &SentMessage<S::Id>) -> Vec<NodeIdx> {
+pub fn undelivered<S: Messaging>(
+    history: &History<S>,
+    ledger: &Ledger<S::Id>,
+    sent: &SentMessage<S::Id>,
+) -> Vec<NodeIdx> {
     let o = &sent.outgoing;
     let origin = history.node(o.origin);
     if !origin.alive || origin.incarnation != o.incarnation {

@@ -21,18 +21,16 @@ use super::outbox::Outbox;
 use super::roster::Refusal;
 use super::wire::{Data, MemberRecord, SignedRecord, Wire};
 use super::{
-    Command, Delivery, ListenStatus, MessageId, MessageKind, Mutation, NodeConfig, NodeEvent, NodeId,
-    PeerInfo, PeerMap, Sent, SendError,
+    Command, Delivery, ListenStatus, MessageId, MessageKind, Mutation, NodeConfig, NodeEvent, NodeId, PeerInfo,
+    PeerMap, SendError, Sent,
 };
 use tandem::transport::{
     Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError,
 };
 
 type ConnId = u64;
-type Halves<T> = (
-    <<T as Transport>::Connection as Connection>::Sender,
-    <<T as Transport>::Connection as Connection>::Receiver,
-);
+type Halves<T> =
+    (<<T as Transport>::Connection as Connection>::Sender, <<T as Transport>::Connection as Connection>::Receiver);
 
 /// Where a dial was aimed.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +135,8 @@ impl<T: Transport> Core<T> {
     pub fn new(io: Channels<T>) -> Self {
         let config = io.config.borrow().clone();
         let status = io.status.borrow().clone();
-        let me = MemberRecord { id: config.id, incarnation: config.incarnation, version: status.version, addr: status.addr };
+        let me =
+            MemberRecord { id: config.id, incarnation: config.incarnation, version: status.version, addr: status.addr };
         let now = Instant::now();
         let seeds = config
             .seeds
@@ -332,7 +331,13 @@ impl<T: Transport> Core<T> {
     }
 
     /// Starts the reader and writer tasks of a handshaken connection.
-    fn install(&mut self, peer: NodeId, outbound: bool, generation: u64, (mut sender, mut receiver): Halves<T>) -> ConnId {
+    fn install(
+        &mut self,
+        peer: NodeId,
+        outbound: bool,
+        generation: u64,
+        (mut sender, mut receiver): Halves<T>,
+    ) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
         let inputs = self.inputs_tx.clone();
@@ -455,11 +460,18 @@ impl<T: Transport> Core<T> {
         self.spawn(async move { sender.reject(code).await });
     }
 
-    fn on_handshake(&mut self, outbound: Option<DialTarget>, generation: u64, result: Result<Handshake<T>, TransportError>) {
+    fn on_handshake(
+        &mut self,
+        outbound: Option<DialTarget>,
+        generation: u64,
+        result: Result<Handshake<T>, TransportError>,
+    ) {
         let Some(target) = outbound else {
             // Inbound: accepted unless the listener moved meanwhile.
             match result {
-                Ok((signed, identity, halves)) if generation == self.listener_generation && signed.record.id != self.me.record.id => {
+                Ok((signed, identity, halves))
+                    if generation == self.listener_generation && signed.record.id != self.me.record.id =>
+                {
                     if let Err(refusal) = self.check_hello(&signed, identity) {
                         return self.reject_halves(halves, &refusal);
                     }
@@ -600,7 +612,8 @@ impl<T: Transport> Core<T> {
 
     /// Whether `record` would change the view: another member, unknown or newer.
     fn is_news(&self, record: &MemberRecord) -> bool {
-        record.id != self.me.record.id && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
+        record.id != self.me.record.id
+            && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
     }
 
     /// Merges what a peer says about a member (already checked against the
@@ -778,9 +791,8 @@ fn seal(config: &NodeConfig, record: MemberRecord) -> SignedRecord {
 }
 
 async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Result<SignedRecord, TransportError> {
-    let bytes = timeout(limit, receiver.recv())
-        .await
-        .map_err(|_| TransportError::TimedOut("waiting for hello".into()))??;
+    let bytes =
+        timeout(limit, receiver.recv()).await.map_err(|_| TransportError::TimedOut("waiting for hello".into()))??;
     match Wire::decode(&bytes)? {
         Wire::Hello(signed) => Ok(signed),
         other => Err(TransportError::Protocol(format!("expected hello, got {other:?}"))),

@@ -409,7 +409,13 @@ impl Node {
         });
         let task = tokio::spawn(core.run(listener));
         Ok(Node {
-            handle: NodeHandle { id: config.id, config: config_tx, status: status_rx, commands: commands_tx.clone(), task },
+            handle: NodeHandle {
+                id: config.id,
+                config: config_tx,
+                status: status_rx,
+                commands: commands_tx.clone(),
+                task,
+            },
             direct: DirectSender(commands_tx.clone()),
             broadcast: BroadcastSender(commands_tx),
             peers: peers_rx,

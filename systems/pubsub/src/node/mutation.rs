@@ -83,9 +83,6 @@ impl FromStr for Mutation {
     type Err = UnknownMutation;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Mutation::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| UnknownMutation(s.to_string()))
+        Mutation::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| UnknownMutation(s.to_string()))
     }
 }

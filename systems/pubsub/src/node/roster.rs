@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(roster.check_record(&zero.sign(record(7, 0))), Err(Refusal::UnknownMember(NodeId(7))));
         // Peers: only the roster's identity speaks for an id.
         assert_eq!(roster.check_peer(NodeId(1), Some(PeerIdentity([1; 32]))), Ok(()));
-        assert!(matches!(roster.check_peer(NodeId(1), Some(PeerIdentity([0; 32]))), Err(Refusal::Impersonation { .. })));
+        assert!(matches!(
+            roster.check_peer(NodeId(1), Some(PeerIdentity([0; 32]))),
+            Err(Refusal::Impersonation { .. })
+        ));
         assert!(matches!(roster.check_peer(NodeId(1), None), Err(Refusal::Impersonation { .. })));
         let codes: std::collections::BTreeSet<u64> = [
             Refusal::Protocol(String::new()),

@@ -87,13 +87,9 @@ impl Wire {
 
     /// Decodes one message, rejecting other versions and trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Wire, TransportError> {
-        let (&version, body) = bytes
-            .split_first()
-            .ok_or_else(|| TransportError::Protocol("empty message".into()))?;
+        let (&version, body) = bytes.split_first().ok_or_else(|| TransportError::Protocol("empty message".into()))?;
         if version != WIRE_VERSION {
-            return Err(TransportError::Protocol(format!(
-                "wire version {version}, expected {WIRE_VERSION}"
-            )));
+            return Err(TransportError::Protocol(format!("wire version {version}, expected {WIRE_VERSION}")));
         }
         let (wire, rest) = postcard::take_from_bytes(body)
             .map_err(|e| TransportError::Protocol(format!("undecodable message: {e}")))?;
