@@ -16,9 +16,11 @@ use bytes::Bytes;
 
 mod error;
 pub mod framing;
+pub mod tasks;
 
 pub use error::TransportError;
 pub use framing::{FrameDecoder, Framing, DEFAULT_MAX_FRAME};
+pub use tasks::{accept_loop, write_loop, Outgoing};
 
 /// The first close code a node may give [`MessageSender::reject`]; codes
 /// below it belong to transports (orderly close, framing, limits).

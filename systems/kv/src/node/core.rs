@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem::probe::Probe;
 use tandem::transport::{
-    Connection, FrameDecoder, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError,
+    accept_loop, write_loop, Connection, FrameDecoder, Framing, Listener, MessageReceiver, Outgoing, Transport,
+    TransportError,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
@@ -56,7 +57,7 @@ struct Conn {
     peer: Option<u32>,
     outbound: bool,
     generation: u64,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     reader: AbortHandle,
 }
 
@@ -213,21 +214,14 @@ impl<T: Transport> Core<T> {
 
     // ----- connections ------------------------------------------------------
 
-    fn start_listener(&mut self, mut listener: T::Listener) {
+    fn start_listener(&mut self, listener: T::Listener) {
         self.listener_generation += 1;
         let generation = self.listener_generation;
         let inputs = self.inputs_tx.clone();
+        let accepted = move |connection| inputs.send(Input::Accepted { generation, connection }).is_ok();
         let task = self.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(connection) => {
-                        let _ = inputs.send(Input::Accepted { generation, connection });
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "listener stopped");
-                        return;
-                    }
-                }
+            if let Some(error) = accept_loop(listener, accepted).await {
+                tracing::warn!(%error, "listener stopped");
             }
         });
         if let Some(old) = self.listener_task.replace(task) {
@@ -257,7 +251,7 @@ impl<T: Transport> Core<T> {
     fn install(&mut self, connection: T::Connection, peer: Option<u32>, outbound: bool) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
-        let (mut sender, mut receiver) = connection.split();
+        let (sender, mut receiver) = connection.split();
         let inputs = self.inputs_tx.clone();
         let framing = self.framing;
         let reader = self.spawn(async move {
@@ -283,16 +277,12 @@ impl<T: Transport> Core<T> {
             };
             let _ = inputs.send(Input::Closed { conn, reason });
         });
-        let (writer, mut frames) = mpsc::unbounded_channel::<Bytes>();
+        let (writer, outgoing) = mpsc::unbounded_channel::<Outgoing>();
         let inputs = self.inputs_tx.clone();
         self.spawn(async move {
-            while let Some(frame) = frames.recv().await {
-                if let Err(error) = sender.send(frame).await {
-                    let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
-                    break;
-                }
+            if let Err(error) = write_loop(sender, outgoing).await {
+                let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
             }
-            sender.close().await;
         });
         let generation = self.listener_generation;
         self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
@@ -319,7 +309,7 @@ impl<T: Transport> Core<T> {
     fn write(&self, conn: ConnId, frame: Bytes) {
         if let Some(c) = self.conns.get(&conn) {
             // A failed send means the connection is closing; the core learns it from `Closed`.
-            let _ = c.writer.send(frame);
+            let _ = c.writer.send(Outgoing::Frame(frame));
         }
     }
 

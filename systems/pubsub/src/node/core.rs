@@ -25,7 +25,8 @@ use super::{
     PeerMap, SendError, Sent,
 };
 use tandem::transport::{
-    Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError,
+    accept_loop, write_loop, Connection, Listener, MessageReceiver, MessageSender, Outgoing, PeerIdentity, Transport,
+    TransportError,
 };
 
 type ConnId = u64;
@@ -50,13 +51,6 @@ enum Input<T: Transport> {
     Frame { conn: ConnId, wire: Wire },
     Refused { conn: ConnId, refusal: Refusal },
     Closed { conn: ConnId, reason: String },
-}
-
-/// What a connection's writer task sends.
-enum Outgoing {
-    Frame(Bytes),
-    /// Close at once with the refusal's code.
-    Reject(u64),
 }
 
 enum LinkState {
@@ -269,21 +263,14 @@ impl<T: Transport> Core<T> {
 
     // ----- connections ------------------------------------------------------
 
-    fn start_listener(&mut self, mut listener: T::Listener) {
+    fn start_listener(&mut self, listener: T::Listener) {
         self.listener_generation += 1;
         let generation = self.listener_generation;
         let inputs = self.inputs_tx.clone();
+        let accepted = move |connection| inputs.send(Input::Accepted { generation, connection }).is_ok();
         let task = self.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(connection) => {
-                        let _ = inputs.send(Input::Accepted { generation, connection });
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "listener stopped");
-                        return;
-                    }
-                }
+            if let Some(error) = accept_loop(listener, accepted).await {
+                tracing::warn!(%error, "listener stopped");
             }
         });
         if let Some(old) = self.listener_task.replace(task) {
@@ -331,13 +318,7 @@ impl<T: Transport> Core<T> {
     }
 
     /// Starts the reader and writer tasks of a handshaken connection.
-    fn install(
-        &mut self,
-        peer: NodeId,
-        outbound: bool,
-        generation: u64,
-        (mut sender, mut receiver): Halves<T>,
-    ) -> ConnId {
+    fn install(&mut self, peer: NodeId, outbound: bool, generation: u64, (sender, mut receiver): Halves<T>) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
         let inputs = self.inputs_tx.clone();
@@ -356,21 +337,12 @@ impl<T: Transport> Core<T> {
             };
             let _ = inputs.send(ended);
         });
-        let (writer, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
+        let (writer, outgoing) = mpsc::unbounded_channel::<Outgoing>();
         let inputs = self.inputs_tx.clone();
         self.spawn(async move {
-            while let Some(next) = outgoing.recv().await {
-                match next {
-                    Outgoing::Frame(frame) => {
-                        if let Err(error) = sender.send(frame).await {
-                            let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
-                            break;
-                        }
-                    }
-                    Outgoing::Reject(code) => return sender.reject(code).await,
-                }
+            if let Err(error) = write_loop(sender, outgoing).await {
+                let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
             }
-            sender.close().await;
         });
         self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
         self.emit(NodeEvent::ConnectionUp { peer, outbound });
