@@ -79,6 +79,22 @@ pub struct SystemInfo {
     pub tolerance: Tolerance,
 }
 
+/// An exploration and its first failure, shrunk ([`Bundle::hunt`]).
+#[derive(Debug)]
+pub struct Hunt {
+    /// The exploration.
+    pub exploration: Exploration,
+    /// Its first failure, shrunk, if a case failed.
+    pub shrunk: Option<Shrunk>,
+}
+
+impl Hunt {
+    /// The case that failed, if one did: the exploration's last.
+    pub fn failing(&self) -> Option<&CaseRun> {
+        self.exploration.runs.last().filter(|run| run.failure.is_some())
+    }
+}
+
 /// A system the `tandem` command can run, type-erased.
 pub trait Bundle: Send + Sync {
     /// Its scenario vocabulary, for the parser.
@@ -91,6 +107,18 @@ pub trait Bundle: Send + Sync {
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
+    /// Explores `plan` and shrinks its first failure within `budget` runs:
+    /// what `tandem explore` and the bug benchmark run. `done` follows each
+    /// case; `shrinking` is told when the failing case's shrinking begins.
+    fn hunt(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync), shrinking: &dyn Fn(&CaseRun), budget: usize) -> Hunt {
+        let exploration = self.explore(plan, done);
+        let shrunk = exploration.runs.last().and_then(|failing| {
+            let failure = failing.failure.as_ref()?;
+            shrinking(failing);
+            Some(self.shrink(&failing.case.scenario, failure, budget))
+        });
+        Hunt { exploration, shrunk }
+    }
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
     /// compares; an error when the real cluster cannot run (or this build
     /// has no MsQuic). `runs` real runs (at least one) measure how often the

@@ -22,7 +22,7 @@ fn systems() -> [&'static dyn Bundle; 3] {
 }
 
 /// One exploration seed's hunt for one bug.
-struct Hunt {
+struct SeedHunt {
     /// The case that failed first, if any within the budget.
     found: Option<u64>,
     /// Wall seconds until the exploration stopped.
@@ -31,21 +31,18 @@ struct Hunt {
     shrunk: Option<(usize, u32)>,
 }
 
-fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> Hunt {
+fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> SeedHunt {
     let space = Space { mutation: Some(bug.to_string()), ..Space::default() };
     let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None };
     let start = Instant::now();
-    let runs = system.explore(&plan, &|_| {}).runs;
-    let secs = start.elapsed().as_secs_f64();
-    let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
-        return Hunt { found: None, secs, shrunk: None };
-    };
-    let failure = failing.failure.as_ref().expect("a failing run");
-    let shrunk = system.shrink(&failing.case.scenario, failure, DEFAULT_BUDGET);
-    Hunt {
-        found: Some(failing.case.number()),
+    // Timed until the bug is found, before it is shrunk.
+    let found_after = std::cell::Cell::new(None);
+    let hunt = system.hunt(&plan, &|_| {}, &|_| found_after.set(Some(start.elapsed())), DEFAULT_BUDGET);
+    let secs = found_after.get().unwrap_or_else(|| start.elapsed()).as_secs_f64();
+    SeedHunt {
+        found: hunt.failing().map(|failing| failing.case.number()),
         secs,
-        shrunk: Some((shrunk.scenario.steps.len(), shrunk.scenario.nodes)),
+        shrunk: hunt.shrunk.map(|shrunk| (shrunk.scenario.steps.len(), shrunk.scenario.nodes)),
     }
 }
 
@@ -59,7 +56,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The figures of one bug: cases to find, misses, wall time, shrunk size.
-fn figures(system: &str, bug: &str, guide: Guide, hunts: &[Hunt], budget: u64) -> Vec<Figure> {
+fn figures(system: &str, bug: &str, guide: Guide, hunts: &[SeedHunt], budget: u64) -> Vec<Figure> {
     let mut cases: Vec<f64> = hunts.iter().filter_map(|h| h.found).map(|c| c as f64).collect();
     cases.sort_by(f64::total_cmp);
     let mut secs: Vec<f64> = hunts.iter().filter(|h| h.found.is_some()).map(|h| h.secs).collect();
@@ -112,7 +109,8 @@ pub fn measure(options: &Options) -> Vec<Figure> {
         let chosen = |name: &str| options.bugs.is_empty() || options.bugs.iter().any(|b| b == name);
         for bug in info.planted_bugs.iter().filter(|b| chosen(b.name)) {
             for guide in [Guide::Swarm, Guide::Coverage] {
-                let hunts: Vec<Hunt> = (1..=seeds).map(|seed| hunt(system, bug.name, guide, seed, budget)).collect();
+                let hunts: Vec<SeedHunt> =
+                    (1..=seeds).map(|seed| hunt(system, bug.name, guide, seed, budget)).collect();
                 all.extend(figures(info.name, bug.name, guide, &hunts, budget));
             }
         }

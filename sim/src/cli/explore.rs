@@ -200,8 +200,9 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
     bar.set_message(format!("seed {seed}"));
-    let exploration = system.explore(&plan, &|_| bar.inc(1));
-    let (runs, progress) = (&exploration.runs, &exploration.progress);
+    let shrinking = |failing: &CaseRun| bar.set_message(format!("shrinking case {}", failing.case.number()));
+    let hunt = system.hunt(&plan, &|_| bar.inc(1), &shrinking, DEFAULT_BUDGET);
+    let (runs, progress) = (&hunt.exploration.runs, &hunt.exploration.progress);
     if args.json {
         for run in runs {
             println!("{}", case_json(run));
@@ -236,7 +237,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             "explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again"
         );
     }
-    let Some(failing) = runs.last().filter(|r| r.failure.is_some()) else {
+    let (Some(failing), Some(shrunk)) = (hunt.failing(), &hunt.shrunk) else {
         bar.finish_and_clear();
         if let Err(error) = save(Vec::new()) {
             eprintln!("{error}");
@@ -252,9 +253,6 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         }
         return Exit::Pass;
     };
-    bar.set_message(format!("shrinking case {}", failing.case.number()));
-    let original = failing.failure.as_ref().expect("a failing run");
-    let shrunk = system.shrink(&failing.case.scenario, original, DEFAULT_BUDGET);
     bar.finish_and_clear();
     let reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
     let path = match write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer) {
