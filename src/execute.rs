@@ -148,7 +148,7 @@ impl<S: System, C: Cluster<S>> Run<'_, S, C> {
                 Timing::After(delay) => previous_end + delay,
             };
             self.cluster.run_until(start, |_| false);
-            self.note(None, EventKind::Step { index, action: Scenario::action_toml(&step.action) });
+            self.note(None, EventKind::Step { index, action: step.action.clone() });
             self.apply(&step.action, index, step.line)?;
             if let Some(wait) = step.wait {
                 let deadline = self.cluster.now() + wait;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::scenario::NodeIdx;
+use crate::scenario::{Action, NodeIdx, Scenario};
 use crate::system::System;
 
 /// What one event says.
@@ -26,8 +26,9 @@ pub enum EventKind<S: System> {
     Step {
         /// Its index in the scenario.
         index: usize,
-        /// The step's action as written in a scenario file.
-        action: String,
+        /// The step's action (encoded as written in a scenario file).
+        #[serde(serialize_with = "action_text")]
+        action: Action,
     },
     /// The runner changed the network or skipped an action.
     Fault {
@@ -87,6 +88,10 @@ pub enum EventKind<S: System> {
 
 /// What the settle tail does, as pictures and logs show it.
 pub const SETTLE: &str = "settle: heal every link, loss 0, default latency, every disk healthy";
+
+fn action_text<Z: Serializer>(action: &Action, serializer: Z) -> Result<Z::Ok, Z::Error> {
+    serializer.collect_str(&Scenario::action_toml(action))
+}
 
 fn display<T: fmt::Display, Z: Serializer>(value: &T, serializer: Z) -> Result<Z::Ok, Z::Error> {
     serializer.collect_str(value)

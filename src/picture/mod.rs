@@ -298,7 +298,7 @@ impl Picture {
                     lanes[node as usize].addrs.push(Address { from_us: t_us, addr: addr.to_string(), rebind: true });
                 }
                 (EventKind::Step { index, action }, None) => {
-                    steps.push(StepMark { index: Some(*index), t_us, action: action.clone() });
+                    steps.push(StepMark { index: Some(*index), t_us, action: Scenario::action_toml(action) });
                     if let Some(step) = scenario.steps.get(*index) {
                         bands.apply(&step.action, t_us);
                     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tandem::history::{EventKind, History, OpResult};
 use tandem::property::{Judge, Violation};
-use tandem::scenario::{NodeIdx, True};
+use tandem::scenario::{Action, NodeIdx, True};
 use tandem::System;
 use tandem_pubsub::node::{MessageId, MessageKind, NodeEvent, NodeId, PeerInfo, PeerMap};
 use tandem_pubsub::payload::digest_for;
@@ -112,8 +112,8 @@ impl Run {
         self.push(Some(node), EventKind::Started { incarnation: life.incarnation + 1, addr: life.addr });
     }
 
-    fn step(&mut self, index: usize, action: &str) {
-        self.push(None, EventKind::Step { index, action: action.into() });
+    fn step(&mut self, index: usize, action: Action) {
+        self.push(None, EventKind::Step { index, action });
     }
 
     /// The first violation of every property, safety then liveness.
@@ -405,9 +405,9 @@ fn l1_convergence_needs_every_live_node_at_its_current_address() {
 fn goals_restart_partition_and_rebind() {
     let mut run = Run::new(3);
     run.converge();
-    run.step(0, "partition = { a = [0], b = [1, 2], oneway = false }");
+    run.step(0, Action::Partition { a: vec![0], b: vec![1, 2], oneway: false });
     run.broadcast(1, 0, id(0, 0, 0));
-    run.step(2, "heal = {}");
+    run.step(2, Action::Heal { a: None, b: None });
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     run.deliver(2, id(0, 0, 0), MessageKind::Broadcast, 1);
     assert_eq!(run.hits(), ["G2 delivered across a healed partition"]);
@@ -415,13 +415,13 @@ fn goals_restart_partition_and_rebind() {
     // A one-way partition from 1 to 0 does not cut 0 off from 1.
     let mut run = Run::new(2);
     run.converge();
-    run.step(0, "partition = { a = [1], b = [0], oneway = true }");
+    run.step(0, Action::Partition { a: vec![1], b: vec![0], oneway: true });
     run.broadcast(1, 0, id(0, 0, 0));
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     assert!(run.hits().is_empty());
     // Healed between the two groups only, then sent: not across.
-    run.step(2, "partition = { a = [0], b = [1], oneway = false }");
-    run.step(3, "heal = { a = [1], b = [0] }");
+    run.step(2, Action::Partition { a: vec![0], b: vec![1], oneway: false });
+    run.step(3, Action::Heal { a: Some(vec![1]), b: Some(vec![0]) });
     run.broadcast(4, 0, id(0, 0, 1));
     run.deliver(1, id(0, 0, 1), MessageKind::Broadcast, 4);
     assert!(run.hits().is_empty());

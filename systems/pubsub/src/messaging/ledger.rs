@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tandem::cluster::links;
 use tandem::history::{Event, EventKind, NodeLife, OpResult};
-use tandem::scenario::NodeIdx;
+use tandem::scenario::{Action, NodeIdx};
 
 use super::{Delivery, Message, Messaging, View};
 
@@ -235,36 +235,25 @@ impl<I: Clone + Ord> Ledger<I> {
         None
     }
 
-    /// Applies a `partition` or `heal` step, written as in a scenario file.
-    fn network(&mut self, action: &str) {
-        if !(action.starts_with("partition") || action.starts_with("heal")) {
-            return;
-        }
-        let Ok(table) = action.parse::<toml::Table>() else { return };
-        let group = |fields: &toml::Value, key: &str| -> Option<Vec<NodeIdx>> {
-            let nodes = fields.get(key)?.as_array()?;
-            Some(nodes.iter().filter_map(|n| n.as_integer()).filter_map(|n| NodeIdx::try_from(n).ok()).collect())
-        };
-        let pairs = |a: &[NodeIdx], b: &[NodeIdx]| links(0, Some((a, b)));
-        if let Some(fields) = table.get("partition") {
-            let (Some(a), Some(b)) = (group(fields, "a"), group(fields, "b")) else { return };
-            let oneway = fields.get("oneway").and_then(toml::Value::as_bool).unwrap_or(false);
-            for (x, y) in pairs(&a, &b) {
-                self.blocked.insert((x, y));
-                if !oneway {
-                    self.blocked.insert((y, x));
-                }
-            }
-        } else if let Some(fields) = table.get("heal") {
-            match (group(fields, "a"), group(fields, "b")) {
-                (Some(a), Some(b)) => {
-                    for (x, y) in pairs(&a, &b) {
-                        self.blocked.remove(&(x, y));
-                        self.blocked.remove(&(y, x));
+    /// Applies a `partition` or `heal` step.
+    fn network(&mut self, action: &Action) {
+        match action {
+            Action::Partition { a, b, oneway } => {
+                for (x, y) in links(0, Some((a, b))) {
+                    self.blocked.insert((x, y));
+                    if !oneway {
+                        self.blocked.insert((y, x));
                     }
                 }
-                _ => self.blocked.clear(),
             }
+            Action::Heal { a: Some(a), b: Some(b) } => {
+                for (x, y) in links(0, Some((a, b))) {
+                    self.blocked.remove(&(x, y));
+                    self.blocked.remove(&(y, x));
+                }
+            }
+            Action::Heal { .. } => self.blocked.clear(),
+            _ => {}
         }
     }
 
