@@ -119,6 +119,7 @@ pub trait Bundle: Send + Sync {
         });
         Hunt { exploration, shrunk }
     }
+
     /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
     /// compares; an error when the real cluster cannot run (or this build
     /// has no MsQuic). `runs` real runs (at least one) measure how often the
