@@ -19,7 +19,7 @@ use turmoil::net::{TcpListener, TcpStream};
 use crate::net::{LinkTable, QuicModel};
 
 /// Frames queued per connection before `send` waits.
-const SEND_QUEUE: usize = 256;
+pub(crate) const SEND_QUEUE: usize = 256;
 
 /// How often a writer or a dial held by a one-way partition looks again.
 const HOLD_POLL: Duration = Duration::from_millis(10);

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::net::QuicModel;
+pub(super) use crate::transport::SEND_QUEUE;
 
 /// A frame on its way, and when it arrives.
 pub(super) type Frame = (Instant, Bytes);
@@ -130,9 +131,6 @@ fn copy_error(error: &TransportError) -> TransportError {
         _ => TransportError::Closed,
     }
 }
-
-/// Frames queued per direction before `send` waits.
-pub(super) const SEND_QUEUE: usize = 256;
 
 impl Network {
     /// A network whose links have `latency` and lose `loss` of their
@@ -238,18 +236,17 @@ impl Network {
 
     /// Registers a listener at `addr`.
     pub(super) fn listen(&self, addr: SocketAddr) -> Result<mpsc::UnboundedReceiver<Incoming>, TransportError> {
-        let mut state = self.lock();
-        if state.listeners.get(&addr).is_some_and(|l| !l.is_closed()) {
+        if self.in_use(addr) {
             return Err(TransportError::Listen(format!("{addr}: address in use")));
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        state.listeners.insert(addr, tx);
+        self.lock().listeners.insert(addr, tx);
         Ok(rx)
     }
 
     /// Whether some listener uses `addr`.
     pub(super) fn in_use(&self, addr: SocketAddr) -> bool {
-        self.lock().listeners.get(&addr).is_some_and(|l| !l.is_closed())
+        self.listener(addr).is_some()
     }
 
     /// The listener at `addr`, if one listens.
