@@ -1,11 +1,12 @@
-//! The framework imports no bundled system: the core, the simulation library
-//! and the MsQuic backend are written for any system. Only the `tandem`
-//! binary (sim/src/main.rs, and the benchmarks it carries in sim/src/bench/)
-//! links the bundled systems, as a user's own `main` would.
+//! The house: the framework imports no bundled system (the core, the backends
+//! and the command line are written for any system; only the `tandem`
+//! binary, cli/src/main.rs, and the benchmarks it carries in cli/src/bench/,
+//! link them, as a user's own `main` would), and no crate depends on one
+//! beside or above it.
 
 use std::path::{Path, PathBuf};
 
-const BUNDLED: [&str; 2] = ["tandem_pubsub", "tandem_kv"];
+const BUNDLED: [&str; 3] = ["tandem_pubsub", "tandem_kv", "tandem_twophase"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -22,10 +23,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn no_framework_module_imports_a_bundled_system() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src", "sim/src", "msquic/src"] {
+    for dir in ["src", "sim/src", "msquic/src", "cli/src"] {
         rust_files(&root.join(dir), &mut files);
     }
-    let binary = [root.join("sim/src/main.rs"), root.join("sim/src/bench")];
+    let binary = [root.join("cli/src/main.rs"), root.join("cli/src/bench")];
     let framework: Vec<&PathBuf> = files.iter().filter(|f| !binary.iter().any(|b| f.starts_with(b))).collect();
     assert!(framework.len() > 30, "the framework's files were found");
     for file in framework {
@@ -38,21 +39,46 @@ fn no_framework_module_imports_a_bundled_system() {
     }
 }
 
+/// The house, bottom up: the core; the two backends and the systems beside
+/// one another on it; the command line on the roof.
+const FLOORS: [(&str, &str, u8); 7] = [
+    ("Cargo.toml", "tandem", 0),
+    ("sim/Cargo.toml", "tandem-sim", 1),
+    ("msquic/Cargo.toml", "tandem-msquic", 1),
+    ("systems/pubsub/Cargo.toml", "tandem-pubsub", 1),
+    ("systems/kv/Cargo.toml", "tandem-kv", 1),
+    ("systems/twophase/Cargo.toml", "tandem-twophase", 1),
+    ("cli/Cargo.toml", "tandem-cli", 2),
+];
+
+/// The tandem packages a manifest's `[dependencies]` names (tests'
+/// dev-dependencies may reach anywhere).
+fn dependencies(manifest: &str) -> Vec<&'static str> {
+    let deps = manifest.split("\n[dependencies]").nth(1).unwrap_or_default().split("\n[").next().unwrap_or_default();
+    let names: Vec<&str> = deps.lines().filter_map(|l| l.split_once('=')).map(|(name, _)| name.trim()).collect();
+    FLOORS.iter().map(|&(_, package, _)| package).filter(|p| names.contains(p)).collect()
+}
+
 #[test]
-fn framework_crates_depend_on_no_bundled_system() {
+fn no_crate_imports_one_beside_or_above_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for manifest in ["Cargo.toml", "msquic/Cargo.toml"] {
+    let floor = |package: &str| FLOORS.iter().find(|f| f.1 == package).unwrap().2;
+    for (manifest, package, own) in FLOORS {
         let text = std::fs::read_to_string(root.join(manifest)).unwrap();
-        let deps = text.split("[dependencies]").nth(1).unwrap_or_default().split("\n[").next().unwrap_or_default();
-        assert!(
-            !deps.contains("tandem-pubsub") && !deps.contains("tandem-kv"),
-            "{manifest} depends on a bundled system"
-        );
+        assert!(text.contains(&format!("name = \"{package}\"")), "{manifest} is {package}");
+        for dependency in dependencies(&text) {
+            assert!(floor(dependency) < own, "{package} (floor {own}) depends on {dependency}, beside or above it");
+        }
     }
-    // tandem-sim names them only as optional dependencies of its binary.
-    let sim = std::fs::read_to_string(root.join("sim/Cargo.toml")).unwrap();
-    for line in sim.lines().filter(|l| l.starts_with("tandem-pubsub") || l.starts_with("tandem-kv")) {
-        assert!(line.contains("optional = true"), "sim/Cargo.toml: {line}");
+    let cli = std::fs::read_to_string(root.join("cli/Cargo.toml")).unwrap();
+    assert_eq!(dependencies(&cli).len(), 6, "the roof stands on every crate");
+}
+
+#[test]
+fn only_the_binary_depends_on_the_bundled_systems() {
+    let cli = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("cli/Cargo.toml")).unwrap();
+    for line in cli.lines().filter(|l| BUNDLED.iter().any(|s| l.starts_with(&s.replace('_', "-")))) {
+        assert!(line.contains("optional = true"), "cli/Cargo.toml: {line}");
     }
-    assert!(sim.contains("required-features = [\"bundled\"]"), "only the binary needs the bundled systems");
+    assert!(cli.contains("required-features = [\"bundled\"]"), "only the binary needs the bundled systems");
 }

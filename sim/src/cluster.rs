@@ -61,7 +61,7 @@ pub struct SimOptions {
 
 /// The simulators a cluster can run on. Both model the same network (see
 /// [`crate::net`]) and are deterministic; their histories differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// Discrete events: time jumps to the next timer or delivery. The default.
     #[default]
@@ -80,10 +80,7 @@ pub fn default_backend() -> Backend {
     match BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
         1 => Backend::Events,
         2 => Backend::Turmoil,
-        _ => match std::env::var("TANDEM_BACKEND").as_deref() {
-            Ok("turmoil") => Backend::Turmoil,
-            _ => Backend::Events,
-        },
+        _ => std::env::var("TANDEM_BACKEND").ok().and_then(|name| name.parse().ok()).unwrap_or_default(),
     }
 }
 
@@ -97,12 +94,31 @@ pub fn select_backend(backend: Backend) {
     BACKEND.store(code, std::sync::atomic::Ordering::Relaxed);
 }
 
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Backend {
+    /// Every backend, the default first.
+    pub const ALL: [Backend; 2] = [Backend::Events, Backend::Turmoil];
+
+    /// `events` or `turmoil`.
+    pub fn name(self) -> &'static str {
+        match self {
             Backend::Events => "events",
             Backend::Turmoil => "turmoil",
-        })
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    /// `events` or `turmoil`.
+    fn from_str(name: &str) -> Result<Backend, String> {
+        Backend::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| format!("no backend {name:?}"))
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -1,9 +1,11 @@
 //! # tandem-sim
 //!
 //! tandem's deterministic backend: any [`System`](tandem::System)'s nodes on
-//! a seeded turmoil network. Same system, scenario, seed and build => the
-//! same history digest, in any process. Also the generic explorer, the
-//! `cargo test` helpers and the `tandem` command line ([`cli::main_with`]).
+//! a seeded simulated network, discrete-event ([`EventCluster`], the
+//! default) or turmoil ([`SimCluster`]). Same system, scenario, seed and
+//! build => the same history digest, in any process. Also the generic
+//! explorer ([`explore`]), the `cargo test` helpers ([`testing`]) and
+//! reproducer files ([`report`]). The `tandem` command is `tandem-cli`'s.
 
 #![warn(missing_docs)]
 
@@ -11,10 +13,7 @@
 #[cfg(test)]
 extern crate self as tandem_sim;
 
-pub mod bundle;
-pub mod cli;
 pub mod cluster;
-pub mod confirm;
 pub mod determinism;
 pub mod events;
 pub mod explore;

@@ -126,6 +126,9 @@ impl fmt::Display for RunReport {
     }
 }
 
+/// Where failing runs leave their reproducers.
+pub const FAILURES_DIR: &str = "target/tandem/failures";
+
 /// What to do with a reproducer at `path`: the command that replays it, and
 /// the one that draws its timeline picture.
 pub fn next_steps(path: &Path) -> String {
@@ -139,7 +142,7 @@ pub fn next_steps(path: &Path) -> String {
 }
 
 /// The name of the command that runs: the binary's file name once
-/// [`cli::main_with`](crate::cli::main_with) has named it, else `tandem`.
+/// `tandem_cli::main_with` has named it, else `tandem`.
 pub fn program() -> &'static str {
     PROGRAM.get().map_or("tandem", String::as_str)
 }
@@ -148,7 +151,7 @@ static PROGRAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Names the command after this process's binary (`argv[0]`'s file name);
 /// returns the name.
-pub(crate) fn name_program_from_args() -> &'static str {
+pub fn name_program_from_args() -> &'static str {
     PROGRAM.get_or_init(|| {
         let arg0 = std::env::args_os().next().unwrap_or_default();
         let name = Path::new(&arg0).file_name().map(|n| n.to_string_lossy().into_owned());

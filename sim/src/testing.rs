@@ -19,8 +19,7 @@ use std::time::Instant;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
-use crate::cli::FAILURES_DIR;
-use crate::report::{write_reproducer, RunReport};
+use crate::report::{write_reproducer, RunReport, FAILURES_DIR};
 use crate::run::run_scenario;
 
 fn env_u64(name: &str) -> Option<u64> {

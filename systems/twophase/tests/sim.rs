@@ -63,14 +63,6 @@ fn same_seed_same_history() {
     assert_eq!(first.history.to_jsonl(), second.history.to_jsonl());
 }
 
-/// The `tandem` binary can bundle it (`sim/src/main.rs` lists `&dyn Bundle`s).
-#[test]
-fn it_bundles_into_the_tandem_binary() {
-    let bundle: &dyn tandem_sim::bundle::Bundle = &TwoPhase;
-    let info = format!("{:?}", bundle.info());
-    assert!(info.contains("twophase"), "{info}");
-}
-
 /// The planted bugs, the scenario each fails, and the property it breaks.
 #[cfg(feature = "mutations")]
 const BUGS: [(&str, &str, &str); 2] =

@@ -14,10 +14,7 @@ use tandem::scenario::Scenario;
 
 use super::{prepare, write_picture, Exit};
 use crate::bundle::{Bundle, Finished, Keep};
-use crate::report::{write_reproducer, RunReport, Verdict};
-
-/// Where failing runs leave their reproducers.
-pub const FAILURES_DIR: &str = "target/tandem/failures";
+use tandem_sim::report::{write_reproducer, RunReport, Verdict, FAILURES_DIR};
 
 /// Arguments of `tandem run`.
 #[derive(Debug, Args)]
@@ -214,7 +211,7 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
         .arg("run")
-        .args(["--backend", &crate::cluster::default_backend().to_string()])
+        .args(["--backend", &tandem_sim::cluster::default_backend().to_string()])
         .arg(file)
         .args(["--seed", &seed.to_string(), "--json", "--trace"])
         .arg(&trace)

@@ -9,8 +9,8 @@ use tandem::scenario::Scenario;
 
 use super::{Exit, FAILURES_DIR};
 use crate::bundle::Bundle;
-use crate::explore::results::{merge as merge_results, Merged, ShardResult, Stop};
-use crate::report::{next_steps, write_reproducer_text};
+use tandem_sim::explore::results::{merge as merge_results, Merged, ShardResult, Stop};
+use tandem_sim::report::{next_steps, write_reproducer_text};
 
 /// Arguments of `tandem merge`.
 #[derive(Debug, Args)]

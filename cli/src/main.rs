@@ -8,7 +8,7 @@ use clap::{Args, FromArgMatches};
 mod bench;
 
 fn main() -> std::process::ExitCode {
-    let bench = tandem_sim::cli::Extra {
+    let bench = tandem_cli::Extra {
         command: bench::cli::BenchArgs::augment_args(clap::Command::new("bench"))
             .about("Measure tandem against raw turmoil, raw MsQuic and UDP (BENCHMARKS.md)")
             .after_help(
@@ -22,5 +22,5 @@ fn main() -> std::process::ExitCode {
             Err(error) => error.exit(),
         }),
     };
-    tandem_sim::cli::main_with_extra(&[&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase], vec![bench])
+    tandem_cli::main_with_extra(&[&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase], vec![bench])
 }

@@ -143,7 +143,7 @@ fn trace(file: &Path, seed: u64) -> String {
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).is_some_and(|command| command == "run") {
-        return tandem_sim::cli::main_with(&[&Dice { leaky: false }, &Dice { leaky: true }]);
+        return tandem_cli::main_with(&[&Dice { leaky: false }, &Dice { leaky: true }]);
     }
     let dir = std::env::temp_dir().join(format!("tandem-third-party-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");

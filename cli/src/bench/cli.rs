@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use tandem_sim::cli::Exit;
+use tandem_cli::Exit;
 
 use crate::bench::memory::{run_probe, Probe};
 use crate::bench::{run, Options, Section};

@@ -162,7 +162,7 @@ fn confirm_without_msquic_says_how_to_get_it() {
     let out = tandem(&["confirm", "scenarios/hot_reload.toml"], &scratch("no-msquic"));
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("cargo run --release -p tandem-sim --features msquic -- confirm"),
+        stderr(&out).contains("cargo run --release -p tandem-cli --features msquic -- confirm"),
         "{}",
         stderr(&out)
     );

@@ -1,6 +1,6 @@
 //! [`Bundle`]: a system as the `tandem` command sees it, with its type
 //! erased, so that one binary can carry several systems
-//! ([`cli::main_with`](crate::cli::main_with)). Every `System + Clone` is one.
+//! ([`main_with`](crate::main_with)). Every `System + Clone` is one.
 
 use std::sync::Arc;
 
@@ -12,9 +12,9 @@ use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
 use tandem::system::{Capabilities, Knob, PlantedBug, System, Tolerance};
 
-use crate::explore::runner::{CaseRun, Exploration, Plan};
-use crate::explore::shrink::Shrunk;
-use crate::run::run_scenario;
+use tandem_sim::explore::runner::{CaseRun, Exploration, Plan};
+use tandem_sim::explore::shrink::Shrunk;
+use tandem_sim::run_scenario;
 
 /// A finished simulated run, whatever its system.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub trait Bundle: Send + Sync {
     fn info(&self) -> SystemInfo;
     /// Runs `scenario` in the simulation with `seed`, keeping what `keep` asks for.
     fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
-    /// Runs an exploration's cases (see [`runner::explore`](crate::explore::runner::explore)).
+    /// Runs an exploration's cases (see [`runner::explore`](tandem_sim::explore::runner::explore)).
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
     /// Shrinks a failing scenario.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
@@ -131,7 +131,7 @@ pub trait Bundle: Send + Sync {
         seed: u64,
         runs: usize,
         picture: bool,
-    ) -> Result<crate::confirm::Confirmation, String>;
+    ) -> Result<crate::compare::Confirmation, String>;
 }
 
 impl<S: System> Bundle for S {
@@ -168,11 +168,11 @@ impl<S: System> Bundle for S {
     }
 
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration {
-        crate::explore::runner::explore(&Arc::new(self.clone()), plan, done)
+        tandem_sim::explore::runner::explore(&Arc::new(self.clone()), plan, done)
     }
 
     fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk {
-        crate::explore::shrink::shrink(Arc::new(self.clone()), scenario, failure, budget)
+        tandem_sim::explore::shrink::shrink(Arc::new(self.clone()), scenario, failure, budget)
     }
 
     #[cfg(feature = "msquic")]
@@ -182,7 +182,7 @@ impl<S: System> Bundle for S {
         seed: u64,
         runs: usize,
         picture: bool,
-    ) -> Result<crate::confirm::Confirmation, String> {
+    ) -> Result<crate::compare::Confirmation, String> {
         // Wall-clock `Instant`: confirm runs on the real network, outside any simulation.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
@@ -194,7 +194,7 @@ impl<S: System> Bundle for S {
         let wall = started.elapsed();
         let sim_side = (&sim.outcome, &sim.history);
         let real_sides: Vec<_> = reals.iter().map(|real| (&real.outcome, &real.history)).collect();
-        let mut confirmation = crate::confirm::compare(self, scenario, sim_side, &real_sides, wall);
+        let mut confirmation = crate::compare::compare(self, scenario, sim_side, &real_sides, wall);
         if picture {
             let real = &reals[0];
             confirmation.pictures = vec![
@@ -212,7 +212,7 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(not(feature = "msquic"))]
-    fn confirm(&self, _: &Scenario, _: u64, _: usize, _: bool) -> Result<crate::confirm::Confirmation, String> {
+    fn confirm(&self, _: &Scenario, _: u64, _: usize, _: bool) -> Result<crate::compare::Confirmation, String> {
         Err("this tandem was built without MsQuic (feature `msquic`)".into())
     }
 }

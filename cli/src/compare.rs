@@ -10,7 +10,7 @@ use tandem::history::History;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
-use crate::report::{format_wall, Verdict};
+use tandem_sim::report::{format_wall, Verdict};
 
 /// Each node's [`System::Outcome`], by index.
 pub fn outcomes<S: System>(system: &S, history: &History<S>) -> Vec<S::Outcome> {

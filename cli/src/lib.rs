@@ -1,4 +1,8 @@
-//! The `tandem` command line (`docs/cli.md`), for any set of systems.
+//! # tandem-cli
+//!
+//! The `tandem` command line (`docs/cli.md`), for any set of systems, on
+//! top of both backends: the simulation (`tandem-sim`) and, with the
+//! `msquic` feature, real QUIC (`tandem-msquic`) for `tandem confirm`.
 //!
 //! A user's system gets the whole command through a few lines of their own
 //! `main`:
@@ -6,8 +10,8 @@
 //! ```no_run
 //! # #[derive(Clone)] struct MySystem;
 //! # fn main() {}
-//! # fn demo(my_system: impl tandem_sim::bundle::Bundle) -> std::process::ExitCode {
-//! tandem_sim::cli::main_with(&[&my_system])
+//! # fn demo(my_system: impl tandem_cli::bundle::Bundle) -> std::process::ExitCode {
+//! tandem_cli::main_with(&[&my_system])
 //! # }
 //! ```
 //!
@@ -20,17 +24,27 @@ use std::process::ExitCode;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tandem::scenario::{Scenario, Syntax};
 
-use crate::bundle::{system_of, Bundle};
-use crate::cluster::{select_backend, Backend};
+use tandem_sim::cluster::{select_backend, Backend};
 
+use crate::bundle::{system_of, Bundle};
+
+pub mod bundle;
 mod check;
+pub mod compare;
 mod confirm;
 mod explore;
 mod merge;
 mod run;
 mod systems;
 
-pub use run::FAILURES_DIR;
+pub use tandem_sim::report::FAILURES_DIR;
+
+/// Parses `--backend`, listing the backends in `--help`.
+fn backend_names() -> impl clap::builder::TypedValueParser<Value = Backend> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Backend::ALL.map(Backend::name))
+        .map(|name| name.parse::<Backend>().expect("a listed backend"))
+}
 
 /// How a subcommand ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +87,7 @@ Docs: docs/cli.md, docs/scenario-format.md, docs/guide.md (test your own node)."
 struct Cli {
     /// The simulator: `events` (discrete events, the default) or `turmoil`
     /// (turmoil 0.7, tick by tick). Also read from TANDEM_BACKEND.
-    #[arg(long, global = true, value_enum, value_name = "BACKEND")]
+    #[arg(long, global = true, value_name = "BACKEND", value_parser = backend_names())]
     backend: Option<Backend>,
     #[command(subcommand)]
     command: Command,
@@ -104,7 +118,7 @@ enum Command {
   tandem confirm target/tandem/failures/explore-s1-c5.toml --html both.html
 
 Needs a build with MsQuic (cmake and libnuma-dev):
-  cargo run --release -p tandem-sim --features msquic -- confirm scenarios/hot_reload.toml")]
+  cargo run --release -p tandem-cli --features msquic -- confirm scenarios/hot_reload.toml")]
     Confirm(confirm::ConfirmArgs),
     /// Generate scenarios, run them, and shrink the first failure.
     #[command(after_help = "Examples:
@@ -152,7 +166,7 @@ pub fn main_with(systems: &[&dyn Bundle]) -> ExitCode {
 /// When `systems` is empty.
 pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode {
     assert!(!systems.is_empty(), "tandem needs at least one system");
-    let program = crate::report::name_program_from_args();
+    let program = tandem_sim::report::name_program_from_args();
     let mut command = Cli::command();
     if program != "tandem" {
         // A user's own binary names itself, and says which tandem it carries.
@@ -240,7 +254,7 @@ pub fn without_msquic(command: &str) -> Option<Exit> {
     }
     eprintln!(
         "tandem {command} needs MsQuic, and this tandem was built without it: \
-         cargo run --release -p tandem-sim --features msquic -- {command} ... (MsQuic builds with cmake and libnuma-dev)"
+         cargo run --release -p tandem-cli --features msquic -- {command} ... (MsQuic builds with cmake and libnuma-dev)"
     );
     Some(Exit::Usage)
 }
@@ -257,7 +271,7 @@ pub fn prepare<'a>(paths: &[PathBuf], log: Option<&Path>, systems: &[&'a dyn Bun
         eprintln!("{error}");
         Exit::Usage
     })?;
-    crate::logging::init(log).map_err(|error| {
+    tandem_sim::logging::init(log).map_err(|error| {
         eprintln!("{}: {error}", log.map(Path::display).map(|d| d.to_string()).unwrap_or_default());
         Exit::Usage
     })?;

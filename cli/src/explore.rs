@@ -13,14 +13,14 @@ use tandem::scenario::{format_duration, parse_duration, MAX_NODES};
 
 use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
-use crate::explore::case::Origin;
-use crate::explore::guide::{Guide, Progress};
-use crate::explore::results::{Found, Identity, ShardResult};
-use crate::explore::runner::{CaseRun, Plan, Shard};
-use crate::explore::shards::ShardSpec;
-use crate::explore::shrink::DEFAULT_BUDGET;
-use crate::explore::strategy::Space;
-use crate::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
+use tandem_sim::explore::case::Origin;
+use tandem_sim::explore::guide::{Guide, Progress};
+use tandem_sim::explore::results::{Found, Identity, ShardResult};
+use tandem_sim::explore::runner::{CaseRun, Plan, Shard};
+use tandem_sim::explore::shards::ShardSpec;
+use tandem_sim::explore::shrink::DEFAULT_BUDGET;
+use tandem_sim::explore::strategy::Space;
+use tandem_sim::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
 
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
@@ -225,7 +225,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         duration: format_duration(args.duration),
         settle: format_duration(settle),
         until_stable: args.until_stable,
-        backend: crate::cluster::default_backend().to_string(),
+        backend: tandem_sim::cluster::default_backend().to_string(),
     };
     // Writes the result file, if asked for, with what the shard found.
     let save = |found: Vec<Found>| match &result_file {

@@ -7,7 +7,7 @@
 // Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
 
-use tandem_sim::bundle::Bundle;
+use tandem_cli::bundle::Bundle;
 use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::{Plan, Shard};
 use tandem_sim::explore::shrink::DEFAULT_BUDGET;
