@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cluster::Cluster;
 use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
-use crate::property::{Coverage, Judge, Violation};
+use crate::property::{panic_message, Coverage, Judge, Violation};
 use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
 use crate::storage::DiskFault;
 use crate::system::System;
@@ -64,15 +64,6 @@ pub fn unmet<S: System>(
 /// The code of the failure a panic inside a run becomes (in the system, the
 /// backend or the harness): a run never panics its caller.
 pub const PANIC: &str = "panic";
-
-/// A panic's message.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
 
 /// The failure of a run that panicked at `at`.
 pub fn panicked(panic: &(dyn std::any::Any + Send), at: Duration) -> Violation {

@@ -254,9 +254,8 @@ pub struct Judge<S: System> {
 
 /// Runs a property's code; a panic becomes its failure message.
 fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        Err(format!("the property panicked: {}", crate::execute::panic_message(&*panic)).into())
-    })
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(format!("the property panicked: {}", panic_message(&*panic)).into()))
 }
 
 impl<S: System> Judge<S> {
@@ -330,4 +329,13 @@ impl<S: System> Judge<S> {
         let in_node = self.assertions.iter().map(|(goal, hit)| Coverage { goal: goal.clone(), hit: *hit });
         declared.chain(in_node).collect()
     }
+}
+
+/// A panic's message.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
