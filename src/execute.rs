@@ -32,6 +32,24 @@ impl Outcome {
     }
 }
 
+/// A finished run of a scenario, on any backend.
+#[derive(Debug, Clone)]
+pub struct Run<S: System> {
+    /// The seed it ran with.
+    pub seed: u64,
+    /// Pass, or the first failure, and the coverage reached.
+    pub outcome: Outcome,
+    /// Everything observed, the verdict last.
+    pub history: History<S>,
+}
+
+impl<S: System> Run<S> {
+    /// The digest of the run's canonical history.
+    pub fn digest(&self) -> crate::history::Digest {
+        self.history.digest()
+    }
+}
+
 /// The two groups of a step that names both, else `None` (every link).
 pub(crate) fn groups<'a>(
     a: &'a Option<Vec<NodeIdx>>,
@@ -78,7 +96,7 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
     let system = cluster.recorder().system().clone();
     let mut judge = Judge::new(&system.properties());
     let timeline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Run { system: &*system, cluster: &mut *cluster, judge: &mut judge }.timeline(scenario)
+        Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge }.timeline(scenario)
     }));
     let failure = match timeline {
         Ok(result) => result.err(),
@@ -91,13 +109,14 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
     Outcome { failure, end, coverage: judge.coverage(), signature }
 }
 
-struct Run<'a, S: System, C> {
+/// The one interpreter of a scenario's timeline, over a cluster.
+struct Interpreter<'a, S: System, C> {
     system: &'a S,
     cluster: &'a mut C,
     judge: &'a mut Judge<S>,
 }
 
-impl<S: System, C: Cluster<S>> Run<'_, S, C> {
+impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
     fn note(&self, node: Option<NodeIdx>, event: EventKind<S>) {
         self.cluster.recorder().push_at(self.cluster.now(), node, event);
     }

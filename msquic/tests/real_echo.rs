@@ -246,7 +246,10 @@ answered = 2
 #[test]
 fn partition_heal_crash_restart_over_msquic() {
     let scenario = Scenario::parse(PARTITION_CRASH_RESTART, "echo.toml", &Echo).expect("the scenario parses");
+    // Wall-clock time: a real run.
+    let started = std::time::Instant::now();
     let run = run_real(Arc::new(Echo), &scenario).expect("the cluster starts");
+    let wall = started.elapsed();
     let history = &run.history;
     assert!(run.outcome.passed(), "{:?}\n{}", run.outcome.failure, history.to_jsonl());
 
@@ -285,7 +288,7 @@ fn partition_heal_crash_restart_over_msquic() {
     }
     let last = &history.events().last().expect("events").event;
     assert!(matches!(last, EventKind::Verdict { outcome } if outcome == "pass"), "{last:?}");
-    assert!(run.wall < Duration::from_secs(20), "took {:?}", run.wall);
+    assert!(wall < Duration::from_secs(20), "took {wall:?}");
 }
 
 #[test]

@@ -27,5 +27,5 @@ pub mod transport;
 pub use cluster::{Backend, SimCluster, SimOptions};
 pub use events::EventCluster;
 pub use net::{LinkTable, QuicModel};
-pub use run::{run_scenario, run_with, SimRun};
+pub use run::{run_scenario, run_with};
 pub use transport::SimTransport;

@@ -4,32 +4,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::execute::{execute, panicked, Outcome};
-use tandem::history::{Digest, History};
+use tandem::execute::{execute, panicked, Outcome, Run};
+use tandem::history::History;
 use tandem::host::mutation_of;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
 use crate::cluster::{Backend, SimCluster, SimOptions};
 use crate::events::EventCluster;
-
-/// A finished simulated run.
-#[derive(Debug, Clone)]
-pub struct SimRun<S: System> {
-    /// The seed it ran with.
-    pub seed: u64,
-    /// Pass, or the first failure, and the coverage reached.
-    pub outcome: Outcome,
-    /// Everything observed.
-    pub history: History<S>,
-}
-
-impl<S: System> SimRun<S> {
-    /// The digest of the run's canonical history.
-    pub fn digest(&self) -> Digest {
-        self.history.digest()
-    }
-}
 
 /// The simulation options a scenario asks for.
 pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> SimOptions {
@@ -51,7 +33,7 @@ pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Sim
 ///
 /// When the scenario is not valid for the system (parse it with
 /// [`Scenario::parse`] or check it with [`Scenario::validate`] first).
-pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -> SimRun<S> {
+pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -> Run<S> {
     let options = options_for(&*system, scenario, seed);
     run_with(system, scenario, options)
 }
@@ -60,7 +42,7 @@ pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -
 /// its own (see [`determinism`](crate::determinism)). A panic in the run
 /// (a node's, turmoil's, the harness's) is the run's failure
 /// ([`PANIC`](tandem::execute::PANIC)), never the caller's.
-pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
+pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> Run<S> {
     std::thread::scope(|scope| {
         let run = std::thread::Builder::new()
             .name("tandem-sim".into())
@@ -75,7 +57,7 @@ pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOpti
 const RUN_STACK: usize = 8 << 20;
 
 /// [`run_with`] on the calling thread.
-fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> SimRun<S> {
+fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> Run<S> {
     let seed = options.seed;
     let run = catch_unwind(AssertUnwindSafe(|| {
         if options.backend == Backend::Turmoil {
@@ -88,12 +70,12 @@ fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions)
         (outcome, cluster.into_history())
     }));
     match run {
-        Ok((outcome, history)) => SimRun { seed, outcome, history },
+        Ok((outcome, history)) => Run { seed, outcome, history },
         // Only the boot or the end of the run can get here: `execute` catches the rest.
         Err(panic) => {
             let failure = Some(panicked(&*panic, Duration::ZERO));
             let outcome = Outcome { failure, end: Duration::ZERO, coverage: Vec::new(), signature: Default::default() };
-            SimRun { seed, outcome, history: History::new(&[]) }
+            Run { seed, outcome, history: History::new(&[]) }
         }
     }
 }

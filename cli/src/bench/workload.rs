@@ -11,7 +11,6 @@ use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Step, Timing}
 use tandem::system::{Operation, System};
 use tandem_kv::{Kv, KvOp};
 use tandem_pubsub::{Op, PubSub};
-use tandem_sim::run::SimRun;
 
 /// A bundled system as the simulation benchmarks drive it: its load, and
 /// what raw turmoil sends in its place.
@@ -153,7 +152,7 @@ fn replayed(action: &Action) -> bool {
 
 /// The network actions a finished run carried out (operations, partitions,
 /// heals, rebinds), with the simulated time each began.
-pub fn carried_out<S: System>(scenario: &Scenario, run: &SimRun<S>) -> Vec<(Duration, Action)> {
+pub fn carried_out<S: System>(scenario: &Scenario, run: &tandem::execute::Run<S>) -> Vec<(Duration, Action)> {
     run.history
         .events()
         .iter()

@@ -14,25 +14,12 @@ pub mod relay;
 pub mod transport;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub use cluster::{RealCluster, RealOptions};
 
-use tandem::execute::{execute, Outcome};
-use tandem::history::History;
+use tandem::execute::{execute, Run};
 use tandem::scenario::Scenario;
 use tandem::System;
-
-/// A finished real run.
-#[derive(Debug, Clone)]
-pub struct RealRun<S: System> {
-    /// Pass, or the first failure.
-    pub outcome: Outcome,
-    /// Everything the run recorded, the verdict last.
-    pub history: History<S>,
-    /// Wall-clock time of the run, start-up included.
-    pub wall: Duration,
-}
 
 /// Runs `scenario` with `system` over MsQuic on loopback, with the
 /// scenario's own seed: checks that the scenario is valid for the system,
@@ -40,7 +27,7 @@ pub struct RealRun<S: System> {
 /// stops every node.
 ///
 /// Blocks the calling thread; call it from outside any tokio runtime.
-pub fn run_real<S: System>(system: Arc<S>, scenario: &Scenario) -> Result<RealRun<S>, String> {
+pub fn run_real<S: System>(system: Arc<S>, scenario: &Scenario) -> Result<Run<S>, String> {
     if !scenario.is_for(&*system) {
         return Err(format!(
             "scenario `{}` is for system `{}`, not `{}`",
@@ -50,11 +37,9 @@ pub fn run_real<S: System>(system: Arc<S>, scenario: &Scenario) -> Result<RealRu
         ));
     }
     scenario.validate(&*system)?;
-    // Wall time of a real run (real network only).
-    let started = Instant::now();
     let options = RealOptions::for_scenario(&*system, scenario, scenario.seed);
     let mut cluster = RealCluster::new(system, options)?;
     let outcome = execute(scenario, &mut cluster);
     let history = cluster.into_history();
-    Ok(RealRun { outcome, history, wall: started.elapsed() })
+    Ok(Run { seed: scenario.seed, outcome, history })
 }
