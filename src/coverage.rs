@@ -3,8 +3,9 @@
 //!
 //! Each element is one pair of consecutive events of one node (their
 //! stable kind names, see [`kind_label`]) together with the fault kinds
-//! active when the second happened (a partition, a one-way partition,
-//! loss, changed latency, a crashed node). The hashes are xxh3 over a
+//! active when the second happened (a partition, a one-way partition, loss
+//! or latency other than the scenario's, as [`LinkState`] has the links; a
+//! crashed node; a disk fault). The hashes are xxh3 over a
 //! canonical byte encoding of those names, never `Debug` output, so a
 //! signature is the same in every process and build of the same code.
 
