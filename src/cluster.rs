@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use crate::history::History;
 use crate::host::Recorder;
-use crate::scenario::NodeIdx;
+use crate::scenario::{LinkChange, NodeIdx, Scope};
 use crate::storage::DiskFault;
 use crate::system::System;
 
 /// A running cluster of a system's nodes that a timeline can drive.
 ///
-/// Groups are slices of node indices; `None` means every link. Actions take
-/// effect at once (the simulation applies them between two ticks). The
-/// executor only asks a node that runs to carry out an operation, crash or
-/// rebind, and only restarts one that is down.
+/// Actions take effect at once (the simulation applies them between two
+/// ticks). The executor only asks a node that runs to carry out an
+/// operation, crash or rebind, and only restarts one that is down.
 pub trait Cluster<S: System> {
     /// How many nodes the cluster has (alive or not).
     fn size(&self) -> u32;
@@ -31,17 +30,8 @@ pub trait Cluster<S: System> {
     /// (its completion is recorded when it comes).
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize);
 
-    /// Drops everything from `a` to `b`, and from `b` to `a` unless `oneway`.
-    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool);
-
-    /// Removes partitions between `a` and `b` (both directions), or all.
-    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>);
-
-    /// Sets the latency range between groups, or on every link.
-    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>);
-
-    /// Sets the packet loss probability between groups, or on every link.
-    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>);
+    /// Applies `change` to every link [`LinkChange::links`] names for `scope`.
+    fn set_links(&mut self, change: &LinkChange, scope: &Scope);
 
     /// Sets (or, with [`DiskFault::None`], clears) a fault of `node`'s disk,
     /// whether the node runs or not.
@@ -59,13 +49,4 @@ pub trait Cluster<S: System> {
     /// Lets time pass until `done` holds for the history or `deadline` (time
     /// since the run began) is reached; returns whether `done` held.
     fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool;
-}
-
-/// Every pair `(x, y)` with `x` in `a` and `y` in `b`, or every ordered pair
-/// of distinct nodes when `groups` is `None`.
-pub fn links(size: u32, groups: Option<(&[NodeIdx], &[NodeIdx])>) -> Vec<(NodeIdx, NodeIdx)> {
-    match groups {
-        Some((a, b)) => a.iter().flat_map(|&x| b.iter().filter(move |&&y| y != x).map(move |&y| (x, y))).collect(),
-        None => (0..size).flat_map(|x| (0..size).filter(move |&y| y != x).map(move |y| (x, y))).collect(),
-    }
 }

@@ -3,8 +3,9 @@
 //!
 //! Each element is one pair of consecutive events of one node (their
 //! stable kind names, see [`kind_label`]) together with the fault kinds
-//! active when the second happened (a partition, a one-way partition,
-//! loss, changed latency, a crashed node). The hashes are xxh3 over a
+//! active when the second happened (a partition, a one-way partition, loss
+//! or latency other than the scenario's, as [`LinkState`] has the links; a
+//! crashed node; a disk fault). The hashes are xxh3 over a
 //! canonical byte encoding of those names, never `Debug` output, so a
 //! signature is the same in every process and build of the same code.
 
@@ -15,8 +16,9 @@ use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::history::{EventKind, History, OpResult};
+use crate::links::LinkState;
 use crate::probe::AssertKind;
-use crate::scenario::{Action, DiskFault, LatencyRange, NodeIdx, Scenario};
+use crate::scenario::{Action, DiskFault, NodeIdx, Scenario};
 use crate::system::System;
 
 /// A coverage signature: a set of hashes, each one thing a run reached.
@@ -252,18 +254,11 @@ enum Active {
     Disk = 32,
 }
 
-/// Link groups of an action: `None` for every link.
-type Groups = Option<(Vec<NodeIdx>, Vec<NodeIdx>)>;
-
 /// The faults in force, followed through the history's steps and events.
 struct Faults {
-    default_loss: f64,
-    default_latency: LatencyRange,
-    partitions: BTreeSet<(Vec<NodeIdx>, Vec<NodeIdx>, bool)>,
-    /// Per group, whether its loss differs from the default.
-    lossy: BTreeMap<Groups, bool>,
-    /// Per group, whether its latency differs from the default.
-    slow: BTreeMap<Groups, bool>,
+    links: LinkState,
+    /// The [`Active`] bits of `links`, as of the last link action.
+    links_active: u8,
     crashed: BTreeSet<NodeIdx>,
     /// Nodes whose disk has a fault.
     faulty_disks: BTreeSet<NodeIdx>,
@@ -272,11 +267,8 @@ struct Faults {
 impl Faults {
     fn new(scenario: &Scenario) -> Faults {
         Faults {
-            default_loss: scenario.network.loss,
-            default_latency: scenario.network.latency,
-            partitions: BTreeSet::new(),
-            lossy: BTreeMap::new(),
-            slow: BTreeMap::new(),
+            links: LinkState::new(&scenario.network),
+            links_active: 0,
             crashed: BTreeSet::new(),
             faulty_disks: BTreeSet::new(),
         }
@@ -291,9 +283,8 @@ impl Faults {
                 }
             }
             (EventKind::Settle, None) => {
-                self.partitions.clear();
-                set(&mut self.lossy, None, false);
-                set(&mut self.slow, None, false);
+                self.links.settle();
+                self.links_changed();
                 self.faulty_disks.clear();
             }
             (EventKind::Crashed, Some(node)) => {
@@ -307,50 +298,54 @@ impl Faults {
     }
 
     fn apply(&mut self, action: &Action) {
-        let groups = |a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>| Some((a.clone()?, b.clone()?));
         match action {
-            Action::Partition { a, b, oneway } => {
-                self.partitions.insert((a.clone(), b.clone(), *oneway));
+            Action::Link { change, scope } => {
+                self.links.apply(change, scope);
+                self.links_changed();
             }
-            Action::Heal { a, b } => match groups(a, b) {
-                Some((a, b)) => self.partitions.retain(|(x, y, _)| !((*x == a && *y == b) || (*x == b && *y == a))),
-                None => self.partitions.clear(),
-            },
-            Action::Loss { rate, a, b } => set(&mut self.lossy, groups(a, b), *rate != self.default_loss),
-            Action::Latency { value, a, b } => set(&mut self.slow, groups(a, b), *value != self.default_latency),
             Action::Disk { node, fault: DiskFault::None } => {
                 self.faulty_disks.remove(node);
             }
             Action::Disk { node, .. } => {
                 self.faulty_disks.insert(*node);
             }
-            _ => {}
+            Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Rebind { .. }
+            | Action::Await { .. }
+            | Action::Expect { .. }
+            | Action::Op(_) => {}
         }
+    }
+
+    fn links_changed(&mut self) {
+        let links = &self.links;
+        self.links_active = bit(links.partitioned(), Active::Partition)
+            | bit(links.oneway(), Active::OneWay)
+            | bit(links.lossy(), Active::Loss)
+            | bit(links.slow(), Active::Latency);
     }
 
     /// The active fault kinds, as bits of [`Active`].
     fn active(&self) -> u8 {
-        let bit = |on: bool, kind: Active| if on { kind as u8 } else { 0 };
-        bit(self.partitions.iter().any(|p| !p.2), Active::Partition)
-            | bit(self.partitions.iter().any(|p| p.2), Active::OneWay)
-            | bit(self.lossy.values().any(|&on| on), Active::Loss)
-            | bit(self.slow.values().any(|&on| on), Active::Latency)
+        self.links_active
             | bit(!self.crashed.is_empty(), Active::Crashed)
             | bit(!self.faulty_disks.is_empty(), Active::Disk)
     }
 }
 
-/// Records a link setting on `groups`; one on every link replaces them all.
-fn set(settings: &mut BTreeMap<Groups, bool>, groups: Groups, differs: bool) {
-    if groups.is_none() {
-        settings.clear();
+fn bit(on: bool, kind: Active) -> u8 {
+    if on {
+        kind as u8
+    } else {
+        0
     }
-    settings.insert(groups, differs);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::{LinkChange, Scope};
     use serde::Serialize;
 
     #[derive(Serialize)]
@@ -389,17 +384,35 @@ mod tests {
         assert_eq!(label(&"a string carries no label"), "");
     }
 
+    fn link(change: LinkChange, a: &[NodeIdx], b: &[NodeIdx]) -> Action {
+        Action::Link { change, scope: Scope::Between { a: a.to_vec(), b: b.to_vec() } }
+    }
+
+    fn every(change: LinkChange) -> Action {
+        Action::Link { change, scope: Scope::Every }
+    }
+
     #[test]
     fn faults_follow_steps_heals_and_the_settle_tail() {
         let mut faults = Faults::new(&Scenario::new("t", 3));
-        faults.apply(&Action::Partition { a: vec![0], b: vec![1], oneway: true });
-        faults.apply(&Action::Loss { rate: 0.5, a: None, b: None });
+        faults.apply(&link(LinkChange::Partition { oneway: true }, &[0], &[1]));
+        faults.apply(&every(LinkChange::Loss(0.5)));
         assert_eq!(faults.active(), Active::OneWay as u8 | Active::Loss as u8);
-        faults.apply(&Action::Heal { a: Some(vec![1]), b: Some(vec![0]) });
-        faults.apply(&Action::Loss { rate: 0.0, a: None, b: None });
+        faults.apply(&link(LinkChange::Heal, &[1], &[0]));
+        faults.apply(&every(LinkChange::Loss(0.0)));
         assert_eq!(faults.active(), 0);
         faults.crashed.insert(2);
-        faults.apply(&Action::Partition { a: vec![0], b: vec![2], oneway: false });
+        faults.apply(&link(LinkChange::Partition { oneway: false }, &[0], &[2]));
         assert_eq!(faults.active(), Active::Partition as u8 | Active::Crashed as u8);
+    }
+
+    #[test]
+    fn a_heal_between_groups_leaves_the_other_links_of_a_partition() {
+        let mut faults = Faults::new(&Scenario::new("t", 3));
+        faults.apply(&link(LinkChange::Partition { oneway: false }, &[0], &[1, 2]));
+        faults.apply(&link(LinkChange::Heal, &[0], &[1]));
+        assert_eq!(faults.active(), Active::Partition as u8, "0 <-> 2 is still partitioned");
+        faults.apply(&link(LinkChange::Heal, &[2], &[0]));
+        assert_eq!(faults.active(), 0);
     }
 }

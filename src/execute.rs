@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::cluster::Cluster;
 use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
+use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
-use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Timing};
+use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Scope, Timing};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -48,14 +49,6 @@ impl<S: System> Run<S> {
     pub fn digest(&self) -> crate::history::Digest {
         self.history.digest()
     }
-}
-
-/// The two groups of a step that names both, else `None` (every link).
-pub(crate) fn groups<'a>(
-    a: &'a Option<Vec<NodeIdx>>,
-    b: &'a Option<Vec<NodeIdx>>,
-) -> Option<(&'a [NodeIdx], &'a [NodeIdx])> {
-    Some((a.as_deref()?, b.as_deref()?))
 }
 
 /// A system's typed operation or condition from a validated scenario.
@@ -170,10 +163,9 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
         self.cluster.run_until(settle_start, |_| false);
         self.note(None, EventKind::Settle);
-        self.cluster.heal(None);
-        self.cluster.loss(0.0, None);
-        let latency = scenario.network.latency;
-        self.cluster.latency(latency.min, latency.max, None);
+        for change in settle(&scenario.network) {
+            self.cluster.set_links(&change, &Scope::Every);
+        }
         for node in 0..self.cluster.size() {
             self.cluster.disk(node, DiskFault::None);
         }
@@ -206,10 +198,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
 
     fn apply(&mut self, action: &Action, index: usize, line: usize) -> Result<(), Violation> {
         match action {
-            Action::Partition { a, b, oneway } => self.cluster.partition(a, b, *oneway),
-            Action::Heal { a, b } => self.cluster.heal(groups(a, b)),
-            Action::Latency { value, a, b } => self.cluster.latency(value.min, value.max, groups(a, b)),
-            Action::Loss { rate, a, b } => self.cluster.loss(*rate, groups(a, b)),
+            Action::Link { change, scope } => self.cluster.set_links(change, scope),
             Action::Crash { node } if self.up(action, *node, true) => self.cluster.crash(*node),
             Action::Restart { node } if self.up(action, *node, false) => {
                 self.cluster.restart(*node);

@@ -18,6 +18,7 @@ pub mod coverage;
 pub mod execute;
 pub mod history;
 pub mod host;
+pub mod links;
 pub mod picture;
 pub mod prelude;
 pub mod probe;

@@ -10,10 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tandem::cluster::{links, Cluster};
+use tandem::cluster::Cluster;
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder};
-use tandem::scenario::NodeIdx;
+use tandem::links::LinkState;
+use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
@@ -140,6 +141,12 @@ impl SimOptions {
         }
     }
 
+    /// The links every node starts with, as a tracker of their state.
+    pub(crate) fn link_state(&self) -> LinkState {
+        let (min, max) = self.latency;
+        LinkState::new(&Network { latency: LatencyRange { min, max }, loss: self.loss })
+    }
+
     /// When `node` first boots: an offset in `0..=stagger` drawn from the
     /// seed, in whole ticks.
     pub fn boot_offset(&self, node: NodeIdx) -> Duration {
@@ -161,48 +168,9 @@ impl SimOptions {
     }
 }
 
-/// The directed links the timeline has cut, as both backends track them.
-#[derive(Debug, Default)]
-pub(crate) struct Cuts(BTreeSet<(NodeIdx, NodeIdx)>);
-
-impl Cuts {
-    /// Cuts every link from `a` to `b`, and back unless `oneway`; returns
-    /// the unordered pairs to apply.
-    pub(crate) fn partition(
-        &mut self,
-        size: u32,
-        a: &[NodeIdx],
-        b: &[NodeIdx],
-        oneway: bool,
-    ) -> Vec<(NodeIdx, NodeIdx)> {
-        let pairs = links(size, Some((a, b)));
-        for &(x, y) in &pairs {
-            self.0.insert((x, y));
-            if !oneway {
-                self.0.insert((y, x));
-            }
-        }
-        unordered(&pairs)
-    }
-
-    /// Restores both directions between the groups, or every link; returns
-    /// the unordered pairs to apply.
-    pub(crate) fn heal(&mut self, size: u32, groups: Option<(&[NodeIdx], &[NodeIdx])>) -> Vec<(NodeIdx, NodeIdx)> {
-        let pairs = links(size, groups);
-        for &(x, y) in &pairs {
-            self.0.remove(&(x, y));
-            self.0.remove(&(y, x));
-        }
-        unordered(&pairs)
-    }
-
-    /// Whether what `x` sends to `y` is cut.
-    pub(crate) fn cut(&self, x: NodeIdx, y: NodeIdx) -> bool {
-        self.0.contains(&(x, y))
-    }
-}
-
-fn unordered(pairs: &[(NodeIdx, NodeIdx)]) -> Vec<(NodeIdx, NodeIdx)> {
+/// The unordered pairs of `links`, each once, in order: how both backends
+/// apply partitions (a link and its reverse together).
+pub(crate) fn unordered(pairs: &[(NodeIdx, NodeIdx)]) -> Vec<(NodeIdx, NodeIdx)> {
     let set: BTreeSet<(NodeIdx, NodeIdx)> = pairs.iter().map(|&(x, y)| (x.min(y), x.max(y))).collect();
     set.into_iter().collect()
 }
@@ -241,7 +209,8 @@ pub struct SimCluster<S: System> {
     sim: turmoil::Sim<'static>,
     shared: Arc<Mutex<Shared<S>>>,
     recorder: Recorder<S>,
-    cuts: Cuts,
+    /// What the timeline made of every link.
+    link_state: LinkState,
     next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the simulation.
@@ -269,6 +238,7 @@ impl<S: System> SimCluster<S> {
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder =
             Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
+        let link_state = options.link_state();
         let shared = Arc::new(Mutex::new(Shared {
             links: LinkTable::new(options.loss),
             commands: (0..options.nodes).map(|_| None).collect(),
@@ -281,8 +251,7 @@ impl<S: System> SimCluster<S> {
             let (shared, recorder) = (shared.clone(), recorder.clone());
             sim.host(name.as_str(), move || host_main(shared.clone(), recorder.clone(), node as NodeIdx));
         }
-        let mut cluster =
-            SimCluster { sim, shared, recorder, cuts: Cuts::default(), next_port: REBIND_PORT, _determinism: guard };
+        let mut cluster = SimCluster { sim, shared, recorder, link_state, next_port: REBIND_PORT, _determinism: guard };
         // Hosts start on their first tick: run until every node has booted,
         // so the timeline begins with every node up (or known to have failed).
         cluster.boot(|boots| boots.iter().all(|&b| b >= 1));
@@ -353,7 +322,7 @@ impl<S: System> SimCluster<S> {
     /// send across a link cut one way.
     fn apply_link(&mut self, x: NodeIdx, y: NodeIdx) {
         let (ix, iy) = (self.ip(x), self.ip(y));
-        let (xy, yx) = (self.cuts.cut(x, y), self.cuts.cut(y, x));
+        let (xy, yx) = (self.link_state.link(x, y).partitioned, self.link_state.link(y, x).partitioned);
         if xy && yx {
             self.sim.hold(ix, iy);
         } else {
@@ -383,34 +352,29 @@ impl<S: System> Cluster<S> for SimCluster<S> {
         self.send(node, Command::Invoke { op, step });
     }
 
-    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
-        let pairs = self.cuts.partition(self.size(), a, b, oneway);
-        for (x, y) in pairs {
-            self.apply_link(x, y);
-        }
-    }
-
-    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let pairs = self.cuts.heal(self.size(), groups);
-        for (x, y) in pairs {
-            self.apply_link(x, y);
-        }
-    }
-
-    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        assert!(min <= max, "latency range {min:?}..{max:?} is empty");
-        for (x, y) in links(self.size(), groups) {
-            let (ix, iy) = (self.ip(x), self.ip(y));
-            self.sim.set_link_latency(ix, iy, min);
-            self.sim.set_link_max_message_latency(ix, iy, max);
-        }
-    }
-
-    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let shared = self.lock();
-        for (x, y) in links(shared.options.nodes, groups) {
-            shared.links.set_loss(shared.ips[x as usize], shared.ips[y as usize], rate);
-            shared.links.set_loss(shared.ips[y as usize], shared.ips[x as usize], rate);
+    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
+        let links = change.links(scope, self.size());
+        self.link_state.apply(change, scope);
+        match *change {
+            LinkChange::Partition { .. } | LinkChange::Heal => {
+                for (x, y) in unordered(&links) {
+                    self.apply_link(x, y);
+                }
+            }
+            LinkChange::Latency(LatencyRange { min, max }) => {
+                assert!(min <= max, "latency range {min:?}..{max:?} is empty");
+                for (x, y) in links {
+                    let (ix, iy) = (self.ip(x), self.ip(y));
+                    self.sim.set_link_latency(ix, iy, min);
+                    self.sim.set_link_max_message_latency(ix, iy, max);
+                }
+            }
+            LinkChange::Loss(rate) => {
+                let shared = self.lock();
+                for (x, y) in links {
+                    shared.links.set_loss(shared.ips[x as usize], shared.ips[y as usize], rate);
+                }
+            }
         }
     }
 

@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::execute::{groups, Outcome};
+use crate::execute::Outcome;
 use crate::history::{EventKind, History, OpResult, SETTLE};
-use crate::scenario::{format_duration, Action, NodeIdx, Scenario};
+use crate::links::{settle, Link, LinkState};
+use crate::scenario::{format_duration, Action, LinkChange, Network, NodeIdx, Scenario, Scope};
 use crate::system::System;
 
 mod mark;
@@ -228,7 +229,7 @@ impl Picture {
         let mut lanes: Vec<Lane> = (0..history.nodes().len() as NodeIdx)
             .map(|node| Lane { node, lives: Vec::new(), addrs: Vec::new() })
             .collect();
-        let mut bands = Bands::new(scenario.nodes, scenario.network.loss, end_us);
+        let mut bands = Bands::new(scenario.nodes, &scenario.network, end_us);
         let mut steps = Vec::new();
         let mut dots = Vec::new();
         let mut by_event = BTreeMap::new();
@@ -250,8 +251,18 @@ impl Picture {
                 }
                 (EventKind::Step { index, action }, None) => {
                     steps.push(StepMark { index: Some(*index), t_us, action: Scenario::action_toml(action) });
-                    if let Some(step) = scenario.steps.get(*index) {
-                        bands.apply(&step.action, t_us);
+                    match scenario.steps.get(*index).map(|step| &step.action) {
+                        Some(Action::Link { change, scope }) => bands.apply(change, scope, t_us),
+                        Some(
+                            Action::Crash { .. }
+                            | Action::Restart { .. }
+                            | Action::Rebind { .. }
+                            | Action::Disk { .. }
+                            | Action::Await { .. }
+                            | Action::Expect { .. }
+                            | Action::Op(_),
+                        )
+                        | None => {}
                     }
                 }
                 (EventKind::Fault { what }, None) => {
@@ -322,13 +333,18 @@ fn join(dots: &mut [Dot]) -> Vec<Arrow> {
     arrows
 }
 
-/// The two sides a fault is between; `None`: every link.
-type Scope = Option<(Vec<NodeIdx>, Vec<NodeIdx>)>;
+/// An open band: what the link change set, and on which links.
+struct Open {
+    band: Band,
+    change: LinkChange,
+    links: Vec<(NodeIdx, NodeIdx)>,
+}
 
-/// Network faults, opened and closed as the steps go.
+/// Network faults, opened and closed as the steps change the links.
 struct Bands {
-    all: Vec<NodeIdx>,
-    open: Vec<(Band, Scope)>,
+    nodes: u32,
+    state: LinkState,
+    open: Vec<Open>,
     closed: Vec<Band>,
     end_us: u64,
 }
@@ -340,79 +356,83 @@ fn sorted(nodes: &[NodeIdx]) -> Vec<NodeIdx> {
     nodes
 }
 
-impl Bands {
-    /// The bands of a run of `nodes` nodes that starts with `loss` and ends at `end_us`.
-    fn new(nodes: u32, loss: f64, end_us: u64) -> Self {
-        let mut bands = Bands { all: (0..nodes).collect(), open: Vec::new(), closed: Vec::new(), end_us };
-        if loss > 0.0 {
-            bands.open_band("loss", format!("loss {}%", loss * 100.0), None, 0);
+/// Whether `link` still is as `change` set it.
+fn holds(link: Link, change: &LinkChange) -> bool {
+    match *change {
+        LinkChange::Partition { .. } => link.partitioned,
+        LinkChange::Heal => !link.partitioned,
+        LinkChange::Latency(latency) => link.latency == latency,
+        LinkChange::Loss(loss) => link.loss == loss,
+    }
+}
+
+/// The band a link change opens: its kind and label, or `None` when it
+/// ends faults rather than starting one.
+fn band(change: &LinkChange, scope: &Scope, network: &Network) -> Option<(&'static str, String)> {
+    match *change {
+        LinkChange::Partition { oneway } => {
+            let Scope::Between { a, b } = scope else { return None };
+            Some(match oneway {
+                true => ("one-way", format!("one-way {a:?} -> {b:?}")),
+                false => ("partition", format!("partition {a:?} | {b:?}")),
+            })
         }
+        LinkChange::Heal => None,
+        LinkChange::Latency(latency) => (latency != network.latency).then(|| {
+            ("latency", format!("latency {}..{}", format_duration(latency.min), format_duration(latency.max)))
+        }),
+        LinkChange::Loss(loss) => (loss > 0.0).then(|| ("loss", format!("loss {}%", loss * 100.0))),
+    }
+}
+
+impl Bands {
+    /// The bands of a run of `nodes` nodes on `network` that ends at `end_us`.
+    fn new(nodes: u32, network: &Network, end_us: u64) -> Self {
+        let mut bands = Bands { nodes, state: LinkState::new(network), open: Vec::new(), closed: Vec::new(), end_us };
+        bands.open_band(&LinkChange::Loss(network.loss), &Scope::Every, 0);
         bands
     }
 
-    fn open_band(&mut self, kind: &'static str, label: String, scope: Option<(&[NodeIdx], &[NodeIdx])>, t_us: u64) {
-        let scope = scope.map(|(a, b)| (sorted(a), sorted(b)));
-        let nodes = match &scope {
-            Some((a, b)) => sorted(&[a.as_slice(), b.as_slice()].concat()),
-            None => self.all.clone(),
+    fn open_band(&mut self, change: &LinkChange, scope: &Scope, t_us: u64) {
+        let Some((kind, label)) = band(change, scope, self.state.network()) else { return };
+        let nodes = match scope {
+            Scope::Between { a, b } => sorted(&[a.as_slice(), b.as_slice()].concat()),
+            Scope::Every => (0..self.nodes).collect(),
         };
-        self.open.push((Band { kind, label, nodes, from_us: t_us, to_us: self.end_us }, scope));
+        let band = Band { kind, label, nodes, from_us: t_us, to_us: self.end_us };
+        self.open.push(Open { band, change: *change, links: change.links(scope, self.nodes) });
     }
 
-    /// Closes the open bands of `kinds` that `closes` selects.
-    fn close(&mut self, kinds: &[&str], t_us: u64, closes: impl Fn(&Scope) -> bool) {
-        let (ended, open): (Vec<_>, Vec<_>) =
-            self.open.drain(..).partition(|(band, scope)| kinds.contains(&band.kind) && closes(scope));
+    /// Closes the open bands that `closes` selects, given the link state.
+    fn close(&mut self, t_us: u64, closes: impl Fn(&LinkState, &Open) -> bool) {
+        let (ended, open): (Vec<_>, Vec<_>) = self.open.drain(..).partition(|open| closes(&self.state, open));
         self.open = open;
-        self.closed.extend(ended.into_iter().map(|(band, _)| Band { to_us: t_us, ..band }));
+        self.closed.extend(ended.into_iter().map(|open| Band { to_us: t_us, ..open.band }));
     }
 
-    fn apply(&mut self, action: &Action, t_us: u64) {
-        let same = |target: Option<(&[NodeIdx], &[NodeIdx])>| {
-            let target = target.map(|(a, b)| (sorted(a), sorted(b)));
-            move |scope: &Option<(Vec<NodeIdx>, Vec<NodeIdx>)>| target.is_none() || *scope == target
-        };
-        match action {
-            Action::Partition { a, b, oneway } => {
-                let (kind, label) = match oneway {
-                    true => ("one-way", format!("one-way {a:?} -> {b:?}")),
-                    false => ("partition", format!("partition {a:?} | {b:?}")),
-                };
-                self.open_band(kind, label, Some((a, b)), t_us);
-            }
-            Action::Heal { a, b } => {
-                let target = groups(a, b).map(|(a, b)| (a.to_vec(), b.to_vec()));
-                self.close(&["partition", "one-way"], t_us, |band| match (&target, band) {
-                    (Some((a, b)), Some((x, y))) => {
-                        let meets = |p: &[NodeIdx], q: &[NodeIdx]| p.iter().any(|n| q.contains(n));
-                        (meets(a, x) && meets(b, y)) || (meets(a, y) && meets(b, x))
-                    }
-                    _ => true,
-                });
-            }
-            Action::Loss { rate, a, b } => {
-                self.close(&["loss"], t_us, same(groups(a, b)));
-                if *rate > 0.0 {
-                    self.open_band("loss", format!("loss {}%", rate * 100.0), groups(a, b), t_us);
-                }
-            }
-            Action::Latency { value, a, b } => {
-                self.close(&["latency"], t_us, same(groups(a, b)));
-                let label = format!("latency {}..{}", format_duration(value.min), format_duration(value.max));
-                self.open_band("latency", label, groups(a, b), t_us);
-            }
-            _ => {}
-        }
+    /// A link action: a band ends when none of its links is as it set them
+    /// any more, or when a change of its kind sets all of them again.
+    fn apply(&mut self, change: &LinkChange, scope: &Scope, t_us: u64) {
+        self.state.apply(change, scope);
+        let links = change.links(scope, self.nodes);
+        self.close(t_us, |state, open| {
+            let replaced = std::mem::discriminant(&open.change) == std::mem::discriminant(change)
+                && open.links.iter().all(|link| links.binary_search(link).is_ok());
+            replaced || !open.links.iter().any(|&(x, y)| holds(state.link(x, y), &open.change))
+        });
+        self.open_band(change, scope, t_us);
     }
 
-    /// The settle tail heals every link and stops loss.
+    /// The settle tail's link changes.
     fn settle(&mut self, t_us: u64) {
-        self.close(&["partition", "one-way", "loss", "latency"], t_us, |_| true);
+        for change in settle(self.state.network()) {
+            self.apply(&change, &Scope::Every, t_us);
+        }
     }
 
     fn finish(mut self) -> Vec<Band> {
         let end = self.end_us;
-        self.close(&["partition", "one-way", "loss", "latency"], end, |_| true);
+        self.close(end, |_, _| true);
         self.closed.sort_by_key(|band| band.from_us);
         self.closed
     }

@@ -19,21 +19,35 @@ fn causes_join_their_effects_and_a_second_effect_in_one_incarnation_is_a_duplica
     assert_eq!(problems, vec![None, None, Some("duplicate"), None, None], "a new incarnation may deliver again");
 }
 
+fn between(a: &[NodeIdx], b: &[NodeIdx]) -> Scope {
+    Scope::Between { a: a.to_vec(), b: b.to_vec() }
+}
+
 #[test]
 fn partitions_last_until_healed_and_loss_until_replaced() {
-    let mut bands = Bands::new(3, 0.0, 100);
-    bands.apply(&Action::Partition { a: vec![0], b: vec![1, 2], oneway: false }, 10);
-    bands.apply(&Action::Partition { a: vec![2], b: vec![0], oneway: true }, 15);
-    bands.apply(&Action::Loss { rate: 0.5, a: None, b: None }, 20);
-    bands.apply(&Action::Heal { a: Some(vec![1]), b: Some(vec![0]) }, 30);
-    bands.apply(&Action::Loss { rate: 0.0, a: None, b: None }, 40);
+    let mut bands = Bands::new(3, &Network::default(), 100);
+    bands.apply(&LinkChange::Partition { oneway: false }, &between(&[0], &[1]), 10);
+    bands.apply(&LinkChange::Partition { oneway: true }, &between(&[2], &[0]), 15);
+    bands.apply(&LinkChange::Loss(0.5), &Scope::Every, 20);
+    bands.apply(&LinkChange::Heal, &between(&[1], &[0]), 30);
+    bands.apply(&LinkChange::Loss(0.0), &Scope::Every, 40);
     bands.settle(60);
     let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.nodes, b.from_us, b.to_us)).collect();
     assert_eq!(
         got,
-        vec![("partition", vec![0, 1, 2], 10, 30), ("one-way", vec![0, 2], 15, 60), ("loss", vec![0, 1, 2], 20, 40),],
+        vec![("partition", vec![0, 1], 10, 30), ("one-way", vec![0, 2], 15, 60), ("loss", vec![0, 1, 2], 20, 40),],
         "healing 1 from 0 ends the partition between them, not the one-way one from 2; the settle tail ends the rest"
     );
+}
+
+#[test]
+fn a_partition_lasts_while_a_link_of_it_is_partitioned() {
+    let mut bands = Bands::new(3, &Network::default(), 100);
+    bands.apply(&LinkChange::Partition { oneway: false }, &between(&[0], &[1, 2]), 10);
+    bands.apply(&LinkChange::Heal, &between(&[0], &[1]), 20);
+    bands.apply(&LinkChange::Heal, &between(&[2], &[0]), 30);
+    let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.from_us, b.to_us)).collect();
+    assert_eq!(got, vec![("partition", 10, 30)], "0 <-> 2 stays partitioned until its own heal");
 }
 
 #[test]

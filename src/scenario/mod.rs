@@ -136,43 +136,15 @@ impl Step {
     }
 }
 
-/// What a step does. Groups `a` and `b` are node indices; an action with
-/// optional groups takes both or neither (neither means every link).
+/// What a step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Drop everything between groups `a` and `b` (only `a -> b` when `oneway`).
-    Partition {
-        /// One side: non-empty.
-        a: Vec<NodeIdx>,
-        /// The other side: non-empty, disjoint from `a`.
-        b: Vec<NodeIdx>,
-        /// Drop only traffic from `a` to `b`.
-        oneway: bool,
-    },
-    /// Remove the partitions between `a` and `b`, or all partitions.
-    Heal {
-        /// One side.
-        a: Option<Vec<NodeIdx>>,
-        /// The other side.
-        b: Option<Vec<NodeIdx>>,
-    },
-    /// Set the latency between groups, or of every link.
-    Latency {
-        /// The new latency.
-        value: LatencyRange,
-        /// One side.
-        a: Option<Vec<NodeIdx>>,
-        /// The other side.
-        b: Option<Vec<NodeIdx>>,
-    },
-    /// Set the drop probability between groups, or of every link.
-    Loss {
-        /// Probability of dropping a packet, `0.0..=1.0`.
-        rate: f64,
-        /// One side.
-        a: Option<Vec<NodeIdx>>,
-        /// The other side.
-        b: Option<Vec<NodeIdx>>,
+    /// Change the links of a scope: `partition`, `heal`, `latency` or `loss`.
+    Link {
+        /// What changes on each link.
+        change: LinkChange,
+        /// Which links.
+        scope: Scope,
     },
     /// Kill a node.
     Crash {
@@ -222,10 +194,7 @@ impl Action {
     /// The key of this action in a step table.
     pub fn name(&self) -> &str {
         match self {
-            Action::Partition { .. } => "partition",
-            Action::Heal { .. } => "heal",
-            Action::Latency { .. } => "latency",
-            Action::Loss { .. } => "loss",
+            Action::Link { change, .. } => change.name(),
             Action::Crash { .. } => "crash",
             Action::Restart { .. } => "restart",
             Action::Rebind { .. } => "rebind",
@@ -233,6 +202,86 @@ impl Action {
             Action::Await { .. } => "await",
             Action::Expect { .. } => "expect",
             Action::Op(call) => &call.key,
+        }
+    }
+}
+
+/// What a link action does to each link of its scope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LinkChange {
+    /// `partition`: drop everything on the link (only from `a` to `b` when `oneway`).
+    Partition {
+        /// Drop only traffic from `a` to `b`.
+        oneway: bool,
+    },
+    /// `heal`: remove the partitions of the link, both ways.
+    Heal,
+    /// `latency`: set the link's latency.
+    Latency(LatencyRange),
+    /// `loss`: set the link's probability of dropping a packet, `0.0..=1.0`.
+    Loss(f64),
+}
+
+impl LinkChange {
+    /// The key of the action in a step table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkChange::Partition { .. } => "partition",
+            LinkChange::Heal => "heal",
+            LinkChange::Latency(_) => "latency",
+            LinkChange::Loss(_) => "loss",
+        }
+    }
+
+    /// The ordered links `(x, y)` (what `x` sends to `y`) it sets on `scope`
+    /// in a cluster of `size` nodes: the scope's links and their reverses,
+    /// except for a one-way partition. Sorted, without repeats.
+    pub fn links(&self, scope: &Scope, size: u32) -> Vec<(NodeIdx, NodeIdx)> {
+        let forward = scope.links(size);
+        let back = match self {
+            LinkChange::Partition { oneway: true } => Vec::new(),
+            LinkChange::Partition { oneway: false }
+            | LinkChange::Heal
+            | LinkChange::Latency(_)
+            | LinkChange::Loss(_) => forward.iter().map(|&(x, y)| (y, x)).collect(),
+        };
+        let all: std::collections::BTreeSet<_> = forward.into_iter().chain(back).collect();
+        all.into_iter().collect()
+    }
+}
+
+/// Which links a link action changes: `a` and `b` in a step, both or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every link (no groups).
+    Every,
+    /// The links between two groups of nodes.
+    Between {
+        /// One side: non-empty.
+        a: Vec<NodeIdx>,
+        /// The other side: non-empty (disjoint from `a` for a partition).
+        b: Vec<NodeIdx>,
+    },
+}
+
+impl Scope {
+    /// The ordered links `(x, y)` it names in a cluster of `size` nodes:
+    /// every `x` in `a` to every other `y` in `b`, or every ordered pair of
+    /// distinct nodes.
+    pub fn links(&self, size: u32) -> Vec<(NodeIdx, NodeIdx)> {
+        match self {
+            Scope::Between { a, b } => {
+                a.iter().flat_map(|&x| b.iter().filter(move |&&y| y != x).map(move |&y| (x, y))).collect()
+            }
+            Scope::Every => (0..size).flat_map(|x| (0..size).filter(move |&y| y != x).map(move |y| (x, y))).collect(),
+        }
+    }
+
+    /// The two groups, or `None` for every link.
+    pub fn groups(&self) -> Option<(&[NodeIdx], &[NodeIdx])> {
+        match self {
+            Scope::Every => None,
+            Scope::Between { a, b } => Some((a, b)),
         }
     }
 }

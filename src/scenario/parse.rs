@@ -19,8 +19,8 @@ use toml::Spanned;
 use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario, ScenarioError, Step,
-    Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
+    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario,
+    ScenarioError, Scope, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
 };
 
 type Span = Range<usize>;
@@ -484,24 +484,18 @@ impl Converter<'_> {
         let at = |field| Loc::Step(step, field);
         self.spans.insert(at(Field::Action), key.span());
         Ok(match raw {
-            RawAction::Partition(r) => Action::Partition {
-                a: self.group(step, Side::A, &r.a),
-                b: self.group(step, Side::B, &r.b),
-                oneway: r.oneway,
+            RawAction::Partition(r) => Action::Link {
+                change: LinkChange::Partition { oneway: r.oneway },
+                scope: Scope::Between { a: self.group(step, Side::A, &r.a), b: self.group(step, Side::B, &r.b) },
             },
-            RawAction::Heal(r) => Action::Heal {
-                a: self.optional_group(step, Side::A, &r.a),
-                b: self.optional_group(step, Side::B, &r.b),
+            RawAction::Heal(r) => Action::Link { change: LinkChange::Heal, scope: self.scope(step, key, &r.a, &r.b)? },
+            RawAction::Latency(r) => Action::Link {
+                change: LinkChange::Latency(self.range(at(Field::Value), &r.value)?),
+                scope: self.scope(step, key, &r.a, &r.b)?,
             },
-            RawAction::Latency(r) => Action::Latency {
-                value: self.range(at(Field::Value), &r.value)?,
-                a: self.optional_group(step, Side::A, &r.a),
-                b: self.optional_group(step, Side::B, &r.b),
-            },
-            RawAction::Loss(r) => Action::Loss {
-                rate: self.value(at(Field::Rate), &r.rate),
-                a: self.optional_group(step, Side::A, &r.a),
-                b: self.optional_group(step, Side::B, &r.b),
+            RawAction::Loss(r) => Action::Link {
+                change: LinkChange::Loss(self.value(at(Field::Rate), &r.rate)),
+                scope: self.scope(step, key, &r.a, &r.b)?,
             },
             RawAction::Crash(r) => Action::Crash { node: self.value(at(Field::Node), &r.node) },
             RawAction::Restart(r) => Action::Restart { node: self.value(at(Field::Node), &r.node) },
@@ -541,8 +535,30 @@ impl Converter<'_> {
             .collect()
     }
 
-    fn optional_group(&mut self, step: usize, side: Side, raw: &Option<RawGroup>) -> Option<Vec<NodeIdx>> {
-        raw.as_ref().map(|group| self.group(step, side, group))
+    /// The scope of `heal`, `latency` or `loss` (action `key`): both groups, or neither for every link.
+    fn scope(
+        &mut self,
+        step: usize,
+        key: &Spanned<String>,
+        a: &Option<RawGroup>,
+        b: &Option<RawGroup>,
+    ) -> Result<Scope, Located> {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                Ok(Scope::Between { a: self.group(step, Side::A, a), b: self.group(step, Side::B, b) })
+            }
+            (None, None) => Ok(Scope::Every),
+            (Some(given), None) | (None, Some(given)) => {
+                let missing = if a.is_some() { "b" } else { "a" };
+                Err(Located::new(
+                    given.span(),
+                    format!(
+                        "`{}` has no group `{missing}`, expected both `a` and `b`, or neither for every link",
+                        key.get_ref()
+                    ),
+                ))
+            }
+        }
     }
 
     fn condition(&mut self, at: impl Fn(Field) -> Loc, raw: &Spanned<RawCondition>) -> Result<Condition, Located> {

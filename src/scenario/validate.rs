@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use super::{Action, Call, Condition, LatencyRange, NodeIdx, Scenario, Syntax, MAX_NODES, MAX_STAGGER};
+use super::{
+    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, MAX_NODES, MAX_STAGGER,
+};
 
 /// Where in a scenario a rule is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,25 +167,27 @@ impl Checker<'_> {
     fn action(&self, step: usize, action: &Action) -> Result<(), Violation> {
         let at = |field| Loc::Step(step, field);
         match action {
-            Action::Partition { a, b, .. } => {
+            Action::Link { change, scope } => {
+                let partition = match change {
+                    LinkChange::Latency(value) => range(at(Field::Value), value).map(|()| false)?,
+                    LinkChange::Loss(rate) => probability(at(Field::Rate), *rate).map(|()| false)?,
+                    LinkChange::Partition { .. } => true,
+                    LinkChange::Heal => false,
+                };
+                let Scope::Between { a, b } = scope else {
+                    return ensure(!partition, at(Field::Action), || {
+                        "`partition` has no groups, expected both `a` and `b`".to_string()
+                    });
+                };
                 self.group(step, Side::A, a)?;
                 self.group(step, Side::B, b)?;
-                match b.iter().position(|n| a.contains(n)) {
+                match b.iter().position(|n| a.contains(n)).filter(|_| partition) {
                     Some(j) => Err(Violation {
                         loc: at(Field::Group(Side::B, Some(j))),
                         message: format!("node {} is in both `a` and `b`, expected disjoint groups", b[j]),
                     }),
                     None => Ok(()),
                 }
-            }
-            Action::Heal { a, b } => self.optional_groups(step, action, a, b),
-            Action::Latency { value, a, b } => {
-                range(at(Field::Value), value)?;
-                self.optional_groups(step, action, a, b)
-            }
-            Action::Loss { rate, a, b } => {
-                probability(at(Field::Rate), *rate)?;
-                self.optional_groups(step, action, a, b)
             }
             Action::Crash { node } | Action::Restart { node } | Action::Disk { node, .. } => {
                 self.node(at(Field::Node), *node)
@@ -214,33 +218,6 @@ impl Checker<'_> {
         let message =
             |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Check), message };
         self.syntax.check_condition(&source(&condition.check)).map(drop).map_err(message)
-    }
-
-    /// Groups of `heal`, `latency` and `loss`: both or neither.
-    fn optional_groups(
-        &self,
-        step: usize,
-        action: &Action,
-        a: &Option<Vec<NodeIdx>>,
-        b: &Option<Vec<NodeIdx>>,
-    ) -> Result<(), Violation> {
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                self.group(step, Side::A, a)?;
-                self.group(step, Side::B, b)
-            }
-            (None, None) => Ok(()),
-            (Some(_), None) | (None, Some(_)) => {
-                let (given, missing) = if a.is_some() { (Side::A, "b") } else { (Side::B, "a") };
-                Err(Violation {
-                    loc: Loc::Step(step, Field::Group(given, None)),
-                    message: format!(
-                        "`{}` has no group `{missing}`, expected both `a` and `b`, or neither for every link",
-                        action.name()
-                    ),
-                })
-            }
-        }
     }
 
     fn group(&self, step: usize, side: Side, group: &[NodeIdx]) -> Result<(), Violation> {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{format_duration, Action, Condition, DiskFault, NodeIdx, Scenario, Timing};
+use super::{format_duration, Action, Condition, DiskFault, LinkChange, NodeIdx, Scenario, Scope, Timing};
 
 /// `scenario` in the file format.
 pub(crate) fn to_toml(scenario: &Scenario) -> String {
@@ -69,20 +69,27 @@ impl fmt::Display for Toml<'_> {
 pub(crate) fn action(action: &Action) -> String {
     match action {
         Action::Op(call) => format!("{} = {}", call.key, value(&call.value)),
-        _ => format!("{} = {}", action.name(), inline(&action_fields(action))),
+        Action::Link { .. }
+        | Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Rebind { .. }
+        | Action::Disk { .. }
+        | Action::Await { .. }
+        | Action::Expect { .. } => format!("{} = {}", action.name(), inline(&action_fields(action))),
     }
 }
 
 fn action_fields(action: &Action) -> Fields {
     match action {
-        Action::Partition { a, b, oneway } => {
-            vec![("a".into(), group(a)), ("b".into(), group(b)), ("oneway".into(), oneway.to_string())]
+        Action::Link { change, scope } => {
+            let (value, oneway) = match change {
+                LinkChange::Partition { oneway } => (None, Some(("oneway".into(), oneway.to_string()))),
+                LinkChange::Heal => (None, None),
+                LinkChange::Latency(latency) => (Some(("value".into(), string(&latency.to_string()))), None),
+                LinkChange::Loss(rate) => (Some(("rate".into(), float(*rate))), None),
+            };
+            value.into_iter().chain(groups(scope)).chain(oneway).collect()
         }
-        Action::Heal { a, b } => groups(a, b),
-        Action::Latency { value, a, b } => {
-            [("value".into(), string(&value.to_string()))].into_iter().chain(groups(a, b)).collect()
-        }
-        Action::Loss { rate, a, b } => [("rate".into(), float(*rate))].into_iter().chain(groups(a, b)).collect(),
         Action::Crash { node } | Action::Restart { node } => vec![("node".into(), node.to_string())],
         Action::Rebind { node, port } => [("node".into(), node.to_string())]
             .into_iter()
@@ -105,12 +112,12 @@ fn action_fields(action: &Action) -> Fields {
     }
 }
 
-/// The optional groups `a` and `b` that are given.
-fn groups(a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Fields {
-    [("a", a), ("b", b)]
-        .into_iter()
-        .filter_map(|(key, nodes)| nodes.as_deref().map(|nodes| (key.into(), group(nodes))))
-        .collect()
+/// The groups `a` and `b` of a scope between groups; none for every link.
+fn groups(scope: &Scope) -> Fields {
+    match scope {
+        Scope::Every => Vec::new(),
+        Scope::Between { a, b } => vec![("a".into(), group(a)), ("b".into(), group(b))],
+    }
 }
 
 fn condition_fields(condition: &Condition) -> Fields {

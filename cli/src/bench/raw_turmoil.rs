@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem::cluster::links;
-use tandem::scenario::Action;
+use tandem::scenario::{Action, LinkChange};
 use tandem::transport::Framing;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -78,10 +77,6 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
         while sim.elapsed() < *at {
             sim.step().expect("raw hosts never fail");
         }
-        let pairs = |a: &Option<Vec<u32>>, b: &Option<Vec<u32>>| match (a, b) {
-            (Some(a), Some(b)) => links(size, Some((a, b))),
-            _ => links(size, None),
-        };
         let command = |node: u32, command: Command| {
             // A closed channel means the host is gone; raw runs never crash one.
             let _ = commands[node as usize].send(command);
@@ -91,8 +86,8 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
                 let (from, to, size) = S::traffic(&call.typed().expect("a valid operation"));
                 command(from, Command::Send { to, size });
             }
-            Action::Partition { a, b, oneway } => {
-                for (x, y) in links(size, Some((a, b))) {
+            Action::Link { change: LinkChange::Partition { oneway }, scope } => {
+                for (x, y) in scope.links(size) {
                     let (ix, iy) = (ips[x as usize], ips[y as usize]);
                     if *oneway {
                         sim.partition_oneway(ix, iy);
@@ -101,8 +96,8 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
                     }
                 }
             }
-            Action::Heal { a, b } => {
-                for (x, y) in pairs(a, b) {
+            Action::Link { change: LinkChange::Heal, scope } => {
+                for (x, y) in scope.links(size) {
                     sim.release(ips[x as usize], ips[y as usize]);
                 }
             }
@@ -113,7 +108,12 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
                 });
                 command(*node, Command::Rebind(port));
             }
-            _ => {}
+            Action::Link { change: LinkChange::Latency(_) | LinkChange::Loss(_), .. }
+            | Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Disk { .. }
+            | Action::Await { .. }
+            | Action::Expect { .. } => {}
         }
     }
     while sim.elapsed() < end {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tandem::cluster::Cluster;
 use tandem::history::EventKind;
-use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Step, Timing};
+use tandem::scenario::{Action, Call, Condition, LinkChange, NodeIdx, Scenario, Scope, Step, Timing};
 use tandem::system::{Operation, System};
 use tandem_kv::{Kv, KvOp};
 use tandem_pubsub::{Op, PubSub};
@@ -116,12 +116,15 @@ pub fn load5<S: Subject>(secs: u64) -> Scenario {
 pub fn faults16<S: Subject>(secs: u64) -> Scenario {
     let at = |fraction: f64| Duration::from_secs_f64(secs as f64 * fraction);
     let (low, high): (Vec<u32>, Vec<u32>) = ((0..8).collect(), (8..16).collect());
+    let partition =
+        |a, b| Action::Link { change: LinkChange::Partition { oneway: false }, scope: Scope::Between { a, b } };
+    let heal = Action::Link { change: LinkChange::Heal, scope: Scope::Every };
     let faults = vec![
-        (at(1.0 / 6.0), Action::Partition { a: low, b: high, oneway: false }),
-        (at(1.0 / 3.0), Action::Heal { a: None, b: None }),
+        (at(1.0 / 6.0), partition(low, high)),
+        (at(1.0 / 3.0), heal.clone()),
         (at(0.5), Action::Rebind { node: 5, port: None }),
-        (at(2.0 / 3.0), Action::Partition { a: vec![0, 1, 2], b: (3..16).collect(), oneway: false }),
-        (at(0.75), Action::Heal { a: None, b: None }),
+        (at(2.0 / 3.0), partition(vec![0, 1, 2], (3..16).collect())),
+        (at(0.75), heal),
     ];
     load::<S>("faults16", 16, Duration::from_secs(1), Duration::from_secs(secs), |_| (0..16).collect(), faults)
 }
@@ -147,7 +150,16 @@ pub fn fixed_load(nodes: u32, secs: u64) -> Scenario {
 /// Whether the raw-turmoil baseline replays `action` (it has no crashes,
 /// link settings or checks).
 fn replayed(action: &Action) -> bool {
-    matches!(action, Action::Op(_) | Action::Partition { .. } | Action::Heal { .. } | Action::Rebind { .. })
+    match action {
+        Action::Op(_) | Action::Rebind { .. } => true,
+        Action::Link { change: LinkChange::Partition { .. } | LinkChange::Heal, .. } => true,
+        Action::Link { change: LinkChange::Latency(_) | LinkChange::Loss(_), .. }
+        | Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Disk { .. }
+        | Action::Await { .. }
+        | Action::Expect { .. } => false,
+    }
 }
 
 /// The network actions a finished run carried out (operations, partitions,
@@ -181,8 +193,6 @@ pub fn planned(scenario: &Scenario) -> Vec<(Duration, Action)> {
 /// `end`: the run without the scenario executor's checks, to tell their cost
 /// from the simulation's.
 pub fn replay<S: System>(cluster: &mut impl Cluster<S>, actions: &[(Duration, Action)], end: Duration) {
-    let groups =
-        |a: &Option<Vec<u32>>, b: &Option<Vec<u32>>| -> Option<(Vec<u32>, Vec<u32>)> { Some((a.clone()?, b.clone()?)) };
     for (step, (at, action)) in actions.iter().enumerate() {
         cluster.run_until(*at, |_| false);
         match action {
@@ -190,13 +200,13 @@ pub fn replay<S: System>(cluster: &mut impl Cluster<S>, actions: &[(Duration, Ac
                 let op: S::Op = call.typed().expect("a valid operation");
                 cluster.invoke(op.node(), op, step);
             }
-            Action::Partition { a, b, oneway } => cluster.partition(a, b, *oneway),
-            Action::Heal { a, b } => {
-                let groups = groups(a, b);
-                cluster.heal(groups.as_ref().map(|(a, b)| (&a[..], &b[..])));
-            }
+            Action::Link { change, scope } => cluster.set_links(change, scope),
             Action::Rebind { node, port } => cluster.rebind(*node, *port),
-            _ => {}
+            Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Disk { .. }
+            | Action::Await { .. }
+            | Action::Expect { .. } => {}
         }
     }
     cluster.run_until(end, |_| false);

@@ -16,17 +16,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem::cluster::{links, Cluster};
+use tandem::cluster::Cluster;
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder};
-use tandem::scenario::{NodeIdx, Scenario};
+use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::System;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::faults::{FaultTable, LinkFaults};
+use super::faults::FaultTable;
 use super::transport::{RelayNet, RelayedTransport};
 use crate::transport::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 
@@ -141,7 +141,8 @@ impl<S: System> RealCluster<S> {
         // Real runs keep wall-clock time; this module never runs simulated.
         let began = Instant::now();
         let recorder = Recorder::new(system, &addrs, move || began.elapsed());
-        let faults = FaultTable::new(LinkFaults { blocked: false, loss: options.loss, latency: options.latency });
+        let (min, max) = options.latency;
+        let faults = FaultTable::new(&Network { latency: LatencyRange { min, max }, loss: options.loss });
         // A fresh id for every real run (real network only: wall clock and process id).
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let run_id = RandomState::new().hash_one((options.seed, since_epoch.as_nanos(), std::process::id()));
@@ -236,13 +237,6 @@ impl<S: System> RealCluster<S> {
         self.recorder.push(Some(node), EventKind::Fault { what });
     }
 
-    fn each_link(&self, groups: Option<(&[NodeIdx], &[NodeIdx])>, change: impl Fn(&mut LinkFaults)) {
-        for (x, y) in links(self.options.nodes, groups) {
-            self.net.faults().update(x, y, &change);
-            self.net.faults().update(y, x, &change);
-        }
-    }
-
     /// Ends the run: stops every node (without recording crashes) and hands
     /// back the history.
     pub fn into_history(mut self) -> History<S> {
@@ -316,25 +310,8 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         }
     }
 
-    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
-        for (x, y) in links(self.options.nodes, Some((a, b))) {
-            self.net.faults().update(x, y, |f| f.blocked = true);
-            if !oneway {
-                self.net.faults().update(y, x, |f| f.blocked = true);
-            }
-        }
-    }
-
-    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        self.each_link(groups, |f| f.blocked = false);
-    }
-
-    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        self.each_link(groups, |f| f.latency = (min, max));
-    }
-
-    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        self.each_link(groups, |f| f.loss = rate);
+    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
+        self.net.faults().apply(change, scope);
     }
 
     fn crash(&mut self, node: NodeIdx) {

@@ -1,23 +1,12 @@
 //! The fault state of every directed link between real nodes, shared by the
 //! runner (which sets it) and the relays (which apply it to each packet).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tandem::scenario::NodeIdx;
-
-/// What happens to packets from one node to another.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkFaults {
-    /// Every packet is dropped.
-    pub blocked: bool,
-    /// Probability of dropping a packet.
-    pub loss: f64,
-    /// Added one-way delay, drawn uniformly from this range.
-    pub latency: (Duration, Duration),
-}
+use tandem::links::LinkState;
+use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 
 /// What a relay does with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,41 +17,31 @@ pub enum Verdict {
     Forward(Duration),
 }
 
-/// Faults per directed link `(from, to)`, with defaults for links not set.
+/// The state of every directed link `(from, to)`, shared between the runner
+/// and the relays.
 #[derive(Debug, Clone)]
 pub struct FaultTable {
-    inner: Arc<Mutex<Table>>,
-}
-
-#[derive(Debug)]
-struct Table {
-    default: LinkFaults,
-    links: BTreeMap<(NodeIdx, NodeIdx), LinkFaults>,
+    inner: Arc<Mutex<LinkState>>,
 }
 
 impl FaultTable {
-    /// Every link starts with `default`.
-    pub fn new(default: LinkFaults) -> Self {
-        FaultTable { inner: Arc::new(Mutex::new(Table { default, links: BTreeMap::new() })) }
+    /// Every link starts as `network` sets it.
+    pub fn new(network: &Network) -> Self {
+        FaultTable { inner: Arc::new(Mutex::new(LinkState::new(network))) }
     }
 
-    /// Changes the faults of the link `from -> to`.
-    pub fn update(&self, from: NodeIdx, to: NodeIdx, change: impl FnOnce(&mut LinkFaults)) {
-        let mut table = self.inner.lock().expect("fault table lock");
-        let default = table.default;
-        change(table.links.entry((from, to)).or_insert(default));
+    /// Applies a link action.
+    pub fn apply(&self, change: &LinkChange, scope: &Scope) {
+        self.inner.lock().expect("fault table lock").apply(change, scope);
     }
 
     /// Decides the fate of one packet on `from -> to`.
     pub fn judge(&self, from: NodeIdx, to: NodeIdx, rng: &mut impl Rng) -> Verdict {
-        let faults = {
-            let table = self.inner.lock().expect("fault table lock");
-            table.links.get(&(from, to)).copied().unwrap_or(table.default)
-        };
-        if faults.blocked || (faults.loss > 0.0 && rng.random_bool(faults.loss.min(1.0))) {
+        let link = self.inner.lock().expect("fault table lock").link(from, to);
+        if link.partitioned || (link.loss > 0.0 && rng.random_bool(link.loss.min(1.0))) {
             return Verdict::Drop;
         }
-        let (min, max) = faults.latency;
+        let LatencyRange { min, max } = link.latency;
         Verdict::Forward(if max > min { rng.random_range(min..=max) } else { min })
     }
 }

@@ -114,8 +114,8 @@ impl<T: Transport> Transport for RelayedTransport<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::real::faults::LinkFaults;
     use crate::transport::{MsQuicConfig, MsQuicTransport};
+    use tandem::scenario::{LatencyRange, Network};
 
     fn quic() -> MsQuicTransport {
         MsQuicTransport::new(MsQuicConfig::default()).expect("transport")
@@ -123,11 +123,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_patient_listen_waits_for_its_port_and_registers_it() {
-        let net = RelayNet::new(FaultTable::new(LinkFaults {
-            blocked: false,
-            loss: 0.0,
-            latency: (Duration::ZERO, Duration::ZERO),
-        }));
+        let net = RelayNet::new(FaultTable::new(&Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 }));
         let old = quic();
         let held = old.listen(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("listen");
         let addr = held.local_addr();

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tandem::cluster::{links, Cluster};
+use tandem::cluster::Cluster;
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Command, Order, Recorder};
-use tandem::scenario::NodeIdx;
+use tandem::links::LinkState;
+use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
@@ -23,7 +24,7 @@ use tokio::time::Instant;
 
 use super::network::{host_ip, Network};
 use super::transport::EventTransport;
-use crate::cluster::{next_boot, Cuts, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
+use crate::cluster::{next_boot, unordered, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
 use crate::determinism;
 
 /// What the runner and the hosts share (all on one thread).
@@ -54,7 +55,8 @@ pub struct EventCluster<S: System> {
     panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
     ips: Vec<IpAddr>,
     recorder: Recorder<S>,
-    cuts: Cuts,
+    /// What the timeline made of every link.
+    link_state: LinkState,
     next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the runtime.
@@ -95,6 +97,7 @@ impl<S: System> EventCluster<S> {
             options,
         };
         let nodes = hosts.options.nodes as usize;
+        let link_state = hosts.options.link_state();
         let mut cluster = EventCluster {
             runtime,
             start,
@@ -104,7 +107,7 @@ impl<S: System> EventCluster<S> {
             panics: mpsc::unbounded_channel(),
             ips,
             recorder,
-            cuts: Cuts::default(),
+            link_state,
             next_port: REBIND_PORT,
             _determinism: guard,
         };
@@ -193,8 +196,8 @@ impl<S: System> EventCluster<S> {
         let _runtime = self.runtime.enter();
         for &(x, y) in pairs {
             let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
-            network.set_cut(ix, iy, self.cuts.cut(x, y));
-            network.set_cut(iy, ix, self.cuts.cut(y, x));
+            network.set_cut(ix, iy, self.link_state.link(x, y).partitioned);
+            network.set_cut(iy, ix, self.link_state.link(y, x).partitioned);
         }
     }
 }
@@ -217,32 +220,24 @@ impl<S: System> Cluster<S> for EventCluster<S> {
         self.send(node, Command::Invoke { op, step });
     }
 
-    fn partition(&mut self, a: &[NodeIdx], b: &[NodeIdx], oneway: bool) {
-        let pairs = self.cuts.partition(self.size(), a, b, oneway);
-        self.apply_links(&pairs);
-    }
-
-    fn heal(&mut self, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let pairs = self.cuts.heal(self.size(), groups);
-        self.apply_links(&pairs);
-    }
-
-    fn latency(&mut self, min: Duration, max: Duration, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        assert!(min <= max, "latency range {min:?}..{max:?} is empty");
+    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
+        let links = change.links(scope, self.size());
+        self.link_state.apply(change, scope);
         let network = self.lock().network.clone();
-        for (x, y) in links(self.size(), groups) {
-            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
-            network.set_latency(ix, iy, (min, max));
-            network.set_latency(iy, ix, (min, max));
-        }
-    }
-
-    fn loss(&mut self, rate: f64, groups: Option<(&[NodeIdx], &[NodeIdx])>) {
-        let network = self.lock().network.clone();
-        for (x, y) in links(self.size(), groups) {
-            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
-            network.set_loss(ix, iy, rate);
-            network.set_loss(iy, ix, rate);
+        let ip = |node: NodeIdx| self.ips[node as usize];
+        match *change {
+            LinkChange::Partition { .. } | LinkChange::Heal => self.apply_links(&unordered(&links)),
+            LinkChange::Latency(LatencyRange { min, max }) => {
+                assert!(min <= max, "latency range {min:?}..{max:?} is empty");
+                for (x, y) in links {
+                    network.set_latency(ip(x), ip(y), (min, max));
+                }
+            }
+            LinkChange::Loss(rate) => {
+                for (x, y) in links {
+                    network.set_loss(ip(x), ip(y), rate);
+                }
+            }
         }
     }
 

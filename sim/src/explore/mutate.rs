@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::sample::select;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use tandem::scenario::{Action, NodeIdx, Scenario, Step, Timing};
+use tandem::scenario::{Action, NodeIdx, Scenario, Scope, Step, Timing};
 use tandem::system::System;
 
 use super::strategy::{episode, groups, mover, operation, sim_seed, swarm_for, Space, Stage};
@@ -118,13 +118,17 @@ pub fn apply<S: System>(
         }
         Mutation::Regroup => {
             let grouped: Vec<usize> =
-                timed.iter().copied().filter(|&i| groups_of(&scenario.steps[i].action).is_some()).collect();
+                timed.iter().copied().filter(|&i| between(&scenario.steps[i].action).is_some()).collect();
             let Some(i) = pick(runner, &grouped).filter(|_| scenario.nodes >= 2) else { return false };
-            let old = groups_of(&scenario.steps[i].action).expect("a grouped action");
+            let (a, b) = between(&scenario.steps[i].action).expect("a link action between groups");
+            let old = Scope::Between { a: a.to_vec(), b: b.to_vec() };
             let (a, b) = draw(runner, groups(scenario.nodes));
+            let new = Scope::Between { a, b };
             for step in &mut scenario.steps {
-                if groups_of(&step.action) == Some(old.clone()) {
-                    set_groups(&mut step.action, a.clone(), b.clone());
+                if let Action::Link { scope, .. } = &mut step.action {
+                    if *scope == old {
+                        *scope = new.clone();
+                    }
                 }
             }
         }
@@ -152,7 +156,13 @@ pub fn apply<S: System>(
 fn stage<S: System>(system: &Arc<S>, space: &Space, scenario: &Scenario, runner: &mut TestRunner) -> Stage<S> {
     let rebinding = scenario.steps.iter().find_map(|step| match step.action {
         Action::Rebind { node, .. } => Some(node),
-        _ => None,
+        Action::Link { .. }
+        | Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Disk { .. }
+        | Action::Await { .. }
+        | Action::Expect { .. }
+        | Action::Op(_) => None,
     });
     let mover = rebinding.unwrap_or_else(|| draw(runner, mover(scenario.nodes, &scenario.seeds)));
     Stage {
@@ -180,7 +190,14 @@ fn at(step: &Step) -> Option<Duration> {
 
 /// Whether an action is a fault (anything but an operation or a wait).
 fn is_fault(action: &Action) -> bool {
-    !matches!(action, Action::Op(_) | Action::Await { .. } | Action::Expect { .. })
+    match action {
+        Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => false,
+        Action::Link { .. }
+        | Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Rebind { .. }
+        | Action::Disk { .. } => true,
+    }
 }
 
 /// The node a fault hits most directly: the crashed, restarted or rebound
@@ -190,29 +207,22 @@ fn target(action: &Action) -> Option<NodeIdx> {
         Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } | Action::Disk { node, .. } => {
             Some(*node)
         }
-        Action::Partition { b, .. } => b.first().copied(),
-        _ => groups_of(action).and_then(|(_, b)| b.first().copied()),
-    }
-}
-
-/// The groups of a fault on groups.
-fn groups_of(action: &Action) -> Option<(Vec<NodeIdx>, Vec<NodeIdx>)> {
-    match action {
-        Action::Partition { a, b, .. } => Some((a.clone(), b.clone())),
-        Action::Heal { a: Some(a), b: Some(b) }
-        | Action::Loss { a: Some(a), b: Some(b), .. }
-        | Action::Latency { a: Some(a), b: Some(b), .. } => Some((a.clone(), b.clone())),
-        _ => None,
-    }
-}
-
-/// Gives a fault on groups the groups `a` and `b`.
-fn set_groups(action: &mut Action, new_a: Vec<NodeIdx>, new_b: Vec<NodeIdx>) {
-    match action {
-        Action::Partition { a, b, .. } => (*a, *b) = (new_a, new_b),
-        Action::Heal { a, b } | Action::Loss { a, b, .. } | Action::Latency { a, b, .. } => {
-            (*a, *b) = (Some(new_a), Some(new_b))
+        Action::Link { .. } | Action::Await { .. } | Action::Expect { .. } | Action::Op(_) => {
+            between(action).and_then(|(_, b)| b.first().copied())
         }
-        _ => {}
+    }
+}
+
+/// The groups of a link action between groups.
+fn between(action: &Action) -> Option<(&[NodeIdx], &[NodeIdx])> {
+    match action {
+        Action::Link { scope, .. } => scope.groups(),
+        Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Rebind { .. }
+        | Action::Disk { .. }
+        | Action::Await { .. }
+        | Action::Expect { .. }
+        | Action::Op(_) => None,
     }
 }

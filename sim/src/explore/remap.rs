@@ -2,10 +2,8 @@
 //! renumbered, and every step or end check that names it goes (a group loses
 //! it, and a step whose group becomes empty goes).
 
-use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Step};
+use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Scope, Step};
 use tandem::system::{Operation, System};
-
-use super::strategy::OptionalGroups;
 
 /// `scenario` without node `node` (< `scenario.nodes`, and not the last
 /// one). When the seeds were only `node`, node 0 becomes the seed.
@@ -43,11 +41,11 @@ impl<S: System> Remap<S> {
         (!left.is_empty()).then_some(left)
     }
 
-    /// Optional groups: both or neither stay.
-    fn groups(&self, a: &Option<Vec<NodeIdx>>, b: &Option<Vec<NodeIdx>>) -> Option<OptionalGroups> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some((Some(self.group(a)?), Some(self.group(b)?))),
-            _ => Some((a.clone(), b.clone())),
+    /// A scope between groups keeps both groups or goes.
+    fn scope(&self, scope: &Scope) -> Option<Scope> {
+        match scope {
+            Scope::Every => Some(Scope::Every),
+            Scope::Between { a, b } => Some(Scope::Between { a: self.group(a)?, b: self.group(b)? }),
         }
     }
 
@@ -70,21 +68,7 @@ impl<S: System> Remap<S> {
 
     fn step(&self, step: &Step) -> Option<Step> {
         let action = match &step.action {
-            Action::Partition { a, b, oneway } => {
-                Action::Partition { a: self.group(a)?, b: self.group(b)?, oneway: *oneway }
-            }
-            Action::Heal { a, b } => {
-                let (a, b) = self.groups(a, b)?;
-                Action::Heal { a, b }
-            }
-            Action::Latency { value, a, b } => {
-                let (a, b) = self.groups(a, b)?;
-                Action::Latency { value: *value, a, b }
-            }
-            Action::Loss { rate, a, b } => {
-                let (a, b) = self.groups(a, b)?;
-                Action::Loss { rate: *rate, a, b }
-            }
+            Action::Link { change, scope } => Action::Link { change: *change, scope: self.scope(scope)? },
             Action::Crash { node } => Action::Crash { node: self.node(*node)? },
             Action::Restart { node } => Action::Restart { node: self.node(*node)? },
             Action::Rebind { node, port } => Action::Rebind { node: self.node(*node)?, port: *port },
@@ -103,7 +87,14 @@ impl<S: System> Remap<S> {
 mod tests {
     use super::*;
     use crate::explore::testing::Echo;
-    use tandem::scenario::Timing;
+    use tandem::scenario::{LinkChange, Timing};
+
+    fn partition(a: &[NodeIdx], b: &[NodeIdx], oneway: bool) -> Action {
+        Action::Link {
+            change: LinkChange::Partition { oneway },
+            scope: Scope::Between { a: a.to_vec(), b: b.to_vec() },
+        }
+    }
 
     #[test]
     fn removing_a_node_renumbers_and_drops_what_names_it() {
@@ -112,8 +103,8 @@ mod tests {
         let mut s = Scenario::new("t", 4);
         s.seeds = vec![1];
         s.steps = vec![
-            step(Action::Partition { a: vec![0, 1], b: vec![3], oneway: false }),
-            step(Action::Partition { a: vec![1], b: vec![2], oneway: true }),
+            step(partition(&[0, 1], &[3], false)),
+            step(partition(&[1], &[2], true)),
             step(ping(3, 0)),
             step(ping(1, 0)),
             step(Action::Crash { node: 2 }),
@@ -122,9 +113,6 @@ mod tests {
         assert_eq!(t.nodes, 3);
         assert_eq!(t.seeds, vec![0]);
         let actions: Vec<Action> = t.steps.into_iter().map(|s| s.action).collect();
-        assert_eq!(
-            actions,
-            [Action::Partition { a: vec![0], b: vec![2], oneway: false }, ping(2, 0), Action::Crash { node: 1 }]
-        );
+        assert_eq!(actions, [partition(&[0], &[2], false), ping(2, 0), Action::Crash { node: 1 }]);
     }
 }

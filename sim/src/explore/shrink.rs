@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::property::Violation;
-use tandem::scenario::{Action, Call, Network, NodeIdx, Scenario, Timing};
+use tandem::scenario::{Action, Call, LinkChange, Network, NodeIdx, Scenario, Scope, Timing};
 use tandem::system::{Operation, System};
 
 use super::remap::without_node;
@@ -193,29 +193,22 @@ fn simpler<S: System>(action: &Action) -> Vec<Action> {
             let op: S::Op = call.typed().expect("scenarios are validated before shrinking");
             op.simpler().iter().map(|op| Action::Op(Call::of(op))).collect()
         }
-        Action::Partition { a, b, oneway } => {
-            smaller_groups(a, b).into_iter().map(|(a, b)| Action::Partition { a, b, oneway: *oneway }).collect()
+        Action::Link { change, scope: Scope::Between { a, b } } => {
+            let every = match change {
+                LinkChange::Partition { .. } => None,
+                LinkChange::Heal | LinkChange::Latency(_) | LinkChange::Loss(_) => Some(Scope::Every),
+            };
+            let smaller = smaller_groups(a, b).into_iter().map(|(a, b)| Scope::Between { a, b });
+            every.into_iter().chain(smaller).map(|scope| Action::Link { change: *change, scope }).collect()
         }
-        Action::Heal { a: Some(a), b: Some(b) } => all_links_or_smaller_groups(a, b, |a, b| Action::Heal { a, b }),
-        Action::Loss { rate, a: Some(a), b: Some(b) } => {
-            all_links_or_smaller_groups(a, b, |a, b| Action::Loss { rate: *rate, a, b })
-        }
-        Action::Latency { value, a: Some(a), b: Some(b) } => {
-            all_links_or_smaller_groups(a, b, |a, b| Action::Latency { value: *value, a, b })
-        }
-        _ => Vec::new(),
+        Action::Link { scope: Scope::Every, .. }
+        | Action::Crash { .. }
+        | Action::Restart { .. }
+        | Action::Rebind { .. }
+        | Action::Disk { .. }
+        | Action::Await { .. }
+        | Action::Expect { .. } => Vec::new(),
     }
-}
-
-/// An action on groups `a` and `b` made simpler: on every link instead, or
-/// on groups one node smaller.
-fn all_links_or_smaller_groups(
-    a: &[NodeIdx],
-    b: &[NodeIdx],
-    action: impl Fn(Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>) -> Action,
-) -> Vec<Action> {
-    let smaller = smaller_groups(a, b).into_iter().map(|(a, b)| action(Some(a), Some(b)));
-    std::iter::once(action(None, None)).chain(smaller).collect()
 }
 
 /// The groups with one node fewer in `a` or in `b`, each still non-empty.

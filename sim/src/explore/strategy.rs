@@ -35,7 +35,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use tandem::scenario::{
-    Action, Call, DiskFault, LatencyRange, Network, NodeIdx, Scenario, DEFAULT_DURATION, DEFAULT_SETTLE,
+    Action, Call, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, DEFAULT_DURATION,
+    DEFAULT_SETTLE,
 };
 use tandem::system::{Knob, System};
 
@@ -50,10 +51,6 @@ const EARLIEST_START: Duration = Duration::from_millis(500);
 
 /// Actions at offsets from an episode's start.
 type Actions = Vec<(Duration, Action)>;
-
-/// The groups `a` and `b` of `heal`, `latency` and `loss`: both, or neither
-/// for every link.
-pub type OptionalGroups = (Option<Vec<NodeIdx>>, Option<Vec<NodeIdx>>);
 
 /// The space [`scenario`] draws from.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,13 +210,13 @@ pub fn groups(nodes: u32) -> BoxedStrategy<(Vec<NodeIdx>, Vec<NodeIdx>)> {
         .boxed()
 }
 
-/// Groups for `latency` and `loss`: every link (half the time), or two groups.
-fn optional_groups(nodes: u32) -> BoxedStrategy<OptionalGroups> {
-    let every = Just((None, None));
+/// The scope of `latency` and `loss`: every link (half the time), or between two groups.
+fn scope(nodes: u32) -> BoxedStrategy<Scope> {
+    let every = Just(Scope::Every);
     if nodes < 2 {
         return every.boxed();
     }
-    prop_oneof![every, groups(nodes).prop_map(|(a, b)| (Some(a), Some(b)))].boxed()
+    prop_oneof![every, groups(nodes).prop_map(|(a, b)| Scope::Between { a, b })].boxed()
 }
 
 /// Half the time, an operation followed by the fault 0 to 15 ms later: the
@@ -264,10 +261,11 @@ fn partition<S: System>(system: &S, nodes: u32, oneway: bool) -> BoxedStrategy<A
     (groups(nodes), lead(op()), during(op()), millis(300..=5000), heal)
         .prop_map(move |((a, b), lead, sends, hold, heal)| {
             let (mut actions, at) = begin(lead);
-            actions.push((at, Action::Partition { a: a.clone(), b: b.clone(), oneway }));
+            let scope = Scope::Between { a, b };
+            actions.push((at, Action::Link { change: LinkChange::Partition { oneway }, scope: scope.clone() }));
             add_during(&mut actions, at, hold, sends);
             if heal {
-                actions.push((at + hold, Action::Heal { a: Some(a), b: Some(b) }));
+                actions.push((at + hold, Action::Link { change: LinkChange::Heal, scope }));
             }
             actions
         })
@@ -278,13 +276,13 @@ fn loss<S: System>(system: &S, nodes: u32, default: f64) -> BoxedStrategy<Action
     let rate = prop_oneof![5..=30u32, 50..=100u32].prop_map(|p| f64::from(p) / 100.0);
     let reset = prop::bool::weighted(0.8);
     let op = || operation(system, nodes, None);
-    (rate, optional_groups(nodes), lead(op()), during(op()), millis(300..=4000), reset)
-        .prop_map(move |(rate, (a, b), lead, sends, hold, reset)| {
+    (rate, scope(nodes), lead(op()), during(op()), millis(300..=4000), reset)
+        .prop_map(move |(rate, scope, lead, sends, hold, reset)| {
             let (mut actions, at) = begin(lead);
-            actions.push((at, Action::Loss { rate, a: a.clone(), b: b.clone() }));
+            actions.push((at, Action::Link { change: LinkChange::Loss(rate), scope: scope.clone() }));
             add_during(&mut actions, at, hold, sends);
             if reset {
-                actions.push((at + hold, Action::Loss { rate: default, a, b }));
+                actions.push((at + hold, Action::Link { change: LinkChange::Loss(default), scope }));
             }
             actions
         })
@@ -300,11 +298,12 @@ fn capped(min: u64, extra: u64, max: Duration) -> LatencyRange {
 fn latency(nodes: u32, default: LatencyRange, max_latency: Duration) -> BoxedStrategy<Actions> {
     let value = (1u64..=50, 0u64..=200).prop_map(move |(min, extra)| capped(min, extra, max_latency));
     let reset = prop::bool::weighted(0.7);
-    (value, optional_groups(nodes), millis(300..=6000), reset)
-        .prop_map(move |(value, (a, b), hold, reset)| {
-            let mut actions = vec![(Duration::ZERO, Action::Latency { value, a: a.clone(), b: b.clone() })];
+    (value, scope(nodes), millis(300..=6000), reset)
+        .prop_map(move |(value, scope, hold, reset)| {
+            let change = LinkChange::Latency(value);
+            let mut actions = vec![(Duration::ZERO, Action::Link { change, scope: scope.clone() })];
             if reset {
-                actions.push((hold, Action::Latency { value: default, a, b }));
+                actions.push((hold, Action::Link { change: LinkChange::Latency(default), scope }));
             }
             actions
         })
@@ -377,7 +376,9 @@ fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<A
         FaultKind::Partition if two => partition(&**system, nodes, false),
         FaultKind::OneWayPartition if two => partition(&**system, nodes, true),
         FaultKind::Partition | FaultKind::OneWayPartition => return None,
-        FaultKind::Heal => Just(vec![(Duration::ZERO, Action::Heal { a: None, b: None })]).boxed(),
+        FaultKind::Heal => {
+            Just(vec![(Duration::ZERO, Action::Link { change: LinkChange::Heal, scope: Scope::Every })]).boxed()
+        }
         FaultKind::Latency => latency(nodes, stage.network.latency, system.tolerance().max_latency),
         FaultKind::Loss => loss(&**system, nodes, stage.network.loss),
         FaultKind::Crash => crash(system, nodes, stage.seeds.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tandem::history::{EventKind, History, OpResult};
 use tandem::property::{Judge, Violation};
-use tandem::scenario::{Action, NodeIdx, True};
+use tandem::scenario::{Action, LinkChange, NodeIdx, Scope, True};
 use tandem::System;
 use tandem_pubsub::node::{MessageId, MessageKind, NodeEvent, NodeId, PeerInfo, PeerMap};
 use tandem_pubsub::payload::digest_for;
@@ -401,13 +401,21 @@ fn l1_convergence_needs_every_live_node_at_its_current_address() {
     run.fails("L1 membership convergence: node 0 does not know node 1");
 }
 
+fn between(a: &[NodeIdx], b: &[NodeIdx]) -> Scope {
+    Scope::Between { a: a.to_vec(), b: b.to_vec() }
+}
+
+fn partition(a: &[NodeIdx], b: &[NodeIdx], oneway: bool) -> Action {
+    Action::Link { change: LinkChange::Partition { oneway }, scope: between(a, b) }
+}
+
 #[test]
 fn goals_restart_partition_and_rebind() {
     let mut run = Run::new(3);
     run.converge();
-    run.step(0, Action::Partition { a: vec![0], b: vec![1, 2], oneway: false });
+    run.step(0, partition(&[0], &[1, 2], false));
     run.broadcast(1, 0, id(0, 0, 0));
-    run.step(2, Action::Heal { a: None, b: None });
+    run.step(2, Action::Link { change: LinkChange::Heal, scope: Scope::Every });
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     run.deliver(2, id(0, 0, 0), MessageKind::Broadcast, 1);
     assert_eq!(run.hits(), ["G2 delivered across a healed partition"]);
@@ -415,13 +423,13 @@ fn goals_restart_partition_and_rebind() {
     // A one-way partition from 1 to 0 does not cut 0 off from 1.
     let mut run = Run::new(2);
     run.converge();
-    run.step(0, Action::Partition { a: vec![1], b: vec![0], oneway: true });
+    run.step(0, partition(&[1], &[0], true));
     run.broadcast(1, 0, id(0, 0, 0));
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     assert!(run.hits().is_empty());
     // Healed between the two groups only, then sent: not across.
-    run.step(2, Action::Partition { a: vec![0], b: vec![1], oneway: false });
-    run.step(3, Action::Heal { a: Some(vec![1]), b: Some(vec![0]) });
+    run.step(2, partition(&[0], &[1], false));
+    run.step(3, Action::Link { change: LinkChange::Heal, scope: between(&[1], &[0]) });
     run.broadcast(4, 0, id(0, 0, 1));
     run.deliver(1, id(0, 0, 1), MessageKind::Broadcast, 4);
     assert!(run.hits().is_empty());

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use tandem::scenario::{Action, Call, Condition, DiskFault, LatencyRange, Network, NodeIdx, Scenario, Step, Timing};
+use tandem::scenario::{
+    Action, Call, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Step, Timing,
+};
 use tandem::system::Operation;
 use tandem_pubsub::{Condition as Check, Op, PubSub, MAX_MESSAGE_SIZE};
 
@@ -193,8 +195,11 @@ fn everything_parses() {
         )
     );
     assert_eq!(op_of(&s.steps[1]).size(), 32);
-    assert_eq!(s.steps[4].action, Action::Heal { a: None, b: None });
-    assert_eq!(s.steps[7].action, Action::Loss { rate: 1.0, a: Some(vec![3]), b: Some(vec![0]) });
+    assert_eq!(s.steps[4].action, Action::Link { change: LinkChange::Heal, scope: Scope::Every });
+    assert_eq!(
+        s.steps[7].action,
+        Action::Link { change: LinkChange::Loss(1.0), scope: Scope::Between { a: vec![3], b: vec![0] } }
+    );
     assert_eq!(
         s.steps[11].action,
         Action::Await { condition: on(2, Check::Peers(3)), timeout: Duration::from_millis(1500) }
@@ -233,7 +238,8 @@ fn round_trips() {
         Timing::Immediately,
         op(Op::Direct { from: 2, to: 0, tag: Some(tag.into()), size: Some(MAX_MESSAGE_SIZE) }),
     ));
-    s.steps.push(step(Timing::At(Duration::ZERO), Action::Loss { rate: 1e-7, a: None, b: None }));
+    s.steps
+        .push(step(Timing::At(Duration::ZERO), Action::Link { change: LinkChange::Loss(1e-7), scope: Scope::Every }));
     s.steps.push(step(Timing::Immediately, op(Op::Broadcast { from: 1, tag: None, size: None })));
     s.expects.push(on(2, Check::NotReceivedTags(tags(&["", "x y"]))));
     s.expects.push(on(1, converged()));
@@ -476,12 +482,16 @@ fn unreadable_file() {
 fn validate_names_the_field() {
     let mut s = Scenario::new("code", 3);
     s.validate(&PubSub).unwrap();
-    s.steps.push(step(Timing::Immediately, Action::Heal { a: Some(vec![0]), b: None }));
+    s.steps.push(step(
+        Timing::Immediately,
+        Action::Link { change: LinkChange::Partition { oneway: false }, scope: Scope::Every },
+    ));
     assert_eq!(
         s.validate(&PubSub).unwrap_err(),
-        "step[0].a: `heal` has no group `b`, expected both `a` and `b`, or neither for every link"
+        "step[0].action: `partition` has no groups, expected both `a` and `b`"
     );
-    s.steps[0].action = Action::Partition { a: vec![0], b: vec![1, 3], oneway: false };
+    let scope = Scope::Between { a: vec![0], b: vec![1, 3] };
+    s.steps[0].action = Action::Link { change: LinkChange::Partition { oneway: false }, scope };
     assert!(s.validate(&PubSub).unwrap_err().starts_with("step[0].b[1]: node index 3 is out of range"));
     // The system's operations: node indices, then their own rules.
     s.steps[0].action = op(Op::Direct { from: 0, to: 5, tag: None, size: None });

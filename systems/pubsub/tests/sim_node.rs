@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{await_for, broadcast, cluster, converged, direct, holds, no_violation, received, tags, wait, SECOND};
 use tandem::cluster::Cluster;
 use tandem::history::EventKind;
+use tandem::scenario::{LinkChange, Scope};
 use tandem_pubsub::node::NodeEvent;
 use tandem_pubsub::{Condition, Observation, PubSub};
 use tandem_sim::{SimCluster, SimOptions};
@@ -51,11 +52,11 @@ fn seed_test_broadcast_rebind_and_direct() {
 fn partition_then_heal(length: Duration, oneway: bool, seed: u64, connections_break: bool) {
     let mut cluster = cluster(SimOptions::new(3, seed));
     await_for(&mut cluster, 5 * SECOND, "membership", holds(converged(), None));
-    cluster.partition(&[0], &[1, 2], oneway);
+    cluster.set_links(&LinkChange::Partition { oneway }, &Scope::Between { a: vec![0], b: vec![1, 2] });
     broadcast(&mut cluster, 0, "during", 64);
     wait(&mut cluster, length);
     assert_eq!(received(&cluster, 1) + received(&cluster, 2), 0, "nothing crosses a partition");
-    cluster.heal(None);
+    cluster.set_links(&LinkChange::Heal, &Scope::Every);
     await_for(&mut cluster, 6 * SECOND, "delivery to 1 after heal", holds(Condition::Received(1), Some(1)));
     await_for(&mut cluster, 6 * SECOND, "delivery to 2 after heal", holds(Condition::Received(1), Some(2)));
     settle_and_check_properties(&mut cluster);
@@ -96,12 +97,12 @@ fn long_one_way_partition_breaks_connections_and_retransmits_after_heal() {
 fn one_way_partition_heals_without_loss_or_duplicates() {
     let mut cluster = cluster(SimOptions::new(2, 5));
     await_for(&mut cluster, 5 * SECOND, "membership", holds(converged(), None));
-    cluster.partition(&[0], &[1], true);
+    cluster.set_links(&LinkChange::Partition { oneway: true }, &Scope::Between { a: vec![0], b: vec![1] });
     broadcast(&mut cluster, 0, "blocked", 32);
     broadcast(&mut cluster, 1, "open", 32);
     wait(&mut cluster, 5 * SECOND);
     assert_eq!(received(&cluster, 1), 0, "0 -> 1 is cut");
-    cluster.heal(None);
+    cluster.set_links(&LinkChange::Heal, &Scope::Every);
     await_for(&mut cluster, 6 * SECOND, "delivery after heal", holds(Condition::Received(1), None));
     settle_and_check_properties(&mut cluster);
     assert_eq!(tags(&cluster, 0), ["open"]);
@@ -132,7 +133,7 @@ fn loss_delays_but_never_loses_messages() {
     for i in 0..20 {
         broadcast(&mut cluster, i % 3, &format!("m{i}"), 256);
     }
-    cluster.loss(0.0, None);
+    cluster.set_links(&LinkChange::Loss(0.0), &Scope::Every);
     settle_and_check_properties(&mut cluster);
     for node in 0..3 {
         assert_eq!(received(&cluster, node), 20 - (0..20).filter(|i| i % 3 == node).count() as u64);

@@ -362,7 +362,14 @@ impl System for TwoPhase {
             match step.action {
                 Action::Crash { node: COORDINATOR } => up = false,
                 Action::Restart { node: COORDINATOR } => up = true,
-                _ => {}
+                Action::Crash { .. }
+                | Action::Restart { .. }
+                | Action::Link { .. }
+                | Action::Rebind { .. }
+                | Action::Disk { .. }
+                | Action::Await { .. }
+                | Action::Expect { .. }
+                | Action::Op(_) => {}
             }
         }
         up.then_some(()).ok_or_else(|| format!("the coordinator, node {COORDINATOR}, is down at the end"))

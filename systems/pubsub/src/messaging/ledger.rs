@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tandem::cluster::links;
 use tandem::history::{Event, EventKind, NodeLife, OpResult};
-use tandem::scenario::{Action, NodeIdx};
+use tandem::links::LinkState;
+use tandem::scenario::{Action, Network, NodeIdx};
 
 use super::{Delivery, Message, Messaging, View};
 
@@ -122,8 +122,8 @@ impl<I> Default for NodeState<I> {
 pub struct Ledger<I> {
     folded: usize,
     nodes: Vec<NodeState<I>>,
-    /// Directed links a partition blocks.
-    blocked: BTreeSet<(NodeIdx, NodeIdx)>,
+    /// What the steps made of every link (only partitions matter here).
+    links: LinkState,
     /// Send operations invoked and not completed, by operation id.
     in_flight: BTreeMap<u64, Outgoing>,
     /// Sends whose node crashed before answering: they may have been sent.
@@ -140,7 +140,7 @@ impl<I> Default for Ledger<I> {
         Ledger {
             folded: 0,
             nodes: Vec::new(),
-            blocked: BTreeSet::new(),
+            links: LinkState::new(&Network::default()),
             in_flight: BTreeMap::new(),
             uncertain: Vec::new(),
             sends: Vec::new(),
@@ -168,7 +168,7 @@ impl<I: Clone + Ord> Ledger<I> {
         let node = event.node;
         match &event.event {
             EventKind::Step { action, .. } => self.network(action),
-            EventKind::Settle => self.blocked.clear(),
+            EventKind::Settle => self.links.settle(),
             EventKind::Started { incarnation, .. } => {
                 let n = self.node_mut(node?);
                 n.alive = true;
@@ -189,7 +189,7 @@ impl<I: Clone + Ord> Ledger<I> {
                     Some(to) => BTreeSet::from([to]),
                     None => self.node(origin).view.keys().copied().filter(|&m| m != origin).collect(),
                 };
-                let cut_off = obligations.iter().copied().filter(|&r| self.blocked.contains(&(origin, r))).collect();
+                let cut_off = obligations.iter().copied().filter(|&r| self.links.link(origin, r).partitioned).collect();
                 let incarnation = self.node(origin).incarnation;
                 let event = self.folded - 1;
                 self.in_flight.insert(*id, Outgoing { event, origin, incarnation, at, message, obligations, cut_off });
@@ -235,25 +235,17 @@ impl<I: Clone + Ord> Ledger<I> {
         None
     }
 
-    /// Applies a `partition` or `heal` step.
+    /// Applies a step's link action.
     fn network(&mut self, action: &Action) {
         match action {
-            Action::Partition { a, b, oneway } => {
-                for (x, y) in links(0, Some((a, b))) {
-                    self.blocked.insert((x, y));
-                    if !oneway {
-                        self.blocked.insert((y, x));
-                    }
-                }
-            }
-            Action::Heal { a: Some(a), b: Some(b) } => {
-                for (x, y) in links(0, Some((a, b))) {
-                    self.blocked.remove(&(x, y));
-                    self.blocked.remove(&(y, x));
-                }
-            }
-            Action::Heal { .. } => self.blocked.clear(),
-            _ => {}
+            Action::Link { change, scope } => self.links.apply(change, scope),
+            Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Rebind { .. }
+            | Action::Disk { .. }
+            | Action::Await { .. }
+            | Action::Expect { .. }
+            | Action::Op(_) => {}
         }
     }
 
