@@ -251,18 +251,8 @@ impl Picture {
                 }
                 (EventKind::Step { index, action }, None) => {
                     steps.push(StepMark { index: Some(*index), t_us, action: Scenario::action_toml(action) });
-                    match scenario.steps.get(*index).map(|step| &step.action) {
-                        Some(Action::Link { change, scope }) => bands.apply(change, scope, t_us),
-                        Some(
-                            Action::Crash { .. }
-                            | Action::Restart { .. }
-                            | Action::Rebind { .. }
-                            | Action::Disk { .. }
-                            | Action::Await { .. }
-                            | Action::Expect { .. }
-                            | Action::Op(_),
-                        )
-                        | None => {}
+                    if let Some(Action::Link { change, scope }) = scenario.steps.get(*index).map(|step| &step.action) {
+                        bands.apply(change, scope, t_us);
                     }
                 }
                 (EventKind::Fault { what }, None) => {

@@ -204,6 +204,54 @@ impl Action {
             Action::Op(call) => &call.key,
         }
     }
+
+    /// Whether it is a fault the runner injects: anything but an operation
+    /// or a wait.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            Action::Link { .. }
+            | Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Rebind { .. }
+            | Action::Disk { .. } => true,
+            Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => false,
+        }
+    }
+
+    /// The node a fault hits most directly: the crashed, restarted, rebound
+    /// or disk-faulted node, or the first of a link action's far group.
+    pub fn target(&self) -> Option<NodeIdx> {
+        match self {
+            Action::Crash { node }
+            | Action::Restart { node }
+            | Action::Rebind { node, .. }
+            | Action::Disk { node, .. } => Some(*node),
+            Action::Link { scope, .. } => scope.groups().and_then(|(_, b)| b.first().copied()),
+            Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
+        }
+    }
+
+    /// The action with every node it names renumbered by `node`, and its
+    /// operation by `op`; `None` when a node it needs maps to `None` (a
+    /// group may lose nodes but not all of them).
+    pub fn renumbered(
+        &self,
+        node: impl Fn(NodeIdx) -> Option<NodeIdx>,
+        op: impl Fn(&Call) -> Option<Call>,
+    ) -> Option<Action> {
+        Some(match self {
+            Action::Link { change, scope } => Action::Link { change: *change, scope: scope.renumbered(&node)? },
+            Action::Crash { node: n } => Action::Crash { node: node(*n)? },
+            Action::Restart { node: n } => Action::Restart { node: node(*n)? },
+            Action::Rebind { node: n, port } => Action::Rebind { node: node(*n)?, port: *port },
+            Action::Disk { node: n, fault } => Action::Disk { node: node(*n)?, fault: *fault },
+            Action::Await { condition, timeout } => {
+                Action::Await { condition: condition.renumbered(&node)?, timeout: *timeout }
+            }
+            Action::Expect { condition } => Action::Expect { condition: condition.renumbered(&node)? },
+            Action::Op(call) => Action::Op(op(call)?),
+        })
+    }
 }
 
 /// What a link action does to each link of its scope.
@@ -284,6 +332,19 @@ impl Scope {
             Scope::Between { a, b } => Some((a, b)),
         }
     }
+
+    /// The scope with its nodes renumbered by `node` (`None` drops a node);
+    /// `None` when a group is left empty.
+    pub fn renumbered(&self, node: impl Fn(NodeIdx) -> Option<NodeIdx>) -> Option<Scope> {
+        let group = |group: &[NodeIdx]| {
+            let left: Vec<NodeIdx> = group.iter().filter_map(|&n| node(n)).collect();
+            (!left.is_empty()).then_some(left)
+        };
+        match self {
+            Scope::Every => Some(Scope::Every),
+            Scope::Between { a, b } => Some(Scope::Between { a: group(a)?, b: group(b)? }),
+        }
+    }
 }
 
 /// A condition of `await`, `expect` and `[[expect]]`.
@@ -293,6 +354,18 @@ pub struct Condition {
     pub node: Option<NodeIdx>,
     /// What must hold: one of the system's conditions.
     pub check: Call,
+}
+
+impl Condition {
+    /// The condition with its node renumbered by `node`; `None` when its
+    /// node maps to `None`.
+    pub fn renumbered(&self, node: impl Fn(NodeIdx) -> Option<NodeIdx>) -> Option<Condition> {
+        let renumbered = match self.node {
+            Some(n) => Some(node(n)?),
+            None => None,
+        };
+        Some(Condition { node: renumbered, check: self.check.clone() })
+    }
 }
 
 impl LatencyRange {

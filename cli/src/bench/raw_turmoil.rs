@@ -108,12 +108,7 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
                 });
                 command(*node, Command::Rebind(port));
             }
-            Action::Link { change: LinkChange::Latency(_) | LinkChange::Loss(_), .. }
-            | Action::Crash { .. }
-            | Action::Restart { .. }
-            | Action::Disk { .. }
-            | Action::Await { .. }
-            | Action::Expect { .. } => {}
+            _ => unreachable!("only replayed actions are planned or carried out: {action:?}"),
         }
     }
     while sim.elapsed() < end {

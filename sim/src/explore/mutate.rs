@@ -100,7 +100,7 @@ pub fn apply<S: System>(
             scenario.steps.remove(i);
         }
         Mutation::Shift => {
-            let faults: Vec<usize> = timed.iter().copied().filter(|&i| is_fault(&scenario.steps[i].action)).collect();
+            let faults: Vec<usize> = timed.iter().copied().filter(|&i| scenario.steps[i].action.is_fault()).collect();
             let among = if !faults.is_empty() && draw(runner, proptest::bool::ANY) { faults } else { timed };
             let Some(i) = pick(runner, &among) else { return false };
             let by = Duration::from_millis(draw(runner, 1..=2000u64));
@@ -133,10 +133,10 @@ pub fn apply<S: System>(
             }
         }
         Mutation::Near => {
-            let faults: Vec<usize> = timed.iter().copied().filter(|&i| is_fault(&scenario.steps[i].action)).collect();
+            let faults: Vec<usize> = timed.iter().copied().filter(|&i| scenario.steps[i].action.is_fault()).collect();
             let Some(i) = pick(runner, &faults) else { return false };
             let fault_at = at(&scenario.steps[i]).expect("a timed step");
-            let focus = target(&scenario.steps[i].action);
+            let focus = scenario.steps[i].action.target();
             let op = draw(runner, operation(&**system, scenario.nodes, focus));
             let gap = Duration::from_millis(draw(runner, 0..=1000u64));
             let when = if draw(runner, proptest::bool::weighted(0.5)) {
@@ -156,13 +156,7 @@ pub fn apply<S: System>(
 fn stage<S: System>(system: &Arc<S>, space: &Space, scenario: &Scenario, runner: &mut TestRunner) -> Stage<S> {
     let rebinding = scenario.steps.iter().find_map(|step| match step.action {
         Action::Rebind { node, .. } => Some(node),
-        Action::Link { .. }
-        | Action::Crash { .. }
-        | Action::Restart { .. }
-        | Action::Disk { .. }
-        | Action::Await { .. }
-        | Action::Expect { .. }
-        | Action::Op(_) => None,
+        _ => None,
     });
     let mover = rebinding.unwrap_or_else(|| draw(runner, mover(scenario.nodes, &scenario.seeds)));
     Stage {
@@ -188,41 +182,10 @@ fn at(step: &Step) -> Option<Duration> {
     }
 }
 
-/// Whether an action is a fault (anything but an operation or a wait).
-fn is_fault(action: &Action) -> bool {
-    match action {
-        Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => false,
-        Action::Link { .. }
-        | Action::Crash { .. }
-        | Action::Restart { .. }
-        | Action::Rebind { .. }
-        | Action::Disk { .. } => true,
-    }
-}
-
-/// The node a fault hits most directly: the crashed, restarted or rebound
-/// node, or the first of the far group.
-fn target(action: &Action) -> Option<NodeIdx> {
-    match action {
-        Action::Crash { node } | Action::Restart { node } | Action::Rebind { node, .. } | Action::Disk { node, .. } => {
-            Some(*node)
-        }
-        Action::Link { .. } | Action::Await { .. } | Action::Expect { .. } | Action::Op(_) => {
-            between(action).and_then(|(_, b)| b.first().copied())
-        }
-    }
-}
-
 /// The groups of a link action between groups.
 fn between(action: &Action) -> Option<(&[NodeIdx], &[NodeIdx])> {
     match action {
         Action::Link { scope, .. } => scope.groups(),
-        Action::Crash { .. }
-        | Action::Restart { .. }
-        | Action::Rebind { .. }
-        | Action::Disk { .. }
-        | Action::Await { .. }
-        | Action::Expect { .. }
-        | Action::Op(_) => None,
+        _ => None,
     }
 }

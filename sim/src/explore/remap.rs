@@ -2,7 +2,7 @@
 //! renumbered, and every step or end check that names it goes (a group loses
 //! it, and a step whose group becomes empty goes).
 
-use tandem::scenario::{Action, Call, Condition, NodeIdx, Scenario, Scope, Step};
+use tandem::scenario::{Call, NodeIdx, Scenario, Step};
 use tandem::system::{Operation, System};
 
 /// `scenario` without node `node` (< `scenario.nodes`, and not the last
@@ -18,7 +18,7 @@ pub fn without_node<S: System>(scenario: &Scenario, node: NodeIdx) -> Scenario {
         nodes: scenario.nodes - 1,
         seeds,
         steps: scenario.steps.iter().filter_map(|s| map.step(s)).collect(),
-        expects: scenario.expects.iter().filter_map(|c| map.condition(c)).collect(),
+        expects: scenario.expects.iter().filter_map(|c| c.renumbered(|n| map.node(n))).collect(),
         ..scenario.clone()
     }
 }
@@ -35,28 +35,6 @@ impl<S: System> Remap<S> {
         }
     }
 
-    /// A group without the node; `None` when nothing is left.
-    fn group(&self, group: &[NodeIdx]) -> Option<Vec<NodeIdx>> {
-        let left: Vec<NodeIdx> = group.iter().filter_map(|&n| self.node(n)).collect();
-        (!left.is_empty()).then_some(left)
-    }
-
-    /// A scope between groups keeps both groups or goes.
-    fn scope(&self, scope: &Scope) -> Option<Scope> {
-        match scope {
-            Scope::Every => Some(Scope::Every),
-            Scope::Between { a, b } => Some(Scope::Between { a: self.group(a)?, b: self.group(b)? }),
-        }
-    }
-
-    fn condition(&self, c: &Condition) -> Option<Condition> {
-        let node = match c.node {
-            Some(n) => Some(self.node(n)?),
-            None => None,
-        };
-        Some(Condition { node, check: c.check.clone() })
-    }
-
     /// The operation with its nodes renumbered, or `None` when it names the removed node.
     fn op(&self, call: &Call) -> Option<Call> {
         let mut op: S::Op = call.typed().expect("scenarios are validated before shrinking");
@@ -67,18 +45,7 @@ impl<S: System> Remap<S> {
     }
 
     fn step(&self, step: &Step) -> Option<Step> {
-        let action = match &step.action {
-            Action::Link { change, scope } => Action::Link { change: *change, scope: self.scope(scope)? },
-            Action::Crash { node } => Action::Crash { node: self.node(*node)? },
-            Action::Restart { node } => Action::Restart { node: self.node(*node)? },
-            Action::Rebind { node, port } => Action::Rebind { node: self.node(*node)?, port: *port },
-            Action::Disk { node, fault } => Action::Disk { node: self.node(*node)?, fault: *fault },
-            Action::Await { condition, timeout } => {
-                Action::Await { condition: self.condition(condition)?, timeout: *timeout }
-            }
-            Action::Expect { condition } => Action::Expect { condition: self.condition(condition)? },
-            Action::Op(call) => Action::Op(self.op(call)?),
-        };
+        let action = step.action.renumbered(|n| self.node(n), |call| self.op(call))?;
         Some(Step { action, ..step.clone() })
     }
 }
@@ -87,7 +54,7 @@ impl<S: System> Remap<S> {
 mod tests {
     use super::*;
     use crate::explore::testing::Echo;
-    use tandem::scenario::{LinkChange, Timing};
+    use tandem::scenario::{Action, LinkChange, Scope, Timing};
 
     fn partition(a: &[NodeIdx], b: &[NodeIdx], oneway: bool) -> Action {
         Action::Link {

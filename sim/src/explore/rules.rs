@@ -56,7 +56,7 @@ pub(super) fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), S
                 }
                 _ => mover = Some(*node),
             },
-            Action::Link { .. } | Action::Disk { .. } | Action::Await { .. } | Action::Op(_) => {}
+            _ => {}
         }
     }
     match scenario.seeds.iter().find(|&&s| !up[s as usize]) {
