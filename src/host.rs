@@ -194,7 +194,7 @@ pub struct Boot {
     /// The node's disk, shared by its incarnations.
     pub storage: Storage,
     /// The planted bug of the run.
-    pub mutation: Option<&'static str>,
+    pub planted_bug: Option<&'static str>,
     /// The run seed that decides the node's [`buggify!`](crate::buggify)
     /// points: set by the simulation only, so they never fire on a real
     /// network.
@@ -215,7 +215,7 @@ impl Boot {
         node: NodeIdx,
         seeds: &[NodeIdx],
         run_seed: u64,
-        mutation: Option<&'static str>,
+        planted_bug: Option<&'static str>,
         storage: &Storage,
     ) -> Boot {
         let life = history.node(node);
@@ -228,7 +228,7 @@ impl Boot {
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
             run_id: derive_seed(run_seed, NodeIdx::MAX, 0, 5),
             storage: storage.restarted(),
-            mutation,
+            planted_bug,
             buggify: None,
             knobs: BTreeMap::new(),
             identities: vec![None; history.nodes().len()],
@@ -238,8 +238,8 @@ impl Boot {
 
 /// The planted bug `scenario` names, as the system spells it (`None` when
 /// it names none or one the system does not have: validation rejects those).
-pub fn mutation_of<S: System>(system: &S, scenario: &crate::scenario::Scenario) -> Option<&'static str> {
-    let name = scenario.mutation.as_deref()?;
+pub fn planted_bug_of<S: System>(system: &S, scenario: &crate::scenario::Scenario) -> Option<&'static str> {
+    let name = scenario.planted_bug.as_deref()?;
     system.planted_bugs().into_iter().map(|bug| bug.name).find(|&bug| bug == name)
 }
 
@@ -277,7 +277,7 @@ pub async fn start<S: System, T: Transport>(
             }
             None => recorder.probe(node, boot.incarnation),
         },
-        mutation: boot.mutation,
+        planted_bug: boot.planted_bug,
         knobs: Knobs::new(boot.knobs.clone()),
         identities: boot.identities.clone(),
     };

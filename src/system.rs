@@ -182,7 +182,7 @@ pub struct NodeContext<S: System, T> {
     /// In-node assertions ([`always!`](crate::always), [`sometimes!`](crate::sometimes), ...).
     pub probe: Probe,
     /// The planted bug the run asks for, one of [`System::planted_bugs`].
-    pub mutation: Option<&'static str>,
+    pub planted_bug: Option<&'static str>,
     /// The run's values of the system's [knobs](System::knobs).
     pub knobs: Knobs,
     /// The identity each node's transport presents to its peers, by index

@@ -104,7 +104,7 @@ impl System for Counter {
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<CounterNode, String> {
-        if ctx.mutation == Some("no-start") {
+        if ctx.planted_bug == Some("no-start") {
             return Err("refuses to start".into());
         }
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
@@ -113,7 +113,7 @@ impl System for Counter {
             count: 0,
             limit: ctx.knobs.value(&LIMIT) as u64,
             probe: ctx.probe,
-            buggy: ctx.mutation == Some("count-twice"),
+            buggy: ctx.planted_bug == Some("count-twice"),
             _listener: Box::new(listener),
         })
     }
@@ -289,7 +289,7 @@ fn in_node_assertions_and_properties_fail_the_run() {
     let failure = run_scenario(Arc::new(Counter), &poked, 1).outcome.failure.unwrap();
     assert_eq!(failure.to_string(), "assert reached assert_unreachable!: poked (node 1)");
     let mut bug = scenario(&Counter, &bumps(0, 1));
-    bug.mutation = Some("count-twice".into());
+    bug.planted_bug = Some("count-twice".into());
     let c1 = run_scenario(Arc::new(Counter), &bug, 1).outcome.failure.unwrap();
     assert_eq!(c1.to_string(), "C1 counts go up by one: node 0 went from 0 to 2");
     let clean = run_scenario(Arc::new(Counter), &scenario(&Counter, &bumps(0, 3)), 1).outcome;
@@ -299,7 +299,7 @@ fn in_node_assertions_and_properties_fail_the_run() {
 #[test]
 fn a_node_that_cannot_start_fails_the_run() {
     let mut s = scenario(&Counter, &bumps(0, 1));
-    s.mutation = Some("no-start".into());
+    s.planted_bug = Some("no-start".into());
     let failure = run_scenario(Arc::new(Counter), &s, 1).outcome.failure.expect("no pass without nodes");
     assert_eq!(
         failure.to_string(),

@@ -58,7 +58,7 @@ read = { node = 0 }
 "#;
     let mut scenario = parse(text);
     assert!(run_scenario(Arc::new(Journal), &scenario, 0).outcome.passed());
-    scenario.mutation = Some("ack-unsynced".into());
+    scenario.planted_bug = Some("ack-unsynced".into());
     let failure = run_scenario(Arc::new(Journal), &scenario, 0).outcome.failure.expect("the planted bug is caught");
     assert_eq!(failure.code, "J1");
     assert!(failure.to_string().contains("lost acknowledged entry 5"), "{failure}");
@@ -160,7 +160,7 @@ fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
     use tandem_sim::explore::strategy::Space;
 
     let system = Arc::new(Journal);
-    let space = Space { nodes: 1..=3, mutation: Some("ack-unsynced".into()), ..Space::default() };
+    let space = Space { nodes: 1..=3, planted_bug: Some("ack-unsynced".into()), ..Space::default() };
     let plan =
         Plan { seed: 1, cases: 300, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
     let runs = explore(&system, &plan, |_| {}).runs;

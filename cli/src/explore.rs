@@ -183,7 +183,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             nodes: args.nodes.clone(),
             duration: args.duration,
             settle,
-            mutation: args.mutation.clone(),
+            planted_bug: args.mutation.clone(),
             ..Space::default()
         },
         jobs: args.jobs as usize,

@@ -42,7 +42,7 @@ fn finds_in(system: &str, mutation: &str, codes: &[&str], jobs: &str, dir: &Path
     // them changes the run: its reproducers may keep up to 5.
     let most_nodes = if system == "kv" { 5 } else { 3 };
     assert!(scenario.nodes <= most_nodes, "{mutation}: {} nodes\n{}", scenario.nodes, scenario.to_toml());
-    assert_eq!(scenario.mutation.as_deref(), Some(mutation));
+    assert_eq!(scenario.planted_bug.as_deref(), Some(mutation));
     let replays: Vec<String> = (0..2)
         .map(|_| {
             let replay = tandem(&["replay", path], dir);

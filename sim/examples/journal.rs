@@ -110,7 +110,7 @@ impl System for Journal {
         Ok(JournalNode {
             addr: listener.local_addr(),
             disk: ctx.storage,
-            ack_unsynced: ctx.mutation == Some("ack-unsynced"),
+            ack_unsynced: ctx.planted_bug == Some("ack-unsynced"),
             _listener: Box::new(listener),
         })
     }

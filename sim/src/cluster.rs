@@ -50,7 +50,7 @@ pub struct SimOptions {
     /// The QUIC model of connections.
     pub model: QuicModel,
     /// The planted bug of every node, one of the system's.
-    pub mutation: Option<&'static str>,
+    pub planted_bug: Option<&'static str>,
     /// The knob values of every node (the scenario's `[knobs]`).
     pub knobs: BTreeMap<String, i64>,
     /// Each node first boots at an offset drawn from the seed in
@@ -134,7 +134,7 @@ impl SimOptions {
             loss: 0.0,
             tick: Duration::from_millis(1),
             model: QuicModel::default(),
-            mutation: None,
+            planted_bug: None,
             knobs: BTreeMap::new(),
             stagger: Duration::ZERO,
             backend: default_backend(),
@@ -184,7 +184,7 @@ pub(crate) fn next_boot<S: System>(
     node: NodeIdx,
 ) -> (Boot, Duration) {
     // Buggify points fire in the simulation only.
-    let next = recorder.read(|h| Boot::next(h, node, &options.seeds, options.seed, options.mutation, disk));
+    let next = recorder.read(|h| Boot::next(h, node, &options.seeds, options.seed, options.planted_bug, disk));
     let boot = Boot { buggify: Some(options.seed), knobs: options.knobs.clone(), ..next };
     let delay = if boot.incarnation == 0 { options.boot_offset(node) } else { Duration::ZERO };
     (boot, delay)

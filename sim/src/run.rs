@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tandem::execute::{execute, panicked, Outcome, Run};
 use tandem::history::History;
-use tandem::host::mutation_of;
+use tandem::host::planted_bug_of;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
@@ -19,7 +19,7 @@ pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Sim
         seeds: scenario.seeds.clone(),
         latency: (scenario.network.latency.min, scenario.network.latency.max),
         loss: scenario.network.loss,
-        mutation: mutation_of(system, scenario),
+        planted_bug: planted_bug_of(system, scenario),
         knobs: scenario.knobs.clone(),
         stagger: scenario.stagger,
         ..SimOptions::new(scenario.nodes, seed)

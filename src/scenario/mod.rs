@@ -65,8 +65,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// The conditions checked when the run ends (the `[[expect]]` tables).
     pub expects: Vec<Condition>,
-    /// The planted bug a reproducer was found with (one of the system's).
-    pub mutation: Option<String>,
+    /// The planted bug a reproducer was found with (one of the system's; the
+    /// file's `mutation` key).
+    pub planted_bug: Option<String>,
     /// The `[knobs]` table: values of the system's knobs, by name; the
     /// others keep their defaults.
     pub knobs: BTreeMap<String, i64>,
@@ -398,7 +399,7 @@ impl Scenario {
             network: Network::default(),
             steps: Vec::new(),
             expects: Vec::new(),
-            mutation: None,
+            planted_bug: None,
             knobs: BTreeMap::new(),
             system: None,
         }

@@ -394,7 +394,7 @@ impl Converter<'_> {
                 .enumerate()
                 .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition, self.syntax)?))
                 .collect::<Result<_, _>>()?,
-            mutation: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
+            planted_bug: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
             knobs: raw
                 .knobs
                 .iter()

@@ -139,7 +139,7 @@ impl Checker<'_> {
         ensure(s.seed <= TOML_INT_MAX, Loc::Seed, || {
             format!("`seed` {} is too large, expected at most {TOML_INT_MAX}", s.seed)
         })?;
-        if let Some(mutation) = &s.mutation {
+        if let Some(mutation) = &s.planted_bug {
             let bugs = self.syntax.bugs();
             ensure(bugs.iter().any(|b| b.name == mutation), Loc::Mutation, || {
                 let names: Vec<&str> = bugs.iter().map(|b| b.name).collect();

@@ -31,7 +31,7 @@ impl fmt::Display for Toml<'_> {
         if let Some(system) = &s.system {
             writeln!(f, "system = {}", string(system))?;
         }
-        if let Some(mutation) = &s.mutation {
+        if let Some(mutation) = &s.planted_bug {
             writeln!(f, "mutation = {}", string(mutation))?;
         }
         writeln!(f, "\n[network]")?;

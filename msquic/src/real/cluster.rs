@@ -65,7 +65,7 @@ pub struct RealOptions {
     /// The run seed the nodes' RNG seeds derive from.
     pub seed: u64,
     /// The planted bug of every node, one of the system's.
-    pub mutation: Option<&'static str>,
+    pub planted_bug: Option<&'static str>,
     /// The knob values of every node (the scenario's `[knobs]`).
     pub knobs: BTreeMap<String, i64>,
 }
@@ -81,7 +81,7 @@ impl RealOptions {
             loss: 0.0,
             transport: MsQuicConfig::default(),
             seed: 0,
-            mutation: None,
+            planted_bug: None,
             knobs: BTreeMap::new(),
         }
     }
@@ -93,7 +93,7 @@ impl RealOptions {
             latency: (scenario.network.latency.min, scenario.network.latency.max),
             loss: scenario.network.loss,
             seed,
-            mutation: host::mutation_of(system, scenario),
+            planted_bug: host::planted_bug_of(system, scenario),
             knobs: scenario.knobs.clone(),
             ..RealOptions::new(scenario.nodes)
         }
@@ -183,7 +183,7 @@ impl<S: System> RealCluster<S> {
                 node,
                 &self.options.seeds,
                 self.options.seed,
-                self.options.mutation,
+                self.options.planted_bug,
                 &self.disks[node as usize],
             )
         });

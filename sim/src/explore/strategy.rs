@@ -64,7 +64,7 @@ pub struct Space {
     /// How many episodes a timeline has, inclusive.
     pub episodes: RangeInclusive<usize>,
     /// The planted bug every scenario names.
-    pub mutation: Option<String>,
+    pub planted_bug: Option<String>,
     /// Every scenario's `stagger`: nodes first boot at offsets drawn from
     /// the seed within it.
     pub stagger: Duration,
@@ -79,7 +79,7 @@ impl Default for Space {
             duration: DEFAULT_DURATION,
             settle: DEFAULT_SETTLE,
             episodes: 1..=12,
-            mutation: None,
+            planted_bug: None,
             stagger: DEFAULT_STAGGER,
         }
     }
@@ -454,7 +454,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 seed,
                 stagger: space.stagger,
                 network,
-                mutation: space.mutation.clone(),
+                planted_bug: space.planted_bug.clone(),
                 knobs,
                 system: Some(system.name().to_string()),
                 ..Scenario::new("explore", nodes)

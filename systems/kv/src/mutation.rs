@@ -1,7 +1,7 @@
 //! Planted bugs: deliberate defects that prove tandem finds what breaks a
 //! replicated store. They change behaviour only in a build with the crate
 //! feature `mutations`; a run picks one with `mutation = "NAME"` (the
-//! harness hands it to the node as [`NodeContext::mutation`](tandem::system::NodeContext)).
+//! harness hands it to the node as [`NodeContext::planted_bug`](tandem::system::NodeContext)).
 //!
 //! | name | defect | caught by |
 //! |---|---|---|

@@ -113,8 +113,8 @@ fn each_planted_bug_fails_its_scenario_which_a_correct_kv_passes() {
     for (file, mutation, code) in BUGS {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bugs/{file}.toml"));
         let correct = load(&path);
-        assert_eq!(correct.mutation, None);
-        let buggy = Scenario { mutation: Some(mutation.to_string()), ..correct.clone() };
+        assert_eq!(correct.planted_bug, None);
+        let buggy = Scenario { planted_bug: Some(mutation.to_string()), ..correct.clone() };
         for seed in 0..seed_count() {
             let run = run_scenario(system.clone(), &correct, seed);
             assert!(run.outcome.passed(), "{file} seed {seed} without the bug: {:?}", run.outcome.failure);
@@ -143,7 +143,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     // restart-reuses-version needs a fault and an ordering at once: swarm
     // exploration needs thousands of cases for it (`tandem bench --section bugs`).
     for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| *mutation != "restart-reuses-version") {
-        let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
+        let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
         let plan =
             Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
         let runs = explore(&system, &plan, |_| {}).runs;
@@ -164,7 +164,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
         assert_eq!(a.outcome.failure.as_ref().map(|f| &f.code), Some(&shrunk.failure.code));
         assert_eq!(a.digest(), b.digest());
         // Without the bug, the shrunk scenario passes.
-        let fixed = Scenario { mutation: None, ..shrunk.scenario.clone() };
+        let fixed = Scenario { planted_bug: None, ..shrunk.scenario.clone() };
         let run = replay(&fixed);
         assert!(run.outcome.passed(), "{mutation}: the correct kv fails its reproducer: {:?}", run.outcome.failure);
     }

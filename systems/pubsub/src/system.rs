@@ -88,7 +88,7 @@ impl System for PubSub {
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<Running, String> {
-        let mutation = ctx.mutation.map(str::parse::<Mutation>).transpose().map_err(|e| e.to_string())?;
+        let mutation = ctx.planted_bug.map(str::parse::<Mutation>).transpose().map_err(|e| e.to_string())?;
         let events = ctx.observer.clone();
         let config = NodeConfig {
             incarnation: ctx.incarnation,

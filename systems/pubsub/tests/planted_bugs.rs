@@ -16,7 +16,7 @@ fn caught(text: &str, mutation: &str, expected: &str) {
     let mut scenario = Scenario::parse(text, &format!("{mutation}.toml"), &PubSub).unwrap_or_else(|e| panic!("{e}"));
     let clean = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, 0);
     assert!(clean.outcome.passed(), "a correct node passes: {:?}", clean.outcome.failure);
-    scenario.mutation = Some(mutation.into());
+    scenario.planted_bug = Some(mutation.into());
     scenario.validate(&PubSub).unwrap();
     let failure = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, 0).outcome.failure;
     let failure = failure.unwrap_or_else(|| panic!("{mutation} is not caught"));
@@ -157,7 +157,7 @@ heal = {}
     let fault_only = fault_and_rebind.replace("rebind = { node = 0 }", "heal = { a = [0], b = [1] }");
     for text in [rebind_only, fault_only] {
         let mut scenario = Scenario::parse(&text, "one.toml", &PubSub).unwrap();
-        scenario.mutation = Some("rebind-drops-outbox".into());
+        scenario.planted_bug = Some("rebind-drops-outbox".into());
         let run = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, 0);
         assert!(run.outcome.passed(), "{text}: {:?}", run.outcome.failure);
     }

@@ -179,7 +179,7 @@ fn hot_reload_example_parses() {
 #[test]
 fn everything_parses() {
     let s = parse(EVERYTHING);
-    assert_eq!(s.mutation.as_deref(), Some("no-dedup"));
+    assert_eq!(s.planted_bug.as_deref(), Some("no-dedup"));
     assert_eq!(s.settle, Duration::from_millis(2500));
     assert_eq!(s.network.latency, "2ms..20ms".parse().unwrap());
     assert_eq!(
@@ -521,7 +521,7 @@ fn validate_names_the_field() {
     s.network.loss = f64::NAN;
     assert!(s.validate(&PubSub).unwrap_err().starts_with("network.loss: probability NaN"));
     s.network.loss = 0.0;
-    s.mutation = Some("no-such-bug".into());
+    s.planted_bug = Some("no-such-bug".into());
     assert!(s
         .validate(&PubSub)
         .unwrap_err()

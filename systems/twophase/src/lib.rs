@@ -210,7 +210,7 @@ impl System for TwoPhase {
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<TwoPhaseNode, String> {
-        let bugs = match ctx.mutation {
+        let bugs = match ctx.planted_bug {
             None => Bugs::default(),
             Some(name) if !self.planted_bugs().iter().any(|b| b.name == name) => {
                 return Err(format!(

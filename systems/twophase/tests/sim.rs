@@ -35,7 +35,7 @@ fn bundled_scenarios_pass_for_every_seed() {
     let mut failures = Vec::new();
     for path in files {
         let scenario = load(&path);
-        assert_eq!(scenario.mutation, None, "{}", path.display());
+        assert_eq!(scenario.planted_bug, None, "{}", path.display());
         for seed in 0..seed_count() {
             let run = run_scenario(system.clone(), &scenario, seed);
             let goals: Vec<String> = run.outcome.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()).collect();
@@ -73,7 +73,7 @@ const BUGS: [(&str, &str, &str); 2] =
 fn each_planted_bug_fails_its_scenario() {
     let system = Arc::new(TwoPhase);
     for (name, mutation, code) in BUGS {
-        let buggy = Scenario { mutation: Some(mutation.to_string()), ..load(&file(name)) };
+        let buggy = Scenario { planted_bug: Some(mutation.to_string()), ..load(&file(name)) };
         for seed in 0..seed_count() {
             let run = run_scenario(system.clone(), &buggy, seed);
             let failure = run.outcome.failure.unwrap_or_else(|| panic!("{mutation} passed {name} with seed {seed}"));
@@ -89,7 +89,7 @@ fn each_planted_bug_fails_its_scenario() {
 fn the_commit_scenario_passes_with_either_bug() {
     let system = Arc::new(TwoPhase);
     for (_, mutation, _) in BUGS {
-        let buggy = Scenario { mutation: Some(mutation.to_string()), ..load(&file("commit")) };
+        let buggy = Scenario { planted_bug: Some(mutation.to_string()), ..load(&file("commit")) };
         for seed in 0..seed_count() {
             let run = run_scenario(system.clone(), &buggy, seed);
             assert!(run.outcome.passed(), "{mutation} seed {seed}: {:?}", run.outcome.failure);
@@ -115,7 +115,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     let system = Arc::new(TwoPhase);
     let mut problems = Vec::new();
     for (_, mutation, code) in BUGS {
-        let space = Space { mutation: Some(mutation.to_string()), ..Space::default() };
+        let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
         let plan =
             Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
         let runs = explore(&system, &plan, |_| {}).runs;
@@ -143,7 +143,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
         assert_eq!(a.outcome.failure.as_ref().map(|f| &f.code), Some(&shrunk.failure.code));
         assert_eq!(a.digest(), b.digest());
         // Without the bug, the shrunk scenario passes.
-        let fixed = Scenario { mutation: None, ..shrunk.scenario.clone() };
+        let fixed = Scenario { planted_bug: None, ..shrunk.scenario.clone() };
         let run = replay(&fixed);
         assert!(run.outcome.passed(), "{mutation}: the correct node fails its reproducer: {:?}", run.outcome.failure);
     }
