@@ -2,13 +2,57 @@
 //! against this trait only, so the same timeline and the same properties run
 //! in the simulation and over MsQuic.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::history::History;
 use crate::host::Recorder;
-use crate::scenario::{LinkChange, NodeIdx, Scope};
+use crate::scenario::{LinkChange, Network, NodeIdx, Scenario, Scope};
 use crate::storage::DiskFault;
 use crate::system::System;
+
+/// What every backend builds a cluster from: the run's seed, the nodes and
+/// their membership seeds, the links they start with, the planted bug and
+/// the knobs. Each backend adds its own options around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// The run's seed: the nodes' RNGs and the network's derive from it.
+    pub seed: u64,
+    /// Node count.
+    pub nodes: u32,
+    /// The membership seed nodes every node starts with.
+    pub seeds: Vec<NodeIdx>,
+    /// Every link's latency and loss at the start.
+    pub network: Network,
+    /// The planted bug of every node, one of the system's.
+    pub planted_bug: Option<&'static str>,
+    /// The knob values of every node (the scenario's `[knobs]`).
+    pub knobs: BTreeMap<String, i64>,
+}
+
+impl Setup {
+    /// `nodes` nodes seeded by node 0, the default network (1-5 ms, no
+    /// loss), no planted bug, no knobs.
+    pub fn new(nodes: u32, seed: u64) -> Setup {
+        Setup { seed, nodes, seeds: vec![0], network: Network::default(), planted_bug: None, knobs: BTreeMap::new() }
+    }
+
+    /// The setup `scenario` asks for when `system` runs it with `seed`. The
+    /// planted bug is spelled as the system spells it (`None` for one the
+    /// system does not have: validation rejects those).
+    pub fn of<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Setup {
+        let named = scenario.planted_bug.as_deref();
+        let planted_bug = system.planted_bugs().into_iter().map(|bug| bug.name).find(|&bug| Some(bug) == named);
+        Setup {
+            seed,
+            nodes: scenario.nodes,
+            seeds: scenario.seeds.clone(),
+            network: scenario.network.clone(),
+            planted_bug,
+            knobs: scenario.knobs.clone(),
+        }
+    }
+}
 
 /// A running cluster of a system's nodes that a timeline can drive.
 ///

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::Instrument;
 
+use crate::cluster::Setup;
 use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
@@ -210,37 +211,24 @@ impl Boot {
     /// The boot of `node` for the next start, from the history: a restart is
     /// the next incarnation, at the node's last address, on its `storage`.
     /// The run id derives from the run seed.
-    pub fn next<S: System>(
-        history: &History<S>,
-        node: NodeIdx,
-        seeds: &[NodeIdx],
-        run_seed: u64,
-        planted_bug: Option<&'static str>,
-        storage: &Storage,
-    ) -> Boot {
+    pub fn next<S: System>(history: &History<S>, node: NodeIdx, setup: &Setup, storage: &Storage) -> Boot {
+        let run_seed = setup.seed;
         let life = history.node(node);
         let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
         Boot {
             index: node,
             incarnation,
             addrs: history.nodes().iter().map(|n| n.addr).collect(),
-            seeds: seeds.to_vec(),
+            seeds: setup.seeds.clone(),
             rng_seed: derive_seed(run_seed, node, incarnation, 0),
             run_id: derive_seed(run_seed, NodeIdx::MAX, 0, 5),
             storage: storage.restarted(),
-            planted_bug,
+            planted_bug: setup.planted_bug,
             buggify: None,
-            knobs: BTreeMap::new(),
+            knobs: setup.knobs.clone(),
             identities: vec![None; history.nodes().len()],
         }
     }
-}
-
-/// The planted bug `scenario` names, as the system spells it (`None` when
-/// it names none or one the system does not have: validation rejects those).
-pub fn planted_bug_of<S: System>(system: &S, scenario: &crate::scenario::Scenario) -> Option<&'static str> {
-    let name = scenario.planted_bug.as_deref()?;
-    system.planted_bugs().into_iter().map(|bug| bug.name).find(|&bug| bug == name)
 }
 
 /// Mixes a run seed with a node, an incarnation and a purpose into an

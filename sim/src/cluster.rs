@@ -5,16 +5,16 @@
 //! loss table between ticks, so a run is a pure function of the options and
 //! the actions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tandem::cluster::Cluster;
+use tandem::cluster::{Cluster, Setup};
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder};
 use tandem::links::LinkState;
-use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
+use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
@@ -35,24 +35,13 @@ pub const REBIND_PATIENCE: Duration = Duration::from_secs(10);
 /// How to build a simulated cluster.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// The run's seed: turmoil's RNG, the nodes' and the transports'.
-    pub seed: u64,
-    /// Node count.
-    pub nodes: u32,
-    /// The membership seed nodes every node starts with.
-    pub seeds: Vec<NodeIdx>,
-    /// Default link latency bounds.
-    pub latency: (Duration, Duration),
-    /// Default loss probability.
-    pub loss: f64,
+    /// The nodes, the links and the seed (turmoil's RNG, the nodes' and the
+    /// transports' derive from it).
+    pub setup: Setup,
     /// turmoil's tick: the simulation's time resolution.
     pub tick: Duration,
     /// The QUIC model of connections.
     pub model: QuicModel,
-    /// The planted bug of every node, one of the system's.
-    pub planted_bug: Option<&'static str>,
-    /// The knob values of every node (the scenario's `[knobs]`).
-    pub knobs: BTreeMap<String, i64>,
     /// Each node first boots at an offset drawn from the seed in
     /// `0..=stagger`, in whole ticks (the scenario's `stagger`).
     pub stagger: Duration,
@@ -126,16 +115,16 @@ impl std::fmt::Display for Backend {
 impl SimOptions {
     /// `nodes` nodes seeded by node 0, 1-5 ms latency, no loss, 1 ms ticks.
     pub fn new(nodes: u32, seed: u64) -> Self {
+        SimOptions::of(Setup::new(nodes, seed))
+    }
+
+    /// `setup` with 1 ms ticks, the default QUIC model, no stagger, the
+    /// process's backend.
+    pub fn of(setup: Setup) -> Self {
         SimOptions {
-            seed,
-            nodes,
-            seeds: vec![0],
-            latency: (Duration::from_millis(1), Duration::from_millis(5)),
-            loss: 0.0,
+            setup,
             tick: Duration::from_millis(1),
             model: QuicModel::default(),
-            planted_bug: None,
-            knobs: BTreeMap::new(),
             stagger: Duration::ZERO,
             backend: default_backend(),
         }
@@ -143,15 +132,19 @@ impl SimOptions {
 
     /// The links every node starts with, as a tracker of their state.
     pub(crate) fn link_state(&self) -> LinkState {
-        let (min, max) = self.latency;
-        LinkState::new(&Network { latency: LatencyRange { min, max }, loss: self.loss })
+        LinkState::new(&self.setup.network)
+    }
+
+    /// The default latency bounds of every link.
+    pub(crate) fn latency(&self) -> (Duration, Duration) {
+        (self.setup.network.latency.min, self.setup.network.latency.max)
     }
 
     /// When `node` first boots: an offset in `0..=stagger` drawn from the
     /// seed, in whole ticks.
     pub fn boot_offset(&self, node: NodeIdx) -> Duration {
         let ticks = (self.stagger.as_nanos() / self.tick.as_nanos().max(1)) as u64;
-        self.tick * (derive_seed(self.seed, node, 0, 7) % (ticks + 1)) as u32
+        self.tick * (derive_seed(self.setup.seed, node, 0, 7) % (ticks + 1)) as u32
     }
 
     /// An empty turmoil network with these options' tick, latency and seed
@@ -160,10 +153,10 @@ impl SimOptions {
         turmoil::Builder::new()
             .simulation_duration(Duration::from_secs(u32::MAX as u64))
             .tick_duration(self.tick)
-            .min_message_latency(self.latency.0)
-            .max_message_latency(self.latency.1)
+            .min_message_latency(self.latency().0)
+            .max_message_latency(self.latency().1)
             .epoch(UNIX_EPOCH)
-            .rng_seed(self.seed)
+            .rng_seed(self.setup.seed)
             .build()
     }
 }
@@ -184,8 +177,8 @@ pub(crate) fn next_boot<S: System>(
     node: NodeIdx,
 ) -> (Boot, Duration) {
     // Buggify points fire in the simulation only.
-    let next = recorder.read(|h| Boot::next(h, node, &options.seeds, options.seed, options.planted_bug, disk));
-    let boot = Boot { buggify: Some(options.seed), knobs: options.knobs.clone(), ..next };
+    let next = recorder.read(|h| Boot::next(h, node, &options.setup, disk));
+    let boot = Boot { buggify: Some(options.setup.seed), ..next };
     let delay = if boot.incarnation == 0 { options.boot_offset(node) } else { Duration::ZERO };
     (boot, delay)
 }
@@ -228,10 +221,10 @@ impl<S: System> SimCluster<S> {
     /// [`run_with`](crate::run_with) does) for std's per-thread `HashMap`
     /// keys and `thread_rng` to be the run's too.
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
-        assert!(options.nodes >= 1, "a cluster needs a node");
-        let guard = determinism::enter(derive_seed(options.seed, NodeIdx::MAX, 0, 6));
+        assert!(options.setup.nodes >= 1, "a cluster needs a node");
+        let guard = determinism::enter(derive_seed(options.setup.seed, NodeIdx::MAX, 0, 6));
         let mut sim = options.network();
-        let names: Vec<String> = (0..options.nodes).map(host_name).collect();
+        let names: Vec<String> = (0..options.setup.nodes).map(host_name).collect();
         // Hosts get their IPs in registration order; register them all first
         // so every node's address is known before any starts.
         let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
@@ -240,10 +233,10 @@ impl<S: System> SimCluster<S> {
             Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
         let link_state = options.link_state();
         let shared = Arc::new(Mutex::new(Shared {
-            links: LinkTable::new(options.loss),
-            commands: (0..options.nodes).map(|_| None).collect(),
-            boots: vec![0; options.nodes as usize],
-            disks: (0..options.nodes).map(|_| Storage::in_memory()).collect(),
+            links: LinkTable::new(options.setup.network.loss),
+            commands: (0..options.setup.nodes).map(|_| None).collect(),
+            boots: vec![0; options.setup.nodes as usize],
+            disks: (0..options.setup.nodes).map(|_| Storage::in_memory()).collect(),
             options,
             ips,
         }));
@@ -336,7 +329,7 @@ impl<S: System> SimCluster<S> {
 
 impl<S: System> Cluster<S> for SimCluster<S> {
     fn size(&self) -> u32 {
-        self.lock().options.nodes
+        self.lock().options.setup.nodes
     }
 
     fn now(&self) -> Duration {
@@ -387,7 +380,7 @@ impl<S: System> Cluster<S> for SimCluster<S> {
         let incarnation = self.recorder.read(|h| h.node(node).incarnation);
         let mut shared = self.lock();
         shared.commands[node as usize] = None;
-        shared.disks[node as usize].crash(derive_seed(shared.options.seed, node, incarnation, 3));
+        shared.disks[node as usize].crash(derive_seed(shared.options.setup.seed, node, incarnation, 3));
         drop(shared);
         self.recorder.crashed(self.now(), node);
     }
@@ -438,7 +431,7 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
             Framing::new(DEFAULT_MAX_FRAME),
             o.model,
             s.links.clone(),
-            derive_seed(o.seed, node, boot.incarnation, 1),
+            derive_seed(o.setup.seed, node, boot.incarnation, 1),
         );
         let (tx, rx) = mpsc::unbounded_channel();
         s.commands[node as usize] = Some(tx);

@@ -4,9 +4,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tandem::cluster::Setup;
 use tandem::execute::{execute, panicked, Outcome, Run};
 use tandem::history::History;
-use tandem::host::planted_bug_of;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
@@ -15,15 +15,7 @@ use crate::events::EventCluster;
 
 /// The simulation options a scenario asks for.
 pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> SimOptions {
-    SimOptions {
-        seeds: scenario.seeds.clone(),
-        latency: (scenario.network.latency.min, scenario.network.latency.max),
-        loss: scenario.network.loss,
-        planted_bug: planted_bug_of(system, scenario),
-        knobs: scenario.knobs.clone(),
-        stagger: scenario.stagger,
-        ..SimOptions::new(scenario.nodes, seed)
-    }
+    SimOptions { stagger: scenario.stagger, ..SimOptions::of(Setup::of(system, scenario, seed)) }
 }
 
 /// Runs `scenario` with `seed`. A pure function of the system, the scenario,
@@ -58,7 +50,7 @@ const RUN_STACK: usize = 8 << 20;
 
 /// [`run_with`] on the calling thread.
 fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> Run<S> {
-    let seed = options.seed;
+    let seed = options.setup.seed;
     let run = catch_unwind(AssertUnwindSafe(|| {
         if options.backend == Backend::Turmoil {
             let mut cluster = SimCluster::new(system, options);

@@ -54,7 +54,7 @@ enum Command {
 /// system's operations as `S::traffic` says) and stops at `end`.
 pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end: Duration) -> RawRun {
     let mut sim = options.network();
-    let names: Vec<String> = (0..options.nodes).map(|n| format!("n{n}")).collect();
+    let names: Vec<String> = (0..options.setup.nodes).map(|n| format!("n{n}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
     let shared = Arc::new(Mutex::new(Net {
         addrs: ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect(),
@@ -72,7 +72,7 @@ pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end
         });
     }
     let mut next_port = REBIND_PORT;
-    let size = options.nodes;
+    let size = options.setup.nodes;
     for (at, action) in actions {
         while sim.elapsed() < *at {
             sim.step().expect("raw hosts never fail");

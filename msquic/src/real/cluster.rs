@@ -9,17 +9,16 @@
 //! Real runs use wall-clock time (this module never runs under simulation)
 //! and make no determinism promise; their histories have the same events.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem::cluster::Cluster;
+use tandem::cluster::{Cluster, Setup};
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder};
-use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope};
+use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::System;
 use tokio::runtime::Runtime;
@@ -47,14 +46,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 /// How to build a real cluster.
 #[derive(Debug, Clone)]
 pub struct RealOptions {
-    /// Node count.
-    pub nodes: u32,
-    /// The membership seed nodes every node starts with.
-    pub seeds: Vec<NodeIdx>,
-    /// Added one-way latency per packet, drawn from `min..=max`.
-    pub latency: (Duration, Duration),
-    /// Default packet loss probability.
-    pub loss: f64,
+    /// The nodes, the links (latency is added one way per packet, drawn from
+    /// `min..=max`) and the run seed the nodes' RNG seeds derive from.
+    pub setup: Setup,
     /// The MsQuic transport of every node. Unless it names an identity,
     /// each node gets its own certificate, kept for the whole run (restarts
     /// and rebinds included) and given to every node as
@@ -62,41 +56,19 @@ pub struct RealOptions {
     /// it pins a set, the cluster pins its nodes' certificates, so nothing
     /// else on the machine can connect to them.
     pub transport: MsQuicConfig,
-    /// The run seed the nodes' RNG seeds derive from.
-    pub seed: u64,
-    /// The planted bug of every node, one of the system's.
-    pub planted_bug: Option<&'static str>,
-    /// The knob values of every node (the scenario's `[knobs]`).
-    pub knobs: BTreeMap<String, i64>,
 }
 
 impl RealOptions {
     /// `nodes` nodes seeded by node 0, no added latency or loss, seed 0, no
     /// planted bug.
     pub fn new(nodes: u32) -> Self {
-        RealOptions {
-            nodes,
-            seeds: vec![0],
-            latency: (Duration::ZERO, Duration::ZERO),
-            loss: 0.0,
-            transport: MsQuicConfig::default(),
-            seed: 0,
-            planted_bug: None,
-            knobs: BTreeMap::new(),
-        }
+        let network = Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 };
+        RealOptions::of(Setup { network, ..Setup::new(nodes, 0) })
     }
 
-    /// The options `scenario` asks for when `system` runs it with `seed`.
-    pub fn for_scenario<S: System>(system: &S, scenario: &Scenario, seed: u64) -> Self {
-        RealOptions {
-            seeds: scenario.seeds.clone(),
-            latency: (scenario.network.latency.min, scenario.network.latency.max),
-            loss: scenario.network.loss,
-            seed,
-            planted_bug: host::planted_bug_of(system, scenario),
-            knobs: scenario.knobs.clone(),
-            ..RealOptions::new(scenario.nodes)
-        }
+    /// `setup` over the default MsQuic transport.
+    pub fn of(setup: Setup) -> Self {
+        RealOptions { setup, transport: MsQuicConfig::default() }
     }
 }
 
@@ -137,17 +109,16 @@ impl<S: System> RealCluster<S> {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
-        let addrs = (0..options.nodes).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+        let addrs = (0..options.setup.nodes).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
         // Real runs keep wall-clock time; this module never runs simulated.
         let began = Instant::now();
         let recorder = Recorder::new(system, &addrs, move || began.elapsed());
-        let (min, max) = options.latency;
-        let faults = FaultTable::new(&Network { latency: LatencyRange { min, max }, loss: options.loss });
+        let faults = FaultTable::new(&options.setup.network);
         // A fresh id for every real run (real network only: wall clock and process id).
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let run_id = RandomState::new().hash_one((options.seed, since_epoch.as_nanos(), std::process::id()));
+        let run_id = RandomState::new().hash_one((options.setup.seed, since_epoch.as_nanos(), std::process::id()));
         let run_dir = RunDir(std::env::temp_dir().join(format!("tandem-run-{run_id:016x}")));
-        let disks = (0..options.nodes)
+        let disks = (0..options.setup.nodes)
             .map(|node| Storage::in_directory(&run_dir.0.join(format!("node-{node}"))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("cannot make the run's storage in {}: {e}", run_dir.0.display()))?;
@@ -158,12 +129,12 @@ impl<S: System> RealCluster<S> {
             runtime,
             recorder,
             net: RelayNet::new(faults),
-            nodes: (0..options.nodes).map(|_| None).collect(),
-            transports: node_transports(&options.transport, options.nodes)
+            nodes: (0..options.setup.nodes).map(|_| None).collect(),
+            transports: node_transports(&options.transport, options.setup.nodes)
                 .map_err(|e| format!("no certificates: {e}"))?,
             options,
         };
-        for node in 0..cluster.options.nodes {
+        for node in 0..cluster.options.setup.nodes {
             cluster.start(node).map_err(|e| format!("node {node} did not start: {e}"))?;
         }
         Ok(cluster)
@@ -177,18 +148,9 @@ impl<S: System> RealCluster<S> {
     /// Boots `node` at its last address (its next incarnation) and spawns
     /// its host loop. `host::start` records the start, or why it failed.
     fn start(&mut self, node: NodeIdx) -> Result<(), String> {
-        let boot = self.recorder.read(|h| {
-            Boot::next(
-                h,
-                node,
-                &self.options.seeds,
-                self.options.seed,
-                self.options.planted_bug,
-                &self.disks[node as usize],
-            )
-        });
+        let boot = self.recorder.read(|h| Boot::next(h, node, &self.options.setup, &self.disks[node as usize]));
         let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
-        let boot = Boot { knobs: self.options.knobs.clone(), identities, run_id: self.run_id, ..boot };
+        let boot = Boot { identities, run_id: self.run_id, ..boot };
         let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
             Ok(transport) => transport,
             Err(error) => {
@@ -240,7 +202,7 @@ impl<S: System> RealCluster<S> {
     /// Ends the run: stops every node (without recording crashes) and hands
     /// back the history.
     pub fn into_history(mut self) -> History<S> {
-        for node in 0..self.options.nodes {
+        for node in 0..self.options.setup.nodes {
             if self.nodes[node as usize].is_some() {
                 if let Err(why) = self.stop(node) {
                     tracing::warn!(node, "stopping at the end of the run: {why}");
@@ -289,7 +251,7 @@ fn free_addr() -> Result<SocketAddr, String> {
 
 impl<S: System> Cluster<S> for RealCluster<S> {
     fn size(&self) -> u32 {
-        self.options.nodes
+        self.options.setup.nodes
     }
 
     fn now(&self) -> Duration {
@@ -319,7 +281,7 @@ impl<S: System> Cluster<S> for RealCluster<S> {
             self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
         }
         let incarnation = self.recorder.read(|h| h.node(node).incarnation);
-        self.disks[node as usize].crash(host::derive_seed(self.options.seed, node, incarnation, 3));
+        self.disks[node as usize].crash(host::derive_seed(self.options.setup.seed, node, incarnation, 3));
         self.recorder.crashed(self.recorder.now(), node);
     }
 

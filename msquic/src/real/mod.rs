@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub use cluster::{RealCluster, RealOptions};
 
+use tandem::cluster::Setup;
 use tandem::execute::{execute, Run};
 use tandem::scenario::Scenario;
 use tandem::System;
@@ -37,7 +38,7 @@ pub fn run_real<S: System>(system: Arc<S>, scenario: &Scenario) -> Result<Run<S>
         ));
     }
     scenario.validate(&*system)?;
-    let options = RealOptions::for_scenario(&*system, scenario, scenario.seed);
+    let options = RealOptions::of(Setup::of(&*system, scenario, scenario.seed));
     let mut cluster = RealCluster::new(system, options)?;
     let outcome = execute(scenario, &mut cluster);
     let history = cluster.into_history();

@@ -68,8 +68,8 @@ impl<S: System> EventCluster<S> {
     /// [`SimCluster::new`](crate::SimCluster::new), build it on a fresh
     /// thread (as [`run_with`](crate::run_with) does).
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
-        assert!(options.nodes >= 1, "a cluster needs a node");
-        let guard = determinism::enter(derive_seed(options.seed, NodeIdx::MAX, 0, 6));
+        assert!(options.setup.nodes >= 1, "a cluster needs a node");
+        let guard = determinism::enter(derive_seed(options.setup.seed, NodeIdx::MAX, 0, 6));
         // Time moves only while the runtime parks: each unpark tells the
         // thread's clocks (the recorder's, libc's) where it is.
         let began = Arc::new(std::sync::OnceLock::new());
@@ -84,19 +84,23 @@ impl<S: System> EventCluster<S> {
             .expect("a current-thread runtime builds");
         let start = runtime.block_on(async { Instant::now() });
         began.set(start).expect("set once");
-        let ips: Vec<IpAddr> = (0..options.nodes).map(host_ip).collect();
+        let ips: Vec<IpAddr> = (0..options.setup.nodes).map(host_ip).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder = Recorder::new(system, &addrs, determinism::elapsed);
-        let network =
-            Network::new(options.model, options.latency, options.loss, derive_seed(options.seed, NodeIdx::MAX, 0, 8));
+        let network = Network::new(
+            options.model,
+            options.latency(),
+            options.setup.network.loss,
+            derive_seed(options.setup.seed, NodeIdx::MAX, 0, 8),
+        );
         let hosts = Hosts {
             network,
-            commands: (0..options.nodes).map(|_| None).collect(),
-            alive: (0..options.nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
-            disks: (0..options.nodes).map(|_| Storage::in_memory()).collect(),
+            commands: (0..options.setup.nodes).map(|_| None).collect(),
+            alive: (0..options.setup.nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
+            disks: (0..options.setup.nodes).map(|_| Storage::in_memory()).collect(),
             options,
         };
-        let nodes = hosts.options.nodes as usize;
+        let nodes = hosts.options.setup.nodes as usize;
         let link_state = hosts.options.link_state();
         let mut cluster = EventCluster {
             runtime,
@@ -257,7 +261,7 @@ impl<S: System> Cluster<S> for EventCluster<S> {
         hosts.commands[node as usize] = None;
         hosts.alive[node as usize].store(false, Ordering::Relaxed);
         hosts.network.crash(self.ips[node as usize]);
-        hosts.disks[node as usize].crash(derive_seed(hosts.options.seed, node, incarnation, 3));
+        hosts.disks[node as usize].crash(derive_seed(hosts.options.setup.seed, node, incarnation, 3));
         drop(hosts);
         self.recorder.crashed(self.now(), node);
     }

@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{await_for, broadcast, cluster, converged, direct, holds, no_violation, received, tags, wait, SECOND};
-use tandem::cluster::Cluster;
+use tandem::cluster::{Cluster, Setup};
 use tandem::history::EventKind;
-use tandem::scenario::{LinkChange, Scope};
+use tandem::scenario::{LinkChange, Network, Scope};
 use tandem_pubsub::node::NodeEvent;
 use tandem_pubsub::{Condition, Observation, PubSub};
 use tandem_sim::{SimCluster, SimOptions};
@@ -20,7 +20,7 @@ fn settle_and_check_properties(cluster: &mut SimCluster<PubSub>) {
 
 #[test]
 fn seed_test_broadcast_rebind_and_direct() {
-    let mut cluster = cluster(SimOptions { seeds: vec![0, 1], ..SimOptions::new(2, 42) });
+    let mut cluster = cluster(SimOptions::of(Setup { seeds: vec![0, 1], ..Setup::new(2, 42) }));
     let addrs = cluster.recorder().read(|h| (h.node(0).addr, h.node(1).addr));
     assert_ne!(addrs.0, addrs.1, "nodes have distinct addresses");
     await_for(&mut cluster, 5 * SECOND, "membership", holds(converged(), None));
@@ -128,7 +128,8 @@ fn crashed_node_receives_after_restart() {
 
 #[test]
 fn loss_delays_but_never_loses_messages() {
-    let mut cluster = cluster(SimOptions { loss: 0.2, ..SimOptions::new(3, 9) });
+    let mut cluster =
+        cluster(SimOptions::of(Setup { network: Network { loss: 0.2, ..Network::default() }, ..Setup::new(3, 9) }));
     await_for(&mut cluster, 10 * SECOND, "membership", holds(converged(), None));
     for i in 0..20 {
         broadcast(&mut cluster, i % 3, &format!("m{i}"), 256);
