@@ -219,16 +219,24 @@ impl Action {
         }
     }
 
-    /// The node a fault hits most directly: the crashed, restarted, rebound
-    /// or disk-faulted node, or the first of a link action's far group.
-    pub fn target(&self) -> Option<NodeIdx> {
+    /// The one node a node action acts on: the crashed, restarted, rebound
+    /// or disk-faulted node.
+    pub fn node(&self) -> Option<NodeIdx> {
         match self {
             Action::Crash { node }
             | Action::Restart { node }
             | Action::Rebind { node, .. }
             | Action::Disk { node, .. } => Some(*node),
+            Action::Link { .. } | Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
+        }
+    }
+
+    /// The node a fault hits most directly: a node action's node, or the
+    /// first of a link action's far group.
+    pub fn target(&self) -> Option<NodeIdx> {
+        match self {
             Action::Link { scope, .. } => scope.groups().and_then(|(_, b)| b.first().copied()),
-            Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
+            _ => self.node(),
         }
     }
 

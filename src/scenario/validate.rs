@@ -189,9 +189,6 @@ impl Checker<'_> {
                     None => Ok(()),
                 }
             }
-            Action::Crash { node } | Action::Restart { node } | Action::Disk { node, .. } => {
-                self.node(at(Field::Node), *node)
-            }
             Action::Rebind { node, .. } => {
                 ensure(self.syntax.abilities().rebind, at(Field::Action), || {
                     format!(
@@ -208,6 +205,8 @@ impl Checker<'_> {
                     |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Op), message };
                 self.syntax.check_op(&source(call), self.nodes).map(drop).map_err(message)
             }
+            // Crash, restart, disk: a node action's node is all there is to check.
+            _ => action.node().map_or(Ok(()), |node| self.node(at(Field::Node), node)),
         }
     }
 
