@@ -26,6 +26,6 @@ pub mod transport;
 
 pub use cluster::{Backend, SimCluster, SimOptions};
 pub use events::EventCluster;
-pub use net::{LinkTable, QuicModel};
+pub use net::{LinkTable, QuicModel, Transmission, Transmissions};
 pub use run::{run_scenario, run_with};
 pub use transport::SimTransport;

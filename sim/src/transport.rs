@@ -16,7 +16,7 @@ use tokio::time::timeout;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::net::{LinkTable, QuicModel};
+use crate::net::{LinkTable, QuicModel, Transmission};
 
 /// Frames queued per connection before `send` waits.
 pub(crate) const SEND_QUEUE: usize = 256;
@@ -76,18 +76,13 @@ impl Transport for SimTransport {
         while self.cut_from(addr.ip()) {
             tokio::time::sleep(HOLD_POLL).await;
         }
-        // Lost handshake packets are retransmitted from the initial probe
-        // timeout: loss slows a dial, and heavy loss fails it.
-        let (out, back) = (self.links.loss(self.ip, addr.ip()), self.links.loss(addr.ip(), self.ip));
-        let delay = self.model.handshake_delay(out, back, &mut *self.rng.lock().expect("rng lock"));
-        match delay {
-            Some(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Some(_) => {}
-            None => {
-                tokio::time::sleep(self.model.idle_timeout).await;
-                return Err(TransportError::TimedOut("handshake lost".into()));
-            }
-        }
+        // Lost handshake flights go out again at the dial's keep-alive ticks.
+        let (local, remote) = (self.ip, addr.ip());
+        crate::net::handshake(self.model, |outbound| {
+            let loss = if outbound { self.links.loss(local, remote) } else { self.links.loss(remote, local) };
+            !crate::net::lost(loss, &mut *self.rng.lock().expect("rng lock"))
+        })
+        .await?;
         let stream = TcpStream::connect(addr).await.map_err(TransportError::from_io)?;
         self.open(stream)
     }
@@ -222,14 +217,22 @@ impl Writer {
                     }
                 }
             }
-            let delay =
-                self.model.retransmission_delay(links.loss(local, remote), &mut *self.rng.lock().expect("rng lock"));
-            let Some(delay) = delay else {
-                tracing::debug!("connection broken by loss");
-                return;
-            };
-            if !delay.is_zero() && !self.pause(delay).await {
-                return;
+            // Each transmission sees the loss of its moment; the connection
+            // gives up when the frame has gone unacknowledged for the idle timeout.
+            let give_up = tokio::time::Instant::now() + self.model.idle_timeout;
+            let mut packet = self.model.transmissions(Duration::ZERO);
+            loop {
+                let transmission = packet.attempt(links.loss(local, remote), &mut *self.rng.lock().expect("rng lock"));
+                let Transmission::RetryAfter(wait) = transmission else { break };
+                let retry = tokio::time::Instant::now() + wait;
+                if retry >= give_up {
+                    tracing::debug!("connection broken by loss");
+                    self.pause(give_up - tokio::time::Instant::now()).await;
+                    return;
+                }
+                if !self.pause(wait).await {
+                    return;
+                }
             }
             if self.framing.write(&mut self.write, &frame).await.is_err() {
                 return;
@@ -258,7 +261,7 @@ impl Reader {
                 // The node dropped its receiver: stop now, in the node's own
                 // order (see `Writer::pause`).
                 () = self.received.closed() => return,
-                read = timeout(self.model.idle_timeout, self.framing.read(&mut self.read)) => read,
+                read = timeout(self.model.idle_timeout + self.model.keep_alive, self.framing.read(&mut self.read)) => read,
             };
             match read {
                 Err(_) => break TransportError::TimedOut("idle timeout".into()),

@@ -101,3 +101,113 @@ fn loss_slows_dials_and_heavy_loss_fails_them() {
     let lost = dials(1.0, 3);
     assert!(lost.iter().all(|d| matches!(d, Err(TransportError::TimedOut(_)))), "{lost:?}");
 }
+
+// What MsQuic does, pinned in both simulated backends (here and in
+// `event_network.rs`) and over MsQuic (msquic/tests/).
+
+type Log = Rc<RefCell<Vec<(Duration, Result<Bytes, String>)>>>;
+
+/// A server on host `b` that records, for its first connection, when
+/// (since the simulation began) each frame or the connection's end came.
+fn recording_server(sim: &mut turmoil::Sim<'_>, links: &LinkTable) -> Log {
+    let (links, log) = (links.clone(), Log::default());
+    let out = log.clone();
+    sim.client("b", async move {
+        use tandem::transport::MessageReceiver;
+        let began = tokio::time::Instant::now();
+        let mut listener = transport("b", &links).listen("0.0.0.0:7000".parse().unwrap()).await?;
+        let (_sender, mut receiver) = listener.accept().await?.split();
+        loop {
+            let got = receiver.recv().await.map_err(|e| e.to_string());
+            let ended = got.is_err();
+            out.borrow_mut().push((began.elapsed(), got));
+            if ended {
+                return Ok(());
+            }
+        }
+    });
+    log
+}
+
+/// Steps `sim` until it has run for `until`.
+fn run_until(sim: &mut turmoil::Sim<'_>, until: Duration) {
+    while sim.elapsed() < until {
+        sim.step().unwrap();
+    }
+}
+
+#[test]
+fn a_crashed_senders_held_frames_are_lost() {
+    let links = LinkTable::new(0.0);
+    let mut sim = SimOptions::new(2, 5).network();
+    let log = recording_server(&mut sim, &links);
+    let client_links = links.clone();
+    sim.host("a", move || {
+        let links = client_links.clone();
+        async move {
+            let (mut sender, _receiver) = transport("a", &links).connect(server_addr()).await?.split();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sender.send(Bytes::from_static(b"yes vote")).await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    run_until(&mut sim, Duration::from_millis(20));
+    links.set_held(sim.lookup("a"), sim.lookup("b"), true);
+    run_until(&mut sim, Duration::from_millis(200));
+    sim.crash("a");
+    run_until(&mut sim, Duration::from_millis(300));
+    links.set_held(sim.lookup("a"), sim.lookup("b"), false);
+    run_until(&mut sim, Duration::from_secs(4));
+    let log = log.take();
+    assert!(log.iter().all(|(_, got)| got.is_err()), "the dead node's vote arrived: {log:?}");
+    assert_eq!(log.len(), 1, "the connection ends: {log:?}");
+}
+
+#[test]
+fn loss_that_ends_stops_costing_at_the_next_retransmission() {
+    let links = LinkTable::new(0.0);
+    let mut sim = SimOptions::new(2, 5).network();
+    let log = recording_server(&mut sim, &links);
+    let client_links = links.clone();
+    sim.client("a", async move {
+        let (mut sender, _receiver) = transport("a", &client_links).connect(server_addr()).await?.split();
+        tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(50)).await;
+        client_links.set_loss(turmoil::lookup("a"), turmoil::lookup("b"), 1.0);
+        sender.send(Bytes::from_static(b"through")).await?;
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    run_until(&mut sim, Duration::from_millis(300));
+    links.set_loss(sim.lookup("a"), sim.lookup("b"), 0.0);
+    run_until(&mut sim, Duration::from_secs(1));
+    let log = log.take();
+    let (at, got) = log.first().expect("the frame arrived");
+    assert_eq!(got.as_deref().ok(), Some(&b"through"[..]));
+    // Sent about 60 ms in, lost at 0, 29, 87 and 203 ms after: the
+    // retransmission at 435 ms, after the loss ended, gets through.
+    assert!(*at > Duration::from_millis(480) && *at < Duration::from_millis(520), "arrived at {at:?}");
+}
+
+#[test]
+fn a_dial_under_brief_loss_waits_one_keep_alive_tick() {
+    let links = LinkTable::new(1.0);
+    let mut sim = SimOptions::new(2, 5).network();
+    silent_server(&mut sim, &links);
+    let dialled: Rc<RefCell<Option<Result<Duration, TransportError>>>> = Rc::default();
+    let (client_links, out) = (links.clone(), dialled.clone());
+    sim.client("a", async move {
+        let began = tokio::time::Instant::now();
+        let dial = transport("a", &client_links).connect(server_addr()).await;
+        *out.borrow_mut() = Some(dial.map(|_| began.elapsed()));
+        Ok(())
+    });
+    run_until(&mut sim, Duration::from_millis(43));
+    let (a, b) = (sim.lookup("a"), sim.lookup("b"));
+    links.set_loss(a, b, 0.0);
+    links.set_loss(b, a, 0.0);
+    run_until(&mut sim, Duration::from_secs(2));
+    let took = dialled.take().expect("the dial ended").expect("the dial succeeded");
+    let tick = QuicModel::default().keep_alive;
+    assert!(took >= tick && took < tick + Duration::from_millis(30), "dialled in {took:?}");
+}

@@ -3,24 +3,27 @@
 //! delivery), a cut link is one timer (its idle timeout), and time jumps
 //! from one to the next.
 //!
-//! It models what [`crate::net`] describes for the turmoil backend:
+//! It models QUIC as [`crate::net`] describes (and MsQuic does):
 //!
 //! - **Latency**: each frame draws its link's latency; a connection's
 //!   frames arrive in order (a later frame never overtakes an earlier one).
-//! - **Loss** costs time, not data: each frame waits for its modelled
-//!   retransmissions ([`QuicModel::retransmission_delay`]), and losses that
-//!   outlast the idle timeout break the connection. Dials pay for their
-//!   handshake's three flights ([`QuicModel::handshake_delay`]).
-//! - **Cuts** (a partition is a cut both ways): frames across a cut link
-//!   are held and arrive on heal; a dial waits while either direction is
-//!   cut. A connection whose link stays cut, either way, for the idle
-//!   timeout is broken at both ends, as a QUIC connection that hears
-//!   nothing for that long.
+//! - **Retransmission**: each transmission of a frame is lost at the link's
+//!   loss rate of its moment, and a cut link loses every one; a lost one is
+//!   retried after a doubling probe timeout, so a frame held by a cut or by
+//!   loss arrives at the first retransmission after the heal.
+//! - **Dead peers**: a connection closes at both ends when its oldest
+//!   unacknowledged packet is the idle timeout old: a frame sent into a cut
+//!   (or whose acknowledgement is cut) from when it was sent, an idle
+//!   connection's next keep-alive from when it goes out.
+//! - **Dials** lose their handshake's flights the same way and send them
+//!   again at each keep-alive tick, until the handshake timeout.
 //! - **Crash**: the node's listeners go, its transport stops working, and
-//!   its connections close as when the node drops them (what it sent is
-//!   still delivered first).
+//!   its connections close as when the node drops them. What it sent that
+//!   is on the wire still arrives; what still needed a transmission from it
+//!   (a retry after a loss, or a frame held by a cut) is lost, as nobody is
+//!   left to retransmit it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -32,11 +35,16 @@ use tandem::transport::TransportError;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::net::QuicModel;
+use crate::net::{QuicModel, Transmission, Transmissions};
 pub(super) use crate::transport::SEND_QUEUE;
 
-/// A frame on its way, and when it arrives.
-pub(super) type Frame = (Instant, Bytes);
+/// A frame on its way: when it was sent, the latency it drew, its bytes.
+#[derive(Debug)]
+pub(super) struct Frame {
+    pub(super) sent: Instant,
+    pub(super) latency: Duration,
+    pub(super) bytes: Bytes,
+}
 
 /// What a listener receives: the accepting side of a new connection.
 pub(super) type Incoming = super::transport::EventConnection;
@@ -61,10 +69,8 @@ struct State {
     latencies: BTreeMap<(IpAddr, IpAddr), (Duration, Duration)>,
     loss: f64,
     losses: BTreeMap<(IpAddr, IpAddr), f64>,
-    /// Directed links that carry nothing, and since which cut (to tell a
-    /// cut's idle timer from a later cut's).
-    cut: BTreeMap<(IpAddr, IpAddr), u64>,
-    cuts: u64,
+    /// Directed links that carry nothing.
+    cut: BTreeSet<(IpAddr, IpAddr)>,
     listeners: BTreeMap<SocketAddr, mpsc::UnboundedSender<Incoming>>,
     connections: BTreeMap<u64, Endpoints>,
     next_connection: u64,
@@ -88,6 +94,12 @@ pub(super) struct Connection {
     /// Each end's outgoing frames (end 0 dialled); taken when that end
     /// closes, so that its direction drains and ends.
     outgoing: [Mutex<Option<mpsc::Sender<Frame>>>; 2],
+    /// When each end's node crashed, if it did.
+    crashed: [Mutex<Option<Instant>>; 2],
+    /// When its oldest packet still unacknowledged across a cut was sent.
+    unacked: Mutex<Option<Instant>>,
+    /// Notified when `unacked` moves earlier.
+    unacking: Notify,
 }
 
 impl Connection {
@@ -120,6 +132,21 @@ impl Connection {
     pub(super) fn close(&self, side: usize) {
         self.outgoing[side].lock().expect("single-threaded").take();
     }
+
+    /// When end `side`'s node crashed, if it did.
+    fn crashed(&self, side: usize) -> Option<Instant> {
+        *self.crashed[side].lock().expect("single-threaded")
+    }
+
+    /// A packet sent at `sent` goes unacknowledged (it or its
+    /// acknowledgement crosses a cut).
+    fn unacknowledged(&self, sent: Instant) {
+        let mut unacked = self.unacked.lock().expect("single-threaded");
+        if unacked.is_none_or(|oldest| sent < oldest) {
+            *unacked = Some(sent);
+            self.unacking.notify_waiters();
+        }
+    }
 }
 
 /// The error kinds a connection ends with, copied (`TransportError` is not `Clone`).
@@ -143,8 +170,7 @@ impl Network {
             latencies: BTreeMap::new(),
             loss,
             losses: BTreeMap::new(),
-            cut: BTreeMap::new(),
-            cuts: 0,
+            cut: BTreeSet::new(),
             listeners: BTreeMap::new(),
             connections: BTreeMap::new(),
             next_connection: 0,
@@ -172,66 +198,63 @@ impl Network {
         self.lock().losses.insert((src, dst), rate);
     }
 
-    /// Cuts (`true`) or restores what `src` sends to `dst`. A new cut arms
-    /// its idle timer: connections between the two still cut when it
-    /// strikes are broken.
-    pub fn set_cut(self: &Arc<Self>, src: IpAddr, dst: IpAddr, cut: bool) {
-        let mut state = self.lock();
-        let armed = if cut {
-            if state.cut.contains_key(&(src, dst)) {
-                return;
-            }
-            state.cuts += 1;
-            let epoch = state.cuts;
-            state.cut.insert((src, dst), epoch);
-            Some((epoch, state.model.idle_timeout))
-        } else if state.cut.remove(&(src, dst)).is_some() {
-            None
-        } else {
-            return;
+    /// Cuts (`true`) or restores what `src` sends to `dst`.
+    pub fn set_cut(&self, src: IpAddr, dst: IpAddr, cut: bool) {
+        let changed = match cut {
+            true => self.lock().cut.insert((src, dst)),
+            false => self.lock().cut.remove(&(src, dst)),
         };
-        drop(state);
-        self.links.notify_waiters();
-        if let Some((epoch, idle)) = armed {
-            let network = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(idle).await;
-                if network.lock().cut.get(&(src, dst)) == Some(&epoch) {
-                    network.break_between(src, dst, "idle timeout: the link was cut");
-                }
-            });
+        if changed {
+            self.links.notify_waiters();
         }
     }
 
     /// Whether what `src` sends to `dst` is cut.
     pub fn is_cut(&self, src: IpAddr, dst: IpAddr) -> bool {
-        self.lock().cut.contains_key(&(src, dst))
+        self.lock().cut.contains(&(src, dst))
     }
 
-    /// Waits until `src` can reach `dst` (and, with `both`, the reverse too).
-    pub(super) async fn open(&self, src: IpAddr, dst: IpAddr, both: bool) {
-        until(&self.links, || !(self.is_cut(src, dst) || (both && self.is_cut(dst, src)))).await
+    /// Whether either direction between `a` and `b` is cut.
+    fn cut_between(&self, [a, b]: [IpAddr; 2]) -> bool {
+        self.is_cut(a, b) || self.is_cut(b, a)
     }
 
-    /// When a frame sent now from `src` to `dst` arrives, at the earliest:
-    /// its latency and retransmissions; `None` when its losses break the
-    /// connection.
-    pub(super) fn arrival(&self, src: IpAddr, dst: IpAddr) -> Option<Instant> {
+    /// Waits until `src` can reach `dst`.
+    async fn open(&self, src: IpAddr, dst: IpAddr) {
+        until(&self.links, || !self.is_cut(src, dst)).await
+    }
+
+    /// A latency drawn for a frame from `src` to `dst`.
+    pub(super) fn latency(&self, src: IpAddr, dst: IpAddr) -> Duration {
+        self.lock().latency_of(src, dst)
+    }
+
+    /// Makes `packet`'s next transmission from `src` to `dst`, at the link's
+    /// loss of this moment (a cut link loses it).
+    pub(super) fn transmit(&self, src: IpAddr, dst: IpAddr, packet: &mut Transmissions) -> Transmission {
         let mut state = self.lock();
-        let (latency, rate) = (state.latency_of(src, dst), state.loss_of(src, dst));
-        let model = state.model;
-        let delay = model.retransmission_delay(rate, &mut state.rng)?;
-        Some(Instant::now() + latency + delay)
+        let rate = state.loss_now(src, dst);
+        packet.attempt(rate, &mut state.rng)
     }
 
-    /// How long a dial from `src` to `dst` takes: a round trip plus its
-    /// handshake's retransmissions; `None` when they outlast the idle timeout.
-    pub(super) fn dial_time(&self, src: IpAddr, dst: IpAddr) -> Option<Duration> {
+    /// Whether one packet from `src` to `dst` gets through now.
+    fn through(&self, src: IpAddr, dst: IpAddr) -> bool {
         let mut state = self.lock();
-        let (out, back) = (state.loss_of(src, dst), state.loss_of(dst, src));
-        let model = state.model;
-        let handshake = model.handshake_delay(out, back, &mut state.rng)?;
-        Some(state.latency_of(src, dst) + state.latency_of(dst, src) + handshake)
+        let rate = state.loss_now(src, dst);
+        !crate::net::lost(rate, &mut state.rng)
+    }
+
+    /// Dials from `src` to `dst`: a handshake whose flights are lost across
+    /// cuts and under loss, then a round trip.
+    pub(super) async fn dial(&self, src: IpAddr, dst: IpAddr) -> Result<(), TransportError> {
+        crate::net::handshake(self.model(), |outbound| {
+            let (from, to) = if outbound { (src, dst) } else { (dst, src) };
+            self.through(from, to)
+        })
+        .await?;
+        let round_trip = self.latency(src, dst) + self.latency(dst, src);
+        tokio::time::sleep(round_trip).await;
+        Ok(())
     }
 
     /// Registers a listener at `addr`.
@@ -267,6 +290,9 @@ impl Network {
             ended: Mutex::new(None),
             ending: Notify::new(),
             outgoing: [Mutex::new(Some(tx0)), Mutex::new(Some(tx1))],
+            crashed: [Mutex::new(None), Mutex::new(None)],
+            unacked: Mutex::new(None),
+            unacking: Notify::new(),
         });
         state.connections.insert(id, Endpoints { ips, connection: Arc::downgrade(&connection) });
         (connection, [rx0, rx1])
@@ -293,20 +319,16 @@ impl Network {
         found
     }
 
-    /// Breaks every connection between `a` and `b`.
-    fn break_between(&self, a: IpAddr, b: IpAddr, why: &str) {
-        for (_, connection) in self.connections_at(a, Some(b)) {
-            connection.end(TransportError::TimedOut(why.into()));
-        }
-    }
-
     /// The node at `ip` crashed: its listeners go and every connection
     /// closes from its side (what it sent still arrives).
     pub fn crash(&self, ip: IpAddr) {
         self.lock().listeners.retain(|addr, _| addr.ip() != ip);
         for (side, connection) in self.connections_at(ip, None) {
+            *connection.crashed[side].lock().expect("single-threaded") = Some(Instant::now());
             connection.close(side);
         }
+        // Frames held for the crashed node's links look again: they are lost.
+        self.links.notify_waiters();
     }
 }
 
@@ -320,42 +342,30 @@ impl State {
         Duration::from_nanos(nanos)
     }
 
-    fn loss_of(&self, src: IpAddr, dst: IpAddr) -> f64 {
-        self.losses.get(&(src, dst)).copied().unwrap_or(self.loss)
+    /// The loss rate from `src` to `dst` now: all of it across a cut.
+    fn loss_now(&self, src: IpAddr, dst: IpAddr) -> f64 {
+        match self.cut.contains(&(src, dst)) {
+            true => 1.0,
+            false => self.losses.get(&(src, dst)).copied().unwrap_or(self.loss),
+        }
     }
 }
 
-/// Carries one direction of a connection: each frame at its arrival time,
-/// held while the link is cut, in order. Ends the connection when the
-/// sender closes (after the last frame) or when losses break it.
+/// Carries one direction of a connection, end `side`'s: each frame at its
+/// arrival time, held while the link is cut, in order. Ends the connection
+/// when the sender closes (after the last frame) or when losses break it.
 pub(super) async fn deliver(
     network: Arc<Network>,
     connection: Arc<Connection>,
-    [src, dst]: [IpAddr; 2],
+    side: usize,
+    link: [IpAddr; 2],
     mut frames: mpsc::Receiver<Frame>,
     received: mpsc::Sender<Result<Bytes, TransportError>>,
 ) {
-    let why = loop {
-        let frame = tokio::select! {
-            biased;
-            () = connection.until_ended() => break None,
-            frame = frames.recv() => frame,
-        };
-        let Some((at, frame)) = frame else {
-            // The sender closed and everything it sent has arrived.
-            break Some(TransportError::Closed);
-        };
-        let arrived = async {
-            tokio::time::sleep_until(at).await;
-            network.open(src, dst, false).await;
-            // The receiver may have gone; the frame is then dropped.
-            let _ = received.send(Ok(frame)).await;
-        };
-        tokio::select! {
-            biased;
-            () = connection.until_ended() => break None,
-            () = arrived => {}
-        }
+    let why = tokio::select! {
+        biased;
+        () = connection.until_ended() => None,
+        why = carry(&network, &connection, side, link, &mut frames, &received) => Some(why),
     };
     if let Some(why) = why {
         connection.end(why);
@@ -363,6 +373,97 @@ pub(super) async fn deliver(
     network.forget(&connection);
     let why = connection.ended().unwrap_or(TransportError::Closed);
     let _ = received.send(Err(why)).await;
+}
+
+/// Delivers `frames` until the direction ends, and says why it ended.
+async fn carry(
+    network: &Network,
+    connection: &Connection,
+    side: usize,
+    [src, dst]: [IpAddr; 2],
+    frames: &mut mpsc::Receiver<Frame>,
+    received: &mpsc::Sender<Result<Bytes, TransportError>>,
+) -> TransportError {
+    let idle = network.model().idle_timeout;
+    // Whether a transmission at `at` is one the sender is alive to make.
+    let sendable = |at: Instant| connection.crashed(side).is_none_or(|crash| at <= crash);
+    while let Some(Frame { sent, latency, bytes }) = frames.recv().await {
+        let mut packet = network.model().transmissions(latency * 2);
+        let mut at = sent;
+        loop {
+            if at > Instant::now() {
+                tokio::time::sleep_until(at).await;
+            }
+            if !sendable(at) {
+                return lost_with_its_sender(network, [src, dst]).await;
+            }
+            let mut transmission = network.transmit(src, dst, &mut packet);
+            if transmission == Transmission::Delivered {
+                tokio::time::sleep_until(at + latency).await;
+                if !network.is_cut(src, dst) {
+                    break;
+                }
+                // A cut while it was on the wire loses it too.
+                transmission = network.transmit(src, dst, &mut packet);
+            }
+            let Transmission::RetryAfter(wait) = transmission else { unreachable!("a cut link loses every packet") };
+            connection.unacknowledged(sent);
+            if at + wait >= sent + idle {
+                tokio::time::sleep_until(sent + idle).await;
+                return TransportError::TimedOut("idle timeout: a frame went unacknowledged".into());
+            }
+            at += wait;
+        }
+        if network.is_cut(dst, src) {
+            connection.unacknowledged(sent);
+        }
+        // The receiver may have gone; the frame is then dropped.
+        let _ = received.send(Ok(bytes)).await;
+    }
+    // The sender closed and everything it sent has arrived.
+    TransportError::Closed
+}
+
+/// Closes a connection between `ends` whose oldest unacknowledged packet
+/// is the idle timeout old. While the link is cut either way nothing is
+/// acknowledged: a frame sent into the cut counts from when it was sent,
+/// and an idle connection's next keep-alive from when it goes out. A heal
+/// acknowledges everything.
+pub(super) async fn watch_for_dead_peers(network: Arc<Network>, connection: Arc<Connection>, ends: [IpAddr; 2]) {
+    let QuicModel { keep_alive, idle_timeout, .. } = network.model();
+    let watch = async {
+        loop {
+            until(&network.links, || network.cut_between(ends)).await;
+            let ping = Instant::now() + keep_alive;
+            loop {
+                let unacked = connection.unacked.lock().expect("single-threaded").map_or(ping, |sent| sent.min(ping));
+                let unacking = connection.unacking.notified();
+                tokio::select! {
+                    biased;
+                    () = until(&network.links, || !network.cut_between(ends)) => break,
+                    () = unacking => {}
+                    () = tokio::time::sleep_until(unacked + idle_timeout) => {
+                        connection.end(TransportError::TimedOut("idle timeout: the link was cut".into()));
+                        return;
+                    }
+                }
+            }
+            connection.unacked.lock().expect("single-threaded").take();
+        }
+    };
+    tokio::select! {
+        biased;
+        () = connection.until_ended() => {}
+        () = watch => {}
+    }
+}
+
+/// A crashed sender's frames are lost, and its close crosses no cut: the
+/// direction ends when the link carries again (or the cut's idle timer
+/// breaks the connection first).
+async fn lost_with_its_sender(network: &Network, [src, dst]: [IpAddr; 2]) -> TransportError {
+    network.open(src, dst).await;
+    TransportError::Closed
 }
 
 /// Waits until `holds`, looking again whenever `changes` is notified.
@@ -376,15 +477,6 @@ async fn until(changes: &Notify, holds: impl Fn() -> bool) {
         }
         changed.await;
     }
-}
-
-/// How a frame's losses break a connection: after the idle timeout, as
-/// QUIC gives up on a peer it cannot reach.
-pub(super) fn break_by_loss(connection: Arc<Connection>, idle: Duration) {
-    tokio::spawn(async move {
-        tokio::time::sleep(idle).await;
-        connection.end(TransportError::TimedOut("idle timeout: every retransmission was lost".into()));
-    });
 }
 
 /// The node hosts' addresses, as turmoil gives them: 192.168.0.1 onward.

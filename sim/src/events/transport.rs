@@ -11,7 +11,7 @@ use tandem::transport::{
 };
 use tokio::sync::mpsc;
 
-use super::network::{break_by_loss, deliver, Connection as Shared, Incoming, Network, SEND_QUEUE};
+use super::network::{deliver, watch_for_dead_peers, Connection as Shared, Frame, Incoming, Network, SEND_QUEUE};
 
 /// The first port a transport gives its outgoing connections and its
 /// listeners bound to port 0.
@@ -70,15 +70,7 @@ impl Transport for EventTransport {
     async fn connect(&self, addr: SocketAddr) -> Result<EventConnection, TransportError> {
         self.check_alive()?;
         let (src, dst) = (self.ip, addr.ip());
-        // A handshake needs both directions; the caller's timeout bounds the wait.
-        self.network.open(src, dst, true).await;
-        match self.network.dial_time(src, dst) {
-            Some(time) => tokio::time::sleep(time).await,
-            None => {
-                tokio::time::sleep(self.network.model().idle_timeout).await;
-                return Err(TransportError::TimedOut("handshake lost".into()));
-            }
-        }
+        self.network.dial(src, dst).await?;
         self.check_alive()?;
         let Some(listener) = self.network.listener(addr) else {
             return Err(TransportError::Refused(format!("nobody listens at {addr}")));
@@ -87,8 +79,9 @@ impl Transport for EventTransport {
         let (shared, [to_server, to_client]) = self.network.connect([src, dst]);
         let (client_rx, server_rx) = (mpsc::channel(SEND_QUEUE), mpsc::channel(SEND_QUEUE));
         let network = &self.network;
-        tokio::spawn(deliver(network.clone(), shared.clone(), [src, dst], to_server, server_rx.0));
-        tokio::spawn(deliver(network.clone(), shared.clone(), [dst, src], to_client, client_rx.0));
+        tokio::spawn(deliver(network.clone(), shared.clone(), 0, [src, dst], to_server, server_rx.0));
+        tokio::spawn(deliver(network.clone(), shared.clone(), 1, [dst, src], to_client, client_rx.0));
+        tokio::spawn(watch_for_dead_peers(network.clone(), shared.clone(), [src, dst]));
         let end = |side, local, remote, received| EventConnection {
             info: ConnectionInfo { local, remote, peer_identity: None },
             end: End { shared: shared.clone(), side },
@@ -188,11 +181,9 @@ impl MessageSender for EventSender {
         }
         let frames = shared.sender(*side).ok_or(TransportError::Closed)?;
         let [src, dst] = self.link;
-        let Some(at) = self.network.arrival(src, dst) else {
-            break_by_loss(shared.clone(), self.network.model().idle_timeout);
-            return Ok(());
-        };
-        frames.send((at, message)).await.map_err(|_| TransportError::Closed)
+        let frame =
+            Frame { sent: tokio::time::Instant::now(), latency: self.network.latency(src, dst), bytes: message };
+        frames.send(frame).await.map_err(|_| TransportError::Closed)
     }
 
     async fn close(&mut self) {

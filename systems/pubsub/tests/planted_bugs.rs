@@ -64,7 +64,7 @@ heal = {}
     caught(
         text,
         "no-dedup",
-        "S2 no duplicates: node 1 (incarnation 0) delivered \"b1\" from node 0 twice, again at 5.028s",
+        "S2 no duplicates: node 1 (incarnation 0) delivered \"b1\" from node 0 twice, again at 5.182s",
     );
 }
 
