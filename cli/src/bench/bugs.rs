@@ -17,7 +17,7 @@ use super::report::Figure;
 use super::Options;
 
 /// The bundled systems, as the `tandem` binary carries them.
-fn systems() -> [&'static dyn Bundle; 3] {
+pub(super) fn systems() -> [&'static dyn Bundle; 3] {
     [&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase]
 }
 

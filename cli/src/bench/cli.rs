@@ -16,16 +16,18 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Run only these sections (repeatable); all but `bugs` by default.
+    /// Run only these sections (repeatable); all but `bugs` and `fidelity` by default.
     #[arg(long = "section", value_enum)]
     sections: Vec<Section>,
     /// Repetitions of each timing, the best counting (default 3, 1 with --quick).
     #[arg(long)]
     reps: Option<usize>,
-    /// The bug benchmark: exploration seeds per bug (default 20, 3 with --quick).
+    /// The bug and fidelity benchmarks: exploration seeds per bug (default 20
+    /// and 3, 3 and 1 with --quick).
     #[arg(long, value_name = "N")]
     bug_seeds: Option<u64>,
-    /// The bug benchmark: only these planted bugs (repeatable); all by default.
+    /// The bug and fidelity benchmarks: only these planted bugs (repeatable);
+    /// all by default.
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
     /// Internal: run one memory workload and print its peak RSS in KiB.

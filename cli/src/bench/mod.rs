@@ -9,6 +9,7 @@
 //! | 4. memory | [`memory`] | raw turmoil, an idle process |
 //! | 5. scaling | [`scaling`] | raw turmoil at each size |
 //! | 6. bug finding (`--section bugs`) | [`bugs`] | every planted bug, many seeds |
+//! | 7. fidelity (`--section fidelity`) | `fidelity` | the simulation's verdict, over MsQuic |
 //!
 //! Timings are the best of several repetitions (one when quick), which
 //! filters out noise from whatever else shares the machine.
@@ -22,6 +23,8 @@ use std::time::Instant;
 pub mod bugs;
 pub mod cli;
 pub mod explore;
+#[cfg(feature = "msquic")]
+pub mod fidelity;
 pub mod memory;
 #[cfg(feature = "msquic")]
 pub mod quic;
@@ -52,6 +55,8 @@ pub enum Section {
     Scaling,
     /// 6. Cases and time to find every planted bug (only on request: minutes).
     Bugs,
+    /// 7. Reproducers and bundled scenarios over MsQuic (only on request: an hour).
+    Fidelity,
 }
 
 /// How to run the suite.
@@ -85,6 +90,10 @@ pub fn run(options: &Options) -> Report {
             Section::Memory => memory::measure(options),
             Section::Scaling => Ok(scaling::measure(options)),
             Section::Bugs => Ok(bugs::measure(options)),
+            #[cfg(feature = "msquic")]
+            Section::Fidelity => fidelity::measure(options),
+            #[cfg(not(feature = "msquic"))]
+            Section::Fidelity => Err("built without the msquic feature".to_string()),
         };
         match figures {
             Ok(figures) => report.figures.extend(figures),
