@@ -70,7 +70,7 @@ impl Net {
     /// No latency, no loss, nothing cut.
     fn new() -> Self {
         let network = Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 };
-        Net { relays: RelayNet::new(FaultTable::new(&network)) }
+        Net { relays: RelayNet::new(FaultTable::new(&network), &[]) }
     }
 
     /// Node `node`'s transport, with the real backend's default configuration
