@@ -128,7 +128,7 @@ impl<S: System> RealCluster<S> {
             _run_dir: run_dir,
             runtime,
             recorder,
-            net: RelayNet::new(faults),
+            net: RelayNet::new(faults, &addrs),
             nodes: (0..options.setup.nodes).map(|_| None).collect(),
             transports: node_transports(&options.transport, options.setup.nodes)
                 .map_err(|e| format!("no certificates: {e}"))?,

@@ -1,7 +1,7 @@
 //! [`RelayedTransport`]: a node's transport whose dials to other nodes go
 //! through fault-injecting relays.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,14 +19,23 @@ const LISTEN_RETRY: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct RelayNet {
     faults: FaultTable,
+    /// The addresses the cluster chose for its nodes before any started.
+    node_addrs: BTreeSet<SocketAddr>,
+    /// Where nodes have listened, and which node.
     directory: Mutex<BTreeMap<SocketAddr, NodeIdx>>,
     relays: tokio::sync::Mutex<BTreeMap<(NodeIdx, SocketAddr), Relay>>,
 }
 
 impl RelayNet {
-    /// A network applying `faults`.
-    pub fn new(faults: FaultTable) -> Arc<Self> {
-        Arc::new(RelayNet { faults, directory: Mutex::new(BTreeMap::new()), relays: Default::default() })
+    /// A network applying `faults` between nodes that will listen at
+    /// `node_addrs`.
+    pub fn new(faults: FaultTable, node_addrs: &[SocketAddr]) -> Arc<Self> {
+        Arc::new(RelayNet {
+            faults,
+            node_addrs: node_addrs.iter().copied().collect(),
+            directory: Mutex::new(BTreeMap::new()),
+            relays: Default::default(),
+        })
     }
 
     /// The faults the relays apply.
@@ -40,9 +49,15 @@ impl RelayNet {
     }
 
     /// The address `client` should dial to reach `target`: a relay when
-    /// `target` is a node's listener, `target` itself otherwise.
+    /// `target` is a node's listener, `target` itself when it is no node's
+    /// address. A node's address where it has not listened yet refuses the
+    /// dial at once, as the port would: dialled directly, the connection
+    /// could reach the node once it listens and bypass every fault.
     async fn route(&self, client: NodeIdx, target: SocketAddr) -> Result<SocketAddr, TransportError> {
         let Some(server) = self.directory.lock().expect("directory lock").get(&target).copied() else {
+            if self.node_addrs.contains(&target) {
+                return Err(TransportError::Refused(format!("no node listens at {target} yet")));
+            }
             return Ok(target);
         };
         let mut relays = self.relays.lock().await;
@@ -114,16 +129,59 @@ impl<T: Transport> Transport for RelayedTransport<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{MsQuicConfig, MsQuicTransport};
+    use crate::transport::{Limits, MsQuicConfig, MsQuicTransport};
+    use std::net::Ipv4Addr;
     use tandem::scenario::{LatencyRange, Network};
+    use tandem::transport::Connection;
 
     fn quic() -> MsQuicTransport {
         MsQuicTransport::new(MsQuicConfig::default()).expect("transport")
     }
 
+    fn no_faults() -> FaultTable {
+        FaultTable::new(&Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 })
+    }
+
+    /// A port on 127.0.0.1 that nothing listens at.
+    fn free_addr() -> SocketAddr {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
+        socket.local_addr().expect("its address")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dial_to_a_node_that_does_not_listen_yet_is_refused_and_never_bypasses_its_relay() {
+        let addr = free_addr();
+        let net = RelayNet::new(no_faults(), &[free_addr(), addr]);
+        // Node 0 dials once a second: a dial waits its turn after its route
+        // is chosen, long enough for node 1 to start listening meanwhile.
+        let limits = Limits { max_dials_per_second: 1, ..Limits::default() };
+        let slow = MsQuicTransport::new(MsQuicConfig::default().with_limits(limits)).expect("transport");
+        let dialler = Arc::new(RelayedTransport::new(slow, 0, net.clone()));
+        // This second's turn: no node's address, dialled directly, refused by the OS.
+        assert!(dialler.connect(free_addr()).await.is_err());
+        let early = tokio::spawn({
+            let dialler = dialler.clone();
+            async move { dialler.connect(addr).await.map(|connection| connection.info()) }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let node = RelayedTransport::new(quic(), 1, net.clone());
+        let mut listener = node.listen(addr).await.expect("listen");
+        // Refused, as the closed port would: never sent there directly, where
+        // it would have reached the listener and bypassed every fault.
+        let early = tokio::time::timeout(Duration::from_secs(10), early).await.expect("in time").unwrap();
+        assert!(matches!(early, Err(TransportError::Refused(_))), "{early:?}");
+
+        // Once the node listens, dials cross its relay: it sees the relay's
+        // address, not the dialler's.
+        let outgoing = tokio::time::timeout(Duration::from_secs(10), dialler.connect(addr)).await.expect("in time");
+        let incoming = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("in time");
+        let (outgoing, incoming) = (outgoing.expect("connect"), incoming.expect("accept"));
+        assert_ne!(incoming.info().remote, outgoing.info().local, "the connection bypassed the relay");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_patient_listen_waits_for_its_port_and_registers_it() {
-        let net = RelayNet::new(FaultTable::new(&Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 }));
+        let net = RelayNet::new(no_faults(), &[]);
         let old = quic();
         let held = old.listen(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("listen");
         let addr = held.local_addr();
