@@ -22,6 +22,7 @@ pub mod links;
 pub mod picture;
 pub mod prelude;
 pub mod probe;
+pub mod profile;
 pub mod property;
 pub mod scenario;
 pub mod storage;

@@ -14,6 +14,11 @@
 //! directory for each node (written and `fsync`ed at every sync), so a crash
 //! loses unsynced writes over MsQuic too, exactly as in the simulation.
 //!
+//! A sync takes time: on the real backend, the real disk's; in the
+//! simulation, the sync latency the disk was built with (the calibration
+//! profile's, [`crate::profile`]), in simulated time. A crash before a sync
+//! ends finds its write still unsynced, so the crash loses or tears it.
+//!
 //! Faults ([`DiskFault`], the `disk` scenario step): a sync that fails (and,
 //! as Linux does after a failed `fsync`, drops the unsynced writes), a full
 //! disk, a slow disk.
@@ -148,6 +153,8 @@ struct Volume {
     /// Contents written since the file's last sync (`None`: removed).
     unsynced: BTreeMap<String, Option<Vec<u8>>>,
     fault: DiskFault,
+    /// How long a sync takes beyond the media's own time (simulated disks).
+    sync_latency: Duration,
     /// Bumped at every crash: handles of an earlier incarnation stop working.
     generation: u64,
 }
@@ -198,20 +205,27 @@ fn check_name(file: &str) -> io::Result<()> {
 }
 
 impl Storage {
-    /// An empty disk kept in memory (the simulation's).
+    /// An empty disk kept in memory whose syncs take no time.
     pub fn in_memory() -> Storage {
-        Storage::on(Media::Memory(BTreeMap::new()))
+        Storage::in_memory_with_sync_latency(Duration::ZERO)
+    }
+
+    /// An empty disk kept in memory whose every sync takes `latency` (the
+    /// simulation's: tokio time, which the simulation's clock drives).
+    pub fn in_memory_with_sync_latency(latency: Duration) -> Storage {
+        Storage::on(Media::Memory(BTreeMap::new()), latency)
     }
 
     /// A disk whose durable files are real files in `dir` (created if
     /// missing; the real backend's).
     pub fn in_directory(dir: &Path) -> io::Result<Storage> {
         std::fs::create_dir_all(dir)?;
-        Ok(Storage::on(Media::Directory(dir.to_path_buf())))
+        // A real disk takes its own time: nothing added.
+        Ok(Storage::on(Media::Directory(dir.to_path_buf()), Duration::ZERO))
     }
 
-    fn on(media: Media) -> Storage {
-        let volume = Volume { media, unsynced: BTreeMap::new(), fault: DiskFault::None, generation: 0 };
+    fn on(media: Media, sync_latency: Duration) -> Storage {
+        let volume = Volume { media, unsynced: BTreeMap::new(), fault: DiskFault::None, sync_latency, generation: 0 };
         Storage { volume: Arc::new(Mutex::new(volume)), generation: 0 }
     }
 
@@ -228,6 +242,11 @@ impl Storage {
         if let DiskFault::Slow(delay) = fault {
             tokio::time::sleep(delay).await;
         }
+        self.current_incarnation()
+    }
+
+    /// The volume; an error for a handle of an incarnation that crashed.
+    fn current_incarnation(&self) -> io::Result<MutexGuard<'_, Volume>> {
         let volume = self.lock();
         if volume.generation != self.generation {
             return Err(io::Error::other("storage of a crashed incarnation"));
@@ -281,11 +300,23 @@ impl Storage {
         Ok(())
     }
 
-    /// Makes every write to `file` so far durable: a crash no longer loses it.
+    /// Makes every write to `file` so far durable: once it returns, a crash
+    /// no longer loses them. A crash while it runs loses or tears them, and
+    /// ends it with an error; writes made while it runs stay unsynced.
     pub async fn sync(&self, file: &str) -> io::Result<()> {
         check_name(file)?;
-        let mut volume = self.ready().await?;
-        let Some(contents) = volume.unsynced.remove(file) else { return Ok(()) };
+        let (contents, latency) = {
+            let volume = self.ready().await?;
+            let Some(contents) = volume.unsynced.get(file).cloned() else { return Ok(()) };
+            (contents, volume.sync_latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut volume = self.current_incarnation()?;
+        if volume.unsynced.get(file) == Some(&contents) {
+            volume.unsynced.remove(file);
+        }
         if volume.fault == DiskFault::FailSync {
             return Err(io::Error::other(format!("sync of `{file}` failed (injected); its unsynced writes are lost")));
         }
@@ -417,6 +448,52 @@ mod tests {
             disk.set_fault(DiskFault::None);
             disk.sync("a").await.unwrap();
             assert_eq!(disk.read("a").await.unwrap(), b"z");
+        });
+    }
+
+    #[test]
+    fn a_sync_takes_its_latency_and_a_crash_before_it_ends_loses_the_write() {
+        block_on(async {
+            let latency = Duration::from_millis(2);
+            let disk = Storage::in_memory_with_sync_latency(latency);
+            disk.write("vote", b"term 1").await.unwrap();
+            let began = tokio::time::Instant::now();
+            disk.sync("vote").await.unwrap();
+            assert_eq!(began.elapsed(), latency);
+
+            disk.write("vote", b"term 2").await.unwrap();
+            let syncing = tokio::spawn({
+                let disk = disk.clone();
+                async move { disk.sync("vote").await }
+            });
+            tokio::time::sleep(latency / 2).await;
+            disk.crash(0);
+            assert!(syncing.await.unwrap().is_err(), "the crash ends the sync");
+            let disk = disk.restarted();
+            assert_eq!(disk.read("vote").await.unwrap(), b"term 1", "the interrupted sync made nothing durable");
+
+            disk.write("vote", b"term 3").await.unwrap();
+            disk.sync("vote").await.unwrap();
+            disk.crash(0);
+            assert_eq!(disk.restarted().read("vote").await.unwrap(), b"term 3", "a finished sync is durable");
+        });
+    }
+
+    #[test]
+    fn a_write_during_a_sync_stays_unsynced() {
+        block_on(async {
+            let disk = Storage::in_memory_with_sync_latency(Duration::from_millis(2));
+            disk.write("log", b"a").await.unwrap();
+            let syncing = tokio::spawn({
+                let disk = disk.clone();
+                async move { disk.sync("log").await }
+            });
+            tokio::task::yield_now().await;
+            disk.write("log", b"ab").await.unwrap();
+            syncing.await.unwrap().unwrap();
+            assert_eq!(disk.read("log").await.unwrap(), b"ab");
+            disk.crash(0);
+            assert_eq!(disk.restarted().read("log").await.unwrap(), b"a", "only what the sync began with is durable");
         });
     }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tandem::history::{EventKind, History, OpResult};
 use tandem::scenario::{Action, Scenario};
-use tandem_sim::run_scenario;
+use tandem_sim::run::options_for;
+use tandem_sim::{run_scenario, run_with, Backend, SimOptions};
 
 #[allow(dead_code)]
 #[path = "../sim/examples/journal.rs"]
@@ -65,6 +66,40 @@ read = { node = 0 }
 }
 
 #[test]
+fn a_crash_during_a_sync_loses_the_entry_and_one_after_it_keeps_it() {
+    let sync_latency = Duration::from_millis(10);
+    for backend in Backend::ALL {
+        for (crash_after, kept) in [("5ms", "[]"), ("15ms", "[5]")] {
+            let text = format!(
+                r#"
+system = "journal"
+nodes = 1
+duration = "2s"
+settle = "500ms"
+[[step]]
+at = "1s"
+append = {{ node = 0, entry = 5 }}
+[[step]]
+after = "{crash_after}"
+crash = {{ node = 0 }}
+[[step]]
+restart = {{ node = 0 }}
+[[step]]
+wait = "500ms"
+read = {{ node = 0 }}
+[[step]]
+expect = {{ node = 0, journal = {kept} }}
+"#
+            );
+            let scenario = parse(&text);
+            let options = SimOptions { sync_latency, backend, ..options_for(&Journal, &scenario, 0) };
+            let run = run_with(Arc::new(Journal), &scenario, options);
+            assert!(run.outcome.passed(), "{backend}, crash after {crash_after}: {:?}", run.outcome.failure);
+        }
+    }
+}
+
+#[test]
 fn disk_faults_fail_syncs_fill_the_disk_and_slow_it() {
     let text = r#"
 system = "journal"
@@ -99,7 +134,7 @@ read = { node = 0 }
     assert!(matches!(&results[1].1, OpResult::Failed(why) if why.contains("full")), "{:?}", results[1]);
     assert_eq!(results[2].1, OpResult::Ok(vec![3]), "the failed sync dropped entry 1");
     assert_eq!(results[3].1, OpResult::Ok(vec![3]));
-    // The slow append took three disk operations of 40 ms each.
+    // The slow append took three disk operations of 40 ms each, and its sync's latency.
     let times: Vec<Duration> = run
         .history
         .events()
@@ -107,7 +142,8 @@ read = { node = 0 }
         .filter(|e| matches!(&e.event, EventKind::Invoke { step: 5, .. } | EventKind::Complete { id: 2, .. }))
         .map(|e| e.at())
         .collect();
-    assert_eq!(times[1] - times[0], Duration::from_millis(120), "{times:?}");
+    let sync_latency = tandem_sim::cluster::default_profile().sync_latency();
+    assert_eq!(times[1] - times[0], Duration::from_millis(120) + sync_latency, "{times:?}");
 }
 
 #[test]

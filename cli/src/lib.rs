@@ -89,6 +89,11 @@ struct Cli {
     /// (turmoil 0.7, tick by tick). Also read from TANDEM_BACKEND.
     #[arg(long, global = true, value_name = "BACKEND", value_parser = backend_names())]
     backend: Option<Backend>,
+    /// The calibration profile the simulation takes its disk latency from
+    /// (written by `tandem calibrate`); default: the one compiled in,
+    /// profiles/default.toml. Also read from TANDEM_PROFILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    profile: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,6 +185,11 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
     if let Some(&backend) = matches.get_one::<Backend>("backend") {
         select_backend(backend);
     }
+    if let Some(path) = matches.get_one::<PathBuf>("profile") {
+        if let Err(exit) = select_profile(path) {
+            return exit.into();
+        }
+    }
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(extra) = extras.iter().find(|e| e.command.get_name() == name) {
             return (extra.run)(sub).into();
@@ -196,6 +206,20 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
         Command::Systems(args) => systems::systems(args, systems),
     }
     .into()
+}
+
+/// Makes the profile file at `path` this process's and its children's
+/// (`TANDEM_PROFILE`, which the simulation reads); a file that is no profile
+/// is bad input.
+fn select_profile(path: &Path) -> Result<(), Exit> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Err(error) = tandem::profile::Profile::from_file(&absolute) {
+        eprintln!("--profile: {error}");
+        return Err(Exit::Usage);
+    }
+    // Before any thread starts: children (`--check-determinism`) inherit it.
+    std::env::set_var("TANDEM_PROFILE", absolute);
+    Ok(())
 }
 
 /// The scenario files named by `paths`: files as given, directories as every

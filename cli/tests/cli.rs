@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{scenario, scratch, stderr, stdout, tandem, trace_of};
+use common::{scenario, scratch, stderr, stdout, tandem, tandem_env, trace_of};
+use tandem::profile::Profile;
 
 #[test]
 fn run_passes_and_digests_are_stable() {
@@ -137,16 +138,16 @@ fn help_describes_the_tool_and_every_subcommand() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.starts_with("Deterministic simulation testing for networked nodes"), "{text}");
-    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
+    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench", "calibrate"] {
         let line = text
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("{command} ")))
             .unwrap_or_else(|| panic!("{text}"));
         assert!(line.split_whitespace().count() > 2, "{command} has a description: {line}");
     }
-    assert!(text.contains("bench    Measure tandem"), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("bench") && l.contains("Measure tandem")), "{text}");
     assert!(!text.contains("crate"), "the help speaks of the tool, not of crates: {text}");
-    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench"] {
+    for command in ["run", "replay", "check", "confirm", "explore", "merge", "systems", "bench", "calibrate"] {
         let help = stdout(&tandem(&[command, "--help"], &scratch("help")));
         let example = help
             .split("Examples:\n")
@@ -154,6 +155,36 @@ fn help_describes_the_tool_and_every_subcommand() {
             .unwrap_or_else(|| panic!("`tandem {command} --help` has examples: {help}"));
         assert!(example.trim_start().starts_with(&format!("tandem {command}")), "{command}: {example}");
     }
+}
+
+#[test]
+fn calibrate_writes_a_profile_whose_sync_latency_the_simulation_takes() {
+    let dir = scratch("calibrate");
+    let out = tandem(&["calibrate", "--samples", "3", "--out", "local.toml"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("| disk sync |"), "{}", stdout(&out));
+    let mut profile = Profile::from_file(&dir.join("local.toml")).unwrap();
+    assert_eq!((profile.disk.write.samples, profile.disk.sync.samples), (3, 3));
+    assert_eq!(profile.quic.is_some(), cfg!(feature = "msquic"), "QUIC is measured only with MsQuic");
+
+    // A slower disk changes a syncing system's runs, by flag or variable,
+    // and a determinism check's child processes take the same profile.
+    profile.disk.sync.p50_us = 40_000.0;
+    std::fs::write(dir.join("slow.toml"), profile.to_toml()).unwrap();
+    let commit = scenario("twophase/commit.toml");
+    let commit = commit.to_str().unwrap();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let out = tandem_env(&[&["run", commit, "--seed", "1"], extra].concat(), &dir, &["TANDEM_PROFILE"], env);
+        assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+        trace_of(&stdout(&out)).to_string()
+    };
+    let slow = run(&["--profile", "slow.toml"], &[]);
+    assert_ne!(run(&[], &[]), slow, "the default profile syncs faster");
+    assert_eq!(run(&[], &[("TANDEM_PROFILE", "slow.toml")]), slow);
+    assert_eq!(run(&["--profile", "slow.toml", "--check-determinism"], &[]), slow);
+    let bad = tandem(&["run", commit, "--profile", "missing.toml"], &dir);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--profile"), "{}", stderr(&bad));
 }
 
 #[cfg(not(feature = "msquic"))]

@@ -7,13 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder};
 use tandem::links::LinkState;
+use tandem::profile::Profile;
 use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::system::System;
@@ -47,6 +49,9 @@ pub struct SimOptions {
     pub stagger: Duration,
     /// Which simulator runs the cluster.
     pub backend: Backend,
+    /// How long a sync of a node's disk takes, in simulated time (the
+    /// calibration profile's, [`Profile::sync_latency`]).
+    pub sync_latency: Duration,
 }
 
 /// The simulators a cluster can run on. Both model the same network (see
@@ -84,6 +89,21 @@ pub fn select_backend(backend: Backend) {
     BACKEND.store(code, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The calibration profile of this process's runs: the file `TANDEM_PROFILE`
+/// names (read once; the CLI's `--profile` sets it), else the one compiled
+/// into the build.
+///
+/// # Panics
+///
+/// When `TANDEM_PROFILE` names a file that is not a profile.
+pub fn default_profile() -> &'static Profile {
+    static PROFILE: OnceLock<Profile> = OnceLock::new();
+    PROFILE.get_or_init(|| match std::env::var_os("TANDEM_PROFILE") {
+        Some(path) => Profile::from_file(Path::new(&path)).unwrap_or_else(|error| panic!("TANDEM_PROFILE: {error}")),
+        None => Profile::default(),
+    })
+}
+
 impl Backend {
     /// Every backend, the default first.
     pub const ALL: [Backend; 2] = [Backend::Events, Backend::Turmoil];
@@ -119,7 +139,7 @@ impl SimOptions {
     }
 
     /// `setup` with 1 ms ticks, the default QUIC model, no stagger, the
-    /// process's backend.
+    /// process's backend and the sync latency of the process's profile.
     pub fn of(setup: Setup) -> Self {
         SimOptions {
             setup,
@@ -127,7 +147,13 @@ impl SimOptions {
             model: QuicModel::default(),
             stagger: Duration::ZERO,
             backend: default_backend(),
+            sync_latency: default_profile().sync_latency(),
         }
+    }
+
+    /// An empty disk for each node, syncing in [`SimOptions::sync_latency`].
+    pub(crate) fn disks(&self) -> Vec<Storage> {
+        (0..self.setup.nodes).map(|_| Storage::in_memory_with_sync_latency(self.sync_latency)).collect()
     }
 
     /// The links every node starts with, as a tracker of their state.
@@ -236,7 +262,7 @@ impl<S: System> SimCluster<S> {
             links: LinkTable::new(options.setup.network.loss),
             commands: (0..options.setup.nodes).map(|_| None).collect(),
             boots: vec![0; options.setup.nodes as usize],
-            disks: (0..options.setup.nodes).map(|_| Storage::in_memory()).collect(),
+            disks: options.disks(),
             options,
             ips,
         }));

@@ -13,6 +13,7 @@
 #[cfg(test)]
 extern crate self as tandem_sim;
 
+pub mod calibration;
 pub mod cluster;
 pub mod determinism;
 pub mod events;

@@ -26,7 +26,8 @@ fn loopback() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-fn transport() -> Result<MsQuicTransport, String> {
+/// An MsQuic transport with the default configuration.
+pub fn transport() -> Result<MsQuicTransport, String> {
     MsQuicTransport::new(MsQuicConfig::default()).map_err(|e| e.to_string())
 }
 

@@ -97,7 +97,7 @@ impl<S: System> EventCluster<S> {
             network,
             commands: (0..options.setup.nodes).map(|_| None).collect(),
             alive: (0..options.setup.nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
-            disks: (0..options.setup.nodes).map(|_| Storage::in_memory()).collect(),
+            disks: options.disks(),
             options,
         };
         let nodes = hosts.options.setup.nodes as usize;
