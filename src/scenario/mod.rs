@@ -35,6 +35,10 @@ pub const MAX_NODES: u32 = 64;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
 /// The largest `stagger`.
 pub const MAX_STAGGER: Duration = Duration::from_secs(1);
+
+/// The longest duration a scenario file may write anywhere (30 days): every
+/// time a run computes from it stays far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The quiet tail when a scenario gives no `settle`.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
 

@@ -309,7 +309,16 @@ fn text<T>(value: &Spanned<String>, parse: impl FnOnce(&str) -> Result<T, String
 }
 
 fn duration(value: &Spanned<String>) -> Result<Duration, Located> {
-    text(value, parse_duration)
+    text(value, |text| {
+        let parsed = parse_duration(text)?;
+        if parsed > super::MAX_DURATION {
+            return Err(format!(
+                "duration `{text}` is too long, expected at most {}",
+                super::format_duration(super::MAX_DURATION)
+            ));
+        }
+        Ok(parsed)
+    })
 }
 
 fn optional_duration(value: &Option<Spanned<String>>, default: Duration) -> Result<Duration, Located> {
@@ -448,6 +457,9 @@ impl Converter<'_> {
             (None, Some(after)) => Timing::After(duration(after)?),
             (None, None) => Timing::Immediately,
         };
+        if let Some(when) = step.at.as_ref().or(step.after.as_ref()) {
+            self.spans.insert(Loc::Step(index, Field::Timing), when.span());
+        }
         let action = match step.actions.as_slice() {
             [(key, action)] => self.action(index, key, action)?,
             [] => {

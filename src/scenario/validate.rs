@@ -5,9 +5,10 @@
 //! the offending key or value, `validate` to a field path like `step[2].to`.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::{
-    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, MAX_NODES, MAX_STAGGER,
+    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing, MAX_NODES, MAX_STAGGER,
 };
 
 /// Where in a scenario a rule is broken.
@@ -42,6 +43,8 @@ pub(crate) enum Loc {
 pub(crate) enum Field {
     /// The action's key.
     Action,
+    /// `at` or `after`.
+    Timing,
     /// The value of a system operation.
     Op,
     /// The value of a system condition.
@@ -155,7 +158,20 @@ impl Checker<'_> {
         }
         range(Loc::NetworkLatency, &s.network.latency)?;
         probability(Loc::NetworkLoss, s.network.loss)?;
+        let mut earliest = Duration::ZERO;
         for (i, step) in s.steps.iter().enumerate() {
+            earliest = match step.timing {
+                Timing::Immediately => earliest,
+                Timing::At(at) => at.max(earliest),
+                Timing::After(after) => earliest + after,
+            };
+            ensure(earliest <= s.duration, Loc::Step(i, Field::Timing), || {
+                format!(
+                    "this step starts at {} at the earliest, after the run ends (`duration` = {}), expected at most the duration",
+                    super::format_duration(earliest),
+                    super::format_duration(s.duration)
+                )
+            })?;
             self.action(i, &step.action)?;
         }
         for (i, condition) in s.expects.iter().enumerate() {
@@ -266,6 +282,7 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Field::Action => f.write_str("action"),
+            Field::Timing => f.write_str("at/after"),
             Field::Op => f.write_str("op"),
             Field::Check => f.write_str("check"),
             Field::Value => f.write_str("value"),

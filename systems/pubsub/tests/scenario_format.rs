@@ -429,6 +429,32 @@ fn durations_ranges_and_probabilities() {
         "`settle` (11s) is longer than `duration` (10s)",
     );
     assert_error("nodes = 2\nduration = \"3s\"\n", 2, 12, "`settle` (5s) is longer");
+    // Every duration is bounded, so nothing a run computes from one overflows.
+    assert_error(
+        "nodes = 2\n[[step]]\nawait = { converged = true, timeout = \"18446744073709551615s\" }\n",
+        3,
+        39,
+        "duration `18446744073709551615s` is too long, expected at most 720h",
+    );
+    // A step no run reaches: its earliest start is past `duration`.
+    assert_error(
+        "nodes = 2\nduration = \"12s\"\n[[step]]\nafter = \"1000000000000s\"\ncrash = { node = 1 }\n",
+        4,
+        9,
+        "too long",
+    );
+    assert_error(
+        "nodes = 2\nduration = \"12s\"\n[[step]]\nafter = \"5s\"\ncrash = { node = 1 }\n[[step]]\nafter = \"8s\"\nrestart = { node = 1 }\n",
+        7,
+        9,
+        "this step starts at 13s at the earliest, after the run ends (`duration` = 12s)",
+    );
+    assert_error(
+        "nodes = 2\nduration = \"12s\"\n[[step]]\nat = \"13s\"\ncrash = { node = 1 }\n",
+        4,
+        6,
+        "starts at 13s at the earliest",
+    );
 }
 
 #[test]
