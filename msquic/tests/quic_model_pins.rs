@@ -33,7 +33,7 @@ use bytes::Bytes;
 use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tandem_msquic::real::faults::FaultTable;
-use tandem_msquic::real::transport::{RelayNet, RelayedTransport};
+use tandem_msquic::real::transport::{RelayNet, RelayedListener, RelayedTransport};
 use tandem_msquic::{Limits, MsQuicConfig, MsQuicListener, MsQuicReceiver, MsQuicSender, MsQuicTransport};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -119,7 +119,7 @@ struct End {
 struct Pair {
     a: End,
     b: End,
-    _listener: MsQuicListener,
+    _listener: RelayedListener<MsQuicListener>,
 }
 
 async fn connected(net: &Net) -> Pair {
@@ -186,7 +186,7 @@ fn quantiles(times: &mut [Duration]) -> String {
 }
 
 /// Accepts every connection on `listener` and keeps it open until aborted.
-fn accept_all(mut listener: MsQuicListener) -> tokio::task::JoinHandle<()> {
+fn accept_all(mut listener: RelayedListener<MsQuicListener>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut kept = Vec::new();
         while let Ok(connection) = listener.accept().await {

@@ -35,6 +35,11 @@ impl FaultTable {
         self.inner.lock().expect("fault table lock").apply(change, scope);
     }
 
+    /// Whether a partition drops everything on `from -> to`.
+    pub fn partitioned(&self, from: NodeIdx, to: NodeIdx) -> bool {
+        self.inner.lock().expect("fault table lock").link(from, to).partitioned
+    }
+
     /// Decides the fate of one packet on `from -> to`.
     pub fn judge(&self, from: NodeIdx, to: NodeIdx, rng: &mut impl Rng) -> Verdict {
         let link = self.inner.lock().expect("fault table lock").link(from, to);

@@ -1,7 +1,7 @@
 //! [`RelayedTransport`]: a node's transport whose dials to other nodes go
 //! through fault-injecting relays.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,23 +19,26 @@ const LISTEN_RETRY: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct RelayNet {
     faults: FaultTable,
-    /// The addresses the cluster chose for its nodes before any started.
-    node_addrs: BTreeSet<SocketAddr>,
-    /// Where nodes have listened, and which node.
-    directory: Mutex<BTreeMap<SocketAddr, NodeIdx>>,
+    directory: Mutex<Directory>,
     relays: tokio::sync::Mutex<BTreeMap<(NodeIdx, SocketAddr), Relay>>,
+}
+
+/// Which node each node address belongs to, and where a node listens now.
+#[derive(Debug, Default)]
+struct Directory {
+    /// Every address a node was given or listened at, and the node.
+    nodes: BTreeMap<SocketAddr, NodeIdx>,
+    /// The listeners open at each address.
+    listening: BTreeMap<SocketAddr, usize>,
 }
 
 impl RelayNet {
     /// A network applying `faults` between nodes that will listen at
-    /// `node_addrs`.
+    /// `node_addrs` (node `i` at `node_addrs[i]`).
     pub fn new(faults: FaultTable, node_addrs: &[SocketAddr]) -> Arc<Self> {
-        Arc::new(RelayNet {
-            faults,
-            node_addrs: node_addrs.iter().copied().collect(),
-            directory: Mutex::new(BTreeMap::new()),
-            relays: Default::default(),
-        })
+        let nodes = node_addrs.iter().enumerate().map(|(node, &addr)| (addr, node as NodeIdx)).collect();
+        let directory = Mutex::new(Directory { nodes, listening: BTreeMap::new() });
+        Arc::new(RelayNet { faults, directory, relays: Default::default() })
     }
 
     /// The faults the relays apply.
@@ -43,23 +46,47 @@ impl RelayNet {
         &self.faults
     }
 
+    fn directory(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.directory.lock().expect("directory lock")
+    }
+
     /// Records that `node` listens at `addr` (every listen of a node's transport).
     fn register(&self, addr: SocketAddr, node: NodeIdx) {
-        self.directory.lock().expect("directory lock").insert(addr, node);
+        let mut directory = self.directory();
+        directory.nodes.insert(addr, node);
+        *directory.listening.entry(addr).or_default() += 1;
+    }
+
+    /// Records that a listener at `addr` closed.
+    fn unregister(&self, addr: SocketAddr) {
+        let mut directory = self.directory();
+        if let Some(open) = directory.listening.get_mut(&addr) {
+            *open -= 1;
+            if *open == 0 {
+                directory.listening.remove(&addr);
+            }
+        }
     }
 
     /// The address `client` should dial to reach `target`: a relay when
-    /// `target` is a node's listener, `target` itself when it is no node's
-    /// address. A node's address where it has not listened yet refuses the
-    /// dial at once, as the port would: dialled directly, the connection
-    /// could reach the node once it listens and bypass every fault.
+    /// `target` is a node's address, `target` itself when it is no node's.
+    /// Where the node does not listen now (not started yet, crashed, moved
+    /// away), the dial is refused at once, as the closed port would refuse
+    /// it, unless a partition cuts the link (then nothing would come back,
+    /// and the dial times out through the relay). Never dialled directly:
+    /// the connection could reach the node once it listens and bypass every
+    /// fault.
     async fn route(&self, client: NodeIdx, target: SocketAddr) -> Result<SocketAddr, TransportError> {
-        let Some(server) = self.directory.lock().expect("directory lock").get(&target).copied() else {
-            if self.node_addrs.contains(&target) {
-                return Err(TransportError::Refused(format!("no node listens at {target} yet")));
-            }
-            return Ok(target);
+        let (server, listening) = {
+            let directory = self.directory();
+            let Some(&server) = directory.nodes.get(&target) else {
+                return Ok(target);
+            };
+            (server, directory.listening.contains_key(&target))
         };
+        if !listening && !self.faults.partitioned(client, server) && !self.faults.partitioned(server, client) {
+            return Err(TransportError::Refused(format!("node {server} does not listen at {target}")));
+        }
         let mut relays = self.relays.lock().await;
         if let Some(relay) = relays.get(&(client, target)) {
             return Ok(relay.addr());
@@ -70,6 +97,33 @@ impl RelayNet {
         let addr = relay.addr();
         relays.insert((client, target), relay);
         Ok(addr)
+    }
+}
+
+/// A node's listener: while it is open, dials to its address cross the
+/// node's relays; once it closes, they are refused.
+#[derive(Debug)]
+pub struct RelayedListener<L> {
+    inner: L,
+    addr: SocketAddr,
+    net: Arc<RelayNet>,
+}
+
+impl<L: Listener> Listener for RelayedListener<L> {
+    type Connection = L::Connection;
+
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn accept(&mut self) -> impl std::future::Future<Output = Result<L::Connection, TransportError>> + Send {
+        self.inner.accept()
+    }
+}
+
+impl<L> Drop for RelayedListener<L> {
+    fn drop(&mut self) {
+        self.net.unregister(self.addr);
     }
 }
 
@@ -98,10 +152,10 @@ impl<T: Transport> RelayedTransport<T> {
 }
 
 impl<T: Transport> Transport for RelayedTransport<T> {
-    type Listener = T::Listener;
+    type Listener = RelayedListener<T::Listener>;
     type Connection = T::Connection;
 
-    async fn listen(&self, addr: SocketAddr) -> Result<T::Listener, TransportError> {
+    async fn listen(&self, addr: SocketAddr) -> Result<RelayedListener<T::Listener>, TransportError> {
         let listener = loop {
             match self.inner.listen(addr).await {
                 Ok(listener) => break listener,
@@ -116,8 +170,9 @@ impl<T: Transport> Transport for RelayedTransport<T> {
             }
         };
         // Known before the node can advertise it, so no dial ever bypasses a relay.
-        self.net.register(listener.local_addr(), self.node);
-        Ok(listener)
+        let addr = listener.local_addr();
+        self.net.register(addr, self.node);
+        Ok(RelayedListener { inner: listener, addr, net: self.net.clone() })
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<T::Connection, TransportError> {
@@ -131,7 +186,7 @@ mod tests {
     use super::*;
     use crate::transport::{Limits, MsQuicConfig, MsQuicTransport};
     use std::net::Ipv4Addr;
-    use tandem::scenario::{LatencyRange, Network};
+    use tandem::scenario::{LatencyRange, LinkChange, Network, Scope};
     use tandem::transport::Connection;
 
     fn quic() -> MsQuicTransport {
@@ -149,7 +204,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_dial_to_a_node_that_does_not_listen_yet_is_refused_and_never_bypasses_its_relay() {
+    async fn a_dial_to_a_node_that_does_not_listen_is_refused_and_never_bypasses_its_relay() {
         let addr = free_addr();
         let net = RelayNet::new(no_faults(), &[free_addr(), addr]);
         // Node 0 dials once a second: a dial waits its turn after its route
@@ -177,6 +232,17 @@ mod tests {
         let incoming = tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("in time");
         let (outgoing, incoming) = (outgoing.expect("connect"), incoming.expect("accept"));
         assert_ne!(incoming.info().remote, outgoing.info().local, "the connection bypassed the relay");
+
+        // Once it stops listening (a crash), dials are refused at once, as
+        // its closed port would refuse them...
+        drop(listener);
+        let started = Instant::now();
+        let refused = dialler.connect(addr).await.map(|connection| connection.info());
+        assert!(matches!(refused, Err(TransportError::Refused(_))), "{refused:?}");
+        assert!(started.elapsed() < Duration::from_millis(500), "refused only after {:?}", started.elapsed());
+        // ... unless a partition cuts the link: then they go to the relay.
+        net.faults().apply(&LinkChange::Partition { oneway: true }, &Scope::Between { a: vec![1], b: vec![0] });
+        assert_ne!(net.route(0, addr).await.expect("a relay"), addr);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +273,9 @@ mod tests {
         drop(held);
         let (listener, _patient) =
             tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("in time").unwrap();
-        assert_eq!(listener.expect("listen").local_addr(), addr);
-        assert_eq!(net.directory.lock().unwrap().get(&addr), Some(&1), "dials to it cross a relay");
+        let listener = listener.expect("listen");
+        assert_eq!(listener.local_addr(), addr);
+        assert_eq!(net.directory().nodes.get(&addr), Some(&1), "dials to it cross a relay");
+        assert!(net.directory().listening.contains_key(&addr), "while it listens");
     }
 }
