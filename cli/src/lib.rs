@@ -34,6 +34,7 @@ pub mod compare;
 mod confirm;
 mod explore;
 mod merge;
+mod robust;
 mod run;
 mod systems;
 
