@@ -203,7 +203,8 @@ impl<S: System> Bundle for S {
         let system = Arc::new(self.clone());
         let sim = run_scenario(system.clone(), scenario, seed);
         let mut reals = Vec::new();
-        for _ in 0..runs.max(1) {
+        for run in 1..=runs.max(1) {
+            tandem_sim::logging::real_run_started(&format!("{}, real run {run} of {}", scenario.name, runs.max(1)));
             reals.push(tandem_msquic::run_real(system.clone(), scenario)?);
         }
         let wall = started.elapsed();

@@ -278,3 +278,14 @@ pub fn prepare<'a>(paths: &[PathBuf], log: Option<&Path>, systems: &[&'a dyn Bun
     })?;
     Ok(scenarios)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clap's own checks of every subcommand's flags.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

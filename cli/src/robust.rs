@@ -12,7 +12,7 @@ pub struct RobustnessArgs {
     /// latencies within their ranges, loss draws and boot stagger move
     /// (0: measure nothing).
     #[arg(long = "robustness", value_name = "K", default_value_t = DEFAULT_RUNS)]
-    runs: u32,
+    perturbed_runs: u32,
     /// The share of perturbed runs (0 to 1) a failure must still fail in to
     /// be robust; below it, it is timing-fragile.
     #[arg(long, value_name = "F", default_value_t = DEFAULT_MIN, value_parser = parse_share)]
@@ -22,7 +22,7 @@ pub struct RobustnessArgs {
 impl RobustnessArgs {
     /// The rule the flags set.
     pub fn rule(&self) -> Rule {
-        Rule { runs: self.runs, min: self.min_robust }
+        Rule { runs: self.perturbed_runs, min: self.min_robust }
     }
 }
 
