@@ -151,6 +151,16 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_s_robustness_is_the_same_every_time() {
+        let echo = Arc::new(crate::explore::testing::Echo);
+        let space = crate::explore::strategy::Space::default();
+        let scenario = crate::explore::case::Case::generate(&echo, &space, 3, 0).scenario;
+        let measured = verdict_and_robustness(&echo, &scenario, scenario.seed, 4);
+        assert_eq!(measured, verdict_and_robustness(&echo, &scenario, scenario.seed, 4));
+        assert_eq!(measured, (None, Robustness { held: 4, runs: 4 }), "the echo node passes under any timing");
+    }
+
+    #[test]
     fn the_rule_rounds_up_and_nothing_measured_meets_it() {
         let rule = Rule { runs: 8, min: 0.5 };
         assert_eq!(rule.needed(), 4);
