@@ -80,6 +80,11 @@ fn robustness_is_the_same_every_time_and_follows_its_flags() {
     };
     let found = explore(&[]);
     assert_eq!(found, explore(&[]), "the same exploration, the same shrink and robustness");
+    let case = found.split(" cases; shrunk").next().and_then(|head| head.rsplit(' ').next()).unwrap();
+    let reproducer = format!("target/tandem/failures/explore-s1-c{case}.toml");
+    let replay = tandem(&["replay", &reproducer, "--robustness", "8"], &dir);
+    let measured = stdout(&replay).lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(measured, format!("  robust {}", robustness(&found)), "replay measures the same: {found}");
     let held: u32 = robustness(&found).split('/').next().unwrap().parse().unwrap();
     assert!(held >= 4, "kept only while at least 4 of 8 perturbed runs fail: {found}");
     let sixteen = explore(&["--robustness", "16", "--min-robust", "0.75"]);
