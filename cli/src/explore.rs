@@ -261,11 +261,13 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         return Exit::Pass;
     };
     bar.finish_and_clear();
+    // The shrunk failure's robustness, when measured.
+    let robustness = (rule.runs > 0).then_some(shrunk.robustness);
     let fragile = !shrunk.robustness.meets(&rule);
     let code = &shrunk.failure.code;
     let mut reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
-    if rule.runs > 0 {
-        reproducer.insert_str(0, &comment(code, &shrunk.robustness, fragile));
+    if let Some(robustness) = &robustness {
+        reproducer.insert_str(0, &comment(code, robustness, fragile));
     }
     let path = match write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer) {
         Ok(path) => path,
@@ -288,7 +290,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         bar.suspend(|| eprintln!("confirming the reproducer over MsQuic, {runs} runs"));
         let mut confirmation = system.confirm(&shrunk.scenario, failing.case.sim_seed(), runs as usize, false);
         if let Ok(confirmation) = &mut confirmation {
-            confirmation.robustness = (rule.runs > 0).then_some(shrunk.robustness);
+            confirmation.robustness = robustness;
         }
         confirmation
     });
@@ -304,7 +306,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         nodes: shrunk.scenario.nodes,
         reproducer,
         path: path.display().to_string(),
-        robustness: (rule.runs > 0).then_some(shrunk.robustness),
+        robustness,
         fragile,
     };
     if let Err(error) = save(vec![found]) {
@@ -316,8 +318,8 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             "code": shrunk.failure.code, "steps_before": before, "steps_after": after,
             "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
         });
-        if rule.runs > 0 {
-            summary["robustness"] = json!(shrunk.robustness);
+        if robustness.is_some() {
+            summary["robustness"] = json!(robustness);
             summary["robustness_found"] = json!(shrunk.found);
             summary["fragile"] = json!(fragile);
         }
