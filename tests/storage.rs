@@ -192,7 +192,7 @@ fn a_disk_step_round_trips_and_bad_ones_are_located() {
 fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
     use tandem_sim::explore::guide::Guide;
     use tandem_sim::explore::runner::{explore, Plan, Shard};
-    use tandem_sim::explore::shrink::{shrink, DEFAULT_BUDGET};
+    use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
     let system = Arc::new(Journal);
@@ -207,6 +207,6 @@ fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
     let failing = runs.last().filter(|r| r.failure.is_some()).expect("ack-unsynced found in 300 cases");
     let failure = failing.failure.clone().expect("failing");
     assert_eq!(failure.code, "J1");
-    let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, DEFAULT_BUDGET);
+    let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, &Options::default());
     assert!(shrunk.scenario.steps.len() <= 6, "shrunk to\n{}", shrunk.scenario.to_toml());
 }

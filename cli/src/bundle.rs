@@ -12,8 +12,9 @@ use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
 use tandem::system::{Capabilities, Knob, PlantedBug, System, Tolerance};
 
+use tandem_sim::explore::robust::Robustness;
 use tandem_sim::explore::runner::{CaseRun, Exploration, Plan};
-use tandem_sim::explore::shrink::Shrunk;
+use tandem_sim::explore::shrink::{Options, Shrunk};
 use tandem_sim::run_scenario;
 
 /// A finished simulated run, whatever its system.
@@ -105,17 +106,27 @@ pub trait Bundle: Send + Sync {
     fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
     /// Runs an exploration's cases (see [`runner::explore`](tandem_sim::explore::runner::explore)).
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
-    /// Shrinks a failing scenario.
-    fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk;
-    /// Explores `plan` and shrinks its first failure within `budget` runs:
+    /// Shrinks a failing scenario within `options`.
+    fn shrink(&self, scenario: &Scenario, failure: &Violation, options: &Options) -> Shrunk;
+    /// Runs `scenario` in the simulation with `seed`, then `runs` perturbed
+    /// runs (see [`robust`](tandem_sim::explore::robust)): the run's
+    /// failure, if any, and how many perturbed runs ended the same way.
+    fn robustness(&self, scenario: &Scenario, seed: u64, runs: u32) -> (Option<Violation>, Robustness);
+    /// Explores `plan` and shrinks its first failure within `options`:
     /// what `tandem explore` and the bug benchmark run. `done` follows each
     /// case; `shrinking` is told when the failing case's shrinking begins.
-    fn hunt(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync), shrinking: &dyn Fn(&CaseRun), budget: usize) -> Hunt {
+    fn hunt(
+        &self,
+        plan: &Plan,
+        done: &(dyn Fn(&CaseRun) + Sync),
+        shrinking: &dyn Fn(&CaseRun),
+        options: &Options,
+    ) -> Hunt {
         let exploration = self.explore(plan, done);
         let shrunk = exploration.runs.last().and_then(|failing| {
             let failure = failing.failure.as_ref()?;
             shrinking(failing);
-            Some(self.shrink(&failing.case.scenario, failure, budget))
+            Some(self.shrink(&failing.case.scenario, failure, options))
         });
         Hunt { exploration, shrunk }
     }
@@ -171,8 +182,12 @@ impl<S: System> Bundle for S {
         tandem_sim::explore::runner::explore(&Arc::new(self.clone()), plan, done)
     }
 
-    fn shrink(&self, scenario: &Scenario, failure: &Violation, budget: usize) -> Shrunk {
-        tandem_sim::explore::shrink::shrink(Arc::new(self.clone()), scenario, failure, budget)
+    fn shrink(&self, scenario: &Scenario, failure: &Violation, options: &Options) -> Shrunk {
+        tandem_sim::explore::shrink::shrink(Arc::new(self.clone()), scenario, failure, options)
+    }
+
+    fn robustness(&self, scenario: &Scenario, seed: u64, runs: u32) -> (Option<Violation>, Robustness) {
+        tandem_sim::explore::robust::verdict_and_robustness(&Arc::new(self.clone()), scenario, seed, runs)
     }
 
     #[cfg(feature = "msquic")]
@@ -188,7 +203,8 @@ impl<S: System> Bundle for S {
         let system = Arc::new(self.clone());
         let sim = run_scenario(system.clone(), scenario, seed);
         let mut reals = Vec::new();
-        for _ in 0..runs.max(1) {
+        for run in 1..=runs.max(1) {
+            tandem_sim::logging::real_run_started(&format!("{}, real run {run} of {}", scenario.name, runs.max(1)));
             reals.push(tandem_msquic::run_real(system.clone(), scenario)?);
         }
         let wall = started.elapsed();

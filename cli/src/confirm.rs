@@ -9,6 +9,7 @@ use tandem::scenario::format_duration;
 
 use super::{prepare, without_msquic, write_picture, Exit};
 use crate::bundle::Bundle;
+use crate::robust::{fragile_warning, RobustnessArgs};
 
 /// The real transports `confirm` can use.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,6 +44,10 @@ pub struct ConfirmArgs {
     /// simulated run above its run over MsQuic.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// How robust the simulated verdict is, measured before any real run
+    /// (`--robustness K`, `--min-robust F`).
+    #[command(flatten)]
+    robustness: RobustnessArgs,
 }
 
 /// Runs each scenario over real MsQuic and in simulation and compares them.
@@ -60,21 +65,24 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
     let mut pictures = Vec::new();
     let spinner = if args.json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.enable_steady_tick(Duration::from_millis(120));
+    let rule = args.robustness.rule();
     for loaded in &scenarios {
         let scenario = &loaded.scenario;
+        let seed = args.seed.unwrap_or(scenario.seed);
+        spinner.set_message(format!("{}: {} simulated runs with perturbed timing", scenario.name, rule.runs));
+        let (failure, robustness) = loaded.system.robustness(scenario, seed, rule.runs);
+        if let Some(failure) = failure.filter(|_| !robustness.meets(&rule)) {
+            spinner.suspend(|| eprintln!("{}: {}", scenario.name, fragile_warning(&failure.code, &robustness, &rule)));
+        }
         spinner.set_message(format!(
             "{}: real run over MsQuic ({} of wall time)",
             scenario.name,
             format_duration(scenario.duration)
         ));
-        let confirmation = match loaded.system.confirm(
-            scenario,
-            args.seed.unwrap_or(scenario.seed),
-            args.runs as usize,
-            args.html.is_some(),
-        ) {
+        let confirmation = match loaded.system.confirm(scenario, seed, args.runs as usize, args.html.is_some()) {
             Ok(mut confirmation) => {
                 pictures.append(&mut confirmation.pictures);
+                confirmation.robustness = (rule.runs > 0).then_some(robustness);
                 confirmation
             }
             Err(error) => {

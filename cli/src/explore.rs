@@ -13,12 +13,14 @@ use tandem::scenario::{format_duration, parse_duration, MAX_NODES};
 
 use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
+use crate::robust::{comment, fragile_warning, words, RobustnessArgs};
 use tandem_sim::explore::case::Origin;
 use tandem_sim::explore::guide::{Guide, Progress};
 use tandem_sim::explore::results::{Found, Identity, ShardResult};
+use tandem_sim::explore::robust::Rule;
 use tandem_sim::explore::runner::{CaseRun, Plan, Shard};
 use tandem_sim::explore::shards::ShardSpec;
-use tandem_sim::explore::shrink::DEFAULT_BUDGET;
+use tandem_sim::explore::shrink::{self, Shrunk, DEFAULT_BUDGET};
 use tandem_sim::explore::strategy::Space;
 use tandem_sim::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
 
@@ -80,6 +82,9 @@ pub struct ExploreArgs {
     /// Stop once N cases in a row (in case order) reached nothing new.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     until_stable: Option<u64>,
+    /// How robust a shrunk failure must stay (`--robustness K`, `--min-robust F`).
+    #[command(flatten)]
+    robustness: RobustnessArgs,
 }
 
 fn parse_guide(s: &str) -> Result<Guide, String> {
@@ -201,7 +206,9 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
     bar.set_message(format!("seed {seed}"));
     let shrinking = |failing: &CaseRun| bar.set_message(format!("shrinking case {}", failing.case.number()));
-    let hunt = system.hunt(&plan, &|_| bar.inc(1), &shrinking, DEFAULT_BUDGET);
+    let rule = args.robustness.rule();
+    let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: rule };
+    let hunt = system.hunt(&plan, &|_| bar.inc(1), &shrinking, &options);
     let (runs, progress) = (&hunt.exploration.runs, &hunt.exploration.progress);
     if args.json {
         for run in runs {
@@ -254,7 +261,14 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         return Exit::Pass;
     };
     bar.finish_and_clear();
-    let reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
+    // The shrunk failure's robustness, when measured.
+    let robustness = (rule.runs > 0).then_some(shrunk.robustness);
+    let fragile = !shrunk.robustness.meets(&rule);
+    let code = &shrunk.failure.code;
+    let mut reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
+    if let Some(robustness) = &robustness {
+        reproducer.insert_str(0, &comment(code, robustness, fragile));
+    }
     let path = match write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer) {
         Ok(path) => path,
         Err(error) => {
@@ -274,7 +288,11 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     }
     let confirmation = args.confirm.map(|runs| {
         bar.suspend(|| eprintln!("confirming the reproducer over MsQuic, {runs} runs"));
-        system.confirm(&shrunk.scenario, failing.case.sim_seed(), runs as usize, false)
+        let mut confirmation = system.confirm(&shrunk.scenario, failing.case.sim_seed(), runs as usize, false);
+        if let Ok(confirmation) = &mut confirmation {
+            confirmation.robustness = robustness;
+        }
+        confirmation
     });
     let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
     let number = failing.case.number();
@@ -288,6 +306,8 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         nodes: shrunk.scenario.nodes,
         reproducer,
         path: path.display().to_string(),
+        robustness,
+        fragile,
     };
     if let Err(error) = save(vec![found]) {
         eprintln!("{error}");
@@ -298,6 +318,11 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             "code": shrunk.failure.code, "steps_before": before, "steps_after": after,
             "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
         });
+        if robustness.is_some() {
+            summary["robustness"] = json!(robustness);
+            summary["robustness_found"] = json!(shrunk.found);
+            summary["fragile"] = json!(fragile);
+        }
         summary.as_object_mut().expect("an object").extend(coverage);
         if let Some(confirmation) = &confirmation {
             summary["confirm"] = match confirmation {
@@ -307,10 +332,14 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         }
         println!("{summary}");
     } else {
+        let robust = found_words(shrunk, &rule).map(|w| format!("; {w}")).unwrap_or_default();
         println!(
-            "FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs",
+            "FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs{robust}",
             shrunk.failure, shrunk.runs
         );
+        if fragile {
+            eprintln!("explore: {}", fragile_warning(code, &shrunk.robustness, &rule));
+        }
         println!("{}", next_steps(&path));
         match &confirmation {
             Some(Ok(confirmation)) => println!("  {confirmation}"),
@@ -321,6 +350,19 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     }
     let _ = std::io::stdout().flush();
     Exit::Fail
+}
+
+/// How robust the shrunk failure is, for its `FOUND` line (nothing when
+/// `rule` measures nothing): `robust 7/8`, `robust 2/8, timing-fragile`, or
+/// `robust 6/8 (timing-fragile as found: 1/8)` when shrinking made a
+/// fragile failure robust.
+fn found_words(shrunk: &Shrunk, rule: &Rule) -> Option<String> {
+    let (found, now) = (shrunk.found.meets(rule), shrunk.robustness.meets(rule));
+    let mut words = words(&shrunk.robustness, !now);
+    if !found && now {
+        words.push_str(&format!(" (timing-fragile as found: {})", shrunk.found));
+    }
+    (rule.runs > 0).then_some(words)
 }
 
 /// Why the result file cannot be written at `path`, checked before

@@ -34,6 +34,7 @@ pub mod compare;
 mod confirm;
 mod explore;
 mod merge;
+mod robust;
 mod run;
 mod systems;
 
@@ -300,4 +301,15 @@ pub fn prepare<'a>(paths: &[PathBuf], log: Option<&Path>, systems: &[&'a dyn Bun
         Exit::Usage
     })?;
     Ok(scenarios)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clap's own checks of every subcommand's flags.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

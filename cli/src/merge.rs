@@ -9,6 +9,7 @@ use tandem::scenario::Scenario;
 
 use super::{Exit, FAILURES_DIR};
 use crate::bundle::Bundle;
+use crate::robust::words;
 use tandem_sim::explore::results::{merge as merge_results, Merged, ShardResult, Stop};
 use tandem_sim::report::{next_steps, write_reproducer_text};
 
@@ -99,12 +100,14 @@ pub fn merge(args: MergeArgs, systems: &[&dyn Bundle]) -> Exit {
 /// stopped early and the goals missed on standard error.
 fn print_text(merged: &Merged, paths: &[PathBuf]) {
     for (distinct, path) in merged.failures.iter().zip(paths) {
+        let robust = distinct.found.robustness.map(|r| format!("; {}", words(&r, distinct.found.fragile)));
         println!(
-            "FOUND {} (shard {}, case {}; {} shards found it)",
+            "FOUND {} (shard {}, case {}; {} shards found it){}",
             distinct.found.failure,
             distinct.shard,
             distinct.found.case,
-            distinct.shards.len()
+            distinct.shards.len(),
+            robust.unwrap_or_default()
         );
         println!("{}", next_steps(path));
     }
@@ -145,6 +148,7 @@ fn summary_json(merged: &Merged, paths: &[PathBuf]) -> serde_json::Value {
             json!({
                 "failure": d.found.failure, "code": d.found.code, "shard": d.shard, "case": d.found.case,
                 "found_by": d.shards, "steps": d.found.steps, "nodes": d.found.nodes, "reproduce": path,
+                "robustness": d.found.robustness, "fragile": d.found.fragile,
             })
         })
         .collect();

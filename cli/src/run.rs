@@ -14,6 +14,8 @@ use tandem::scenario::Scenario;
 
 use super::{prepare, write_picture, Exit};
 use crate::bundle::{Bundle, Finished, Keep};
+use crate::robust::words;
+use tandem_sim::explore::robust::{Rule, DEFAULT_MIN};
 use tandem_sim::report::{write_reproducer, RunReport, Verdict, FAILURES_DIR};
 
 /// Arguments of `tandem run`.
@@ -66,6 +68,10 @@ pub struct ReplayArgs {
     /// Write the run's timeline picture to FILE (one HTML page).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Also measure how robust the replayed verdict is in K runs with
+    /// perturbed timing, and print it (`  robust k/K`; `--json`: `robustness`).
+    #[arg(long, value_name = "K")]
+    robustness: Option<u32>,
 }
 
 /// Collects traces for `--trace`.
@@ -249,7 +255,20 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
             return Exit::Usage;
         }
     }
-    emit(&report, args.json, &ProgressBar::hidden());
+    let Some(runs) = args.robustness else {
+        emit(&report, args.json, &ProgressBar::hidden());
+        return if report.passed() { Exit::Pass } else { Exit::Fail };
+    };
+    let (_, robustness) = loaded.system.robustness(scenario, scenario.seed, runs);
+    let fragile = !report.passed() && !robustness.meets(&Rule { runs, min: DEFAULT_MIN });
+    if args.json {
+        let mut line = serde_json::to_value(&report).expect("reports serialise");
+        line["robustness"] = serde_json::json!(robustness);
+        line["fragile"] = serde_json::json!(fragile);
+        println!("{line}");
+    } else {
+        println!("{report}\n  {}", words(&robustness, fragile));
+    }
     if report.passed() {
         Exit::Pass
     } else {

@@ -190,7 +190,8 @@ fn calibrate_writes_a_profile_whose_sync_latency_the_simulation_takes() {
 #[cfg(not(feature = "msquic"))]
 #[test]
 fn confirm_without_msquic_says_how_to_get_it() {
-    let out = tandem(&["confirm", "scenarios/hot_reload.toml"], &scratch("no-msquic"));
+    let args = ["confirm", "scenarios/hot_reload.toml", "--runs", "2", "--robustness", "4", "--min-robust", "0.5"];
+    let out = tandem(&args, &scratch("no-msquic"));
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("cargo run --release -p tandem-cli --features msquic -- confirm"),

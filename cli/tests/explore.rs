@@ -53,7 +53,69 @@ fn finds_in(system: &str, mutation: &str, codes: &[&str], jobs: &str, dir: &Path
     assert_eq!(trace_of(&replays[0]), trace_of(&replays[1]), "the same digest twice");
     assert!(replays[0].trim_end().ends_with(failure), "replay: {}found: {failure}", replays[0]);
     let reproducer = std::fs::read_to_string(dir.join(path)).unwrap();
+    let robust = robustness(found);
+    assert!(robust.ends_with("/8"), "8 perturbed runs by default: {found}");
+    let first = reproducer.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("# robust {robust}: fails with ")), "the file carries it: {first}");
     (text.clone(), reproducer)
+}
+
+/// The robustness a FOUND line ends with (`; robust 7/8`, maybe followed
+/// by `, timing-fragile` or why): `7/8`.
+fn robustness(found: &str) -> &str {
+    let words = found.rsplit_once("; robust ").unwrap_or_else(|| panic!("no robustness: {found}")).1;
+    words.split([',', ' ']).next().unwrap()
+}
+
+#[test]
+fn robustness_is_the_same_every_time_and_follows_its_flags() {
+    let dir = scratch("robustness");
+    let explore = |extra: &[&str]| {
+        let mut args = vec!["explore", "--system", "twophase", "--cases", "100", "--seed", "1"];
+        args.extend(["--mutation", "vote-unsynced"]);
+        args.extend(extra);
+        let out = tandem(&args, &dir);
+        assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out).lines().next().unwrap_or_default().to_string()
+    };
+    let found = explore(&[]);
+    assert_eq!(found, explore(&[]), "the same exploration, the same shrink and robustness");
+    let case = found.split(" cases; shrunk").next().and_then(|head| head.rsplit(' ').next()).unwrap();
+    let reproducer = format!("target/tandem/failures/explore-s1-c{case}.toml");
+    let replay = tandem(&["replay", &reproducer, "--robustness", "8"], &dir);
+    let measured = stdout(&replay).lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(measured, format!("  robust {}", robustness(&found)), "replay measures the same: {found}");
+    let held: u32 = robustness(&found).split('/').next().unwrap().parse().unwrap();
+    assert!(held >= 4, "kept only while at least 4 of 8 perturbed runs fail: {found}");
+    let sixteen = explore(&["--robustness", "16", "--min-robust", "0.75"]);
+    assert!(robustness(&sixteen).ends_with("/16"), "{sixteen}");
+    let held: u32 = robustness(&sixteen).split('/').next().unwrap().parse().unwrap();
+    assert!(held >= 12, "{sixteen}");
+    let unmeasured = explore(&["--robustness", "0"]);
+    assert!(!unmeasured.contains("robust"), "0 measures nothing: {unmeasured}");
+    let json: Value = serde_json::from_str(
+        stdout(&tandem(
+            &[
+                "explore",
+                "--system",
+                "twophase",
+                "--cases",
+                "100",
+                "--seed",
+                "1",
+                "--mutation",
+                "vote-unsynced",
+                "--json",
+            ],
+            &dir,
+        ))
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(format!("{}/{}", json["robustness"]["held"], json["robustness"]["runs"]), robustness(&found));
+    assert_eq!(json["fragile"], false);
 }
 
 #[test]
@@ -324,8 +386,10 @@ fn four_guided_shards_merge_into_one_exploration() {
     for group in groups.values() {
         let &(shard, kept) = group.iter().min_by_key(|(_, f)| (f["steps"].as_u64(), f["case"].as_u64())).unwrap();
         let case = kept["case"].as_u64().unwrap();
+        let fragile = if kept["fragile"] == true { ", timing-fragile" } else { "" };
+        let robust = format!("{}/{}{fragile}", kept["robustness"]["held"], kept["robustness"]["runs"]);
         let line = format!(
-            "FOUND {} (shard {shard}, case {case}; {} shards found it)",
+            "FOUND {} (shard {shard}, case {case}; {} shards found it); robust {robust}",
             kept["failure"].as_str().unwrap(),
             group.len()
         );

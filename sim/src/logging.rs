@@ -1,4 +1,6 @@
-//! Logs through `tracing`, stamped with simulated time inside the simulation.
+//! Logs through `tracing`, stamped with simulated time inside the
+//! simulation, and with wall-clock time (UTC) and the time since the run
+//! began on a real network.
 //!
 //! Node and runner code log with `tracing`; every node event sits in a
 //! `node{id, inc}` span. `RUST_LOG` sets the level (default `info` with a log
@@ -8,20 +10,39 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::Mutex;
+// Wall-clock `Instant`: read only outside a simulated host (see `RunClock`).
+use std::time::Instant;
 
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::EnvFilter;
 
-/// Stamps simulated time inside a simulated host, `-` elsewhere.
+/// Stamps a log line: simulated time inside a simulated host
+/// (`  1.250000s`); elsewhere the wall-clock time in UTC and the time since
+/// the last [`real_run_started`] (`2026-12-05T22:10:01.123456Z +1.250000s`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SimTime;
+pub struct RunClock;
 
-impl FormatTime for SimTime {
+/// When the real run under way began, if one did.
+static REAL_RUN_START: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Marks the start of the real run `run` (`hot_reload, real run 1 of 3`):
+/// logs it, and stamps the log lines outside the simulation with the time
+/// since.
+pub fn real_run_started(run: &str) {
+    *REAL_RUN_START.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    tracing::info!("{run} begins");
+}
+
+impl FormatTime for RunClock {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        match crate::determinism::active().then(crate::determinism::elapsed) {
-            Some(t) => write!(w, "{:>10.6}s", t.as_secs_f64()),
-            None => write!(w, "{:>11}", "-"),
+        if crate::determinism::active() {
+            return write!(w, "{:>10.6}s", crate::determinism::elapsed().as_secs_f64());
+        }
+        SystemTime.format_time(w)?;
+        match *REAL_RUN_START.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(start) => write!(w, " +{:.6}s", start.elapsed().as_secs_f64()),
+            None => write!(w, " -"),
         }
     }
 }
@@ -31,7 +52,7 @@ impl FormatTime for SimTime {
 pub fn init(file: Option<&Path>) -> std::io::Result<()> {
     let default = if file.is_some() { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimTime);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_timer(RunClock);
     let _ = match file {
         Some(path) => builder.with_ansi(false).with_writer(Mutex::new(File::create(path)?)).try_init(),
         None => builder.with_writer(std::io::stderr).try_init(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tandem_cli::bundle::Bundle;
 use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::{Plan, Shard};
-use tandem_sim::explore::shrink::DEFAULT_BUDGET;
+use tandem_sim::explore::shrink;
 use tandem_sim::explore::strategy::Space;
 
 use super::report::Figure;
@@ -37,7 +37,7 @@ fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) ->
     let start = Instant::now();
     // Timed until the bug is found, before it is shrunk.
     let found_after = std::cell::Cell::new(None);
-    let hunt = system.hunt(&plan, &|_| {}, &|_| found_after.set(Some(start.elapsed())), DEFAULT_BUDGET);
+    let hunt = system.hunt(&plan, &|_| {}, &|_| found_after.set(Some(start.elapsed())), &shrink::Options::default());
     let secs = found_after.get().unwrap_or_else(|| start.elapsed()).as_secs_f64();
     SeedHunt {
         found: hunt.failing().map(|failing| failing.case.number()),

@@ -13,13 +13,15 @@
 //! - [`runner`]: the case loop, on several threads or one shard;
 //! - [`shards`]: which shard a machine runs, from `--shard` or the environment;
 //! - [`results`]: a shard's result file, and merging the files of every shard;
-//! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario.
+//! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario;
+//! - [`robust`]: how often a failure holds when timing moves.
 
 pub mod case;
 pub mod guide;
 pub mod mutate;
 pub mod remap;
 pub mod results;
+pub mod robust;
 pub mod rules;
 pub mod runner;
 pub mod shards;

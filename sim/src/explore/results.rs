@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::guide::{Guide, Progress};
+use super::robust::Robustness;
 use super::runner::{CaseRun, Shard};
 
 /// The result-file format this tandem writes and reads.
@@ -124,6 +125,13 @@ pub struct Found {
     pub reproducer: String,
     /// Where the shard wrote it.
     pub path: String,
+    /// How robust the shrunk failure is (see [`robust`](super::robust));
+    /// `None` when not measured.
+    #[serde(default)]
+    pub robustness: Option<Robustness>,
+    /// Whether it is below the exploration's `--min-robust`.
+    #[serde(default)]
+    pub fragile: bool,
 }
 
 /// What a shard's cases reached.
@@ -403,6 +411,8 @@ mod tests {
             nodes: 2,
             reproducer: format!("nodes = 2\nseed = {case}\n"),
             path: format!("target/tandem/failures/explore-s1-c{case}.toml"),
+            robustness: Some(Robustness { held: 8, runs: 8 }),
+            fragile: false,
         }
     }
 

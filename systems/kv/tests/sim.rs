@@ -135,7 +135,7 @@ fn each_planted_bug_fails_its_scenario_which_a_correct_kv_passes() {
 fn exploration_finds_and_shrinks_every_planted_bug() {
     use tandem_sim::explore::guide::Guide;
     use tandem_sim::explore::runner::{explore, Plan, Shard};
-    use tandem_sim::explore::shrink::{shrink, DEFAULT_BUDGET};
+    use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
     let seed = std::env::var("KV_EXPLORE_SEED").ok().map_or(1, |s| s.parse().expect("KV_EXPLORE_SEED is a number"));
@@ -150,7 +150,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
         let failing = runs.last().filter(|r| r.failure.is_some());
         let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));
         let failure = failing.failure.clone().expect("failing");
-        let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, DEFAULT_BUDGET);
+        let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, &Options::default());
         eprintln!(
             "{mutation}: found at case {} ({failure}); shrunk to {} steps, {} nodes",
             failing.case.number(),

@@ -106,7 +106,7 @@ fn the_commit_scenario_passes_with_either_bug() {
 fn exploration_finds_and_shrinks_every_planted_bug() {
     use tandem_sim::explore::guide::Guide;
     use tandem_sim::explore::runner::{explore, Plan, Shard};
-    use tandem_sim::explore::shrink::{shrink, DEFAULT_BUDGET};
+    use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
     let seed = std::env::var("TWOPHASE_EXPLORE_SEED")
@@ -126,7 +126,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
         };
         let failure = failing.failure.clone().expect("failing");
         assert_eq!(failure.code, code, "{mutation}: {failure}");
-        let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, DEFAULT_BUDGET);
+        let shrunk = shrink(system.clone(), &failing.case.scenario, &failure, &Options::default());
         eprintln!(
             "{mutation}: found at case {} ({failure}); shrunk to {} steps, {} nodes:\n{}",
             failing.case.number(),
