@@ -11,7 +11,7 @@ use tandem_cli::bundle::Bundle;
 use tandem_cli::load_all;
 use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::{Plan, Shard};
-use tandem_sim::explore::shrink::DEFAULT_BUDGET;
+use tandem_sim::explore::shrink::Options as Shrinking;
 use tandem_sim::explore::strategy::Space;
 
 use super::bugs::systems;
@@ -38,7 +38,7 @@ struct Agreement {
 fn reproducer(system: &dyn Bundle, bug: &str, seed: u64, cases: u64, runs: usize) -> Agreement {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
     let plan = Plan { seed, cases, space, jobs: 2, shard: Shard::ALL, guide: Guide::Coverage, until_stable: None };
-    let hunt = system.hunt(&plan, &|_| {}, &|_| {}, DEFAULT_BUDGET);
+    let hunt = system.hunt(&plan, &|_| {}, &|_| {}, &Shrinking::default());
     let name = system.info().name;
     let id = format!("fidelity.{name}.{bug}.seed{seed}.agreed");
     let (Some(failing), Some(shrunk)) = (hunt.failing(), hunt.shrunk.as_ref()) else {
@@ -47,9 +47,10 @@ fn reproducer(system: &dyn Bundle, bug: &str, seed: u64, cases: u64, runs: usize
     };
     let scenario = &shrunk.scenario;
     let what = format!(
-        "{name} {bug}, seed {seed}: case {}, shrunk to {} steps; real runs failing as the simulation does, of {runs}",
+        "{name} {bug}, seed {seed}: case {}, shrunk to {} steps, robust {}; real runs failing as the simulation does, of {runs}",
         failing.case.number(),
-        scenario.steps.len()
+        scenario.steps.len(),
+        shrunk.robustness
     );
     let agreed = system.confirm(scenario, failing.case.sim_seed(), runs, false).map(|c| c.agreed);
     Agreement { id, what, agreed }
