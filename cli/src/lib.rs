@@ -172,6 +172,7 @@ pub fn main_with(systems: &[&dyn Bundle]) -> ExitCode {
 /// When `systems` is empty.
 pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode {
     assert!(!systems.is_empty(), "tandem needs at least one system");
+    exit_quietly_when_the_reader_goes();
     let program = tandem_sim::report::name_program_from_args();
     let mut command = Cli::command();
     if program != "tandem" {
@@ -277,11 +278,36 @@ pub fn without_msquic(command: &str) -> Option<Exit> {
     if cfg!(feature = "msquic") {
         return None;
     }
-    eprintln!(
-        "tandem {command} needs MsQuic, and this tandem was built without it: \
-         cargo run --release -p tandem-cli --features msquic -- {command} ... (MsQuic builds with cmake and libnuma-dev)"
-    );
+    eprintln!("{}", msquic_advice(tandem_sim::report::program(), command));
     Some(Exit::Usage)
+}
+
+/// What `program COMMAND` says in a build without MsQuic: how to build it
+/// with MsQuic, for tandem's own binary or a user's.
+fn msquic_advice(program: &str, command: &str) -> String {
+    let build = match program {
+        "tandem" => format!("cargo run --release -p tandem-cli --features msquic -- {command} ..."),
+        // A user's own binary: their crate turns on tandem-cli's feature.
+        _ => format!(
+            "give your crate a feature `msquic = [\"tandem-cli/msquic\"]` and run \
+             cargo run --release --bin {program} --features msquic -- {command} ..."
+        ),
+    };
+    format!("{program} {command} needs MsQuic, and this {program} was built without it: {build} (MsQuic builds with cmake and libnuma-dev)")
+}
+
+/// Gives SIGPIPE back its default action, which Rust's runtime ignores: a
+/// command whose output is piped into a reader that goes away (`tandem
+/// systems | head -1`) then ends quietly, as Unix commands do, instead of
+/// panicking on its next `println!`. The real backend only writes to UDP
+/// sockets, which never raise it.
+fn exit_quietly_when_the_reader_goes() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with `SIG_DFL` installs no handler of ours; it runs at
+    // the start of `main`, before this process writes anywhere.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Writes the timeline pictures of `pictures` as one HTML page to `path`.
@@ -306,6 +332,18 @@ pub fn prepare<'a>(paths: &[PathBuf], log: Option<&Path>, systems: &[&'a dyn Bun
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_without_msquic_names_the_binary_and_the_feature_to_enable() {
+        let ours = msquic_advice("tandem", "confirm");
+        assert!(ours.starts_with("tandem confirm needs MsQuic"), "{ours}");
+        assert!(ours.contains("cargo run --release -p tandem-cli --features msquic -- confirm ..."), "{ours}");
+        let theirs = msquic_advice("mybin", "confirm");
+        assert!(theirs.starts_with("mybin confirm needs MsQuic, and this mybin was built without it"), "{theirs}");
+        assert!(theirs.contains("msquic = [\"tandem-cli/msquic\"]"), "{theirs}");
+        assert!(theirs.contains("--bin mybin --features msquic -- confirm"), "{theirs}");
+        assert!(!theirs.contains("-p tandem-cli"), "not tandem's own binary: {theirs}");
+    }
 
     /// Clap's own checks of every subcommand's flags.
     #[test]

@@ -218,3 +218,30 @@ fn a_run_reports_its_coverage_signature_and_the_goals_it_missed() {
         assert!(stderr(&text).contains(goal.as_str().unwrap()), "{}", stderr(&text));
     }
 }
+
+#[test]
+fn a_command_whose_reader_goes_away_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("pipe");
+    let hot = scenario("hot_reload.toml");
+    // Thousands of result lines: more than a pipe holds, so the command is
+    // still writing when its reader goes (`tandem run ... | head -1`).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", hot.to_str().unwrap(), "--seeds", "3000"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("PASS hot_reload"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(out.status.success() || out.status.signal() == Some(13), "{:?}", out.status);
+    }
+}
