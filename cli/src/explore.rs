@@ -301,6 +301,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         code: shrunk.failure.code.clone(),
         failure: shrunk.failure.to_string(),
         signature: replay.map(|run| run.outcome.signature).unwrap_or_default(),
+        shape: shrunk.scenario.shape(),
         case_signature: failing.signature.clone(),
         steps: after,
         nodes: shrunk.scenario.nodes,

@@ -396,6 +396,23 @@ impl Default for Network {
 }
 
 impl Scenario {
+    /// What the scenario does, without its values: the node count and each
+    /// step's action with the nodes it names (a link action's groups, a
+    /// node action's node, an operation's `node`, `from` and `to` fields),
+    /// never keys, payloads or times. Two reproducers of one bug that
+    /// differ only in those have the same shape:
+    ///
+    /// ```
+    /// # use tandem::scenario::{Action, Scenario, Step, Timing};
+    /// let mut scenario = Scenario::new("s", 3);
+    /// scenario.steps.push(Step::new(Timing::Immediately, Action::Crash { node: 1 }));
+    /// assert_eq!(scenario.shape(), "3 nodes: crash 1");
+    /// ```
+    pub fn shape(&self) -> String {
+        let steps: Vec<String> = self.steps.iter().map(|step| step_shape(&step.action)).collect();
+        format!("{} nodes: {}", self.nodes, steps.join("; "))
+    }
+
     /// A scenario named `name` with `nodes` nodes, every other field at its
     /// default, and no steps or end checks.
     pub fn new(name: impl Into<String>, nodes: u32) -> Scenario {
@@ -471,5 +488,23 @@ impl Scenario {
     /// for whichever system runs it).
     pub fn is_for<S: System>(&self, system: &S) -> bool {
         self.system.as_deref().is_none_or(|name| name == system.name())
+    }
+}
+
+/// One step of [`Scenario::shape`].
+fn step_shape(action: &Action) -> String {
+    let list = |nodes: &[NodeIdx]| nodes.iter().map(NodeIdx::to_string).collect::<Vec<_>>().join(",");
+    let nodes = match action {
+        Action::Link { scope: Scope::Every, .. } => "*".to_string(),
+        Action::Link { scope: Scope::Between { a, b }, .. } => format!("{}|{}", list(a), list(b)),
+        Action::Op(call) => {
+            let named = ["node", "from", "to"].map(|field| call.value.get(field).and_then(toml::Value::as_integer));
+            named.iter().flatten().map(i64::to_string).collect::<Vec<_>>().join(",")
+        }
+        _ => action.node().map(|node| node.to_string()).unwrap_or_default(),
+    };
+    match nodes.is_empty() {
+        true => action.name().to_string(),
+        false => format!("{} {nodes}", action.name()),
     }
 }

@@ -1,7 +1,7 @@
 //! A shard's result file (`tandem explore --result`), and what `tandem
 //! merge` makes of the files of every shard of one exploration: checks that
 //! they tile its cases, unions their coverage and keeps one failure per
-//! property and signature, the one with the smallest reproducer.
+//! property and reproducer shape, the one with the smallest reproducer.
 //!
 //! The file is JSON, versioned by its `format` field ([`FORMAT`]).
 //! Signature hashes are sorted 16-digit hex strings: many JSON readers lose
@@ -111,9 +111,14 @@ pub struct Found {
     /// The shrunk failure, as the `FOUND` line prints it.
     pub failure: String,
     /// The coverage signature of the shrunk reproducer's run: with `code`,
-    /// what tells two failures apart.
+    /// what tells two failures apart when no `shape` is known.
     #[serde(with = "hex")]
     pub signature: BTreeSet<u64>,
+    /// The reproducer's [shape](tandem::scenario::Scenario::shape): with
+    /// `code`, what tells two failures apart (empty in result files written
+    /// before shapes: those group by signature).
+    #[serde(default)]
+    pub shape: String,
     /// The coverage signature of the failing case.
     #[serde(with = "hex")]
     pub case_signature: BTreeSet<u64>,
@@ -257,7 +262,7 @@ pub struct Early {
 }
 
 /// A failure as merged: the one with the smallest reproducer among those
-/// of the same code and signature.
+/// of the same code and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Distinct {
     /// The failure kept.
@@ -313,11 +318,14 @@ pub fn merge(results: &[(String, ShardResult)]) -> Result<Merged, String> {
         let every = format!("every shard 1..={count} must be merged");
         return Err(format!("missing shards {missing} of the exploration of {first_file}: {every}"));
     }
-    let mut groups: BTreeMap<(&str, &BTreeSet<u64>), Distinct> = BTreeMap::new();
+    // One failure: the same property, and the same reproducer shape (or,
+    // without one, the same coverage signature).
+    let mut groups: BTreeMap<(&str, Result<&str, &BTreeSet<u64>>), Distinct> = BTreeMap::new();
     let (mut goals, mut signature) = (BTreeMap::new(), BTreeSet::new());
     for (_, result) in results {
         for found in &result.failures {
-            let distinct = groups.entry((&found.code, &found.signature)).or_insert_with(|| Distinct {
+            let kind = if found.shape.is_empty() { Err(&found.signature) } else { Ok(found.shape.as_str()) };
+            let distinct = groups.entry((&found.code, kind)).or_insert_with(|| Distinct {
                 found: found.clone(),
                 shard: result.shard.index,
                 shards: BTreeSet::new(),
@@ -406,6 +414,7 @@ mod tests {
             code: code.into(),
             failure: format!("{code} broken: case {case}"),
             signature: signature.iter().copied().collect(),
+            shape: String::new(),
             case_signature: BTreeSet::from([case]),
             steps,
             nodes: 2,
@@ -477,6 +486,24 @@ mod tests {
         assert!(with(&|r| r.ran.push(Span { start: 4, end: 5, step: 3 })).contains("overlap"));
         assert!(with(&|r| r.ran[0].end = 5).contains("stopped complete but did not run 1 of its cases"));
         assert!(with(&|r| r.stopped = Stop::Failure).contains(r#"stopped "failure" with 0 failures"#));
+    }
+
+    #[test]
+    fn merge_groups_failures_by_property_and_reproducer_shape_not_values() {
+        // Three shards found kv's drop-tombstones: 2-step reproducers that
+        // differ only in key names, so in their coverage signatures.
+        let shaped = |case, signature: &[u64], steps| Found {
+            shape: "3 nodes: put 0; delete 1".into(),
+            ..found(case, "S2", signature, steps)
+        };
+        let results = [
+            shard(1, 1, vec![shaped(1, &[1], 2)]),
+            shard(2, 1, vec![shaped(2, &[2], 2)]),
+            shard(3, 1, vec![shaped(3, &[3], 2), Found { shape: "3 nodes: put 0".into(), ..found(6, "S2", &[4], 1) }]),
+        ];
+        let merged = merge(&results).unwrap();
+        let groups: Vec<(u64, usize)> = merged.failures.iter().map(|d| (d.found.case, d.shards.len())).collect();
+        assert_eq!(groups, [(1, 3), (6, 1)], "one failure found by three shards, and one of another shape");
     }
 
     #[test]
