@@ -124,13 +124,23 @@ pub struct Tolerance {
     /// How long a correct node needs, once every fault is repaired, to
     /// deliver what it owes (liveness is judged after it).
     pub settle: Duration,
+    /// Over how long explored nodes first boot, at offsets drawn from the
+    /// seed (`explore --stagger`; at most
+    /// [`MAX_STAGGER`](crate::scenario::MAX_STAGGER)): a protocol whose
+    /// elections livelock when nodes boot together wants more.
+    pub stagger: Duration,
 }
 
 impl Default for Tolerance {
-    /// 250 ms of latency and a 5 s settle tail: enough for protocols whose
-    /// timeouts are in the hundreds of milliseconds to seconds.
+    /// 250 ms of latency, a 5 s settle tail and boots staggered over 20 ms:
+    /// enough for protocols whose timeouts are in the hundreds of
+    /// milliseconds to seconds.
     fn default() -> Tolerance {
-        Tolerance { max_latency: Duration::from_millis(250), settle: crate::scenario::DEFAULT_SETTLE }
+        Tolerance {
+            max_latency: Duration::from_millis(250),
+            settle: crate::scenario::DEFAULT_SETTLE,
+            stagger: Duration::from_millis(20),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tandem::scenario::{format_duration, parse_duration, MAX_NODES};
+use tandem::scenario::{format_duration, parse_duration, MAX_NODES, MAX_STAGGER};
 
 use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
@@ -42,6 +42,10 @@ pub struct ExploreArgs {
     /// Every scenario's settle tail (default: what the system tolerates, see `tandem systems`).
     #[arg(long, value_parser = parse_duration)]
     settle: Option<Duration>,
+    /// Nodes first boot at offsets drawn within this (default: what the
+    /// system tolerates, see `tandem systems`; at most 1s).
+    #[arg(long, value_parser = parse_duration)]
+    stagger: Option<Duration>,
     /// Threads to run cases on; the results are the same as with one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
@@ -161,6 +165,15 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         );
         return Exit::Usage;
     }
+    let stagger = args.stagger.unwrap_or(system.info().tolerance.stagger);
+    if stagger > MAX_STAGGER {
+        eprintln!(
+            "error: --stagger {} is too long, expected at most {}",
+            format_duration(stagger),
+            format_duration(MAX_STAGGER)
+        );
+        return Exit::Usage;
+    }
     let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
         Ok(shard) => shard,
         Err(error) => {
@@ -189,6 +202,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             duration: args.duration,
             settle,
             planted_bug: args.mutation.clone(),
+            stagger,
             ..Space::default()
         },
         jobs: args.jobs as usize,
@@ -231,6 +245,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         nodes: format!("{}..{}", args.nodes.start(), args.nodes.end()),
         duration: format_duration(args.duration),
         settle: format_duration(settle),
+        stagger: format_duration(stagger),
         until_stable: args.until_stable,
         backend: tandem_sim::cluster::default_backend().to_string(),
     };

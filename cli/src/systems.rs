@@ -29,9 +29,10 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
         println!("  rebind: {}", if info.capabilities.rebind { "yes" } else { "no" });
         println!("  storage: {}", if info.capabilities.storage { "yes" } else { "no" });
         println!(
-            "  tolerates: latency up to {}, settle {}",
+            "  tolerates: latency up to {}, settle {}, boot stagger {}",
             tandem::scenario::format_duration(info.tolerance.max_latency),
-            tandem::scenario::format_duration(info.tolerance.settle)
+            tandem::scenario::format_duration(info.tolerance.settle),
+            tandem::scenario::format_duration(info.tolerance.stagger)
         );
         for p in &info.properties {
             println!("  {} {} {}", p.kind, p.code, p.name);

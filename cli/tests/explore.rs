@@ -488,3 +488,20 @@ fn shard_auto_reads_the_index_from_the_environment() {
         assert!(stderr(&out).contains(message), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn the_boot_stagger_is_the_systems_or_the_flags_and_reproducers_carry_it() {
+    let dir = scratch("stagger");
+    let systems = stdout(&tandem(&["systems"], &dir));
+    assert!(systems.contains("settle 5s, boot stagger 20ms"), "{systems}");
+    let args = ["explore", "--cases", "50", "--seed", "1", "--mutation", "self-delivery", "--stagger", "300ms"];
+    let out = tandem(&args, &dir);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let path =
+        stdout(&out).lines().nth(1).and_then(|l| l.strip_prefix("  reproduce: tandem replay ")).map(String::from);
+    let reproducer = std::fs::read_to_string(dir.join(path.expect("a reproduce line"))).unwrap();
+    assert!(reproducer.contains("stagger = \"300ms\""), "{reproducer}");
+    let too_long = tandem(&["explore", "--cases", "1", "--stagger", "2s"], &dir);
+    assert_eq!(too_long.status.code(), Some(2));
+    assert!(stderr(&too_long).contains("--stagger 2s is too long, expected at most 1s"), "{}", stderr(&too_long));
+}

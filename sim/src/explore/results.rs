@@ -38,10 +38,19 @@ pub struct Identity {
     pub duration: String,
     /// Every case's settle tail.
     pub settle: String,
+    /// Every case's boot stagger (files written before it: the 20 ms
+    /// exploration always used).
+    #[serde(default = "default_stagger")]
+    pub stagger: String,
     /// `--until-stable N`, if given.
     pub until_stable: Option<u64>,
     /// The simulator that ran the cases (their histories differ).
     pub backend: String,
+}
+
+/// The boot stagger of explorations before `--stagger`.
+fn default_stagger() -> String {
+    "20ms".into()
 }
 
 impl Identity {
@@ -403,6 +412,7 @@ mod tests {
             nodes: "2..3".into(),
             duration: "7s".into(),
             settle: "5s".into(),
+            stagger: "20ms".into(),
             until_stable: None,
             backend: "events".into(),
         }
