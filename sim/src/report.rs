@@ -95,9 +95,11 @@ impl RunReport {
     }
 }
 
-/// `9ms` under a second, `3.2s` above.
+/// `640us` under a millisecond, `9ms` under a second, `3.2s` above.
 pub fn format_wall(wall: Duration) -> String {
-    if wall < Duration::from_secs(1) {
+    if wall < Duration::from_millis(1) {
+        format!("{}us", wall.as_micros())
+    } else if wall < Duration::from_secs(1) {
         format!("{}ms", wall.as_millis())
     } else {
         format!("{:.1}s", wall.as_secs_f64())
@@ -190,4 +192,16 @@ pub fn write_reproducer_text(dir: &Path, stem: &str, text: &str) -> std::io::Res
 /// A name usable as a file name on every platform.
 pub fn file_safe(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_times_under_a_millisecond_are_microseconds() {
+        assert_eq!(format_wall(Duration::from_micros(640)), "640us");
+        assert_eq!(format_wall(Duration::from_micros(9_400)), "9ms");
+        assert_eq!(format_wall(Duration::from_millis(3_240)), "3.2s");
+    }
 }
