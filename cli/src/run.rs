@@ -16,7 +16,7 @@ use super::{prepare, write_picture, Exit};
 use crate::bundle::{Bundle, Finished, Keep};
 use crate::robust::words;
 use tandem_sim::explore::robust::{Rule, DEFAULT_MIN};
-use tandem_sim::report::{write_reproducer, RunReport, Verdict, FAILURES_DIR};
+use tandem_sim::report::{model_warning, write_reproducer, RunReport, Verdict, FAILURES_DIR};
 
 /// Arguments of `tandem run`.
 #[derive(Debug, Args)]
@@ -238,6 +238,9 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
         Err(exit) => return exit,
     };
     let scenario = &loaded.scenario;
+    if let Some(warning) = std::fs::read_to_string(&loaded.file).ok().as_deref().and_then(model_warning) {
+        eprintln!("{}: {warning}", loaded.file.display());
+    }
     // Wall time for the report, outside the simulation.
     let started = Instant::now();
     let keep = Keep { trace: args.trace.is_some(), picture: args.html.is_some() };

@@ -56,7 +56,8 @@ fn finds_in(system: &str, mutation: &str, codes: &[&str], jobs: &str, dir: &Path
     let robust = robustness(found);
     assert!(robust.ends_with("/8"), "8 perturbed runs by default: {found}");
     let first = reproducer.lines().next().unwrap_or_default();
-    assert!(first.starts_with(&format!("# robust {robust}: fails with ")), "the file carries it: {first}");
+    let fragile = if found.ends_with(", timing-fragile") { ", timing-fragile" } else { "" };
+    assert!(first.starts_with(&format!("# robust {robust}{fragile}: fails with ")), "the file carries it: {first}");
     (text.clone(), reproducer)
 }
 
@@ -370,10 +371,11 @@ fn four_guided_shards_merge_into_one_exploration() {
     all.dedup();
     assert_eq!(all.len(), count, "the shards' cases are disjoint");
 
-    // The failures of the same property and signature, as merge keeps them.
+    // The failures of the same property and reproducer shape, as merge keeps them.
     let mut groups: std::collections::BTreeMap<String, Vec<(u64, &Value)>> = Default::default();
     for (i, f) in &failures {
-        groups.entry(format!("{} {}", f["code"], f["signature"])).or_default().push((*i, f));
+        assert!(f["shape"].as_str().is_some_and(|shape| shape.contains(" nodes: ")), "{f}");
+        groups.entry(format!("{} {}", f["code"], f["shape"])).or_default().push((*i, f));
     }
     assert!(groups.values().any(|g| g.len() > 1), "several shards found one failure: {groups:?}");
 

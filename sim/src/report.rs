@@ -173,11 +173,34 @@ pub fn write_reproducer_as(dir: &Path, stem: &str, scenario: &Scenario, seed: u6
     write_reproducer_text(dir, stem, &reproducer_toml(scenario, seed))
 }
 
-/// The text of `scenario` as a reproducer for `seed`.
+/// The simulation's model: bumped whenever a change to the simulation (its
+/// network, disk or scheduling) can change what an existing reproducer
+/// does. CHANGELOG.md says what each version changed.
+pub const MODEL: u32 = 2;
+
+/// The comment a reproducer carries to say which model found it.
+const MODEL_COMMENT: &str = "# tandem simulation model ";
+
+/// The text of `scenario` as a reproducer for `seed`, marked with the
+/// simulation [`MODEL`] that found it.
 pub fn reproducer_toml(scenario: &Scenario, seed: u64) -> String {
     let mut reproducer = scenario.clone();
     reproducer.seed = seed;
-    reproducer.to_toml()
+    format!("{MODEL_COMMENT}{MODEL}\n{}", reproducer.to_toml())
+}
+
+/// A warning when a reproducer's `text` says a simulation model other than
+/// this build's found it: its run may no longer fail as it did. Files
+/// without the mark (hand-written, or older) get none.
+pub fn model_warning(text: &str) -> Option<String> {
+    let found: u32 = text.lines().find_map(|line| line.strip_prefix(MODEL_COMMENT)?.trim().parse().ok())?;
+    (found != MODEL).then(|| {
+        format!(
+            "warning: simulation model {found} found this reproducer, and this build simulates with model {MODEL} \
+             (CHANGELOG.md says what changed): it may no longer fail as it did; explore again to find the bug under \
+             this model"
+        )
+    })
 }
 
 /// Writes a reproducer's `text` into `dir`, named `<stem>.toml` (made
@@ -197,6 +220,17 @@ pub fn file_safe(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reproducer_of_another_model_is_warned_about() {
+        let text = reproducer_toml(&Scenario::new("s", 2), 7);
+        assert!(text.starts_with(&format!("# tandem simulation model {MODEL}\n")), "{text}");
+        assert_eq!(model_warning(&text), None);
+        let older = text.replacen(&format!("model {MODEL}"), "model 1", 1);
+        let warning = model_warning(&older).expect("a warning");
+        assert!(warning.contains("simulation model 1 found this reproducer"), "{warning}");
+        assert_eq!(model_warning("nodes = 2\n"), None, "hand-written files carry no mark");
+    }
 
     #[test]
     fn wall_times_under_a_millisecond_are_microseconds() {
