@@ -9,7 +9,7 @@
 //! dates the profile (`SystemTime`), outside any simulation.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use clap::Args;
 use tandem::profile::{DiskTimings, Percentiles, Profile};
@@ -92,20 +92,12 @@ fn disk(samples: usize) -> std::io::Result<DiskTimings> {
     timings
 }
 
-/// Today's date, UTC, as `YYYY-MM-DD`.
+/// Today's date, UTC, as `YYYY-MM-DD`: the start of an RFC 3339 time.
 fn today() -> String {
-    let days = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 / 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+    let mut now = String::new();
+    let _ = SystemTime.format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut now));
+    now.chars().take("YYYY-MM-DD".len()).collect()
 }
 
 /// The profile file: a header saying where it comes from, then the profile.
@@ -285,5 +277,17 @@ mod quic {
         faults.apply(&LinkChange::Heal, &Scope::Every);
         let times: Vec<Duration> = results.iter().map(|&(time, _)| time).collect();
         Ok(Percentiles::of(&times, results.iter().filter(|&&(_, noticed)| !noticed).count()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_calendar_date() {
+        let today = super::today();
+        let parts: Vec<&str> = today.split('-').collect();
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [4, 2, 2], "{today}");
+        assert!(today.chars().all(|c| c.is_ascii_digit() || c == '-'), "{today}");
+        assert!(today.as_str() >= "2026-01-01", "{today}");
     }
 }
