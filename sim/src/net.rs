@@ -21,7 +21,7 @@
 //! - **Dials**: a handshake's three flights (out, back, out) are lost like
 //!   frames; a lost one goes out again at the dial's next keep-alive tick
 //!   (MsQuic's keep-alive timer runs during the handshake), and a handshake
-//!   not done after [`QuicModel::handshake_timeout`] fails. (The turmoil
+//!   that hears nothing for [`QuicModel::handshake_timeout`] fails. (The turmoil
 //!   backend's dials wait for a one-way cut to heal.)
 //! - **Latency**: each frame draws its link's latency between the range's
 //!   bounds; a connection's frames arrive in order.
@@ -50,7 +50,7 @@ pub struct QuicModel {
     /// (MsQuic's 25 ms maximum acknowledgement delay and its RTT variance:
     /// 29 ms on loopback); it doubles on each further loss.
     pub probe_timeout: Duration,
-    /// A handshake that has not completed after this long fails (MsQuic's
+    /// A handshake that hears nothing for this long fails (MsQuic's
     /// handshake idle timeout, the transport's connect timeout).
     pub handshake_timeout: Duration,
 }
@@ -141,11 +141,12 @@ impl Transmissions {
 /// A dial's handshake: three flights (out, back, out). `through` says
 /// whether a flight gets through now (`true`: outbound), at the loss of its
 /// moment; a lost one goes out again at the dial's next keep-alive tick, as
-/// MsQuic's keep-alive timer runs during the handshake. Fails when the
-/// handshake timeout passes first.
+/// MsQuic's keep-alive timer runs during the handshake. Fails when a flight
+/// is lost for the handshake timeout (an idle timer, restarted by every
+/// flight that gets through).
 pub(crate) async fn handshake(model: QuicModel, mut through: impl FnMut(bool) -> bool) -> Result<(), TransportError> {
     let began = Instant::now();
-    let give_up = began + model.handshake_timeout;
+    let mut give_up = began + model.handshake_timeout;
     let mut ticks = 0;
     for outbound in [true, false, true] {
         while !through(outbound) {
@@ -157,6 +158,8 @@ pub(crate) async fn handshake(model: QuicModel, mut through: impl FnMut(bool) ->
             }
             tokio::time::sleep_until(tick).await;
         }
+        // Hearing from the peer restarts MsQuic's handshake idle timer.
+        give_up = Instant::now() + model.handshake_timeout;
     }
     Ok(())
 }
