@@ -254,3 +254,21 @@ async fn a_dial_under_brief_loss_waits_one_keep_alive_tick() {
     let tick = QuicModel::default().keep_alive;
     assert_eq!(began.elapsed(), tick + 2 * MS, "the first flight goes out again at the tick (MsQuic: 530 ms)");
 }
+
+#[tokio::test(start_paused = true)]
+async fn loss_long_past_does_not_shorten_a_later_cut() {
+    let net = network(MS, 0.0);
+    let (client, server) = connected(&net).await;
+    let ((mut tx, _rx), (_stx, mut rx)) = (client.split(), server.split());
+    net.set_loss(host_ip(0), host_ip(1), 1.0);
+    tx.send(Bytes::from_static(b"late")).await.unwrap();
+    tokio::time::sleep(100 * MS).await;
+    net.set_loss(host_ip(0), host_ip(1), 0.0);
+    assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"late"));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    net.set_cut(host_ip(0), host_ip(1), true);
+    let cut = Instant::now();
+    assert!(matches!(rx.recv().await, Err(TransportError::TimedOut(_))));
+    let model = QuicModel::default();
+    assert_eq!(cut.elapsed(), model.keep_alive + model.idle_timeout);
+}

@@ -407,7 +407,9 @@ async fn carry(
                 transmission = network.transmit(src, dst, &mut packet);
             }
             let Transmission::RetryAfter(wait) = transmission else { unreachable!("a cut link loses every packet") };
-            connection.unacknowledged(sent);
+            if network.cut_between([src, dst]) {
+                connection.unacknowledged(sent);
+            }
             if at + wait >= sent + idle {
                 tokio::time::sleep_until(sent + idle).await;
                 return TransportError::TimedOut("idle timeout: a frame went unacknowledged".into());
