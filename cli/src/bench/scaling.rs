@@ -22,9 +22,13 @@ pub fn measure(options: &Options) -> Vec<Figure> {
         let turmoil = nodes <= TURMOIL_MAX;
         let comparison =
             Comparison::of::<tandem_pubsub::PubSub>(&workload::fixed_load(nodes, secs), options.reps, turmoil);
-        points.push((nodes as f64, comparison));
         let what = format!("{nodes} nodes, 10 broadcasts per simulated second in total, {secs} s");
         figures.push(comparison.wall_figure(&format!("scale.n{nodes}.wall"), &what));
+        if !comparison.passed {
+            // A failing run's times are no point of the growth curves.
+            continue;
+        }
+        points.push((nodes as f64, comparison));
         if turmoil {
             figures.push(comparison.backend_figure(&format!("scale.n{nodes}.events_vs_turmoil"), &what));
         }
@@ -86,5 +90,25 @@ mod tests {
     fn exponent_of_a_square_is_two() {
         let points: Vec<(f64, f64)> = [2.0, 4.0, 8.0].iter().map(|&x| (x, 3.0 * x * x)).collect();
         assert!((super::growth_exponent(&points) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_run_that_failed_its_checks_publishes_no_time() {
+        let comparison = super::Comparison {
+            tandem_wall: 1.5,
+            turmoil_wall: f64::NAN,
+            raw_wall: f64::NAN,
+            cluster_wall: 1.0,
+            simulated: std::time::Duration::from_secs(10),
+            passed: false,
+            events: 100,
+            tandem_observed: 10,
+            raw_delivered: 0,
+        };
+        let figure = comparison.wall_figure("scale.n256.wall", "256 nodes");
+        assert!(figure.value.is_nan(), "{figure:?}");
+        assert!(figure.what.contains("not measured, a run FAILED its checks"), "{}", figure.what);
+        let passing = super::Comparison { passed: true, ..comparison };
+        assert_eq!(passing.wall_figure("scale.n2.wall", "2 nodes").value, 1.5);
     }
 }

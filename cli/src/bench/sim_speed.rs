@@ -88,14 +88,19 @@ impl Comparison {
         self.simulated.as_secs_f64() / self.turmoil_wall
     }
 
-    /// The wall-time figure `id` of the discrete-event backend, against raw turmoil.
+    /// The wall-time figure `id` of the discrete-event backend, against raw
+    /// turmoil; not measured (NaN, and the description says why) when a run
+    /// failed its checks, as a failing run's time is not the workload's.
     pub fn wall_figure(&self, id: &str, what: &str) -> Figure {
+        if !self.passed {
+            let what = format!("{what}: not measured, a run FAILED its checks");
+            return Figure::new(id, what, f64::NAN, "s wall");
+        }
         let what = format!(
-            "{what}; {:.1} s simulated, {} events ({} observations) by tandem{} / {} messages delivered by raw turmoil",
+            "{what}; {:.1} s simulated, {} events ({} observations) by tandem / {} messages delivered by raw turmoil",
             self.simulated.as_secs_f64(),
             self.events,
             self.tandem_observed,
-            if self.passed { "" } else { " (a run FAILED its checks)" },
             self.raw_delivered
         );
         Figure::new(id, what, self.tandem_wall, "s wall").against("raw turmoil", self.raw_wall)
