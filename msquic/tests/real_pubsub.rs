@@ -113,7 +113,7 @@ fn a_partition_through_the_relays_delivers_after_heal_exactly_once() {
     let scenario = scenario(
         r#"
 nodes = 3
-duration = "1s"
+duration = "3s"
 settle = "500ms"
 
 [network]
@@ -160,7 +160,7 @@ fn a_oneway_partition_drops_only_one_direction() {
     let scenario = scenario(
         r#"
 nodes = 3
-duration = "1s"
+duration = "3s"
 settle = "500ms"
 
 [network]
