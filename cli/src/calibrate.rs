@@ -6,7 +6,8 @@
 //! ([`tandem_sim::calibration`]).
 //!
 //! Real-only code: it measures wall-clock time (`std::time::Instant`) and
-//! dates the profile (`SystemTime`), outside any simulation.
+//! dates the profile (tracing-subscriber's system clock), outside any
+//! simulation.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
