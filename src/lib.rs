@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod consistency;
 pub mod coverage;
 pub mod execute;
 pub mod history;

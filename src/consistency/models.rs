@@ -1,0 +1,1 @@
+//! Ready sequential specifications (to be written).

@@ -1,0 +1,1 @@
+//! Transactional checking (to be written).
