@@ -65,6 +65,10 @@ pub enum EventKind<S: System> {
         id: u64,
         /// The index of the scenario step that invoked it.
         step: usize,
+        /// Which of the node's clients runs it (`0..clients`; each runs
+        /// one operation at a time). Left out of the encoding when 0.
+        #[serde(skip_serializing_if = "is_first_client")]
+        client: u32,
         /// The operation.
         op: S::Op,
     },
@@ -91,6 +95,10 @@ pub const SETTLE: &str = "settle: heal every link, loss 0, default latency, ever
 
 fn action_text<Z: Serializer>(action: &Action, serializer: Z) -> Result<Z::Ok, Z::Error> {
     serializer.collect_str(&Scenario::action_toml(action))
+}
+
+fn is_first_client(client: &u32) -> bool {
+    *client == 0
 }
 
 fn display<T: fmt::Display, Z: Serializer>(value: &T, serializer: Z) -> Result<Z::Ok, Z::Error> {

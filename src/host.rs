@@ -350,7 +350,7 @@ async fn carry_out<S: System>(
         match command {
             Command::Invoke { op, step } => {
                 let id = recorder.lock().next_op_id();
-                recorder.push(Some(index), EventKind::Invoke { id, step, op: op.clone() });
+                recorder.push(Some(index), EventKind::Invoke { id, step, client: 0, op: op.clone() });
                 // The runner may have stopped waiting; nothing else needs the answer.
                 let _ = done.send(());
                 let invoke = system.invoke(&mut node, op, Invocation { step, id });

@@ -132,6 +132,13 @@ impl From<&str> for Failure {
 pub trait Monitor<S: System>: Send {
     /// Judges `event`, the newest event of `history` it has not seen.
     fn observe(&mut self, history: &History<S>, event: &Event<S>) -> Result<(), String>;
+
+    /// Judges the whole run once it has ended, for a check too dear to run
+    /// at every event (a linearizability search). The failure is dated by
+    /// the latest event it names.
+    fn finish(&mut self, _history: &History<S>) -> Result<(), Failure> {
+        Ok(())
+    }
 }
 
 impl<S: System, F: FnMut(&History<S>, &Event<S>) -> Result<(), String> + Send> Monitor<S> for F {
@@ -309,9 +316,16 @@ impl<S: System> Judge<S> {
         Ok(())
     }
 
-    /// The liveness properties, judged on the whole history at `at`.
+    /// The monitors' end checks, then the liveness properties, judged on
+    /// the whole history at `at`.
     pub fn finish(&mut self, history: &History<S>, at: Duration) -> Result<(), Violation> {
         self.advance(history)?;
+        for (code, name, monitor) in &mut self.monitors {
+            guarded(|| monitor.finish(history)).map_err(|f| {
+                let at = f.events.iter().map(|&e| history.events()[e].at()).max().unwrap_or(at);
+                Violation { events: f.events, node: f.node, ..Violation::new(*code, *name, f.detail, at) }
+            })?;
+        }
         for (code, name, check) in &self.ends {
             guarded(|| check(history)).map_err(|f| Violation {
                 events: f.events,

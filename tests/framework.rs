@@ -319,7 +319,7 @@ fn started() -> (History<Counter>, std::time::Duration) {
 #[test]
 fn a_panicking_property_is_a_failed_property() {
     let (mut history, at) = started();
-    history.push(&Counter, at, Some(0), EventKind::Invoke { id: 0, step: 0, op: CounterOp::Bump { node: 0 } });
+    history.push(&Counter, at, Some(0), EventKind::Invoke { id: 0, step: 0, client: 0, op: CounterOp::Bump { node: 0 } });
     history.push(&Counter, at, Some(0), EventKind::Complete { id: 0, result: OpResult::Ok(4) });
     let mut judge = tandem::property::Judge::new(&Counter.properties()[1..2]);
     let failure = judge.finish(&history, at).unwrap_err();

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub mod linear;
 pub mod models;
+mod property;
 pub mod txn;
 
 /// A sequential specification: what one object does when operations reach

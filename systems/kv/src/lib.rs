@@ -78,10 +78,10 @@
 //! for node in 0..2 {
 //!     history.push(&Kv, at(0), Some(node), EventKind::Started { incarnation: 0, addr: addrs[node as usize] });
 //! }
-//! history.push(&Kv, at(1), Some(1), EventKind::Invoke { id: 0, step: 0, op: KvOp::Put { node: 1, key: "k".into(), value: "a".into() } });
+//! history.push(&Kv, at(1), Some(1), EventKind::Invoke { id: 0, step: 0, client: 0, op: KvOp::Put { node: 1, key: "k".into(), value: "a".into() } });
 //! history.push(&Kv, at(1), Some(1), stored("a"));
 //! history.push(&Kv, at(1), Some(1), EventKind::Complete { id: 0, result: OpResult::Ok(KvOutput::Written { version: None }) });
-//! history.push(&Kv, at(2), Some(1), EventKind::Invoke { id: 1, step: 1, op: KvOp::Put { node: 1, key: "k".into(), value: "b".into() } });
+//! history.push(&Kv, at(2), Some(1), EventKind::Invoke { id: 1, step: 1, client: 0, op: KvOp::Put { node: 1, key: "k".into(), value: "b".into() } });
 //! history.push(&Kv, at(2), Some(1), stored("b"));
 //! history.push(&Kv, at(2), Some(1), EventKind::Complete { id: 1, result: OpResult::Ok(KvOutput::Written { version: None }) });
 //! assert!(history.state().s2.is_none());

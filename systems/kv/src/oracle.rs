@@ -555,7 +555,7 @@ mod tests {
             let id = self.next_id;
             self.next_id += 1;
             let node = op.node();
-            self.push(node, EventKind::Invoke { id, step: 0, op });
+            self.push(node, EventKind::Invoke { id, step: 0, client: 0, op });
             id
         }
 

@@ -182,7 +182,7 @@ impl<I: Clone + Ord> Ledger<I> {
                 n.view.clear();
             }
             EventKind::Rebound { .. } => self.node_mut(node?).rebound = true,
-            EventKind::Invoke { id, step, op } => {
+            EventKind::Invoke { id, step, op, .. } => {
                 let origin = node?;
                 let message = S::message(op, *step)?;
                 let obligations: BTreeSet<NodeIdx> = match message.to {
