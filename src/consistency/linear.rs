@@ -1,8 +1,648 @@
-//! Linearizability checking (to be written).
+//! Linearizability checking: the Wing-Gong-Lowe search with Porcupine's
+//! memoization (Lowe, "Testing for linearizability", 2017; Horn and
+//! Kroening, "Faster linearizability checking via P-compositionality",
+//! 2015; anishathalye/porcupine's `checker.go`).
+//!
+//! The calls of each partition are laid out as a doubly linked list of
+//! invocation and return events in time order. The search repeatedly takes
+//! the first call in the list whose step the model accepts, removes it (and
+//! its return) from the list and starts over; reaching a return whose call
+//! is still in the list means the calls taken so far cannot be followed by
+//! anything, so it backtracks. A cache of (calls taken, state) pairs prunes
+//! every configuration already explored.
 
-use super::{Budget, Call, Model, Verdict};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Instant;
 
-/// Whether `calls` are linearizable with respect to `model`.
-pub fn check<M: Model>(_model: &M, _calls: &[Call<M::Input, M::Output>], _budget: Budget) -> Verdict {
-    Verdict::Unknown("not written yet".into())
+use super::{Budget, Call, Counterexample, Model, Verdict};
+
+/// Whether `calls` are linearizable with respect to `model`: whether each
+/// call can be given a point between its invocation and its return at which
+/// it takes effect, so that the model, stepping through the calls in the
+/// order of those points, returns every output.
+///
+/// Calls are checked per [`Model::partition`], in the order of the
+/// partition keys; the first partition that is not linearizable gives the
+/// counterexample, shrunk to a small set of its calls that is not
+/// linearizable on its own. A call with `returned: None` may take effect at
+/// any time after its invocation, or never; a call with `output: None` may
+/// return anything. A return before the invocation counts as at the
+/// invocation.
+///
+/// The verdict is a pure function of the inputs when `budget.time` is
+/// `None`: the budget counts model steps, and the counterexample's shrinking
+/// spends what the search left.
+///
+/// ```
+/// use tandem::consistency::{linear, Budget, Call, Model, Verdict};
+///
+/// /// A register holding a number, initially 0.
+/// struct Register;
+/// #[derive(Debug, Clone)]
+/// enum Op { Read, Write(u64) }
+/// impl Model for Register {
+///     type State = u64;
+///     type Input = Op;
+///     type Output = u64;
+///     fn init(&self) -> u64 { 0 }
+///     fn step(&self, state: &u64, input: &Op, output: Option<&u64>) -> Option<u64> {
+///         match input {
+///             Op::Read => (output.is_none() || output == Some(state)).then_some(*state),
+///             Op::Write(value) => Some(*value),
+///         }
+///     }
+/// }
+/// let call = |id, input, invoked, returned, output| Call { id, client: id, input, invoked, returned, output };
+/// // The write returned before the read began, yet the read saw the old value.
+/// let stale = [call(1, Op::Write(5), 0, Some(10), Some(0)), call(2, Op::Read, 20, Some(30), Some(0))];
+/// assert!(matches!(linear::check(&Register, &stale, Budget::default()), Verdict::Violated(_)));
+/// // Overlapping, the read may take effect first.
+/// let overlapping = [call(1, Op::Write(5), 0, Some(25), Some(0)), call(2, Op::Read, 20, Some(30), Some(0))];
+/// assert_eq!(linear::check(&Register, &overlapping, Budget::default()), Verdict::Consistent);
+/// ```
+pub fn check<M: Model>(model: &M, calls: &[Call<M::Input, M::Output>], budget: Budget) -> Verdict {
+    let mut searcher = Searcher { model, calls, meter: Meter::new(budget) };
+    // A BTreeMap: partitions are checked in key order, whatever the hash seed.
+    let mut partitions: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
+    for (index, call) in calls.iter().enumerate() {
+        partitions.entry(model.partition(&call.input)).or_default().push(index);
+    }
+    for (done, (key, members)) in partitions.iter_mut().enumerate() {
+        members.sort_by_key(|&index| (calls[index].invoked, index));
+        match searcher.run(members, None, None) {
+            Outcome::Linearizable => {}
+            Outcome::Violated => return Verdict::Violated(searcher.counterexample(key, members)),
+            Outcome::OutOfBudget => {
+                let partition = key.as_ref().map(|key| format!(" in partition {key:?}")).unwrap_or_default();
+                return Verdict::Unknown(format!(
+                    "{} while checking the calls{partition} ({done} of {} partitions found linearizable)",
+                    searcher.meter.why_out(),
+                    partitions.len()
+                ));
+            }
+        }
+    }
+    Verdict::Consistent
+}
+
+/// The search's spending against the budget.
+struct Meter {
+    steps: u64,
+    budget: Budget,
+    /// When `budget.time` runs out (never, past what an Instant can hold).
+    /// The wall clock is for real runs only: a simulated run sets no time,
+    /// so its verdict depends on the step count alone.
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+/// How many steps pass between looks at the clock (the first step looks).
+const CLOCK_EVERY: u64 = 4096;
+
+impl Meter {
+    fn new(budget: Budget) -> Meter {
+        let deadline = budget.time.and_then(|time| Instant::now().checked_add(time));
+        Meter { steps: 0, budget, deadline, timed_out: false }
+    }
+
+    /// Counts one step; false once the budget is spent.
+    fn tick(&mut self) -> bool {
+        if self.exhausted() {
+            return false;
+        }
+        self.steps += 1;
+        if let Some(deadline) = self.deadline {
+            if self.steps % CLOCK_EVERY == 1 && Instant::now() >= deadline {
+                self.timed_out = true;
+            }
+        }
+        !self.exhausted()
+    }
+
+    fn exhausted(&self) -> bool {
+        self.timed_out || self.steps > self.budget.steps
+    }
+
+    fn why_out(&self) -> String {
+        match self.budget.time {
+            Some(time) if self.timed_out => format!("the time limit of {time:?} passed after {} steps", self.steps),
+            _ => format!("the budget of {} search steps ran out", self.budget.steps),
+        }
+    }
+}
+
+enum Outcome {
+    Linearizable,
+    Violated,
+    OutOfBudget,
+}
+
+const NIL: usize = usize::MAX;
+const HEAD: usize = 0;
+
+/// One event of the list: a call's invocation or its return.
+struct Node {
+    /// Position of the call in `members`.
+    member: usize,
+    /// For an invocation, its return's node (NIL when its fate is unknown).
+    ret: usize,
+    is_return: bool,
+    prev: usize,
+    next: usize,
+}
+
+/// The events of `members` in time order, behind a head sentinel (node 0).
+/// At equal times invocations come first: calls that touch overlap. The
+/// call at position `free`, if any, may take effect at any time (but must).
+fn timeline<I, O>(calls: &[Call<I, O>], members: &[usize], free: Option<usize>) -> Vec<Node> {
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * members.len());
+    for (member, &index) in members.iter().enumerate() {
+        let call = &calls[index];
+        let (invoked, returned) = match call.returned {
+            Some(_) if free == Some(member) => (0, Some(u64::MAX)),
+            returned => (call.invoked, returned.map(|returned| returned.max(call.invoked))),
+        };
+        events.push((invoked, false, member));
+        if let Some(returned) = returned {
+            events.push((returned, true, member));
+        }
+    }
+    // Keys are distinct, so the order is fully determined.
+    events.sort_unstable();
+    let mut nodes = Vec::with_capacity(events.len() + 1);
+    nodes.push(Node {
+        member: NIL,
+        ret: NIL,
+        is_return: false,
+        prev: NIL,
+        next: if events.is_empty() { NIL } else { 1 },
+    });
+    let mut return_node = vec![NIL; members.len()];
+    for (position, &(_, is_return, member)) in events.iter().enumerate() {
+        let node = position + 1;
+        if is_return {
+            return_node[member] = node;
+        }
+        let next = if node < events.len() { node + 1 } else { NIL };
+        nodes.push(Node { member, ret: NIL, is_return, prev: position, next });
+    }
+    for node in &mut nodes[1..] {
+        if !node.is_return {
+            node.ret = return_node[node.member];
+        }
+    }
+    nodes
+}
+
+fn unlink(nodes: &mut [Node], node: usize) {
+    let (prev, next) = (nodes[node].prev, nodes[node].next);
+    nodes[prev].next = next;
+    if next != NIL {
+        nodes[next].prev = prev;
+    }
+}
+
+fn relink(nodes: &mut [Node], node: usize) {
+    let (prev, next) = (nodes[node].prev, nodes[node].next);
+    nodes[prev].next = node;
+    if next != NIL {
+        nodes[next].prev = node;
+    }
+}
+
+/// The set of calls taken so far, with a hash kept up to date as bits flip
+/// (Zobrist hashing: each call has a random word, XORed in and out).
+struct Taken {
+    words: Vec<u64>,
+    hash: u64,
+}
+
+impl Taken {
+    fn new(len: usize) -> Taken {
+        Taken { words: vec![0; len.div_ceil(64)], hash: 0 }
+    }
+
+    fn flip(&mut self, member: usize) {
+        self.words[member / 64] ^= 1 << (member % 64);
+        self.hash ^= splitmix64(member as u64);
+    }
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The search over one model and history, spending one meter.
+struct Searcher<'a, M: Model> {
+    model: &'a M,
+    calls: &'a [Call<M::Input, M::Output>],
+    meter: Meter,
+}
+
+impl<M: Model> Searcher<'_, M> {
+    /// Whether the calls `members` (indices into `calls`, in invocation
+    /// order) are linearizable, with the call at position `free` allowed to
+    /// take effect at any time. With `longest`, also the longest sequence of
+    /// calls (positions in `members`) that the search could order.
+    fn run(&mut self, members: &[usize], free: Option<usize>, mut longest: Option<&mut Vec<usize>>) -> Outcome {
+        let calls = self.calls;
+        let mut nodes = timeline(calls, members, free);
+        // Calls that must take effect; those of unknown fate need not.
+        let mut pending = members.iter().filter(|&&index| calls[index].returned.is_some()).count();
+        let mut taken = Taken::new(members.len());
+        // The calls taken, each with the state before it: an explicit stack,
+        // so long histories cannot overflow the thread's.
+        let mut stack: Vec<(usize, M::State)> = Vec::new();
+        // Configurations already explored, by hash; only looked up, never
+        // iterated, so the hash seed cannot change the result.
+        let mut seen: Seen<M::State> = HashMap::new();
+        let mut state = self.model.init();
+        let mut node = nodes[HEAD].next;
+        loop {
+            if pending == 0 {
+                return Outcome::Linearizable;
+            }
+            if node == NIL || nodes[node].is_return {
+                // Nothing can come next: undo the last call taken and try
+                // the calls after it.
+                if let Some(longest) = longest.as_deref_mut() {
+                    if stack.len() > longest.len() {
+                        *longest = stack.iter().map(|&(taken, _)| nodes[taken].member).collect();
+                    }
+                }
+                let Some((last, before)) = stack.pop() else { return Outcome::Violated };
+                state = before;
+                taken.flip(nodes[last].member);
+                let ret = nodes[last].ret;
+                if ret != NIL {
+                    pending += 1;
+                    relink(&mut nodes, ret);
+                }
+                relink(&mut nodes, last);
+                node = nodes[last].next;
+                continue;
+            }
+            if !self.meter.tick() {
+                return Outcome::OutOfBudget;
+            }
+            let member = nodes[node].member;
+            let call = &calls[members[member]];
+            let Some(after) = self.model.step(&state, &call.input, call.output.as_ref()) else {
+                node = nodes[node].next;
+                continue;
+            };
+            taken.flip(member);
+            if remember(&mut seen, &taken, &after) {
+                stack.push((node, std::mem::replace(&mut state, after)));
+                unlink(&mut nodes, node);
+                let ret = nodes[node].ret;
+                if ret != NIL {
+                    pending -= 1;
+                    unlink(&mut nodes, ret);
+                }
+                node = nodes[HEAD].next;
+            } else {
+                taken.flip(member);
+                node = nodes[node].next;
+            }
+        }
+    }
+
+    /// A small set of `members` (known to be violated) that is violated on
+    /// its own.
+    ///
+    /// First the shortest violated prefix in invocation order; its last call
+    /// is the culprit, kept throughout. Then, as in delta debugging, windows
+    /// of the other calls (halves, quarters, ... single calls; latest first)
+    /// are dropped while the rest stays violated. When the culprit's output
+    /// is explainable at some time, a drop must keep it so: the set then
+    /// shows the calls that make the culprit's timing wrong rather than a
+    /// value out of nowhere (a stale read keeps the write it read). Stops
+    /// when the budget runs out, keeping the last violated set.
+    fn counterexample(&mut self, key: &Option<String>, members: &[usize]) -> Counterexample {
+        let mut complete = true;
+        // Invariant: the first `consistent` calls are linearizable, the
+        // first `violated` are not.
+        let (mut consistent, mut violated) = (0, members.len());
+        while complete && violated - consistent > 1 {
+            let middle = consistent + (violated - consistent) / 2;
+            match self.run(&members[..middle], None, None) {
+                Outcome::Linearizable => consistent = middle,
+                Outcome::Violated => violated = middle,
+                Outcome::OutOfBudget => complete = false,
+            }
+        }
+        let mut kept = members[..violated].to_vec();
+        let keep_culprit_explainable =
+            complete && matches!(self.run(&kept, Some(kept.len() - 1), None), Outcome::Linearizable);
+        let mut window = (kept.len() / 2).max(1);
+        while complete && kept.len() > 1 {
+            // Windows over the calls before the culprit, latest first.
+            let mut end = kept.len() - 1;
+            while complete && end > 0 {
+                let start = end.saturating_sub(window);
+                let without: Vec<usize> = kept[..start].iter().chain(&kept[end..]).copied().collect();
+                match self.run(&without, None, None) {
+                    Outcome::Violated if !keep_culprit_explainable => kept = without,
+                    Outcome::Violated => match self.run(&without, Some(without.len() - 1), None) {
+                        Outcome::Linearizable => kept = without,
+                        Outcome::Violated => {}
+                        Outcome::OutOfBudget => complete = false,
+                    },
+                    Outcome::Linearizable => {}
+                    Outcome::OutOfBudget => complete = false,
+                }
+                end = start;
+            }
+            if window == 1 {
+                break;
+            }
+            window /= 2;
+        }
+        let mut longest = Vec::new();
+        let ordered = match self.run(&kept, None, Some(&mut longest)) {
+            Outcome::OutOfBudget => None,
+            _ => Some(longest),
+        };
+        Counterexample {
+            partition: key.clone(),
+            calls: kept.iter().map(|&index| self.calls[index].id).collect(),
+            detail: describe(self.calls, key, &kept, ordered.as_deref(), complete),
+        }
+    }
+}
+
+/// Configurations explored: (calls taken, state), bucketed by hash.
+type Seen<S> = HashMap<u64, Vec<(Box<[u64]>, S)>>;
+
+/// Adds (taken, state) to `seen`; false when it was there already.
+fn remember<S: Clone + Eq + Hash>(seen: &mut Seen<S>, taken: &Taken, state: &S) -> bool {
+    let mut hasher = DefaultHasher::new();
+    state.hash(&mut hasher);
+    let bucket = seen.entry(taken.hash ^ hasher.finish()).or_default();
+    if bucket.iter().any(|(words, seen_state)| **words == *taken.words && seen_state == state) {
+        return false;
+    }
+    bucket.push((taken.words.clone().into_boxed_slice(), state.clone()));
+    true
+}
+
+/// Most calls a counterexample's detail lists.
+const LISTED: usize = 20;
+
+fn describe<I: std::fmt::Debug, O: std::fmt::Debug>(
+    calls: &[Call<I, O>],
+    key: &Option<String>,
+    kept: &[usize],
+    ordered: Option<&[usize]>,
+    complete: bool,
+) -> String {
+    let partition = key.as_ref().map(|key| format!(" in partition {key:?}")).unwrap_or_default();
+    let listed: Vec<String> = kept
+        .iter()
+        .take(LISTED)
+        .map(|&index| {
+            let call = &calls[index];
+            let output = call.output.as_ref().map_or("?".to_string(), |output| format!("{output:?}"));
+            let returned = call.returned.map_or("never".to_string(), |returned| returned.max(call.invoked).to_string());
+            format!("#{} (client {}) {:?} -> {output} [{}, {returned}]", call.id, call.client, call.input, call.invoked)
+        })
+        .collect();
+    let more = if kept.len() > LISTED { format!("; and {} more", kept.len() - LISTED) } else { String::new() };
+    let mut detail = format!(
+        "no order of these {} calls{partition} explains their outputs: {}{more}.",
+        kept.len(),
+        listed.join("; ")
+    );
+    match ordered {
+        Some([]) => detail.push_str(" No call can take effect first."),
+        Some(ordered) => {
+            let ids: Vec<String> = ordered.iter().map(|&position| format!("#{}", calls[kept[position]].id)).collect();
+            detail.push_str(&format!(" The longest order found, {}, cannot be continued.", ids.join(", ")));
+        }
+        None => {}
+    }
+    if !complete {
+        detail.push_str(" (The budget ran out while shrinking: a smaller set may exist.)");
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A register of numbers, initially 0, partitioned by a name.
+    struct Register;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Read(&'static str),
+        Write(&'static str, u64),
+    }
+
+    impl Model for Register {
+        type State = u64;
+        type Input = Op;
+        type Output = u64;
+        fn init(&self) -> u64 {
+            0
+        }
+        fn step(&self, state: &u64, input: &Op, output: Option<&u64>) -> Option<u64> {
+            match input {
+                Op::Read(_) => (output.is_none() || output == Some(state)).then_some(*state),
+                Op::Write(_, value) => Some(*value),
+            }
+        }
+        fn partition(&self, input: &Op) -> Option<String> {
+            match input {
+                Op::Read(key) | Op::Write(key, _) => Some(key.to_string()),
+            }
+        }
+    }
+
+    fn call(id: u64, input: Op, invoked: u64, returned: Option<u64>, output: Option<u64>) -> Call<Op, u64> {
+        Call { id, client: id, input, invoked, returned, output }
+    }
+
+    fn write(id: u64, value: u64, invoked: u64, returned: u64) -> Call<Op, u64> {
+        call(id, Op::Write("a", value), invoked, Some(returned), Some(0))
+    }
+
+    fn read(id: u64, value: u64, invoked: u64, returned: u64) -> Call<Op, u64> {
+        call(id, Op::Read("a"), invoked, Some(returned), Some(value))
+    }
+
+    fn verdict(calls: &[Call<Op, u64>]) -> Verdict {
+        check(&Register, calls, Budget::default())
+    }
+
+    fn violated(calls: &[Call<Op, u64>]) -> Counterexample {
+        match verdict(calls) {
+            Verdict::Violated(counterexample) => counterexample,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_and_sequential_histories_are_linearizable() {
+        assert_eq!(verdict(&[]), Verdict::Consistent);
+        let calls = [write(1, 1, 0, 10), read(2, 1, 20, 30), write(3, 2, 40, 50), read(4, 2, 60, 70)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+    }
+
+    #[test]
+    fn porcupine_register_examples() {
+        // From Porcupine's TestRegisterModel (MIT 6.824 2017 quiz 2).
+        let calls = [write(0, 100, 0, 100), read(1, 100, 25, 75), read(2, 0, 30, 60)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+        let calls = [write(0, 200, 0, 100), read(1, 200, 10, 30), read(2, 0, 40, 90)];
+        assert!(matches!(verdict(&calls), Verdict::Violated(_)));
+    }
+
+    #[test]
+    fn calls_that_touch_overlap() {
+        // Porcupine's TestZeroDuration: equal times count as concurrent.
+        let calls = [write(0, 100, 0, 100), read(1, 100, 25, 75), read(2, 0, 30, 30), read(3, 0, 30, 30)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+        let calls = [write(0, 200, 0, 100), read(1, 200, 10, 10), read(2, 200, 10, 10), read(3, 0, 40, 90)];
+        assert!(matches!(verdict(&calls), Verdict::Violated(_)));
+    }
+
+    #[test]
+    fn a_call_of_unknown_fate_may_take_effect_late() {
+        // The write never returned, yet a read long after saw it.
+        let calls = [call(1, Op::Write("a", 7), 0, None, None), read(2, 0, 10, 20), read(3, 7, 100, 110)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+    }
+
+    #[test]
+    fn a_call_of_unknown_fate_may_never_take_effect() {
+        let calls = [call(1, Op::Write("a", 7), 0, None, None), read(2, 0, 100, 110)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+    }
+
+    #[test]
+    fn a_call_of_unknown_fate_cannot_take_effect_before_its_invocation() {
+        let calls = [read(1, 7, 0, 10), call(2, Op::Write("a", 7), 20, None, None)];
+        assert!(matches!(verdict(&calls), Verdict::Violated(_)));
+    }
+
+    #[test]
+    fn a_call_of_unknown_fate_cannot_take_effect_twice() {
+        // Once the read saw 7 and a later write replaced it, 7 cannot return.
+        let calls =
+            [call(1, Op::Write("a", 7), 0, None, None), read(2, 7, 10, 20), write(3, 8, 30, 40), read(4, 7, 50, 60)];
+        assert!(matches!(verdict(&calls), Verdict::Violated(_)));
+    }
+
+    #[test]
+    fn an_unknown_output_goes() {
+        let calls = [write(1, 5, 0, 10), call(2, Op::Read("a"), 20, Some(30), None), read(3, 5, 40, 50)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+    }
+
+    #[test]
+    fn a_return_before_the_invocation_counts_as_at_it() {
+        let calls = [write(1, 5, 10, 0), read(2, 5, 10, 20)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+        let calls = [write(1, 5, 10, 0), read(2, 0, 11, 20)];
+        assert!(matches!(verdict(&calls), Verdict::Violated(_)));
+    }
+
+    #[test]
+    fn partitions_are_checked_apart_in_key_order() {
+        let b = |id, input, invoked, returned, output| call(id, input, invoked, Some(returned), Some(output));
+        // Each key alone is fine; the reads of "b" would contradict a
+        // single register shared with "a".
+        let calls = [write(1, 1, 0, 10), b(2, Op::Read("b"), 20, 30, 0), read(3, 1, 40, 50)];
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+        // Both "b" and "c" are violated; "b" comes first.
+        let calls = [
+            b(1, Op::Write("c", 1), 0, 10, 0),
+            b(2, Op::Read("c"), 20, 30, 2),
+            b(3, Op::Write("b", 1), 0, 10, 0),
+            b(4, Op::Read("b"), 20, 30, 0),
+            write(5, 1, 0, 10),
+        ];
+        let counterexample = violated(&calls);
+        assert_eq!(counterexample.partition.as_deref(), Some("b"));
+        assert_eq!(counterexample.calls, vec![3, 4]);
+    }
+
+    #[test]
+    fn the_counterexample_is_the_stale_read_and_the_write_it_missed() {
+        // Noise around a stale read: #4 returned 5 (written by #1) after #3
+        // wrote 6.
+        let calls = [
+            write(1, 5, 0, 10),
+            read(2, 5, 5, 15),
+            write(3, 6, 20, 30),
+            read(4, 5, 40, 50),
+            write(5, 7, 45, 60),
+            read(6, 7, 70, 80),
+        ];
+        let counterexample = violated(&calls);
+        assert_eq!(counterexample.partition.as_deref(), Some("a"));
+        assert_eq!(counterexample.calls, vec![1, 3, 4]);
+        assert!(
+            counterexample.detail.starts_with("no order of these 3 calls in partition \"a\""),
+            "{}",
+            counterexample.detail
+        );
+        assert!(
+            counterexample.detail.contains("#3 (client 3) Write(\"a\", 6) -> 0 [20, 30]"),
+            "{}",
+            counterexample.detail
+        );
+        assert!(counterexample.detail.contains("The longest order found, #1, #3, cannot be continued."));
+    }
+
+    #[test]
+    fn a_read_of_a_value_never_written_stands_alone() {
+        let calls = [write(1, 5, 0, 10), read(2, 9, 20, 30)];
+        let counterexample = violated(&calls);
+        assert_eq!(counterexample.calls, vec![2]);
+        assert!(counterexample.detail.contains("No call can take effect first."), "{}", counterexample.detail);
+    }
+
+    #[test]
+    fn budget_exhaustion_gives_unknown() {
+        let calls: Vec<_> = (0..20).map(|i| write(i, i, 0, 100)).collect();
+        let Verdict::Unknown(why) = check(&Register, &calls, Budget { steps: 5, time: None }) else { panic!() };
+        assert!(why.contains("budget of 5 search steps"), "{why}");
+        let Verdict::Unknown(why) =
+            check(&Register, &calls, Budget { steps: u64::MAX, time: Some(std::time::Duration::ZERO) })
+        else {
+            panic!()
+        };
+        assert!(why.contains("time limit"), "{why}");
+    }
+
+    #[test]
+    fn a_budget_spent_while_shrinking_keeps_a_violated_set() {
+        let mut calls: Vec<_> = (0..50).map(|i| write(i, i, 10 * i, 10 * i + 5)).collect();
+        calls.push(read(50, 3, 1000, 1010));
+        let full = violated(&calls);
+        assert_eq!(full.calls, vec![3, 4, 50]);
+        // Enough steps to find the violation, not to shrink it.
+        let Verdict::Violated(partial) = check(&Register, &calls, Budget { steps: 60, time: None }) else { panic!() };
+        assert!(partial.calls.len() > 2 && partial.calls.contains(&50), "{partial:?}");
+        assert!(partial.detail.contains("budget ran out while shrinking"), "{}", partial.detail);
+    }
+
+    #[test]
+    fn a_long_partition_does_not_overflow_the_stack() {
+        let mut calls = Vec::new();
+        for i in 0..10_000 {
+            // Pairs of overlapping writes and reads.
+            calls.push(write(2 * i, i, 10 * i, 10 * i + 6));
+            calls.push(read(2 * i + 1, i, 10 * i + 5, 10 * i + 9));
+        }
+        assert_eq!(verdict(&calls), Verdict::Consistent);
+    }
 }
