@@ -12,7 +12,7 @@
 //! every configuration already explored.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3Default;
@@ -299,6 +299,7 @@ impl<'a, M: Model> Search<'a, M> {
         let nodes = timeline(calls, &members, free);
         let pending = members.iter().filter(|&&index| calls[index].returned.is_some()).count();
         let taken = Taken::new(members.len());
+        let seen = Seen::new(taken.words.len());
         let node = nodes[HEAD].next;
         let state = model.init();
         Search {
@@ -309,7 +310,7 @@ impl<'a, M: Model> Search<'a, M> {
             pending,
             taken,
             stack: Vec::new(),
-            seen: Seen::default(),
+            seen,
             state,
             node,
             steps: 0,
@@ -360,7 +361,7 @@ impl<'a, M: Model> Search<'a, M> {
                 continue;
             };
             self.taken.flip(member);
-            if remember(&mut self.seen, &self.taken, &after) {
+            if self.seen.insert(&self.taken, &after) {
                 self.stack.push((node, std::mem::replace(&mut self.state, after)));
                 unlink(nodes, node);
                 let ret = nodes[node].ret;
@@ -476,20 +477,66 @@ fn counterexample<M: Model>(
     }
 }
 
-/// Configurations explored: (calls taken, state), bucketed by hash.
-type Seen<S> = HashMap<u64, Vec<(Box<[u64]>, S)>>;
+/// Configurations explored: (calls taken, state) pairs, in flat arrays
+/// (one allocation each rather than one per entry), chained by hash.
+struct Seen<S> {
+    /// The latest entry of each hash. Only looked up, never iterated, so
+    /// the hash seed cannot change the result.
+    latest: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    /// Per entry, the previous entry of the same hash (NIL: none).
+    previous: Vec<usize>,
+    /// Per entry, its set of calls taken (`width` words).
+    words: Vec<u64>,
+    width: usize,
+    states: Vec<S>,
+}
 
-/// Adds (taken, state) to `seen`; false when it was there already.
-fn remember<S: Clone + Eq + Hash>(seen: &mut Seen<S>, taken: &Taken, state: &S) -> bool {
-    // xxh3: states can be long strings, and SipHash would dominate the step.
-    let mut hasher = Xxh3Default::new();
-    state.hash(&mut hasher);
-    let bucket = seen.entry(taken.hash ^ hasher.finish()).or_default();
-    if bucket.iter().any(|(words, seen_state)| **words == *taken.words && seen_state == state) {
-        return false;
+impl<S: Clone + Eq + Hash> Seen<S> {
+    fn new(width: usize) -> Self {
+        Seen { latest: HashMap::default(), previous: Vec::new(), words: Vec::new(), width, states: Vec::new() }
     }
-    bucket.push((taken.words.clone().into_boxed_slice(), state.clone()));
-    true
+
+    /// Adds (taken, state); false when it was there already.
+    fn insert(&mut self, taken: &Taken, state: &S) -> bool {
+        // xxh3: states can be long strings, where SipHash would dominate.
+        let mut hasher = Xxh3Default::new();
+        state.hash(&mut hasher);
+        let hash = taken.hash ^ hasher.finish();
+        let latest = self.latest.get(&hash).copied().unwrap_or(NIL);
+        let mut entry = latest;
+        while entry != NIL {
+            let words = &self.words[entry * self.width..(entry + 1) * self.width];
+            if words == taken.words.as_slice() && self.states[entry] == *state {
+                return false;
+            }
+            entry = self.previous[entry];
+        }
+        self.latest.insert(hash, self.states.len());
+        self.previous.push(latest);
+        self.words.extend_from_slice(&taken.words);
+        self.states.push(state.clone());
+        true
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
 }
 
 /// Most calls a counterexample's detail lists.
@@ -673,6 +720,22 @@ mod tests {
         let counterexample = violated(&calls);
         assert_eq!(counterexample.partition.as_deref(), Some("b"));
         assert_eq!(counterexample.calls, vec![3, 4]);
+    }
+
+    #[test]
+    fn a_hard_partition_does_not_hide_an_easy_violation() {
+        // "a": 24 concurrent writes, then a read of a value none wrote: the
+        // search must try every subset of the writes (about 2^24).
+        let mut calls: Vec<_> = (0..24).map(|i| write(i, i + 1, 0, 10)).collect();
+        calls.push(read(24, 99, 20, 30));
+        let hard = check(&Register, &calls, Budget { steps: 200_000, time: None });
+        assert!(matches!(hard, Verdict::Unknown(_)), "{hard:?}");
+        let b = |id, input, invoked, returned, output| call(id, input, invoked, Some(returned), Some(output));
+        calls.push(b(25, Op::Write("b", 1), 0, 10, 0));
+        calls.push(b(26, Op::Read("b"), 20, 30, 0));
+        let counterexample = violated(&calls);
+        assert_eq!(counterexample.partition.as_deref(), Some("b"));
+        assert_eq!(counterexample.calls, vec![25, 26]);
     }
 
     #[test]
