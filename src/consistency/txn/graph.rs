@@ -1,0 +1,479 @@
+//! The dependency graph, its strongly connected components, and the
+//! search for a short cycle of each anomaly kind.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::index::show;
+use super::{Anomaly, Budget, Found, Mop, Txn};
+
+/// A kind of dependency, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Dep {
+    /// Write-write: the target installed a later version.
+    Ww,
+    /// Write-read: the target read the source's write.
+    Wr,
+    /// Read-write: the target overwrote what the source read.
+    Rw,
+}
+
+const WW: u8 = 1;
+const WR: u8 = 2;
+const ALL: u8 = 7;
+
+impl Dep {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// What an edge carrying the dependencies `bits` counts as.
+    fn strongest(bits: u8) -> Dep {
+        [Dep::Ww, Dep::Wr, Dep::Rw].into_iter().find(|d| bits & d.bit() != 0).expect("an edge has a dependency")
+    }
+}
+
+impl fmt::Display for Dep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dep::Ww => "ww",
+            Dep::Wr => "wr",
+            Dep::Rw => "rw",
+        })
+    }
+}
+
+/// What shows a dependency, for the report.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Why<'a> {
+    /// `ww` of lists: the target appended `after` next after the source's
+    /// `before` (`read`: a read saw `after`; if not, `before` ends the
+    /// longest read).
+    Appended { key: &'a str, before: u64, after: u64, read: bool },
+    /// `ww` of registers: the target read the source's `before`, then wrote
+    /// `after`.
+    Overwrote { key: &'a str, before: u64, after: u64 },
+    /// `wr`: the target's `mop`-th micro-operation read the source's write.
+    Saw { mop: usize },
+    /// `rw`: the source's `mop`-th micro-operation read a version before
+    /// the target's write of `value`.
+    Missed { mop: usize, value: u64 },
+}
+
+/// A dependency of transaction `to` on transaction `from` (positions in
+/// the history).
+pub(super) struct Edge<'a> {
+    from: usize,
+    to: usize,
+    dep: Dep,
+    why: Why<'a>,
+}
+
+/// Adds an edge, unless it would be a loop.
+pub(super) fn link<'a>(edges: &mut Vec<Edge<'a>>, from: usize, to: usize, dep: Dep, why: Why<'a>) {
+    if from != to {
+        edges.push(Edge { from, to, dep, why });
+    }
+}
+
+/// A cycle: each step's transaction and its dependency to the next step's
+/// (the last step's leads back to the first).
+pub(super) struct Cycle {
+    anomaly: Anomaly,
+    steps: Vec<(usize, Dep)>,
+    /// The search finished within its budget.
+    complete: bool,
+}
+
+/// The kind of cycle each anomaly is, for the search.
+struct Class {
+    anomaly: Anomaly,
+    /// The dependencies whose components the cycle lies in.
+    scope: u8,
+    /// What the first edge counts as.
+    first: Dep,
+    /// The dependencies the rest may use.
+    rest: u8,
+    /// The rest must count as `rw` at least once.
+    another_rw: bool,
+}
+
+const CLASSES: [Class; 4] = [
+    Class { anomaly: Anomaly::G0, scope: WW, first: Dep::Ww, rest: WW, another_rw: false },
+    Class { anomaly: Anomaly::G1c, scope: WW | WR, first: Dep::Wr, rest: WW | WR, another_rw: false },
+    Class { anomaly: Anomaly::GSingle, scope: ALL, first: Dep::Rw, rest: WW | WR, another_rw: false },
+    Class { anomaly: Anomaly::G2, scope: ALL, first: Dep::Rw, rest: ALL, another_rw: true },
+];
+
+/// Strongly connected components of two or more vertices.
+struct Components {
+    /// Each vertex's component, if it has one.
+    of: Vec<Option<usize>>,
+    /// Their vertices, ascending; components ordered by their first vertex.
+    list: Vec<Vec<usize>>,
+}
+
+/// Transactions and their dependencies.
+pub(super) struct Graph<'a> {
+    /// One per source, target and kind (the first reason given), sorted.
+    edges: Vec<Edge<'a>>,
+    /// Vertex `v`'s targets are `targets[start[v]..start[v + 1]]`, each
+    /// with the bits of its dependencies.
+    start: Vec<usize>,
+    targets: Vec<(usize, u8)>,
+}
+
+impl<'a> Graph<'a> {
+    /// The graph of `n` vertices with `edges`.
+    pub fn new(n: usize, mut edges: Vec<Edge<'a>>) -> Graph<'a> {
+        edges.sort_by_key(|e| (e.from, e.to, e.dep));
+        edges.dedup_by_key(|e| (e.from, e.to, e.dep));
+        let mut start = vec![0; n + 1];
+        let mut targets: Vec<(usize, u8)> = Vec::new();
+        let mut last = None;
+        for e in &edges {
+            match targets.last_mut() {
+                Some((_, bits)) if last == Some((e.from, e.to)) => *bits |= e.dep.bit(),
+                _ => targets.push((e.to, e.dep.bit())),
+            }
+            last = Some((e.from, e.to));
+            start[e.from + 1] = targets.len();
+        }
+        for v in 1..=n {
+            start[v] = start[v].max(start[v - 1]);
+        }
+        Graph { edges, start, targets }
+    }
+
+    fn out(&self, v: usize) -> &[(usize, u8)] {
+        &self.targets[self.start[v]..self.start[v + 1]]
+    }
+
+    /// A short cycle of each anomaly kind in each component where there is
+    /// one, most severe kinds first. When the budget runs out, each
+    /// component without a cycle yet gets some cycle through it.
+    pub fn cycles(&self, budget: Budget) -> Vec<Cycle> {
+        let all = self.components(ALL);
+        let scopes = [(WW, self.components(WW)), (WW | WR, self.components(WW | WR))];
+        let mut search = Search::new(self, budget);
+        let mut covered = vec![false; all.list.len()];
+        let mut cycles = Vec::new();
+        for class in &CLASSES {
+            let scope = scopes.iter().find(|s| s.0 == class.scope).map_or(&all, |s| &s.1);
+            for component in &scope.list {
+                if search.spent() {
+                    break;
+                }
+                if let Some(steps) = search.shortest(class, component, &scope.of) {
+                    covered[all.of[steps[0].0].expect("a cycle lies in a component")] = true;
+                    cycles.push(Cycle { anomaly: class.anomaly, steps, complete: !search.spent() });
+                }
+            }
+        }
+        if search.spent() {
+            let mut unlimited = Search::new(self, Budget { steps: u64::MAX, time: None });
+            for (component, _) in all.list.iter().zip(&covered).filter(|(_, covered)| !**covered) {
+                let steps = unlimited.any(component, &all.of);
+                cycles.push(Cycle { anomaly: classify(&steps), steps, complete: false });
+            }
+        }
+        cycles
+    }
+
+    /// Strongly connected components of the edges carrying any of `mask`
+    /// (Tarjan's algorithm, iterative).
+    fn components(&self, mask: u8) -> Components {
+        let n = self.start.len() - 1;
+        let mut order: Vec<Option<usize>> = vec![None; n];
+        let mut low = vec![0; n];
+        let mut on_stack = vec![false; n];
+        let mut stack = Vec::new();
+        let mut list = Vec::new();
+        let mut next = 0;
+        for root in 0..n {
+            if order[root].is_some() {
+                continue;
+            }
+            order[root] = Some(next);
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            // Each frame: a vertex and its next edge to look at.
+            let mut calls = vec![(root, self.start[root])];
+            while let Some(frame) = calls.last_mut() {
+                let v = frame.0;
+                let mut child = None;
+                while frame.1 < self.start[v + 1] {
+                    let (w, bits) = self.targets[frame.1];
+                    frame.1 += 1;
+                    if bits & mask == 0 {
+                        continue;
+                    }
+                    match order[w] {
+                        None => {
+                            child = Some(w);
+                            break;
+                        }
+                        Some(w_order) if on_stack[w] => low[v] = low[v].min(w_order),
+                        Some(_) => {}
+                    }
+                }
+                if let Some(w) = child {
+                    order[w] = Some(next);
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, self.start[w]));
+                    continue;
+                }
+                calls.pop();
+                if let Some(&(parent, _)) = calls.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if Some(low[v]) == order[v] {
+                    let mut component = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        component.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    if component.len() > 1 {
+                        component.sort_unstable();
+                        list.push(component);
+                    }
+                }
+            }
+        }
+        list.sort_unstable();
+        let mut of = vec![None; n];
+        for (c, component) in list.iter().enumerate() {
+            for &v in component {
+                of[v] = Some(c);
+            }
+        }
+        Components { of, list }
+    }
+
+    /// The anomaly a cycle shows, each edge explained.
+    pub fn explain(&self, txns: &[Txn], cycle: &Cycle) -> Found {
+        let name = |v: usize| format!("T{}", txns[v].id);
+        let mut path = String::new();
+        let mut lines = String::new();
+        for (i, &(from, dep)) in cycle.steps.iter().enumerate() {
+            let to = cycle.steps[(i + 1) % cycle.steps.len()].0;
+            path.push_str(&format!("{} -{dep}-> ", name(from)));
+            let at = self.edges.binary_search_by_key(&(from, to, dep), |e| (e.from, e.to, e.dep));
+            let why = self.edges[at.expect("a cycle follows edges")].why;
+            lines.push_str(&format!("\n  {} ({dep})", reason(why, &txns[from], &txns[to])));
+        }
+        path.push_str(&name(cycle.steps[0].0));
+        let anomaly = cycle.anomaly;
+        let mut detail = format!("{anomaly} ({}): {path}{lines}", anomaly.meaning());
+        if !cycle.complete {
+            detail.push_str("\n  (the search budget ran out: there may be a shorter or more severe cycle)");
+        }
+        Found { anomaly, txns: cycle.steps.iter().map(|&(v, _)| txns[v].id).collect(), detail }
+    }
+}
+
+/// Why `to` depends on `from`, in words.
+fn reason(why: Why, from: &Txn, to: &Txn) -> String {
+    let (f, t) = (from.id, to.id);
+    match why {
+        Why::Appended { key, before, after, read: true } => {
+            format!("T{t} appended {after} to {key:?} after T{f} appended {before}")
+        }
+        Why::Appended { key, before, after, read: false } => format!(
+            "T{t} appended {after} to {key:?}, which no read saw, after T{f} appended {before}, the last element read"
+        ),
+        Why::Overwrote { key, before, after } => {
+            format!("T{t} read {key:?} = {before}, which T{f} wrote, and then wrote {after}")
+        }
+        Why::Saw { mop } => match &to.ops[mop] {
+            read @ Mop::Read { value, .. } => {
+                format!("T{t} read {} which ended with T{f}'s append of {}", show(read), value[value.len() - 1])
+            }
+            read => format!("T{t} read {} which T{f} wrote", show(read)),
+        },
+        Why::Missed { mop, value } => match &from.ops[mop] {
+            read @ Mop::Read { .. } => {
+                format!("T{f} read {} which did not include T{t}'s append of {value}", show(read))
+            }
+            read @ Mop::ReadRegister { value: None, .. } => {
+                format!("T{f} read {}, the initial value, which T{t} overwrote with {value}", show(read))
+            }
+            read => format!("T{f} read {}, which T{t} overwrote with {value} after reading it", show(read)),
+        },
+    }
+}
+
+/// The kind of anomaly a cycle is.
+fn classify(steps: &[(usize, Dep)]) -> Anomaly {
+    let count = |dep| steps.iter().filter(|s| s.1 == dep).count();
+    match count(Dep::Rw) {
+        0 if count(Dep::Wr) == 0 => Anomaly::G0,
+        0 => Anomaly::G1c,
+        1 => Anomaly::GSingle,
+        _ => Anomaly::G2,
+    }
+}
+
+/// Breadth-first search for cycles, within a budget of edges looked at.
+struct Search<'g, 'a> {
+    graph: &'g Graph<'a>,
+    steps_left: u64,
+    deadline: Option<Instant>,
+    /// Search states are `2 * vertex + rw`, `rw` being 1 once the path
+    /// counted as `rw` (used by `another_rw` kinds only). A state was
+    /// reached in the current search when its stamp is `generation`, from
+    /// `parent` (a state) along a dependency.
+    stamp: Vec<u64>,
+    parent: Vec<(usize, Dep)>,
+    generation: u64,
+}
+
+impl<'g, 'a> Search<'g, 'a> {
+    fn new(graph: &'g Graph<'a>, budget: Budget) -> Search<'g, 'a> {
+        let states = 2 * (graph.start.len() - 1);
+        Search {
+            graph,
+            steps_left: budget.steps,
+            deadline: budget.time.map(|t| Instant::now() + t),
+            stamp: vec![0; states],
+            parent: vec![(0, Dep::Ww); states],
+            generation: 0,
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.steps_left == 0
+    }
+
+    /// Spends a step, or says there is none left.
+    fn step(&mut self) -> bool {
+        if self.steps_left == 0 {
+            return false;
+        }
+        self.steps_left -= 1;
+        if self.steps_left % 4096 == 0 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.steps_left = 0;
+        }
+        true
+    }
+
+    /// The shortest cycle of `class` in `component` (of `of`), trying each
+    /// edge that can start it.
+    fn shortest(&mut self, class: &Class, component: &[usize], of: &[Option<usize>]) -> Option<Vec<(usize, Dep)>> {
+        let graph = self.graph;
+        let mut best: Option<Vec<(usize, Dep)>> = None;
+        for &a in component {
+            for &(b, bits) in graph.out(a) {
+                if of[b] != of[a] || Dep::strongest(bits) != class.first {
+                    continue;
+                }
+                // Two steps is as short as a cycle gets.
+                let longest = best.as_ref().map_or(usize::MAX, |c| c.len() - 2);
+                if longest == 0 || self.spent() {
+                    return best;
+                }
+                let Some(path) = self.path(b, a, (class.rest, class.another_rw), of, longest) else { continue };
+                let mut cycle = vec![(a, class.first)];
+                cycle.extend(path);
+                let cycle = if class.another_rw { simple_with_two_rw(cycle) } else { Some(cycle) };
+                best = cycle.filter(|c| best.as_ref().is_none_or(|b| c.len() < b.len())).or(best);
+            }
+        }
+        best
+    }
+
+    /// Some shortest cycle through `component`'s first vertex.
+    fn any(&mut self, component: &[usize], of: &[Option<usize>]) -> Vec<(usize, Dep)> {
+        let a = component[0];
+        let &(b, bits) = self.graph.out(a).iter().find(|(b, _)| of[*b] == of[a]).expect("a component has a cycle");
+        let mut cycle = vec![(a, Dep::strongest(bits))];
+        cycle.extend(self.path(b, a, (ALL, false), of, usize::MAX).expect("b reaches a in their component"));
+        cycle
+    }
+
+    /// A shortest path of at most `longest` edges from `from` to `to`
+    /// within their component, along edges carrying any of `rest` (and, if
+    /// `another_rw`, one that counts as `rw`), as steps.
+    fn path(
+        &mut self,
+        from: usize,
+        to: usize,
+        (rest, another_rw): (u8, bool),
+        of: &[Option<usize>],
+        longest: usize,
+    ) -> Option<Vec<(usize, Dep)>> {
+        let graph = self.graph;
+        self.generation += 1;
+        let start = 2 * from;
+        self.stamp[start] = self.generation;
+        let mut frontier = vec![start];
+        let mut next = Vec::new();
+        for _ in 0..longest {
+            for &state in &frontier {
+                let (v, rw) = (state / 2, state % 2);
+                for &(w, bits) in graph.out(v) {
+                    if !self.step() {
+                        return None;
+                    }
+                    if bits & rest == 0 || of[w] != of[from] {
+                        continue;
+                    }
+                    let dep = Dep::strongest(bits);
+                    let rw = rw | usize::from(another_rw && dep == Dep::Rw);
+                    if w == to {
+                        if another_rw && rw == 0 {
+                            continue;
+                        }
+                        let mut steps = vec![(v, dep)];
+                        let mut state = state;
+                        while state != start {
+                            let (before, dep) = self.parent[state];
+                            steps.push((before / 2, dep));
+                            state = before;
+                        }
+                        steps.reverse();
+                        return Some(steps);
+                    }
+                    let reached = 2 * w + rw;
+                    if self.stamp[reached] != self.generation {
+                        self.stamp[reached] = self.generation;
+                        self.parent[reached] = (state, dep);
+                        next.push(reached);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
+        }
+        None
+    }
+}
+
+/// A simple cycle with two or more `rw` steps out of a closed walk that has
+/// them, if one of its simple cycles does: a search that counts `rw` may
+/// pass a vertex twice.
+fn simple_with_two_rw(steps: Vec<(usize, Dep)>) -> Option<Vec<(usize, Dep)>> {
+    let rw = |steps: &[(usize, Dep)]| steps.iter().filter(|s| s.1 == Dep::Rw).count();
+    if rw(&steps) < 2 {
+        return None;
+    }
+    for i in 1..steps.len() {
+        if let Some(j) = steps[..i].iter().position(|s| s.0 == steps[i].0) {
+            let inner = steps[j..i].to_vec();
+            let outer = [&steps[..j], &steps[i..]].concat();
+            return simple_with_two_rw(inner).or_else(|| simple_with_two_rw(outer));
+        }
+    }
+    Some(steps)
+}
