@@ -42,7 +42,8 @@ pub(super) fn infer<'a>(index: &Index<'a>, edges: &mut Vec<Edge<'a>>, found: &mu
         }
         // Appends no read saw came after everything read.
         let unread: Vec<(usize, u64)> = ops.appends.into_iter().filter(|(_, v)| !position.contains_key(v)).collect();
-        if let Some((&last, Some(a))) = order.last().map(|last| (last, index.committed_writer(key, *last))) {
+        let last_read = order.last().and_then(|&last| Some((last, index.committed_writer(key, last)?)));
+        if let Some((last, a)) = last_read {
             for &(t, value) in &unread {
                 link(edges, a, t, Dep::Ww, Why::Appended { key, before: last, after: value, read: false });
             }

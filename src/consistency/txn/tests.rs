@@ -156,6 +156,17 @@ fn unknown_transaction_whose_write_is_read_committed() {
 }
 
 #[test]
+fn unknown_transactions_read_by_counted_ones_count_too() {
+    // T3 read T2's append, so T2 committed; T2 read T1's, so T1 did too.
+    let history = [
+        txn(1, Outcome::Unknown, vec![Mop::append("x", 1), Mop::append("z", 1)]),
+        txn(2, Outcome::Unknown, vec![Mop::read("x", [1]), Mop::append("y", 1)]),
+        ok(3, vec![Mop::read("y", [1]), Mop::read("z", [])]),
+    ];
+    assert_eq!(summary(&history), [(Anomaly::GSingle, vec![3, 1, 2])]);
+}
+
+#[test]
 fn unknown_transaction_nobody_read_is_left_out() {
     // Had T1 committed, this would be write skew; nothing shows it did.
     let history = [
