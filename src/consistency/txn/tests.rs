@@ -249,18 +249,22 @@ fn out_of_budget_still_reports_a_cycle() {
     assert!(why.detail.contains("budget ran out"), "{}", why.detail);
 }
 
-/// A serial execution of `n` transactions of four micro-operations each
-/// over lists that retire after 32 appends (as Elle's generator does).
-fn serial_appends(n: u64, seed: u64) -> Vec<Txn> {
+/// A seeded generator (splitmix64).
+fn random(seed: u64) -> impl FnMut() -> u64 {
     let mut state = seed;
-    let mut random = move || {
-        // splitmix64
+    move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    };
+    }
+}
+
+/// A serial execution of `n` transactions of four micro-operations each
+/// over lists that retire after 32 appends (as Elle's generator does).
+fn serial_appends(n: u64, seed: u64) -> Vec<Txn> {
+    let mut random = random(seed);
     let mut lists: Vec<Vec<u64>> = vec![Vec::new(); 16];
     let mut active: Vec<usize> = (0..16).collect();
     (0..n)
@@ -285,6 +289,60 @@ fn serial_appends(n: u64, seed: u64) -> Vec<Txn> {
             ok(id, ops)
         })
         .collect()
+}
+
+/// A serial execution of `n` transactions over four lists and four
+/// registers. A tenth abort and a fifth end unknown; those take effect or
+/// not (half each), and keep only their writes, as their reads are unknown.
+fn serial_mixed(n: u64, seed: u64) -> Vec<Txn> {
+    let mut random = random(seed);
+    let mut lists: Vec<Vec<u64>> = vec![Vec::new(); 4];
+    let mut registers: Vec<Option<u64>> = vec![None; 4];
+    let mut next_value = 0;
+    (0..n)
+        .map(|id| {
+            let outcome = match random() % 10 {
+                0 => Outcome::Aborted,
+                1 | 2 => Outcome::Unknown,
+                _ => Outcome::Committed,
+            };
+            let takes_effect = outcome == Outcome::Committed || (outcome == Outcome::Unknown && random() % 2 == 0);
+            let (lists_before, registers_before) = (lists.clone(), registers.clone());
+            let mut ops = Vec::new();
+            for _ in 0..4 {
+                let r = random();
+                let key = (r % 4) as usize;
+                next_value += 1;
+                let mop = match (r >> 8) % 4 {
+                    0 => Mop::read(format!("l{key}"), lists[key].clone()),
+                    1 => {
+                        lists[key].push(next_value);
+                        Mop::append(format!("l{key}"), next_value)
+                    }
+                    2 => Mop::read_register(format!("r{key}"), registers[key]),
+                    _ => {
+                        registers[key] = Some(next_value);
+                        Mop::write(format!("r{key}"), next_value)
+                    }
+                };
+                if outcome != Outcome::Unknown || matches!(mop, Mop::Append { .. } | Mop::Write { .. }) {
+                    ops.push(mop);
+                }
+            }
+            if !takes_effect {
+                (lists, registers) = (lists_before, registers_before);
+            }
+            txn(id, outcome, ops)
+        })
+        .collect()
+}
+
+#[test]
+fn serial_executions_are_consistent() {
+    for seed in 0..20 {
+        let history = serial_mixed(300, seed);
+        assert_eq!(check(&history, Budget::default()), Verdict::Consistent, "seed {seed}");
+    }
 }
 
 #[test]
