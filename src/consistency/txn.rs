@@ -67,9 +67,9 @@
 //! severe, and the detail says so.
 //!
 //! **Speed.** A generated serializable list-append history of 100,000
-//! transactions (400,000 micro-operations) checks in 0.76 s in release
-//! builds on the project's 2-core machine while other builds load it
-//! (load average 8; the test `hundred_thousand_serializable_appends`
+//! transactions (400,000 micro-operations) checks in 0.6 to 0.7 s in
+//! release builds on the project's 2-core machine while other builds load
+//! it (load average 6 to 7; the test `hundred_thousand_serializable_appends`
 //! prints it). Work grows with the micro-operations and list lengths,
 //! except for two products as in Elle: each register's readers of the
 //! initial value times its writers, and each list's readers of its last

@@ -43,37 +43,44 @@ impl fmt::Display for Dep {
     }
 }
 
-/// What shows a dependency, for the report.
+/// What shows a dependency, for the report: a micro-operation of the
+/// source or target (by its position in the transaction) and what it
+/// implies.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Why<'a> {
-    /// `ww` of lists: the target appended `after` next after the source's
-    /// `before` (`read`: a read saw `after`; if not, `before` ends the
+pub(super) enum Why {
+    /// `ww` of lists: the target's `mop` appended next after the source's
+    /// append of `before` (`read`: a read saw it; if not, `before` ends the
     /// longest read).
-    Appended { key: &'a str, before: u64, after: u64, read: bool },
-    /// `ww` of registers: the target read the source's `before`, then wrote
-    /// `after`.
-    Overwrote { key: &'a str, before: u64, after: u64 },
-    /// `wr`: the target's `mop`-th micro-operation read the source's write.
-    Saw { mop: usize },
-    /// `rw`: the source's `mop`-th micro-operation read a version before
-    /// the target's write of `value`.
-    Missed { mop: usize, value: u64 },
+    Appended { mop: u32, before: u64, read: bool },
+    /// `ww` of registers: the target's `mop` wrote after the target read
+    /// the source's `before`.
+    Overwrote { mop: u32, before: u64 },
+    /// `wr`: the target's `mop` read the source's write.
+    Saw { mop: u32 },
+    /// `rw`: the source's `mop` read a version before the target's write of
+    /// `value`.
+    Missed { mop: u32, value: u64 },
 }
 
 /// A dependency of transaction `to` on transaction `from` (positions in
 /// the history).
-pub(super) struct Edge<'a> {
-    from: usize,
-    to: usize,
+pub(super) struct Edge {
+    from: u32,
+    to: u32,
     dep: Dep,
-    why: Why<'a>,
+    why: Why,
 }
 
 /// Adds an edge, unless it would be a loop.
-pub(super) fn link<'a>(edges: &mut Vec<Edge<'a>>, from: usize, to: usize, dep: Dep, why: Why<'a>) {
+pub(super) fn link(edges: &mut Vec<Edge>, from: usize, to: usize, dep: Dep, why: Why) {
     if from != to {
-        edges.push(Edge { from, to, dep, why });
+        edges.push(Edge { from: vertex(from), to: vertex(to), dep, why });
     }
+}
+
+/// A transaction's or micro-operation's position, stored small.
+pub(super) fn vertex(position: usize) -> u32 {
+    u32::try_from(position).expect("fewer than 2^32 transactions and micro-operations per transaction")
 }
 
 /// A cycle: each step's transaction and its dependency to the next step's
@@ -114,22 +121,22 @@ struct Components {
 }
 
 /// Transactions and their dependencies.
-pub(super) struct Graph<'a> {
+pub(super) struct Graph {
     /// One per source, target and kind (the first reason given), sorted.
-    edges: Vec<Edge<'a>>,
+    edges: Vec<Edge>,
     /// Vertex `v`'s targets are `targets[start[v]..start[v + 1]]`, each
     /// with the bits of its dependencies.
     start: Vec<usize>,
-    targets: Vec<(usize, u8)>,
+    targets: Vec<(u32, u8)>,
 }
 
-impl<'a> Graph<'a> {
+impl Graph {
     /// The graph of `n` vertices with `edges`.
-    pub fn new(n: usize, mut edges: Vec<Edge<'a>>) -> Graph<'a> {
+    pub fn new(n: usize, mut edges: Vec<Edge>) -> Graph {
         edges.sort_by_key(|e| (e.from, e.to, e.dep));
         edges.dedup_by_key(|e| (e.from, e.to, e.dep));
         let mut start = vec![0; n + 1];
-        let mut targets: Vec<(usize, u8)> = Vec::new();
+        let mut targets: Vec<(u32, u8)> = Vec::new();
         let mut last = None;
         for e in &edges {
             match targets.last_mut() {
@@ -137,7 +144,7 @@ impl<'a> Graph<'a> {
                 _ => targets.push((e.to, e.dep.bit())),
             }
             last = Some((e.from, e.to));
-            start[e.from + 1] = targets.len();
+            start[e.from as usize + 1] = targets.len();
         }
         for v in 1..=n {
             start[v] = start[v].max(start[v - 1]);
@@ -145,8 +152,9 @@ impl<'a> Graph<'a> {
         Graph { edges, start, targets }
     }
 
-    fn out(&self, v: usize) -> &[(usize, u8)] {
-        &self.targets[self.start[v]..self.start[v + 1]]
+    /// `v`'s targets and the bits of their dependencies.
+    fn out(&self, v: usize) -> impl Iterator<Item = (usize, u8)> + '_ {
+        self.targets[self.start[v]..self.start[v + 1]].iter().map(|&(w, bits)| (w as usize, bits))
     }
 
     /// A short cycle of each anomaly kind in each component where there is
@@ -154,6 +162,9 @@ impl<'a> Graph<'a> {
     /// component without a cycle yet gets some cycle through it.
     pub fn cycles(&self, budget: Budget) -> Vec<Cycle> {
         let all = self.components(ALL);
+        if all.list.is_empty() {
+            return Vec::new();
+        }
         let scopes = [(WW, self.components(WW)), (WW | WR, self.components(WW | WR))];
         let mut search = Search::new(self, budget);
         let mut covered = vec![false; all.list.len()];
@@ -206,6 +217,7 @@ impl<'a> Graph<'a> {
                 let mut child = None;
                 while frame.1 < self.start[v + 1] {
                     let (w, bits) = self.targets[frame.1];
+                    let w = w as usize;
                     frame.1 += 1;
                     if bits & mask == 0 {
                         continue;
@@ -266,7 +278,7 @@ impl<'a> Graph<'a> {
         for (i, &(from, dep)) in cycle.steps.iter().enumerate() {
             let to = cycle.steps[(i + 1) % cycle.steps.len()].0;
             path.push_str(&format!("{} -{dep}-> ", name(from)));
-            let at = self.edges.binary_search_by_key(&(from, to, dep), |e| (e.from, e.to, e.dep));
+            let at = self.edges.binary_search_by_key(&(vertex(from), vertex(to), dep), |e| (e.from, e.to, e.dep));
             let why = self.edges[at.expect("a cycle follows edges")].why;
             lines.push_str(&format!("\n  {} ({dep})", reason(why, &txns[from], &txns[to])));
         }
@@ -284,22 +296,27 @@ impl<'a> Graph<'a> {
 fn reason(why: Why, from: &Txn, to: &Txn) -> String {
     let (f, t) = (from.id, to.id);
     match why {
-        Why::Appended { key, before, after, read: true } => {
-            format!("T{t} appended {after} to {key:?} after T{f} appended {before}")
+        Why::Appended { mop, before, read } => {
+            let (key, after) = (to.ops[mop as usize].key(), written(&to.ops[mop as usize]));
+            if read {
+                format!("T{t} appended {after} to {key:?} after T{f} appended {before}")
+            } else {
+                format!(
+                    "T{t} appended {after} to {key:?}, which no read saw, after T{f} appended {before}, the last read"
+                )
+            }
         }
-        Why::Appended { key, before, after, read: false } => format!(
-            "T{t} appended {after} to {key:?}, which no read saw, after T{f} appended {before}, the last element read"
-        ),
-        Why::Overwrote { key, before, after } => {
+        Why::Overwrote { mop, before } => {
+            let (key, after) = (to.ops[mop as usize].key(), written(&to.ops[mop as usize]));
             format!("T{t} read {key:?} = {before}, which T{f} wrote, and then wrote {after}")
         }
-        Why::Saw { mop } => match &to.ops[mop] {
+        Why::Saw { mop } => match &to.ops[mop as usize] {
             read @ Mop::Read { value, .. } => {
                 format!("T{t} read {} which ended with T{f}'s append of {}", show(read), value[value.len() - 1])
             }
             read => format!("T{t} read {} which T{f} wrote", show(read)),
         },
-        Why::Missed { mop, value } => match &from.ops[mop] {
+        Why::Missed { mop, value } => match &from.ops[mop as usize] {
             read @ Mop::Read { .. } => {
                 format!("T{f} read {} which did not include T{t}'s append of {value}", show(read))
             }
@@ -308,6 +325,14 @@ fn reason(why: Why, from: &Txn, to: &Txn) -> String {
             }
             read => format!("T{f} read {}, which T{t} overwrote with {value} after reading it", show(read)),
         },
+    }
+}
+
+/// The value an append or write wrote.
+fn written(mop: &Mop) -> u64 {
+    match mop {
+        Mop::Append { value, .. } | Mop::Write { value, .. } => *value,
+        Mop::Read { .. } | Mop::ReadRegister { .. } => unreachable!("a ww edge's micro-operation writes"),
     }
 }
 
@@ -323,8 +348,8 @@ fn classify(steps: &[(usize, Dep)]) -> Anomaly {
 }
 
 /// Breadth-first search for cycles, within a budget of edges looked at.
-struct Search<'g, 'a> {
-    graph: &'g Graph<'a>,
+struct Search<'g> {
+    graph: &'g Graph,
     steps_left: u64,
     deadline: Option<Instant>,
     /// Search states are `2 * vertex + rw`, `rw` being 1 once the path
@@ -336,8 +361,8 @@ struct Search<'g, 'a> {
     generation: u64,
 }
 
-impl<'g, 'a> Search<'g, 'a> {
-    fn new(graph: &'g Graph<'a>, budget: Budget) -> Search<'g, 'a> {
+impl<'g> Search<'g> {
+    fn new(graph: &'g Graph, budget: Budget) -> Search<'g> {
         let states = 2 * (graph.start.len() - 1);
         Search {
             graph,
@@ -371,7 +396,7 @@ impl<'g, 'a> Search<'g, 'a> {
         let graph = self.graph;
         let mut best: Option<Vec<(usize, Dep)>> = None;
         for &a in component {
-            for &(b, bits) in graph.out(a) {
+            for (b, bits) in graph.out(a) {
                 if of[b] != of[a] || Dep::strongest(bits) != class.first {
                     continue;
                 }
@@ -393,7 +418,7 @@ impl<'g, 'a> Search<'g, 'a> {
     /// Some shortest cycle through `component`'s first vertex.
     fn any(&mut self, component: &[usize], of: &[Option<usize>]) -> Vec<(usize, Dep)> {
         let a = component[0];
-        let &(b, bits) = self.graph.out(a).iter().find(|(b, _)| of[*b] == of[a]).expect("a component has a cycle");
+        let (b, bits) = self.graph.out(a).find(|(b, _)| of[*b] == of[a]).expect("a component has a cycle");
         let mut cycle = vec![(a, Dep::strongest(bits))];
         cycle.extend(self.path(b, a, (ALL, false), of, usize::MAX).expect("b reaches a in their component"));
         cycle
@@ -419,7 +444,7 @@ impl<'g, 'a> Search<'g, 'a> {
         for _ in 0..longest {
             for &state in &frontier {
                 let (v, rw) = (state / 2, state % 2);
-                for &(w, bits) in graph.out(v) {
+                for (w, bits) in graph.out(v) {
                     if !self.step() {
                         return None;
                     }

@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::graph::vertex;
 use super::{Anomaly, Found, Mop, Outcome, Txn};
 
 /// The transaction that appended or wrote a value: its position in the
 /// history, and the micro-operation's.
 #[derive(Debug, Clone, Copy)]
-struct Writer {
-    txn: usize,
-    mop: usize,
+pub(super) struct Writer {
+    pub txn: usize,
+    pub mop: u32,
 }
 
 /// A history with its writes indexed and its committed set known.
@@ -38,7 +39,7 @@ impl<'a> Index<'a> {
                     return Err(format!("{key:?} is used both as a list and as a register (T{})", txn.id));
                 }
                 let (Mop::Append { value, .. } | Mop::Write { value, .. }) = mop else { continue };
-                if writers.insert((key, *value), Writer { txn: i, mop: m }).is_some() {
+                if writers.insert((key, *value), Writer { txn: i, mop: vertex(m) }).is_some() {
                     return Err(format!("{value} is written to {key:?} twice (T{}); values must be unique", txn.id));
                 }
             }
@@ -49,8 +50,8 @@ impl<'a> Index<'a> {
     }
 
     /// The committed transaction that wrote `value` to `key`, if any.
-    pub fn committed_writer(&self, key: &str, value: u64) -> Option<usize> {
-        self.writers.get(&(key, value)).map(|w| w.txn).filter(|&w| self.committed[w])
+    pub fn committed_writer(&self, key: &str, value: u64) -> Option<Writer> {
+        self.writers.get(&(key, value)).copied().filter(|w| self.committed[w.txn])
     }
 
     /// The writes of the transactions that ended with `outcome`.
@@ -101,7 +102,7 @@ impl<'a> Index<'a> {
                 }
                 let Some(last) = observed(mop).last() else { continue };
                 let Some(&w) = self.writers.get(&(key, last)) else { continue };
-                let intermediate = self.txns[w.txn].ops[w.mop + 1..]
+                let intermediate = self.txns[w.txn].ops[w.mop as usize + 1..]
                     .iter()
                     .any(|m| matches!(m, Mop::Append { .. } | Mop::Write { .. }) && m.key() == key);
                 let committed_elsewhere = w.txn != reader && self.txns[w.txn].outcome != Outcome::Aborted;

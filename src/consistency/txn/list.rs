@@ -1,26 +1,26 @@
 //! List-append: each key's version order is its longest read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use super::graph::{link, Dep, Edge, Why};
-use super::index::Index;
+use super::graph::{link, vertex, Dep, Edge, Why};
+use super::index::{Index, Writer};
 use super::{Anomaly, Found, Mop};
 
 /// A committed transaction's read of a list: its position, the
 /// micro-operation's, and what it returned.
-type Read<'a> = (usize, usize, &'a [u64]);
+type Read<'a> = (usize, u32, &'a [u64]);
 
 /// The reads and appends of one list by committed transactions.
 #[derive(Default)]
 struct ListOps<'a> {
     reads: Vec<Read<'a>>,
-    /// The appending transaction and the value.
-    appends: Vec<(usize, u64)>,
+    /// Who appended (as a [`Writer`]) what.
+    appends: Vec<(Writer, u64)>,
 }
 
 /// Adds the dependencies the lists imply to `edges`, and incompatible
 /// orders to `found`.
-pub(super) fn infer<'a>(index: &Index<'a>, edges: &mut Vec<Edge<'a>>, found: &mut Vec<Found>) {
+pub(super) fn infer(index: &Index, edges: &mut Vec<Edge>, found: &mut Vec<Found>) {
     for (key, ops) in lists(index) {
         let longest = ops.reads.iter().copied().reduce(|a, b| if b.2.len() > a.2.len() { b } else { a });
         let longest = longest.unwrap_or((0, 0, &[]));
@@ -37,20 +37,20 @@ pub(super) fn infer<'a>(index: &Index<'a>, edges: &mut Vec<Edge<'a>>, found: &mu
         }
         for pair in order.windows(2) {
             if let (Some(a), Some(b)) = (index.committed_writer(key, pair[0]), index.committed_writer(key, pair[1])) {
-                link(edges, a, b, Dep::Ww, Why::Appended { key, before: pair[0], after: pair[1], read: true });
+                link(edges, a.txn, b.txn, Dep::Ww, Why::Appended { mop: b.mop, before: pair[0], read: true });
             }
         }
         // Appends no read saw came after everything read.
-        let unread: Vec<(usize, u64)> = ops.appends.into_iter().filter(|(_, v)| !position.contains_key(v)).collect();
+        let unread: Vec<(Writer, u64)> = ops.appends.into_iter().filter(|(_, v)| !position.contains_key(v)).collect();
         let last_read = order.last().and_then(|&last| Some((last, index.committed_writer(key, last)?)));
         if let Some((last, a)) = last_read {
-            for &(t, value) in &unread {
-                link(edges, a, t, Dep::Ww, Why::Appended { key, before: last, after: value, read: false });
+            for (b, _) in &unread {
+                link(edges, a.txn, b.txn, Dep::Ww, Why::Appended { mop: b.mop, before: last, read: false });
             }
         }
         for &(reader, mop, value) in &ops.reads {
             if let Some(w) = value.last().and_then(|last| index.committed_writer(key, *last)) {
-                link(edges, w, reader, Dep::Wr, Why::Saw { mop });
+                link(edges, w.txn, reader, Dep::Wr, Why::Saw { mop });
             }
             let next = match value.last() {
                 None => 0,
@@ -62,12 +62,12 @@ pub(super) fn infer<'a>(index: &Index<'a>, edges: &mut Vec<Edge<'a>>, found: &mu
             match order.get(next) {
                 Some(&v) => {
                     if let Some(w) = index.committed_writer(key, v) {
-                        link(edges, reader, w, Dep::Rw, Why::Missed { mop, value: v });
+                        link(edges, reader, w.txn, Dep::Rw, Why::Missed { mop, value: v });
                     }
                 }
                 None => {
-                    for &(t, v) in &unread {
-                        link(edges, reader, t, Dep::Rw, Why::Missed { mop, value: v });
+                    for &(w, v) in &unread {
+                        link(edges, reader, w.txn, Dep::Rw, Why::Missed { mop, value: v });
                     }
                 }
             }
@@ -75,18 +75,23 @@ pub(super) fn infer<'a>(index: &Index<'a>, edges: &mut Vec<Edge<'a>>, found: &mu
     }
 }
 
-/// The committed transactions' list operations, by key.
-fn lists<'a>(index: &Index<'a>) -> BTreeMap<&'a str, ListOps<'a>> {
-    let mut lists: BTreeMap<&str, ListOps> = BTreeMap::new();
+/// The committed transactions' list operations, by key, keys in order.
+fn lists<'a>(index: &Index<'a>) -> Vec<(&'a str, ListOps<'a>)> {
+    let mut lists: HashMap<&str, ListOps> = HashMap::new();
     for (t, txn) in index.txns.iter().enumerate().filter(|(t, _)| index.committed[*t]) {
         for (m, mop) in txn.ops.iter().enumerate() {
+            let m = vertex(m);
             match mop {
                 Mop::Read { key, value } => lists.entry(key).or_default().reads.push((t, m, value)),
-                Mop::Append { key, value } => lists.entry(key).or_default().appends.push((t, *value)),
+                Mop::Append { key, value } => {
+                    lists.entry(key).or_default().appends.push((Writer { txn: t, mop: m }, *value));
+                }
                 Mop::Write { .. } | Mop::ReadRegister { .. } => {}
             }
         }
     }
+    let mut lists: Vec<(&str, ListOps)> = lists.into_iter().collect();
+    lists.sort_unstable_by_key(|(key, _)| *key);
     lists
 }
 
