@@ -74,12 +74,12 @@ pub(super) struct Edge {
 /// Adds an edge, unless it would be a loop.
 pub(super) fn link(edges: &mut Vec<Edge>, from: usize, to: usize, dep: Dep, why: Why) {
     if from != to {
-        edges.push(Edge { from: vertex(from), to: vertex(to), dep, why });
+        edges.push(Edge { from: small(from), to: small(to), dep, why });
     }
 }
 
-/// A transaction's or micro-operation's position, stored small.
-pub(super) fn vertex(position: usize) -> u32 {
+/// A position in the history or in a transaction, in 32 bits.
+pub(super) fn small(position: usize) -> u32 {
     u32::try_from(position).expect("fewer than 2^32 transactions and micro-operations per transaction")
 }
 
@@ -165,12 +165,13 @@ impl Graph {
         if all.list.is_empty() {
             return Vec::new();
         }
-        let scopes = [(WW, self.components(WW)), (WW | WR, self.components(WW | WR))];
+        let scopes = [(WW, self.components(WW)), (WW | WR, self.components(WW | WR)), (ALL, all)];
+        let all = &scopes[2].1;
         let mut search = Search::new(self, budget);
         let mut covered = vec![false; all.list.len()];
         let mut cycles = Vec::new();
         for class in &CLASSES {
-            let scope = scopes.iter().find(|s| s.0 == class.scope).map_or(&all, |s| &s.1);
+            let scope = &scopes.iter().find(|(mask, _)| *mask == class.scope).expect("a scope per class").1;
             for component in &scope.list {
                 if search.spent() {
                     break;
@@ -278,7 +279,7 @@ impl Graph {
         for (i, &(from, dep)) in cycle.steps.iter().enumerate() {
             let to = cycle.steps[(i + 1) % cycle.steps.len()].0;
             path.push_str(&format!("{} -{dep}-> ", name(from)));
-            let at = self.edges.binary_search_by_key(&(vertex(from), vertex(to), dep), |e| (e.from, e.to, e.dep));
+            let at = self.edges.binary_search_by_key(&(small(from), small(to), dep), |e| (e.from, e.to, e.dep));
             let why = self.edges[at.expect("a cycle follows edges")].why;
             lines.push_str(&format!("\n  {} ({dep})", reason(why, &txns[from], &txns[to])));
         }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::graph::vertex;
+use super::graph::small;
 use super::{Anomaly, Found, Mop, Outcome, Txn};
 
 /// The transaction that appended or wrote a value: its position in the
@@ -39,7 +39,7 @@ impl<'a> Index<'a> {
                     return Err(format!("{key:?} is used both as a list and as a register (T{})", txn.id));
                 }
                 let (Mop::Append { value, .. } | Mop::Write { value, .. }) = mop else { continue };
-                if writers.insert((key, *value), Writer { txn: i, mop: vertex(m) }).is_some() {
+                if writers.insert((key, *value), Writer { txn: i, mop: small(m) }).is_some() {
                     return Err(format!("{value} is written to {key:?} twice (T{}); values must be unique", txn.id));
                 }
             }

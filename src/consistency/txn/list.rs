@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::graph::{link, vertex, Dep, Edge, Why};
+use super::graph::{link, small, Dep, Edge, Why};
 use super::index::{Index, Writer};
 use super::{Anomaly, Found, Mop};
 
@@ -80,7 +80,7 @@ fn lists<'a>(index: &Index<'a>) -> Vec<(&'a str, ListOps<'a>)> {
     let mut lists: HashMap<&str, ListOps> = HashMap::new();
     for (t, txn) in index.txns.iter().enumerate().filter(|(t, _)| index.committed[*t]) {
         for (m, mop) in txn.ops.iter().enumerate() {
-            let m = vertex(m);
+            let m = small(m);
             match mop {
                 Mop::Read { key, value } => lists.entry(key).or_default().reads.push((t, m, value)),
                 Mop::Append { key, value } => {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::graph::{link, vertex, Dep, Edge, Why};
+use super::graph::{link, small, Dep, Edge, Why};
 use super::index::Index;
 use super::Mop;
 
@@ -55,7 +55,7 @@ fn registers<'a>(index: &Index<'a>) -> Vec<(&'a str, RegisterOps)> {
     for (t, txn) in index.txns.iter().enumerate().filter(|(t, _)| index.committed[*t]) {
         let mut touched = HashSet::new();
         for (m, mop) in txn.ops.iter().enumerate() {
-            let m = vertex(m);
+            let m = small(m);
             match mop {
                 Mop::ReadRegister { key, value } if touched.insert(key) => {
                     registers.entry(key).or_default().reads.push((t, m, *value));
