@@ -250,7 +250,7 @@ fn out_of_budget_still_reports_a_cycle() {
 }
 
 /// A seeded generator (splitmix64).
-fn random(seed: u64) -> impl FnMut() -> u64 {
+pub(super) fn random(seed: u64) -> impl FnMut() -> u64 {
     let mut state = seed;
     move || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
