@@ -26,11 +26,11 @@
 //! `wr`, then `rw`), as in Elle. The search finds the shortest G0, G1c and
 //! G-single cycle of every component that has one (a test checks this
 //! against brute force); a G2 cycle may go unlisted in a component that
-//! has read skew, when its shortest walks pass a vertex twice. Two anomalies need no cycle: G1a (a
-//! committed transaction read a write of an aborted one) and G1b (it read a
-//! value that its writer overwrote within the same transaction). G-single
-//! and G2 are Elle's `G-single-item` and `G2-item`: there are no predicate
-//! reads here.
+//! has read skew, when its shortest walks pass a vertex twice. G-single and
+//! G2 are Elle's `G-single-item` and `G2-item`: there are no predicate
+//! reads here. Two anomalies need no cycle: G1a (a committed transaction
+//! read a write of an aborted one) and G1b (it read a value that its writer
+//! overwrote within the same transaction).
 //!
 //! **Outcomes.** Only committed transactions are vertices. An
 //! [`Outcome::Unknown`] transaction (Jepsen's `info`) whose write some
