@@ -361,7 +361,8 @@ pub struct Found {
 /// ```
 /// use tandem::consistency::txn::{check, Mop, Outcome, Txn};
 /// use tandem::consistency::{Budget, Verdict};
-/// let t = Txn { id: 1, client: 0, invoked: 0, returned: Some(1), outcome: Outcome::Committed, ops: vec![Mop::append("x", 1)] };
+/// let ops = vec![Mop::append("x", 1)];
+/// let t = Txn { id: 1, client: 0, invoked: 0, returned: Some(1), outcome: Outcome::Committed, ops };
 /// assert_eq!(check(&[t], Budget::default()), Verdict::Consistent);
 /// ```
 pub fn check(txns: &[Txn], budget: Budget) -> Verdict {
