@@ -120,7 +120,8 @@ pub enum Verdict {
     Consistent,
     /// It is not, and why.
     Violated(Counterexample),
-    /// The budget ran out first; why.
+    /// The checker could not decide (the budget ran out first, or the
+    /// history is malformed); why.
     Unknown(String),
 }
 
