@@ -333,7 +333,7 @@ pub async fn serve<S: System>(
 
 /// The span of everything the framework runs for a node incarnation:
 /// `node{id, inc}`. Tasks a node spawns enter it with
-/// [`Instrument::in_current_span`](tracing::Instrument::in_current_span).
+/// [`tracing::Instrument::in_current_span`].
 pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
     tracing::info_span!("node", id = node, inc = incarnation)
 }

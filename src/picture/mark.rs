@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::scenario::NodeIdx;
 
 /// How the picture draws one of a system's events, returned by
-/// [`System::mark`]. Events with the same `key` are joined: an arrow goes
+/// [`System::mark`](crate::system::System::mark). Events with the same `key` are joined: an arrow goes
 /// from the cause to each effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mark {
