@@ -541,9 +541,10 @@ impl tandem::consistency::Model for Tally {
 
 #[test]
 fn a_linearizability_failure_names_the_operations_that_cannot_be_ordered() {
-    let property = Property::linearizable("L1", "bumps are linearizable", Tally, |op: &CounterOp, count: Option<&u64>| {
-        matches!(op, CounterOp::Bump { .. }).then(|| (op.node(), count.copied()))
-    });
+    let property =
+        Property::linearizable("L1", "bumps are linearizable", Tally, |op: &CounterOp, count: Option<&u64>| {
+            matches!(op, CounterOp::Bump { .. }).then(|| (op.node(), count.copied()))
+        });
     let judge = |results: &[(u32, OpResult<u64>)]| {
         let (mut history, at) = started();
         for (id, (client, _)) in results.iter().enumerate() {

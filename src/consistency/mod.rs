@@ -17,6 +17,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::Duration;
 
+pub mod generate;
 pub mod linear;
 pub mod models;
 mod property;

@@ -51,7 +51,7 @@ pub fn bench(args: BenchArgs) -> Exit {
         };
     }
     let sections = if args.sections.is_empty() {
-        vec![Section::Sim, Section::Explore, Section::Quic, Section::Memory, Section::Scaling]
+        vec![Section::Sim, Section::Explore, Section::Quic, Section::Memory, Section::Scaling, Section::Checker]
     } else {
         args.sections
     };

@@ -10,6 +10,7 @@
 //! | 5. scaling | [`scaling`] | raw turmoil at each size |
 //! | 6. bug finding (`--section bugs`) | [`bugs`] | every planted bug, many seeds |
 //! | 7. fidelity (`--section fidelity`) | `fidelity` | the simulation's verdict, over MsQuic |
+//! | 8. consistency checking | [`checker`] | a goal: a 10,000-call kv history in under a second |
 //!
 //! Timings are the best of several repetitions (one when quick), which
 //! filters out noise from whatever else shares the machine.
@@ -21,6 +22,7 @@
 use std::time::Instant;
 
 pub mod bugs;
+pub mod checker;
 pub mod cli;
 pub mod explore;
 #[cfg(feature = "msquic")]
@@ -57,6 +59,8 @@ pub enum Section {
     Bugs,
     /// 7. Reproducers and bundled scenarios over MsQuic (only on request: an hour).
     Fidelity,
+    /// 8. The linearizability checker on a 10,000-call kv history.
+    Checker,
 }
 
 /// How to run the suite.
@@ -90,6 +94,7 @@ pub fn run(options: &Options) -> Report {
             Section::Memory => memory::measure(options),
             Section::Scaling => Ok(scaling::measure(options)),
             Section::Bugs => Ok(bugs::measure(options)),
+            Section::Checker => Ok(checker::measure(options)),
             #[cfg(feature = "msquic")]
             Section::Fidelity => fidelity::measure(options),
             #[cfg(not(feature = "msquic"))]

@@ -29,6 +29,11 @@ impl Target {
         Target { of: Of::Value, at_least: true, bound }
     }
 
+    /// The figure's value must be at most `bound`.
+    pub fn value_at_most(bound: f64) -> Self {
+        Target { of: Of::Value, at_least: false, bound }
+    }
+
     /// The value/baseline ratio must be at least `bound`.
     #[cfg_attr(not(feature = "msquic"), allow(dead_code))]
     pub fn ratio_at_least(bound: f64) -> Self {
