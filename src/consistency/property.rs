@@ -1,9 +1,11 @@
-//! [`Property::linearizable`]: a system's history judged by a
-//! [`Model`](super::Model) with the linearizability checker.
+//! [`Property::linearizable`] and [`Property::transactional`]: a system's
+//! operations, as the harness saw them, judged by a checker once the run
+//! ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::txn::{self, Mop, Outcome, Txn};
 use super::{linear, Budget, Call, Model, Verdict};
 use crate::history::{Event, EventKind, History, OpResult};
 use crate::property::{Failure, Monitor, Property};
@@ -75,8 +77,7 @@ impl<S: System> Property<S> {
             model: model.clone(),
             call: call.clone(),
             budget: Budget::default(),
-            invoked: BTreeMap::new(),
-            seen: 0,
+            observed: Observed::new(),
         })
     }
 }
@@ -90,18 +91,27 @@ struct Seen<S: System> {
     complete: Option<(usize, OpResult<S::Output>)>,
 }
 
-/// Collects the operations as the run goes; checks them when it ends.
-struct Linearizability<S: System, M: Model> {
-    model: Arc<M>,
-    call: Arc<Translate<S, M>>,
-    budget: Budget,
+impl<S: System> Seen<S> {
+    /// The client's id across the cluster (node and client).
+    fn client(&self) -> u64 {
+        u64::from(self.node) << 32 | u64::from(self.client)
+    }
+}
+
+/// The operations of a run as the harness saw them, by id: what both
+/// checking monitors collect as events arrive.
+struct Observed<S: System> {
     invoked: BTreeMap<u64, Seen<S>>,
     /// How many events it has observed: the index of the next one.
     seen: usize,
 }
 
-impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
-    fn observe(&mut self, _: &History<S>, event: &Event<S>) -> Result<(), String> {
+impl<S: System> Observed<S> {
+    fn new() -> Self {
+        Observed { invoked: BTreeMap::new(), seen: 0 }
+    }
+
+    fn observe(&mut self, event: &Event<S>) {
         let index = self.seen;
         self.seen += 1;
         match &event.event {
@@ -117,37 +127,137 @@ impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
             }
             _ => {}
         }
+    }
+
+    /// The failure of a check that named the operations `ids`: their
+    /// invocations and completions, on the first one's node.
+    fn failure(&self, detail: String, ids: &[u64]) -> Failure {
+        let mut failure = Failure::from(detail);
+        for id in ids {
+            let seen = &self.invoked[id];
+            failure.node = failure.node.or(Some(seen.node));
+            failure = failure.naming(seen.invoke);
+            if let Some((complete, _)) = seen.complete {
+                failure = failure.naming(complete);
+            }
+        }
+        failure
+    }
+}
+
+/// Collects the operations as the run goes; checks them when it ends.
+struct Linearizability<S: System, M: Model> {
+    model: Arc<M>,
+    call: Arc<Translate<S, M>>,
+    budget: Budget,
+    observed: Observed<S>,
+}
+
+impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
+    fn observe(&mut self, _: &History<S>, event: &Event<S>) -> Result<(), String> {
+        self.observed.observe(event);
         Ok(())
     }
 
     fn finish(&mut self, history: &History<S>) -> Result<(), Failure> {
         let events = history.events();
         let mut calls = Vec::new();
-        for (&id, seen) in &self.invoked {
+        for (&id, seen) in &self.observed.invoked {
             let (returned, result) = match &seen.complete {
                 Some((_, OpResult::Failed(_))) => continue,
                 Some((at, OpResult::Ok(output))) => (Some(events[*at].t_us), Some(output)),
                 Some((_, OpResult::Unknown(_))) | None => (None, None),
             };
             let Some((input, output)) = (self.call)(&seen.op, result) else { continue };
-            let client = u64::from(seen.node) << 32 | u64::from(seen.client);
             let invoked = events[seen.invoke].t_us;
-            calls.push(Call { id, client, input, invoked, returned, output: returned.and(output) });
+            calls.push(Call { id, client: seen.client(), input, invoked, returned, output: returned.and(output) });
         }
         match linear::check(&*self.model, &calls, self.budget) {
             Verdict::Consistent | Verdict::Unknown(_) => Ok(()),
-            Verdict::Violated(counterexample) => {
-                let mut failure = Failure::from(format!("not linearizable: {}", counterexample.detail));
-                for id in &counterexample.calls {
-                    let seen = &self.invoked[id];
-                    failure.node = failure.node.or(Some(seen.node));
-                    failure = failure.naming(seen.invoke);
-                    if let Some((complete, _)) = seen.complete {
-                        failure = failure.naming(complete);
-                    }
-                }
-                Err(failure)
-            }
+            Verdict::Violated(counterexample) => Err(self
+                .observed
+                .failure(format!("not linearizable: {}", counterexample.detail), &counterexample.calls)),
+        }
+    }
+}
+
+/// Maps a system's operation (and, when it completed, its output) to a
+/// transaction's micro-operations and, for an `ok` one, its outcome.
+type Transaction<S> =
+    dyn Fn(&<S as System>::Op, Option<&<S as System>::Output>) -> Option<(Outcome, Vec<Mop>)> + Send + Sync;
+
+impl<S: System> Property<S> {
+    /// A safety property: the transactions the harness saw show none of
+    /// Adya's anomalies (G0, G1a, G1b, G1c, G-single, G2; see
+    /// [`txn`](super::txn)), checked in the style of Elle once the run ends.
+    ///
+    /// `transaction` translates an operation into its micro-operations (list
+    /// appends and reads, or register writes and reads; every written value
+    /// unique per key) and its outcome. It gets the output of an operation
+    /// that completed `ok`, and the outcome it gives then counts
+    /// ([`Outcome::Aborted`] when the output says the transaction aborted);
+    /// it gets `None` for a failed operation, which counts as aborted, and
+    /// for one whose fate is unknown, which counts as unknown (committed
+    /// once another transaction reads its write). A failure names the
+    /// transactions of the anomaly.
+    ///
+    /// ```
+    /// # use tandem::prelude::*;
+    /// use tandem::consistency::txn::{Mop, Outcome};
+    /// # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # enum MyOp { Append { node: u32, key: String, value: u64 }, Read { node: u32, key: String } }
+    /// # fn demo<S: System<Op = MyOp, Output = Vec<u64>>>() -> Property<S> {
+    /// // An append is a one-operation transaction; a read returns the key's list.
+    /// Property::transactional("X1", "no transactional anomaly", |op: &MyOp, output: Option<&Vec<u64>>| match op {
+    ///     MyOp::Append { key, value, .. } => Some((Outcome::Committed, vec![Mop::append(key, *value)])),
+    ///     MyOp::Read { key, .. } => Some((Outcome::Committed, vec![Mop::read(key, output?.clone())])),
+    /// })
+    /// # }
+    /// ```
+    pub fn transactional(
+        code: &'static str,
+        name: &'static str,
+        transaction: impl Fn(&S::Op, Option<&S::Output>) -> Option<(Outcome, Vec<Mop>)> + Send + Sync + 'static,
+    ) -> Self {
+        let transaction: Arc<Transaction<S>> = Arc::new(transaction);
+        Property::always(code, name, move || Transactions::<S> {
+            transaction: transaction.clone(),
+            budget: Budget::default(),
+            observed: Observed::new(),
+        })
+    }
+}
+
+/// Collects the transactions as the run goes; checks them when it ends.
+struct Transactions<S: System> {
+    transaction: Arc<Transaction<S>>,
+    budget: Budget,
+    observed: Observed<S>,
+}
+
+impl<S: System> Monitor<S> for Transactions<S> {
+    fn observe(&mut self, _: &History<S>, event: &Event<S>) -> Result<(), String> {
+        self.observed.observe(event);
+        Ok(())
+    }
+
+    fn finish(&mut self, history: &History<S>) -> Result<(), Failure> {
+        let events = history.events();
+        let mut txns = Vec::new();
+        for (&id, seen) in &self.observed.invoked {
+            let (returned, output, forced) = match &seen.complete {
+                Some((at, OpResult::Ok(output))) => (Some(events[*at].t_us), Some(output), None),
+                Some((at, OpResult::Failed(_))) => (Some(events[*at].t_us), None, Some(Outcome::Aborted)),
+                Some((_, OpResult::Unknown(_))) | None => (None, None, Some(Outcome::Unknown)),
+            };
+            let Some((outcome, ops)) = (self.transaction)(&seen.op, output) else { continue };
+            let outcome = forced.unwrap_or(outcome);
+            let invoked = events[seen.invoke].t_us;
+            txns.push(Txn { id, client: seen.client(), invoked, returned, outcome, ops });
+        }
+        match txn::check(&txns, self.budget) {
+            Verdict::Consistent | Verdict::Unknown(_) => Ok(()),
+            Verdict::Violated(anomaly) => Err(self.observed.failure(anomaly.detail, &anomaly.calls)),
         }
     }
 }

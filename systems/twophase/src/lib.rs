@@ -13,7 +13,9 @@
 //!   tx = 7 }` and `read = { node = 1 }`; condition `applied = [7]`;
 //!   observations `decided`, `applied` and `in_doubt`.
 //! - Properties: T1 agreement (always), T2 durability of committed
-//!   transactions (eventually), goals G1-G3 (sometimes).
+//!   transactions (eventually), X1 no transactional anomaly (Elle's
+//!   checker over commits and reads: a read of an aborted tx is G1a), goals
+//!   G1-G3 (sometimes).
 //! - Planted bugs (feature `mutations`): `vote-unsynced`, `decision-in-memory`.
 //!
 //! ```
@@ -30,6 +32,7 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use tandem::consistency::txn::{Mop, Outcome};
 use tandem::prelude::*;
 use tandem::scenario::{Action, Scenario};
 use tokio::sync::oneshot;
@@ -320,6 +323,24 @@ impl System for TwoPhase {
                     }
                 }
                 Ok(())
+            }),
+            // Each commit writes its tx once (a register per tx); a read at
+            // any node reads the register of each tx it returns.
+            Property::transactional("X1", "no transactional anomaly (Elle): no read of an aborted tx", |op, output| {
+                match (op, output) {
+                    (TwoPhaseOp::Commit { tx, .. }, output) => {
+                        let outcome = match output {
+                            Some(TwoPhaseOutput::Aborted) => Outcome::Aborted,
+                            _ => Outcome::Committed,
+                        };
+                        Some((outcome, vec![Mop::write(format!("tx{tx}"), *tx)]))
+                    }
+                    (TwoPhaseOp::Read { .. }, Some(TwoPhaseOutput::Txs(txs))) => Some((
+                        Outcome::Committed,
+                        txs.iter().map(|tx| Mop::read_register(format!("tx{tx}"), Some(*tx))).collect(),
+                    )),
+                    (TwoPhaseOp::Read { .. }, _) => None,
+                }
             }),
             Property::sometimes("G1", "a tx committed", |h, e| committed(h, e).is_some()),
             Property::sometimes("G2", "a tx aborted", |_, e| {

@@ -185,3 +185,42 @@ fn exploration_of_the_correct_node_finds_nothing() {
     eprintln!("{} cases, {} failures", runs.len(), failing.len());
     assert!(failing.is_empty(), "{}", failing.join("\n"));
 }
+
+#[test]
+fn a_read_of_an_aborted_transaction_is_an_elle_anomaly() {
+    use tandem::history::{EventKind, History, OpResult};
+    use tandem::property::Judge;
+    use tandem::system::System;
+    use tandem_twophase::{TwoPhaseOp, TwoPhaseOutput};
+    let judge = |read: Vec<u64>| {
+        let addrs: Vec<std::net::SocketAddr> = vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap()];
+        let mut history = History::<TwoPhase>::new(&addrs);
+        let at = |ms| std::time::Duration::from_millis(ms);
+        for node in 0..2 {
+            history.push(
+                &TwoPhase,
+                at(0),
+                Some(node),
+                EventKind::Started { incarnation: 0, addr: addrs[node as usize] },
+            );
+        }
+        let ops = [(0, TwoPhaseOp::Commit { node: 0, tx: 3 }), (1, TwoPhaseOp::Read { node: 1 })];
+        let outputs = [TwoPhaseOutput::Aborted, TwoPhaseOutput::Txs(read)];
+        for (id, ((node, op), output)) in ops.into_iter().zip(outputs).enumerate() {
+            let id = id as u64;
+            history.push(&TwoPhase, at(10 * id + 1), Some(node), EventKind::Invoke { id, step: 0, client: 0, op });
+            history.push(
+                &TwoPhase,
+                at(10 * id + 5),
+                Some(node),
+                EventKind::Complete { id, result: OpResult::Ok(output) },
+            );
+        }
+        let x1: Vec<_> = TwoPhase.properties().into_iter().filter(|p| p.code == "X1").collect();
+        Judge::new(&x1).finish(&history, at(100)).err()
+    };
+    assert_eq!(judge(vec![]), None, "the aborted tx was not seen");
+    let failure = judge(vec![3]).expect("node 1 applied tx 3, which the coordinator answered aborted");
+    assert!(failure.detail.starts_with("G1a"), "{failure}");
+    assert_eq!(failure.events, vec![2, 3, 4, 5], "the commit and the read, invoked and completed");
+}
