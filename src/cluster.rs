@@ -28,13 +28,23 @@ pub struct Setup {
     pub planted_bug: Option<&'static str>,
     /// The knob values of every node (the scenario's `[knobs]`).
     pub knobs: BTreeMap<String, i64>,
+    /// How many clients each node has (the scenario's `clients`).
+    pub clients: u32,
 }
 
 impl Setup {
     /// `nodes` nodes seeded by node 0, the default network (1-5 ms, no
-    /// loss), no planted bug, no knobs.
+    /// loss), no planted bug, no knobs, one client each.
     pub fn new(nodes: u32, seed: u64) -> Setup {
-        Setup { seed, nodes, seeds: vec![0], network: Network::default(), planted_bug: None, knobs: BTreeMap::new() }
+        Setup {
+            seed,
+            nodes,
+            seeds: vec![0],
+            network: Network::default(),
+            planted_bug: None,
+            knobs: BTreeMap::new(),
+            clients: 1,
+        }
     }
 
     /// The setup `scenario` asks for when `system` runs it with `seed`. The
@@ -50,6 +60,7 @@ impl Setup {
             network: scenario.network.clone(),
             planted_bug,
             knobs: scenario.knobs.clone(),
+            clients: scenario.clients,
         }
     }
 }

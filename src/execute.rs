@@ -123,6 +123,16 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         self.cluster.recorder().read(|h| judge.advance(h))
     }
 
+    /// Lets time pass until `done` holds or `deadline` is reached (whether
+    /// `done` held), judging safety at every event: a violation ends the
+    /// wait at once and is the run's failure, whatever step is running.
+    fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> Result<bool, Violation> {
+        let judge = &mut *self.judge;
+        let held = self.cluster.run_until(deadline, |h| judge.advance(h).is_err() || done(h));
+        self.safety()?;
+        Ok(held)
+    }
+
     /// A node that should run and does not fails the run: a system that
     /// cannot start must not pass by doing nothing.
     fn started(&self, node: NodeIdx) -> Result<(), Violation> {
@@ -150,18 +160,18 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
                 Timing::At(at) => at,
                 Timing::After(delay) => previous_end + delay,
             };
-            self.cluster.run_until(start, |_| false);
+            self.run_until(start, |_| false)?;
             self.note(None, EventKind::Step { index, action: step.action.clone() });
             self.apply(&step.action, index, step.line)?;
             if let Some(wait) = step.wait {
                 let deadline = self.cluster.now() + wait;
-                self.cluster.run_until(deadline, |h| h.step_completed(index));
+                self.run_until(deadline, |h| h.step_completed(index))?;
             }
             previous_end = self.cluster.now();
             self.safety()?;
         }
         let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
-        self.cluster.run_until(settle_start, |_| false);
+        self.run_until(settle_start, |_| false)?;
         self.note(None, EventKind::Settle);
         for change in settle(&scenario.network) {
             self.cluster.set_links(&change, &Scope::Every);
@@ -169,7 +179,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         for node in 0..self.cluster.size() {
             self.cluster.disk(node, DiskFault::None);
         }
-        self.cluster.run_until(settle_start + scenario.settle, |_| false);
+        self.run_until(settle_start + scenario.settle, |_| false)?;
         let end = self.cluster.now();
         self.safety()?;
         for condition in &scenario.expects {
@@ -218,7 +228,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
                 let check: S::Condition = typed(&condition.check, self.system.name());
                 let deadline = self.cluster.now() + *timeout;
                 let system = self.system;
-                if !self.cluster.run_until(deadline, |h| unmet(system, h, condition.node, &check).is_none()) {
+                if !self.run_until(deadline, |h| unmet(system, h, condition.node, &check).is_none())? {
                     let detail = self.unmet(condition).unwrap_or_default();
                     let detail = format!("step {index} (line {line}) waited {timeout:?}: {detail}");
                     let violation = Violation::new("await", "timed out", detail, self.cluster.now());

@@ -4,9 +4,12 @@
 //! records what happens to it, and carries out the runner's commands.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -311,17 +314,21 @@ pub type Order<S> = (Command<S>, oneshot::Sender<()>);
 /// runner goes), recording every invocation, completion and rebind.
 ///
 /// An operation is acknowledged as soon as it is invoked: it runs while the
-/// timeline moves on. The node carries out one operation at a time; orders
-/// that come meanwhile wait their turn, except `Stop`, which abandons the
-/// operation in flight (the crash records it as unknown).
+/// timeline moves on. The node has `clients` clients (Jepsen's processes):
+/// each carries out one operation at a time, and an operation goes to the
+/// lowest free one. Orders are taken in turn: one that finds every client
+/// busy waits, and so does a rebind until no operation runs, except `Stop`,
+/// which abandons the operations in flight (the crash records them as
+/// unknown).
 pub async fn serve<S: System>(
     node: S::Node,
     index: NodeIdx,
+    clients: u32,
     recorder: Recorder<S>,
     commands: mpsc::UnboundedReceiver<Order<S>>,
 ) {
     let incarnation = recorder.read(|h| h.node(index).incarnation);
-    carry_out(node, index, recorder, commands).instrument(span(index, incarnation)).await
+    carry_out(node, index, clients.max(1), recorder, commands).instrument(span(index, incarnation)).await
 }
 
 /// The span of everything the framework runs for a node incarnation:
@@ -334,49 +341,15 @@ pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
 async fn carry_out<S: System>(
     mut node: S::Node,
     index: NodeIdx,
+    clients: u32,
     recorder: Recorder<S>,
     mut commands: mpsc::UnboundedReceiver<Order<S>>,
 ) {
     let system = recorder.system().clone();
     let mut waiting: VecDeque<Order<S>> = VecDeque::new();
-    loop {
-        let (command, done) = match waiting.pop_front() {
-            Some(order) => order,
-            None => match commands.recv().await {
-                Some(order) => order,
-                None => break,
-            },
-        };
+    let clients = Clients { system: &*system, index, clients, recorder: &recorder };
+    while let Some((command, done)) = clients.operate(&node, &mut waiting, &mut commands).await {
         match command {
-            Command::Invoke { op, step } => {
-                let id = recorder.lock().next_op_id();
-                recorder.push(Some(index), EventKind::Invoke { id, step, client: 0, op: op.clone() });
-                // The runner may have stopped waiting; nothing else needs the answer.
-                let _ = done.send(());
-                let invoke = system.invoke(&mut node, op, Invocation { step, id });
-                tokio::pin!(invoke);
-                let result = loop {
-                    tokio::select! {
-                        biased;
-                        result = &mut invoke => break Some(result),
-                        order = commands.recv() => match order {
-                            Some((Command::Stop, done)) => {
-                                waiting.push_front((Command::Stop, done));
-                                break None;
-                            }
-                            Some(order) => waiting.push_back(order),
-                            None => break None,
-                        },
-                    }
-                };
-                let result = match result {
-                    Some(Ok(output)) => OpResult::Ok(output),
-                    Some(Err(OpError::Failed(why))) => OpResult::Failed(why),
-                    Some(Err(OpError::Indeterminate(why))) => OpResult::Unknown(why),
-                    None => continue,
-                };
-                recorder.push(Some(index), EventKind::Complete { id, result });
-            }
             Command::Rebind(addr) => {
                 match system.rebind(&mut node, addr).await {
                     Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
@@ -392,7 +365,79 @@ async fn carry_out<S: System>(
                 let _ = done.send(());
                 return;
             }
+            Command::Invoke { .. } => unreachable!("operations are carried out by the clients"),
         }
     }
     system.stop(node).await;
+}
+
+/// An operation in flight: its client, its id, and the system's future.
+type InFlight<'a, S> = (u32, u64, Pin<Box<dyn Future<Output = Result<<S as System>::Output, OpError>> + Send + 'a>>);
+
+/// A node's clients.
+struct Clients<'a, S: System> {
+    system: &'a S,
+    index: NodeIdx,
+    clients: u32,
+    recorder: &'a Recorder<S>,
+}
+
+impl<'a, S: System> Clients<'a, S> {
+    /// Carries out operations until the next order that needs the node to
+    /// itself (a rebind, once no operation runs; a stop, at once) and
+    /// returns it; `None` when the runner has gone.
+    async fn operate<'n>(
+        &self,
+        node: &'n S::Node,
+        waiting: &mut VecDeque<Order<S>>,
+        commands: &mut mpsc::UnboundedReceiver<Order<S>>,
+    ) -> Option<Order<S>>
+    where
+        'a: 'n,
+    {
+        let mut running: Vec<InFlight<'n, S>> = Vec::new();
+        loop {
+            while let Some((command, _)) = waiting.front() {
+                match command {
+                    Command::Invoke { .. } if (running.len() as u32) < self.clients => {
+                        let Some((Command::Invoke { op, step }, done)) = waiting.pop_front() else { unreachable!() };
+                        let client =
+                            (0..self.clients).find(|c| running.iter().all(|r| r.0 != *c)).expect("one is free");
+                        let id = self.recorder.lock().next_op_id();
+                        self.recorder.push(Some(self.index), EventKind::Invoke { id, step, client, op: op.clone() });
+                        // The runner may have stopped waiting; nothing else needs the answer.
+                        let _ = done.send(());
+                        running.push((client, id, Box::pin(self.system.invoke(node, op, Invocation { step, id }))));
+                    }
+                    Command::Rebind(_) if running.is_empty() => return waiting.pop_front(),
+                    Command::Stop => return waiting.pop_front(),
+                    _ => break,
+                }
+            }
+            // Completions first, in client order, then orders: the same order every run.
+            let next = std::future::poll_fn(|cx| {
+                for (at, (_, _, invoke)) in running.iter_mut().enumerate() {
+                    if let Poll::Ready(result) = invoke.as_mut().poll(cx) {
+                        return Poll::Ready(Err((at, result)));
+                    }
+                }
+                commands.poll_recv(cx).map(Ok)
+            })
+            .await;
+            match next {
+                Err((at, result)) => {
+                    let (_, id, _) = running.remove(at);
+                    let result = match result {
+                        Ok(output) => OpResult::Ok(output),
+                        Err(OpError::Failed(why)) => OpResult::Failed(why),
+                        Err(OpError::Indeterminate(why)) => OpResult::Unknown(why),
+                    };
+                    self.recorder.push(Some(self.index), EventKind::Complete { id, result });
+                }
+                Ok(Some((Command::Stop, done))) => return Some((Command::Stop, done)),
+                Ok(Some(order)) => waiting.push_back(order),
+                Ok(None) => return None,
+            }
+        }
+    }
 }

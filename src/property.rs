@@ -5,7 +5,8 @@
 //!
 //! A property reads the history; it never changes it, and it judges only
 //! what the harness observed. `always` properties are monitors fed every new
-//! event once, after every step, so long runs stay linear; `eventually`
+//! event once, as it arrives, so long runs stay linear and a violation stops
+//! the run at the event that broke it, whatever step is running; `eventually`
 //! properties are judged once, at the end of the settle tail; `sometimes`
 //! properties are coverage goals, reported as hit or missed.
 //!
@@ -257,6 +258,8 @@ pub struct Judge<S: System> {
     goals: Vec<(String, Goal<S>, bool)>,
     assertions: Vec<(String, bool)>,
     seen: usize,
+    /// The first violation, once seen: a judge that found one stays failed.
+    failed: Option<Violation>,
 }
 
 /// Runs a property's code; a panic becomes its failure message.
@@ -268,8 +271,14 @@ fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E>
 impl<S: System> Judge<S> {
     /// A judge of `properties`, with fresh monitors.
     pub fn new(properties: &[Property<S>]) -> Self {
-        let mut judge =
-            Judge { monitors: Vec::new(), ends: Vec::new(), goals: Vec::new(), assertions: Vec::new(), seen: 0 };
+        let mut judge = Judge {
+            monitors: Vec::new(),
+            ends: Vec::new(),
+            goals: Vec::new(),
+            assertions: Vec::new(),
+            seen: 0,
+            failed: None,
+        };
         for p in properties {
             match &p.kind {
                 Kind::Always(factory) => judge.monitors.push((p.code, p.name, factory())),
@@ -281,8 +290,15 @@ impl<S: System> Judge<S> {
     }
 
     /// Feeds the events not seen yet to the monitors and goals; the first
-    /// violation, if any.
+    /// violation, if any (the same one at every later call).
     pub fn advance(&mut self, history: &History<S>) -> Result<(), Violation> {
+        if self.failed.is_none() {
+            self.failed = self.judge_new_events(history).err();
+        }
+        self.failed.clone().map_or(Ok(()), Err)
+    }
+
+    fn judge_new_events(&mut self, history: &History<S>) -> Result<(), Violation> {
         let events = history.events();
         while self.seen < events.len() {
             let event = &events[self.seen];

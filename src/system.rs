@@ -114,9 +114,10 @@ pub struct Knob {
     pub max: i64,
 }
 
-/// The timing a system tolerates: exploration draws no more latency than
-/// `max_latency` and gives every case a settle tail of `settle`
-/// (`explore --settle` overrides it).
+/// The timing a system tolerates and the load it takes: exploration draws
+/// no more latency than `max_latency`, gives every case a settle tail of
+/// `settle` (`explore --settle` overrides it) and every node `clients`
+/// clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Tolerance {
     /// The largest one-way latency a correct node must cope with.
@@ -129,17 +130,22 @@ pub struct Tolerance {
     /// [`MAX_STAGGER`](crate::scenario::MAX_STAGGER)): a protocol whose
     /// elections livelock when nodes boot together wants more.
     pub stagger: Duration,
+    /// How many clients each explored node has (`explore --clients`; see
+    /// the scenario's `clients`): more than one makes a node's operations
+    /// overlap, which a linearizability check needs.
+    pub clients: u32,
 }
 
 impl Default for Tolerance {
-    /// 250 ms of latency, a 5 s settle tail and boots staggered over 20 ms:
-    /// enough for protocols whose timeouts are in the hundreds of
-    /// milliseconds to seconds.
+    /// 250 ms of latency, a 5 s settle tail, boots staggered over 20 ms and
+    /// one client per node: enough for protocols whose timeouts are in the
+    /// hundreds of milliseconds to seconds.
     fn default() -> Tolerance {
         Tolerance {
             max_latency: Duration::from_millis(250),
             settle: crate::scenario::DEFAULT_SETTLE,
             stagger: Duration::from_millis(20),
+            clients: 1,
         }
     }
 }
@@ -310,8 +316,9 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// What the harness derives from the history as it grows (see
     /// [`fold`](System::fold)); `()` when nothing.
     type State: Default + Clone + Debug + Send + 'static;
-    /// A running node.
-    type Node: Send + 'static;
+    /// A running node. Shared by its clients' operations, which run at once
+    /// (see [`invoke`](System::invoke)).
+    type Node: Send + Sync + 'static;
 
     /// The system's name, as in `system = "NAME"`.
     fn name(&self) -> &'static str;
@@ -355,9 +362,14 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// [`OpError::Indeterminate`] as an unknown one (it may have: a timed-out
     /// write that may still commit). A `String` error converts to `Failed`:
     /// `Err(why.into())`, or `?` on a `Result<_, String>`.
+    ///
+    /// A node has as many clients as the scenario's `clients` (1 unless it
+    /// says more): each carries out one operation at a time, and the
+    /// clients' operations on one node run concurrently, so `invoke` takes
+    /// the node shared.
     fn invoke(
         &self,
-        node: &mut Self::Node,
+        node: &Self::Node,
         op: Self::Op,
         invocation: Invocation,
     ) -> impl Future<Output = Result<Self::Output, OpError>> + Send;

@@ -4,6 +4,7 @@
 //! properties that fail or panic, capabilities, planted bugs, conditions.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -72,11 +73,11 @@ enum CounterCondition {
 
 struct CounterNode {
     addr: SocketAddr,
-    count: u64,
+    count: std::sync::atomic::AtomicU64,
     limit: u64,
     probe: tandem::probe::Probe,
     buggy: bool,
-    _listener: Box<dyn std::any::Any + Send>,
+    _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl System for Counter {
@@ -110,7 +111,7 @@ impl System for Counter {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         Ok(CounterNode {
             addr: listener.local_addr(),
-            count: 0,
+            count: Default::default(),
             limit: ctx.knobs.value(&LIMIT) as u64,
             probe: ctx.probe,
             buggy: ctx.planted_bug == Some("count-twice"),
@@ -122,23 +123,26 @@ impl System for Counter {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut CounterNode, op: CounterOp, _: Invocation) -> Result<u64, OpError> {
+    async fn invoke(&self, node: &CounterNode, op: CounterOp, _: Invocation) -> Result<u64, OpError> {
         match op {
             CounterOp::Flaky { .. } if tandem::buggify!(node.probe) => Err("buggified".into()),
-            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count >= node.limit => Err("full".into()),
+            CounterOp::Bump { .. } | CounterOp::Flaky { .. } if node.count.load(SeqCst) >= node.limit => {
+                Err("full".into())
+            }
             CounterOp::Bump { .. } | CounterOp::Flaky { .. } => {
-                node.count += if node.buggy { 2 } else { 1 };
-                tandem::always!(node.probe, node.count <= node.limit, "at most limit bumps");
-                tandem::sometimes!(node.probe, node.count == 2, "two bumps");
+                let bump = if node.buggy { 2 } else { 1 };
+                let count = node.count.fetch_add(bump, SeqCst) + bump;
+                tandem::always!(node.probe, count <= node.limit, "at most limit bumps");
+                tandem::sometimes!(node.probe, count == 2, "two bumps");
                 tandem::reachable!(node.probe, "bumped");
-                Ok(node.count)
+                Ok(count)
             }
             CounterOp::Hang { .. } => std::future::pending().await,
             CounterOp::Maybe { .. } => Err(OpError::Indeterminate("no answer in time".into())),
             CounterOp::Explode { .. } => panic!("the node exploded"),
             CounterOp::Poke { .. } => {
                 tandem::assert_unreachable!(node.probe, "poked");
-                Ok(node.count)
+                Ok(node.count.load(SeqCst))
             }
         }
     }
@@ -319,7 +323,12 @@ fn started() -> (History<Counter>, std::time::Duration) {
 #[test]
 fn a_panicking_property_is_a_failed_property() {
     let (mut history, at) = started();
-    history.push(&Counter, at, Some(0), EventKind::Invoke { id: 0, step: 0, client: 0, op: CounterOp::Bump { node: 0 } });
+    history.push(
+        &Counter,
+        at,
+        Some(0),
+        EventKind::Invoke { id: 0, step: 0, client: 0, op: CounterOp::Bump { node: 0 } },
+    );
     history.push(&Counter, at, Some(0), EventKind::Complete { id: 0, result: OpResult::Ok(4) });
     let mut judge = tandem::property::Judge::new(&Counter.properties()[1..2]);
     let failure = judge.finish(&history, at).unwrap_err();
@@ -387,6 +396,9 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
     let echo = Scenario::parse_among("system = \"echo\"\nnodes = 1\n", "ok.toml", &[&Counter, &Echo]).unwrap();
     assert_eq!(echo.system.as_deref(), Some("echo"));
     assert_eq!(Scenario::parse(&echo.to_toml(), "again.toml", &Echo).unwrap(), echo, "round trip");
+    assert_eq!(error("nodes = 2\nclients = 0\n"), "bad.toml:2:11: `clients` must be between 1 and 64, found 0");
+    let two = Scenario::parse("nodes = 2\nclients = 2\n", "ok.toml", &Counter).unwrap();
+    assert_eq!((two.clients, Scenario::parse(&two.to_toml(), "again.toml", &Counter).unwrap()), (2, two.clone()));
 }
 
 #[test]
@@ -465,4 +477,46 @@ fn exploration_redraws_what_the_system_finds_unfair() {
     assert!(cases.iter().all(|c| c.scenario.seed % 2 == 0), "every case is fair to the system");
     assert!(cases.iter().any(|c| c.redrawn > 0), "some draws were unfair and drawn again");
     assert_eq!(cases[7], Case::generate(&system, &space, 9, 7), "a redrawn case is still a pure function of its index");
+}
+
+#[test]
+fn each_client_runs_one_operation_and_a_nodes_clients_run_at_once() {
+    let steps = "[[step]]\nhang = { node = 0 }\n[[step]]\nhang = { node = 0 }\n[[step]]\nbump = { node = 0 }\n";
+    let invoked = |clients: u32| {
+        let s = Scenario { clients, ..scenario(&Counter, steps) };
+        let run = run_scenario(Arc::new(Counter), &s, 1);
+        assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+        let invocations = run.history.events().iter().filter_map(|e| match &e.event {
+            EventKind::Invoke { step, client, .. } => Some((*step, *client)),
+            _ => None,
+        });
+        (invocations.collect::<Vec<_>>(), run.history.to_jsonl())
+    };
+    let (one, jsonl) = invoked(1);
+    assert_eq!(one, vec![(0, 0)], "one client: the second hang waits for the first, forever");
+    assert!(!jsonl.contains("\"client\""), "client 0 is left out of the encoding");
+    let (two, jsonl) = invoked(2);
+    assert_eq!(two, vec![(0, 0), (1, 1)], "two clients: both hangs run, the bump waits for a free client");
+    assert!(jsonl.contains("\"client\":1"), "{jsonl}");
+    let (three, _) = invoked(3);
+    assert_eq!(three, vec![(0, 0), (1, 1), (2, 2)]);
+}
+
+#[test]
+fn a_safety_violation_ends_the_run_at_its_event_whatever_step_runs() {
+    let steps = "[[step]]\nbump = { node = 0 }\n[[step]]\nawait = { node = 1, count = 5, timeout = \"2s\" }\n";
+    let mut bug = scenario(&Counter, steps);
+    bug.planted_bug = Some("count-twice".into());
+    let run = run_scenario(Arc::new(Counter), &bug, 1);
+    let failure = run.outcome.failure.expect("count-twice breaks C1");
+    assert_eq!(failure.code, "C1", "the property, not the await's timeout: {failure}");
+    let completed = run
+        .history
+        .events()
+        .iter()
+        .find(|e| matches!(e.event, EventKind::Complete { .. }))
+        .map(|e| e.at())
+        .expect("the bump completed");
+    assert_eq!(failure.at, completed, "dated by the completion that broke it");
+    assert!(run.outcome.end < std::time::Duration::from_millis(100), "the run stopped there: {:?}", run.outcome.end);
 }

@@ -46,6 +46,11 @@ pub struct ExploreArgs {
     /// system tolerates, see `tandem systems`; at most 1s).
     #[arg(long, value_parser = parse_duration)]
     stagger: Option<Duration>,
+    /// Clients per node: each runs one operation at a time, so a node's
+    /// operations overlap with more than one (default: what the system
+    /// asks for, see `tandem systems`; at most 64).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(tandem::scenario::MAX_CLIENTS)))]
+    clients: Option<u32>,
     /// Threads to run cases on; the results are the same as with one.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
@@ -174,6 +179,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         );
         return Exit::Usage;
     }
+    let clients = args.clients.unwrap_or(system.info().tolerance.clients);
     let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
         Ok(shard) => shard,
         Err(error) => {
@@ -203,6 +209,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             settle,
             planted_bug: args.mutation.clone(),
             stagger,
+            clients,
             ..Space::default()
         },
         jobs: args.jobs as usize,
@@ -246,6 +253,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         duration: format_duration(args.duration),
         settle: format_duration(settle),
         stagger: format_duration(stagger),
+        clients,
         until_stable: args.until_stable,
         backend: tandem_sim::cluster::default_backend().to_string(),
     };

@@ -52,7 +52,7 @@ struct DiceNode {
     addr: SocketAddr,
     born: Instant,
     leaky: bool,
-    _listener: Box<dyn std::any::Any + Send>,
+    _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
 /// What unmodified third-party code draws and reads, as one number each.
@@ -105,7 +105,7 @@ impl System for Dice {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut DiceNode, _: Roll, _: Invocation) -> Result<Vec<u64>, OpError> {
+    async fn invoke(&self, node: &DiceNode, _: Roll, _: Invocation) -> Result<Vec<u64>, OpError> {
         tokio::time::sleep(std::time::Duration::from_millis(7)).await;
         Ok(draw(node.born, node.leaky))
     }

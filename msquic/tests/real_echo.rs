@@ -138,7 +138,7 @@ impl System for Echo {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut EchoNode, op: EchoOp, invocation: Invocation) -> Result<String, OpError> {
+    async fn invoke(&self, node: &EchoNode, op: EchoOp, invocation: Invocation) -> Result<String, OpError> {
         let EchoOp::Ping { to, .. } = op;
         let line = format!("ping-{}", invocation.id);
         let echo = tokio::time::timeout(PING_PATIENCE, (node.dial)(node.peers[to as usize], Bytes::from(line.clone())))

@@ -70,7 +70,7 @@ pub struct JournalNode {
     disk: Storage,
     /// The planted bug `ack-unsynced`: appends answer before they are durable.
     ack_unsynced: bool,
-    _listener: Box<dyn std::any::Any + Send>,
+    _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
 const FILE: &str = "journal";
@@ -119,7 +119,7 @@ impl System for Journal {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut JournalNode, op: JournalOp, _: Invocation) -> Result<Vec<u64>, OpError> {
+    async fn invoke(&self, node: &JournalNode, op: JournalOp, _: Invocation) -> Result<Vec<u64>, OpError> {
         match op {
             JournalOp::Append { entry, sync, .. } => {
                 node.disk.append(FILE, &entry.to_le_bytes()).await.map_err(|e| e.to_string())?;

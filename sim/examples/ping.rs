@@ -106,7 +106,7 @@ impl System for Echo {
         node.addr
     }
 
-    async fn invoke(&self, node: &mut EchoNode, op: Ping, _: Invocation) -> Result<(), OpError> {
+    async fn invoke(&self, node: &EchoNode, op: Ping, _: Invocation) -> Result<(), OpError> {
         let Ping::Ping { to, .. } = op;
         let (answer, answered) = oneshot::channel();
         node.pings.send((node.peers[to as usize], answer)).map_err(|_| "stopped".to_string())?;

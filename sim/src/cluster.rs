@@ -448,7 +448,7 @@ impl<S: System> Cluster<S> for SimCluster<S> {
 /// A host's software: boot the node (a restart boots the next incarnation),
 /// then carry out the runner's commands.
 async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<S>, node: NodeIdx) -> turmoil::Result {
-    let (boot, transport, commands, delay) = {
+    let (boot, transport, commands, delay, clients) = {
         let mut s = shared.lock().expect("single-threaded");
         let o = &s.options;
         let (boot, delay) = next_boot(o, &recorder, &s.disks[node as usize], node);
@@ -459,15 +459,16 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
             s.links.clone(),
             derive_seed(o.setup.seed, node, boot.incarnation, 1),
         );
+        let clients = o.setup.clients;
         let (tx, rx) = mpsc::unbounded_channel();
         s.commands[node as usize] = Some(tx);
-        (boot, transport, rx, delay)
+        (boot, transport, rx, delay, clients)
     };
     tokio::time::sleep(delay).await;
     let started = host::start(&boot, transport, &recorder).await;
     shared.lock().expect("single-threaded").boots[node as usize] += 1;
     if let Ok(running) = started {
-        host::serve(running, node, recorder, commands).await;
+        host::serve(running, node, clients, recorder, commands).await;
     }
     // A stopped node's host idles until turmoil crashes it.
     std::future::pending().await

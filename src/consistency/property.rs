@@ -12,7 +12,10 @@ use crate::system::System;
 
 /// Maps a system's operation (and, when it completed, its output) to the
 /// model's input and output; `None` leaves the operation out.
-type Translate<S, M> = dyn Fn(&<S as System>::Op, Option<&<S as System>::Output>) -> Option<(<M as Model>::Input, Option<<M as Model>::Output>)>
+type Translate<S, M> = dyn Fn(
+        &<S as System>::Op,
+        Option<&<S as System>::Output>,
+    ) -> Option<(<M as Model>::Input, Option<<M as Model>::Output>)>
     + Send
     + Sync;
 
@@ -32,16 +35,33 @@ impl<S: System> Property<S> {
     /// linearized, dated by the latest of their events.
     ///
     /// ```
-    /// use tandem::consistency::models::{Register, RegisterInput, RegisterOutput};
     /// # use tandem::prelude::*;
-    /// # fn demo<S: System<Op = MyOp, Output = Option<u64>>>() -> Property<S> {
-    /// Property::linearizable("L1", "linearizable register", Register::default(), |op: &MyOp, output| match op {
-    ///     MyOp::Write { value, .. } => Some((RegisterInput::Write(*value), None)),
-    ///     MyOp::Read { .. } => Some((RegisterInput::Read, output.map(|v: &Option<u64>| RegisterOutput::Read(*v)))),
-    /// })
-    /// # }
+    /// # use tandem::consistency::Model;
+    /// /// A register of one number (`tandem::consistency::models` has ready ones).
+    /// struct Register;
+    /// #[derive(Debug, Clone)]
+    /// enum Input { Write(u64), Read }
+    /// impl Model for Register {
+    ///     type State = u64;
+    ///     type Input = Input;
+    ///     type Output = u64;
+    ///     fn init(&self) -> u64 { 0 }
+    ///     fn step(&self, value: &u64, input: &Input, read: Option<&u64>) -> Option<u64> {
+    ///         match input {
+    ///             Input::Write(new) => Some(*new),
+    ///             Input::Read => read.is_none_or(|read| read == value).then_some(*value),
+    ///         }
+    ///     }
+    /// }
     /// # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
     /// # enum MyOp { Write { node: u32, value: u64 }, Read { node: u32 } }
+    /// # fn demo<S: System<Op = MyOp, Output = u64>>() -> Property<S> {
+    /// // The system's reads return the value; its writes return it too (not checked).
+    /// Property::linearizable("L1", "linearizable register", Register, |op: &MyOp, output: Option<&u64>| match op {
+    ///     MyOp::Write { value, .. } => Some((Input::Write(*value), None)),
+    ///     MyOp::Read { .. } => Some((Input::Read, output.copied())),
+    /// })
+    /// # }
     /// ```
     pub fn linearizable<M: Model>(
         code: &'static str,

@@ -33,6 +33,8 @@ pub type NodeIdx = u32;
 pub const MAX_NODES: u32 = 64;
 /// The run length when a scenario gives no `duration`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// The most clients a node has.
+pub const MAX_CLIENTS: u32 = 64;
 /// The largest `stagger`.
 pub const MAX_STAGGER: Duration = Duration::from_secs(1);
 
@@ -63,6 +65,10 @@ pub struct Scenario {
     /// seed in `0..=stagger` (whole ticks), so that timers do not line up
     /// across nodes; zero (the default) boots every node at once.
     pub stagger: Duration,
+    /// How many clients each node has, `1..=`[`MAX_CLIENTS`]: each carries
+    /// out one operation at a time, so up to this many of a node's
+    /// operations run at once (1, the default: one at a time, in order).
+    pub clients: u32,
     /// Link defaults.
     pub network: Network,
     /// The timeline, in file order.
@@ -425,6 +431,7 @@ impl Scenario {
             settle: DEFAULT_SETTLE,
             seed: 0,
             stagger: Duration::ZERO,
+            clients: 1,
             network: Network::default(),
             steps: Vec::new(),
             expects: Vec::new(),

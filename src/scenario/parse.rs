@@ -86,6 +86,7 @@ struct RawScenario {
     settle: Option<Spanned<String>>,
     seed: Option<Spanned<u64>>,
     stagger: Option<Spanned<String>>,
+    clients: Option<Spanned<u32>>,
     mutation: Option<Spanned<String>>,
     system: Option<Spanned<String>>,
     network: Option<RawNetwork>,
@@ -389,6 +390,7 @@ impl Converter<'_> {
                 }
                 None => Duration::ZERO,
             },
+            clients: self.optional(Loc::Clients, &raw.clients).unwrap_or(1),
             network: Network {
                 latency: match &network.latency {
                     Some(latency) => self.range(Loc::NetworkLatency, latency)?,

@@ -8,7 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{
-    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing, MAX_NODES, MAX_STAGGER,
+    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing, MAX_CLIENTS,
+    MAX_NODES, MAX_STAGGER,
 };
 
 /// Where in a scenario a rule is broken.
@@ -24,6 +25,8 @@ pub(crate) enum Loc {
     Seed,
     /// `stagger`.
     Stagger,
+    /// `clients`.
+    Clients,
     /// `network.latency`.
     NetworkLatency,
     /// `network.loss`.
@@ -131,6 +134,9 @@ impl Checker<'_> {
                 super::format_duration(s.stagger),
                 super::format_duration(MAX_STAGGER)
             )
+        })?;
+        ensure((1..=MAX_CLIENTS).contains(&s.clients), Loc::Clients, || {
+            format!("`clients` must be between 1 and {MAX_CLIENTS}, found {}", s.clients)
         })?;
         ensure(s.settle <= s.duration, Loc::Settle, || {
             format!(
@@ -301,6 +307,7 @@ impl fmt::Display for Loc {
             Loc::Seeds(i) => write!(f, "seeds[{i}]"),
             Loc::Settle => f.write_str("settle"),
             Loc::Stagger => f.write_str("stagger"),
+            Loc::Clients => f.write_str("clients"),
             Loc::Seed => f.write_str("seed"),
             Loc::NetworkLatency => f.write_str("network.latency"),
             Loc::NetworkLoss => f.write_str("network.loss"),

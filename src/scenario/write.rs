@@ -28,6 +28,9 @@ impl fmt::Display for Toml<'_> {
         if !s.stagger.is_zero() {
             writeln!(f, "stagger = {}", duration(s.stagger))?;
         }
+        if s.clients != 1 {
+            writeln!(f, "clients = {}", s.clients)?;
+        }
         if let Some(system) = &s.system {
             writeln!(f, "system = {}", string(system))?;
         }

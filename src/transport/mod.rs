@@ -68,7 +68,7 @@ pub trait Transport: Send + Sync + 'static {
 
 /// Accepts incoming connections. Dropping it closes the listener; connections
 /// it already accepted live on.
-pub trait Listener: Send + 'static {
+pub trait Listener: Send + Sync + 'static {
     /// The connections it yields.
     type Connection: Connection;
 

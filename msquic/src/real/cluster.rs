@@ -164,7 +164,8 @@ impl<S: System> RealCluster<S> {
             RelayedTransport::new(transport, node, self.net.clone()).patient_until(Instant::now() + REBIND_PATIENCE);
         let running = self.runtime.block_on(host::start(&boot, transport, &self.recorder))?;
         let (commands, orders) = mpsc::unbounded_channel();
-        let task = self.runtime.spawn(host::serve(running, node, self.recorder.clone(), orders));
+        let task =
+            self.runtime.spawn(host::serve(running, node, self.options.setup.clients, self.recorder.clone(), orders));
         self.nodes[node as usize] = Some(Running { commands, task });
         Ok(())
     }

@@ -304,7 +304,7 @@ async fn host_main<S: System>(
     node: NodeIdx,
     ip: IpAddr,
 ) {
-    let (boot, delay, transport, commands) = {
+    let (boot, delay, transport, commands, clients) = {
         let mut h = hosts.lock().expect("single-threaded");
         let (boot, delay) = next_boot(&h.options, &recorder, &h.disks[node as usize], node);
         let alive = Arc::new(AtomicBool::new(true));
@@ -312,12 +312,12 @@ async fn host_main<S: System>(
         let transport = EventTransport::new(h.network.clone(), ip, Framing::new(DEFAULT_MAX_FRAME), alive);
         let (tx, rx) = mpsc::unbounded_channel();
         h.commands[node as usize] = Some(tx);
-        (boot, delay, transport, rx)
+        (boot, delay, transport, rx, h.options.setup.clients)
     };
     tokio::time::sleep(delay).await;
     let started = host::start(&boot, transport, &recorder).await;
     boots.send_modify(|b| b[node as usize] += 1);
     if let Ok(running) = started {
-        host::serve(running, node, recorder, commands).await;
+        host::serve(running, node, clients, recorder, commands).await;
     }
 }

@@ -42,10 +42,18 @@ pub struct Identity {
     /// exploration always used).
     #[serde(default = "default_stagger")]
     pub stagger: String,
+    /// Every node's clients (files written before it: 1).
+    #[serde(default = "one_client")]
+    pub clients: u32,
     /// `--until-stable N`, if given.
     pub until_stable: Option<u64>,
     /// The simulator that ran the cases (their histories differ).
     pub backend: String,
+}
+
+/// The clients of explorations before `--clients`.
+fn one_client() -> u32 {
+    1
 }
 
 /// The boot stagger of explorations before `--stagger`.
@@ -413,6 +421,7 @@ mod tests {
             duration: "7s".into(),
             settle: "5s".into(),
             stagger: "20ms".into(),
+            clients: 1,
             until_stable: None,
             backend: "events".into(),
         }

@@ -68,11 +68,13 @@ pub struct Space {
     /// Every scenario's `stagger`: nodes first boot at offsets drawn from
     /// the seed within it.
     pub stagger: Duration,
+    /// Every scenario's `clients`: each node's concurrent clients.
+    pub clients: u32,
 }
 
 impl Default for Space {
     /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no
-    /// mutation, boots staggered over 20 ms.
+    /// mutation, boots staggered over 20 ms, one client per node.
     fn default() -> Space {
         Space {
             nodes: 2..=5,
@@ -81,6 +83,7 @@ impl Default for Space {
             episodes: 1..=12,
             planted_bug: None,
             stagger: DEFAULT_STAGGER,
+            clients: 1,
         }
     }
 }
@@ -453,6 +456,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 settle: space.settle,
                 seed,
                 stagger: space.stagger,
+                clients: space.clients,
                 network,
                 planted_bug: space.planted_bug.clone(),
                 knobs,

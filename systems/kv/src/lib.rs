@@ -318,7 +318,7 @@ impl System for Kv {
         node.addr()
     }
 
-    async fn invoke(&self, node: &mut KvNode, op: KvOp, _invocation: Invocation) -> Result<KvOutput, OpError> {
+    async fn invoke(&self, node: &KvNode, op: KvOp, _invocation: Invocation) -> Result<KvOutput, OpError> {
         let stopped = |e: node::Stopped| OpError::Failed(e.to_string());
         match op {
             KvOp::Put { key, value, .. } => {

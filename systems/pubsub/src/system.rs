@@ -111,7 +111,7 @@ impl System for PubSub {
 
     /// Sends the harness's deterministic payload (see
     /// [`payload_for`]); the tag defaults to `b<step>`.
-    async fn invoke(&self, node: &mut Running, op: Op, invocation: Invocation) -> Result<Output, OpError> {
+    async fn invoke(&self, node: &Running, op: Op, invocation: Invocation) -> Result<Output, OpError> {
         let tag = op.tag(invocation.step);
         let payload = payload_for(op.from(), &tag, op.size());
         let sent = match op.to() {

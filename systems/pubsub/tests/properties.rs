@@ -241,13 +241,19 @@ fn s3_a_delivery_observed_before_the_send_completed_is_judged_after() {
     let mut run = Run::new(2);
     run.converge();
     let op = run.history.next_op_id();
-    run.push(Some(0), EventKind::Invoke { id: op, step: 1, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } });
+    run.push(
+        Some(0),
+        EventKind::Invoke { id: op, step: 1, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } },
+    );
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
     run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 0) }) });
     run.passes();
     // Judged after the completion: a different message is still caught.
     let op = run.history.next_op_id();
-    run.push(Some(0), EventKind::Invoke { id: op, step: 2, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } });
+    run.push(
+        Some(0),
+        EventKind::Invoke { id: op, step: 2, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } },
+    );
     run.deliver(1, id(0, 0, 7), MessageKind::Broadcast, 2);
     run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 1) }) });
     run.fails("S3 integrity: node 1 delivered \"b2\" from node 0, which node 0 never sent, at 0.009s");
@@ -258,7 +264,10 @@ fn s3_a_send_cut_short_by_a_crash_may_have_gone_out() {
     let mut run = Run::new(2);
     run.converge();
     let op = run.history.next_op_id();
-    run.push(Some(0), EventKind::Invoke { id: op, step: 1, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } });
+    run.push(
+        Some(0),
+        EventKind::Invoke { id: op, step: 1, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } },
+    );
     run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Unknown("crashed".into()) });
     run.crash(0);
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);

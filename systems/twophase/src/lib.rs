@@ -228,7 +228,7 @@ impl System for TwoPhase {
         node.addr()
     }
 
-    async fn invoke(&self, node: &mut TwoPhaseNode, op: TwoPhaseOp, _: Invocation) -> Result<TwoPhaseOutput, OpError> {
+    async fn invoke(&self, node: &TwoPhaseNode, op: TwoPhaseOp, _: Invocation) -> Result<TwoPhaseOutput, OpError> {
         let stopped = |_| OpError::Failed("the node has stopped".into());
         match op {
             TwoPhaseOp::Commit { node: at, .. } if at != COORDINATOR => {
