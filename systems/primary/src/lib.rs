@@ -295,8 +295,9 @@ impl System for Primary {
 
     fn tolerance(&self) -> Tolerance {
         // After the heal, connections broken by a cut take up to 3 s to be
-        // dialled again and an election up to 2 s more.
-        Tolerance { settle: Duration::from_secs(8), ..Tolerance::default() }
+        // dialled again and an election up to 2 s more. Two clients per
+        // node: a node's operations overlap, as a store's clients' do.
+        Tolerance { settle: Duration::from_secs(8), clients: 2, ..Tolerance::default() }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<PrimaryNode, String> {
@@ -332,7 +333,7 @@ impl System for Primary {
     /// same on every retry.
     async fn invoke(
         &self,
-        node: &mut PrimaryNode,
+        node: &PrimaryNode,
         op: PrimaryOp,
         invocation: Invocation,
     ) -> Result<PrimaryOutput, OpError> {
