@@ -131,7 +131,10 @@ fn a_scenario_picks_its_system_and_mismatches_are_rejected_before_running() {
     std::fs::write(dir.join("unknown.toml"), "system = \"raft\"\nnodes = 2\n").unwrap();
     let out = tandem(&["check", "unknown.toml"], &dir);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).trim(), "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv, twophase, primary");
+    assert_eq!(
+        stderr(&out).trim(),
+        "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv, twophase, primary"
+    );
 }
 
 #[test]

@@ -357,10 +357,14 @@ async fn read_peer<T: Transport>(connection: T::Connection, nodes: u32, inbox: m
     }
 }
 
+/// A connection's two halves.
+type Halves<C> = (<C as Connection>::Sender, <C as Connection>::Receiver);
+
 /// Carries messages to one peer over one connection, dialled when needed;
 /// what cannot be delivered is dropped (the protocol repeats itself).
 async fn link<T: Transport>(transport: Arc<T>, to: SocketAddr, mut queue: mpsc::Receiver<Bytes>, connect: Duration) {
-    let mut connection: Option<(<T::Connection as Connection>::Sender, <T::Connection as Connection>::Receiver)> = None;
+    // Both halves: the connection lives while either does.
+    let mut connection: Option<Halves<T::Connection>> = None;
     while let Some(bytes) = queue.recv().await {
         if connection.is_none() {
             match tokio::time::timeout(connect, transport.connect(to)).await {

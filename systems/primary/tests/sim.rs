@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tandem::property::Judge;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 use tandem_primary::{Primary, PrimaryOutput};
@@ -123,6 +122,8 @@ const BUGS: [(&str, &str); 3] = [
 #[cfg(feature = "mutations")]
 #[test]
 fn each_planted_bug_fails_linearizability_alone_which_a_correct_store_passes() {
+    use tandem::property::Judge;
+
     let simple: Vec<_> = Primary.properties().into_iter().filter(|p| p.code != "L1").collect();
     assert_eq!(simple.iter().filter(|p| p.kind_name() != "sometimes").count(), 3, "S1, S2, L2");
     for (file, mutation) in BUGS {
