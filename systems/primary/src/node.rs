@@ -825,6 +825,8 @@ impl Actor {
                     leading.reads.push(Read { key, index, round, waiter });
                 }
                 self.broadcast();
+                // A cluster of one is its own majority.
+                self.serve_reads();
                 return;
             }
             ClientOp::Put { key, value } => Command::Put { key, value },
