@@ -520,3 +520,51 @@ fn a_safety_violation_ends_the_run_at_its_event_whatever_step_runs() {
     assert_eq!(failure.at, completed, "dated by the completion that broke it");
     assert!(run.outcome.end < std::time::Duration::from_millis(100), "the run stopped there: {:?}", run.outcome.end);
 }
+
+/// A bump returns the node's count after it: a fetch-and-add per node.
+struct Tally;
+
+impl tandem::consistency::Model for Tally {
+    type State = u64;
+    type Input = NodeIdx;
+    type Output = u64;
+    fn init(&self) -> u64 {
+        0
+    }
+    fn step(&self, count: &u64, _: &NodeIdx, output: Option<&u64>) -> Option<u64> {
+        output.is_none_or(|&after| after == count + 1).then_some(count + 1)
+    }
+    fn partition(&self, node: &NodeIdx) -> Option<String> {
+        Some(node.to_string())
+    }
+}
+
+#[test]
+fn a_linearizability_failure_names_the_operations_that_cannot_be_ordered() {
+    let property = Property::linearizable("L1", "bumps are linearizable", Tally, |op: &CounterOp, count: Option<&u64>| {
+        matches!(op, CounterOp::Bump { .. }).then(|| (op.node(), count.copied()))
+    });
+    let judge = |results: &[(u32, OpResult<u64>)]| {
+        let (mut history, at) = started();
+        for (id, (client, _)) in results.iter().enumerate() {
+            let op = CounterOp::Bump { node: 0 };
+            history.push(&Counter, at, Some(0), EventKind::Invoke { id: id as u64, step: id, client: *client, op });
+        }
+        for (id, (_, result)) in results.iter().enumerate() {
+            let at = at + std::time::Duration::from_millis(id as u64 + 1);
+            history.push(&Counter, at, Some(0), EventKind::Complete { id: id as u64, result: result.clone() });
+        }
+        tandem::property::Judge::new(std::slice::from_ref(&property)).finish(&history, at).err()
+    };
+    let unknown = OpResult::Unknown("timed out".into());
+    assert_eq!(judge(&[(0, OpResult::Ok(2)), (1, OpResult::Ok(1))]), None, "overlapping bumps, either order");
+    assert_eq!(judge(&[(0, OpResult::Ok(2)), (1, unknown.clone())]), None, "the unknown one took effect first");
+    let failed = OpResult::Failed("full".into());
+    let failure = judge(&[(0, OpResult::Ok(2)), (1, failed)]).expect("a failed bump never took effect: 2 is wrong");
+    assert_eq!((failure.code.as_str(), failure.node), ("L1", Some(0)));
+    assert!(failure.detail.starts_with("not linearizable: "), "{failure}");
+    assert_eq!(failure.events, vec![1, 3], "the invocation and completion of the bump that returned 2");
+    let failure = judge(&[(0, OpResult::Ok(1)), (1, OpResult::Ok(1)), (2, unknown)]).expect("two bumps returned 1");
+    assert_eq!(failure.events, vec![1, 4, 2, 5], "both bumps that returned 1, not the unknown one");
+    assert_eq!(failure.at.as_millis(), 3, "dated by the later completion, at 1 ms + 2 ms");
+}
