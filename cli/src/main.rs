@@ -41,7 +41,7 @@ The QUIC measurements need a build with MsQuic:
         }),
     };
     tandem_cli::main_with_extra(
-        &[&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase],
+        &[&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase, &tandem_primary::Primary],
         vec![bench, calibrate],
     )
 }

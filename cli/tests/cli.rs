@@ -99,7 +99,7 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let systems: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let names: Vec<&str> = systems.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["pubsub", "kv", "twophase"], "the reference system first: the default");
+    assert_eq!(names, ["pubsub", "kv", "twophase", "primary"], "the reference system first: the default");
     assert_eq!(systems[0]["operations"], serde_json::json!(["broadcast", "direct"]));
     let codes: Vec<&str> =
         systems[0]["properties"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap()).collect();
@@ -110,6 +110,8 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     assert!(systems[1]["planted_bugs"].as_array().unwrap().len() >= 2);
     assert_eq!(systems[2]["capabilities"]["storage"], serde_json::json!(true));
     assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 2);
+    assert_eq!(systems[3]["operations"], serde_json::json!(["put", "get", "append"]));
+    assert_eq!(systems[3]["planted_bugs"].as_array().unwrap().len(), 3);
     let text = tandem(&["systems"], &dir);
     assert!(stdout(&text).starts_with("pubsub (default): "), "{}", stdout(&text));
 }
@@ -129,7 +131,10 @@ fn a_scenario_picks_its_system_and_mismatches_are_rejected_before_running() {
     std::fs::write(dir.join("unknown.toml"), "system = \"raft\"\nnodes = 2\n").unwrap();
     let out = tandem(&["check", "unknown.toml"], &dir);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).trim(), "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv, twophase");
+    assert_eq!(
+        stderr(&out).trim(),
+        "unknown.toml:1:10: unknown system `raft`, expected one of pubsub, kv, twophase, primary"
+    );
 }
 
 #[test]
