@@ -17,8 +17,8 @@ use super::report::Figure;
 use super::Options;
 
 /// The bundled systems, as the `tandem` binary carries them.
-pub(super) fn systems() -> [&'static dyn Bundle; 3] {
-    [&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase]
+pub(super) fn systems() -> [&'static dyn Bundle; 4] {
+    [&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase, &tandem_primary::Primary]
 }
 
 /// One exploration seed's hunt for one bug.

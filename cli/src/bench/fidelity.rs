@@ -19,7 +19,7 @@ use super::report::{Figure, Target};
 use super::Options;
 
 /// Where the bundled scenario files are, from the workspace root.
-const SCENARIO_DIRS: [&str; 3] = ["scenarios", "scenarios/kv", "scenarios/twophase"];
+const SCENARIO_DIRS: [&str; 4] = ["scenarios", "scenarios/kv", "scenarios/twophase", "scenarios/primary"];
 
 /// Agreement the issue asks of a shrunk reproducer: at least 4 of 5 runs.
 const AGREEING: f64 = 0.8;
