@@ -46,7 +46,7 @@ pub mod model;
 pub mod node;
 pub mod wire;
 
-use model::{ListInput, ListOutput, Lists};
+use model::{ListOutput, Lists};
 pub use node::PrimaryNode;
 use node::{Bugs, Timing};
 use wire::{ClientOp, Reply};
@@ -375,13 +375,13 @@ impl System for Primary {
                     };
                     match op {
                         PrimaryOp::Put { key, value, .. } => {
-                            Some((ListInput::Put { key: key.clone(), value: value.clone() }, output.map(done)))
+                            Some((ClientOp::Put { key: key.clone(), value: value.clone() }, output.map(done)))
                         }
                         PrimaryOp::Append { key, value, .. } => {
-                            Some((ListInput::Append { key: key.clone(), value: value.clone() }, output.map(done)))
+                            Some((ClientOp::Append { key: key.clone(), value: value.clone() }, output.map(done)))
                         }
                         // A read of unknown fate changed nothing: leave it out.
-                        PrimaryOp::Get { key, .. } => Some((ListInput::Get { key: key.clone() }, Some(done(output?)))),
+                        PrimaryOp::Get { key, .. } => Some((ClientOp::Get { key: key.clone() }, Some(done(output?)))),
                     }
                 },
             ),

@@ -75,6 +75,13 @@ pub enum ClientOp {
 }
 
 impl ClientOp {
+    /// The key the operation concerns.
+    pub fn key(&self) -> &str {
+        match self {
+            ClientOp::Put { key, .. } | ClientOp::Append { key, .. } | ClientOp::Get { key } => key,
+        }
+    }
+
     /// Whether the operation changes the store.
     pub fn writes(&self) -> bool {
         !matches!(self, ClientOp::Get { .. })

@@ -16,7 +16,8 @@
 //!   transactions (eventually), X1 no transactional anomaly (Elle's
 //!   checker over commits and reads: a read of an aborted tx is G1a), goals
 //!   G1-G3 (sometimes).
-//! - Planted bugs (feature `mutations`): `vote-unsynced`, `decision-in-memory`.
+//! - Planted bugs (feature `mutations`): `vote-unsynced`, `decision-in-memory`,
+//!   `read-uncommitted`.
 //!
 //! ```
 //! use tandem::scenario::Scenario;
@@ -46,7 +47,7 @@ use node::{Bugs, Command, Timing};
 pub const COORDINATOR: NodeIdx = 0;
 
 /// The planted bugs, in a build with the `mutations` feature.
-pub const PLANTED_BUGS: [PlantedBug; 2] = [
+pub const PLANTED_BUGS: [PlantedBug; 3] = [
     PlantedBug {
         name: "vote-unsynced",
         description: "a participant votes yes before its prepared record is synced: a crash loses it (breaks T2)",
@@ -54,6 +55,10 @@ pub const PLANTED_BUGS: [PlantedBug; 2] = [
     PlantedBug {
         name: "decision-in-memory",
         description: "the coordinator keeps its decisions in memory only: restarted, it presumes abort for a committed tx (breaks T1)",
+    },
+    PlantedBug {
+        name: "read-uncommitted",
+        description: "a participant's reads include transactions it has only prepared: one that then aborts was read (breaks X1, G1a)",
     },
 ];
 
@@ -220,9 +225,11 @@ impl System for TwoPhase {
                     "twophase has no planted bug `{name}` (or was built without the `mutations` feature)"
                 ))
             }
-            Some(name) => {
-                Bugs { vote_unsynced: name == "vote-unsynced", decision_in_memory: name == "decision-in-memory" }
-            }
+            Some(name) => Bugs {
+                vote_unsynced: name == "vote-unsynced",
+                decision_in_memory: name == "decision-in-memory",
+                read_uncommitted: name == "read-uncommitted",
+            },
         };
         TwoPhaseNode::start(ctx, Timing::default(), bugs).await
     }

@@ -71,6 +71,8 @@ pub struct Bugs {
     pub vote_unsynced: bool,
     /// `decision-in-memory`: the coordinator never writes its decisions.
     pub decision_in_memory: bool,
+    /// `read-uncommitted`: a participant's reads include prepared transactions.
+    pub read_uncommitted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -493,7 +495,13 @@ impl<T: Transport> Shared<T> {
         if self.index == 0 {
             state.decisions.iter().filter(|(_, &c)| c).map(|(&tx, _)| tx).collect()
         } else {
-            state.records.iter().filter(|(_, r)| **r == Record::Decided(true)).map(|(&tx, _)| tx).collect()
+            let prepared = |r: &Record| self.bugs.read_uncommitted && matches!(r, Record::Prepared(_));
+            state
+                .records
+                .iter()
+                .filter(|(_, r)| **r == Record::Decided(true) || prepared(r))
+                .map(|(&tx, _)| tx)
+                .collect()
         }
     }
 }

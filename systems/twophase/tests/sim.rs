@@ -65,8 +65,11 @@ fn same_seed_same_history() {
 
 /// The planted bugs, the scenario each fails, and the property it breaks.
 #[cfg(feature = "mutations")]
-const BUGS: [(&str, &str, &str); 2] =
-    [("participant_crash", "vote-unsynced", "T2"), ("coordinator_crash", "decision-in-memory", "T1")];
+const BUGS: [(&str, &str, &str); 3] = [
+    ("participant_crash", "vote-unsynced", "T2"),
+    ("coordinator_crash", "decision-in-memory", "T1"),
+    ("abort_read", "read-uncommitted", "X1"),
+];
 
 #[cfg(feature = "mutations")]
 #[test]
