@@ -567,5 +567,6 @@ fn a_linearizability_failure_names_the_operations_that_cannot_be_ordered() {
     assert_eq!(failure.events, vec![1, 3], "the invocation and completion of the bump that returned 2");
     let failure = judge(&[(0, OpResult::Ok(1)), (1, OpResult::Ok(1)), (2, unknown)]).expect("two bumps returned 1");
     assert_eq!(failure.events, vec![1, 4, 2, 5], "both bumps that returned 1, not the unknown one");
+    assert!(failure.detail.contains("(node 0, client 1) 0 -> 1"), "clients named by their node: {failure}");
     assert_eq!(failure.at.as_millis(), 3, "dated by the later completion, at 1 ms + 2 ms");
 }

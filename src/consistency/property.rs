@@ -174,9 +174,14 @@ impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
         }
         match linear::check(&*self.model, &calls, self.budget) {
             Verdict::Consistent | Verdict::Unknown(_) => Ok(()),
-            Verdict::Violated(counterexample) => Err(self
-                .observed
-                .failure(format!("not linearizable: {}", counterexample.detail), &counterexample.calls)),
+            Verdict::Violated(counterexample) => {
+                // The checker names a client by its number; a person, by its node.
+                let detail = self.observed.invoked.values().fold(counterexample.detail, |detail, seen| {
+                    let named = format!("(node {}, client {})", seen.node, seen.client);
+                    detail.replace(&format!("(client {})", seen.client()), &named)
+                });
+                Err(self.observed.failure(format!("not linearizable: {detail}"), &counterexample.calls))
+            }
         }
     }
 }
