@@ -37,6 +37,8 @@ const FIGURES: &[&str] = &[
     "scale.n4.wall",
     "scale.n8.wall",
     "scale.exponent",
+    "checker.kv.linearizable",
+    "checker.kv.stale_read",
 ];
 
 /// Figures that are ratios against a baseline measured in the same run.
@@ -101,7 +103,10 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
             6.0,
         ),
         // A two-phase commit's bugs need a transaction, a crash and a restart around it.
-        ("twophase", &["vote-unsynced", "decision-in-memory"][..], 8.0),
+        ("twophase", &["vote-unsynced", "decision-in-memory", "read-uncommitted"][..], 8.0),
+        // A linearizability bug needs a partition or a crash around overlapping
+        // operations; stale-read's swarm reproducers keep up to 17 steps.
+        ("primary", &["stale-read", "ack-before-replication", "retry-applied-twice"][..], 20.0),
     ] {
         for (bug, guide) in bugs.iter().flat_map(|bug| ["swarm", "coverage"].map(|guide| (bug, guide))) {
             let missed = figure(&format!("bugs.{system}.{bug}.{guide}.missed")).expect("a count");

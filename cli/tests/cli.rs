@@ -109,7 +109,7 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 6);
     assert!(systems[1]["planted_bugs"].as_array().unwrap().len() >= 2);
     assert_eq!(systems[2]["capabilities"]["storage"], serde_json::json!(true));
-    assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 2);
+    assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 3);
     assert_eq!(systems[3]["operations"], serde_json::json!(["put", "get", "append"]));
     assert_eq!(systems[3]["planted_bugs"].as_array().unwrap().len(), 3);
     let text = tandem(&["systems"], &dir);
