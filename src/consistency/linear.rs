@@ -115,9 +115,7 @@ const SLICE: u64 = 1024;
 struct Meter {
     steps: u64,
     budget: Budget,
-    /// When `budget.time` runs out (never, past what an Instant can hold).
-    /// The wall clock is for real runs only: a simulated run sets no time,
-    /// so its verdict depends on the step count alone.
+    /// When `budget.time` runs out ([`Budget::deadline`]).
     deadline: Option<Instant>,
     timed_out: bool,
     /// A step count the current search may not pass, short of the budget.
@@ -129,8 +127,7 @@ const CLOCK_EVERY: u64 = 4096;
 
 impl Meter {
     fn new(budget: Budget) -> Meter {
-        let deadline = budget.time.and_then(|time| Instant::now().checked_add(time));
-        Meter { steps: 0, budget, deadline, timed_out: false, cap: u64::MAX }
+        Meter { steps: 0, budget, deadline: budget.deadline(), timed_out: false, cap: u64::MAX }
     }
 
     /// Counts one step; false when the budget or the cap forbids it.

@@ -107,6 +107,16 @@ pub struct Budget {
     pub time: Option<Duration>,
 }
 
+impl Budget {
+    /// When the time limit runs out, if there is one (never, past what an
+    /// `Instant` can hold). The wall clock is for real runs and benchmarks
+    /// only: a simulated run sets no time, so its verdict depends on the
+    /// step count alone.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.time.and_then(|time| std::time::Instant::now().checked_add(time))
+    }
+}
+
 impl Default for Budget {
     /// Ten million steps and no time limit: deterministic.
     fn default() -> Budget {

@@ -176,7 +176,8 @@ impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
             Verdict::Consistent | Verdict::Unknown(_) => Ok(()),
             Verdict::Violated(counterexample) => {
                 // The checker names a client by its number; a person, by its node.
-                let detail = self.observed.invoked.values().fold(counterexample.detail, |detail, seen| {
+                let detail = counterexample.calls.iter().fold(counterexample.detail, |detail, id| {
+                    let seen = &self.observed.invoked[id];
                     let named = format!("(node {}, client {})", seen.node, seen.client);
                     detail.replace(&format!("(client {})", seen.client()), &named)
                 });

@@ -368,7 +368,7 @@ impl<'g> Search<'g> {
         Search {
             graph,
             steps_left: budget.steps,
-            deadline: budget.time.map(|t| Instant::now() + t),
+            deadline: budget.deadline(),
             stamp: vec![0; states],
             parent: vec![(0, Dep::Ww); states],
             generation: 0,
