@@ -1,16 +1,19 @@
 //! A run's coverage signature: what its history saw, as a set of small
-//! hashes, so that exploration can tell a case that reached somewhere new.
+//! hashes, each with when and where the run first reached it, so that
+//! exploration can tell a case that reached somewhere new, and when.
 //!
 //! Each element is one pair of consecutive events of one node (their
 //! stable kind names, see [`kind_label`]) together with the fault kinds
 //! active when the second happened (a partition, a one-way partition, loss
 //! or latency other than the scenario's, as [`LinkState`] has the links; a
-//! crashed node; a disk fault). The hashes are xxh3 over a
+//! crashed node; a disk fault), and each abstract state the system names
+//! ([`System::abstract_state`]). The hashes are xxh3 over a
 //! canonical byte encoding of those names, never `Debug` output, so a
 //! signature is the same in every process and build of the same code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::Duration;
 
 use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
@@ -21,8 +24,18 @@ use crate::probe::AssertKind;
 use crate::scenario::{Action, DiskFault, NodeIdx, Scenario};
 use crate::system::System;
 
-/// A coverage signature: a set of hashes, each one thing a run reached.
-pub type Signature = BTreeSet<u64>;
+/// A coverage signature: hashes, each one thing a run reached, with when
+/// and where it first reached it.
+pub type Signature = BTreeMap<u64, Reached>;
+
+/// When and where a run first reached something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reached {
+    /// The time of the event that reached it.
+    pub at: Duration,
+    /// The node of that event, when it has one.
+    pub node: Option<NodeIdx>,
+}
 
 /// The signature of a run of `scenario` that recorded `history`.
 pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signature {
@@ -31,6 +44,7 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
     let mut label = Vec::new();
     let mut signature = Signature::new();
     for event in history.events() {
+        let reached = Reached { at: event.at(), node: event.node };
         faults.update(scenario, event.node, &event.event);
         let Some(node) = event.node else { continue };
         label.clear();
@@ -41,7 +55,12 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
         pair[..8].copy_from_slice(&before.to_le_bytes());
         pair[8..16].copy_from_slice(&kind.to_le_bytes());
         pair[16] = faults.active();
-        signature.insert(xxh3_64(&pair));
+        signature.entry(xxh3_64(&pair)).or_insert(reached);
+    }
+    for (name, &index) in history.abstract_states() {
+        let event = &history.events()[index];
+        let hash = xxh3_64([b"abstract/", name.as_bytes()].concat().as_slice());
+        signature.entry(hash).or_insert(Reached { at: event.at(), node: event.node });
     }
     signature
 }

@@ -173,6 +173,9 @@ pub struct History<S: System> {
     step_ops: BTreeMap<usize, u64>,
     next_op: u64,
     state: S::State,
+    /// Each abstract state the system named, and the first event after
+    /// which it held.
+    abstract_states: BTreeMap<String, usize>,
 }
 
 impl<S: System> History<S> {
@@ -190,6 +193,7 @@ impl<S: System> History<S> {
             step_ops: BTreeMap::new(),
             next_op: 0,
             state: S::State::default(),
+            abstract_states: BTreeMap::new(),
         }
     }
 
@@ -234,6 +238,9 @@ impl<S: System> History<S> {
         self.events.push(Event { t_us, node, event });
         let last = self.events.last().expect("just pushed");
         system.fold(&mut self.state, last);
+        if let Some(name) = system.abstract_state(&self.state) {
+            self.abstract_states.entry(name).or_insert(self.events.len() - 1);
+        }
     }
 
     /// A fresh operation id.
@@ -250,6 +257,13 @@ impl<S: System> History<S> {
     /// What the system derived from the events so far.
     pub fn state(&self) -> &S::State {
         &self.state
+    }
+
+    /// Each abstract state the system named
+    /// ([`System::abstract_state`]), with the index of the first event
+    /// after which it held.
+    pub fn abstract_states(&self) -> &BTreeMap<String, usize> {
+        &self.abstract_states
     }
 
     /// Every node's life, by index.

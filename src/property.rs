@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::coverage::Reached;
 use crate::history::{Event, EventKind, History};
 use crate::probe::AssertKind;
 use crate::scenario::NodeIdx;
@@ -248,6 +249,9 @@ pub struct Coverage {
     pub goal: String,
     /// Whether the run reached it.
     pub hit: bool,
+    /// When and where the run first reached it.
+    #[serde(skip)]
+    pub first: Option<Reached>,
 }
 
 /// Judges one run's history: incrementally for `always` properties and
@@ -255,8 +259,8 @@ pub struct Coverage {
 pub struct Judge<S: System> {
     monitors: Vec<(&'static str, &'static str, Box<dyn Monitor<S>>)>,
     ends: Vec<(&'static str, &'static str, EndCheck<S>)>,
-    goals: Vec<(String, Goal<S>, bool)>,
-    assertions: Vec<(String, bool)>,
+    goals: Vec<(String, Goal<S>, Option<Reached>)>,
+    assertions: Vec<(String, Option<Reached>)>,
     seen: usize,
     /// The first violation, once seen: a judge that found one stays failed.
     failed: Option<Violation>,
@@ -283,7 +287,7 @@ impl<S: System> Judge<S> {
             match &p.kind {
                 Kind::Always(factory) => judge.monitors.push((p.code, p.name, factory())),
                 Kind::Eventually(check) => judge.ends.push((p.code, p.name, check.clone())),
-                Kind::Sometimes(goal) => judge.goals.push((format!("{} {}", p.code, p.name), goal.clone(), false)),
+                Kind::Sometimes(goal) => judge.goals.push((format!("{} {}", p.code, p.name), goal.clone(), None)),
             }
         }
         judge
@@ -303,6 +307,7 @@ impl<S: System> Judge<S> {
         while self.seen < events.len() {
             let event = &events[self.seen];
             self.seen += 1;
+            let reached = Reached { at: event.at(), node: event.node };
             if let EventKind::Assert(a) = &event.event {
                 if a.fails() {
                     let name = if a.kind == AssertKind::Always {
@@ -314,9 +319,10 @@ impl<S: System> Judge<S> {
                     return Err(Violation::new("assert", name, detail, event.at()).naming(self.seen - 1, event.node));
                 }
                 if matches!(a.kind, AssertKind::Sometimes | AssertKind::Reachable) {
+                    let now = a.holds.then_some(reached);
                     match self.assertions.iter_mut().find(|(name, _)| *name == a.name) {
-                        Some((_, hit)) => *hit |= a.holds,
-                        None => self.assertions.push((a.name.clone(), a.holds)),
+                        Some((_, first)) => *first = first.or(now),
+                        None => self.assertions.push((a.name.clone(), now)),
                     }
                 }
             }
@@ -325,8 +331,10 @@ impl<S: System> Judge<S> {
                     return Err(Violation::new(*code, *name, detail, event.at()).naming(self.seen - 1, event.node));
                 }
             }
-            for (_, goal, hit) in self.goals.iter_mut().filter(|(_, _, hit)| !hit) {
-                *hit = guarded(|| Ok::<_, String>(goal(history, event))).unwrap_or(false);
+            for (_, goal, first) in self.goals.iter_mut().filter(|(_, _, first)| first.is_none()) {
+                if guarded(|| Ok::<_, String>(goal(history, event))).unwrap_or(false) {
+                    *first = Some(reached);
+                }
             }
         }
         Ok(())
@@ -355,8 +363,13 @@ impl<S: System> Judge<S> {
     /// The coverage goals: `sometimes` properties, then in-node goals in the
     /// order they were first evaluated.
     pub fn coverage(&self) -> Vec<Coverage> {
-        let declared = self.goals.iter().map(|(goal, _, hit)| Coverage { goal: goal.clone(), hit: *hit });
-        let in_node = self.assertions.iter().map(|(goal, hit)| Coverage { goal: goal.clone(), hit: *hit });
+        let coverage = |goal: &String, first: &Option<Reached>| Coverage {
+            goal: goal.clone(),
+            hit: first.is_some(),
+            first: *first,
+        };
+        let declared = self.goals.iter().map(|(goal, _, first)| coverage(goal, first));
+        let in_node = self.assertions.iter().map(|(goal, first)| coverage(goal, first));
         declared.chain(in_node).collect()
     }
 }

@@ -392,6 +392,18 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// that run at every simulation step read it instead of rescanning.
     fn fold(&self, _state: &mut Self::State, _event: &Event<Self>) {}
 
+    /// An abstract state of the run, from what the harness derived so far
+    /// (see [`fold`](System::fold)), for exploration: each distinct state a
+    /// run reaches counts as coverage, as new as a new pair of events, and
+    /// a run that reaches a rare one is worth exploring further from. Called
+    /// after every event; `None` (the default) names none.
+    ///
+    /// Keep it coarse: "a node restarted while cut off, holding a key
+    /// others hold" says more than the whole state would.
+    fn abstract_state(&self, _state: &Self::State) -> Option<String> {
+        None
+    }
+
     /// Why `condition` does not hold for `node` now, or `Ok`.
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &Self::Condition) -> Result<(), String>;
 

@@ -80,8 +80,10 @@ pub struct ExploreArgs {
     /// Write the timeline picture of the shrunk reproducer's run to FILE (HTML).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
-    /// How cases are drawn: `swarm` (every case fresh) or `coverage` (some
-    /// mutate earlier cases that reached something new).
+    /// How cases are drawn: `swarm` (every case fresh), `coverage` (some
+    /// mutate earlier cases that reached something new) or `branch` (some
+    /// keep an earlier case's timeline up to the moment it reached something
+    /// new or rare, and draw a new future from there).
     #[arg(long, default_value_t = Guide::Coverage, value_parser = parse_guide)]
     guide: Guide,
     /// Run the shrunk reproducer K times over MsQuic (needs the `msquic`
@@ -323,9 +325,9 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         case: number,
         code: shrunk.failure.code.clone(),
         failure: shrunk.failure.to_string(),
-        signature: replay.map(|run| run.outcome.signature).unwrap_or_default(),
+        signature: replay.map(|run| run.outcome.signature.into_keys().collect()).unwrap_or_default(),
         shape: shrunk.scenario.shape(),
-        case_signature: failing.signature.clone(),
+        case_signature: failing.signature.keys().copied().collect(),
         steps: after,
         nodes: shrunk.scenario.nodes,
         reproducer,
@@ -424,6 +426,7 @@ fn case_json(run: &CaseRun) -> serde_json::Value {
                 "parent": parent + 1,
                 "mutations": mutations.iter().map(|m| m.name()).collect::<Vec<_>>(),
             }),
+            Origin::Branch { parent, at } => json!({ "parent": parent + 1, "branched_at_ms": at.as_millis() as u64 }),
         },
     })
 }

@@ -2,7 +2,9 @@
 //! bundled system, over many exploration seeds: the cases it takes to find
 //! the bug (median, p90, max, and the seeds that missed it within the
 //! budget), the wall time to find it, and the size of the shrunk reproducer;
-//! for plain swarm exploration and coverage-guided exploration side by side.
+//! for plain swarm exploration, coverage-guided exploration and branching
+//! exploration side by side, and for each guide the bugs it found per
+//! CPU-minute.
 
 // Wall-clock `Instant`: benchmarks time real work, outside any simulation.
 use std::time::Instant;
@@ -21,12 +23,17 @@ pub(super) fn systems() -> [&'static dyn Bundle; 4] {
     [&tandem_pubsub::PubSub, &tandem_kv::Kv, &tandem_twophase::TwoPhase, &tandem_primary::Primary]
 }
 
+/// The guides compared, in report order.
+const GUIDES: [Guide; 3] = [Guide::Swarm, Guide::Coverage, Guide::Branch];
+
 /// One exploration seed's hunt for one bug.
 struct SeedHunt {
     /// The case that failed first, if any within the budget.
     found: Option<u64>,
     /// Wall seconds until the exploration stopped.
     secs: f64,
+    /// CPU seconds of this process (every thread) until then.
+    cpu_secs: f64,
     /// Steps and nodes of the shrunk reproducer.
     shrunk: Option<(usize, u32)>,
 }
@@ -34,16 +41,30 @@ struct SeedHunt {
 fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> SeedHunt {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
     let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None };
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     // Timed until the bug is found, before it is shrunk.
     let found_after = std::cell::Cell::new(None);
-    let hunt = system.hunt(&plan, &|_| {}, &|_| found_after.set(Some(start.elapsed())), &shrink::Options::default());
-    let secs = found_after.get().unwrap_or_else(|| start.elapsed()).as_secs_f64();
+    let found = || found_after.set(Some((start.elapsed(), cpu_seconds())));
+    let hunt = system.hunt(&plan, &|_| {}, &|_| found(), &shrink::Options::default());
+    let (wall, cpu) = found_after.get().unwrap_or_else(|| (start.elapsed(), cpu_seconds()));
     SeedHunt {
         found: hunt.failing().map(|failing| failing.case.number()),
-        secs,
+        secs: wall.as_secs_f64(),
+        cpu_secs: cpu - cpu_start,
         shrunk: hunt.shrunk.map(|shrunk| (shrunk.scenario.steps.len(), shrunk.scenario.nodes)),
     }
+}
+
+/// The CPU time this process has used so far, every thread, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// The `q` quantile (0..=1) of sorted `values`, nearest rank.
@@ -104,16 +125,28 @@ pub fn measure(options: &Options) -> Vec<Figure> {
     let (seeds, budget) = if options.quick { (3, 500) } else { (20, 2_000) };
     let seeds = options.bug_seeds.unwrap_or(seeds);
     let mut all = Vec::new();
+    // Per guide: bugs found, CPU seconds spent.
+    let mut spent = [(0usize, 0.0f64); GUIDES.len()];
     for system in systems() {
         let info = system.info();
         let chosen = |name: &str| options.bugs.is_empty() || options.bugs.iter().any(|b| b == name);
         for bug in info.planted_bugs.iter().filter(|b| chosen(b.name)) {
-            for guide in [Guide::Swarm, Guide::Coverage] {
+            for (guide, spent) in GUIDES.into_iter().zip(&mut spent) {
                 let hunts: Vec<SeedHunt> =
                     (1..=seeds).map(|seed| hunt(system, bug.name, guide, seed, budget)).collect();
+                spent.0 += hunts.iter().filter(|h| h.found.is_some()).count();
+                spent.1 += hunts.iter().map(|h| h.cpu_secs).sum::<f64>();
                 all.extend(figures(info.name, bug.name, guide, &hunts, budget));
             }
         }
+    }
+    for (guide, (found, cpu)) in GUIDES.into_iter().zip(spent) {
+        all.push(Figure::new(
+            format!("bugs.{guide}.found_per_cpu_minute"),
+            format!("--guide {guide}: bugs found (seed and bug pairs) per CPU-minute of hunting, every thread"),
+            found as f64 / (cpu / 60.0).max(f64::MIN_POSITIVE),
+            "bugs/CPU-min",
+        ));
     }
     all
 }

@@ -3,19 +3,30 @@
 //! [`Progress`] takes the finished cases in index order: the coverage goals
 //! they hit, the union of their [signatures](tandem::coverage), the corpus
 //! of cases that reached something new, the growth of the coverage, and how
-//! many cases in a row reached nothing new. With [`Guide::Coverage`] the
-//! runner works in generations of [`GENERATION`] cases of one shard:
-//! generation `g` is drawn from the corpus of the shard's generations before
-//! it, so every case stays a pure function of the seed, the shard, its index
-//! and the shard's cases of lower index.
+//! many cases in a row reached nothing new. With [`Guide::Coverage`] or
+//! [`Guide::Branch`] the runner works in generations of [`GENERATION`]
+//! cases of one shard: generation `g` is drawn from the corpus of the
+//! shard's generations before it, so every case stays a pure function of
+//! the seed, the shard, its index and the shard's cases of lower index.
+//!
+//! For [`Guide::Branch`] a corpus entry keeps branch points: everything its
+//! case reached, with when and where, each weighed by how few cases reached
+//! it (FairFuzz's rare branches), and how many branches were drawn from it
+//! and how many of those reached something new themselves. Before each
+//! generation [`Progress::refresh`] turns those into the entry's
+//! [`energy`](Entry::energy), which decides how often it is branched from.
 
 use std::collections::{BTreeMap, BTreeSet};
+
 use std::fmt;
 use std::str::FromStr;
+use xxhash_rust::xxh3::xxh3_64;
 
 use serde::{Deserialize, Serialize};
 
-use super::case::Case;
+use tandem::coverage::Reached;
+
+use super::case::{Case, Origin};
 use super::runner::CaseRun;
 
 /// How many cases a generation of a guided exploration has.
@@ -30,17 +41,22 @@ pub enum Guide {
     /// Some cases fresh, the others mutations of corpus cases.
     #[default]
     Coverage,
+    /// Some cases fresh, the others branches of corpus cases: the case's
+    /// timeline up to the moment it reached something new, kept exactly,
+    /// and a new future drawn after it (see [`branch`](super::branch)).
+    Branch,
 }
 
 impl FromStr for Guide {
     type Err = String;
 
-    /// `swarm` or `coverage`.
+    /// `swarm`, `coverage` or `branch`.
     fn from_str(s: &str) -> Result<Guide, String> {
         match s {
             "swarm" => Ok(Guide::Swarm),
             "coverage" => Ok(Guide::Coverage),
-            _ => Err(format!("invalid guide `{s}`, expected swarm or coverage")),
+            "branch" => Ok(Guide::Branch),
+            _ => Err(format!("invalid guide `{s}`, expected swarm, coverage or branch")),
         }
     }
 }
@@ -50,6 +66,7 @@ impl fmt::Display for Guide {
         f.write_str(match self {
             Guide::Swarm => "swarm",
             Guide::Coverage => "coverage",
+            Guide::Branch => "branch",
         })
     }
 }
@@ -72,19 +89,57 @@ pub struct Entry {
     pub case: Case,
     /// The signature hashes it reached first, plus [`GOAL_GAIN`] per goal.
     pub gain: u64,
+    /// What it reached, with when: its branch points (only when branching).
+    pub points: Vec<Point>,
+    /// How many branches were drawn from it.
+    pub tried: u64,
+    /// How many of those reached something new.
+    pub yielded: u64,
+    /// How much of the budget branching from it deserves, as of the last
+    /// [`Progress::refresh`]: its points' weights, times one plus twice
+    /// `yielded`, over one plus `tried`. At least 1.
+    pub energy: u64,
+}
+
+/// One thing a corpus case reached (a signature hash, or a coverage goal),
+/// when and where: a moment to branch from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// The thing, as an index into [`Progress`]'s hit counts.
+    pub id: u32,
+    /// When and where the case first reached it.
+    pub reached: Reached,
+    /// How rare it is, as of the last [`Progress::refresh`]: [`RARITY`]
+    /// over the square of the number of cases that reached it.
+    pub weight: u64,
 }
 
 /// What reaching a coverage goal first counts for in an [`Entry`]'s gain.
 pub const GOAL_GAIN: u64 = 100;
+
+/// The weight of a [`Point`] that one case reached: a point reached by `n`
+/// cases weighs `RARITY / n²`, so the rare dominate.
+pub const RARITY: u64 = 4096;
+
+/// A case that reaches something at most this many cases reached joins a
+/// branching exploration's corpus even when it reached nothing new.
+pub const RARE: u64 = 4;
 
 /// What the cases so far reached, taken in index order.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
     /// Every coverage goal seen, and whether some case reached it.
     pub goals: BTreeMap<String, bool>,
+    /// Whether the corpus keeps branch points ([`Guide::Branch`]).
+    pub branching: bool,
+    /// When branching: the id of every signature hash and goal seen.
+    pub ids: BTreeMap<u64, u32>,
+    /// When branching: how many cases reached each id.
+    pub hits: Vec<u64>,
     /// The union of the cases' signatures.
     pub signature: BTreeSet<u64>,
-    /// The cases that reached something new, in index order.
+    /// The cases that reached something new (or, when branching, rare), in
+    /// index order.
     pub corpus: Vec<Entry>,
     /// The coverage after 1, 2, 4, 8, ... cases, and after the last.
     pub growth: Vec<Growth>,
@@ -95,6 +150,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A fresh progress; `branching` keeps branch points in the corpus.
+    pub fn new(branching: bool) -> Progress {
+        Progress { branching, ..Progress::default() }
+    }
+
     /// Takes the next case in index order; whether it reached something new
     /// (a goal no earlier case reached, or a signature hash none saw).
     pub fn take(&mut self, run: &CaseRun) -> bool {
@@ -106,12 +166,22 @@ impl Progress {
             }
             *hit |= goal.hit;
         }
-        let before = self.signature.len();
-        self.signature.extend(run.signature.iter().copied());
-        gain += (self.signature.len() - before) as u64;
+        for hash in run.signature.keys() {
+            gain += u64::from(self.signature.insert(*hash));
+        }
         let new = gain > 0;
+        if let Origin::Branch { parent, .. } = run.case.origin {
+            if let Ok(i) = self.corpus.binary_search_by_key(&parent, |e| e.case.index) {
+                self.corpus[i].tried += 1;
+                self.corpus[i].yielded += u64::from(new);
+            }
+        }
+        let points = if self.branching { self.count(run) } else { Vec::new() };
+        let rare = points.iter().any(|p| self.hits[p.id as usize] <= RARE);
+        if new || rare {
+            self.corpus.push(Entry { case: run.case.clone(), gain, points, tried: 0, yielded: 0, energy: 1 });
+        }
         if new {
-            self.corpus.push(Entry { case: run.case.clone(), gain });
             self.streak = 0;
         } else {
             self.streak += 1;
@@ -121,6 +191,39 @@ impl Progress {
             self.growth.push(self.now());
         }
         new
+    }
+
+    /// Counts what `run` reached (its signature hashes and goals) in the
+    /// hit counts, and returns it as points.
+    fn count(&mut self, run: &CaseRun) -> Vec<Point> {
+        let goals = run.coverage.iter().filter_map(|goal| Some((goal_hash(&goal.goal), goal.first?)));
+        let reached: Vec<(u64, Reached)> = run.signature.iter().map(|(h, r)| (*h, *r)).chain(goals).collect();
+        reached
+            .into_iter()
+            .map(|(hash, reached)| {
+                let next = self.hits.len() as u32;
+                let id = *self.ids.entry(hash).or_insert(next);
+                if id == next {
+                    self.hits.push(0);
+                }
+                self.hits[id as usize] += 1;
+                Point { id, reached, weight: 0 }
+            })
+            .collect()
+    }
+
+    /// Weighs every corpus entry's points by how rare they are now, and
+    /// its energy by them and by what its branches found.
+    pub fn refresh(&mut self) {
+        for entry in &mut self.corpus {
+            let mut worth = 0;
+            for point in &mut entry.points {
+                let hits = self.hits[point.id as usize].max(1);
+                point.weight = RARITY / (hits * hits);
+                worth += point.weight;
+            }
+            entry.energy = (worth * (1 + 2 * entry.yielded) / (1 + entry.tried)).max(1);
+        }
     }
 
     /// Records the coverage now as the last growth point.
@@ -143,4 +246,9 @@ impl Progress {
             signature: self.signature.len(),
         }
     }
+}
+
+/// The id of a coverage goal among signature hashes: xxh3 of `goal/NAME`.
+fn goal_hash(goal: &str) -> u64 {
+    xxh3_64([b"goal/", goal.as_bytes()].concat().as_slice())
 }

@@ -10,12 +10,14 @@
 //! - [`case`]: a case, a pure function of the exploration's seed and its index;
 //! - [`guide`] and [`mutate`]: coverage-guided exploration, which mutates
 //!   the cases that reached something new;
+//! - [`branch`]: branching from the moment a case reached something new;
 //! - [`runner`]: the case loop, on several threads or one shard;
 //! - [`shards`]: which shard a machine runs, from `--shard` or the environment;
 //! - [`results`]: a shard's result file, and merging the files of every shard;
 //! - [`shrink`] and [`remap`]: reducing a failure to a minimal scenario;
 //! - [`robust`]: how often a failure holds when timing moves.
 
+pub mod branch;
 pub mod case;
 pub mod guide;
 pub mod mutate;

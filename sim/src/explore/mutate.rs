@@ -153,7 +153,12 @@ pub fn apply<S: System>(
 }
 
 /// The stage a timeline of `scenario` is generated against.
-fn stage<S: System>(system: &Arc<S>, space: &Space, scenario: &Scenario, runner: &mut TestRunner) -> Stage<S> {
+pub(super) fn stage<S: System>(
+    system: &Arc<S>,
+    space: &Space,
+    scenario: &Scenario,
+    runner: &mut TestRunner,
+) -> Stage<S> {
     let rebinding = scenario.steps.iter().find_map(|step| match step.action {
         Action::Rebind { node, .. } => Some(node),
         _ => None,

@@ -7,7 +7,7 @@
 //! count, and the results hold exactly the cases one thread would have run.
 //!
 //! A run takes only its shard's cases. When coverage steers the cases
-//! ([`Guide::Coverage`]) or stops the run (`until_stable`), it takes them in
+//! ([`Guide::Coverage`], [`Guide::Branch`]) or stops the run (`until_stable`), it takes them in
 //! generations of [`GENERATION`] of its own cases: each generation's corpus
 //! and each case's novelty come from the shard's own cases of lower index,
 //! taken in index order. A guided shard thus guides itself: `count` shards
@@ -108,7 +108,7 @@ impl Plan {
 
     /// Whether coverage steers the cases or stops the run.
     fn steered(&self) -> bool {
-        self.guide == Guide::Coverage || self.until_stable.is_some()
+        self.guide != Guide::Swarm || self.until_stable.is_some()
     }
 
     /// This run's cases in the batches run one after the other: generations
@@ -160,9 +160,12 @@ pub struct Exploration {
 /// run's cases, and returns them in case order up to and including the
 /// first failing case (all of them when none fails), with their coverage.
 pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) + Sync) -> Exploration {
-    let mut progress = Progress::default();
+    let mut progress = Progress::new(plan.guide == Guide::Branch);
     let mut runs: Vec<CaseRun> = Vec::new();
     'cases: for generation in plan.generations() {
+        if progress.branching {
+            progress.refresh();
+        }
         let corpus = std::mem::take(&mut progress.corpus);
         let finished = run_all(&generation, plan.jobs, |index| {
             let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
