@@ -197,8 +197,16 @@ fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
 
     let system = Arc::new(Journal);
     let space = Space { nodes: 1..=3, planted_bug: Some("ack-unsynced".into()), ..Space::default() };
-    let plan =
-        Plan { seed: 1, cases: 300, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+    let plan = Plan {
+        seed: 1,
+        cases: 300,
+        space,
+        jobs: 2,
+        shard: Shard::ALL,
+        guide: Guide::default(),
+        until_stable: None,
+        deadline: None,
+    };
     let runs = explore(&system, &plan, |_| {}).runs;
     assert!(
         runs.iter().any(|r| r.case.scenario.steps.iter().any(|s| matches!(s.action, Action::Disk { .. }))),

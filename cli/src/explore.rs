@@ -1,10 +1,14 @@
 //! `tandem explore`: property-based exploration (`spec/cli.md`).
 
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+// Wall-clock `Instant`: `--for` bounds real work, outside any simulation.
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,12 +17,13 @@ use tandem::scenario::{format_duration, parse_duration, MAX_NODES, MAX_STAGGER};
 
 use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
 use crate::bundle::{Bundle, Keep};
+use crate::coverage_page::{self, Curve};
 use crate::robust::{comment, fragile_warning, words, RobustnessArgs};
 use tandem_sim::explore::case::Origin;
 use tandem_sim::explore::guide::{Guide, Progress};
 use tandem_sim::explore::results::{Found, Identity, ShardResult};
 use tandem_sim::explore::robust::Rule;
-use tandem_sim::explore::runner::{CaseRun, Plan, Shard};
+use tandem_sim::explore::runner::{CaseRun, Plan, Shard, UNBOUNDED};
 use tandem_sim::explore::shards::ShardSpec;
 use tandem_sim::explore::shrink::{self, Shrunk, DEFAULT_BUDGET};
 use tandem_sim::explore::strategy::Space;
@@ -27,9 +32,13 @@ use tandem_sim::report::{next_steps, reproducer_toml, write_reproducer_text, Ver
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
 pub struct ExploreArgs {
-    /// How many scenarios to generate and run.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    cases: u64,
+    /// How many scenarios to generate and run [default: 256, or no bound with --for].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    cases: Option<u64>,
+    /// A wall-clock budget, per shard: take no new case after D (like 90s
+    /// or 10m); with --cases too, whichever ends first.
+    #[arg(long = "for", value_name = "D", value_parser = parse_budget)]
+    budget: Option<Duration>,
     /// The exploration's seed (default: random); it determines every case.
     #[arg(long)]
     seed: Option<u64>,
@@ -80,6 +89,9 @@ pub struct ExploreArgs {
     /// Write the timeline picture of the shrunk reproducer's run to FILE (HTML).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Write the coverage over cases and over wall seconds to FILE (HTML).
+    #[arg(long, value_name = "FILE")]
+    coverage_html: Option<PathBuf>,
     /// How cases are drawn: `swarm` (every case fresh), `coverage` (some
     /// mutate earlier cases that reached something new) or `branch` (some
     /// keep an earlier case's timeline up to the moment it reached something
@@ -96,6 +108,17 @@ pub struct ExploreArgs {
     /// How robust a shrunk failure must stay (`--robustness K`, `--min-robust F`).
     #[command(flatten)]
     robustness: RobustnessArgs,
+}
+
+/// The cases of an exploration without `--cases`.
+const DEFAULT_CASES: u64 = 256;
+
+fn parse_budget(s: &str) -> Result<Duration, String> {
+    let budget = parse_duration(s)?;
+    if budget.is_zero() {
+        return Err(format!("invalid budget `{s}`, expected a duration above zero, like 90s or 10m"));
+    }
+    Ok(budget)
 }
 
 fn parse_guide(s: &str) -> Result<Guide, String> {
@@ -202,9 +225,10 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         eprintln!("error: {error}");
         return Exit::Usage;
     }
+    let cases = args.cases.unwrap_or(if args.budget.is_some() { UNBOUNDED } else { DEFAULT_CASES });
     let plan = Plan {
         seed,
-        cases: args.cases,
+        cases,
         space: Space {
             nodes: args.nodes.clone(),
             duration: args.duration,
@@ -218,20 +242,38 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         shard: shard.unwrap_or(Shard::ALL),
         guide: args.guide,
         until_stable: args.until_stable,
+        deadline: args.budget.map(|budget| Instant::now() + budget),
     };
-    let total = plan.indices().len() as u64;
+    let total = plan.shard.cases_of(plan.cases);
     let name = system.syntax().system();
-    eprintln!(
-        "explore: system {name}, seed {seed}, {total} cases (shard {} of {} cases), guide {}",
-        plan.shard, plan.cases, plan.guide
-    );
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("valid template"));
-    bar.set_message(format!("seed {seed}"));
+    let budget = args.budget.map(format_duration);
+    let shard_of = |of: String| format!("shard {} of {of}", plan.shard);
+    let what = match &budget {
+        Some(budget) if cases == UNBOUNDED => format!("cases for {budget} (shard {})", plan.shard),
+        Some(budget) => format!("{total} cases ({}), for at most {budget}", shard_of(format!("{cases} cases"))),
+        None => format!("{total} cases ({})", shard_of(format!("{cases} cases"))),
+    };
+    eprintln!("explore: system {name}, seed {seed}, {what}, guide {}", plan.guide);
+    let bar = progress_bar(args.json, total, args.budget, seed);
+    let reached = Mutex::new((BTreeSet::new(), BTreeSet::new()));
+    let ran = AtomicU64::new(0);
+    // Each case done: the bar counts it, or, with `--for`, shows the time
+    // spent and the coverage so far (a union: cases end in any order).
+    let done = |run: &CaseRun| {
+        let (Some(deadline), Some(budget)) = (plan.deadline, args.budget) else { return bar.inc(1) };
+        let ran = ran.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut reached = reached.lock().expect("no case panics holding it");
+        reached.0.extend(run.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()));
+        reached.1.extend(run.signature.keys().copied());
+        let of = if cases == UNBOUNDED { String::new() } else { format!("/{total}") };
+        bar.set_message(format!("{ran}{of} cases, {} goals, {} hashes", reached.0.len(), reached.1.len()));
+        let spent = budget.saturating_sub(deadline.saturating_duration_since(Instant::now()));
+        bar.set_position(spent.as_millis() as u64);
+    };
     let shrinking = |failing: &CaseRun| bar.set_message(format!("shrinking case {}", failing.case.number()));
     let rule = args.robustness.rule();
     let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: rule };
-    let hunt = system.hunt(&plan, &|_| bar.inc(1), &shrinking, &options);
+    let hunt = system.hunt(&plan, &done, &shrinking, &options);
     let (runs, progress) = (&hunt.exploration.runs, &hunt.exploration.progress);
     if args.json {
         for run in runs {
@@ -249,7 +291,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         system: name.to_string(),
         mutation: args.mutation.clone(),
         seed,
-        cases: args.cases,
+        cases,
         guide: args.guide,
         nodes: format!("{}..{}", args.nodes.start(), args.nodes.end()),
         duration: format_duration(args.duration),
@@ -257,8 +299,16 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         stagger: format_duration(stagger),
         clients,
         until_stable: args.until_stable,
+        budget: budget.clone(),
         backend: tandem_sim::cluster::default_backend().to_string(),
     };
+    if let Some(page) = &args.coverage_html {
+        let curve = Curve { name: format!("shard {}", plan.shard), points: &progress.growth };
+        if let Err(error) = coverage_page::write(page, &coverage_page::title(&identity, 1), &[curve]) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    }
     // Writes the result file, if asked for, with what the shard found.
     let save = |found: Vec<Found>| match &result_file {
         Some(file) => write_result(file, &ShardResult::new(identity.clone(), plan.shard, runs, progress, found)),
@@ -378,6 +428,28 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     Exit::Fail
 }
 
+/// The progress bar on standard error (hidden with `--json`): the cases
+/// run of `total`, or, with a `budget`, the time spent of it.
+fn progress_bar(json: bool, total: u64, budget: Option<Duration>, seed: u64) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    let bar = match budget {
+        None => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed} {msg}").expect("a template"),
+        ),
+        Some(budget) => {
+            let style = ProgressStyle::with_template("{bar:40} {elapsed} of {prefix} {msg}").expect("a template");
+            let bar =
+                ProgressBar::new(budget.as_millis() as u64).with_style(style).with_prefix(format_duration(budget));
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        }
+    };
+    bar.set_message(format!("seed {seed}"));
+    bar
+}
+
 /// How robust the shrunk failure is, for its `FOUND` line (nothing when
 /// `rule` measures nothing): `robust 7/8`, `robust 2/8, timing-fragile`, or
 /// `robust 6/8 (timing-fragile as found: 1/8)` when shrinking made a
@@ -451,8 +523,13 @@ fn coverage_json(plan: &Plan, progress: &Progress) -> serde_json::Map<String, se
 /// signature's size and its growth.
 fn print_coverage(plan: &Plan, progress: &Progress) {
     let reached = progress.goals.values().filter(|hit| **hit).count();
-    let growth: Vec<String> =
-        progress.growth.iter().map(|g| format!("{}: {}/{}", g.cases, g.goals, g.signature)).collect();
+    let last = progress.growth.last().map(|g| g.cases);
+    let growth: Vec<String> = progress
+        .growth
+        .iter()
+        .filter(|g| g.cases.is_power_of_two() || Some(g.cases) == last)
+        .map(|g| format!("{}: {}/{}", g.cases, g.goals, g.signature))
+        .collect();
     eprintln!(
         "coverage ({} guide): {reached} of {} goals, signature of {} hashes; growth (cases: goals/hashes) {}",
         plan.guide,

@@ -32,6 +32,7 @@ pub mod bundle;
 mod check;
 pub mod compare;
 mod confirm;
+mod coverage_page;
 mod explore;
 mod merge;
 mod robust;

@@ -9,8 +9,10 @@ use tandem::scenario::Scenario;
 
 use super::{Exit, FAILURES_DIR};
 use crate::bundle::Bundle;
+use crate::coverage_page::{self, Curve};
 use crate::robust::words;
 use tandem_sim::explore::results::{merge as merge_results, Merged, ShardResult, Stop};
+use tandem_sim::explore::runner::UNBOUNDED;
 use tandem_sim::report::{next_steps, write_reproducer_text};
 
 /// Arguments of `tandem merge`.
@@ -25,6 +27,10 @@ pub struct MergeArgs {
     /// Print one JSON summary instead of the text lines.
     #[arg(long)]
     json: bool,
+    /// Write the coverage over cases and over wall seconds, one curve per
+    /// shard, to FILE (HTML).
+    #[arg(long, value_name = "FILE")]
+    coverage_html: Option<PathBuf>,
 }
 
 /// Reads and checks one result file; errors name it.
@@ -72,6 +78,18 @@ pub fn merge(args: MergeArgs, systems: &[&dyn Bundle]) -> Exit {
             return Exit::Usage;
         }
     };
+    if let Some(page) = &args.coverage_html {
+        let curves: Vec<Curve> = merged
+            .growth
+            .iter()
+            .map(|(index, points)| Curve { name: format!("shard {index}/{}", merged.shards), points })
+            .collect();
+        let title = coverage_page::title(&merged.exploration, merged.shards);
+        if let Err(error) = coverage_page::write(page, &title, &curves) {
+            eprintln!("error: {error}");
+            return Exit::Usage;
+        }
+    }
     let mut paths = Vec::new();
     for distinct in &merged.failures {
         let stem = Path::new(&distinct.found.path).file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -115,6 +133,7 @@ fn print_text(merged: &Merged, paths: &[PathBuf]) {
         let why = match early.stopped {
             Stop::Failure => "at its first failure",
             Stop::Stable => "when its coverage was stable",
+            Stop::Deadline => "when its time budget ran out",
             Stop::Complete => unreachable!("a complete shard ran every case (checked on reading)"),
         };
         eprintln!("shard {} stopped {why}: {} of its {} cases not run", early.shard, early.not_run, early.of);
@@ -155,11 +174,13 @@ fn summary_json(merged: &Merged, paths: &[PathBuf]) -> serde_json::Value {
     let e = &merged.exploration;
     json!({
         "result": if merged.failures.is_empty() { "OK" } else { "FOUND" },
-        "system": e.system, "mutation": e.mutation, "seed": e.seed, "guide": e.guide, "total": e.cases,
+        "system": e.system, "mutation": e.mutation, "seed": e.seed, "guide": e.guide,
+        "total": (e.cases != UNBOUNDED).then_some(e.cases), "budget": e.budget,
         "shards": merged.shards, "cases": merged.ran,
         "not_run": merged.early.iter().map(|x| x.not_run).sum::<u64>(), "stopped_early": merged.early,
         "failures": failures,
         "goals_reached": merged.goals.values().filter(|hit| **hit).count(), "goals": merged.goals.len(),
         "missed": missed(merged), "signature": merged.signature.len(),
+        "growth": merged.growth.iter().map(|(shard, growth)| json!({ "shard": shard, "growth": growth })).collect::<Vec<_>>(),
     })
 }

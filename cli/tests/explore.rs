@@ -168,13 +168,72 @@ fn a_correct_node_survives() {
     assert_eq!(stdout(&out), "OK 100 cases, seed 1\n");
 }
 
-/// The per-case JSON lines and the summary of a `--json` exploration.
+/// The per-case JSON lines and the summary of a `--json` exploration,
+/// without the growth's wall seconds (they differ from run to run).
 fn cases(args: &[&str], dir: &Path) -> (Vec<String>, serde_json::Value) {
     let out = tandem(&[&["explore", "--json"], args].concat(), dir);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-    let summary = serde_json::from_str(&lines.pop().expect("a summary")).unwrap();
+    let mut summary: Value = serde_json::from_str(&lines.pop().expect("a summary")).unwrap();
+    for point in summary["growth"].as_array_mut().unwrap() {
+        point.as_object_mut().unwrap().remove("secs").expect("wall seconds");
+    }
     (lines, summary)
+}
+
+#[test]
+fn a_time_budget_stops_the_exploration_and_draws_its_coverage() {
+    let dir = scratch("budget");
+    let started = std::time::Instant::now();
+    let args = ["explore", "--system", "pubsub", "--for", "2s", "--seed", "1", "--json", "--coverage-html", "c.html"];
+    let out = tandem(&args, &dir);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(took.as_secs_f64() >= 2.0 && took.as_secs_f64() < 8.0, "it stops after about 2s: {took:?}");
+    let summary: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    let ran = summary["cases"].as_u64().unwrap();
+    assert!(ran > 0, "{summary}");
+    let growth = summary["growth"].as_array().unwrap();
+    let secs: Vec<f64> = growth.iter().map(|g| g["secs"].as_f64().unwrap()).collect();
+    assert!(secs.windows(2).all(|w| w[0] <= w[1]) && secs[0] < secs[secs.len() - 1], "{secs:?}");
+    assert!(secs[secs.len() - 1] >= 1.9, "the last cases end at the deadline: {secs:?}");
+    assert_eq!(growth.last().unwrap()["cases"].as_u64(), Some(ran));
+    let full: Vec<u64> = growth.iter().map(|g| g["cases"].as_u64().unwrap()).filter(|c| c % 64 == 0).collect();
+    assert_eq!(full, (1..=ran / 64).map(|g| g * 64).collect::<Vec<_>>(), "a point after every generation");
+    let page = std::fs::read_to_string(dir.join("c.html")).unwrap();
+    assert!(page.contains("<svg") && page.contains("seed 1, guide coverage, budget 2s"), "{page}");
+    assert_eq!(page.matches("<circle").count(), 4 * growth.len(), "a dot per point in each of the four panels");
+
+    // Both bounds: the cases end first; the result file says why it stopped.
+    let out = tandem(&["explore", "--cases", "10", "--for", "10m", "--seed", "1", "--shard", "1/1"], &dir);
+    assert_eq!(stdout(&out), "OK 10 cases, seed 1\n", "{}", stderr(&out));
+    let file = dir.join("target/tandem/failures/explore-s1-shard-1-of-1.json");
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(
+        (&result["stopped"], &result["budget"], &result["cases"]),
+        (&"complete".into(), &"10m".into(), &10.into())
+    );
+
+    // Two timed shards merge, each keeping its own curve.
+    for shard in ["1/2", "2/2"] {
+        let out = tandem(&["explore", "--for", "1s", "--seed", "2", "--shard", shard], &dir);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let files = ["1", "2"].map(|i| format!("target/tandem/failures/explore-s2-shard-{i}-of-2.json"));
+    for file in &files {
+        let result: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        assert_eq!((&result["stopped"], &result["cases"]), (&"deadline".into(), &Value::Null), "{result}");
+    }
+    let out = tandem(&["merge", &files[0], &files[1], "--json", "--coverage-html", "m.html"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let merged: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((&merged["total"], &merged["budget"], &merged["not_run"]), (&Value::Null, &"1s".into(), &0.into()));
+    let curves = merged["growth"].as_array().unwrap();
+    let points: usize = curves.iter().map(|c| c["growth"].as_array().unwrap().len()).sum();
+    assert_eq!(curves.iter().map(|c| &c["shard"]).collect::<Vec<_>>(), [&1, &2], "each shard's curve");
+    let page = std::fs::read_to_string(dir.join("m.html")).unwrap();
+    assert!(page.contains("budget 1s, 2 shards") && page.contains("shard 2/2"), "{page}");
+    assert_eq!(page.matches("<circle").count(), 4 * points);
 }
 
 /// The case number of a per-case JSON line.
@@ -295,11 +354,15 @@ fn bad_arguments_exit_2_before_running() {
         &["--cases", "0"],
         &["--guide", "random"],
         &["--until-stable", "0"],
+        &["--for", "0s"],
+        &["--for", "abc"],
     ] {
         let out = tandem(&[&["explore"], args].concat(), &dir);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert_eq!(stdout(&out), "", "{args:?}: nothing runs");
     }
+    let out = tandem(&["explore", "--for", "0s"], &dir);
+    assert!(stderr(&out).contains("invalid budget `0s`, expected a duration above zero, like 90s"), "{}", stderr(&out));
     let out = tandem(&["explore", "--mutation", "off-by-one"], &dir);
     assert_eq!(out.status.code(), Some(2));
     let names = "no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart";

@@ -40,7 +40,8 @@ struct SeedHunt {
 
 fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> SeedHunt {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
-    let plan = Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None };
+    let plan =
+        Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None, deadline: None };
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     // Timed until the bug is found, before it is shrunk.
     let found_after = std::cell::Cell::new(None);

@@ -21,7 +21,16 @@ const SEED: u64 = 1;
 /// `guide` says, on `backend`.
 fn cases_per_second(cases: u64, jobs: usize, guide: Guide, backend: Backend) -> f64 {
     select_backend(backend);
-    let plan = Plan { seed: SEED, cases, space: Space::default(), jobs, shard: Shard::ALL, guide, until_stable: None };
+    let plan = Plan {
+        seed: SEED,
+        cases,
+        space: Space::default(),
+        jobs,
+        shard: Shard::ALL,
+        guide,
+        until_stable: None,
+        deadline: None,
+    };
     let done = AtomicU64::new(0);
     let start = Instant::now();
     // A failing case stops the exploration early; the rate counts what ran.

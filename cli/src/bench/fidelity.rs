@@ -37,7 +37,16 @@ struct Agreement {
 /// the first failure and confirms the reproducer over MsQuic `runs` times.
 fn reproducer(system: &dyn Bundle, bug: &str, seed: u64, cases: u64, runs: usize) -> Agreement {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
-    let plan = Plan { seed, cases, space, jobs: 2, shard: Shard::ALL, guide: Guide::Coverage, until_stable: None };
+    let plan = Plan {
+        seed,
+        cases,
+        space,
+        jobs: 2,
+        shard: Shard::ALL,
+        guide: Guide::Coverage,
+        until_stable: None,
+        deadline: None,
+    };
     let hunt = system.hunt(&plan, &|_| {}, &|_| {}, &Shrinking::default());
     let name = system.info().name;
     let id = format!("fidelity.{name}.{bug}.seed{seed}.agreed");

@@ -17,9 +17,11 @@
 //! [`energy`](Entry::energy), which decides how often it is branched from.
 
 use std::collections::{BTreeMap, BTreeSet};
-
 use std::fmt;
 use std::str::FromStr;
+// Wall-clock `Instant`: the growth curve's seconds time real work, outside any simulation.
+use std::time::Instant;
+
 use xxhash_rust::xxh3::xxh3_64;
 
 use serde::{Deserialize, Serialize};
@@ -72,7 +74,7 @@ impl fmt::Display for Guide {
 }
 
 /// The coverage after some number of cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Growth {
     /// How many cases had run.
     pub cases: u64,
@@ -80,6 +82,10 @@ pub struct Growth {
     pub goals: usize,
     /// The size of the union of their signatures.
     pub signature: usize,
+    /// Wall seconds from the exploration's start until all these cases
+    /// had ended (0 in results written before they were measured).
+    #[serde(default)]
+    pub secs: f64,
 }
 
 /// A corpus case, and how much it was the first to reach.
@@ -141,12 +147,33 @@ pub struct Progress {
     /// The cases that reached something new (or, when branching, rare), in
     /// index order.
     pub corpus: Vec<Entry>,
-    /// The coverage after 1, 2, 4, 8, ... cases, and after the last.
+    /// The coverage after 1, 2, 4, 8, ... cases, after every
+    /// [`GENERATION`] cases, and after the last.
     pub growth: Vec<Growth>,
     /// How many cases were taken.
     pub cases: u64,
     /// How many of the latest cases in a row reached nothing new.
     pub streak: u64,
+    /// When the exploration started, and when the latest of the cases
+    /// taken ended: the growth's seconds lie between.
+    pub clock: Clock,
+}
+
+/// When an exploration started (when its [`Progress`] was made), and when
+/// the latest of the cases taken so far ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// When the exploration started.
+    pub started: Instant,
+    /// When the latest case taken ended.
+    pub latest: Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        let now = Instant::now();
+        Clock { started: now, latest: now }
+    }
 }
 
 impl Progress {
@@ -187,7 +214,8 @@ impl Progress {
             self.streak += 1;
         }
         self.cases += 1;
-        if self.cases.is_power_of_two() {
+        self.clock.latest = self.clock.latest.max(run.ended);
+        if self.cases.is_power_of_two() || self.cases % GENERATION == 0 {
             self.growth.push(self.now());
         }
         new
@@ -229,7 +257,7 @@ impl Progress {
     /// Records the coverage now as the last growth point.
     pub fn finish(&mut self) {
         let now = self.now();
-        if self.growth.last() != Some(&now) {
+        if self.growth.last().map(|g| g.cases) != Some(now.cases) {
             self.growth.push(now);
         }
     }
@@ -244,6 +272,7 @@ impl Progress {
             cases: self.cases,
             goals: self.goals.values().filter(|hit| **hit).count(),
             signature: self.signature.len(),
+            secs: (self.clock.latest - self.clock.started).as_secs_f64(),
         }
     }
 }

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::guide::{Guide, Progress};
+use super::guide::{Growth, Guide, Progress};
 use super::robust::Robustness;
-use super::runner::{CaseRun, Shard};
+use super::runner::{CaseRun, Shard, UNBOUNDED};
 
 /// The result-file format this tandem writes and reads.
 pub const FORMAT: u32 = 1;
@@ -28,7 +28,9 @@ pub struct Identity {
     pub mutation: Option<String>,
     /// The exploration's seed.
     pub seed: u64,
-    /// How many cases the whole exploration has.
+    /// How many cases the whole exploration has: [`UNBOUNDED`] (`null` in
+    /// the file) when only the time budget bounds them.
+    #[serde(with = "bound")]
     pub cases: u64,
     /// How cases are drawn.
     pub guide: Guide,
@@ -47,6 +49,9 @@ pub struct Identity {
     pub clients: u32,
     /// `--until-stable N`, if given.
     pub until_stable: Option<u64>,
+    /// `--for D`, each shard's time budget, if given.
+    #[serde(default)]
+    pub budget: Option<String>,
     /// The simulator that ran the cases (their histories differ).
     pub backend: String,
 }
@@ -116,6 +121,8 @@ pub enum Stop {
     Failure,
     /// When its coverage was stable (`--until-stable`).
     Stable,
+    /// When its time budget ran out (`--for`).
+    Deadline,
 }
 
 /// A failure a shard found, shrunk.
@@ -169,7 +176,7 @@ pub struct Reached {
 }
 
 /// A shard's result file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardResult {
     /// [`FORMAT`].
     pub format: u32,
@@ -186,6 +193,9 @@ pub struct ShardResult {
     pub failures: Vec<Found>,
     /// What its cases reached.
     pub coverage: Reached,
+    /// Its coverage over its cases and time (empty in files written before).
+    #[serde(default)]
+    pub growth: Vec<Growth>,
 }
 
 impl ShardResult {
@@ -202,7 +212,11 @@ impl ShardResult {
         let stopped = if runs.last().is_some_and(|r| r.failure.is_some()) {
             Stop::Failure
         } else if (runs.len() as u64) < shard.cases_of(exploration.cases) {
-            Stop::Stable
+            if exploration.until_stable.is_some_and(|n| progress.streak >= n) {
+                Stop::Stable
+            } else {
+                Stop::Deadline
+            }
         } else {
             Stop::Complete
         };
@@ -210,13 +224,15 @@ impl ShardResult {
         let coverage =
             Reached { goals_reached: goals(true), goals_missed: goals(false), signature: progress.signature.clone() };
         let ran = Span::compress(&indices, shard.count);
-        ShardResult { format: FORMAT, exploration, shard, ran, stopped, failures, coverage }
+        let growth = progress.growth.clone();
+        ShardResult { format: FORMAT, exploration, shard, ran, stopped, failures, coverage, growth }
     }
 
     /// Checks what the file says of itself: its format, a shard within
     /// its count, cases of its own within the exploration and each once,
-    /// failures if and only if it stopped at one, and that a shard that
-    /// ran to completion ran all of its cases.
+    /// failures if and only if it stopped at one, a time budget if it has
+    /// no case count or stopped at its deadline, and that a shard that ran
+    /// to completion ran all of its cases.
     pub fn check(&self) -> Result<(), String> {
         if self.format != FORMAT {
             return Err(format!("result format {}, this tandem reads format {FORMAT}", self.format));
@@ -244,6 +260,14 @@ impl ShardResult {
             let (stopped, failures) = (serde_json::json!(self.stopped), self.failures.len());
             return Err(format!("shard {} stopped {stopped} with {failures} failures", self.shard));
         }
+        let unbounded = cases == UNBOUNDED;
+        if self.exploration.budget.is_none() && (unbounded || self.stopped == Stop::Deadline) {
+            let why = if unbounded { "has no case count" } else { "stopped at its deadline" };
+            return Err(format!("shard {} {why} but has no time budget", self.shard));
+        }
+        if unbounded && self.stopped == Stop::Complete {
+            return Err(format!("shard {} stopped complete but has no case count", self.shard));
+        }
         if self.stopped == Stop::Complete && self.not_run() > 0 {
             return Err(format!(
                 "shard {} stopped complete but did not run {} of its cases",
@@ -259,8 +283,11 @@ impl ShardResult {
         self.ran.iter().map(Span::count).sum()
     }
 
-    /// How many of its cases it did not run.
+    /// How many of its cases it did not run (none of an [`UNBOUNDED`] exploration's).
     pub fn not_run(&self) -> u64 {
+        if self.exploration.cases == UNBOUNDED {
+            return 0;
+        }
         self.shard.cases_of(self.exploration.cases).saturating_sub(self.ran_count())
     }
 }
@@ -291,7 +318,7 @@ pub struct Distinct {
 }
 
 /// The shards of one exploration, merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Merged {
     /// The exploration.
     pub exploration: Identity,
@@ -307,6 +334,9 @@ pub struct Merged {
     pub goals: BTreeMap<String, bool>,
     /// The union of the shards' signatures.
     pub signature: BTreeSet<u64>,
+    /// Each shard's coverage growth, by shard index (curves of different
+    /// shards are not summed: their signatures overlap).
+    pub growth: BTreeMap<u64, Vec<Growth>>,
 }
 
 /// Merges the results of every shard of one exploration, each with the
@@ -379,7 +409,26 @@ pub fn merge(results: &[(String, ShardResult)]) -> Result<Merged, String> {
         failures,
         goals,
         signature,
+        growth: results.iter().map(|(_, r)| (r.shard.index, r.growth.clone())).collect(),
     })
+}
+
+/// A case count, with [`UNBOUNDED`] as `null`.
+mod bound {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::UNBOUNDED;
+
+    pub fn serialize<S: Serializer>(cases: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        match *cases {
+            UNBOUNDED => serializer.serialize_none(),
+            cases => serializer.serialize_some(&cases),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        Ok(Option::<u64>::deserialize(deserializer)?.unwrap_or(UNBOUNDED))
+    }
 }
 
 /// Signature hashes as sorted 16-digit hex strings.
@@ -423,6 +472,7 @@ mod tests {
             stagger: "20ms".into(),
             clients: 1,
             until_stable: None,
+            budget: None,
             backend: "events".into(),
         }
     }
@@ -462,6 +512,7 @@ mod tests {
             stopped,
             failures,
             coverage,
+            growth: Vec::new(),
         };
         result.check().unwrap();
         (format!("shard-{index}.json"), result)
@@ -488,6 +539,33 @@ mod tests {
         let bad = text.replace("ffffffffffffffff", "fffffffffffffffg");
         let error = serde_json::from_str::<ShardResult>(&bad).unwrap_err().to_string();
         assert!(error.contains("invalid signature hash `fffffffffffffffg`"), "{error}");
+    }
+
+    #[test]
+    fn a_timed_result_file_has_no_case_count_and_old_files_read_without_growth() {
+        let (_, mut result) = shard(2, 3, vec![]);
+        result.exploration.cases = UNBOUNDED;
+        result.exploration.budget = Some("10m".into());
+        result.stopped = Stop::Deadline;
+        result.growth = vec![Growth { cases: 2, goals: 1, signature: 9, secs: 0.25 }];
+        result.check().unwrap();
+        assert_eq!(result.not_run(), 0, "an unbounded shard leaves no case unrun");
+        let text = serde_json::to_string(&result).unwrap();
+        assert!(text.contains(r#""cases":null,"#) && text.contains(r#""budget":"10m""#), "{text}");
+        assert!(text.contains(r#""stopped":"deadline""#), "{text}");
+        assert!(text.contains(r#""growth":[{"cases":2,"goals":1,"signature":9,"secs":0.25}]"#), "{text}");
+        assert_eq!(serde_json::from_str::<ShardResult>(&text).unwrap(), result);
+        let untimed = ShardResult { exploration: identity(1), ..result.clone() };
+        assert!(untimed.check().unwrap_err().contains("stopped at its deadline but has no time budget"));
+        let complete = ShardResult { stopped: Stop::Complete, ..result.clone() };
+        assert!(complete.check().unwrap_err().contains("stopped complete but has no case count"));
+
+        let (_, old) = shard(1, 4, vec![]);
+        let mut value = serde_json::to_value(&old).unwrap();
+        let fields = value.as_object_mut().unwrap();
+        fields.remove("growth").unwrap();
+        fields.remove("budget").unwrap();
+        assert_eq!(serde_json::from_value::<ShardResult>(value).unwrap(), old, "a file written before --for");
     }
 
     #[test]
@@ -544,6 +622,7 @@ mod tests {
         assert_eq!(reached, ["goal 1", "goal 2", "goal 3"]);
         assert_eq!(merged.goals.len(), 4, "`never` is missed by all");
         assert_eq!(merged.signature, BTreeSet::from([1, 2, 3, 100]));
+        assert_eq!(merged.growth.keys().copied().collect::<Vec<_>>(), [1, 2, 3], "each shard's own curve");
 
         let tie = [
             shard(1, 1, vec![found(1, "S2", &[7], 2)]),

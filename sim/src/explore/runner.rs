@@ -13,12 +13,18 @@
 //! taken in index order. A guided shard thus guides itself: `count` shards
 //! run `count` disjoint case sets, each the same for every thread count (the
 //! unsharded run is the one shard `1/1`).
+//!
+//! A [`Plan::deadline`] only decides how many cases run: once it passes, no
+//! thread takes a new case and no generation starts, so the cases run are
+//! still a prefix, in index order, of the shard's cases.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+// Wall-clock `Instant`: the deadline bounds real work, outside any simulation.
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,12 +87,17 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The case count of an exploration that only its deadline, a failure or
+/// stable coverage stops (`tandem explore --for D` without `--cases`).
+pub const UNBOUNDED: u64 = u64::MAX;
+
 /// What to explore.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The exploration's seed: with the space, it determines every case.
     pub seed: u64,
-    /// How many cases the whole (unsharded) exploration has.
+    /// How many cases the whole (unsharded) exploration has, or [`UNBOUNDED`]
+    /// (then `deadline` must be set).
     pub cases: u64,
     /// What the cases are drawn from.
     pub space: Space,
@@ -98,12 +109,15 @@ pub struct Plan {
     pub guide: Guide,
     /// Stop after this many cases in a row (in index order) reached nothing new.
     pub until_stable: Option<u64>,
+    /// Take no new case after this instant (`--for`): the cases run are a
+    /// prefix of the plan's, and a generation cut short ends the run.
+    pub deadline: Option<Instant>,
 }
 
 impl Plan {
     /// The indices of the cases this run takes, in order.
-    pub fn indices(&self) -> Vec<u64> {
-        (0..self.cases).filter(|&i| self.shard.contains(i)).collect()
+    pub fn indices(&self) -> impl Iterator<Item = u64> {
+        (self.shard.index - 1..self.cases).step_by(self.shard.count as usize)
     }
 
     /// Whether coverage steers the cases or stops the run.
@@ -111,13 +125,18 @@ impl Plan {
         self.guide != Guide::Swarm || self.until_stable.is_some()
     }
 
-    /// This run's cases in the batches run one after the other: generations
-    /// of [`GENERATION`] cases when coverage steers or stops the run, else
-    /// one batch of every case.
-    fn generations(&self) -> Vec<Vec<u64>> {
-        let indices = self.indices();
-        let size = if self.steered() { GENERATION as usize } else { indices.len().max(1) };
-        indices.chunks(size).map(<[u64]>::to_vec).collect()
+    /// This run's cases in the batches run one after the other, those that
+    /// start before the deadline: generations of [`GENERATION`] cases when
+    /// coverage steers or stops the run or a deadline ends it, else one
+    /// batch of every case.
+    fn generations(&self) -> impl Iterator<Item = Vec<u64>> + '_ {
+        let every = usize::try_from(self.shard.cases_of(self.cases)).unwrap_or(usize::MAX);
+        let size = if self.steered() || self.deadline.is_some() { GENERATION as usize } else { every.max(1) };
+        let mut indices = self.indices();
+        std::iter::from_fn(move || {
+            let batch: Vec<u64> = indices.by_ref().take(size).collect();
+            (!batch.is_empty() && !past(self.deadline)).then_some(batch)
+        })
     }
 }
 
@@ -137,13 +156,16 @@ pub struct CaseRun {
     /// Whether it reached something no case of its shard with a lower index
     /// reached; `None` unless coverage steers or stops the run.
     pub new: Option<bool>,
+    /// When it finished, on the wall clock: the coverage growth's time.
+    pub ended: Instant,
 }
 
 /// Runs one case in the simulation.
 pub fn run_case<S: System>(system: Arc<S>, case: Case) -> CaseRun {
     let run = run_scenario(system, &case.scenario, case.sim_seed());
     let (coverage, signature) = (run.outcome.coverage, run.outcome.signature);
-    CaseRun { digest: run.history.digest(), failure: run.outcome.failure, case, coverage, signature, new: None }
+    let (digest, failure, ended) = (run.history.digest(), run.outcome.failure, Instant::now());
+    CaseRun { digest, failure, case, coverage, signature, new: None, ended }
 }
 
 /// The result of an exploration.
@@ -167,7 +189,7 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
             progress.refresh();
         }
         let corpus = std::mem::take(&mut progress.corpus);
-        let finished = run_all(&generation, plan.jobs, |index| {
+        let finished = run_all(&generation, plan.jobs, plan.deadline, |index| {
             let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
             let run = run_case(system.clone(), case);
             done(&run);
@@ -188,13 +210,28 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
     Exploration { runs, progress }
 }
 
+/// Whether `deadline` has passed.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() >= deadline)
+}
+
 /// Runs `run` on every index of `indices` on `jobs` threads, in index order,
 /// and returns the runs in index order up to and including the lowest
-/// failing one. Every index below it runs, whatever the thread count.
-fn run_all(indices: &[u64], jobs: usize, run: impl Fn(u64) -> CaseRun + Sync) -> Vec<CaseRun> {
+/// failing one. Every index below it runs, whatever the thread count. Past
+/// `deadline` no thread takes a new index: the runs are then a prefix.
+fn run_all(
+    indices: &[u64],
+    jobs: usize,
+    deadline: Option<Instant>,
+    run: impl Fn(u64) -> CaseRun + Sync,
+) -> Vec<CaseRun> {
     let next = AtomicUsize::new(0);
     let state = Mutex::new(State::default());
     let worker = || loop {
+        // Checked before taking an index, so every index taken runs.
+        if past(deadline) {
+            return;
+        }
         let position = next.fetch_add(1, Ordering::SeqCst);
         let Some(&index) = indices.get(position) else { return };
         if state.lock().expect("no worker panics").lowest_failure.is_some_and(|f| f < index) {
@@ -248,14 +285,54 @@ mod tests {
             shard,
             guide: Guide::Swarm,
             until_stable: None,
+            deadline: None,
         };
         let mut all: Vec<u64> = (1..=3).flat_map(|index| plan(Shard { index, count: 3 }).indices()).collect();
         for index in 1..=3 {
             let shard = Shard { index, count: 3 };
-            assert_eq!(shard.cases_of(10), plan(shard).indices().len() as u64);
+            assert_eq!(shard.cases_of(10), plan(shard).indices().count() as u64);
             assert_eq!(shard.cases_of(1), u64::from(index == 1));
         }
         all.sort();
-        assert_eq!(all, plan(Shard::ALL).indices());
+        assert_eq!(all, plan(Shard::ALL).indices().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_deadline_keeps_a_prefix_of_the_unbounded_runs_cases() {
+        let echo = Arc::new(crate::explore::testing::Echo);
+        let space = Space { nodes: 2..=2, duration: std::time::Duration::from_secs(7), ..Space::default() };
+        let plan = |cases, guide, deadline| Plan {
+            seed: 5,
+            cases,
+            space: space.clone(),
+            jobs: 2,
+            shard: Shard::ALL,
+            guide,
+            until_stable: None,
+            deadline,
+        };
+        let digests = |exploration: Exploration| -> Vec<(u64, Digest)> {
+            exploration.runs.iter().map(|r| (r.case.index, r.digest)).collect()
+        };
+        for guide in [Guide::Swarm, Guide::Coverage] {
+            let started = Instant::now();
+            let all = digests(explore(&echo, &plan(130, guide, None), |_| {}));
+            let took = started.elapsed();
+            assert_eq!(all.len(), 130, "{guide}: the plan's every case");
+            let far = Some(Instant::now() + took * 100);
+            assert_eq!(digests(explore(&echo, &plan(130, guide, far), |_| {})), all, "{guide}: a far deadline");
+            let passed = explore(&echo, &plan(UNBOUNDED, guide, Some(Instant::now())), |_| {});
+            assert!(passed.runs.is_empty() && passed.progress.cases == 0, "{guide}: a deadline passed runs nothing");
+            // Half the bounded run's time: the unbounded run stops, having
+            // run a prefix of the same cases.
+            let halfway = Some(Instant::now() + took / 2);
+            let cut = digests(explore(&echo, &plan(UNBOUNDED, guide, halfway), |_| {}));
+            let common = cut.len().min(all.len());
+            assert_eq!(
+                cut[..common],
+                all[..common],
+                "{guide}: a prefix of the unbounded run's cases, digests included"
+            );
+        }
     }
 }

@@ -144,8 +144,16 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     // exploration needs thousands of cases for it (`tandem bench --section bugs`).
     for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| *mutation != "restart-reuses-version") {
         let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
-        let plan =
-            Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+        let plan = Plan {
+            seed,
+            cases: 500,
+            space,
+            jobs: 2,
+            shard: Shard::ALL,
+            guide: Guide::default(),
+            until_stable: None,
+            deadline: None,
+        };
         let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));

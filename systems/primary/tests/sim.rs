@@ -169,6 +169,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
                 shard: Shard::ALL,
                 guide: Guide::default(),
                 until_stable: None,
+                deadline: None,
             };
             let runs = explore(&system, &plan, |_| {}).runs;
             let failing = runs.last().filter(|r| r.failure.is_some());
@@ -216,6 +217,7 @@ fn exploration_of_the_correct_store_finds_nothing() {
         shard: Shard::ALL,
         guide: Guide::default(),
         until_stable: None,
+        deadline: None,
     };
     let runs = explore(&Arc::new(Primary), &plan, |_| {}).runs;
     assert_eq!(runs.len(), 200);

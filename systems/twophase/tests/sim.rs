@@ -119,8 +119,16 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     let mut problems = Vec::new();
     for (_, mutation, code) in BUGS {
         let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
-        let plan =
-            Plan { seed, cases: 500, space, jobs: 2, shard: Shard::ALL, guide: Guide::default(), until_stable: None };
+        let plan = Plan {
+            seed,
+            cases: 500,
+            space,
+            jobs: 2,
+            shard: Shard::ALL,
+            guide: Guide::default(),
+            until_stable: None,
+            deadline: None,
+        };
         let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let Some(failing) = failing else {
@@ -177,6 +185,7 @@ fn exploration_of_the_correct_node_finds_nothing() {
         shard: Shard::ALL,
         guide: Guide::default(),
         until_stable: None,
+        deadline: None,
     };
     let runs = explore(&system, &plan, |_| {}).runs;
     let failing: Vec<String> = runs
