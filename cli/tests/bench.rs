@@ -108,7 +108,7 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
         // operations; stale-read's swarm reproducers keep up to 17 steps.
         ("primary", &["stale-read", "ack-before-replication", "retry-applied-twice"][..], 20.0),
     ] {
-        for (bug, guide) in bugs.iter().flat_map(|bug| ["swarm", "coverage"].map(|guide| (bug, guide))) {
+        for (bug, guide) in bugs.iter().flat_map(|bug| ["swarm", "coverage", "branch"].map(|guide| (bug, guide))) {
             let missed = figure(&format!("bugs.{system}.{bug}.{guide}.missed")).expect("a count");
             if !deep.contains(bug) {
                 assert_eq!(missed, 0.0, "{system} {bug} is found by every quick seed ({guide})");
@@ -119,5 +119,9 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
                 );
             }
         }
+    }
+    for guide in ["swarm", "coverage", "branch"] {
+        let rate = figure(&format!("bugs.{guide}.found_per_cpu_minute")).expect("a rate");
+        assert!(rate > 0.0, "{guide} finds bugs: {rate} per CPU-minute");
     }
 }

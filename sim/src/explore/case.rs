@@ -286,7 +286,7 @@ mod tests {
     /// A corpus entry of `case` worth `gain`, with one branch point at 3 s.
     fn entry(case: Case, gain: u64) -> Entry {
         let reached = Reached { at: Duration::from_secs(3), node: Some(1) };
-        let points = vec![crate::explore::guide::Point { id: 0, reached, weight: 1 }];
+        let points = vec![crate::explore::guide::Point { id: 0, goal: false, reached, weight: 1 }];
         Entry { case, gain, points, tried: 0, yielded: 0, energy: gain }
     }
 

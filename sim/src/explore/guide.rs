@@ -31,8 +31,12 @@ use tandem::coverage::Reached;
 use super::case::{Case, Origin};
 use super::runner::CaseRun;
 
-/// How many cases a generation of a guided exploration has.
+/// How many cases a generation of a coverage-guided exploration has.
 pub const GENERATION: u64 = 64;
+
+/// How many cases a generation of a branching exploration has: branching
+/// starts after its first generation, so sooner than mutation does.
+pub const BRANCH_GENERATION: u64 = 16;
 
 /// How an exploration draws its cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,6 +51,17 @@ pub enum Guide {
     /// timeline up to the moment it reached something new, kept exactly,
     /// and a new future drawn after it (see [`branch`](super::branch)).
     Branch,
+}
+
+impl Guide {
+    /// How many cases a generation has when this guide steers the cases
+    /// (or `--until-stable` stops them).
+    pub fn generation(self) -> u64 {
+        match self {
+            Guide::Branch => BRANCH_GENERATION,
+            Guide::Swarm | Guide::Coverage => GENERATION,
+        }
+    }
 }
 
 impl FromStr for Guide {
@@ -113,10 +128,13 @@ pub struct Entry {
 pub struct Point {
     /// The thing, as an index into [`Progress`]'s hit counts.
     pub id: u32,
+    /// Whether it is a coverage goal (they weigh [`GOAL_GAIN`] times more).
+    pub goal: bool,
     /// When and where the case first reached it.
     pub reached: Reached,
     /// How rare it is, as of the last [`Progress::refresh`]: [`RARITY`]
-    /// over the square of the number of cases that reached it.
+    /// over the square of the number of cases that reached it, times
+    /// [`GOAL_GAIN`] for a goal.
     pub weight: u64,
 }
 
@@ -224,18 +242,19 @@ impl Progress {
     /// Counts what `run` reached (its signature hashes and goals) in the
     /// hit counts, and returns it as points.
     fn count(&mut self, run: &CaseRun) -> Vec<Point> {
-        let goals = run.coverage.iter().filter_map(|goal| Some((goal_hash(&goal.goal), goal.first?)));
-        let reached: Vec<(u64, Reached)> = run.signature.iter().map(|(h, r)| (*h, *r)).chain(goals).collect();
+        let goals = run.coverage.iter().filter_map(|goal| Some((goal_hash(&goal.goal), goal.first?, true)));
+        let hashes = run.signature.iter().map(|(h, r)| (*h, *r, false));
+        let reached: Vec<(u64, Reached, bool)> = hashes.chain(goals).collect();
         reached
             .into_iter()
-            .map(|(hash, reached)| {
+            .map(|(hash, reached, goal)| {
                 let next = self.hits.len() as u32;
                 let id = *self.ids.entry(hash).or_insert(next);
                 if id == next {
                     self.hits.push(0);
                 }
                 self.hits[id as usize] += 1;
-                Point { id, reached, weight: 0 }
+                Point { id, goal, reached, weight: 0 }
             })
             .collect()
     }
@@ -247,7 +266,7 @@ impl Progress {
             let mut worth = 0;
             for point in &mut entry.points {
                 let hits = self.hits[point.id as usize].max(1);
-                point.weight = RARITY / (hits * hits);
+                point.weight = RARITY * if point.goal { GOAL_GAIN } else { 1 } / (hits * hits);
                 worth += point.weight;
             }
             entry.energy = (worth * (1 + 2 * entry.yielded) / (1 + entry.tried)).max(1);

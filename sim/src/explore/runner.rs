@@ -8,7 +8,7 @@
 //!
 //! A run takes only its shard's cases. When coverage steers the cases
 //! ([`Guide::Coverage`], [`Guide::Branch`]) or stops the run (`until_stable`), it takes them in
-//! generations of [`GENERATION`] of its own cases: each generation's corpus
+//! generations of its own cases ([`Guide::generation`]): each generation's corpus
 //! and each case's novelty come from the shard's own cases of lower index,
 //! taken in index order. A guided shard thus guides itself: `count` shards
 //! run `count` disjoint case sets, each the same for every thread count (the
@@ -34,7 +34,7 @@ use tandem::property::{Coverage, Violation};
 use tandem::system::System;
 
 use super::case::Case;
-use super::guide::{Guide, Progress, GENERATION};
+use super::guide::{Guide, Progress};
 use super::strategy::Space;
 use crate::run::run_scenario;
 
@@ -126,12 +126,13 @@ impl Plan {
     }
 
     /// This run's cases in the batches run one after the other, those that
-    /// start before the deadline: generations of [`GENERATION`] cases when
+    /// start before the deadline: generations ([`Guide::generation`]) when
     /// coverage steers or stops the run or a deadline ends it, else one
     /// batch of every case.
     fn generations(&self) -> impl Iterator<Item = Vec<u64>> + '_ {
         let every = usize::try_from(self.shard.cases_of(self.cases)).unwrap_or(usize::MAX);
-        let size = if self.steered() || self.deadline.is_some() { GENERATION as usize } else { every.max(1) };
+        let size =
+            if self.steered() || self.deadline.is_some() { self.guide.generation() as usize } else { every.max(1) };
         let mut indices = self.indices();
         std::iter::from_fn(move || {
             let batch: Vec<u64> = indices.by_ref().take(size).collect();
