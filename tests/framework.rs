@@ -156,6 +156,10 @@ impl System for Counter {
         }
     }
 
+    fn abstract_state(&self, state: &Vec<u64>) -> Option<String> {
+        state.iter().max().map(|most| format!("counted to {most}"))
+    }
+
     fn check(
         &self,
         history: &History<Self>,
@@ -265,7 +269,23 @@ fn a_coverage_signature_is_stable_and_sees_the_faults_in_force() {
     let signature = |s: &Scenario| run_scenario(Arc::new(Counter), s, 1).outcome.signature;
     assert!(!signature(&quiet).is_empty());
     assert_eq!(signature(&quiet), signature(&quiet), "the same run, the same signature");
-    assert!(!signature(&crashed).is_subset(&signature(&quiet)), "bumps while a node is down are new");
+    let hashes = |s: &Scenario| signature(s).into_keys().collect::<std::collections::BTreeSet<u64>>();
+    assert!(!hashes(&crashed).is_subset(&hashes(&quiet)), "bumps while a node is down are new");
+}
+
+#[test]
+fn abstract_states_count_as_coverage_from_the_event_after_which_they_hold() {
+    let run = |n| run_scenario(Arc::new(Counter), &scenario(&Counter, &bumps(0, n)), 1);
+    let (one, two) = (run(1), run(2));
+    let states: Vec<&str> = two.history.abstract_states().keys().map(String::as_str).collect();
+    assert_eq!(states, ["counted to 1", "counted to 2"]);
+    let second = &two.history.events()[two.history.abstract_states()["counted to 2"]];
+    assert!(matches!(second.event, EventKind::Complete { .. }), "{second:?}");
+    let new: Vec<_> = two.outcome.signature.iter().filter(|(h, _)| !one.outcome.signature.contains_key(h)).collect();
+    assert!(
+        new.iter().any(|(_, reached)| reached.at == second.at() && reached.node == Some(0)),
+        "the new state is new coverage, reached at its event: {new:?}"
+    );
 }
 
 #[test]

@@ -190,23 +190,13 @@ fn a_disk_step_round_trips_and_bad_ones_are_located() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "a minute in a debug build: run with --release")]
 fn exploration_draws_disk_faults_and_finds_an_unsynced_acknowledgement() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
     use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
     let system = Arc::new(Journal);
     let space = Space { nodes: 1..=3, planted_bug: Some("ack-unsynced".into()), ..Space::default() };
-    let plan = Plan {
-        seed: 1,
-        cases: 300,
-        space,
-        jobs: 2,
-        shard: Shard::ALL,
-        guide: Guide::default(),
-        until_stable: None,
-        deadline: None,
-    };
+    let plan = Plan { jobs: 2, ..Plan::new(1, 300, space) };
     let runs = explore(&system, &plan, |_| {}).runs;
     assert!(
         runs.iter().any(|r| r.case.scenario.steps.iter().any(|s| matches!(s.action, Action::Disk { .. }))),

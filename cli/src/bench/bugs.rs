@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tandem_cli::bundle::Bundle;
 use tandem_sim::explore::guide::Guide;
-use tandem_sim::explore::runner::{Plan, Shard};
+use tandem_sim::explore::runner::Plan;
 use tandem_sim::explore::shrink;
 use tandem_sim::explore::strategy::Space;
 
@@ -40,8 +40,7 @@ struct SeedHunt {
 
 fn hunt(system: &dyn Bundle, bug: &str, guide: Guide, seed: u64, budget: u64) -> SeedHunt {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
-    let plan =
-        Plan { seed, cases: budget, space, jobs: 2, shard: Shard::ALL, guide, until_stable: None, deadline: None };
+    let plan = Plan { jobs: 2, guide, ..Plan::new(seed, budget, space) };
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     // Timed until the bug is found, before it is shrunk.
     let found_after = std::cell::Cell::new(None);

@@ -11,7 +11,7 @@ use super::report::{Figure, Target};
 use super::Options;
 use tandem_sim::cluster::{select_backend, Backend};
 use tandem_sim::explore::guide::Guide;
-use tandem_sim::explore::runner::{explore, Plan, Shard};
+use tandem_sim::explore::runner::{explore, Plan};
 use tandem_sim::explore::strategy::Space;
 
 /// The exploration seed of the benchmark.
@@ -21,16 +21,7 @@ const SEED: u64 = 1;
 /// `guide` says, on `backend`.
 fn cases_per_second(cases: u64, jobs: usize, guide: Guide, backend: Backend) -> f64 {
     select_backend(backend);
-    let plan = Plan {
-        seed: SEED,
-        cases,
-        space: Space::default(),
-        jobs,
-        shard: Shard::ALL,
-        guide,
-        until_stable: None,
-        deadline: None,
-    };
+    let plan = Plan { jobs, guide, ..Plan::new(SEED, cases, Space::default()) };
     let done = AtomicU64::new(0);
     let start = Instant::now();
     // A failing case stops the exploration early; the rate counts what ran.

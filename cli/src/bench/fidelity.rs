@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use tandem_cli::bundle::Bundle;
 use tandem_cli::load_all;
 use tandem_sim::explore::guide::Guide;
-use tandem_sim::explore::runner::{Plan, Shard};
+use tandem_sim::explore::runner::Plan;
 use tandem_sim::explore::shrink::Options as Shrinking;
 use tandem_sim::explore::strategy::Space;
 
@@ -37,16 +37,7 @@ struct Agreement {
 /// the first failure and confirms the reproducer over MsQuic `runs` times.
 fn reproducer(system: &dyn Bundle, bug: &str, seed: u64, cases: u64, runs: usize) -> Agreement {
     let space = Space { planted_bug: Some(bug.to_string()), ..Space::default() };
-    let plan = Plan {
-        seed,
-        cases,
-        space,
-        jobs: 2,
-        shard: Shard::ALL,
-        guide: Guide::Coverage,
-        until_stable: None,
-        deadline: None,
-    };
+    let plan = Plan { jobs: 2, guide: Guide::Coverage, ..Plan::new(seed, cases, space) };
     let hunt = system.hunt(&plan, &|_| {}, &|_| {}, &Shrinking::default());
     let name = system.info().name;
     let id = format!("fidelity.{name}.{bug}.seed{seed}.agreed");

@@ -115,6 +115,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// `cases` cases of `space` from `seed`: one thread, every shard, the
+    /// default guide, no stop but the case count. Change the rest with
+    /// struct update syntax: `Plan { jobs: 2, ..Plan::new(1, 500, space) }`.
+    pub fn new(seed: u64, cases: u64, space: Space) -> Plan {
+        Plan {
+            seed,
+            cases,
+            space,
+            jobs: 1,
+            shard: Shard::ALL,
+            guide: Guide::default(),
+            until_stable: None,
+            deadline: None,
+        }
+    }
+
     /// The indices of the cases this run takes, in order.
     pub fn indices(&self) -> impl Iterator<Item = u64> {
         (self.shard.index - 1..self.cases).step_by(self.shard.count as usize)

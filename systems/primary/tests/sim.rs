@@ -152,8 +152,7 @@ fn each_planted_bug_fails_linearizability_alone_which_a_correct_store_passes() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in a debug build: run with --release")]
 fn exploration_finds_and_shrinks_every_planted_bug() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
     use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
@@ -161,16 +160,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     for (_, mutation) in BUGS {
         for seed in [2, 3] {
             let space = Space { planted_bug: Some(mutation.to_string()), ..space() };
-            let plan = Plan {
-                seed,
-                cases: 300,
-                space,
-                jobs: 2,
-                shard: Shard::ALL,
-                guide: Guide::default(),
-                until_stable: None,
-                deadline: None,
-            };
+            let plan = Plan { jobs: 2, ..Plan::new(seed, 300, space) };
             let runs = explore(&system, &plan, |_| {}).runs;
             let failing = runs.last().filter(|r| r.failure.is_some());
             let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 300 cases (seed {seed})"));
@@ -206,19 +196,9 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in a debug build: run with --release")]
 fn exploration_of_the_correct_store_finds_nothing() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
 
-    let plan = Plan {
-        seed: 1,
-        cases: 200,
-        space: space(),
-        jobs: 2,
-        shard: Shard::ALL,
-        guide: Guide::default(),
-        until_stable: None,
-        deadline: None,
-    };
+    let plan = Plan { jobs: 2, ..Plan::new(1, 200, space()) };
     let runs = explore(&Arc::new(Primary), &plan, |_| {}).runs;
     assert_eq!(runs.len(), 200);
     let failed: Vec<_> = runs.iter().filter_map(|r| r.failure.as_ref()).collect();

@@ -107,8 +107,7 @@ fn the_commit_scenario_passes_with_either_bug() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
 fn exploration_finds_and_shrinks_every_planted_bug() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
     use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
@@ -119,16 +118,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     let mut problems = Vec::new();
     for (_, mutation, code) in BUGS {
         let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
-        let plan = Plan {
-            seed,
-            cases: 500,
-            space,
-            jobs: 2,
-            shard: Shard::ALL,
-            guide: Guide::default(),
-            until_stable: None,
-            deadline: None,
-        };
+        let plan = Plan { jobs: 2, ..Plan::new(seed, 500, space) };
         let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let Some(failing) = failing else {
@@ -166,8 +156,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
 fn exploration_of_the_correct_node_finds_nothing() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
     use tandem_sim::explore::strategy::Space;
 
     let cases = std::env::var("TWOPHASE_CLEAN_CASES")
@@ -177,16 +166,7 @@ fn exploration_of_the_correct_node_finds_nothing() {
         .ok()
         .map_or(1, |s| s.parse().expect("TWOPHASE_EXPLORE_SEED is a number"));
     let system = Arc::new(TwoPhase);
-    let plan = Plan {
-        seed,
-        cases,
-        space: Space::default(),
-        jobs: 2,
-        shard: Shard::ALL,
-        guide: Guide::default(),
-        until_stable: None,
-        deadline: None,
-    };
+    let plan = Plan { jobs: 2, ..Plan::new(seed, cases, Space::default()) };
     let runs = explore(&system, &plan, |_| {}).runs;
     let failing: Vec<String> = runs
         .iter()
