@@ -54,6 +54,22 @@ fn bundled_scenarios_pass_for_several_seeds() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The reproducers of the deep bugs reach the goals that name their
+/// preconditions, on a correct kv too (the goals judge the history only).
+#[test]
+fn the_deep_bugs_reproducers_reach_their_goals() {
+    for (file, codes) in [("restart_reuses_version", ["G4", "G5"]), ("purge_tombstones", ["G6", "G7"])] {
+        let scenario = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bugs/{file}.toml")));
+        for seed in 0..seed_count() {
+            let run = run_scenario(Arc::new(Kv), &scenario, seed);
+            let hit: Vec<&str> = run.outcome.coverage.iter().filter(|c| c.hit).map(|c| c.goal.as_str()).collect();
+            for code in codes {
+                assert!(hit.iter().any(|g| g.starts_with(&format!("{code} "))), "{file} seed {seed}: {hit:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn check_file_runs_every_bundled_scenario() {
     // The helper a user calls from `cargo test` (seeds from TANDEM_SEED / TANDEM_SEEDS).
