@@ -89,17 +89,31 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
         let figures = report["figures"].as_array().expect("figures");
         figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id}"))["value"].as_f64()
     };
-    let deep = ["rebind-drops-outbox", "restart-reuses-version"];
+    let deep = ["rebind-drops-outbox", "version-before-incarnation", "restart-reuses-version", "purge-tombstones"];
     for (system, bugs, most_steps) in [
         (
             "pubsub",
-            &["no-dedup", "self-delivery", "stale-rebind", "no-retransmit", "forget-on-restart", "rebind-drops-outbox"]
-                [..],
+            &[
+                "no-dedup",
+                "self-delivery",
+                "stale-rebind",
+                "no-retransmit",
+                "forget-on-restart",
+                "rebind-drops-outbox",
+                "version-before-incarnation",
+            ][..],
             6.0,
         ),
         (
             "kv",
-            &["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"][..],
+            &[
+                "no-tiebreak",
+                "no-clock-merge",
+                "drop-tombstones",
+                "skip-missing-keys",
+                "restart-reuses-version",
+                "purge-tombstones",
+            ][..],
             6.0,
         ),
         // A two-phase commit's bugs need a transaction, a crash and a restart around it.

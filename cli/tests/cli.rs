@@ -106,8 +106,8 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     for code in ["S1", "S2", "S3", "S4", "L1", "L2"] {
         assert!(codes.contains(&code), "{codes:?}");
     }
-    assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 6);
-    assert!(systems[1]["planted_bugs"].as_array().unwrap().len() >= 2);
+    assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 7);
+    assert_eq!(systems[1]["planted_bugs"].as_array().unwrap().len(), 6);
     assert_eq!(systems[2]["capabilities"]["storage"], serde_json::json!(true));
     assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 3);
     assert_eq!(systems[3]["operations"], serde_json::json!(["put", "get", "append"]));

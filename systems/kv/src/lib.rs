@@ -16,10 +16,10 @@
 //!   adapter observes every change of a node's store ([`KvObservation`]).
 //! - [`oracle`]: the properties, judged on what the harness observed only:
 //!   S1 reads return written values, S2 monotonic reads, L1 convergence, and
-//!   the coverage goals G1-G3.
+//!   the coverage goals G1-G7 (G4-G7 name the deep bugs' preconditions).
 //! - [`mutation`]: planted bugs (feature `mutations`): `no-tiebreak`,
 //!   `no-clock-merge`, `drop-tombstones`, `skip-missing-keys`,
-//!   `restart-reuses-version`.
+//!   `restart-reuses-version`, `purge-tombstones`.
 //! - [`workload`]: the operations exploration generates.
 //!
 //! A scenario (`scenarios/kv/*.toml`) names the system at the top:

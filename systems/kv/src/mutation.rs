@@ -10,10 +10,17 @@
 //! | `drop-tombstones` | a delete removes the key instead of writing a tombstone: the value comes back | S2 monotonic reads |
 //! | `skip-missing-keys` | anti-entropy compares only keys both sides hold: a restarted or cut-off replica never gets keys it lacks | L1 convergence |
 //! | `restart-reuses-version` | versions leave out the writer's incarnation: a node restarted while cut off writes again with the version of its last write before the crash | L1 convergence, S2 |
+//! | `purge-tombstones` | a tombstone is purged once every peer has said it holds a tombstone of the key, counting what a peer said of an earlier delete of it not purged yet: a peer cut off since keeps the value this delete deleted, and after the heal it comes back | S2 monotonic reads |
 //!
-//! The last one needs two things at once: a writer that crashes and
-//! restarts while it cannot hear the others (a fault), and writes of the
-//! same key before and after (an ordering); each alone is harmless.
+//! The last two are deep: each needs several conditions, in order, and
+//! each condition alone is harmless. `restart-reuses-version` needs a
+//! writer that crashes and restarts while it cannot hear the others (a
+//! fault), and writes of the same key before and after (an ordering).
+//! `purge-tombstones` needs, of one key: a delete every replica hears of,
+//! then a new value every replica takes before that tombstone is purged
+//! (within [`TOMBSTONE_GRACE`](crate::node::TOMBSTONE_GRACE)), then a
+//! partition (or a loss that breaks connections), a delete on one side
+//! during it, and the heal at least the grace later.
 
 use tandem::system::PlantedBug;
 
@@ -32,16 +39,19 @@ pub enum Mutation {
     SkipMissingKeys,
     /// Versions leave out the writer's incarnation.
     RestartReusesVersion,
+    /// Tombstones are purged once every connected peer holds them.
+    PurgeTombstones,
 }
 
 impl Mutation {
     /// Every planted bug.
-    pub const ALL: [Mutation; 5] = [
+    pub const ALL: [Mutation; 6] = [
         Mutation::NoTiebreak,
         Mutation::NoClockMerge,
         Mutation::DropTombstones,
         Mutation::SkipMissingKeys,
         Mutation::RestartReusesVersion,
+        Mutation::PurgeTombstones,
     ];
 
     /// Whether planted bugs are compiled in (the `mutations` feature).
@@ -82,6 +92,10 @@ impl Mutation {
                 "restart-reuses-version",
                 "versions leave out the writer's incarnation, so a node restarted while cut off reuses its last version for a different value (needs a fault and an ordering)",
             ),
+            Mutation::PurgeTombstones => (
+                "purge-tombstones",
+                "a tombstone is purged once every peer has said it holds a tombstone of the key, even of an earlier delete, so a replica cut off since brings the deleted value back (needs a delete, a new value, a partition, a second delete during it, then the heal)",
+            ),
         };
         PlantedBug { name, description }
     }
@@ -95,6 +109,7 @@ impl Mutation {
             Mutation::DropTombstones => Rules { tombstones: false, ..correct },
             Mutation::SkipMissingKeys => Rules { repair_missing: false, ..correct },
             Mutation::RestartReusesVersion => Rules { versioned_incarnation: false, ..correct },
+            Mutation::PurgeTombstones => Rules { keep_tombstones: false, ..correct },
         }
     }
 }

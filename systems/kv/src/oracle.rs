@@ -48,14 +48,33 @@
 //!   [`REPAIR_LAG`] (longer than an eager push takes on a healthy link).
 //! - **G3** (sometimes) a restarted node caught up: a node in a later
 //!   incarnation held a value written before it restarted.
+//!
+//! The goals G4-G7 name the preconditions of the deep planted bugs, in the
+//! order they must happen, so that exploration can aim at them. A node is
+//! *cut off* when the steps partitioned every other node's link to it (it
+//! can hear no one); two nodes are *apart* when their links are partitioned
+//! both ways.
+//!
+//! - **G4** (sometimes) a node restarted while cut off.
+//! - **G5** (sometimes) a node that restarted while cut off wrote, still cut
+//!   off, a key it had written before the crash (`restart-reuses-version`).
+//! - **G6** (sometimes) a key was deleted while a live node that held a
+//!   value of it was apart from the deleter.
+//! - **G7** (sometimes) after such a delete, the two were reconnected at
+//!   least [`TOMBSTONE_GRACE`] later (`purge-tombstones`).
+//!
+//! Goals are folded with the state, event by event, at a cost independent
+//! of the history's length.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tandem::history::{Event, EventKind, History, OpResult};
+use tandem::links::LinkState;
 use tandem::property::{Failure, Property};
-use tandem::scenario::NodeIdx;
+use tandem::scenario::{Action, Network, NodeIdx};
 
+pub use crate::node::TOMBSTONE_GRACE;
 use crate::{Kv, KvCondition, KvObservation, KvOp, KvOutput};
 
 /// How long two nodes must differ on a key for the repair to count for G2.
@@ -122,6 +141,8 @@ struct NodeView {
     started_us: u64,
     held: BTreeMap<String, Held>,
     known: BTreeMap<String, Knowledge>,
+    /// It started this incarnation while cut off (G4).
+    restarted_cut_off: bool,
     /// Changes a starting node reported before the harness recorded its
     /// start (possible on a multi-threaded runtime): they belong to the
     /// incarnation that is starting.
@@ -156,6 +177,26 @@ pub struct Goals {
     pub divergence_repaired: bool,
     /// G3: a restarted node caught up.
     pub restart_caught_up: bool,
+    /// G4: a node restarted while cut off.
+    pub restarted_cut_off: bool,
+    /// G5: a node restarted while cut off wrote, still cut off, a key it
+    /// had written before the crash.
+    pub rewrote_after_cut_off_restart: bool,
+    /// G6: a key was deleted while a live node holding a value of it was
+    /// apart from the deleter.
+    pub deleted_apart: bool,
+    /// G7: the two were reconnected at least [`TOMBSTONE_GRACE`] after
+    /// the delete.
+    pub rejoined_after_delete: bool,
+}
+
+/// A delete made while a node holding the key was apart from the deleter,
+/// waiting for the two to reconnect (G7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApartDelete {
+    deleter: NodeIdx,
+    holder: NodeIdx,
+    at_us: u64,
 }
 
 /// The first violation of a safety property: the index of the event that
@@ -175,6 +216,12 @@ pub struct KvState {
     deletes: BTreeMap<String, Vec<WriteId>>,
     held_ever: BTreeMap<String, BTreeSet<WriteId>>,
     reads: BTreeMap<u64, PendingRead>,
+    /// Every link as the steps left it (partitions are all that matter).
+    links: Option<LinkState>,
+    /// By node: the keys it wrote, with the incarnation of its last write of each.
+    written: BTreeMap<NodeIdx, BTreeMap<String, u64>>,
+    /// Deletes made apart from a holder, until the two reconnect (G7).
+    apart_deletes: Vec<ApartDelete>,
     /// The first S1 violation.
     pub s1: Found,
     /// The first S2 violation.
@@ -230,12 +277,30 @@ impl KvState {
         let index = self.events;
         self.events += 1;
         let t = event.t_us;
+        match &event.event {
+            EventKind::Step { action: Action::Link { change, scope }, .. } => {
+                self.links().apply(change, scope);
+                return self.links_changed(t);
+            }
+            EventKind::Settle => {
+                self.links().settle();
+                return self.links_changed(t);
+            }
+            _ => {}
+        }
         let Some(node) = event.node else { return };
         match &event.event {
             EventKind::Started { incarnation, .. } => {
                 let early = std::mem::take(&mut self.view(node).early);
-                *self.view(node) =
-                    NodeView { alive: true, incarnation: *incarnation, started_us: t, ..NodeView::default() };
+                let restarted_cut_off = *incarnation > 0 && self.cut_off(node);
+                self.goals.restarted_cut_off |= restarted_cut_off;
+                *self.view(node) = NodeView {
+                    alive: true,
+                    incarnation: *incarnation,
+                    started_us: t,
+                    restarted_cut_off,
+                    ..NodeView::default()
+                };
                 for (key, value) in early {
                     self.observed(index, node, &key, &value, t);
                 }
@@ -243,7 +308,10 @@ impl KvState {
             EventKind::Observe(KvObservation::Stored { key, value, .. }) if !self.view(node).alive => {
                 self.view(node).early.push((key.clone(), value.clone()));
             }
-            EventKind::Crashed => self.view(node).alive = false,
+            EventKind::Crashed => {
+                self.view(node).alive = false;
+                self.apart_deletes.retain(|d| d.deleter != node && d.holder != node);
+            }
             EventKind::Invoke { id, op, .. } => self.invoked(node, *id, op, t),
             EventKind::Complete { id, result } => self.completed(index, node, *id, result),
             EventKind::Observe(KvObservation::Stored { key, value, .. }) => self.observed(index, node, key, value, t),
@@ -264,6 +332,7 @@ impl KvState {
             }
         };
         let preds = view.known.get(key).map(|k| k.floor.union(&k.older).copied().collect()).unwrap_or_default();
+        self.goal_deep_write(node, key, value.is_none(), t);
         match &value {
             Some(v) => self.by_value.entry((key.clone(), v.clone())).or_default().push(id),
             None => self.deletes.entry(key.clone()).or_default().push(id),
@@ -402,6 +471,65 @@ impl KvState {
         self.goals.divergence_repaired |= repaired;
     }
 
+    /// The links, as the steps left them.
+    fn links(&mut self) -> &mut LinkState {
+        self.links.get_or_insert_with(|| LinkState::new(&Network::default()))
+    }
+
+    fn partitioned(&self, from: NodeIdx, to: NodeIdx) -> bool {
+        self.links.as_ref().is_some_and(|l| l.link(from, to).partitioned)
+    }
+
+    /// Whether `node` can hear no other node (and there is another node).
+    fn cut_off(&self, node: NodeIdx) -> bool {
+        let others = (0..self.nodes.len() as NodeIdx).filter(|&m| m != node);
+        let mut others = others.peekable();
+        others.peek().is_some() && others.all(|m| self.partitioned(m, node))
+    }
+
+    /// Whether the links between `a` and `b` are partitioned both ways.
+    fn apart(&self, a: NodeIdx, b: NodeIdx) -> bool {
+        self.partitioned(a, b) && self.partitioned(b, a)
+    }
+
+    /// G5, G6: a write (`delete` for a delete) of `key` by `node` at `t`.
+    fn goal_deep_write(&mut self, node: NodeIdx, key: &str, delete: bool, t: u64) {
+        let view = &self.nodes[node as usize];
+        let incarnation = view.incarnation;
+        let before = self.written.get(&node).and_then(|w| w.get(key)).is_some_and(|&i| i < incarnation);
+        if view.alive && view.restarted_cut_off && before && self.cut_off(node) {
+            self.goals.rewrote_after_cut_off_restart = true;
+        }
+        self.written.entry(node).or_default().insert(key.to_string(), incarnation);
+        if !delete {
+            return;
+        }
+        for holder in 0..self.nodes.len() as NodeIdx {
+            let holds = self.nodes[holder as usize].alive && self.nodes[holder as usize].value(key).is_some();
+            if holder != node && holds && self.apart(node, holder) {
+                self.goals.deleted_apart = true;
+                self.apart_deletes.push(ApartDelete { deleter: node, holder, at_us: t });
+            }
+        }
+    }
+
+    /// G7: the links changed at `t`; deletes made apart whose nodes are
+    /// together again are settled.
+    fn links_changed(&mut self, t: u64) {
+        if self.apart_deletes.is_empty() {
+            return;
+        }
+        let grace = TOMBSTONE_GRACE.as_micros() as u64;
+        let deletes = std::mem::take(&mut self.apart_deletes);
+        for delete in deletes {
+            if self.partitioned(delete.deleter, delete.holder) || self.partitioned(delete.holder, delete.deleter) {
+                self.apart_deletes.push(delete);
+            } else if t.saturating_sub(delete.at_us) >= grace {
+                self.goals.rejoined_after_delete = true;
+            }
+        }
+    }
+
     fn goal_conflict(&mut self, key: &str, value: Option<&str>, id: WriteId) {
         if self.goals.conflict_resolved {
             return;
@@ -510,6 +638,26 @@ pub fn properties() -> Vec<Property<Kv>> {
         Property::sometimes("G1", "a conflict between concurrent writes was resolved", goal(|g| g.conflict_resolved)),
         Property::sometimes("G2", "anti-entropy repaired a lasting divergence", goal(|g| g.divergence_repaired)),
         Property::sometimes("G3", "a restarted node caught up", goal(|g| g.restart_caught_up)),
+        Property::sometimes(
+            "G4",
+            "a node restarted while cut off from every other node",
+            goal(|g| g.restarted_cut_off),
+        ),
+        Property::sometimes(
+            "G5",
+            "a node restarted while cut off wrote, still cut off, a key it had written before the crash",
+            goal(|g| g.rewrote_after_cut_off_restart),
+        ),
+        Property::sometimes(
+            "G6",
+            "a key was deleted while a node holding it was partitioned from the deleter",
+            goal(|g| g.deleted_apart),
+        ),
+        Property::sometimes(
+            "G7",
+            "a node partitioned from a delete of a key it held rejoined the deleter at least the tombstone grace later",
+            goal(|g| g.rejoined_after_delete),
+        ),
     ]
 }
 
@@ -591,6 +739,14 @@ mod tests {
 
         fn state(&self) -> &KvState {
             self.history.state()
+        }
+
+        fn settle(&mut self) {
+            self.history.push(&Kv, Duration::from_millis(self.ms), None, EventKind::Settle);
+        }
+
+        fn step(&mut self, action: tandem::scenario::Action) {
+            self.history.push(&Kv, Duration::from_millis(self.ms), None, EventKind::Step { index: 0, action });
         }
 
         fn s2(&self) -> String {
@@ -839,6 +995,56 @@ mod tests {
     }
 
     #[test]
+    fn the_deep_bugs_preconditions_are_goals_in_order() {
+        use tandem::scenario::{LinkChange, Scope};
+        let link = |change, a: &[NodeIdx], b: &[NodeIdx]| Action::Link {
+            change,
+            scope: Scope::Between { a: a.to_vec(), b: b.to_vec() },
+        };
+        let goals = |h: &H| h.state().goals;
+        // restart-reuses-version: node 0 wrote k, then cannot hear node 1,
+        // restarts and writes k again.
+        let mut h = H::new(2);
+        h.put(0, "k", "a");
+        h.push(0, EventKind::Crashed);
+        h.push(0, EventKind::Started { incarnation: 1, addr: "10.0.0.1:7000".parse().unwrap() });
+        assert!(!goals(&h).restarted_cut_off, "it can hear node 1");
+        h.step(link(LinkChange::Partition { oneway: true }, &[1], &[0]));
+        h.push(0, EventKind::Crashed);
+        h.push(0, EventKind::Started { incarnation: 2, addr: "10.0.0.1:7000".parse().unwrap() });
+        assert!(goals(&h).restarted_cut_off);
+        h.put(0, "j", "x");
+        assert!(!goals(&h).rewrote_after_cut_off_restart, "j is new");
+        h.put(0, "k", "b");
+        assert!(goals(&h).rewrote_after_cut_off_restart);
+
+        // purge-tombstones: node 1 holds k when node 0, apart from it,
+        // deletes k; they rejoin too soon, then late enough.
+        let mut h = H::new(2);
+        h.put(0, "k", "a");
+        h.stored(1, "k", Some("a"));
+        h.delete(0, "k");
+        assert!(!goals(&h).deleted_apart, "not apart");
+        h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
+        h.delete(0, "k");
+        assert!(goals(&h).deleted_apart);
+        h.tick(500).step(link(LinkChange::Heal, &[0], &[1]));
+        assert!(!goals(&h).rejoined_after_delete, "within the grace");
+        h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
+        h.delete(0, "k");
+        h.tick(3500).push(1, EventKind::Crashed);
+        h.settle();
+        assert!(!goals(&h).rejoined_after_delete, "the holder crashed");
+        h.push(1, EventKind::Started { incarnation: 1, addr: "10.0.0.2:7000".parse().unwrap() });
+        h.stored(1, "k", Some("a"));
+        h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
+        h.delete(0, "k");
+        h.tick(3500).settle();
+        assert!(goals(&h).rejoined_after_delete);
+        assert_eq!((h.state().s1.clone(), h.state().s2.clone()), (None, None));
+    }
+
+    #[test]
     fn the_judge_reports_each_property_at_its_event() {
         let mut h = H::new(2);
         let properties = properties();
@@ -856,7 +1062,7 @@ mod tests {
         let end = judge.finish(&H::new(2).history, Duration::ZERO);
         assert!(end.is_ok());
         let coverage = judge.coverage();
-        assert_eq!(coverage.len(), 3);
+        assert_eq!(coverage.len(), 7);
         assert!(coverage.iter().all(|c| !c.hit));
     }
 }

@@ -101,12 +101,25 @@ pub struct Rules {
     /// restarted with its clock at 0 can give a new write the version of
     /// an older, different one.
     pub versioned_incarnation: bool,
+    /// A tombstone is kept for ever. Without it, the node purges a tombstone
+    /// once every peer has said it holds a tombstone *of that key* (see
+    /// [`Store::purge`]), counting what a peer said of an earlier delete: a
+    /// peer that took a newer value since, and was cut off before this
+    /// delete, gives that value back after the heal.
+    pub keep_tombstones: bool,
 }
 
 impl Default for Rules {
     /// The correct rules.
     fn default() -> Self {
-        Rules { tiebreak: true, clock_merge: true, tombstones: true, repair_missing: true, versioned_incarnation: true }
+        Rules {
+            tiebreak: true,
+            clock_merge: true,
+            tombstones: true,
+            repair_missing: true,
+            versioned_incarnation: true,
+            keep_tombstones: true,
+        }
     }
 }
 
@@ -231,6 +244,20 @@ impl Store {
         }
     }
 
+    /// Drops the register of `key` when it is still the tombstone `version`
+    /// (the clock keeps its value). Returns whether it did. A correct node
+    /// never calls it ([`Rules::keep_tombstones`]): a purged tombstone no
+    /// longer beats the older value it deleted.
+    pub fn purge(&mut self, key: &str, version: Version) -> bool {
+        match self.entries.get(key) {
+            Some(entry) if entry.value.is_none() && entry.version == version => {
+                self.entries.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Every key with its version, in key order.
     pub fn digest(&self) -> Digest {
         self.entries.iter().map(|(k, e)| (k.clone(), e.version)).collect()
@@ -258,7 +285,9 @@ impl Store {
         for (key, entry) in &self.entries {
             let send = match theirs.get(key.as_str()) {
                 Some(&version) => self.rules.newer(entry.version, version),
-                None => self.rules.repair_missing,
+                // A store that purges tombstones sends none to a peer that
+                // lacks the key: it may have purged it.
+                None => self.rules.repair_missing && (self.rules.keep_tombstones || entry.value.is_some()),
             };
             if send {
                 give.push((key.clone(), entry.clone()));
@@ -417,6 +446,18 @@ mod tests {
         assert_eq!(a.delete("k").0, None);
         sync(&mut a, &mut b);
         assert_eq!(a.get("k"), Some("v"));
+        // purged tombstones: the older value comes back from a replica that
+        // missed the delete.
+        let mut s = Store::new(0, 0, Rules::default());
+        let mut cut_off = Store::new(1, 0, Rules::default());
+        s.put("k", "v");
+        sync(&mut s, &mut cut_off);
+        let (tomb, _) = s.delete("k");
+        let tomb = tomb.unwrap();
+        assert!(!s.purge("k", Version::new(1, 0)), "only the tombstone itself");
+        assert!(s.purge("k", tomb.version) && s.is_empty());
+        sync(&mut s, &mut cut_off);
+        assert_eq!(s.get("k"), Some("v"));
         // no repair of missing keys: a fresh replica stays empty.
         let rules = Rules { repair_missing: false, ..Rules::default() };
         let (mut a, mut b) = (Store::new(0, 0, rules), Store::new(1, 0, rules));

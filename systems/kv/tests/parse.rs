@@ -123,7 +123,14 @@ fn adapter_surface() {
     if cfg!(feature = "mutations") {
         assert_eq!(
             bugs,
-            ["no-tiebreak", "no-clock-merge", "drop-tombstones", "skip-missing-keys", "restart-reuses-version"]
+            [
+                "no-tiebreak",
+                "no-clock-merge",
+                "drop-tombstones",
+                "skip-missing-keys",
+                "restart-reuses-version",
+                "purge-tombstones"
+            ]
         );
     } else {
         assert!(bugs.is_empty(), "planted bugs exist only with the `mutations` feature");

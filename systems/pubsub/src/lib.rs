@@ -21,7 +21,9 @@
 //!   L2 delivery, and coverage goals.
 //! - Knobs ([`knobs`]): the outbox capacity and the node's timers.
 //! - Planted bugs (feature `mutations`): `no-dedup`, `self-delivery`,
-//!   `stale-rebind`, `no-retransmit`, `forget-on-restart`.
+//!   `stale-rebind`, `no-retransmit`, `forget-on-restart`,
+//!   `rebind-drops-outbox`, `version-before-incarnation` (see
+//!   [`node::mutation`]).
 //!
 //! A scenario for it, parsed and checked before anything runs:
 //!

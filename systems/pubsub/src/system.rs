@@ -76,7 +76,7 @@ impl System for PubSub {
         Capabilities { rebind: true, ..Capabilities::default() }
     }
 
-    /// The node's five mutations; they change behaviour only in a build with
+    /// The node's planted bugs ([`Mutation::ALL`]); they change behaviour only in a build with
     /// the `mutations` feature (a node asked for one in another build does
     /// not start).
     fn planted_bugs(&self) -> Vec<PlantedBug> {
@@ -141,8 +141,23 @@ impl System for PubSub {
         condition.check(history.state(), history.nodes(), node)
     }
 
+    /// The [messaging set](crate::messaging::properties), and two goals
+    /// that name the preconditions of the deep bug
+    /// `version-before-incarnation`, in order: G4 a node restarted after
+    /// rebinding twice, G5 it then rebound again (fewer times than before).
     fn properties(&self) -> Vec<Property<Self>> {
-        messaging::properties()
+        let mut properties = messaging::properties();
+        properties.push(Property::sometimes(
+            "G4",
+            "a node restarted after rebinding twice",
+            |history: &History<Self>, _: &Event<Self>| history.state().goals().restart_after_rebinds,
+        ));
+        properties.push(Property::sometimes(
+            "G5",
+            "a node that restarted after rebinding twice rebound again",
+            |history: &History<Self>, _: &Event<Self>| history.state().goals().rebind_after_restart,
+        ));
+        properties
     }
 
     fn outcome(&self, history: &History<Self>, node: NodeIdx) -> NodeOutcome {

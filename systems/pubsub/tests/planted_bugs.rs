@@ -162,3 +162,62 @@ heal = {}
         assert!(run.outcome.passed(), "{text}: {:?}", run.outcome.failure);
     }
 }
+
+#[test]
+fn version_before_incarnation_breaks_l1_only_after_two_rebinds_a_restart_and_a_rebind() {
+    // Node 1 rebinds twice (address version 2), crashes and restarts
+    // (incarnation 1, version 0 again), then rebinds (version 1): node 0
+    // orders records by version first and keeps the old address.
+    let text = r#"
+nodes = 2
+duration = "12s"
+settle = "3s"
+[[step]]
+await = { converged = true, timeout = "2s" }
+[[step]]
+rebind = { node = 1 }
+[[step]]
+after = "500ms"
+rebind = { node = 1 }
+[[step]]
+after = "500ms"
+crash = { node = 1 }
+[[step]]
+after = "500ms"
+restart = { node = 1 }
+[[step]]
+after = "1s"
+rebind = { node = 1 }
+"#;
+    caught(
+        text,
+        "version-before-incarnation",
+        "L1 membership convergence: node 0 knows node 1 at 192.168.0.2:20002 but it is at 192.168.0.2:20003",
+    );
+    let mut scenario = Scenario::parse(text, "seeds.toml", &PubSub).unwrap();
+    for seed in 1..20 {
+        let clean = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, seed);
+        assert!(clean.outcome.passed(), "seed {seed}: {:?}", clean.outcome.failure);
+    }
+    scenario.planted_bug = Some("version-before-incarnation".into());
+    for seed in 1..20 {
+        let failure = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, seed).outcome.failure;
+        assert_eq!(failure.map(|f| f.code), Some("L1".to_string()), "seed {seed}");
+    }
+    // Any condition left out is harmless: one rebind before the crash, no
+    // crash, or no rebind after the restart.
+    let one_rebind_before = text.replacen("rebind = { node = 1 }", "broadcast = { from = 0 }", 1);
+    let no_restart = text
+        .replace("crash = { node = 1 }", "broadcast = { from = 0 }")
+        .replace("restart = { node = 1 }", "broadcast = { from = 1 }");
+    let no_rebind_after = {
+        let at = text.rfind("rebind = { node = 1 }").unwrap();
+        format!("{}broadcast = {{ from = 0 }}\n", &text[..at])
+    };
+    for text in [one_rebind_before, no_restart, no_rebind_after] {
+        let mut scenario = Scenario::parse(&text, "one.toml", &PubSub).unwrap();
+        scenario.planted_bug = Some("version-before-incarnation".into());
+        let run = tandem_sim::run_scenario(Arc::new(PubSub), &scenario, 0);
+        assert!(run.outcome.passed(), "{text}: {:?}", run.outcome.failure);
+    }
+}

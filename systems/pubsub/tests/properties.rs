@@ -162,6 +162,8 @@ fn the_property_set_has_the_codes_and_names_of_the_spec() {
             "G1 delivered after a restart (sometimes)",
             "G2 delivered across a healed partition (sometimes)",
             "G3 delivered after a rebind (sometimes)",
+            "G4 a node restarted after rebinding twice (sometimes)",
+            "G5 a node that restarted after rebinding twice rebound again (sometimes)",
         ]
     );
 }
@@ -177,7 +179,7 @@ fn a_correct_run_passes_and_reaches_no_goal() {
     run.deliver(2, id(1, 0, 0), MessageKind::Direct, 2);
     let judge = run.passes();
     let coverage = judge.coverage();
-    assert_eq!(coverage.len(), 3);
+    assert_eq!(coverage.len(), 5);
     assert!(coverage.iter().all(|c| !c.hit), "{coverage:?}");
 }
 

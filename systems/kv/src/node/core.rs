@@ -3,7 +3,7 @@
 //! report back, so every decision happens in one place, in a deterministic
 //! order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +21,9 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
 
-use super::{Change, ChangeFeed, Command, Config, Timing, ENTRIES_BUDGET};
+use super::{Change, ChangeFeed, Command, Config, Timing, ENTRIES_BUDGET, TOMBSTONE_GRACE};
 use crate::mutation;
-use crate::store::{Entry, Merged, Store};
+use crate::store::{Entry, Merged, Store, Version};
 use crate::wire::{self, Body, Member, Message};
 
 type ConnId = u64;
@@ -51,6 +51,16 @@ struct Peer {
     attempts: u64,
 }
 
+/// What the `purge-tombstones` bug keeps of a key deleted and not purged
+/// since: its tombstone now (`None` once the key is written again), the
+/// peers that said they hold the key's tombstone, and when the tombstone
+/// was stored or the last of them said so.
+struct Purging {
+    version: Option<Version>,
+    acked: BTreeSet<u32>,
+    since: Instant,
+}
+
 struct Conn {
     /// The peer: known for outbound connections, learned from the first
     /// message for inbound ones.
@@ -69,6 +79,8 @@ pub(super) struct Core<T: Transport> {
     probe: Probe,
     on_change: Option<ChangeFeed>,
     store: Store,
+    /// Tombstones to purge (only with the `purge-tombstones` bug).
+    purging: BTreeMap<String, Purging>,
     rng: ChaCha8Rng,
     peers: BTreeMap<u32, Peer>,
     conns: BTreeMap<ConnId, Conn>,
@@ -122,6 +134,7 @@ impl<T: Transport> Core<T> {
             probe: config.probe,
             on_change: config.on_change,
             store: Store::new(config.index, config.incarnation, mutation::rules(config.mutation)),
+            purging: BTreeMap::new(),
             rng,
             peers,
             conns: BTreeMap::new(),
@@ -203,6 +216,7 @@ impl<T: Transport> Core<T> {
     /// Sends every connected peer a summary: the digest's hash and the
     /// address table.
     fn summarize(&mut self) {
+        self.purge_tombstones();
         let members: Vec<Member> = self.peers.values().map(|p| p.record).chain([self.me]).collect();
         let body = Body::Summary { hash: self.store.digest_hash(), members };
         let Some(frame) = self.frame(body) else { return };
@@ -408,9 +422,12 @@ impl<T: Transport> Core<T> {
                 }
                 if hash != self.store.digest_hash() {
                     self.send(conn, Body::Digest { versions: self.store.digest() });
+                } else {
+                    self.acked_all(from.index);
                 }
             }
             Body::Digest { versions } => {
+                self.acked(from.index, &versions);
                 let (give, want) = self.store.diff(&versions);
                 let divergent = !give.is_empty() || !want.is_empty();
                 tandem::sometimes!(self.probe, divergent, "a digest exchange found divergent keys");
@@ -423,8 +440,14 @@ impl<T: Transport> Core<T> {
                     self.merge(key, entry, repair);
                 }
                 if !want.is_empty() {
-                    let give: Vec<(String, Entry)> =
-                        want.into_iter().filter_map(|k| Some((k.clone(), self.store.entry(&k)?.clone()))).collect();
+                    // A node that purges tombstones gives none back (the
+                    // asker may have purged it).
+                    let keep = self.store.rules().keep_tombstones;
+                    let give: Vec<(String, Entry)> = want
+                        .into_iter()
+                        .filter_map(|k| Some((k.clone(), self.store.entry(&k)?.clone())))
+                        .filter(|(_, e)| keep || e.value.is_some())
+                        .collect();
                     self.send_entries(conn, give, Vec::new(), true);
                 }
             }
@@ -471,9 +494,79 @@ impl<T: Transport> Core<T> {
         }
     }
 
-    fn changed(&self, key: &str, value: Option<String>, version: Option<crate::store::Version>) {
+    fn changed(&mut self, key: &str, value: Option<String>, version: Option<Version>) {
+        if !self.store.rules().keep_tombstones {
+            // The planted defect: the acknowledgements are kept per key; a
+            // local delete forgets them, but a merged tombstone does not.
+            let tombstone = version.filter(|_| value.is_none());
+            let since = Instant::now();
+            match self.purging.get_mut(key) {
+                Some(purging) => {
+                    purging.version = tombstone;
+                    purging.since = since;
+                }
+                None if tombstone.is_some() => {
+                    let purging = Purging { version: tombstone, acked: BTreeSet::new(), since };
+                    self.purging.insert(key.to_string(), purging);
+                }
+                None => {}
+            }
+        }
         if let Some(feed) = &self.on_change {
             feed.send(&Change { key: key.to_string(), value, version });
+        }
+    }
+
+    // ----- tombstone purging (the `purge-tombstones` bug) ---------------------
+
+    /// `peer` sent its digest: it holds the tombstones it has at least as new.
+    fn acked(&mut self, peer: u32, theirs: &[(String, Version)]) {
+        if self.purging.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for (key, version) in theirs {
+            if let Some(purging) = self.purging.get_mut(key) {
+                if purging.version.is_some_and(|t| *version >= t) && purging.acked.insert(peer) {
+                    purging.since = now;
+                }
+            }
+        }
+    }
+
+    /// `peer`'s digest hash is this node's: it holds every tombstone.
+    fn acked_all(&mut self, peer: u32) {
+        let now = Instant::now();
+        for purging in self.purging.values_mut().filter(|p| p.version.is_some()) {
+            if purging.acked.insert(peer) {
+                purging.since = now;
+            }
+        }
+    }
+
+    /// Purges every tombstone that each peer has said it holds,
+    /// [`TOMBSTONE_GRACE`] after the last of them said so. The planted
+    /// defect: for a tombstone merged from another node, a peer that said so
+    /// of an *earlier* tombstone of the key (one written over before it was
+    /// purged) still counts, though it may since have taken the newer value
+    /// that this tombstone deleted, and been cut off before it could hear of
+    /// the delete: that value comes back after the heal.
+    fn purge_tombstones(&mut self) {
+        if self.purging.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<(String, Version)> = self
+            .purging
+            .iter()
+            .filter(|(_, p)| now >= p.since + TOMBSTONE_GRACE && self.peers.keys().all(|i| p.acked.contains(i)))
+            .filter_map(|(key, p)| Some((key.clone(), p.version?)))
+            .collect();
+        for (key, version) in due {
+            self.purging.remove(&key);
+            if self.store.purge(&key, version) {
+                tracing::debug!(key, %version, "tombstone purged");
+            }
         }
     }
 
@@ -511,6 +604,10 @@ impl<T: Transport> Core<T> {
                             "a local write is newer than the value it replaces"
                         );
                         self.changed(&key, None, Some(entry.version));
+                        if let Some(purging) = self.purging.get_mut(&key) {
+                            // A new local tombstone: no peer holds it yet.
+                            purging.acked.clear();
+                        }
                         self.push(&key, entry);
                     }
                     None if previous.is_some() => self.changed(&key, None, None),

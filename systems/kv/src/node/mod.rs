@@ -135,6 +135,13 @@ pub struct Config {
     pub probe: Probe,
 }
 
+/// How long the `purge-tombstones` bug waits, after the last peer said it
+/// holds a tombstone, before purging it (a correct node keeps every
+/// tombstone). Longer than any frame takes to arrive (a connection whose
+/// frame goes unacknowledged for 2 s closes), so a value sent before the
+/// last acknowledgement has arrived, or never will, by the purge.
+pub const TOMBSTONE_GRACE: Duration = Duration::from_secs(3);
+
 /// Bytes of entries per frame; larger anti-entropy answers are split.
 pub(crate) const ENTRIES_BUDGET: usize = 256 * 1024;
 

@@ -77,6 +77,13 @@ pub struct Goals {
     pub across_partition: bool,
     /// A node delivered a message after it had rebound.
     pub after_rebind: bool,
+    /// A node restarted after rebinding at least twice in its previous
+    /// incarnation (its address version starts again below the old one).
+    pub restart_after_rebinds: bool,
+    /// A node that restarted after rebinding at least twice rebound again,
+    /// fewer times than before the restart (its new address comes with a
+    /// lower version than the old one).
+    pub rebind_after_restart: bool,
 }
 
 /// What the ledger knows of one node.
@@ -90,6 +97,10 @@ pub struct NodeState<I> {
     pub starts: u32,
     /// Whether it ever rebound.
     pub rebound: bool,
+    /// How many times it rebound in its current incarnation.
+    pub rebinds: u32,
+    /// How many times it rebound in its previous incarnation.
+    pub rebinds_before: u32,
     /// How many messages it delivered, all incarnations.
     pub delivered: u64,
     /// The tags it delivered, all incarnations.
@@ -107,6 +118,8 @@ impl<I> Default for NodeState<I> {
             incarnation: 0,
             starts: 0,
             rebound: false,
+            rebinds: 0,
+            rebinds_before: 0,
             delivered: 0,
             tags: BTreeSet::new(),
             view: BTreeMap::new(),
@@ -173,15 +186,27 @@ impl<I: Clone + Ord> Ledger<I> {
                 let n = self.node_mut(node?);
                 n.alive = true;
                 n.incarnation = *incarnation;
+                if n.starts > 0 {
+                    n.rebinds_before = n.rebinds;
+                }
+                let behind = n.starts > 0 && n.rebinds_before >= 2;
+                n.rebinds = 0;
                 n.starts += 1;
                 n.view.clear();
+                self.goals.restart_after_rebinds |= behind;
             }
             EventKind::Crashed => {
                 let n = self.node_mut(node?);
                 n.alive = false;
                 n.view.clear();
             }
-            EventKind::Rebound { .. } => self.node_mut(node?).rebound = true,
+            EventKind::Rebound { .. } => {
+                let n = self.node_mut(node?);
+                n.rebound = true;
+                n.rebinds += 1;
+                let behind = n.starts > 1 && n.rebinds_before >= 2 && n.rebinds < n.rebinds_before;
+                self.goals.rebind_after_restart |= behind;
+            }
             EventKind::Invoke { id, step, op, .. } => {
                 let origin = node?;
                 let message = S::message(op, *step)?;

@@ -585,7 +585,18 @@ impl<T: Transport> Core<T> {
     /// Whether `record` would change the view: another member, unknown or newer.
     fn is_news(&self, record: &MemberRecord) -> bool {
         record.id != self.me.record.id
-            && self.members.get(&record.id).is_none_or(|m| record.is_newer_than(&m.signed.record))
+            && self.members.get(&record.id).is_none_or(|m| self.supersedes(record, &m.signed.record))
+    }
+
+    /// Whether `record` supersedes `known`, a record of the same member: a
+    /// later incarnation, then a later address version.
+    fn supersedes(&self, record: &MemberRecord, known: &MemberRecord) -> bool {
+        if self.config.has(Mutation::VersionBeforeIncarnation) {
+            // The planted bug: a restart starts the version at 0 again, so
+            // the record of a node that rebound before its crash loses.
+            return (record.version, record.incarnation) > (known.version, known.incarnation);
+        }
+        record.is_newer_than(known)
     }
 
     /// Merges what a peer says about a member (already checked against the
@@ -598,6 +609,7 @@ impl<T: Transport> Core<T> {
         }
         let now = Instant::now();
         let full = self.members.len() >= self.config.max_members;
+        let newer = self.members.get(&record.id).is_some_and(|m| self.supersedes(&record, &m.signed.record));
         match self.members.get_mut(&record.id) {
             None if full => {
                 tracing::debug!(peer = %record.id, "membership full; ignoring a new member");
@@ -617,7 +629,7 @@ impl<T: Transport> Core<T> {
                     },
                 );
             }
-            Some(member) if record.is_newer_than(&member.signed.record) => {
+            Some(member) if newer => {
                 let restarted = record.incarnation != member.signed.record.incarnation;
                 let moved = record.addr != member.signed.record.addr;
                 member.signed = signed;

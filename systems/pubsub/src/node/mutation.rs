@@ -1,5 +1,23 @@
 //! Planted bugs: deliberate defects that exploration must find.
 //!
+//! | name | defect | caught by |
+//! |---|---|---|
+//! | `no-dedup` | the receiver skips de-duplication: a resent message is delivered again | S2 no duplicates |
+//! | `self-delivery` | the origin delivers its own broadcast | S1 no self-delivery |
+//! | `stale-rebind` | a rebind is advertised without a new address version | L1 membership convergence |
+//! | `no-retransmit` | unacknowledged messages are not resent on a new connection | L2 delivery |
+//! | `forget-on-restart` | an origin forgets what it owes a peer that restarted | L2 delivery |
+//! | `rebind-drops-outbox` | a rebind drops the messages still unacknowledged | L2 delivery |
+//! | `version-before-incarnation` | member records are ordered by address version before incarnation: a node that rebound twice, restarted and rebound again is ignored at its new address | L1 membership convergence |
+//!
+//! The last two are deep. `rebind-drops-outbox` needs a fault that holds
+//! acknowledgements back and a rebind during it. `version-before-incarnation`
+//! needs, all on one node and in this order, two rebinds, a crash and a
+//! restart (which starts the address version at 0 again), then a rebind:
+//! its record then has a higher incarnation but a lower version than the
+//! one its peers hold, and they keep dialling its old address. Any one of
+//! those alone is harmless.
+//!
 //! The names are always known (so scenario files naming a mutation parse in
 //! every build), but a mutation only changes behaviour when the crate is built
 //! with the `mutations` feature; [`Mutation::available`] tells which.
@@ -23,17 +41,21 @@ pub enum Mutation {
     /// A rebind drops the messages still unacknowledged (breaks L2); needs
     /// a fault that holds acknowledgements back and a rebind on top of it.
     RebindDropsOutbox,
+    /// Member records are ordered by address version before incarnation
+    /// (breaks L1); needs two rebinds, a restart, then a rebind, of one node.
+    VersionBeforeIncarnation,
 }
 
 impl Mutation {
     /// Every mutation, in a fixed order.
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 7] = [
         Mutation::NoDedup,
         Mutation::SelfDelivery,
         Mutation::StaleRebind,
         Mutation::NoRetransmit,
         Mutation::ForgetOnRestart,
         Mutation::RebindDropsOutbox,
+        Mutation::VersionBeforeIncarnation,
     ];
 
     /// The name used on the command line and in scenario files.
@@ -45,6 +67,7 @@ impl Mutation {
             Mutation::NoRetransmit => "no-retransmit",
             Mutation::ForgetOnRestart => "forget-on-restart",
             Mutation::RebindDropsOutbox => "rebind-drops-outbox",
+            Mutation::VersionBeforeIncarnation => "version-before-incarnation",
         }
     }
 
@@ -58,6 +81,9 @@ impl Mutation {
             Mutation::ForgetOnRestart => "an origin forgets what it owes a peer that restarted (breaks L2)",
             Mutation::RebindDropsOutbox => {
                 "a rebind drops the messages still unacknowledged, so a peer cut off at the time never gets them (breaks L2; needs a fault and a rebind during it)"
+            }
+            Mutation::VersionBeforeIncarnation => {
+                "member records are ordered by address version before incarnation, so a node that rebound twice, restarted and rebound again stays known at its old address (breaks L1; needs two rebinds, a restart, then a rebind)"
             }
         }
     }
@@ -76,7 +102,7 @@ impl fmt::Display for Mutation {
 
 /// An unknown mutation name; the message lists the known ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mutation `{0}`, expected one of: no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart, rebind-drops-outbox")]
+#[error("unknown mutation `{0}`, expected one of: no-dedup, self-delivery, stale-rebind, no-retransmit, forget-on-restart, rebind-drops-outbox, version-before-incarnation")]
 pub struct UnknownMutation(pub String);
 
 impl FromStr for Mutation {
