@@ -171,8 +171,7 @@ fn purge_tombstones_needs_each_of_its_conditions() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "minutes in a debug build: run with --release")]
 fn exploration_finds_and_shrinks_every_planted_bug() {
-    use tandem_sim::explore::guide::Guide;
-    use tandem_sim::explore::runner::{explore, Plan, Shard};
+    use tandem_sim::explore::runner::{explore, Plan};
     use tandem_sim::explore::shrink::{shrink, Options};
     use tandem_sim::explore::strategy::Space;
 
@@ -183,16 +182,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     let deep = ["restart-reuses-version", "purge-tombstones"];
     for (_, mutation, _) in BUGS.into_iter().filter(|(_, mutation, _)| !deep.contains(mutation)) {
         let space = Space { planted_bug: Some(mutation.to_string()), ..Space::default() };
-        let plan = Plan {
-            seed,
-            cases: 500,
-            space,
-            jobs: 2,
-            shard: Shard::ALL,
-            guide: Guide::default(),
-            until_stable: None,
-            deadline: None,
-        };
+        let plan = Plan { jobs: 2, ..Plan::new(seed, 500, space) };
         let runs = explore(&system, &plan, |_| {}).runs;
         let failing = runs.last().filter(|r| r.failure.is_some());
         let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));
