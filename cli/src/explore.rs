@@ -492,6 +492,7 @@ fn case_json(run: &CaseRun) -> serde_json::Value {
         "result": Verdict::of(run.failure.is_none()),
         "failure": run.failure.as_ref().map(ToString::to_string),
         "new": run.new,
+        "goals": run.coverage.iter().filter(|goal| goal.hit).map(|goal| goal.goal.as_str()).collect::<Vec<_>>(),
         "origin": match &run.case.origin {
             Origin::Fresh => json!("fresh"),
             Origin::Mutant { parent, mutations } => json!({

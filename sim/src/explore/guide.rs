@@ -134,7 +134,7 @@ pub struct Point {
     pub reached: Reached,
     /// How rare it is, as of the last [`Progress::refresh`]: [`RARITY`]
     /// over the square of the number of cases that reached it, times
-    /// [`GOAL_GAIN`] for a goal.
+    /// [`GOAL_GAIN`] for a goal (the system declared it worth reaching).
     pub weight: u64,
 }
 

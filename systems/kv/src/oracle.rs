@@ -57,7 +57,8 @@
 //!
 //! - **G4** (sometimes) a node restarted while cut off.
 //! - **G5** (sometimes) a node that restarted while cut off wrote, still cut
-//!   off, a key it had written before the crash (`restart-reuses-version`).
+//!   off, a key whose value from its last life another node holds
+//!   (`restart-reuses-version`).
 //! - **G6** (sometimes) a key was deleted while a live node that held a
 //!   value of it was apart from the deleter.
 //! - **G7** (sometimes) after such a delete, the two were reconnected at
@@ -179,8 +180,8 @@ pub struct Goals {
     pub restart_caught_up: bool,
     /// G4: a node restarted while cut off.
     pub restarted_cut_off: bool,
-    /// G5: a node restarted while cut off wrote, still cut off, a key it
-    /// had written before the crash.
+    /// G5: a node restarted while cut off wrote, still cut off, a key whose
+    /// value from its last life another node holds.
     pub rewrote_after_cut_off_restart: bool,
     /// G6: a key was deleted while a live node holding a value of it was
     /// apart from the deleter.
@@ -218,8 +219,9 @@ pub struct KvState {
     reads: BTreeMap<u64, PendingRead>,
     /// Every link as the steps left it (partitions are all that matter).
     links: Option<LinkState>,
-    /// By node: the keys it wrote, with the incarnation of its last write of each.
-    written: BTreeMap<NodeIdx, BTreeMap<String, u64>>,
+    /// By node: the keys it wrote, with the incarnation and the value
+    /// (`None`: a delete) of its last write of each.
+    written: BTreeMap<NodeIdx, BTreeMap<String, (u64, Option<String>)>>,
     /// Deletes made apart from a holder, until the two reconnect (G7).
     apart_deletes: Vec<ApartDelete>,
     /// The first S1 violation.
@@ -332,7 +334,7 @@ impl KvState {
             }
         };
         let preds = view.known.get(key).map(|k| k.floor.union(&k.older).copied().collect()).unwrap_or_default();
-        self.goal_deep_write(node, key, value.is_none(), t);
+        self.goal_deep_write(node, key, &value, t);
         match &value {
             Some(v) => self.by_value.entry((key.clone(), v.clone())).or_default().push(id),
             None => self.deletes.entry(key.clone()).or_default().push(id),
@@ -492,16 +494,22 @@ impl KvState {
         self.partitioned(a, b) && self.partitioned(b, a)
     }
 
-    /// G5, G6: a write (`delete` for a delete) of `key` by `node` at `t`.
-    fn goal_deep_write(&mut self, node: NodeIdx, key: &str, delete: bool, t: u64) {
+    /// G5, G6: a write of `key` by `node` at `t` (`value` `None`: a delete).
+    fn goal_deep_write(&mut self, node: NodeIdx, key: &str, value: &Option<String>, t: u64) {
         let view = &self.nodes[node as usize];
         let incarnation = view.incarnation;
-        let before = self.written.get(&node).and_then(|w| w.get(key)).is_some_and(|&i| i < incarnation);
-        if view.alive && view.restarted_cut_off && before && self.cut_off(node) {
+        let earlier = self.written.get(&node).and_then(|w| w.get(key)).filter(|(i, _)| *i < incarnation);
+        let held_elsewhere = |last: &Option<String>| {
+            self.nodes.iter().enumerate().any(|(other, view)| {
+                other != node as usize && view.alive && last.is_some() && view.value(key) == last.as_deref()
+            })
+        };
+        let rewrote = earlier.is_some_and(|(_, last)| held_elsewhere(last));
+        if view.alive && view.restarted_cut_off && rewrote && self.cut_off(node) {
             self.goals.rewrote_after_cut_off_restart = true;
         }
-        self.written.entry(node).or_default().insert(key.to_string(), incarnation);
-        if !delete {
+        self.written.entry(node).or_default().insert(key.to_string(), (incarnation, value.clone()));
+        if value.is_some() {
             return;
         }
         for holder in 0..self.nodes.len() as NodeIdx {
@@ -645,7 +653,7 @@ pub fn properties() -> Vec<Property<Kv>> {
         ),
         Property::sometimes(
             "G5",
-            "a node restarted while cut off wrote, still cut off, a key it had written before the crash",
+            "a node restarted while cut off wrote, still cut off, a key whose value from its last life another node holds",
             goal(|g| g.rewrote_after_cut_off_restart),
         ),
         Property::sometimes(
@@ -1002,10 +1010,11 @@ mod tests {
             scope: Scope::Between { a: a.to_vec(), b: b.to_vec() },
         };
         let goals = |h: &H| h.state().goals;
-        // restart-reuses-version: node 0 wrote k, then cannot hear node 1,
-        // restarts and writes k again.
+        // restart-reuses-version: node 0 wrote k, node 1 stored it, then
+        // node 0 cannot hear node 1, restarts and writes k again.
         let mut h = H::new(2);
         h.put(0, "k", "a");
+        h.stored(1, "k", Some("a"));
         h.push(0, EventKind::Crashed);
         h.push(0, EventKind::Started { incarnation: 1, addr: "10.0.0.1:7000".parse().unwrap() });
         assert!(!goals(&h).restarted_cut_off, "it can hear node 1");
