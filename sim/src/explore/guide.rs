@@ -300,3 +300,57 @@ impl Progress {
 fn goal_hash(goal: &str) -> u64 {
     xxh3_64([b"goal/", goal.as_bytes()].concat().as_slice())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tandem::history::Digest;
+
+    use super::*;
+    use crate::explore::strategy::Space;
+    use crate::explore::testing::Echo;
+
+    /// Case `index`, from `origin`, that reached `hashes` at 1 s, 2 s, ...
+    fn run(index: u64, hashes: &[u64], origin: Origin) -> CaseRun {
+        let case = Case { origin, ..Case::generate(&Arc::new(Echo), &Space::default(), 1, index) };
+        let at = |k: usize| Reached { at: Duration::from_secs(k as u64 + 1), node: Some(0) };
+        let signature = hashes.iter().enumerate().map(|(k, &h)| (h, at(k))).collect();
+        CaseRun {
+            case,
+            digest: Digest(index),
+            failure: None,
+            coverage: Vec::new(),
+            signature,
+            new: None,
+            ended: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn branching_weighs_the_rare_and_spends_on_what_yields() {
+        let mut progress = Progress::new(true);
+        assert!(progress.take(&run(0, &[1, 7], Origin::Fresh)));
+        for index in 1..=RARE {
+            assert!(!progress.take(&run(index, &[1], Origin::Fresh)));
+        }
+        progress.refresh();
+        let first = &progress.corpus[0];
+        let weights: Vec<u64> = first.points.iter().map(|p| p.weight).collect();
+        assert_eq!(weights, [RARITY / 25, RARITY], "hash 1 was reached by 5 cases, hash 7 by one");
+        assert_eq!(first.points[1].reached.at, Duration::from_secs(2), "a point is when the case reached it");
+        assert!(progress.corpus.iter().skip(1).all(|e| e.energy < first.energy), "the rare case has the most energy");
+        assert_eq!(progress.corpus.len(), RARE as usize, "reaching something 5 cases reached is not rare");
+
+        let branch = || Origin::Branch { parent: 0, at: Duration::from_secs(2) };
+        assert!(!progress.take(&run(10, &[7], branch())));
+        progress.refresh();
+        let worth = RARITY / 25 + RARITY / 4;
+        assert_eq!(progress.corpus[0].energy, worth / 2, "a branch that found nothing new halves it");
+        assert!(progress.take(&run(11, &[9], branch())));
+        progress.refresh();
+        assert_eq!(progress.corpus[0].energy, worth * 3 / 3, "one that did brings it back");
+        assert_eq!((progress.corpus[0].tried, progress.corpus[0].yielded), (2, 1));
+    }
+}
