@@ -570,3 +570,27 @@ fn the_boot_stagger_is_the_systems_or_the_flags_and_reproducers_carry_it() {
     assert_eq!(too_long.status.code(), Some(2));
     assert!(stderr(&too_long).contains("--stagger 2s is too long, expected at most 1s"), "{}", stderr(&too_long));
 }
+
+#[test]
+fn branching_finds_a_deep_bug_swarm_misses_and_its_branch_replays_alone() {
+    let dir = scratch("branch");
+    let hunt = |guide: &str| {
+        let args = ["--system", "kv", "--mutation", "restart-reuses-version", "--cases", "400", "--seed", "6"];
+        tandem(&[&["explore", "--json", "--jobs", "2", "--guide", guide][..], &args].concat(), &dir)
+    };
+    let swarm = hunt("swarm");
+    assert_eq!(swarm.status.code(), Some(0), "swarm misses it in 400 cases: {}", stdout(&swarm));
+    let branch = hunt("branch");
+    assert_eq!(branch.status.code(), Some(1), "branching finds it: {}", stderr(&branch));
+    let lines: Vec<String> = stdout(&branch).lines().map(str::to_string).collect();
+    let summary: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let failing = lines.iter().find(|l| field(l, "failure").is_string()).expect("the failing case");
+    let origin = field(failing, "origin");
+    assert!(origin["branched_at_ms"].as_u64().is_some(), "the failing case is a branch: {origin}");
+    assert!(lines[..16].iter().all(|l| field(l, "origin") == "fresh"), "the first generation is 16 fresh cases");
+    assert!(lines[16..32].iter().any(|l| field(l, "origin").is_object()), "the second generation branches");
+    assert_eq!(summary["guide"], "branch");
+    let reproducer = summary["reproduce"].as_str().expect("a reproducer");
+    let replay = tandem(&["replay", reproducer], &dir);
+    assert_eq!(replay.status.code(), Some(1), "the branch's reproducer fails alone: {}", stdout(&replay));
+}
