@@ -20,6 +20,7 @@ const FIGURES: &[&str] = &[
     "explore.jobs1.cases_per_s",
     "explore.jobs2.cases_per_s",
     "explore.guided.jobs1.cases_per_s",
+    "explore.branch.jobs1.cases_per_s",
     "quic.64b.msgs",
     "quic.64b.mbps",
     "quic.1k.msgs",

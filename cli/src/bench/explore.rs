@@ -32,7 +32,8 @@ fn cases_per_second(cases: u64, jobs: usize, guide: Guide, backend: Backend) -> 
 }
 
 /// Measures `--jobs 1` and `--jobs 2` on the same cases, on the
-/// discrete-event backend, and one thread on the turmoil backend.
+/// discrete-event backend, each guide on one thread, and one thread on the
+/// turmoil backend.
 pub fn measure(options: &Options) -> Vec<Figure> {
     // Guidance starts with the second generation of 64 cases: measure past it.
     let (cases, old_cases) = if options.quick { (64, 4) } else { (1024, 192) };
@@ -40,6 +41,7 @@ pub fn measure(options: &Options) -> Vec<Figure> {
     let one = cases_per_second(cases, 1, Guide::Swarm, Backend::Events);
     let two = cases_per_second(cases, 2, Guide::Swarm, Backend::Events);
     let guided = cases_per_second(cases, 1, Guide::Coverage, Backend::Events);
+    let branching = cases_per_second(cases, 1, Guide::Branch, Backend::Events);
     let what = |cases: u64, jobs: usize, guide: Guide, backend: Backend| {
         format!("default generator (2-5 nodes, 30 s), {cases} cases, seed {SEED}, {jobs} thread(s), --guide {guide}, {backend} backend")
     };
@@ -59,6 +61,13 @@ pub fn measure(options: &Options) -> Vec<Figure> {
             "explore.guided.jobs1.cases_per_s",
             what(cases, 1, Guide::Coverage, Backend::Events),
             guided,
+            "cases/s",
+        )
+        .against("--guide swarm", one),
+        Figure::new(
+            "explore.branch.jobs1.cases_per_s",
+            what(cases, 1, Guide::Branch, Backend::Events),
+            branching,
             "cases/s",
         )
         .against("--guide swarm", one),
