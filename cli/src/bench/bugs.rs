@@ -83,6 +83,8 @@ fn figures(system: &str, bug: &str, guide: Guide, hunts: &[SeedHunt], budget: u6
     let mut secs: Vec<f64> = hunts.iter().filter(|h| h.found.is_some()).map(|h| h.secs).collect();
     secs.sort_by(f64::total_cmp);
     let missed = hunts.len() - cases.len();
+    let mut every_seed = cases.clone();
+    every_seed.resize(hunts.len(), (budget + 1) as f64);
     let steps = hunts.iter().filter_map(|h| h.shrunk).map(|(s, _)| s).max().unwrap_or(0);
     let nodes = hunts.iter().filter_map(|h| h.shrunk).map(|(_, n)| n).max().unwrap_or(0);
     let id = |what: &str| format!("bugs.{system}.{bug}.{guide}.{what}");
@@ -92,6 +94,12 @@ fn figures(system: &str, bug: &str, guide: Guide, hunts: &[SeedHunt], budget: u6
             id("cases_median"),
             format!("{over}: cases to find, median of the seeds that found it"),
             quantile(&cases, 0.5),
+            "cases",
+        ),
+        Figure::new(
+            id("cases_median_all"),
+            format!("{over}: cases to find, median of every seed (a miss counts as {}, past the budget)", budget + 1),
+            quantile(&every_seed, 0.5),
             "cases",
         ),
         Figure::new(id("cases_p90"), format!("{over}: cases to find, p90"), quantile(&cases, 0.9), "cases"),
