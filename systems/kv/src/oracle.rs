@@ -59,8 +59,9 @@
 //! - **G5** (sometimes) a node that restarted while cut off wrote, still cut
 //!   off, a key whose value from its last life another node holds
 //!   (`restart-reuses-version`).
-//! - **G6** (sometimes) a key was deleted while a live node that held a
-//!   value of it was apart from the deleter.
+//! - **G6** (sometimes) a key every node had once held deleted was deleted
+//!   again while a live node that held a value of it was apart from the
+//!   deleter and a third node was not.
 //! - **G7** (sometimes) after such a delete, the two were reconnected at
 //!   least [`TOMBSTONE_GRACE`] later (`purge-tombstones`).
 //!
@@ -183,8 +184,9 @@ pub struct Goals {
     /// G5: a node restarted while cut off wrote, still cut off, a key whose
     /// value from its last life another node holds.
     pub rewrote_after_cut_off_restart: bool,
-    /// G6: a key was deleted while a live node holding a value of it was
-    /// apart from the deleter.
+    /// G6: a key every node had once held deleted was deleted again while
+    /// a live node holding a value of it was apart from the deleter and a
+    /// third node was not.
     pub deleted_apart: bool,
     /// G7: the two were reconnected at least [`TOMBSTONE_GRACE`] after
     /// the delete.
@@ -224,6 +226,8 @@ pub struct KvState {
     written: BTreeMap<NodeIdx, BTreeMap<String, (u64, Option<String>)>>,
     /// Deletes made apart from a holder, until the two reconnect (G7).
     apart_deletes: Vec<ApartDelete>,
+    /// By key: the nodes seen holding a tombstone of it (G6).
+    tombstoned: BTreeMap<String, BTreeSet<NodeIdx>>,
     /// The first S1 violation.
     pub s1: Found,
     /// The first S2 violation.
@@ -368,6 +372,9 @@ impl KvState {
         let what = format!("node {node} was seen holding {key} = {}", show(value.as_deref()));
         self.judge(index, &what, key, value.as_deref(), &knowledge);
         self.learn(node, key, value.as_deref(), &knowledge, false);
+        if value.is_none() {
+            self.tombstoned.entry(key.to_string()).or_default().insert(node);
+        }
         let id = value.as_deref().and_then(|v| self.put_of(key, v));
         if let Some(id) = id {
             self.held_ever.entry(key.to_string()).or_default().insert(id);
@@ -509,12 +516,17 @@ impl KvState {
             self.goals.rewrote_after_cut_off_restart = true;
         }
         self.written.entry(node).or_default().insert(key.to_string(), (incarnation, value.clone()));
-        if value.is_some() {
+        let deleted_everywhere = self.tombstoned.get(key).is_some_and(|nodes| nodes.len() == self.nodes.len());
+        if value.is_some() || !deleted_everywhere {
             return;
         }
+        let alive = |n: NodeIdx| self.nodes[n as usize].alive;
         for holder in 0..self.nodes.len() as NodeIdx {
-            let holds = self.nodes[holder as usize].alive && self.nodes[holder as usize].value(key).is_some();
-            if holder != node && holds && self.apart(node, holder) {
+            let holds = alive(holder) && self.nodes[holder as usize].value(key).is_some();
+            // A third node, with the deleter, to hand the tombstone on.
+            let third = (0..self.nodes.len() as NodeIdx)
+                .any(|other| other != node && other != holder && alive(other) && !self.apart(node, other));
+            if holder != node && holds && third && self.apart(node, holder) {
                 self.goals.deleted_apart = true;
                 self.apart_deletes.push(ApartDelete { deleter: node, holder, at_us: t });
             }
@@ -658,7 +670,7 @@ pub fn properties() -> Vec<Property<Kv>> {
         ),
         Property::sometimes(
             "G6",
-            "a key was deleted while a node holding it was partitioned from the deleter",
+            "a key every node had held deleted was deleted again while a node holding it was partitioned from the deleter, and a third node was not",
             goal(|g| g.deleted_apart),
         ),
         Property::sometimes(
@@ -1027,11 +1039,21 @@ mod tests {
         h.put(0, "k", "b");
         assert!(goals(&h).rewrote_after_cut_off_restart);
 
-        // purge-tombstones: node 1 holds k when node 0, apart from it,
-        // deletes k; they rejoin too soon, then late enough.
-        let mut h = H::new(2);
+        // purge-tombstones: every node held k deleted, then node 1 holds a
+        // new value when node 0, apart from it, deletes k; they rejoin too
+        // soon, then late enough.
+        let mut h = H::new(3);
         h.put(0, "k", "a");
         h.stored(1, "k", Some("a"));
+        h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
+        h.delete(0, "k");
+        assert!(!goals(&h).deleted_apart, "no delete of k reached every node before");
+        h.step(link(LinkChange::Heal, &[0], &[1]));
+        h.stored(0, "k", None);
+        h.stored(1, "k", None);
+        h.stored(2, "k", None);
+        h.put(0, "k", "a2");
+        h.stored(1, "k", Some("a2"));
         h.delete(0, "k");
         assert!(!goals(&h).deleted_apart, "not apart");
         h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
@@ -1045,7 +1067,7 @@ mod tests {
         h.settle();
         assert!(!goals(&h).rejoined_after_delete, "the holder crashed");
         h.push(1, EventKind::Started { incarnation: 1, addr: "10.0.0.2:7000".parse().unwrap() });
-        h.stored(1, "k", Some("a"));
+        h.stored(1, "k", Some("a2"));
         h.step(link(LinkChange::Partition { oneway: false }, &[0], &[1]));
         h.delete(0, "k");
         h.tick(3500).settle();
