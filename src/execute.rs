@@ -76,9 +76,15 @@ pub fn unmet<S: System>(
 /// backend or the harness): a run never panics its caller.
 pub const PANIC: &str = "panic";
 
-/// The failure of a run that panicked at `at`.
+/// The failure of a run that panicked at `at`. A backend that must end a
+/// run with a failure of its own unwinds with the [`Violation`] as the
+/// payload (`std::panic::resume_unwind(Box::new(violation))`): that is the
+/// failure, as it is.
 pub fn panicked(panic: &(dyn std::any::Any + Send), at: Duration) -> Violation {
-    Violation::new(PANIC, "the run panicked", panic_message(panic), at)
+    match panic.downcast_ref::<Violation>() {
+        Some(violation) => violation.clone(),
+        None => Violation::new(PANIC, "the run panicked", panic_message(panic), at),
+    }
 }
 
 /// Runs `scenario` on `cluster`: the timeline, then the settle tail, then the

@@ -274,7 +274,7 @@ pub async fn start<S: System, T: Transport>(
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });
-    match system.start(ctx).instrument(span(node, boot.incarnation)).await {
+    match in_node(node, boot.incarnation, system.start(ctx)).await {
         Ok(running) => {
             let addr = system.addr(&running);
             if addr != listen {
@@ -328,7 +328,7 @@ pub async fn serve<S: System>(
     commands: mpsc::UnboundedReceiver<Order<S>>,
 ) {
     let incarnation = recorder.read(|h| h.node(index).incarnation);
-    carry_out(node, index, clients.max(1), recorder, commands).instrument(span(index, incarnation)).await
+    in_node(index, incarnation, carry_out(node, index, clients.max(1), recorder, commands)).await
 }
 
 /// The span of everything the framework runs for a node incarnation:
@@ -336,6 +336,31 @@ pub async fn serve<S: System>(
 /// [`tracing::Instrument::in_current_span`].
 pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
     tracing::info_span!("node", id = node, inc = incarnation)
+}
+
+thread_local! {
+    static RUNNING: std::cell::Cell<Option<NodeIdx>> = const { std::cell::Cell::new(None) };
+}
+
+/// The node whose code the framework is polling on this thread: its boot,
+/// its operations, its rebinds and its stop. `None` elsewhere, and inside
+/// tasks the node spawned itself. A simulation names it when node code does
+/// what a simulation cannot reproduce (starts an OS thread).
+pub fn running_node() -> Option<NodeIdx> {
+    RUNNING.get()
+}
+
+/// Runs `future` as node `node`'s incarnation `incarnation`: in its
+/// [`span`], and as the [`running_node`] while it is polled.
+pub async fn in_node<F: Future>(node: NodeIdx, incarnation: u64, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future.instrument(span(node, incarnation)));
+    std::future::poll_fn(|cx| {
+        let outer = RUNNING.replace(Some(node));
+        let polled = future.as_mut().poll(cx);
+        RUNNING.set(outer);
+        polled
+    })
+    .await
 }
 
 async fn carry_out<S: System>(

@@ -52,6 +52,11 @@ pub struct SimOptions {
     /// How long a sync of a node's disk takes, in simulated time (the
     /// calibration profile's, [`Profile::sync_latency`]).
     pub sync_latency: Duration,
+    /// Whether node code may start OS threads: by default not (the run
+    /// fails naming the call, see [`determinism`]); allowed, each thread is
+    /// recorded and the run is not reproducible. Default:
+    /// `TANDEM_ALLOW_THREADS=1`.
+    pub allow_threads: bool,
 }
 
 /// The simulators a cluster can run on. Both model the same network (see
@@ -148,6 +153,7 @@ impl SimOptions {
             stagger: Duration::ZERO,
             backend: default_backend(),
             sync_latency: default_profile().sync_latency(),
+            allow_threads: determinism::threads_allowed_by_default(),
         }
     }
 
@@ -249,6 +255,7 @@ impl<S: System> SimCluster<S> {
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
         assert!(options.setup.nodes >= 1, "a cluster needs a node");
         let guard = determinism::enter(derive_seed(options.setup.seed, NodeIdx::MAX, 0, 6));
+        determinism::allow_threads(options.allow_threads);
         let mut sim = options.network();
         let names: Vec<String> = (0..options.setup.nodes).map(host_name).collect();
         // Hosts get their IPs in registration order; register them all first
@@ -307,7 +314,9 @@ impl<S: System> SimCluster<S> {
     /// wrapping (which names process-global task ids).
     fn step(&mut self) {
         determinism::set_elapsed(self.sim.elapsed());
-        if let Err(error) = self.sim.step() {
+        let stepped = self.sim.step();
+        determinism::judge_thread_starts(&self.recorder, self.sim.elapsed());
+        if let Err(error) = stepped {
             match error.downcast::<tokio::task::JoinError>() {
                 Ok(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
                 Ok(join) => panic!("a host's task ended: {join}"),

@@ -19,22 +19,37 @@
 //! ([`run_with`](crate::run_with) sees to it), because std's `HashMap` keys
 //! and rand's `ThreadRng` are seeded once per thread.
 //!
+//! `getpid` answers [`SIMULATED_PID`]. `pthread_create` records every OS
+//! thread started inside a simulation (`std::thread::spawn`,
+//! `spawn_blocking`, so `tokio::fs`) with the call and the [running
+//! node](tandem::host::running_node): such a thread runs outside simulated
+//! time and the run's seed. The backend ends the run at once with an
+//! [`OS_THREAD`] failure that names both, whoever caught what the thread
+//! did. The thread itself still starts: refusing it would leave tokio's
+//! paused clock waiting for a blocking task that never runs. With threads
+//! allowed ([`allow_threads`], `TANDEM_ALLOW_THREADS=1`) the run goes on
+//! and records that it is not reproducible.
+//!
 //! Not covered (a two-run `--check-determinism` exposes these, with the
 //! first differing event): CPU-time clocks (`CLOCK_*_CPUTIME_ID`, passed
 //! through); code that bypasses libc (inline-assembly system calls such as
 //! rustix's `linux_raw` backend or getrandom's `linux_raw` backend, reads of
 //! `/dev/urandom`, `RDRAND`, `RDTSC`-based clocks like `quanta`, the vDSO
 //! called directly); glibc functions that read the clock internally
-//! (`time()`, `arc4random`, timed condition waits); OS threads a node starts
-//! (they see real time and randomness); and anything that varies with the
-//! process (addresses, pids, thread ids). A `std::time::Instant` taken inside
+//! (`time()`, `arc4random`, timed condition waits); the threads of a run
+//! that allows them; and what varies with the process besides its id (heap
+//! addresses, thread ids). A `std::time::Instant` taken inside
 //! a simulation is on the simulated timeline and must not be compared with
 //! a real one. Only x86-64 Linux with glibc is covered; elsewhere
 //! [`available`] is false and nothing is interposed.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::task::{Poll, Waker};
 use std::time::Duration;
+
+use tandem::property::Violation;
+use tandem::scenario::NodeIdx;
 
 /// What `CLOCK_MONOTONIC` reads at elapsed zero (a day, so `Instant - d` never underflows).
 pub const MONOTONIC_BASE: Duration = Duration::from_secs(86_400);
@@ -47,6 +62,153 @@ thread_local! {
     /// xoshiro256** state; `Some` exactly while a simulation is active on this thread.
     static RNG: Cell<Option<[u64; 4]>> = const { Cell::new(None) };
     static ELAPSED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    static THREADS_ALLOWED: Cell<bool> = const { Cell::new(false) };
+    static THREAD_STARTS: RefCell<Vec<ThreadStart>> = const { RefCell::new(Vec::new()) };
+    /// Woken when a thread is started that the run does not allow.
+    static ON_REFUSAL: RefCell<Option<Waker>> = const { RefCell::new(None) };
+}
+
+/// What `getpid` answers inside a simulation.
+pub const SIMULATED_PID: i32 = 4242;
+
+/// The failure code of a run whose node started an OS thread.
+pub const OS_THREAD: &str = "os-thread";
+
+/// An OS thread that code in a simulation started, or tried to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadStart {
+    /// The node whose code the framework was polling, if known (see
+    /// [`tandem::host::running_node`]).
+    pub node: Option<NodeIdx>,
+    /// The call that started it, from the stack: `tokio::fs::...`,
+    /// `tokio::task::spawn_blocking` or `std::thread::spawn`, and its caller.
+    pub call: String,
+    /// Whether the run allows it ([`allow_threads`]).
+    pub allowed: bool,
+}
+
+impl ThreadStart {
+    fn who(&self) -> String {
+        match self.node {
+            Some(node) => format!("node {node}"),
+            None => "a task a node spawned".into(),
+        }
+    }
+
+    /// The failure of a run that refused it, at `at`.
+    pub fn failure(&self, at: Duration) -> Violation {
+        let detail = format!(
+            "{} started an OS thread ({}): a thread runs outside simulated time and the run's seed, so no seed \
+             could replay this run. Use `NodeContext::storage` for files and tasks (`tokio::spawn`) for \
+             concurrency; or set TANDEM_ALLOW_THREADS=1 to run it anyway, unreproducibly",
+            self.who(),
+            self.call
+        );
+        let mut failure = Violation::new(OS_THREAD, "no OS threads in a simulation", detail, at);
+        failure.node = self.node;
+        failure
+    }
+
+    /// What a run that let it through records.
+    pub fn unreproducible(&self) -> String {
+        format!("{} started an OS thread ({}): this run is not reproducible", self.who(), self.call)
+    }
+}
+
+/// Whether simulations started on this thread from now on let node code
+/// start OS threads: by default `TANDEM_ALLOW_THREADS=1` (read once).
+pub fn threads_allowed_by_default() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("TANDEM_ALLOW_THREADS").is_ok_and(|v| v == "1"))
+}
+
+/// Lets (or stops letting) code in the simulation on this thread start OS
+/// threads without failing the run; each start is recorded
+/// ([`take_thread_starts`]).
+pub fn allow_threads(allowed: bool) {
+    THREADS_ALLOWED.set(allowed);
+}
+
+/// The OS threads started (or refused) on this thread since the last call.
+pub fn take_thread_starts() -> Vec<ThreadStart> {
+    THREAD_STARTS.take()
+}
+
+/// Ends the run with an [`OS_THREAD`] failure if node code on this thread
+/// started a thread the run does not allow since the last call; records
+/// each allowed one as making the run unreproducible. For backends, after every
+/// stretch of simulation, which ended at `now`.
+pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::host::Recorder<S>, now: Duration) {
+    for start in take_thread_starts() {
+        if !start.allowed {
+            std::panic::resume_unwind(Box::new(start.failure(now)));
+        }
+        recorder.push_at(now, start.node, tandem::history::EventKind::Fault { what: start.unreproducible() });
+    }
+}
+
+/// Completes once code on this thread has started an OS thread the run
+/// does not allow: for a backend's runner to stop at once.
+pub async fn refused_thread() {
+    std::future::poll_fn(|cx| {
+        if THREAD_STARTS.with_borrow(|starts| starts.iter().any(|start| !start.allowed)) {
+            return Poll::Ready(());
+        }
+        ON_REFUSAL.set(Some(cx.waker().clone()));
+        Poll::Pending
+    })
+    .await
+}
+
+/// Records a thread starting on this thread.
+fn thread_starting() {
+    let allowed = THREADS_ALLOWED.get();
+    let start = ThreadStart { node: tandem::host::running_node(), call: spawning_call(), allowed };
+    THREAD_STARTS.with_borrow_mut(|starts| starts.push(start));
+    if !allowed {
+        if let Some(waker) = ON_REFUSAL.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// `module::f::f` as `module::f` (an async fn named like its module).
+fn collapse(frame: &str) -> String {
+    match frame.rsplit_once("::") {
+        Some((module, name)) if module.ends_with(&format!("::{name}")) => module.to_string(),
+        _ => frame.to_string(),
+    }
+}
+
+/// The call that is starting a thread, read from the stack: the most
+/// specific frame that starts threads, and the first frame of the caller's
+/// own code below it.
+fn spawning_call() -> String {
+    let stack = std::backtrace::Backtrace::force_capture().to_string();
+    let frames: Vec<&str> = stack
+        .lines()
+        .filter_map(|line| line.trim().split_once(": ").map(|(_, name)| name))
+        .map(|name| name.trim_end_matches("::{{closure}}"))
+        .collect();
+    let find = |part: &str| frames.iter().find(|f| f.contains(part)).map(|f| collapse(f));
+    let call = find("tokio::fs::")
+        .map(|f| format!("{f}, through spawn_blocking"))
+        .or_else(|| find("spawn_blocking").map(|_| "tokio::task::spawn_blocking".to_string()))
+        .unwrap_or_else(|| "std::thread::spawn".to_string());
+    // The first frame of code that is neither the language's, tokio's,
+    // tracing's nor tandem's: the node's (absent when inlined away).
+    let framework = ["std::", "core::", "alloc::", "tokio::", "tracing::", "tandem::", "tandem_sim::"];
+    let caller = frames.iter().find(|f| {
+        let path = f.trim_start_matches('<');
+        !framework.iter().any(|p| path.starts_with(p))
+            && !path.starts_with("__")
+            && !path.contains("pthread")
+            && path != "unknown>"
+    });
+    match caller {
+        Some(caller) => format!("{call}, called from `{caller}`"),
+        None => call,
+    }
 }
 
 /// Active simulation context on the current thread; dropping it restores the previous one.
@@ -99,6 +261,8 @@ pub fn available() -> bool {
             sys::clock_gettime as *const (),
             sys::gettimeofday as *const (),
             sys::syscall as *const (),
+            sys::getpid as *const (),
+            sys::pthread_create as *const (),
         ]);
         true
     }
@@ -135,8 +299,10 @@ fn sim_fill(buf: &mut [u8]) -> bool {
 
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 mod sys {
-    use super::{sim_fill, ELAPSED, MONOTONIC_BASE, REALTIME_BASE, RNG};
-    use libc::{c_int, c_long, c_uint, c_void, clockid_t, size_t, ssize_t, timespec, timeval};
+    use super::{sim_fill, thread_starting, ELAPSED, MONOTONIC_BASE, REALTIME_BASE, RNG, SIMULATED_PID};
+    use libc::{
+        c_int, c_long, c_uint, c_void, clockid_t, pid_t, pthread_attr_t, pthread_t, size_t, ssize_t, timespec, timeval,
+    };
     use std::cell::Cell;
     use std::ffi::CStr;
     use std::ptr;
@@ -305,5 +471,38 @@ mod sys {
         }
         // SAFETY: the caller's system call, unchanged.
         unsafe { raw(n, [a1, a2, a3, a4, a5, a6]) }
+    }
+
+    #[no_mangle]
+    pub extern "C" fn getpid() -> pid_t {
+        if RNG.get().is_some() {
+            return SIMULATED_PID;
+        }
+        // SAFETY: getpid(2) takes no arguments and cannot fail.
+        unsafe { raw(libc::SYS_getpid, [0; 6]) as pid_t }
+    }
+
+    /// libc's, recording a thread started inside a simulation.
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_create(
+        thread: *mut pthread_t,
+        attr: *const pthread_attr_t,
+        start: extern "C" fn(*mut c_void) -> *mut c_void,
+        arg: *mut c_void,
+    ) -> c_int {
+        if RNG.get().is_some() {
+            thread_starting();
+        }
+        type F = unsafe extern "C" fn(
+            *mut pthread_t,
+            *const pthread_attr_t,
+            extern "C" fn(*mut c_void) -> *mut c_void,
+            *mut c_void,
+        ) -> c_int;
+        match real!(c"pthread_create", F) {
+            // SAFETY: forwarding the caller's arguments unchanged to libc.
+            Some(f) => unsafe { f(thread, attr, start, arg) },
+            None => libc::EAGAIN,
+        }
     }
 }

@@ -70,6 +70,7 @@ impl<S: System> EventCluster<S> {
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
         assert!(options.setup.nodes >= 1, "a cluster needs a node");
         let guard = determinism::enter(derive_seed(options.setup.seed, NodeIdx::MAX, 0, 6));
+        determinism::allow_threads(options.allow_threads);
         // Time moves only while the runtime parks: each unpark tells the
         // thread's clocks (the recorder's, libc's) where it is.
         let began = Arc::new(std::sync::OnceLock::new());
@@ -153,16 +154,23 @@ impl<S: System> EventCluster<S> {
     }
 
     /// Runs the simulation until `until` completes. A node's panic goes on
-    /// as the same panic, here.
+    /// as the same panic, here; an OS thread a node starts ends the run at
+    /// once ([`determinism::judge_thread_starts`]).
     fn drive<T>(&mut self, until: impl std::future::Future<Output = T>) -> T {
         let panics = &mut self.panics.1;
-        self.runtime.block_on(async {
+        let driven = self.runtime.block_on(async {
             tokio::select! {
                 biased;
-                Some(panic) = panics.recv() => std::panic::resume_unwind(panic),
-                done = until => done,
+                () = determinism::refused_thread() => None,
+                Some(panic) = panics.recv() => Some(Err(panic)),
+                done = until => Some(Ok(done)),
             }
-        })
+        });
+        determinism::judge_thread_starts(&self.recorder, determinism::elapsed());
+        match driven.expect("a refused thread ends the run") {
+            Ok(done) => done,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Runs until `booted` holds for the boot counts or `patience` has

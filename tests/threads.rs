@@ -1,0 +1,186 @@
+//! OS threads in a simulation: node code that starts one (`tokio::fs`,
+//! `spawn_blocking`, `std::thread`) fails the run with an error that names
+//! the call and the node, whoever catches the spawn's panic; allowed, the
+//! thread runs and the run records that it is not reproducible.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use tandem::history::{EventKind, History};
+use tandem::property::Property;
+use tandem::scenario::{NodeIdx, Scenario};
+use tandem::system::{Invocation, NodeContext, OpError, Operation, PlantedBug, System};
+use tandem::transport::{Listener, Transport};
+use tandem_sim::determinism::{OS_THREAD, SIMULATED_PID};
+use tandem_sim::run::options_for;
+use tandem_sim::{run_scenario, run_with, Backend, SimOptions};
+
+/// A node that, as its planted bug says, starts an OS thread: in its boot
+/// (`tokio-fs`), in a task it spawns (`spawn-blocking-in-task`), or in an
+/// operation (`std-thread`). It answers `pid` with its process id.
+#[derive(Debug, Clone, Copy, Default)]
+struct Threads;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ThreadsOp {
+    Pid { node: NodeIdx },
+}
+
+impl Operation for ThreadsOp {
+    fn node(&self) -> NodeIdx {
+        let ThreadsOp::Pid { node } = self;
+        *node
+    }
+    fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
+        let ThreadsOp::Pid { node } = self;
+        vec![node]
+    }
+}
+
+struct ThreadsNode {
+    addr: SocketAddr,
+    bug: Option<&'static str>,
+    _listener: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl System for Threads {
+    type Op = ThreadsOp;
+    type Output = u32;
+    type Observation = ();
+    type Condition = ();
+    type Outcome = ();
+    type State = ();
+    type Node = ThreadsNode;
+
+    fn name(&self) -> &'static str {
+        "threads"
+    }
+
+    fn planted_bugs(&self) -> Vec<PlantedBug> {
+        ["tokio-fs", "spawn-blocking-in-task", "std-thread"]
+            .map(|name| PlantedBug { name, description: "starts an OS thread" })
+            .to_vec()
+    }
+
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<ThreadsNode, String> {
+        let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
+        match ctx.planted_bug {
+            Some("tokio-fs") if ctx.index == 1 => {
+                let file = std::env::temp_dir().join(format!("tandem-threads-{}", std::process::id()));
+                tokio::fs::write(&file, b"state").await.map_err(|e| e.to_string())?;
+            }
+            Some("spawn-blocking-in-task") => {
+                // The spawn's panic stays in this task's join handle: the run
+                // fails all the same.
+                tokio::spawn(async { tokio::task::spawn_blocking(|| 1).await });
+            }
+            _ => {}
+        }
+        Ok(ThreadsNode { addr: listener.local_addr(), bug: ctx.planted_bug, _listener: Box::new(listener) })
+    }
+
+    fn addr(&self, node: &ThreadsNode) -> SocketAddr {
+        node.addr
+    }
+
+    async fn invoke(&self, node: &ThreadsNode, _: ThreadsOp, _: Invocation) -> Result<u32, OpError> {
+        if node.bug == Some("std-thread") {
+            std::thread::spawn(|| ()).join().map_err(|_| OpError::Failed("the thread panicked".into()))?;
+        }
+        Ok(std::process::id())
+    }
+
+    async fn stop(&self, _node: ThreadsNode) {}
+
+    fn check(&self, _: &History<Self>, _: NodeIdx, _: &()) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn outcome(&self, _: &History<Self>, _: NodeIdx) {}
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        Vec::new()
+    }
+
+    fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<ThreadsOp> {
+        (0..nodes).prop_map(|node| ThreadsOp::Pid { node }).boxed()
+    }
+}
+
+fn scenario(bug: Option<&str>) -> Scenario {
+    let mutation = bug.map(|bug| format!("mutation = \"{bug}\"")).unwrap_or_default();
+    let text = format!(
+        r#"
+system = "threads"
+nodes = 2
+duration = "2s"
+settle = "500ms"
+{mutation}
+[[step]]
+at = "1s"
+pid = {{ node = 0 }}
+"#
+    );
+    Scenario::parse(&text, "threads.toml", &Threads).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn tokio_fs_in_a_nodes_boot_fails_the_run_naming_the_call_and_the_node() {
+    for backend in Backend::ALL {
+        let scenario = scenario(Some("tokio-fs"));
+        let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
+        let failure = run_with(Arc::new(Threads), &scenario, options).outcome.failure.expect("the run fails");
+        assert_eq!(failure.code, OS_THREAD, "{backend:?}: {failure}");
+        assert_eq!(failure.node, Some(1), "{backend:?}: {failure}");
+        let detail = failure.to_string();
+        for named in ["node 1 started an OS thread", "tokio::fs::write", "NodeContext::storage", "TANDEM_ALLOW_THREADS"]
+        {
+            assert!(detail.contains(named), "{backend:?}: `{named}` is not in: {detail}");
+        }
+    }
+}
+
+#[test]
+fn a_thread_started_in_a_task_the_node_spawned_fails_the_run_too() {
+    let failure = run_scenario(Arc::new(Threads), &scenario(Some("spawn-blocking-in-task")), 1).outcome.failure;
+    let failure = failure.expect("the run fails although the task's panic went nowhere");
+    assert_eq!(failure.code, OS_THREAD, "{failure}");
+    assert!(failure.to_string().contains("spawn_blocking"), "{failure}");
+}
+
+#[test]
+fn std_thread_in_an_operation_fails_the_run_naming_it() {
+    let failure = run_scenario(Arc::new(Threads), &scenario(Some("std-thread")), 1).outcome.failure.expect("it fails");
+    assert_eq!((failure.code.as_str(), failure.node), (OS_THREAD, Some(0)), "{failure}");
+    assert!(failure.to_string().contains("std::thread::spawn"), "{failure}");
+}
+
+#[test]
+fn allowed_threads_run_and_the_run_says_it_is_not_reproducible() {
+    let scenario = scenario(Some("std-thread"));
+    let options = SimOptions { allow_threads: true, ..options_for(&Threads, &scenario, 1) };
+    let run = run_with(Arc::new(Threads), &scenario, options);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let noted = run.history.events().iter().any(|e| {
+        matches!(&e.event, EventKind::Fault { what } if what.contains("std::thread::spawn") && what.contains("not reproducible"))
+    });
+    assert!(noted, "the run records the thread");
+}
+
+#[test]
+fn a_node_reads_the_simulated_process_id() {
+    let run = run_scenario(Arc::new(Threads), &scenario(None), 1);
+    let pids: Vec<u32> = run
+        .history
+        .events()
+        .iter()
+        .filter_map(|e| match &e.event {
+            EventKind::Complete { result: tandem::history::OpResult::Ok(pid), .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pids, vec![SIMULATED_PID as u32]);
+}
