@@ -20,7 +20,7 @@ use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
 use crate::storage::Storage;
-use crate::system::{Invocation, Knobs, NodeContext, Observer, OpError, System};
+use crate::system::{FailStop, Invocation, Knobs, NodeContext, Observer, OpError, System};
 use crate::transport::{PeerIdentity, Transport};
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -243,11 +243,14 @@ pub fn derive_seed(seed: u64, node: NodeIdx, incarnation: u64, purpose: u8) -> u
 
 /// Boots a node on `transport`. Its start is recorded first, so that
 /// whatever the node reports while it boots comes after it in the history;
-/// a start that fails is recorded as such, and the node as down again.
+/// a start that fails is recorded as such, and the node as down again. The
+/// node's [`FailStop`] sends [`Command::FailStop`] to `orders`, the sender
+/// of the commands [`serve`] will carry out.
 pub async fn start<S: System, T: Transport>(
     boot: &Boot,
     transport: T,
     recorder: &Recorder<S>,
+    orders: &mpsc::UnboundedSender<Order<S>>,
 ) -> Result<S::Node, String> {
     let node = boot.index;
     let listen = boot.addrs[node as usize];
@@ -267,6 +270,11 @@ pub async fn start<S: System, T: Transport>(
                 recorder.probe(node, boot.incarnation).with_buggify(run, derive_seed(run, node, boot.incarnation, 2))
             }
             None => recorder.probe(node, boot.incarnation),
+        },
+        fail_stop: {
+            let orders = orders.clone();
+            // The serve loop may be gone (the node stopped already): nothing left to stop.
+            FailStop::new(move |why| drop(orders.send((Command::FailStop(why), oneshot::channel().0))))
         },
         planted_bug: boot.planted_bug,
         knobs: Knobs::new(boot.knobs.clone()),
@@ -304,29 +312,41 @@ pub enum Command<S: System> {
     Rebind(SocketAddr),
     /// Stop the node (a crash).
     Stop,
+    /// The node stops itself ([`FailStop`]), for this reason.
+    FailStop(String),
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The runner stopped the node, or went.
+    Stopped,
+    /// The node stopped itself ([`FailStop`]): its backend crashes it.
+    FailStopped,
 }
 
 /// A command and where to say it was carried out (for `Invoke`: that the
 /// operation has begun).
 pub type Order<S> = (Command<S>, oneshot::Sender<()>);
 
-/// Carries out `commands` on a running node until `Stop` (or until the
-/// runner goes), recording every invocation, completion and rebind.
+/// Carries out `commands` on a running node until `Stop` or `FailStop` (or
+/// until the runner goes), recording every invocation, completion and
+/// rebind, and a fail-stop's reason.
 ///
 /// An operation is acknowledged as soon as it is invoked: it runs while the
 /// timeline moves on. The node has `clients` clients (Jepsen's processes):
 /// each carries out one operation at a time, and an operation goes to the
 /// lowest free one. Orders are taken in turn: one that finds every client
-/// busy waits, and so does a rebind until no operation runs, except `Stop`,
-/// which abandons the operations in flight (the crash records them as
-/// unknown).
+/// busy waits, and so does a rebind until no operation runs, except `Stop`
+/// and `FailStop`, which abandon the operations in flight (the crash records
+/// them as unknown).
 pub async fn serve<S: System>(
     node: S::Node,
     index: NodeIdx,
     clients: u32,
     recorder: Recorder<S>,
     commands: mpsc::UnboundedReceiver<Order<S>>,
-) {
+) -> Served {
     let incarnation = recorder.read(|h| h.node(index).incarnation);
     in_node(index, incarnation, carry_out(node, index, clients.max(1), recorder, commands)).await
 }
@@ -369,7 +389,7 @@ async fn carry_out<S: System>(
     clients: u32,
     recorder: Recorder<S>,
     mut commands: mpsc::UnboundedReceiver<Order<S>>,
-) {
+) -> Served {
     let system = recorder.system().clone();
     let mut waiting: VecDeque<Order<S>> = VecDeque::new();
     let clients = Clients { system: &*system, index, clients, recorder: &recorder };
@@ -383,17 +403,25 @@ async fn carry_out<S: System>(
                 }
                 let _ = done.send(());
             }
-            Command::Stop => {
+            Command::Stop | Command::FailStop(_) => {
+                let served = match command {
+                    Command::FailStop(why) => {
+                        recorder.push(Some(index), EventKind::Fault { what: format!("fail-stop: {why}") });
+                        Served::FailStopped
+                    }
+                    _ => Served::Stopped,
+                };
                 system.stop(node).await;
                 // Let the stopped tasks and the connections' writers wind down.
                 tokio::time::sleep(STOP_GRACE).await;
                 let _ = done.send(());
-                return;
+                return served;
             }
             Command::Invoke { .. } => unreachable!("operations are carried out by the clients"),
         }
     }
     system.stop(node).await;
+    Served::Stopped
 }
 
 /// An operation in flight: its client, its id, and the system's future.
@@ -435,7 +463,7 @@ impl<'a, S: System> Clients<'a, S> {
                         running.push((client, id, Box::pin(self.system.invoke(node, op, Invocation { step, id }))));
                     }
                     Command::Rebind(_) if running.is_empty() => return waiting.pop_front(),
-                    Command::Stop => return waiting.pop_front(),
+                    Command::Stop | Command::FailStop(_) => return waiting.pop_front(),
                     _ => break,
                 }
             }
@@ -459,7 +487,7 @@ impl<'a, S: System> Clients<'a, S> {
                     };
                     self.recorder.push(Some(self.index), EventKind::Complete { id, result });
                 }
-                Ok(Some((Command::Stop, done))) => return Some((Command::Stop, done)),
+                Ok(Some(order @ (Command::Stop | Command::FailStop(_), _))) => return Some(order),
                 Ok(Some(order)) => waiting.push_back(order),
                 Ok(None) => return None,
             }

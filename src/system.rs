@@ -197,6 +197,9 @@ pub struct NodeContext<S: System, T> {
     pub observer: Observer<S::Observation>,
     /// In-node assertions ([`always!`](crate::always), [`sometimes!`](crate::sometimes), ...).
     pub probe: Probe,
+    /// Stops the node for good, as a fail-stop process does when it finds
+    /// its own state broken.
+    pub fail_stop: FailStop,
     /// The planted bug the run asks for, one of [`System::planted_bugs`].
     pub planted_bug: Option<&'static str>,
     /// The run's values of the system's [knobs](System::knobs).
@@ -242,6 +245,39 @@ impl<O> Observer<O> {
     /// Records `observation`.
     pub fn observe(&self, observation: O) {
         (self.sink)(observation)
+    }
+}
+
+/// A node's way to stop itself, as a fail-stop process does when it finds
+/// its own state broken (a checksum that does not match, a sync that
+/// failed): the harness records why, stops the node as a `crash` step would
+/// (its pending operations end unknown, unsynced writes are lost), and a
+/// later `restart` step starts it again. Cheap to clone; hand it to the
+/// node's tasks. A node that fail-stops while it boots should also return
+/// an error from [`System::start`].
+///
+/// ```
+/// use tandem::system::FailStop;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let fail_stop = FailStop::new(move |why| tx.send(why).unwrap());
+/// fail_stop.stop("entry 7 fails its checksum");
+/// assert_eq!(rx.recv().unwrap(), "entry 7 fails its checksum");
+/// ```
+#[derive(Clone)]
+pub struct FailStop {
+    stop: Arc<dyn Fn(String) + Send + Sync>,
+}
+
+impl FailStop {
+    /// A fail-stop that hands the reason to `stop` (a backend's; a node
+    /// running outside tandem might exit the process).
+    pub fn new(stop: impl Fn(String) + Send + Sync + 'static) -> Self {
+        FailStop { stop: Arc::new(stop) }
+    }
+
+    /// Stops the node, for the reason `why`.
+    pub fn stop(&self, why: impl Into<String>) {
+        (self.stop)(why.into())
     }
 }
 

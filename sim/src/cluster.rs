@@ -13,7 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder};
+use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
 use tandem::links::LinkState;
 use tandem::profile::Profile;
 use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
@@ -226,6 +226,20 @@ struct Shared<S: System> {
     boots: Vec<u32>,
     /// Each node's disk, kept in memory across its incarnations.
     disks: Vec<Storage>,
+    /// Nodes that stopped themselves ([`FailStop`](tandem::system::FailStop))
+    /// and whose hosts turmoil is yet to crash.
+    fail_stopped: Vec<NodeIdx>,
+}
+
+impl<S: System> Shared<S> {
+    /// A node has stopped (its host carried out `Stop` or `FailStop`): its
+    /// disk loses its unsynced writes and the history records the crash, at `at`.
+    fn crashed(&mut self, recorder: &Recorder<S>, node: NodeIdx, at: Duration) {
+        let incarnation = recorder.read(|h| h.node(node).incarnation);
+        self.commands[node as usize] = None;
+        self.disks[node as usize].crash(derive_seed(self.options.setup.seed, node, incarnation, 3));
+        recorder.crashed(at, node);
+    }
 }
 
 /// A simulated cluster of a system's nodes. Every action is applied between
@@ -270,6 +284,7 @@ impl<S: System> SimCluster<S> {
             commands: (0..options.setup.nodes).map(|_| None).collect(),
             boots: vec![0; options.setup.nodes as usize],
             disks: options.disks(),
+            fail_stopped: Vec::new(),
             options,
             ips,
         }));
@@ -316,6 +331,10 @@ impl<S: System> SimCluster<S> {
         determinism::set_elapsed(self.sim.elapsed());
         let stepped = self.sim.step();
         determinism::judge_thread_starts(&self.recorder, self.sim.elapsed());
+        let fail_stopped = std::mem::take(&mut self.lock().fail_stopped);
+        for node in fail_stopped {
+            self.sim.crash(host_name(node));
+        }
         if let Err(error) = stepped {
             match error.downcast::<tokio::task::JoinError>() {
                 Ok(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
@@ -412,12 +431,8 @@ impl<S: System> Cluster<S> for SimCluster<S> {
         // so the node is stopped first, in its own deterministic order.
         self.command(node, Command::Stop, Duration::from_secs(1));
         self.sim.crash(host_name(node));
-        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
-        let mut shared = self.lock();
-        shared.commands[node as usize] = None;
-        shared.disks[node as usize].crash(derive_seed(shared.options.setup.seed, node, incarnation, 3));
-        drop(shared);
-        self.recorder.crashed(self.now(), node);
+        let now = self.now();
+        self.shared.lock().expect("single-threaded").crashed(&self.recorder, node, now);
     }
 
     fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
@@ -470,14 +485,18 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
         );
         let clients = o.setup.clients;
         let (tx, rx) = mpsc::unbounded_channel();
-        s.commands[node as usize] = Some(tx);
-        (boot, transport, rx, delay, clients)
+        s.commands[node as usize] = Some(tx.clone());
+        (boot, transport, (tx, rx), delay, clients)
     };
     tokio::time::sleep(delay).await;
-    let started = host::start(&boot, transport, &recorder).await;
+    let started = host::start(&boot, transport, &recorder, &commands.0).await;
     shared.lock().expect("single-threaded").boots[node as usize] += 1;
     if let Ok(running) = started {
-        host::serve(running, node, clients, recorder, commands).await;
+        if host::serve(running, node, clients, recorder.clone(), commands.1).await == Served::FailStopped {
+            let mut shared = shared.lock().expect("single-threaded");
+            shared.crashed(&recorder, node, recorder.now());
+            shared.fail_stopped.push(node);
+        }
     }
     // A stopped node's host idles until turmoil crashes it.
     std::future::pending().await

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::{EventKind, History};
-use tandem::host::{self, Boot, Command, Order, Recorder};
+use tandem::host::{self, Boot, Command, Order, Recorder, Served};
 use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
 use tandem::System;
@@ -162,10 +162,17 @@ impl<S: System> RealCluster<S> {
         // Real network only: the patience is wall-clock time.
         let transport =
             RelayedTransport::new(transport, node, self.net.clone()).patient_until(Instant::now() + REBIND_PATIENCE);
-        let running = self.runtime.block_on(host::start(&boot, transport, &self.recorder))?;
         let (commands, orders) = mpsc::unbounded_channel();
-        let task =
-            self.runtime.spawn(host::serve(running, node, self.options.setup.clients, self.recorder.clone(), orders));
+        let running = self.runtime.block_on(host::start(&boot, transport, &self.recorder, &commands))?;
+        let (recorder, clients, disk) = (self.recorder.clone(), self.options.setup.clients, boot.storage.clone());
+        let crash_seed = host::derive_seed(self.options.setup.seed, node, boot.incarnation, 3);
+        let task = self.runtime.spawn(async move {
+            // A node that stops itself crashes here, as a `crash` step would crash it.
+            if host::serve(running, node, clients, recorder.clone(), orders).await == Served::FailStopped {
+                disk.crash(crash_seed);
+                recorder.crashed(recorder.now(), node);
+            }
+        });
         self.nodes[node as usize] = Some(Running { commands, task });
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tandem::cluster::Cluster;
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Command, Order, Recorder};
+use tandem::host::{self, derive_seed, Command, Order, Recorder, Served};
 use tandem::links::LinkState;
 use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
 use tandem::storage::{DiskFault, Storage};
@@ -61,6 +61,20 @@ pub struct EventCluster<S: System> {
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the runtime.
     _determinism: determinism::Guard,
+}
+
+impl<S: System> Hosts<S> {
+    /// A node has stopped (its host carried out `Stop` or `FailStop`): what
+    /// is left of it loses its network and its disk's unsynced writes, and
+    /// the history records the crash.
+    fn crashed(&mut self, recorder: &Recorder<S>, node: NodeIdx, ip: IpAddr) {
+        let incarnation = recorder.read(|h| h.node(node).incarnation);
+        self.commands[node as usize] = None;
+        self.alive[node as usize].store(false, Ordering::Relaxed);
+        self.network.crash(ip);
+        self.disks[node as usize].crash(derive_seed(self.options.setup.seed, node, incarnation, 3));
+        recorder.crashed(determinism::elapsed(), node);
+    }
 }
 
 impl<S: System> EventCluster<S> {
@@ -264,14 +278,7 @@ impl<S: System> Cluster<S> for EventCluster<S> {
         if let Some(task) = self.tasks[node as usize].take() {
             task.abort();
         }
-        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
-        let mut hosts = self.lock();
-        hosts.commands[node as usize] = None;
-        hosts.alive[node as usize].store(false, Ordering::Relaxed);
-        hosts.network.crash(self.ips[node as usize]);
-        hosts.disks[node as usize].crash(derive_seed(hosts.options.setup.seed, node, incarnation, 3));
-        drop(hosts);
-        self.recorder.crashed(self.now(), node);
+        self.lock().crashed(&self.recorder, node, self.ips[node as usize]);
     }
 
     fn restart(&mut self, node: NodeIdx) {
@@ -319,13 +326,15 @@ async fn host_main<S: System>(
         h.alive[node as usize] = alive.clone();
         let transport = EventTransport::new(h.network.clone(), ip, Framing::new(DEFAULT_MAX_FRAME), alive);
         let (tx, rx) = mpsc::unbounded_channel();
-        h.commands[node as usize] = Some(tx);
-        (boot, delay, transport, rx, h.options.setup.clients)
+        h.commands[node as usize] = Some(tx.clone());
+        (boot, delay, transport, (tx, rx), h.options.setup.clients)
     };
     tokio::time::sleep(delay).await;
-    let started = host::start(&boot, transport, &recorder).await;
+    let started = host::start(&boot, transport, &recorder, &commands.0).await;
     boots.send_modify(|b| b[node as usize] += 1);
     if let Ok(running) = started {
-        host::serve(running, node, clients, recorder, commands).await;
+        if host::serve(running, node, clients, recorder.clone(), commands.1).await == Served::FailStopped {
+            hosts.lock().expect("single-threaded").crashed(&recorder, node, ip);
+        }
     }
 }

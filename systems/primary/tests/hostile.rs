@@ -53,6 +53,7 @@ fn malformed_frames_close_their_connection_and_the_node_keeps_serving() {
             transport: transport("node"),
             observer: Observer::discard(),
             probe: Probe::disabled(),
+            fail_stop: FailStop::new(|why| panic!("the node fail-stopped: {why}")),
             planted_bug: None,
             knobs: Knobs::default(),
             identities: vec![None],

@@ -1,17 +1,19 @@
-//! OS threads in a simulation: node code that starts one (`tokio::fs`,
-//! `spawn_blocking`, `std::thread`) fails the run with an error that names
-//! the call and the node, whoever catches the spawn's panic; allowed, the
-//! thread runs and the run records that it is not reproducible.
+//! What node code can do to its run. An OS thread it starts (`tokio::fs`,
+//! `spawn_blocking`, `std::thread`) fails a simulated run with an error that
+//! names the call and the node, whoever catches what the thread did;
+//! allowed, the thread runs and the run records that it is not
+//! reproducible. It reads a fixed process id. It can fail-stop, and a
+//! restart follows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{EventKind, History};
+use tandem::history::{EventKind, History, CRASHED_FIRST};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, OpError, Operation, PlantedBug, System};
+use tandem::system::{FailStop, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::determinism::{OS_THREAD, SIMULATED_PID};
 use tandem_sim::run::options_for;
@@ -19,7 +21,8 @@ use tandem_sim::{run_scenario, run_with, Backend, SimOptions};
 
 /// A node that, as its planted bug says, starts an OS thread: in its boot
 /// (`tokio-fs`), in a task it spawns (`spawn-blocking-in-task`), or in an
-/// operation (`std-thread`). It answers `pid` with its process id.
+/// operation (`std-thread`). It answers `pid` with its process id, and
+/// `halt` by stopping itself.
 #[derive(Debug, Clone, Copy, Default)]
 struct Threads;
 
@@ -27,15 +30,16 @@ struct Threads;
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum ThreadsOp {
     Pid { node: NodeIdx },
+    Halt { node: NodeIdx },
 }
 
 impl Operation for ThreadsOp {
     fn node(&self) -> NodeIdx {
-        let ThreadsOp::Pid { node } = self;
+        let (ThreadsOp::Pid { node } | ThreadsOp::Halt { node }) = self;
         *node
     }
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
-        let ThreadsOp::Pid { node } = self;
+        let (ThreadsOp::Pid { node } | ThreadsOp::Halt { node }) = self;
         vec![node]
     }
 }
@@ -43,6 +47,7 @@ impl Operation for ThreadsOp {
 struct ThreadsNode {
     addr: SocketAddr,
     bug: Option<&'static str>,
+    fail_stop: FailStop,
     _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -79,14 +84,24 @@ impl System for Threads {
             }
             _ => {}
         }
-        Ok(ThreadsNode { addr: listener.local_addr(), bug: ctx.planted_bug, _listener: Box::new(listener) })
+        Ok(ThreadsNode {
+            addr: listener.local_addr(),
+            bug: ctx.planted_bug,
+            fail_stop: ctx.fail_stop,
+            _listener: Box::new(listener),
+        })
     }
 
     fn addr(&self, node: &ThreadsNode) -> SocketAddr {
         node.addr
     }
 
-    async fn invoke(&self, node: &ThreadsNode, _: ThreadsOp, _: Invocation) -> Result<u32, OpError> {
+    async fn invoke(&self, node: &ThreadsNode, op: ThreadsOp, _: Invocation) -> Result<u32, OpError> {
+        if let ThreadsOp::Halt { .. } = op {
+            node.fail_stop.stop("asked to halt");
+            // Never answers: the harness stops the node first.
+            return std::future::pending().await;
+        }
         if node.bug == Some("std-thread") {
             std::thread::spawn(|| ()).join().map_err(|_| OpError::Failed("the thread panicked".into()))?;
         }
@@ -183,4 +198,56 @@ fn a_node_reads_the_simulated_process_id() {
         })
         .collect();
     assert_eq!(pids, vec![SIMULATED_PID as u32]);
+}
+
+#[test]
+fn a_node_that_fail_stops_is_crashed_and_a_restart_brings_it_back() {
+    let text = r#"
+system = "threads"
+nodes = 2
+duration = "4s"
+settle = "500ms"
+[[step]]
+at = "1s"
+halt = { node = 1 }
+[[step]]
+at = "1500ms"
+pid = { node = 1 }
+[[step]]
+at = "2s"
+restart = { node = 1 }
+[[step]]
+at = "2500ms"
+pid = { node = 1 }
+"#;
+    let scenario = Scenario::parse(text, "fail_stop.toml", &Threads).unwrap_or_else(|e| panic!("{e}"));
+    for backend in Backend::ALL {
+        let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
+        let run = run_with(Arc::new(Threads), &scenario, options);
+        assert!(run.outcome.passed(), "{backend:?}: {:?}", run.outcome.failure);
+        let node1: Vec<String> = run
+            .history
+            .events()
+            .iter()
+            .filter(|e| e.node == Some(1))
+            .filter_map(|e| match &e.event {
+                EventKind::Fault { what } => Some(what.clone()),
+                EventKind::Crashed => Some("crashed".into()),
+                EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
+                EventKind::Complete { result, .. } => Some(format!("{result:?}")),
+                _ => None,
+            })
+            .collect();
+        let pid = SIMULATED_PID;
+        let want = [
+            "started 0",
+            "fail-stop: asked to halt",
+            &format!("Unknown({CRASHED_FIRST:?})"),
+            "crashed",
+            "pid skipped: node is down",
+            "started 1",
+            &format!("Ok({pid})"),
+        ];
+        assert_eq!(node1, want, "{backend:?}");
+    }
 }
