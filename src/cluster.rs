@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::history::History;
 use crate::host::Recorder;
-use crate::scenario::{LinkChange, Network, NodeIdx, Scenario, Scope};
+use crate::scenario::{LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -88,18 +88,32 @@ pub trait Cluster<S: System> {
     /// Applies `change` to every link [`LinkChange::links`] names for `scope`.
     fn set_links(&mut self, change: &LinkChange, scope: &Scope);
 
+    /// Applies `change` to `node`: the one entry point of node faults, as
+    /// [`set_links`](Cluster::set_links) is of link faults. The executor
+    /// applies a change only to a node [`NodeChange::needs_up`] allows. A
+    /// restart returns once the node runs.
+    fn set_node(&mut self, node: NodeIdx, change: &NodeChange);
+
     /// Sets (or, with [`DiskFault::None`], clears) a fault of `node`'s disk,
     /// whether the node runs or not.
-    fn disk(&mut self, node: NodeIdx, fault: DiskFault);
+    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
+        self.set_node(node, &NodeChange::Disk(fault))
+    }
 
     /// Kills a running node.
-    fn crash(&mut self, node: NodeIdx);
+    fn crash(&mut self, node: NodeIdx) {
+        self.set_node(node, &NodeChange::Crash)
+    }
 
     /// Starts a crashed node again as a new incarnation; returns once it runs.
-    fn restart(&mut self, node: NodeIdx);
+    fn restart(&mut self, node: NodeIdx) {
+        self.set_node(node, &NodeChange::Restart)
+    }
 
     /// Moves a running node's listener to `port` (a fresh one when `None`).
-    fn rebind(&mut self, node: NodeIdx, port: Option<u16>);
+    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
+        self.set_node(node, &NodeChange::Rebind { port })
+    }
 
     /// Lets time pass until `done` holds for the history or `deadline` (time
     /// since the run began) is reached; returns whether `done` held.

@@ -9,7 +9,7 @@ use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
 use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
-use crate::scenario::{Action, Call, Condition, NodeIdx, Scenario, Scope, Timing};
+use crate::scenario::{Action, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Timing};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -213,16 +213,20 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
     }
 
     fn apply(&mut self, action: &Action, index: usize, line: usize) -> Result<(), Violation> {
+        if let Some((node, change)) = action.node_change() {
+            if change.needs_up().is_none_or(|up| self.up(action, node, up)) {
+                self.cluster.set_node(node, &change);
+                if change == NodeChange::Restart {
+                    self.started(node)?;
+                }
+            }
+            return Ok(());
+        }
         match action {
             Action::Link { change, scope } => self.cluster.set_links(change, scope),
-            Action::Crash { node } if self.up(action, *node, true) => self.cluster.crash(*node),
-            Action::Restart { node } if self.up(action, *node, false) => {
-                self.cluster.restart(*node);
-                self.started(*node)?;
+            Action::Crash { .. } | Action::Restart { .. } | Action::Rebind { .. } | Action::Disk { .. } => {
+                unreachable!("node actions are applied above")
             }
-            Action::Rebind { node, port } if self.up(action, *node, true) => self.cluster.rebind(*node, *port),
-            Action::Disk { node, fault } => self.cluster.disk(*node, *fault),
-            Action::Crash { .. } | Action::Restart { .. } | Action::Rebind { .. } => {}
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());
                 let node = crate::system::Operation::node(&op);

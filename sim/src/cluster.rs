@@ -16,8 +16,8 @@ use tandem::history::History;
 use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
 use tandem::links::LinkState;
 use tandem::profile::Profile;
-use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
-use tandem::storage::{DiskFault, Storage};
+use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
+use tandem::storage::Storage;
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::sync::{mpsc, oneshot};
@@ -381,6 +381,36 @@ impl<S: System> SimCluster<S> {
     }
 }
 
+/// The node changes that take more than a line.
+impl<S: System> SimCluster<S> {
+    fn crash_node(&mut self, node: NodeIdx) {
+        // tokio drops a runtime's remaining tasks in an order that depends on
+        // process-global task ids, and every dropped stream sends a segment:
+        // so the node is stopped first, in its own deterministic order.
+        self.command(node, Command::Stop, Duration::from_secs(1));
+        self.sim.crash(host_name(node));
+        let now = self.now();
+        self.shared.lock().expect("single-threaded").crashed(&self.recorder, node, now);
+    }
+
+    fn restart_node(&mut self, node: NodeIdx) {
+        self.sim.bounce(host_name(node));
+        // Like every action, a restart is done when its effect is visible:
+        // the node has booted again (its host starts it on the next tick).
+        let before = self.lock().boots[node as usize];
+        self.boot(|boots| boots[node as usize] > before);
+    }
+
+    fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
+        let port = port.unwrap_or_else(|| {
+            self.next_port += 1;
+            self.next_port
+        });
+        let addr = SocketAddr::new(self.ip(node), port);
+        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
+    }
+}
+
 impl<S: System> Cluster<S> for SimCluster<S> {
     fn size(&self) -> u32 {
         self.lock().options.setup.nodes
@@ -425,35 +455,13 @@ impl<S: System> Cluster<S> for SimCluster<S> {
         }
     }
 
-    fn crash(&mut self, node: NodeIdx) {
-        // tokio drops a runtime's remaining tasks in an order that depends on
-        // process-global task ids, and every dropped stream sends a segment:
-        // so the node is stopped first, in its own deterministic order.
-        self.command(node, Command::Stop, Duration::from_secs(1));
-        self.sim.crash(host_name(node));
-        let now = self.now();
-        self.shared.lock().expect("single-threaded").crashed(&self.recorder, node, now);
-    }
-
-    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
-        self.lock().disks[node as usize].set_fault(fault);
-    }
-
-    fn restart(&mut self, node: NodeIdx) {
-        self.sim.bounce(host_name(node));
-        // Like every action, a restart is done when its effect is visible:
-        // the node has booted again (its host starts it on the next tick).
-        let before = self.lock().boots[node as usize];
-        self.boot(|boots| boots[node as usize] > before);
-    }
-
-    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
-        let port = port.unwrap_or_else(|| {
-            self.next_port += 1;
-            self.next_port
-        });
-        let addr = SocketAddr::new(self.ip(node), port);
-        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
+    fn set_node(&mut self, node: NodeIdx, change: &NodeChange) {
+        match *change {
+            NodeChange::Crash => self.crash_node(node),
+            NodeChange::Restart => self.restart_node(node),
+            NodeChange::Rebind { port } => self.rebind_node(node, port),
+            NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
+        }
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {

@@ -241,6 +241,17 @@ impl Action {
         }
     }
 
+    /// A node action as its node and what it does to it.
+    pub fn node_change(&self) -> Option<(NodeIdx, NodeChange)> {
+        match *self {
+            Action::Crash { node } => Some((node, NodeChange::Crash)),
+            Action::Restart { node } => Some((node, NodeChange::Restart)),
+            Action::Rebind { node, port } => Some((node, NodeChange::Rebind { port })),
+            Action::Disk { node, fault } => Some((node, NodeChange::Disk(fault))),
+            Action::Link { .. } | Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
+        }
+    }
+
     /// The node a fault hits most directly: a node action's node, or the
     /// first of a link action's far group.
     pub fn target(&self) -> Option<NodeIdx> {
@@ -270,6 +281,36 @@ impl Action {
             Action::Expect { condition } => Action::Expect { condition: condition.renumbered(&node)? },
             Action::Op(call) => Action::Op(op(call)?),
         })
+    }
+}
+
+/// What a node action does to its node: what a backend carries out in
+/// [`Cluster::set_node`](crate::cluster::Cluster::set_node), its one entry
+/// point for node faults, as [`LinkChange`] is for links.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NodeChange {
+    /// `crash`: kill the running node.
+    Crash,
+    /// `restart`: start the crashed node again, as a new incarnation.
+    Restart,
+    /// `rebind`: move the running node's listener (to a fresh port when `None`).
+    Rebind {
+        /// The new port.
+        port: Option<u16>,
+    },
+    /// `disk`: set or clear a fault of the node's disk, running or not.
+    Disk(DiskFault),
+}
+
+impl NodeChange {
+    /// Whether the node must be up (`Some(true)`) or down (`Some(false)`)
+    /// for the change to apply; the executor skips it otherwise, and says so.
+    pub fn needs_up(&self) -> Option<bool> {
+        match self {
+            NodeChange::Crash | NodeChange::Rebind { .. } => Some(true),
+            NodeChange::Restart => Some(false),
+            NodeChange::Disk(_) => None,
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder, Served};
-use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
-use tandem::storage::{DiskFault, Storage};
+use tandem::scenario::{LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
+use tandem::storage::Storage;
 use tandem::System;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
@@ -257,6 +257,32 @@ fn free_addr() -> Result<SocketAddr, String> {
     socket.local_addr().map_err(|e| format!("cannot pick a port: {e}"))
 }
 
+/// The node changes that take more than a line.
+impl<S: System> RealCluster<S> {
+    fn crash_node(&mut self, node: NodeIdx) {
+        if let Err(why) = self.stop(node) {
+            self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
+        }
+        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
+        self.disks[node as usize].crash(host::derive_seed(self.options.setup.seed, node, incarnation, 3));
+        self.recorder.crashed(self.recorder.now(), node);
+    }
+
+    fn restart_node(&mut self, node: NodeIdx) {
+        // A failure is in the history already: `host::start` records it.
+        if let Err(why) = self.start(node) {
+            tracing::warn!(node, "restart failed: {why}");
+        }
+    }
+
+    fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
+        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
+        if let Err(why) = self.order(node, Command::Rebind(target), COMMAND_PATIENCE) {
+            self.note(node, format!("rebind to {target} unanswered: {why}"));
+        }
+    }
+}
+
 impl<S: System> Cluster<S> for RealCluster<S> {
     fn size(&self) -> u32 {
         self.options.setup.nodes
@@ -284,30 +310,12 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         self.net.faults().apply(change, scope);
     }
 
-    fn crash(&mut self, node: NodeIdx) {
-        if let Err(why) = self.stop(node) {
-            self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
-        }
-        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
-        self.disks[node as usize].crash(host::derive_seed(self.options.setup.seed, node, incarnation, 3));
-        self.recorder.crashed(self.recorder.now(), node);
-    }
-
-    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
-        self.disks[node as usize].set_fault(fault);
-    }
-
-    fn restart(&mut self, node: NodeIdx) {
-        // A failure is in the history already: `host::start` records it.
-        if let Err(why) = self.start(node) {
-            tracing::warn!(node, "restart failed: {why}");
-        }
-    }
-
-    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
-        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
-        if let Err(why) = self.order(node, Command::Rebind(target), COMMAND_PATIENCE) {
-            self.note(node, format!("rebind to {target} unanswered: {why}"));
+    fn set_node(&mut self, node: NodeIdx, change: &NodeChange) {
+        match *change {
+            NodeChange::Crash => self.crash_node(node),
+            NodeChange::Restart => self.restart_node(node),
+            NodeChange::Rebind { port } => self.rebind_node(node, port),
+            NodeChange::Disk(fault) => self.disks[node as usize].set_fault(fault),
         }
     }
 

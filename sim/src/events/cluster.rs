@@ -10,8 +10,8 @@ use tandem::cluster::Cluster;
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Command, Order, Recorder, Served};
 use tandem::links::LinkState;
-use tandem::scenario::{LatencyRange, LinkChange, NodeIdx, Scope};
-use tandem::storage::{DiskFault, Storage};
+use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
+use tandem::storage::Storage;
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::runtime::Runtime;
@@ -228,6 +228,36 @@ impl<S: System> EventCluster<S> {
     }
 }
 
+/// The node changes that take more than a line.
+impl<S: System> EventCluster<S> {
+    fn crash_node(&mut self, node: NodeIdx) {
+        // The node stops first, in its own deterministic order; then what
+        // is left of it (tasks it spawned) loses its network and its disk.
+        self.command(node, Command::Stop, Duration::from_secs(1));
+        if let Some(task) = self.tasks[node as usize].take() {
+            task.abort();
+        }
+        self.lock().crashed(&self.recorder, node, self.ips[node as usize]);
+    }
+
+    fn restart_node(&mut self, node: NodeIdx) {
+        // Like every action, a restart is done when its effect is visible:
+        // the node has booted again.
+        let before = self.boots.borrow()[node as usize];
+        self.spawn_host(node);
+        self.boot(Duration::from_secs(1), |boots| boots[node as usize] > before);
+    }
+
+    fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
+        let port = port.unwrap_or_else(|| {
+            self.next_port += 1;
+            self.next_port
+        });
+        let addr = SocketAddr::new(self.ips[node as usize], port);
+        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
+    }
+}
+
 impl<S: System> Cluster<S> for EventCluster<S> {
     fn size(&self) -> u32 {
         self.ips.len() as u32
@@ -267,35 +297,13 @@ impl<S: System> Cluster<S> for EventCluster<S> {
         }
     }
 
-    fn disk(&mut self, node: NodeIdx, fault: DiskFault) {
-        self.lock().disks[node as usize].set_fault(fault);
-    }
-
-    fn crash(&mut self, node: NodeIdx) {
-        // The node stops first, in its own deterministic order; then what
-        // is left of it (tasks it spawned) loses its network and its disk.
-        self.command(node, Command::Stop, Duration::from_secs(1));
-        if let Some(task) = self.tasks[node as usize].take() {
-            task.abort();
+    fn set_node(&mut self, node: NodeIdx, change: &NodeChange) {
+        match *change {
+            NodeChange::Crash => self.crash_node(node),
+            NodeChange::Restart => self.restart_node(node),
+            NodeChange::Rebind { port } => self.rebind_node(node, port),
+            NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
         }
-        self.lock().crashed(&self.recorder, node, self.ips[node as usize]);
-    }
-
-    fn restart(&mut self, node: NodeIdx) {
-        // Like every action, a restart is done when its effect is visible:
-        // the node has booted again.
-        let before = self.boots.borrow()[node as usize];
-        self.spawn_host(node);
-        self.boot(Duration::from_secs(1), |boots| boots[node as usize] > before);
-    }
-
-    fn rebind(&mut self, node: NodeIdx, port: Option<u16>) {
-        let port = port.unwrap_or_else(|| {
-            self.next_port += 1;
-            self.next_port
-        });
-        let addr = SocketAddr::new(self.ips[node as usize], port);
-        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
     }
 
     fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool {
