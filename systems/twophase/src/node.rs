@@ -10,16 +10,25 @@
 //!
 //! - The coordinator sends `Prepare(tx)` to every participant and waits for
 //!   every vote within [`Timing::vote_timeout`]. All yes: it writes and
-//!   syncs its commit decision, answers the client, and a background task
-//!   delivers the decision from the next [`Timing::tick`] on, every tick
-//!   (one batch per participant, at most two under way), until each
-//!   participant acknowledges it. Any no or silence: the same with abort.
+//!   syncs its commit decision, hands it to one participant, the first in
+//!   order that applies it (so the decision is durable on two disks),
+//!   answers the client, and a background task delivers the decision from
+//!   the next [`Timing::tick`] on, every tick (one batch per participant, at
+//!   most two under way), until each participant acknowledges it. Any no
+//!   or silence: the same with abort.
 //! - A participant syncs its prepared record before it votes yes, applies a
-//!   decision durably before it acknowledges it, and asks the coordinator
-//!   `Status(tx)` every tick about every prepared transaction older than
-//!   [`Timing::in_doubt_after`] (at once after a restart). The coordinator
-//!   answers from its log; a transaction it has no decision for and is not
-//!   deciding is presumed aborted (durably, before the answer).
+//!   decision durably before it acknowledges it (an abort too, with no
+//!   prepared record), and asks the coordinator `Status(tx)` every tick
+//!   about every prepared transaction older than [`Timing::in_doubt_after`]
+//!   (at once after a restart). The coordinator answers from its log; a
+//!   transaction it has no decision for and is not deciding is presumed
+//!   aborted (durably, before the answer).
+//! - A restarted coordinator does not trust its log to hold every decision
+//!   it made (a disk whose sync lied loses them): before it presumes abort,
+//!   or runs a transaction it has no decision for, it asks every participant
+//!   (`Status(tx)`, which a participant answers from its records). One that
+//!   applied a decision gives it back; only when every participant answered
+//!   and none holds one is nothing decided.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -69,10 +78,22 @@ const MAX_ATTEMPTS: usize = 2;
 pub struct Bugs {
     /// `vote-unsynced`: a participant votes yes before its record is synced.
     pub vote_unsynced: bool,
-    /// `decision-in-memory`: the coordinator never writes its decisions.
+    /// `decision-in-memory`: the coordinator never makes its decisions
+    /// durable (neither writes them nor hands them to a participant first)
+    /// and, restarted, trusts its log.
     pub decision_in_memory: bool,
     /// `read-uncommitted`: a participant's reads include prepared transactions.
     pub read_uncommitted: bool,
+    /// `restart-trusts-log`: a restarted coordinator takes its log as every
+    /// decision it made, and presumes abort without asking the participants.
+    pub restart_trusts_log: bool,
+}
+
+impl Bugs {
+    /// Whether a restarted coordinator takes its log as complete.
+    fn trusts_own_log(&self) -> bool {
+        self.restart_trusts_log || self.decision_in_memory
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +122,8 @@ enum Answer {
     Unknown,
     /// The decision could not be made durable now: ask again.
     Later,
-    /// The coordinator's decision; `None` while it is still deciding.
+    /// The coordinator's decision; `None` while it is still deciding. From a
+    /// participant: the decision it applied, `None` when it has none.
     Decision(Option<bool>),
     /// The answers to a batch, in order.
     Batch(Vec<Answer>),
@@ -126,12 +148,17 @@ struct State {
     /// Coordinator: decisions not yet acknowledged, by transaction, with the
     /// participants still owed them.
     undelivered: BTreeMap<u64, (bool, BTreeSet<u32>)>,
+    /// Coordinator: decisions no participant has applied yet (neither
+    /// observed nor answered: a lying disk could lose them).
+    unheld: BTreeSet<u64>,
     /// Participant: its records.
     records: BTreeMap<u64, Record>,
 }
 
 struct Shared<T> {
     index: u32,
+    /// Whether this is a restarted incarnation, whose log may lack decisions.
+    restarted: bool,
     addrs: Vec<SocketAddr>,
     transport: T,
     disk: Storage,
@@ -199,7 +226,7 @@ impl TwoPhaseNode {
         timing: Timing,
         bugs: Bugs,
     ) -> Result<TwoPhaseNode, String> {
-        let NodeContext { index, listen, addrs, transport, storage: disk, observer, .. } = ctx;
+        let NodeContext { index, incarnation, listen, addrs, transport, storage: disk, observer, .. } = ctx;
         let mut state = State::default();
         let coordinator = index == 0;
         for name in disk.list().await.map_err(|e| format!("listing the disk: {e}"))? {
@@ -221,8 +248,9 @@ impl TwoPhaseNode {
         }
         let mut listener = transport.listen(listen).await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr();
-        let shared =
-            Arc::new(Shared { index, addrs, transport, disk, observer, timing, bugs, state: Mutex::new(state) });
+        let restarted = incarnation > 0;
+        let state = Mutex::new(state);
+        let shared = Arc::new(Shared { index, restarted, addrs, transport, disk, observer, timing, bugs, state });
         let (commands, mut requests) = mpsc::unbounded_channel();
         let server = {
             let shared = shared.clone();
@@ -331,11 +359,12 @@ async fn serve<T: Transport>(shared: Arc<Shared<T>>, connection: T::Connection) 
 }
 
 impl<T: Transport> Shared<T> {
-    async fn handle(&self, request: Request) -> Answer {
+    async fn handle(self: &Arc<Self>, request: Request) -> Answer {
         match request {
             Request::Prepare { tx } => self.prepare(tx).await,
             Request::Decide { tx, commit } => self.apply(tx, commit).await,
-            Request::Status { tx } => self.status(tx).await,
+            Request::Status { tx } if self.index == 0 => self.status(tx).await,
+            Request::Status { tx } => self.record(tx).await,
             Request::Batch(_) => Answer::Later,
         }
     }
@@ -356,6 +385,21 @@ impl<T: Transport> Shared<T> {
             if let Some(&commit) = state.decisions.get(&tx) {
                 return Ok(commit);
             }
+            match self.recall(tx).await {
+                Recalled::Nothing => {}
+                Recalled::Decided(commit) => {
+                    return self
+                        .decide(&mut state, tx, commit)
+                        .await
+                        .map(|()| commit)
+                        .map_err(|why| OpError::Indeterminate(format!("tx {tx} was decided before a restart: {why}")));
+                }
+                Recalled::Unknown => {
+                    return Err(OpError::Indeterminate(format!(
+                        "restarted, the coordinator cannot learn from every participant whether tx {tx} was decided"
+                    )))
+                }
+            }
             state.deciding.insert(tx);
         }
         let mut votes = JoinSet::new();
@@ -375,20 +419,87 @@ impl<T: Transport> Shared<T> {
         Ok(all_yes)
     }
 
-    /// Coordinator: makes the decision durable, then owes it to every participant.
+    /// Coordinator: makes the decision durable, owes it to every
+    /// participant, and hands it to one (its witness: the first, in order,
+    /// that applies it): only then is it observed and answered, so that a
+    /// lying disk cannot lose it alone. The background task delivers it to
+    /// the rest.
     async fn decide(&self, state: &mut State, tx: u64, commit: bool) -> Result<(), String> {
         if !self.bugs.decision_in_memory {
             self.persist(&file(true, tx), if commit { b"C" } else { b"A" }, true).await?;
         }
         state.decisions.insert(tx, commit);
-        self.observer.observe(TwoPhaseObservation::Decided { tx, commit });
-        state.undelivered.insert(tx, (commit, (1..self.addrs.len() as u32).collect()));
-        Ok(())
+        let participants: BTreeSet<u32> = (1..self.addrs.len() as u32).collect();
+        state.undelivered.insert(tx, (commit, participants.clone()));
+        state.unheld.insert(tx);
+        if participants.is_empty() || self.bugs.decision_in_memory {
+            self.held(state, tx);
+            return Ok(());
+        }
+        for p in participants {
+            let request = Request::Decide { tx, commit };
+            let Some(answer) = rpc(&self.transport, self.addrs[p as usize], request, self.timing.rpc_timeout).await
+            else {
+                continue;
+            };
+            self.delivered(state, tx, p, &answer);
+            if !state.unheld.contains(&tx) {
+                return Ok(());
+            }
+        }
+        Err(format!("no participant applied the decision to {} tx {tx} yet", verb(commit)))
+    }
+
+    /// Coordinator: participant `p` answered the delivery of the decision on `tx`.
+    fn delivered(&self, state: &mut State, tx: u64, p: u32, answer: &Answer) {
+        if !matches!(answer, Answer::Done | Answer::Unknown) {
+            return;
+        }
+        if let Some((_, to)) = state.undelivered.get_mut(&tx) {
+            to.remove(&p);
+            if to.is_empty() {
+                state.undelivered.remove(&tx);
+            }
+        }
+        if *answer == Answer::Done {
+            self.held(state, tx);
+        }
+    }
+
+    /// Coordinator: a participant holds the decision on `tx`: it is made.
+    fn held(&self, state: &mut State, tx: u64) {
+        if state.unheld.remove(&tx) {
+            let commit = state.decisions[&tx];
+            self.observer.observe(TwoPhaseObservation::Decided { tx, commit });
+        }
+    }
+
+    /// Coordinator: what the participants hold of `tx`, which this
+    /// incarnation has no decision for. A first incarnation, or one that
+    /// trusts its log, knows every decision it made: nothing.
+    async fn recall(self: &Arc<Self>, tx: u64) -> Recalled {
+        if !self.restarted || self.bugs.trusts_own_log() {
+            return Recalled::Nothing;
+        }
+        let mut asked = JoinSet::new();
+        for &to in &self.addrs[1..] {
+            let (me, timeout) = (self.clone(), self.timing.rpc_timeout);
+            asked.spawn(async move { rpc(&me.transport, to, Request::Status { tx }, timeout).await });
+        }
+        let mut recalled = Recalled::Nothing;
+        while let Some(answer) = asked.join_next().await {
+            match answer {
+                Ok(Some(Answer::Decision(Some(commit)))) => return Recalled::Decided(commit),
+                Ok(Some(Answer::Decision(None))) => {}
+                _ => recalled = Recalled::Unknown,
+            }
+        }
+        recalled
     }
 
     /// Coordinator: answers a participant's inquiry; presumes abort when it
     /// has no decision and is not deciding.
-    async fn status(&self, tx: u64) -> Answer {
+    async fn status(self: &Arc<Self>, tx: u64) -> Answer {
         if self.index != 0 {
             return Answer::Decision(None);
         }
@@ -399,9 +510,23 @@ impl<T: Transport> Shared<T> {
         if state.deciding.contains(&tx) {
             return Answer::Decision(None);
         }
-        match self.decide(&mut state, tx, false).await {
-            Ok(()) => Answer::Decision(Some(false)),
+        let commit = match self.recall(tx).await {
+            Recalled::Nothing => false,
+            Recalled::Decided(commit) => commit,
+            Recalled::Unknown => return Answer::Decision(None),
+        };
+        match self.decide(&mut state, tx, commit).await {
+            Ok(()) => Answer::Decision(Some(commit)),
             Err(_) => Answer::Decision(None),
+        }
+    }
+
+    /// Participant: the decision on `tx` it applied, for a coordinator that
+    /// restarted.
+    async fn record(&self, tx: u64) -> Answer {
+        match self.state.lock().await.records.get(&tx) {
+            Some(Record::Decided(commit)) => Answer::Decision(Some(*commit)),
+            Some(Record::Prepared(_)) | None => Answer::Decision(None),
         }
     }
 
@@ -433,12 +558,7 @@ impl<T: Transport> Shared<T> {
         match answer {
             Answer::Done | Answer::Unknown => {
                 let mut state = self.state.lock().await;
-                if let Some((_, to)) = state.undelivered.get_mut(&tx) {
-                    to.remove(&node);
-                    if to.is_empty() {
-                        state.undelivered.remove(&tx);
-                    }
-                }
+                self.delivered(&mut state, tx, node, &answer);
             }
             Answer::Decision(Some(commit)) => {
                 self.apply(tx, commit).await;
@@ -474,7 +594,10 @@ impl<T: Transport> Shared<T> {
         let mut state = self.state.lock().await;
         match state.records.get(&tx) {
             Some(Record::Decided(_)) => Answer::Done,
-            Some(Record::Prepared(_)) => {
+            None if commit => Answer::Unknown,
+            // An abort is recorded even unprepared: a restarted coordinator
+            // that lost it learns it here, and a late prepare is voted down.
+            Some(Record::Prepared(_)) | None => {
                 match self.persist(&file(false, tx), if commit { b"C" } else { b"A" }, true).await {
                     Ok(()) => {
                         state.records.insert(tx, Record::Decided(commit));
@@ -484,8 +607,6 @@ impl<T: Transport> Shared<T> {
                     Err(_) => Answer::Later,
                 }
             }
-            None if commit => Answer::Unknown,
-            None => Answer::Done,
         }
     }
 
@@ -504,6 +625,16 @@ impl<T: Transport> Shared<T> {
                 .collect()
         }
     }
+}
+
+/// What a restarted coordinator learned of a transaction from the participants.
+enum Recalled {
+    /// Nothing was decided (or this incarnation knows all it decided).
+    Nothing,
+    /// A participant applied this decision.
+    Decided(bool),
+    /// Some participant did not answer: a decision may be out there.
+    Unknown,
 }
 
 fn verb(commit: bool) -> &'static str {
