@@ -52,9 +52,10 @@
 //! slow disk, and the corruptions a node that checksums its data can detect:
 //! a sync that lies (returns `Ok` and makes nothing durable), a read that
 //! returns flipped bits, a write that lands a sector off. Which bits flip
-//! and which way a write strays are pure functions of the seeds of the
-//! node's crashes in this run (the run's seed: the first crash's is derived
-//! from it) and of how many such draws the disk made: never of the OS.
+//! and which way a write strays are pure functions of the seed of the
+//! node's latest crash in this run (derived from the run's seed; before the
+//! first crash, none) and of how many such draws the disk made since: never
+//! of the OS.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
