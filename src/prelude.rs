@@ -22,8 +22,8 @@ pub use crate::property::{Failure, Property};
 pub use crate::scenario::{NodeIdx, True};
 pub use crate::storage::{DiskFault, Storage};
 pub use crate::system::{
-    Capabilities, FailStop, Invocation, Knob, Knobs, NodeContext, Observer, OpError, Operation, PlantedBug, System,
-    Tolerance,
+    Capabilities, FailStop, Invocation, Knob, Knobs, NodeContext, Observer, OpError, Operation, PlantedBug,
+    SurvivedDiskFault, System, Tolerance,
 };
 pub use crate::transport::{
     Connection, ConnectionInfo, Framing, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport,

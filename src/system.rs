@@ -134,11 +134,28 @@ pub struct Tolerance {
     /// the scenario's `clients`): more than one makes a node's operations
     /// overlap, which a linearizability check needs.
     pub clients: u32,
+    /// The disk faults beyond `fail-sync`, `full` and `slow` (which every
+    /// system with the storage capability is drawn) that a correct node
+    /// survives, and where: exploration draws only these. None by default,
+    /// so that a system that declares nothing is drawn what it always was.
+    pub disk_faults: &'static [SurvivedDiskFault],
+}
+
+/// A disk fault a system survives ([`Tolerance::disk_faults`]): exploration
+/// may set it on `node` (or on any node, for `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SurvivedDiskFault {
+    /// The fault: [`DiskFault::LyingSync`](crate::storage::DiskFault::LyingSync),
+    /// [`CorruptRead`](crate::storage::DiskFault::CorruptRead) or
+    /// [`MisdirectedWrite`](crate::storage::DiskFault::MisdirectedWrite).
+    pub fault: crate::storage::DiskFault,
+    /// The one node it may hit; `None`: any node.
+    pub node: Option<NodeIdx>,
 }
 
 impl Default for Tolerance {
-    /// 250 ms of latency, a 5 s settle tail, boots staggered over 20 ms and
-    /// one client per node: enough for protocols whose timeouts are in the
+    /// 250 ms of latency, a 5 s settle tail, boots staggered over 20 ms,
+    /// one client per node and no disk corruption: enough for protocols whose timeouts are in the
     /// hundreds of milliseconds to seconds.
     fn default() -> Tolerance {
         Tolerance {
@@ -146,6 +163,7 @@ impl Default for Tolerance {
             settle: crate::scenario::DEFAULT_SETTLE,
             stagger: Duration::from_millis(20),
             clients: 1,
+            disk_faults: &[],
         }
     }
 }

@@ -34,6 +34,10 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
             tandem::scenario::format_duration(info.tolerance.settle),
             tandem::scenario::format_duration(info.tolerance.stagger)
         );
+        for survived in info.tolerance.disk_faults {
+            let node = survived.node.map_or("any node".to_string(), |node| format!("node {node}"));
+            println!("  survives: disk {} on {node}", survived.fault.name());
+        }
         for p in &info.properties {
             println!("  {} {} {}", p.kind, p.code, p.name);
         }

@@ -190,21 +190,20 @@ struct RawDisk {
 impl RawDisk {
     /// The fault it names: `slow` with its `delay`, the others without one.
     fn fault(&self, whole: Span) -> Result<DiskFault, Located> {
-        let fault = match self.fault.get_ref().as_str() {
-            "none" => DiskFault::None,
-            "fail-sync" => DiskFault::FailSync,
-            "full" => DiskFault::Full,
-            "slow" => {
+        let name = self.fault.get_ref().as_str();
+        let fault = match DiskFault::without_parameters(name) {
+            Some(fault) => fault,
+            None if name == "slow" => {
                 let delay = self
                     .delay
                     .as_ref()
                     .ok_or_else(|| Located::new(whole, "a `slow` disk needs a `delay`, like delay = \"20ms\""))?;
                 return Ok(DiskFault::Slow(duration(delay)?));
             }
-            other => {
+            None => {
                 return Err(Located::new(
                     self.fault.span(),
-                    format!("unknown disk fault `{other}`, expected one of {}", DiskFault::NAMES.join(", ")),
+                    format!("unknown disk fault `{name}`, expected one of {}", DiskFault::NAMES.join(", ")),
                 ))
             }
         };

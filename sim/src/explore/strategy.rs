@@ -38,7 +38,7 @@ use tandem::scenario::{
     Action, Call, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, DEFAULT_DURATION,
     DEFAULT_SETTLE,
 };
-use tandem::system::{Knob, System};
+use tandem::system::{Knob, SurvivedDiskFault, System};
 
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
@@ -349,8 +349,22 @@ fn rebind<S: System>(system: &S, nodes: u32, node: NodeIdx) -> BoxedStrategy<Act
 }
 
 /// A disk fault on one node, with operations aimed at it meanwhile, usually
-/// cleared later.
+/// cleared later. For a system that survives disk corruptions
+/// ([`Tolerance::disk_faults`](tandem::system::Tolerance::disk_faults)),
+/// three times in four a [`corruption`] it survives instead; any other draws
+/// exactly what it always drew.
 fn disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
+    let survived: Vec<SurvivedDiskFault> =
+        system.tolerance().disk_faults.iter().copied().filter(|s| s.node.is_none_or(|node| node < nodes)).collect();
+    if survived.is_empty() {
+        return failing_disk(system, nodes);
+    }
+    prop_oneof![1 => failing_disk(system, nodes), 3 => corruption(system, nodes, survived)].boxed()
+}
+
+/// A sync that fails, a full disk or a slow one, on one node, with
+/// operations aimed at it meanwhile, usually cleared later.
+fn failing_disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
     let system = system.clone();
     let fault =
         prop_oneof![Just(DiskFault::FailSync), Just(DiskFault::Full), millis(5..=200).prop_map(DiskFault::Slow)];
@@ -365,6 +379,37 @@ fn disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
             add_during(&mut actions, at, hold, sends);
             if clear {
                 actions.push((at + hold, Action::Disk { node, fault: DiskFault::None }));
+            }
+            actions
+        })
+        .boxed()
+}
+
+/// A corruption the system survives, on a node it may hit; operations aimed
+/// at that node meanwhile, then one more and, 0 to 200 ms after it, the
+/// node's crash (a lying sync shows only at a crash, and a restarted node
+/// reads what its disk kept), and its restart, with the fault usually
+/// cleared then.
+fn corruption<S: System>(system: &Arc<S>, nodes: u32, survived: Vec<SurvivedDiskFault>) -> BoxedStrategy<Actions> {
+    let system = system.clone();
+    prop::sample::select(survived)
+        .prop_flat_map(move |survived| {
+            let node = survived.node.map_or_else(|| (0..nodes).boxed(), |node| Just(node).boxed());
+            (Just(survived.fault), node)
+        })
+        .prop_flat_map(move |(fault, node)| {
+            let op = || operation(&*system, nodes, Some(node));
+            let crash = (op(), millis(0..=200), millis(200..=3000));
+            (Just((node, fault)), during(op()), millis(200..=3000), crash, prop::bool::weighted(0.8))
+        })
+        .prop_map(|((node, fault), sends, hold, (last, gap, down), clear)| {
+            let mut actions = vec![(Duration::ZERO, Action::Disk { node, fault })];
+            add_during(&mut actions, Duration::ZERO, hold, sends);
+            actions.push((hold, last));
+            actions.push((hold + gap, Action::Crash { node }));
+            actions.push((hold + gap + down, Action::Restart { node }));
+            if clear {
+                actions.push((hold + gap + down, Action::Disk { node, fault: DiskFault::None }));
             }
             actions
         })

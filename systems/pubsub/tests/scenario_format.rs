@@ -251,6 +251,29 @@ fn round_trips() {
 }
 
 #[test]
+fn every_disk_fault_parses_and_round_trips() {
+    for name in DiskFault::NAMES {
+        let delay = if name == "slow" { ", delay = \"20ms\"" } else { "" };
+        let s = parse(&format!("nodes = 2\n[[step]]\ndisk = {{ node = 1, fault = \"{name}\"{delay} }}\n"));
+        let Action::Disk { node: 1, fault } = s.steps[0].action else { panic!("{name}: {:?}", s.steps[0]) };
+        assert_eq!(fault.name(), name);
+        assert_eq!(parse(&s.to_toml()), s, "{name}");
+    }
+    assert_error(
+        "nodes = 2\n[[step]]\ndisk = { node = 1, fault = \"lying\" }\n",
+        3,
+        28,
+        "unknown disk fault `lying`, expected one of none, fail-sync, full, slow, lying-sync, corrupt-read, misdirected-write",
+    );
+    assert_error(
+        "nodes = 2\n[[step]]\ndisk = { node = 1, fault = \"corrupt-read\", delay = \"1ms\" }\n",
+        3,
+        52,
+        "`delay` is only for a `slow` disk, not `corrupt-read`",
+    );
+}
+
+#[test]
 fn default_name_is_the_file_stem() {
     let text = "nodes = 1";
     assert_eq!(Scenario::parse(text, "dir/partition_heal.toml", &PubSub).unwrap().name, "partition_heal");

@@ -17,7 +17,9 @@
 //!   checker over commits and reads: a read of an aborted tx is G1a), goals
 //!   G1-G3 (sometimes).
 //! - Planted bugs (feature `mutations`): `vote-unsynced`, `decision-in-memory`,
-//!   `read-uncommitted`.
+//!   `read-uncommitted`, `restart-trusts-log`.
+//! - Tolerance: a lying sync on the coordinator (a restarted coordinator
+//!   asks the participants before it presumes abort).
 //!
 //! ```
 //! use tandem::scenario::Scenario;
@@ -30,6 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -47,18 +50,22 @@ use node::{Bugs, Command, Timing};
 pub const COORDINATOR: NodeIdx = 0;
 
 /// The planted bugs, in a build with the `mutations` feature.
-pub const PLANTED_BUGS: [PlantedBug; 3] = [
+pub const PLANTED_BUGS: [PlantedBug; 4] = [
     PlantedBug {
         name: "vote-unsynced",
         description: "a participant votes yes before its prepared record is synced: a crash loses it (breaks T2)",
     },
     PlantedBug {
         name: "decision-in-memory",
-        description: "the coordinator keeps its decisions in memory only: restarted, it presumes abort for a committed tx (breaks T1)",
+        description: "the coordinator keeps its decisions in memory only (not written, not handed to a participant before the answer): restarted, it presumes abort for a committed tx (breaks T1)",
     },
     PlantedBug {
         name: "read-uncommitted",
         description: "a participant's reads include transactions it has only prepared: one that then aborts was read (breaks X1, G1a)",
+    },
+    PlantedBug {
+        name: "restart-trusts-log",
+        description: "a restarted coordinator presumes abort without asking the participants: a commit its lying sync lost is aborted (breaks T1; only a lying sync finds it)",
     },
 ];
 
@@ -213,8 +220,15 @@ impl System for TwoPhase {
     }
 
     fn tolerance(&self) -> Tolerance {
-        // Votes time out after 1 s: slower links only make commits abort.
-        Tolerance::default()
+        // Votes time out after 1 s: slower links only make commits abort. A
+        // restarted coordinator asks the participants what its log may have
+        // lost; a participant's own log is trusted. A commit takes two round
+        // trips (the vote, then the hand-off of the decision to a
+        // participant) and a node's operations queue behind each other: the
+        // settle tail leaves the last ones 10 s to be answered and delivered.
+        const LYING_COORDINATOR: [SurvivedDiskFault; 1] =
+            [SurvivedDiskFault { fault: DiskFault::LyingSync, node: Some(COORDINATOR) }];
+        Tolerance { settle: Duration::from_secs(10), disk_faults: &LYING_COORDINATOR, ..Tolerance::default() }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<TwoPhaseNode, String> {
@@ -229,6 +243,7 @@ impl System for TwoPhase {
                 vote_unsynced: name == "vote-unsynced",
                 decision_in_memory: name == "decision-in-memory",
                 read_uncommitted: name == "read-uncommitted",
+                restart_trusts_log: name == "restart-trusts-log",
             },
         };
         TwoPhaseNode::start(ctx, Timing::default(), bugs).await
@@ -383,17 +398,31 @@ impl System for TwoPhase {
     }
 
     /// The coordinator must be up at the end: participants in doubt can
-    /// learn a decision only from it.
+    /// learn a decision only from it. After a lying sync on the
+    /// coordinator, every participant must be up too: a decision the
+    /// coordinator's disk lost may be held by one participant only.
     fn fair(&self, scenario: &Scenario) -> Result<(), String> {
-        let mut up = true;
+        let mut down = BTreeSet::new();
+        let mut lied = false;
         for step in &scenario.steps {
             match step.action {
-                Action::Crash { node: COORDINATOR } => up = false,
-                Action::Restart { node: COORDINATOR } => up = true,
+                Action::Crash { node } => {
+                    down.insert(node);
+                }
+                Action::Restart { node } => {
+                    down.remove(&node);
+                }
+                Action::Disk { node: COORDINATOR, fault: DiskFault::LyingSync } => lied = true,
                 _ => {}
             }
         }
-        up.then_some(()).ok_or_else(|| format!("the coordinator, node {COORDINATOR}, is down at the end"))
+        if down.contains(&COORDINATOR) {
+            return Err(format!("the coordinator, node {COORDINATOR}, is down at the end"));
+        }
+        match down.first() {
+            Some(node) if lied => Err(format!("node {node} is down at the end, after a lying sync on the coordinator")),
+            _ => Ok(()),
+        }
     }
 }
 

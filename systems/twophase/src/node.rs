@@ -10,16 +10,26 @@
 //!
 //! - The coordinator sends `Prepare(tx)` to every participant and waits for
 //!   every vote within [`Timing::vote_timeout`]. All yes: it writes and
-//!   syncs its commit decision, answers the client, and a background task
-//!   delivers the decision from the next [`Timing::tick`] on, every tick
-//!   (one batch per participant, at most two under way), until each
-//!   participant acknowledges it. Any no or silence: the same with abort.
+//!   syncs its commit decision, hands it to one participant (in order, the
+//!   next one each [`Timing::tick`] without an answer) and, once one has
+//!   applied it (the decision is then durable on two disks), observes it and
+//!   answers the client; a background task delivers the decision from the
+//!   next tick on, every tick (one batch per participant, at most two under
+//!   way), until each participant acknowledges it. Any no or silence: the
+//!   same with abort.
 //! - A participant syncs its prepared record before it votes yes, applies a
-//!   decision durably before it acknowledges it, and asks the coordinator
-//!   `Status(tx)` every tick about every prepared transaction older than
-//!   [`Timing::in_doubt_after`] (at once after a restart). The coordinator
-//!   answers from its log; a transaction it has no decision for and is not
-//!   deciding is presumed aborted (durably, before the answer).
+//!   decision durably before it acknowledges it (an abort too, with no
+//!   prepared record), and asks the coordinator `Status(tx)` every tick
+//!   about every prepared transaction older than [`Timing::in_doubt_after`]
+//!   (at once after a restart). The coordinator answers from its log; a
+//!   transaction it has no decision for and is not deciding is presumed
+//!   aborted (durably, before the answer).
+//! - A restarted coordinator does not trust its log to hold every decision
+//!   it made (a disk whose sync lied loses them): before it presumes abort,
+//!   or runs a transaction it has no decision for, it asks the participants
+//!   for every decision they applied (`Decisions`, once from each), and
+//!   takes a decision one of them holds; only once every participant has
+//!   answered is a transaction none holds undecided.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -30,7 +40,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tandem::prelude::*;
 use tandem::transport::APPLICATION_CLOSE_CODES;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -69,10 +79,22 @@ const MAX_ATTEMPTS: usize = 2;
 pub struct Bugs {
     /// `vote-unsynced`: a participant votes yes before its record is synced.
     pub vote_unsynced: bool,
-    /// `decision-in-memory`: the coordinator never writes its decisions.
+    /// `decision-in-memory`: the coordinator never makes its decisions
+    /// durable (neither writes them nor hands them to a participant first)
+    /// and, restarted, trusts its log.
     pub decision_in_memory: bool,
     /// `read-uncommitted`: a participant's reads include prepared transactions.
     pub read_uncommitted: bool,
+    /// `restart-trusts-log`: a restarted coordinator takes its log as every
+    /// decision it made, and presumes abort without asking the participants.
+    pub restart_trusts_log: bool,
+}
+
+impl Bugs {
+    /// Whether a restarted coordinator takes its log as complete.
+    fn trusts_own_log(&self) -> bool {
+        self.restart_trusts_log || self.decision_in_memory
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +109,8 @@ enum Request {
     Status {
         tx: u64,
     },
+    /// A restarted coordinator asks a participant for every decision it applied.
+    Decisions,
     /// Several requests on one connection, answered in order.
     Batch(Vec<Request>),
 }
@@ -103,6 +127,8 @@ enum Answer {
     Later,
     /// The coordinator's decision; `None` while it is still deciding.
     Decision(Option<bool>),
+    /// A participant's applied decisions, by transaction.
+    Decisions(Vec<(u64, bool)>),
     /// The answers to a batch, in order.
     Batch(Vec<Answer>),
 }
@@ -126,8 +152,36 @@ struct State {
     /// Coordinator: decisions not yet acknowledged, by transaction, with the
     /// participants still owed them.
     undelivered: BTreeMap<u64, (bool, BTreeSet<u32>)>,
+    /// Coordinator: decisions no participant has applied yet (neither
+    /// observed nor answered: a lying disk could lose them).
+    unheld: BTreeSet<u64>,
+    /// Coordinator: decisions being handed off, which the background
+    /// delivery leaves alone meanwhile.
+    handing_off: BTreeSet<u64>,
+    /// Restarted coordinator: the decisions the participants reported.
+    recalled: BTreeMap<u64, bool>,
+    /// Restarted coordinator: the participants that have not reported theirs
+    /// yet (none, for a first incarnation or one that trusts its log).
+    unrecalled: BTreeSet<u32>,
     /// Participant: its records.
     records: BTreeMap<u64, Record>,
+}
+
+impl State {
+    /// Coordinator: what it knows of `tx` without asking; `None` when a
+    /// participant that has not reported may hold a decision.
+    fn known(&self, tx: u64) -> Option<Known> {
+        if let Some(&commit) = self.decisions.get(&tx) {
+            return Some(Known::Learned(Learned::Decided(commit)));
+        }
+        if self.deciding.contains(&tx) {
+            return Some(Known::Learned(Learned::Deciding));
+        }
+        if let Some(&commit) = self.recalled.get(&tx) {
+            return Some(Known::Recalled(commit));
+        }
+        self.unrecalled.is_empty().then_some(Known::Learned(Learned::Undecided))
+    }
 }
 
 struct Shared<T> {
@@ -199,7 +253,7 @@ impl TwoPhaseNode {
         timing: Timing,
         bugs: Bugs,
     ) -> Result<TwoPhaseNode, String> {
-        let NodeContext { index, listen, addrs, transport, storage: disk, observer, .. } = ctx;
+        let NodeContext { index, incarnation, listen, addrs, transport, storage: disk, observer, .. } = ctx;
         let mut state = State::default();
         let coordinator = index == 0;
         for name in disk.list().await.map_err(|e| format!("listing the disk: {e}"))? {
@@ -221,8 +275,12 @@ impl TwoPhaseNode {
         }
         let mut listener = transport.listen(listen).await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr();
-        let shared =
-            Arc::new(Shared { index, addrs, transport, disk, observer, timing, bugs, state: Mutex::new(state) });
+        if coordinator && incarnation > 0 && !bugs.trusts_own_log() {
+            // Its log may lack decisions a lying disk lost: it asks first.
+            state.unrecalled = (1..addrs.len() as u32).collect();
+        }
+        let state = Mutex::new(state);
+        let shared = Arc::new(Shared { index, addrs, transport, disk, observer, timing, bugs, state });
         let (commands, mut requests) = mpsc::unbounded_channel();
         let server = {
             let shared = shared.clone();
@@ -331,11 +389,13 @@ async fn serve<T: Transport>(shared: Arc<Shared<T>>, connection: T::Connection) 
 }
 
 impl<T: Transport> Shared<T> {
-    async fn handle(&self, request: Request) -> Answer {
+    async fn handle(self: &Arc<Self>, request: Request) -> Answer {
         match request {
             Request::Prepare { tx } => self.prepare(tx).await,
             Request::Decide { tx, commit } => self.apply(tx, commit).await,
-            Request::Status { tx } => self.status(tx).await,
+            Request::Status { tx } if self.index == 0 => self.status(tx).await,
+            Request::Status { .. } => Answer::Decision(None),
+            Request::Decisions => self.decisions().await,
             Request::Batch(_) => Answer::Later,
         }
     }
@@ -349,60 +409,206 @@ impl<T: Transport> Shared<T> {
         Ok(())
     }
 
-    /// Coordinator: runs both phases for `tx`.
+    /// Coordinator: runs both phases for `tx`, or answers the decision it
+    /// already has, once a participant holds it.
     async fn coordinate(self: &Arc<Self>, tx: u64) -> Result<bool, OpError> {
-        {
-            let mut state = self.state.lock().await;
-            if let Some(&commit) = state.decisions.get(&tx) {
-                return Ok(commit);
+        let known = {
+            let (mut state, learned) = self.learn(tx).await;
+            match learned {
+                Learned::Decided(commit) => Some(commit),
+                Learned::Undecided => {
+                    state.deciding.insert(tx);
+                    None
+                }
+                Learned::Deciding => return Err(OpError::Indeterminate(format!("tx {tx} is being decided"))),
+                Learned::Unknown => {
+                    return Err(OpError::Indeterminate(format!(
+                        "restarted, the coordinator cannot learn from every participant whether tx {tx} was decided"
+                    )))
+                }
             }
-            state.deciding.insert(tx);
-        }
-        let mut votes = JoinSet::new();
-        for &to in &self.addrs[1..] {
-            let (me, timeout) = (self.clone(), self.timing.vote_timeout);
-            votes.spawn(async move { rpc(&me.transport, to, Request::Prepare { tx }, timeout).await });
-        }
-        let mut all_yes = true;
-        while let Some(vote) = votes.join_next().await {
-            all_yes &= matches!(vote, Ok(Some(Answer::Vote(true))));
-        }
-        let mut state = self.state.lock().await;
-        state.deciding.remove(&tx);
-        self.decide(&mut state, tx, all_yes).await.map_err(|why| {
-            OpError::Indeterminate(format!("the decision to {} tx {tx} is not durable: {why}", verb(all_yes)))
-        })?;
-        Ok(all_yes)
+        };
+        let commit = match known {
+            Some(commit) => commit,
+            None => {
+                let mut votes = JoinSet::new();
+                for &to in &self.addrs[1..] {
+                    let (me, timeout) = (self.clone(), self.timing.vote_timeout);
+                    votes.spawn(async move { rpc(&me.transport, to, Request::Prepare { tx }, timeout).await });
+                }
+                let mut all_yes = true;
+                while let Some(vote) = votes.join_next().await {
+                    all_yes &= matches!(vote, Ok(Some(Answer::Vote(true))));
+                }
+                let mut state = self.state.lock().await;
+                state.deciding.remove(&tx);
+                self.record(&mut state, tx, all_yes).await.map_err(|why| {
+                    OpError::Indeterminate(format!("the decision to {} tx {tx} is not durable: {why}", verb(all_yes)))
+                })?;
+                all_yes
+            }
+        };
+        self.hand_off(tx, commit).await.map_err(OpError::Indeterminate)?;
+        Ok(commit)
     }
 
-    /// Coordinator: makes the decision durable, then owes it to every participant.
-    async fn decide(&self, state: &mut State, tx: u64, commit: bool) -> Result<(), String> {
+    /// Coordinator: the state, locked, and what it knows of `tx`. A
+    /// restarted coordinator does not take its log as every decision it
+    /// made: until every participant has reported the decisions it applied,
+    /// it asks those that have not (without the lock).
+    async fn learn(self: &Arc<Self>, tx: u64) -> (MutexGuard<'_, State>, Learned) {
+        let state = self.state.lock().await;
+        if let Some(known) = state.known(tx) {
+            return self.adopt(state, tx, known).await;
+        }
+        drop(state);
+        self.recall().await;
+        let state = self.state.lock().await;
+        let known = state.known(tx).unwrap_or(Known::Learned(Learned::Unknown));
+        self.adopt(state, tx, known).await
+    }
+
+    /// Coordinator: records a decision a participant reported, if that is
+    /// what was learned.
+    async fn adopt<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        tx: u64,
+        known: Known,
+    ) -> (MutexGuard<'a, State>, Learned) {
+        match known {
+            Known::Learned(learned) => (state, learned),
+            Known::Recalled(commit) => match self.record(&mut state, tx, commit).await {
+                Ok(()) => (state, Learned::Decided(commit)),
+                Err(_) => (state, Learned::Unknown),
+            },
+        }
+    }
+
+    /// Restarted coordinator: asks every participant that has not reported
+    /// its decisions yet.
+    async fn recall(self: &Arc<Self>) {
+        let unrecalled = self.state.lock().await.unrecalled.clone();
+        let mut asked = JoinSet::new();
+        for p in unrecalled {
+            // No longer than a vote: a participant that does not answer
+            // leaves the transaction unknown as fast as it would abort it.
+            let (me, to, timeout) = (self.clone(), self.addrs[p as usize], self.timing.vote_timeout);
+            asked.spawn(async move { (p, rpc(&me.transport, to, Request::Decisions, timeout).await) });
+        }
+        while let Some(answer) = asked.join_next().await {
+            if let Ok((p, Some(Answer::Decisions(decisions)))) = answer {
+                let mut state = self.state.lock().await;
+                state.recalled.extend(decisions);
+                state.unrecalled.remove(&p);
+            }
+        }
+    }
+
+    /// Coordinator: makes the decision durable here and owes it to every
+    /// participant. It is observed once a participant holds it too
+    /// ([`Shared::hand_off`], or the background delivery).
+    async fn record(&self, state: &mut State, tx: u64, commit: bool) -> Result<(), String> {
         if !self.bugs.decision_in_memory {
             self.persist(&file(true, tx), if commit { b"C" } else { b"A" }, true).await?;
         }
         state.decisions.insert(tx, commit);
-        self.observer.observe(TwoPhaseObservation::Decided { tx, commit });
-        state.undelivered.insert(tx, (commit, (1..self.addrs.len() as u32).collect()));
+        let participants: BTreeSet<u32> = (1..self.addrs.len() as u32).collect();
+        let nobody = participants.is_empty();
+        state.undelivered.insert(tx, (commit, participants));
+        state.unheld.insert(tx);
+        if nobody || self.bugs.decision_in_memory {
+            self.held(state, tx);
+        }
         Ok(())
     }
 
-    /// Coordinator: answers a participant's inquiry; presumes abort when it
-    /// has no decision and is not deciding.
-    async fn status(&self, tx: u64) -> Answer {
-        if self.index != 0 {
-            return Answer::Decision(None);
+    /// Coordinator: hands the decision on `tx` to one participant (its
+    /// witness: the first to apply it), so that a lying disk cannot lose it
+    /// alone, before it is answered. Participants are asked in order, the
+    /// next one each [`Timing::tick`] without an answer; the background
+    /// delivery brings it to the rest.
+    async fn hand_off(self: &Arc<Self>, tx: u64, commit: bool) -> Result<(), String> {
+        self.state.lock().await.handing_off.insert(tx);
+        let handed = self.witness(tx, commit).await;
+        self.state.lock().await.handing_off.remove(&tx);
+        handed
+    }
+
+    /// Coordinator: the attempts of [`Shared::hand_off`].
+    async fn witness(self: &Arc<Self>, tx: u64, commit: bool) -> Result<(), String> {
+        let mut attempts = JoinSet::new();
+        let mut waiting = (1..self.addrs.len() as u32).peekable();
+        let mut next = Instant::now();
+        while self.state.lock().await.unheld.contains(&tx) {
+            if waiting.peek().is_none() && attempts.is_empty() {
+                return Err(format!("no participant applied the decision to {} tx {tx} yet", verb(commit)));
+            }
+            tokio::select! {
+                Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                    if let Ok((p, Some(answer))) = done {
+                        self.delivered(&mut *self.state.lock().await, tx, p, &answer);
+                    }
+                }
+                _ = tokio::time::sleep_until(next), if waiting.peek().is_some() => {
+                    let p = waiting.next().expect("peeked");
+                    let (me, request) = (self.clone(), Request::Decide { tx, commit });
+                    attempts.spawn(async move {
+                        (p, rpc(&me.transport, me.addrs[p as usize], request, me.timing.rpc_timeout).await)
+                    });
+                    next += self.timing.tick;
+                }
+            }
         }
-        let mut state = self.state.lock().await;
-        if let Some(&commit) = state.decisions.get(&tx) {
-            return Answer::Decision(Some(commit));
+        Ok(())
+    }
+
+    /// Coordinator: participant `p` answered the delivery of the decision on `tx`.
+    fn delivered(&self, state: &mut State, tx: u64, p: u32, answer: &Answer) {
+        if !matches!(answer, Answer::Done | Answer::Unknown) {
+            return;
         }
-        if state.deciding.contains(&tx) {
-            return Answer::Decision(None);
+        if let Some((_, to)) = state.undelivered.get_mut(&tx) {
+            to.remove(&p);
+            if to.is_empty() {
+                state.undelivered.remove(&tx);
+            }
         }
-        match self.decide(&mut state, tx, false).await {
-            Ok(()) => Answer::Decision(Some(false)),
-            Err(_) => Answer::Decision(None),
+        if *answer == Answer::Done {
+            self.held(state, tx);
         }
+    }
+
+    /// Coordinator: a participant holds the decision on `tx`: it is made.
+    fn held(&self, state: &mut State, tx: u64) {
+        if state.unheld.remove(&tx) {
+            let commit = state.decisions[&tx];
+            self.observer.observe(TwoPhaseObservation::Decided { tx, commit });
+        }
+    }
+
+    /// Coordinator: answers a participant's inquiry; presumes abort when
+    /// nothing was decided and nothing is being decided.
+    async fn status(self: &Arc<Self>, tx: u64) -> Answer {
+        let (mut state, learned) = self.learn(tx).await;
+        match learned {
+            Learned::Decided(commit) => Answer::Decision(Some(commit)),
+            Learned::Deciding | Learned::Unknown => Answer::Decision(None),
+            Learned::Undecided => match self.record(&mut state, tx, false).await {
+                Ok(()) => Answer::Decision(Some(false)),
+                Err(_) => Answer::Decision(None),
+            },
+        }
+    }
+
+    /// Participant: every decision it applied, for a restarted coordinator.
+    async fn decisions(&self) -> Answer {
+        let state = self.state.lock().await;
+        let decided = state.records.iter().filter_map(|(&tx, record)| match record {
+            Record::Decided(commit) => Some((tx, *commit)),
+            Record::Prepared(_) => None,
+        });
+        Answer::Decisions(decided.collect())
     }
 
     /// What the node owes now, by node: every decision a participant has
@@ -412,7 +618,7 @@ impl<T: Transport> Shared<T> {
         let state = self.state.lock().await;
         let mut owed: BTreeMap<u32, Vec<(u64, Request)>> = BTreeMap::new();
         if self.index == 0 {
-            for (&tx, (commit, to)) in &state.undelivered {
+            for (&tx, (commit, to)) in state.undelivered.iter().filter(|(tx, _)| !state.handing_off.contains(tx)) {
                 for &p in to {
                     owed.entry(p).or_default().push((tx, Request::Decide { tx, commit: *commit }));
                 }
@@ -433,17 +639,12 @@ impl<T: Transport> Shared<T> {
         match answer {
             Answer::Done | Answer::Unknown => {
                 let mut state = self.state.lock().await;
-                if let Some((_, to)) = state.undelivered.get_mut(&tx) {
-                    to.remove(&node);
-                    if to.is_empty() {
-                        state.undelivered.remove(&tx);
-                    }
-                }
+                self.delivered(&mut state, tx, node, &answer);
             }
             Answer::Decision(Some(commit)) => {
                 self.apply(tx, commit).await;
             }
-            Answer::Vote(_) | Answer::Later | Answer::Decision(None) | Answer::Batch(_) => {}
+            Answer::Vote(_) | Answer::Later | Answer::Decision(None) | Answer::Decisions(_) | Answer::Batch(_) => {}
         }
     }
 
@@ -474,7 +675,10 @@ impl<T: Transport> Shared<T> {
         let mut state = self.state.lock().await;
         match state.records.get(&tx) {
             Some(Record::Decided(_)) => Answer::Done,
-            Some(Record::Prepared(_)) => {
+            None if commit => Answer::Unknown,
+            // An abort is recorded even unprepared: a restarted coordinator
+            // that lost it learns it here, and a late prepare is voted down.
+            Some(Record::Prepared(_)) | None => {
                 match self.persist(&file(false, tx), if commit { b"C" } else { b"A" }, true).await {
                     Ok(()) => {
                         state.records.insert(tx, Record::Decided(commit));
@@ -484,8 +688,6 @@ impl<T: Transport> Shared<T> {
                     Err(_) => Answer::Later,
                 }
             }
-            None if commit => Answer::Unknown,
-            None => Answer::Done,
         }
     }
 
@@ -504,6 +706,26 @@ impl<T: Transport> Shared<T> {
                 .collect()
         }
     }
+}
+
+/// What the coordinator's state says of a transaction.
+enum Known {
+    /// What it knows.
+    Learned(Learned),
+    /// A participant reported it decided so; not recorded here yet.
+    Recalled(bool),
+}
+
+/// What the coordinator knows of a transaction.
+enum Learned {
+    /// It was decided so (and the decision is recorded here).
+    Decided(bool),
+    /// It is being voted on.
+    Deciding,
+    /// Nothing was decided.
+    Undecided,
+    /// A participant that may hold a decision has not reported.
+    Unknown,
 }
 
 fn verb(commit: bool) -> &'static str {

@@ -65,11 +65,37 @@ fn same_seed_same_history() {
 
 /// The planted bugs, the scenario each fails, and the property it breaks.
 #[cfg(feature = "mutations")]
-const BUGS: [(&str, &str, &str); 3] = [
+const BUGS: [(&str, &str, &str); 4] = [
     ("participant_crash", "vote-unsynced", "T2"),
     ("coordinator_crash", "decision-in-memory", "T1"),
     ("abort_read", "read-uncommitted", "X1"),
+    ("coordinator_lying_sync", "restart-trusts-log", "T1"),
 ];
+
+/// `restart-trusts-log` needs a lying sync: with an honest disk the
+/// coordinator's log holds every decision it made, and the same crash
+/// passes.
+#[cfg(feature = "mutations")]
+#[test]
+fn only_a_lying_sync_finds_restart_trusts_log() {
+    let system = Arc::new(TwoPhase);
+    let buggy = |name| Scenario { planted_bug: Some("restart-trusts-log".to_string()), ..load(&file(name)) };
+    let honest = buggy("coordinator_lying_sync");
+    let honest = Scenario {
+        steps: honest
+            .steps
+            .into_iter()
+            .filter(|s| !matches!(s.action, tandem::scenario::Action::Disk { .. }))
+            .collect(),
+        ..honest
+    };
+    for scenario in [honest, buggy("coordinator_crash")] {
+        for seed in 0..seed_count() {
+            let run = run_scenario(system.clone(), &scenario, seed);
+            assert!(run.outcome.passed(), "{} seed {seed}: {:?}", scenario.name, run.outcome.failure);
+        }
+    }
+}
 
 #[cfg(feature = "mutations")]
 #[test]
