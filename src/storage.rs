@@ -53,9 +53,9 @@
 //! a sync that lies (returns `Ok` and makes nothing durable), a read that
 //! returns flipped bits, a write that lands a sector off. Which bits flip
 //! and which way a write strays are pure functions of the seed of the
-//! node's latest crash in this run (derived from the run's seed; before the
-//! first crash, none) and of how many such draws the disk made since: never
-//! of the OS.
+//! node's latest crash in this run (before the first crash, of the seed the
+//! backend gave the disk, [`Storage::seeded`]; both derive from the run's
+//! seed) and of how many such draws the disk made since: never of the OS.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -248,7 +248,7 @@ struct Volume {
     sync_latency: Duration,
     /// Bumped at every crash: handles of an earlier incarnation stop working.
     generation: u64,
-    /// What corruptions are drawn from: the seed of the latest crash.
+    /// What corruptions are drawn from: the seed of the latest crash, or the disk's own before the first.
     entropy: u64,
     /// How many corruptions the disk drew since its latest crash.
     draws: u64,
@@ -348,6 +348,13 @@ impl Storage {
     /// simulation's: tokio time, which the simulation's clock drives).
     pub fn in_memory_with_sync_latency(latency: Duration) -> Storage {
         Storage::on(Media::Memory(BTreeMap::new()), latency)
+    }
+
+    /// The same disk, drawing its corruptions from `seed` until its first
+    /// crash (a backend's, from the run's seed; without it, from 0).
+    pub fn seeded(self, seed: u64) -> Storage {
+        self.lock().entropy = seed;
+        self
     }
 
     /// A disk whose durable files are real files in `dir` (created if

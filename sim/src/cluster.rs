@@ -159,7 +159,10 @@ impl SimOptions {
 
     /// An empty disk for each node, syncing in [`SimOptions::sync_latency`].
     pub(crate) fn disks(&self) -> Vec<Storage> {
-        (0..self.setup.nodes).map(|_| Storage::in_memory_with_sync_latency(self.sync_latency)).collect()
+        let seeded = |node| derive_seed(self.setup.seed, node, u64::MAX, 3);
+        (0..self.setup.nodes)
+            .map(|node| Storage::in_memory_with_sync_latency(self.sync_latency).seeded(seeded(node)))
+            .collect()
     }
 
     /// The links every node starts with, as a tracker of their state.
