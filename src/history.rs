@@ -126,7 +126,9 @@ pub const CRASHED_FIRST: &str = "the node crashed before it answered";
 #[derive(Debug, Clone, Serialize)]
 #[serde(bound = "")]
 pub struct Event<S: System> {
-    /// Microseconds since the run began (simulated or wall).
+    /// Microseconds since the run began (simulated or wall). In the
+    /// simulation they are whole milliseconds (tokio's timer resolution), so
+    /// events often share a time: their position in the history orders them.
     pub t_us: u64,
     /// The node it happened on, if any.
     pub node: Option<NodeIdx>,
