@@ -65,7 +65,10 @@ pub fn branch<S: System>(
         let when = from + Duration::from_millis(draw(runner, 0..=AIMED.as_millis() as u64));
         future.push(Step::new(Timing::At(when.min(window.end)), op));
     }
-    future.sort_by_key(|step| if let Timing::At(at) = step.timing { at } else { Duration::ZERO });
+    future.sort_by_key(|step| match step.timing {
+        Timing::At(at) => at,
+        _ => unreachable!("an explored case times every step with `at`"),
+    });
     scenario.steps.extend(future);
     Some(scenario)
 }
