@@ -93,7 +93,12 @@ pub fn panicked(panic: &(dyn std::any::Any + Send), at: Duration) -> Violation {
 /// ([`PANIC`]), never the caller's.
 pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -> Outcome {
     let system = cluster.recorder().system().clone();
-    let mut judge = Judge::new(&system.properties());
+    let properties: Vec<_> = system
+        .properties()
+        .into_iter()
+        .filter(|p| !p.judges() || scenario.properties.is_empty() || scenario.properties.iter().any(|c| c == p.code))
+        .collect();
+    let mut judge = Judge::new(&properties);
     let timeline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge }.timeline(scenario)
     }));

@@ -182,6 +182,12 @@ impl<S: System> fmt::Debug for Property<S> {
 }
 
 impl<S: System> Property<S> {
+    /// Whether it judges a run (`always`, `eventually`), rather than track
+    /// a coverage goal (`sometimes`).
+    pub fn judges(&self) -> bool {
+        !matches!(self.kind, Kind::Sometimes(_))
+    }
+
     /// A safety property: `monitor` makes a fresh monitor for every run
     /// (state of its own, such as the messages seen so far).
     pub fn always<M: Monitor<S> + 'static>(

@@ -80,6 +80,10 @@ pub struct ExploreArgs {
     /// Run the system with this planted bug (see `tandem systems`).
     #[arg(long, value_name = "NAME")]
     mutation: Option<String>,
+    /// Judge the cases by this property only (repeatable; an `always` or
+    /// `eventually` code, see `tandem systems`); default: every property.
+    #[arg(long = "property", value_name = "CODE")]
+    properties: Vec<String>,
     /// Where the reproducer of a failure goes.
     #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
     out: PathBuf,
@@ -205,6 +209,16 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         return Exit::Usage;
     }
     let clients = args.clients.unwrap_or(system.info().tolerance.clients);
+    let judging: Vec<&str> =
+        system.info().properties.iter().filter(|p| p.kind != "sometimes").map(|p| p.code).collect();
+    if let Some(unknown) = args.properties.iter().find(|code| !judging.contains(&code.as_str())) {
+        eprintln!(
+            "error: --property {unknown}: system `{}` has no such `always` or `eventually` property, expected one of: {}",
+            system.info().name,
+            judging.join(", ")
+        );
+        return Exit::Usage;
+    }
     let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
         Ok(shard) => shard,
         Err(error) => {
@@ -236,6 +250,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             planted_bug: args.mutation.clone(),
             stagger,
             clients,
+            properties: args.properties.clone(),
             ..Space::default()
         },
         jobs: args.jobs as usize,
@@ -301,6 +316,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         until_stable: args.until_stable,
         budget: budget.clone(),
         backend: tandem_sim::cluster::default_backend().to_string(),
+        properties: args.properties.clone(),
     };
     if let Some(page) = &args.coverage_html {
         let curve = Curve { name: format!("shard {}", plan.shard), points: &progress.growth };

@@ -594,3 +594,42 @@ fn branching_finds_a_deep_bug_swarm_misses_and_its_branch_replays_alone() {
     let replay = tandem(&["replay", reproducer], &dir);
     assert_eq!(replay.status.code(), Some(1), "the branch's reproducer fails alone: {}", stdout(&replay));
 }
+
+/// `--property` names what judges the cases: kv's `skip-missing-keys` breaks
+/// convergence (L1) only, so exploring by S1 and S2 finds nothing where L1
+/// finds it at once; the reproducer names L1 and replays judged by it, and a
+/// reproducer naming a property the system lacks is bad input.
+#[test]
+fn property_selects_the_properties_that_judge_the_cases() {
+    let dir = scratch("explore-property");
+    let explore = |codes: &[&str]| {
+        let mut args = vec!["explore", "--system", "kv", "--mutation", "skip-missing-keys", "--cases", "200"];
+        args.extend(["--seed", "1", "--jobs", "1"]);
+        for code in codes {
+            args.extend(["--property", code]);
+        }
+        tandem(&args, &dir)
+    };
+    let safety = explore(&["S1", "S2"]);
+    assert_eq!(safety.status.code(), Some(0), "{}{}", stdout(&safety), stderr(&safety));
+    let convergence = explore(&["L1"]);
+    let text = stdout(&convergence);
+    assert_eq!(convergence.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("FOUND L1 "), "{text}");
+    let path = text.lines().nth(1).and_then(|l| l.strip_prefix("  reproduce: tandem replay ")).expect("a reproducer");
+    let reproducer = Scenario::from_file_among(&dir.join(path), &[&Kv]).unwrap();
+    assert_eq!(reproducer.properties, ["L1"]);
+    let replay = tandem(&["replay", path], &dir);
+    assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
+    let text =
+        std::fs::read_to_string(dir.join(path)).unwrap().replace(r#"properties = ["L1"]"#, r#"properties = ["L9"]"#);
+    std::fs::write(dir.join("unknown.toml"), &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("properties")).expect("the key") + 1;
+    let bad = tandem(&["replay", "unknown.toml"], &dir);
+    assert_eq!(bad.status.code(), Some(2));
+    let error = stderr(&bad);
+    assert!(error.contains(&format!("unknown.toml:{line}:15: unknown property `L9` of system `kv`")), "{error}");
+    let unknown = explore(&["G1"]);
+    assert_eq!(unknown.status.code(), Some(2), "a coverage goal judges nothing");
+    assert!(stderr(&unknown).contains("expected one of: S1, S2, L1"), "{}", stderr(&unknown));
+}

@@ -83,6 +83,10 @@ pub struct Scenario {
     pub knobs: BTreeMap<String, i64>,
     /// The system it runs (`system = "NAME"`); `None` for the default one.
     pub system: Option<String>,
+    /// The codes of the system's `always` and `eventually` properties that
+    /// judge the run (`properties = ["L1"]`); empty, the default: all of
+    /// them. Coverage goals (`sometimes`) are always tracked.
+    pub properties: Vec<String>,
 }
 
 /// Link defaults: the `[network]` table.
@@ -479,6 +483,7 @@ impl Scenario {
             planted_bug: None,
             knobs: BTreeMap::new(),
             system: None,
+            properties: Vec::new(),
         }
     }
 

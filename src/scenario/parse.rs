@@ -89,6 +89,7 @@ struct RawScenario {
     clients: Option<Spanned<u32>>,
     mutation: Option<Spanned<String>>,
     system: Option<Spanned<String>>,
+    properties: Option<Vec<Spanned<String>>>,
     network: Option<RawNetwork>,
     #[serde(default)]
     knobs: BTreeMap<String, Spanned<i64>>,
@@ -412,6 +413,10 @@ impl Converter<'_> {
                 .map(|(i, (name, value))| (name.clone(), self.value(Loc::Knob(i), value)))
                 .collect(),
             system: raw.system.map(|s| s.into_inner()),
+            properties: match &raw.properties {
+                Some(codes) => codes.iter().enumerate().map(|(i, code)| self.value(Loc::Property(i), code)).collect(),
+                None => Vec::new(),
+            },
         })
     }
 

@@ -21,6 +21,9 @@ pub trait Syntax {
     fn bugs(&self) -> Vec<PlantedBug>;
     /// Its knobs.
     fn tunables(&self) -> Vec<Knob>;
+    /// The codes of the system's properties that judge a run (`always` and
+    /// `eventually`).
+    fn judging_properties(&self) -> Vec<&'static str>;
     /// Parses an operation from `source` (`key = value`, TOML), checks its
     /// node indices against `nodes` and its own rules. An error carries the
     /// byte range in `source` when it has one.
@@ -52,6 +55,10 @@ impl<S: System> Syntax for S {
 
     fn tunables(&self) -> Vec<Knob> {
         self.knobs()
+    }
+
+    fn judging_properties(&self) -> Vec<&'static str> {
+        self.properties().iter().filter(|p| p.judges()).map(|p| p.code).collect()
     }
 
     fn check_op(&self, source: &str, nodes: u32) -> Result<Call, (Option<std::ops::Range<usize>>, String)> {

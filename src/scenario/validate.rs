@@ -33,6 +33,8 @@ pub(crate) enum Loc {
     NetworkLoss,
     /// `mutation`.
     Mutation,
+    /// `properties[i]`.
+    Property(usize),
     /// The `i`th entry of `[knobs]`, in name order.
     Knob(usize),
     /// A field of the action of `step[i]`.
@@ -158,6 +160,18 @@ impl Checker<'_> {
                     if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
                 )
             })?;
+        }
+        if !s.properties.is_empty() {
+            let codes = self.syntax.judging_properties();
+            for (i, code) in s.properties.iter().enumerate() {
+                ensure(codes.contains(&code.as_str()), Loc::Property(i), || {
+                    format!(
+                        "unknown property `{code}` of system `{}`, expected one of its `always` or `eventually` properties: {}",
+                        self.syntax.system(),
+                        codes.join(", ")
+                    )
+                })?;
+            }
         }
         for (i, (name, &value)) in s.knobs.iter().enumerate() {
             self.knob(i, name, value)?;
@@ -312,6 +326,7 @@ impl fmt::Display for Loc {
             Loc::NetworkLatency => f.write_str("network.latency"),
             Loc::NetworkLoss => f.write_str("network.loss"),
             Loc::Mutation => f.write_str("mutation"),
+            Loc::Property(i) => write!(f, "properties[{i}]"),
             Loc::Knob(i) => write!(f, "knobs[{i}]"),
             Loc::Step(i, field) => write!(f, "step[{i}].{field}"),
             Loc::Expect(i, field) => write!(f, "expect[{i}].{field}"),

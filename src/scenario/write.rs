@@ -37,6 +37,10 @@ impl fmt::Display for Toml<'_> {
         if let Some(mutation) = &s.planted_bug {
             writeln!(f, "mutation = {}", string(mutation))?;
         }
+        if !s.properties.is_empty() {
+            let codes: Vec<String> = s.properties.iter().map(|code| string(code)).collect();
+            writeln!(f, "properties = [{}]", codes.join(", "))?;
+        }
         writeln!(f, "\n[network]")?;
         writeln!(f, "latency = {}", string(&s.network.latency.to_string()))?;
         writeln!(f, "loss = {}", float(s.network.loss))?;

@@ -54,6 +54,9 @@ pub struct Identity {
     pub budget: Option<String>,
     /// The simulator that ran the cases (their histories differ).
     pub backend: String,
+    /// `--property CODE`s: the properties that judged the cases (none: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<String>,
 }
 
 /// The clients of explorations before `--clients`.
@@ -474,6 +477,7 @@ mod tests {
             until_stable: None,
             budget: None,
             backend: "events".into(),
+            properties: Vec::new(),
         }
     }
 

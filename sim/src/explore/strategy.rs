@@ -70,6 +70,9 @@ pub struct Space {
     pub stagger: Duration,
     /// Every scenario's `clients`: each node's concurrent clients.
     pub clients: u32,
+    /// Every scenario's `properties`: the codes of the properties that
+    /// judge it (empty: all).
+    pub properties: Vec<String>,
 }
 
 impl Default for Space {
@@ -84,6 +87,7 @@ impl Default for Space {
             planted_bug: None,
             stagger: DEFAULT_STAGGER,
             clients: 1,
+            properties: Vec::new(),
         }
     }
 }
@@ -506,6 +510,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 planted_bug: space.planted_bug.clone(),
                 knobs,
                 system: Some(system.name().to_string()),
+                properties: space.properties.clone(),
                 ..Scenario::new("explore", nodes)
             };
             (Just(scenario), timeline(&stage, &swarm, space.episodes.clone()))
