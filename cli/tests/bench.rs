@@ -118,8 +118,14 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
             6.0,
         ),
         // A two-phase commit's bugs need a transaction, a crash and a restart
-        // around it (restart-trusts-log: a lying sync before the crash too).
-        ("twophase", &["vote-unsynced", "decision-in-memory", "read-uncommitted", "restart-trusts-log"][..], 8.0),
+        // around it (restart-trusts-log: a lying sync before the crash too;
+        // log-without-checksums: a corrupt read at the restart).
+        (
+            "twophase",
+            &["vote-unsynced", "decision-in-memory", "read-uncommitted", "restart-trusts-log", "log-without-checksums"]
+                [..],
+            8.0,
+        ),
         // A linearizability bug needs a partition or a crash around overlapping
         // operations; stale-read's swarm reproducers keep up to 17 steps.
         ("primary", &["stale-read", "ack-before-replication", "retry-applied-twice"][..], 20.0),

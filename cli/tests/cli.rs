@@ -109,14 +109,18 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     assert_eq!(systems[0]["planted_bugs"].as_array().unwrap().len(), 7);
     assert_eq!(systems[1]["planted_bugs"].as_array().unwrap().len(), 6);
     assert_eq!(systems[2]["capabilities"]["storage"], serde_json::json!(true));
-    assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 4);
-    assert_eq!(systems[2]["tolerance"]["disk_faults"], serde_json::json!([{ "fault": "lying-sync", "node": 0 }]));
+    assert_eq!(systems[2]["planted_bugs"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        systems[2]["tolerance"]["disk_faults"],
+        serde_json::json!([{ "fault": "lying-sync", "node": 0 }, { "fault": "corrupt-read", "node": 0 }])
+    );
     assert_eq!(systems[3]["tolerance"]["disk_faults"], serde_json::json!([]), "survives no disk corruption");
     assert_eq!(systems[3]["operations"], serde_json::json!(["put", "get", "append"]));
     assert_eq!(systems[3]["planted_bugs"].as_array().unwrap().len(), 3);
     let text = tandem(&["systems"], &dir);
     assert!(stdout(&text).starts_with("pubsub (default): "), "{}", stdout(&text));
     assert_eq!(stdout(&text).matches("  survives: disk lying-sync on node 0\n").count(), 1, "{}", stdout(&text));
+    assert_eq!(stdout(&text).matches("  survives: disk corrupt-read on node 0\n").count(), 1, "{}", stdout(&text));
 }
 
 #[test]

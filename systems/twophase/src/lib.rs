@@ -17,9 +17,10 @@
 //!   checker over commits and reads: a read of an aborted tx is G1a), goals
 //!   G1-G3 (sometimes).
 //! - Planted bugs (feature `mutations`): `vote-unsynced`, `decision-in-memory`,
-//!   `read-uncommitted`, `restart-trusts-log`.
-//! - Tolerance: a lying sync on the coordinator (a restarted coordinator
-//!   asks the participants before it presumes abort).
+//!   `read-uncommitted`, `restart-trusts-log`, `log-without-checksums`.
+//! - Tolerance: a lying sync and a corrupt read on the coordinator (a
+//!   restarted coordinator asks the participants before it presumes abort,
+//!   and takes a decision record that fails its checksum as lost).
 //!
 //! ```
 //! use tandem::scenario::Scenario;
@@ -50,7 +51,7 @@ use node::{Bugs, Command, Timing};
 pub const COORDINATOR: NodeIdx = 0;
 
 /// The planted bugs, in a build with the `mutations` feature.
-pub const PLANTED_BUGS: [PlantedBug; 4] = [
+pub const PLANTED_BUGS: [PlantedBug; 5] = [
     PlantedBug {
         name: "vote-unsynced",
         description: "a participant votes yes before its prepared record is synced: a crash loses it (breaks T2)",
@@ -66,6 +67,10 @@ pub const PLANTED_BUGS: [PlantedBug; 4] = [
     PlantedBug {
         name: "restart-trusts-log",
         description: "a restarted coordinator presumes abort without asking the participants: a commit its lying sync lost is aborted (breaks T1; only a lying sync finds it)",
+    },
+    PlantedBug {
+        name: "log-without-checksums",
+        description: "the coordinator logs its decisions as bare words without checksums and reads every record but `commit` as abort: a commit read back with a flipped bit is aborted (breaks T1; only a corrupt read finds it)",
     },
 ];
 
@@ -222,13 +227,16 @@ impl System for TwoPhase {
     fn tolerance(&self) -> Tolerance {
         // Votes time out after 1 s: slower links only make commits abort. A
         // restarted coordinator asks the participants what its log may have
-        // lost; a participant's own log is trusted. A commit takes two round
+        // lost (to a lying sync, or to a corrupt read its checksums catch); a
+        // participant's own log is trusted. A commit takes two round
         // trips (the vote, then the hand-off of the decision to a
         // participant) and a node's operations queue behind each other: the
         // settle tail leaves the last ones 10 s to be answered and delivered.
-        const LYING_COORDINATOR: [SurvivedDiskFault; 1] =
-            [SurvivedDiskFault { fault: DiskFault::LyingSync, node: Some(COORDINATOR) }];
-        Tolerance { settle: Duration::from_secs(10), disk_faults: &LYING_COORDINATOR, ..Tolerance::default() }
+        const ON_COORDINATOR: [SurvivedDiskFault; 2] = [
+            SurvivedDiskFault { fault: DiskFault::LyingSync, node: Some(COORDINATOR) },
+            SurvivedDiskFault { fault: DiskFault::CorruptRead, node: Some(COORDINATOR) },
+        ];
+        Tolerance { settle: Duration::from_secs(10), disk_faults: &ON_COORDINATOR, ..Tolerance::default() }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<TwoPhaseNode, String> {
@@ -244,6 +252,7 @@ impl System for TwoPhase {
                 decision_in_memory: name == "decision-in-memory",
                 read_uncommitted: name == "read-uncommitted",
                 restart_trusts_log: name == "restart-trusts-log",
+                log_without_checksums: name == "log-without-checksums",
             },
         };
         TwoPhaseNode::start(ctx, Timing::default(), bugs).await
@@ -398,8 +407,8 @@ impl System for TwoPhase {
     }
 
     /// The coordinator must be up at the end: participants in doubt can
-    /// learn a decision only from it. After a lying sync on the
-    /// coordinator, every participant must be up too: a decision the
+    /// learn a decision only from it. After a lying sync or a corrupt read
+    /// on the coordinator, every participant must be up too: a decision the
     /// coordinator's disk lost may be held by one participant only.
     fn fair(&self, scenario: &Scenario) -> Result<(), String> {
         let mut down = BTreeSet::new();
@@ -412,7 +421,7 @@ impl System for TwoPhase {
                 Action::Restart { node } => {
                     down.remove(&node);
                 }
-                Action::Disk { node: COORDINATOR, fault: DiskFault::LyingSync } => lied = true,
+                Action::Disk { node: COORDINATOR, fault: DiskFault::LyingSync | DiskFault::CorruptRead } => lied = true,
                 _ => {}
             }
         }
@@ -420,7 +429,9 @@ impl System for TwoPhase {
             return Err(format!("the coordinator, node {COORDINATOR}, is down at the end"));
         }
         match down.first() {
-            Some(node) if lied => Err(format!("node {node} is down at the end, after a lying sync on the coordinator")),
+            Some(node) if lied => {
+                Err(format!("node {node} is down at the end, after a lying sync or a corrupt read on the coordinator"))
+            }
             _ => Ok(()),
         }
     }

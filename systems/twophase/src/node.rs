@@ -30,6 +30,11 @@
 //!   for every decision they applied (`Decisions`, once from each), and
 //!   takes a decision one of them holds; only once every participant has
 //!   answered is a transaction none holds undecided.
+//! - The coordinator's decision records carry their transaction and a
+//!   checksum ([`decision_record`]): one a read returns with a flipped bit
+//!   fails it, and the coordinator takes it as lost, as a lying sync would
+//!   have lost it, and asks the participants. A participant's records are
+//!   trusted (its disk is not corrupted in the faults twophase survives).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -88,6 +93,10 @@ pub struct Bugs {
     /// `restart-trusts-log`: a restarted coordinator takes its log as every
     /// decision it made, and presumes abort without asking the participants.
     pub restart_trusts_log: bool,
+    /// `log-without-checksums`: the coordinator logs a decision as a bare
+    /// word, `commit` or `abort`, and reads back every record but `commit`
+    /// as abort.
+    pub log_without_checksums: bool,
 }
 
 impl Bugs {
@@ -95,6 +104,61 @@ impl Bugs {
     fn trusts_own_log(&self) -> bool {
         self.restart_trusts_log || self.decision_in_memory
     }
+
+    /// The coordinator's record of its decision on `tx` ([`decision_record`],
+    /// or a bare word with `log-without-checksums`).
+    fn decision_record(&self, tx: u64, commit: bool) -> Vec<u8> {
+        if self.log_without_checksums {
+            return verb(commit).as_bytes().to_vec();
+        }
+        decision_record(tx, commit)
+    }
+
+    /// The decision a record of the coordinator's on `tx` holds; `None`
+    /// when it fails its checksum ([`read_decision`]). With
+    /// `log-without-checksums`, every record but `commit` reads as abort.
+    fn read_decision(&self, tx: u64, record: &[u8]) -> Option<bool> {
+        if self.log_without_checksums {
+            return Some(record == verb(true).as_bytes());
+        }
+        read_decision(tx, record)
+    }
+}
+
+/// The byte that spells a decision: `C` commit, `A` abort.
+fn decision_tag(commit: bool) -> u8 {
+    if commit {
+        b'C'
+    } else {
+        b'A'
+    }
+}
+
+/// The FNV-1a hash of `bytes`: it differs when any one byte does, so it
+/// detects every flipped bit.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The coordinator's record of its decision on `tx`: the decision's tag
+/// ([`decision_tag`]), the transaction (8 bytes, little-endian) and the
+/// [`checksum`] of both (8 bytes, little-endian).
+pub fn decision_record(tx: u64, commit: bool) -> Vec<u8> {
+    let mut record = vec![decision_tag(commit)];
+    record.extend(tx.to_le_bytes());
+    record.extend(checksum(&record).to_le_bytes());
+    record
+}
+
+/// The decision `record` holds, if it is a whole [`decision_record`] of
+/// `tx` whose checksum matches; `None` for a record with a flipped bit, or
+/// of another transaction, or cut short or grown.
+pub fn read_decision(tx: u64, record: &[u8]) -> Option<bool> {
+    let (body, sum) = record.split_at_checked(9)?;
+    let (&tag, logged) = body.split_first()?;
+    let intact = checksum(body).to_le_bytes() == sum && logged == tx.to_le_bytes();
+    let commit = [true, false].into_iter().find(|&commit| decision_tag(commit) == tag)?;
+    intact.then_some(commit)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,8 +324,13 @@ impl TwoPhaseNode {
             let Some((kind, tx)) = name.split_once('-') else { continue };
             let (Ok(tx), Ok(contents)) = (tx.parse::<u64>(), disk.read(&name).await) else { continue };
             match (kind, contents.as_slice(), coordinator) {
-                ("d", b"C" | b"A", true) => {
-                    state.decisions.insert(tx, contents == b"C");
+                // A record that fails its checksum is lost, as a lying
+                // sync loses one: the restarted coordinator asks the
+                // participants for the decision.
+                ("d", record, true) => {
+                    if let Some(commit) = bugs.read_decision(tx, record) {
+                        state.decisions.insert(tx, commit);
+                    }
                 }
                 ("p", b"C" | b"A", false) => {
                     state.records.insert(tx, Record::Decided(contents == b"C"));
@@ -510,7 +579,7 @@ impl<T: Transport> Shared<T> {
     /// ([`Shared::hand_off`], or the background delivery).
     async fn record(&self, state: &mut State, tx: u64, commit: bool) -> Result<(), String> {
         if !self.bugs.decision_in_memory {
-            self.persist(&file(true, tx), if commit { b"C" } else { b"A" }, true).await?;
+            self.persist(&file(true, tx), &self.bugs.decision_record(tx, commit), true).await?;
         }
         state.decisions.insert(tx, commit);
         let participants: BTreeSet<u32> = (1..self.addrs.len() as u32).collect();
@@ -733,5 +802,41 @@ fn verb(commit: bool) -> &'static str {
         "commit"
     } else {
         "abort"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_record_reads_back_only_whole_and_in_place() {
+        for commit in [true, false] {
+            let record = decision_record(7, commit);
+            assert_eq!(read_decision(7, &record), Some(commit));
+            assert_eq!(read_decision(8, &record), None, "the record of another transaction");
+            for bit in 0..record.len() * 8 {
+                let mut flipped = record.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                assert_eq!(read_decision(7, &flipped), None, "bit {bit} flipped");
+            }
+            let strayed = [vec![0; tandem::storage::SECTOR], record.clone()].concat();
+            assert_eq!(read_decision(7, &strayed), None, "a sector off");
+            assert_eq!(read_decision(7, &record[..record.len() - 1]), None, "cut short");
+        }
+    }
+
+    #[test]
+    fn without_checksums_a_flipped_commit_reads_as_abort() {
+        let unchecked = Bugs { log_without_checksums: true, ..Bugs::default() };
+        let record = unchecked.decision_record(7, true);
+        assert_eq!(record, b"commit");
+        assert_eq!(unchecked.read_decision(7, &record), Some(true));
+        assert_eq!(unchecked.read_decision(7, &unchecked.decision_record(7, false)), Some(false));
+        for bit in 0..record.len() * 8 {
+            let mut flipped = record.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(unchecked.read_decision(7, &flipped), Some(false), "bit {bit} flipped");
+        }
     }
 }

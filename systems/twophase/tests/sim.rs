@@ -65,22 +65,21 @@ fn same_seed_same_history() {
 
 /// The planted bugs, the scenario each fails, and the property it breaks.
 #[cfg(feature = "mutations")]
-const BUGS: [(&str, &str, &str); 4] = [
+const BUGS: [(&str, &str, &str); 5] = [
     ("participant_crash", "vote-unsynced", "T2"),
     ("coordinator_crash", "decision-in-memory", "T1"),
     ("abort_read", "read-uncommitted", "X1"),
     ("coordinator_lying_sync", "restart-trusts-log", "T1"),
+    ("coordinator_corrupt_read", "log-without-checksums", "T1"),
 ];
 
-/// `restart-trusts-log` needs a lying sync: with an honest disk the
-/// coordinator's log holds every decision it made, and the same crash
-/// passes.
+/// Every scenario passes for every seed with the planted bug `mutation`:
+/// `scenarios` by file name, and `faulty`'s with its disk faults left out.
 #[cfg(feature = "mutations")]
-#[test]
-fn only_a_lying_sync_finds_restart_trusts_log() {
+fn passes_with(mutation: &str, faulty: &str, scenarios: &[&str]) {
     let system = Arc::new(TwoPhase);
-    let buggy = |name| Scenario { planted_bug: Some("restart-trusts-log".to_string()), ..load(&file(name)) };
-    let honest = buggy("coordinator_lying_sync");
+    let buggy = |name| Scenario { planted_bug: Some(mutation.to_string()), ..load(&file(name)) };
+    let honest = buggy(faulty);
     let honest = Scenario {
         steps: honest
             .steps
@@ -89,12 +88,30 @@ fn only_a_lying_sync_finds_restart_trusts_log() {
             .collect(),
         ..honest
     };
-    for scenario in [honest, buggy("coordinator_crash")] {
+    for scenario in std::iter::once(honest).chain(scenarios.iter().map(|&name| buggy(name))) {
         for seed in 0..seed_count() {
             let run = run_scenario(system.clone(), &scenario, seed);
-            assert!(run.outcome.passed(), "{} seed {seed}: {:?}", scenario.name, run.outcome.failure);
+            assert!(run.outcome.passed(), "{mutation}: {} seed {seed}: {:?}", scenario.name, run.outcome.failure);
         }
     }
+}
+
+/// `restart-trusts-log` needs a lying sync: with an honest disk the
+/// coordinator's log holds every decision it made, and the same crash
+/// passes.
+#[cfg(feature = "mutations")]
+#[test]
+fn only_a_lying_sync_finds_restart_trusts_log() {
+    passes_with("restart-trusts-log", "coordinator_lying_sync", &["coordinator_crash"]);
+}
+
+/// `log-without-checksums` needs a corrupt read: an honest disk, a crash
+/// and a lying sync (which loses a one-byte record whole, never tears it)
+/// all read back every record as it was written.
+#[cfg(feature = "mutations")]
+#[test]
+fn only_a_corrupt_read_finds_log_without_checksums() {
+    passes_with("log-without-checksums", "coordinator_corrupt_read", &["coordinator_crash", "coordinator_lying_sync"]);
 }
 
 #[cfg(feature = "mutations")]
