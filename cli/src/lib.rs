@@ -134,7 +134,7 @@ Needs a build with MsQuic (cmake and libnuma-dev):
   tandem explore --system kv --mutation no-tiebreak --html found.html
   tandem explore --cases 20000 --seed 42 --shard 1/4     one machine of four
   tandem explore --cases 4096 --seed 42 --shard auto/4   the shard from JOB_COMPLETION_INDEX, CI_NODE_INDEX, ...")]
-    Explore(explore::ExploreArgs),
+    Explore(Box<explore::ExploreArgs>),
     /// Merge the result files of every shard of one exploration: check
     /// they tile its cases, union coverage, keep the smallest reproducer
     /// of each distinct failure.
@@ -204,7 +204,7 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
         Command::Replay(args) => run::replay(args, systems),
         Command::Check(args) => check::check(args, systems),
         Command::Confirm(args) => confirm::confirm(args, systems),
-        Command::Explore(args) => explore::explore(args, systems),
+        Command::Explore(args) => explore::explore(*args, systems),
         Command::Merge(args) => merge::merge(args, systems),
         Command::Systems(args) => systems::systems(args, systems),
     }
