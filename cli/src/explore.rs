@@ -209,12 +209,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         return Exit::Usage;
     }
     let clients = args.clients.unwrap_or(system.info().tolerance.clients);
-    let judging: Vec<&str> =
-        system.info().properties.iter().filter(|p| p.kind != "sometimes").map(|p| p.code).collect();
+    let info = system.info();
+    let judging: Vec<&str> = info.properties.iter().filter(|p| p.kind != "sometimes").map(|p| p.code).collect();
     if let Some(unknown) = args.properties.iter().find(|code| !judging.contains(&code.as_str())) {
         eprintln!(
             "error: --property {unknown}: system `{}` has no such `always` or `eventually` property, expected one of: {}",
-            system.info().name,
+            info.name,
             judging.join(", ")
         );
         return Exit::Usage;

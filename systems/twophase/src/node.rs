@@ -614,6 +614,7 @@ impl<T: Transport> Shared<T> {
                 return Err(format!("no participant applied the decision to {} tx {tx} yet", verb(commit)));
             }
             tokio::select! {
+                biased;
                 Some(done) = attempts.join_next(), if !attempts.is_empty() => {
                     if let Ok((p, Some(answer))) = done {
                         self.delivered(&mut *self.state.lock().await, tx, p, &answer);
