@@ -94,6 +94,12 @@ pub trait Cluster<S: System> {
     /// restart returns once the node runs.
     fn set_node(&mut self, node: NodeIdx, change: &NodeChange);
 
+    /// Why this backend cannot carry out `change`, if it cannot: a scenario
+    /// that asks for it fails before its first step, with this reason.
+    fn refuses(&self, _change: &NodeChange) -> Option<String> {
+        None
+    }
+
     /// Sets (or, with [`DiskFault::None`], clears) a fault of `node`'s disk,
     /// whether the node runs or not.
     fn disk(&mut self, node: NodeIdx, fault: DiskFault) {

@@ -161,6 +161,14 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
     }
 
     fn timeline(mut self, scenario: &Scenario) -> Result<(), Violation> {
+        let refused = scenario.steps.iter().find_map(|step| {
+            let (_, change) = step.action.node_change()?;
+            let why = self.cluster.refuses(&change)?;
+            Some(format!("step at line {} ({}): {why}", step.line, step.action.name()))
+        });
+        if let Some(detail) = refused {
+            return Err(Violation::new("backend", "a fault this backend cannot inject", detail, self.cluster.now()));
+        }
         for node in 0..self.cluster.size() {
             self.started(node)?;
         }
@@ -229,9 +237,12 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         }
         match action {
             Action::Link { change, scope } => self.cluster.set_links(change, scope),
-            Action::Crash { .. } | Action::Restart { .. } | Action::Rebind { .. } | Action::Disk { .. } => {
-                unreachable!("node actions are applied above")
-            }
+            Action::Crash { .. }
+            | Action::Restart { .. }
+            | Action::Rebind { .. }
+            | Action::Disk { .. }
+            | Action::Pause { .. }
+            | Action::Clock { .. } => unreachable!("node actions are applied above"),
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());
                 let node = crate::system::Operation::node(&op);

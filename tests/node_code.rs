@@ -251,3 +251,28 @@ pid = { node = 1 }
         assert_eq!(node1, want, "{backend:?}");
     }
 }
+
+#[test]
+fn pause_and_clock_steps_round_trip_and_bad_ones_are_located() {
+    let text = "system = \"threads\"\nnodes = 2\n[[step]]\npause = { node = 1, for = \"2s\" }\n[[step]]\nclock = { node = 0, jump = \"-5s\" }\n[[step]]\nclock = { node = 1, offset = \"+250ms\" }\n[[step]]\nclock = { node = 1, drift = 0.05 }\n";
+    let scenario = Scenario::parse(text, "clocks.toml", &Threads).unwrap();
+    assert_eq!(Scenario::parse(&scenario.to_toml(), "again.toml", &Threads).unwrap(), scenario);
+    assert!(scenario.to_toml().contains("clock = { node = 0, jump = \"-5s\" }"), "{}", scenario.to_toml());
+    let error = |step: &str| {
+        let text = format!("system = \"threads\"\nnodes = 2\n[[step]]\n{step}\n");
+        Scenario::parse(&text, "bad.toml", &Threads).unwrap_err().to_string()
+    };
+    let cases = [
+        ("pause = { node = 1, for = \"0s\" }", "bad.toml:4:27", "does nothing"),
+        ("pause = { node = 2, for = \"1s\" }", "bad.toml:4:18", "node"),
+        ("pause = { node = 1 }", "bad.toml:4:", "for"),
+        ("clock = { node = 1, drift = 3.0 }", "bad.toml:4:29", "out of range"),
+        ("clock = { node = 1, jump = \"5 parsecs\" }", "bad.toml:4:28", "5 parsecs"),
+        ("clock = { node = 1, jump = \"1s\", drift = 0.1 }", "bad.toml:4:9", "one of `offset`, `jump` or `drift`"),
+        ("clock = { node = 1 }", "bad.toml:4:9", "one of"),
+    ];
+    for (step, at, says) in cases {
+        let message = error(step);
+        assert!(message.starts_with(at) && message.contains(says), "{step}: {message}");
+    }
+}

@@ -464,7 +464,12 @@ impl<S: System> Cluster<S> for SimCluster<S> {
             NodeChange::Restart => self.restart_node(node),
             NodeChange::Rebind { port } => self.rebind_node(node, port),
             NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
+            NodeChange::Pause(_) | NodeChange::Clock(_) => unreachable!("refused before the run"),
         }
+    }
+
+    fn refuses(&self, change: &NodeChange) -> Option<String> {
+        matches!(change, NodeChange::Pause(_) | NodeChange::Clock(_)).then(|| PAUSE_AND_CLOCK_REFUSED.into())
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -512,3 +517,7 @@ async fn host_main<S: System>(shared: Arc<Mutex<Shared<S>>>, recorder: Recorder<
     // A stopped node's host idles until turmoil crashes it.
     std::future::pending().await
 }
+
+/// Why the turmoil backend refuses `pause` and `clock`.
+const PAUSE_AND_CLOCK_REFUSED: &str =
+    "the turmoil backend cannot pause a node or change its clock (turmoil 0.7 advances every host's clock together, in one step); use the events backend (--backend events)";

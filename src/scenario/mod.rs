@@ -178,6 +178,22 @@ pub enum Action {
         /// The fault; [`DiskFault::None`] clears it.
         fault: DiskFault,
     },
+    /// Stop polling every task of a running node for `length` (a process
+    /// pause: a GC, SIGSTOP, a stalled VM); its timers fire late, its peers
+    /// hear nothing, then it resumes with its state.
+    Pause {
+        /// The node.
+        node: NodeIdx,
+        /// How long (`for`).
+        length: Duration,
+    },
+    /// Change what a node's clocks read (see [`ClockChange`]).
+    Clock {
+        /// The node.
+        node: NodeIdx,
+        /// What changes.
+        change: ClockChange,
+    },
     /// Move a running node's listener to a new port (a capability).
     Rebind {
         /// The node.
@@ -203,8 +219,20 @@ pub enum Action {
 
 impl Action {
     /// Every generic action key, in the order of the spec.
-    pub const NAMES: [&'static str; 10] =
-        ["partition", "heal", "latency", "loss", "crash", "restart", "rebind", "await", "expect", "disk"];
+    pub const NAMES: [&'static str; 12] = [
+        "partition",
+        "heal",
+        "latency",
+        "loss",
+        "crash",
+        "restart",
+        "rebind",
+        "await",
+        "expect",
+        "disk",
+        "pause",
+        "clock",
+    ];
 
     /// The key of this action in a step table.
     pub fn name(&self) -> &str {
@@ -214,6 +242,8 @@ impl Action {
             Action::Restart { .. } => "restart",
             Action::Rebind { .. } => "rebind",
             Action::Disk { .. } => "disk",
+            Action::Pause { .. } => "pause",
+            Action::Clock { .. } => "clock",
             Action::Await { .. } => "await",
             Action::Expect { .. } => "expect",
             Action::Op(call) => &call.key,
@@ -228,21 +258,17 @@ impl Action {
             | Action::Crash { .. }
             | Action::Restart { .. }
             | Action::Rebind { .. }
-            | Action::Disk { .. } => true,
+            | Action::Disk { .. }
+            | Action::Pause { .. }
+            | Action::Clock { .. } => true,
             Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => false,
         }
     }
 
-    /// The one node a node action acts on: the crashed, restarted, rebound
-    /// or disk-faulted node.
+    /// The one node a node action acts on: the crashed, restarted, rebound,
+    /// disk-faulted, paused or clock-changed node.
     pub fn node(&self) -> Option<NodeIdx> {
-        match self {
-            Action::Crash { node }
-            | Action::Restart { node }
-            | Action::Rebind { node, .. }
-            | Action::Disk { node, .. } => Some(*node),
-            Action::Link { .. } | Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
-        }
+        self.node_change().map(|(node, _)| node)
     }
 
     /// A node action as its node and what it does to it.
@@ -252,6 +278,8 @@ impl Action {
             Action::Restart { node } => Some((node, NodeChange::Restart)),
             Action::Rebind { node, port } => Some((node, NodeChange::Rebind { port })),
             Action::Disk { node, fault } => Some((node, NodeChange::Disk(fault))),
+            Action::Pause { node, length } => Some((node, NodeChange::Pause(length))),
+            Action::Clock { node, change } => Some((node, NodeChange::Clock(change))),
             Action::Link { .. } | Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
         }
     }
@@ -279,6 +307,8 @@ impl Action {
             Action::Restart { node: n } => Action::Restart { node: node(*n)? },
             Action::Rebind { node: n, port } => Action::Rebind { node: node(*n)?, port: *port },
             Action::Disk { node: n, fault } => Action::Disk { node: node(*n)?, fault: *fault },
+            Action::Pause { node: n, length } => Action::Pause { node: node(*n)?, length: *length },
+            Action::Clock { node: n, change } => Action::Clock { node: node(*n)?, change: *change },
             Action::Await { condition, timeout } => {
                 Action::Await { condition: condition.renumbered(&node)?, timeout: *timeout }
             }
@@ -304,6 +334,103 @@ pub enum NodeChange {
     },
     /// `disk`: set or clear a fault of the node's disk, running or not.
     Disk(DiskFault),
+    /// `pause`: poll none of the running node's tasks for this long.
+    Pause(Duration),
+    /// `clock`: change what the node's clocks read, running or not.
+    Clock(ClockChange),
+}
+
+/// What a `clock` step does to a node's clocks. As on a real machine, the
+/// wall clock (`SystemTime`, `CLOCK_REALTIME`) can be set and can jump,
+/// either way; the monotonic clock (`Instant`, `tokio::time`) never jumps,
+/// but both run at the node's rate, which `drift` sets.
+///
+/// ```
+/// use std::time::Duration;
+/// use tandem::scenario::{ClockChange, Skew};
+/// let back = ClockChange::Jump(Skew::behind(Duration::from_secs(5)));
+/// assert_eq!(back.to_string(), "jump = \"-5s\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClockChange {
+    /// `offset`: from now the wall clock reads true time plus this (it
+    /// replaces any earlier offset; a node starts at zero).
+    Offset(Skew),
+    /// `jump`: the wall clock moves by this, now (an NTP step).
+    Jump(Skew),
+    /// `drift`: from now both clocks run this much fast (`0.01`: 1% fast;
+    /// negative: slow), in `-0.9..=1.0`; `0` runs true.
+    Drift(f64),
+}
+
+impl ClockChange {
+    /// The largest `drift` either way: 1.0 ahead (twice as fast), 0.9 behind.
+    pub const DRIFT: std::ops::RangeInclusive<f64> = -0.9..=1.0;
+
+    /// The key of its value in a `clock` table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClockChange::Offset(_) => "offset",
+            ClockChange::Jump(_) => "jump",
+            ClockChange::Drift(_) => "drift",
+        }
+    }
+}
+
+impl std::fmt::Display for ClockChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClockChange::Offset(skew) | ClockChange::Jump(skew) => write!(f, "{} = \"{skew}\"", self.name()),
+            ClockChange::Drift(rate) => write!(f, "drift = {rate:?}"),
+        }
+    }
+}
+
+/// A signed duration, written `"5s"`, `"+5s"` or `"-5s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Skew {
+    /// Backwards (written with `-`).
+    pub behind: bool,
+    /// How far.
+    pub by: Duration,
+}
+
+impl Skew {
+    /// `by` forwards.
+    pub fn ahead(by: Duration) -> Skew {
+        Skew { behind: false, by }
+    }
+
+    /// `by` backwards.
+    pub fn behind(by: Duration) -> Skew {
+        Skew { behind: true, by }
+    }
+
+    /// In nanoseconds, negative when behind.
+    pub fn as_nanos(&self) -> i128 {
+        let nanos = self.by.as_nanos() as i128;
+        if self.behind {
+            -nanos
+        } else {
+            nanos
+        }
+    }
+
+    /// Reads `"5s"`, `"+5s"` or `"-5s"`.
+    pub fn parse(text: &str) -> Result<Skew, String> {
+        let (behind, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        Ok(Skew { behind, by: parse_duration(rest)? })
+    }
+}
+
+impl std::fmt::Display for Skew {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.behind && !self.by.is_zero() { "-" } else { "" };
+        write!(f, "{sign}{}", format_duration(self.by))
+    }
 }
 
 impl NodeChange {
@@ -311,9 +438,9 @@ impl NodeChange {
     /// for the change to apply; the executor skips it otherwise, and says so.
     pub fn needs_up(&self) -> Option<bool> {
         match self {
-            NodeChange::Crash | NodeChange::Rebind { .. } => Some(true),
+            NodeChange::Crash | NodeChange::Rebind { .. } | NodeChange::Pause(_) => Some(true),
             NodeChange::Restart => Some(false),
-            NodeChange::Disk(_) => None,
+            NodeChange::Disk(_) | NodeChange::Clock(_) => None,
         }
     }
 }

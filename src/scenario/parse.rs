@@ -19,8 +19,9 @@ use toml::Spanned;
 use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    parse_duration, Action, Call, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario,
-    ScenarioError, Scope, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE, MAX_NODES,
+    format_duration, parse_duration, Action, Call, ClockChange, Condition, DiskFault, LatencyRange, LinkChange,
+    Network, NodeIdx, Scenario, ScenarioError, Scope, Skew, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE,
+    MAX_NODES,
 };
 
 type Span = Range<usize>;
@@ -126,6 +127,8 @@ enum RawAction {
     Restart(RawNode),
     Rebind(RawRebind),
     Disk(Spanned<RawDisk>),
+    Pause(RawPause),
+    Clock(Spanned<RawClock>),
     Await(Spanned<RawCondition>),
     Expect(Spanned<RawCondition>),
     /// Any other key: one of the system's operations, or unknown.
@@ -217,6 +220,53 @@ impl RawDisk {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an inline table like { node = 1, for = \"2s\" }")]
+struct RawPause {
+    node: Spanned<NodeIdx>,
+    #[serde(rename = "for")]
+    length: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { node = 1, jump = \"-5s\" }, { node = 1, offset = \"2s\" } or { node = 1, drift = 0.05 }"
+)]
+struct RawClock {
+    node: Spanned<NodeIdx>,
+    offset: Option<Spanned<String>>,
+    jump: Option<Spanned<String>>,
+    drift: Option<Spanned<f64>>,
+}
+
+impl RawClock {
+    /// The one change it names.
+    fn change(&self, whole: Span) -> Result<ClockChange, Located> {
+        let skew = |value: &Spanned<String>| {
+            text(value, |text| {
+                let skew = Skew::parse(text)?;
+                if skew.by > super::MAX_DURATION {
+                    return Err(format!(
+                        "`{text}` is too far, expected at most {}",
+                        format_duration(super::MAX_DURATION)
+                    ));
+                }
+                Ok(skew)
+            })
+        };
+        match (&self.offset, &self.jump, &self.drift) {
+            (Some(offset), None, None) => Ok(ClockChange::Offset(skew(offset)?)),
+            (None, Some(jump), None) => Ok(ClockChange::Jump(skew(jump)?)),
+            (None, None, Some(drift)) => Ok(ClockChange::Drift(*drift.get_ref())),
+            _ => Err(Located::new(
+                whole,
+                "a `clock` step sets one of `offset`, `jump` or `drift`, like { node = 1, jump = \"-5s\" }",
+            )),
+        }
+    }
+}
+
 /// A condition: `node`, `timeout` (only in `await`), and the system's
 /// condition keys, read by hand so that each keeps its span.
 struct RawCondition {
@@ -297,6 +347,8 @@ impl RawAction {
             "restart" => RawAction::Restart(map.next_value()?),
             "rebind" => RawAction::Rebind(map.next_value()?),
             "disk" => RawAction::Disk(map.next_value()?),
+            "pause" => RawAction::Pause(map.next_value()?),
+            "clock" => RawAction::Clock(map.next_value()?),
             "await" => RawAction::Await(map.next_value()?),
             "expect" => RawAction::Expect(map.next_value()?),
             _ => RawAction::Other(map.next_value()?),
@@ -522,6 +574,17 @@ impl Converter<'_> {
                 node: self.value(at(Field::Node), &r.get_ref().node),
                 fault: r.get_ref().fault(r.span())?,
             },
+            RawAction::Pause(r) => {
+                self.spans.insert(at(Field::Length), r.length.span());
+                Action::Pause { node: self.value(at(Field::Node), &r.node), length: duration(&r.length)? }
+            }
+            RawAction::Clock(r) => {
+                let raw = r.get_ref();
+                if let Some(drift) = &raw.drift {
+                    self.spans.insert(at(Field::Drift), drift.span());
+                }
+                Action::Clock { node: self.value(at(Field::Node), &raw.node), change: raw.change(r.span())? }
+            }
             RawAction::Await(r) => {
                 let timeout = r.get_ref().timeout.as_ref().ok_or_else(|| {
                     Located::new(r.span(), "`await` has no `timeout`, expected a duration like timeout = \"5s\"")

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{
-    Action, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing, MAX_CLIENTS,
-    MAX_NODES, MAX_STAGGER,
+    Action, Call, ClockChange, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing,
+    MAX_CLIENTS, MAX_NODES, MAX_STAGGER,
 };
 
 /// Where in a scenario a rule is broken.
@@ -58,6 +58,10 @@ pub(crate) enum Field {
     Value,
     /// `rate` (of `loss`).
     Rate,
+    /// `for` (of `pause`).
+    Length,
+    /// `drift` (of `clock`).
+    Drift,
     /// `node` (of an action or a condition).
     Node,
     /// Group `a` or `b`, whole (`None`) or one element.
@@ -235,6 +239,24 @@ impl Checker<'_> {
                 })?;
                 self.node(at(Field::Node), *node)
             }
+            Action::Pause { node, length } => {
+                ensure(!length.is_zero(), at(Field::Length), || {
+                    "a pause of 0s does nothing, expected a duration like for = \"2s\"".into()
+                })?;
+                self.node(at(Field::Node), *node)
+            }
+            Action::Clock { node, change } => {
+                if let ClockChange::Drift(rate) = change {
+                    ensure(ClockChange::DRIFT.contains(rate), at(Field::Drift), || {
+                        format!(
+                            "drift {rate} is out of range, expected {}..={} (0.01: 1% fast)",
+                            ClockChange::DRIFT.start(),
+                            ClockChange::DRIFT.end()
+                        )
+                    })?;
+                }
+                self.node(at(Field::Node), *node)
+            }
             Action::Await { condition, .. } | Action::Expect { condition } => self.condition(at, condition),
             Action::Op(call) => {
                 let message =
@@ -307,6 +329,8 @@ impl fmt::Display for Field {
             Field::Check => f.write_str("check"),
             Field::Value => f.write_str("value"),
             Field::Rate => f.write_str("rate"),
+            Field::Length => f.write_str("for"),
+            Field::Drift => f.write_str("drift"),
             Field::Node => f.write_str("node"),
             Field::Group(side, None) => write!(f, "{side}"),
             Field::Group(side, Some(j)) => write!(f, "{side}[{j}]"),

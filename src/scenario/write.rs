@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{format_duration, Action, Condition, DiskFault, LinkChange, NodeIdx, Scenario, Scope, Timing};
+use super::{format_duration, Action, ClockChange, Condition, DiskFault, LinkChange, NodeIdx, Scenario, Scope, Timing};
 
 /// `scenario` in the file format.
 pub(crate) fn to_toml(scenario: &Scenario) -> String {
@@ -81,6 +81,8 @@ pub(crate) fn action(action: &Action) -> String {
         | Action::Restart { .. }
         | Action::Rebind { .. }
         | Action::Disk { .. }
+        | Action::Pause { .. }
+        | Action::Clock { .. }
         | Action::Await { .. }
         | Action::Expect { .. } => format!("{} = {}", action.name(), inline(&action_fields(action))),
     }
@@ -109,6 +111,14 @@ fn action_fields(action: &Action) -> Fields {
                 _ => None,
             })
             .collect(),
+        Action::Pause { node, length } => vec![("node".into(), node.to_string()), ("for".into(), duration(*length))],
+        Action::Clock { node, change } => {
+            let value = match change {
+                ClockChange::Offset(skew) | ClockChange::Jump(skew) => string(&skew.to_string()),
+                ClockChange::Drift(rate) => float(*rate),
+            };
+            vec![("node".into(), node.to_string()), (change.name().into(), value)]
+        }
         Action::Await { condition, timeout } => {
             let mut fields = condition_fields(condition);
             fields.push(("timeout".into(), duration(*timeout)));

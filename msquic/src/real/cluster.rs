@@ -316,7 +316,12 @@ impl<S: System> Cluster<S> for RealCluster<S> {
             NodeChange::Restart => self.restart_node(node),
             NodeChange::Rebind { port } => self.rebind_node(node, port),
             NodeChange::Disk(fault) => self.disks[node as usize].set_fault(fault),
+            NodeChange::Pause(_) | NodeChange::Clock(_) => unreachable!("refused before the run"),
         }
+    }
+
+    fn refuses(&self, change: &NodeChange) -> Option<String> {
+        matches!(change, NodeChange::Pause(_) | NodeChange::Clock(_)).then(|| PAUSE_AND_CLOCK_REFUSED.into())
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -331,3 +336,4 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         }
     }
 }
+const PAUSE_AND_CLOCK_REFUSED: &str = "not yet";

@@ -303,7 +303,12 @@ impl<S: System> Cluster<S> for EventCluster<S> {
             NodeChange::Restart => self.restart_node(node),
             NodeChange::Rebind { port } => self.rebind_node(node, port),
             NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
+            NodeChange::Pause(_) | NodeChange::Clock(_) => unreachable!("refused before the run"),
         }
+    }
+
+    fn refuses(&self, change: &NodeChange) -> Option<String> {
+        matches!(change, NodeChange::Pause(_) | NodeChange::Clock(_)).then(|| PAUSE_AND_CLOCK_REFUSED.into())
     }
 
     fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -346,3 +351,4 @@ async fn host_main<S: System>(
         }
     }
 }
+const PAUSE_AND_CLOCK_REFUSED: &str = "not yet";
