@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod cluster;
 pub mod consistency;
 pub mod coverage;

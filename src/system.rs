@@ -139,6 +139,17 @@ pub struct Tolerance {
     /// survives, and where: exploration draws only these. None by default,
     /// so that a system that declares nothing is drawn what it always was.
     pub disk_faults: &'static [SurvivedDiskFault],
+    /// The longest process pause (`pause` steps) a correct node survives:
+    /// exploration draws pauses up to it. Zero (the default): none.
+    pub max_pause: Duration,
+    /// The largest jump or offset of a node's wall clock (`clock` steps)
+    /// a correct node survives, either way: exploration draws wall-clock
+    /// jumps up to it. Zero (the default): none.
+    pub max_clock_jump: Duration,
+    /// The largest clock drift a correct node survives, in percent either
+    /// way (at most 90): exploration draws drifts up to it. Zero (the
+    /// default): none.
+    pub max_drift_percent: u32,
 }
 
 /// A disk fault a system survives ([`Tolerance::disk_faults`]): exploration
@@ -155,7 +166,7 @@ pub struct SurvivedDiskFault {
 
 impl Default for Tolerance {
     /// 250 ms of latency, a 5 s settle tail, boots staggered over 20 ms,
-    /// one client per node and no disk corruption: enough for protocols whose timeouts are in the
+    /// one client per node, no disk corruption, pauses or clock changes: enough for protocols whose timeouts are in the
     /// hundreds of milliseconds to seconds.
     fn default() -> Tolerance {
         Tolerance {
@@ -164,6 +175,9 @@ impl Default for Tolerance {
             stagger: Duration::from_millis(20),
             clients: 1,
             disk_faults: &[],
+            max_pause: Duration::ZERO,
+            max_clock_jump: Duration::ZERO,
+            max_drift_percent: 0,
         }
     }
 }
