@@ -179,6 +179,8 @@ pub struct History<S: System> {
     /// Each abstract state the system named, and the first event after
     /// which it held.
     abstract_states: BTreeMap<String, usize>,
+    /// The run's time at the last read through its recorder.
+    read_at: Duration,
 }
 
 impl<S: System> History<S> {
@@ -197,7 +199,23 @@ impl<S: System> History<S> {
             next_op: 0,
             state: S::State::default(),
             abstract_states: BTreeMap::new(),
+            read_at: Duration::ZERO,
         }
+    }
+
+    /// The run's time now: when the recorder handed this history to a
+    /// check, a property or a condition (never before its last event). After a
+    /// quiet spell it is later than the last event, so a check can judge
+    /// how long something has been pending. A history built by hand reads
+    /// its last event's time.
+    pub fn now(&self) -> Duration {
+        let last = self.events.last().map_or(Duration::ZERO, Event::at);
+        self.read_at.max(last)
+    }
+
+    /// Sets the run's time [`now`](Self::now) reads (for a recorder).
+    pub fn set_now(&mut self, now: Duration) {
+        self.read_at = now;
     }
 
     /// Appends an event at `at`, updating the node lives and the system's

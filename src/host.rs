@@ -110,9 +110,12 @@ impl<S: System> Recorder<S> {
         self.push_at(self.now(), node, event)
     }
 
-    /// Reads the history.
+    /// Reads the history, whose [`History::now`] is the recorder's clock.
     pub fn read<R>(&self, f: impl FnOnce(&History<S>) -> R) -> R {
-        f(&self.lock())
+        let now = self.now();
+        let mut history = self.lock();
+        history.set_now(now);
+        f(&history)
     }
 
     /// Records a crash of `node` at `at`; its pending operations complete as

@@ -590,3 +590,19 @@ fn a_linearizability_failure_names_the_operations_that_cannot_be_ordered() {
     assert!(failure.detail.contains("(node 0, client 1) 0 -> 1"), "clients named by their node: {failure}");
     assert_eq!(failure.at.as_millis(), 3, "dated by the later completion, at 1 ms + 2 ms");
 }
+
+#[test]
+fn checks_see_the_runs_time_not_only_its_last_event() {
+    let addrs: Vec<SocketAddr> = vec!["10.0.0.1:7000".parse().unwrap()];
+    let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
+    let clock = now.clone();
+    let recorder = tandem::host::Recorder::new(Arc::new(Counter), &addrs, move || {
+        std::time::Duration::from_millis(clock.load(SeqCst))
+    });
+    recorder.push(None, EventKind::Settle);
+    now.store(5_000, SeqCst);
+    assert_eq!(
+        recorder.read(|h| (h.events().last().map(Event::at), h.now())),
+        (Some(std::time::Duration::from_secs(1)), std::time::Duration::from_secs(5))
+    );
+}
