@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use tandem::clock::{thread_clock, NodeClock};
 use tandem::cluster::Cluster;
 use tandem::history::{EventKind, History, OpResult};
-use tandem::scenario::{ClockChange, NodeChange, NodeIdx, Skew};
+use tandem::scenario::{ClockChange, NodeChange, NodeIdx, Scenario, Skew};
 use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
-use tandem_msquic::{RealCluster, RealOptions};
+use tandem_msquic::{run_real, RealCluster, RealOptions};
 
 /// How often a node beats.
 const TICK: Duration = Duration::from_millis(20);
@@ -56,19 +56,19 @@ enum BeatOp {
     /// Answers at once.
     Ping { node: NodeIdx },
     /// Reads the clocks of the node's thread.
-    Clock { node: NodeIdx },
+    ReadClock { node: NodeIdx },
 }
 
 impl Operation for BeatOp {
     fn node(&self) -> NodeIdx {
         match self {
-            BeatOp::Ping { node } | BeatOp::Clock { node } => *node,
+            BeatOp::Ping { node } | BeatOp::ReadClock { node } => *node,
         }
     }
 
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         match self {
-            BeatOp::Ping { node } | BeatOp::Clock { node } => vec![node],
+            BeatOp::Ping { node } | BeatOp::ReadClock { node } => vec![node],
         }
     }
 }
@@ -158,7 +158,7 @@ impl System for Beat {
     async fn invoke(&self, _node: &BeatNode, op: BeatOp, _invocation: Invocation) -> Result<Answer, OpError> {
         Ok(match op {
             BeatOp::Ping { .. } => Answer::Pong,
-            BeatOp::Clock { .. } => {
+            BeatOp::ReadClock { .. } => {
                 let clock = thread_clock();
                 let system_time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
                 Answer::Clock { clock: clock.map(|c| c.clock), began: clock.map(|c| c.began), system_time }
@@ -299,7 +299,7 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     cluster.set_node(0, &jump);
 
     let Answer::Clock { clock: Some(clock), began: Some(began), .. } =
-        ask(&mut cluster, BeatOp::Clock { node: 0 }, 0).2
+        ask(&mut cluster, BeatOp::ReadClock { node: 0 }, 0).2
     else {
         panic!("node 0's thread has no clock")
     };
@@ -309,7 +309,7 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     let zero = monotonic - true_now;
     assert!(began.abs_diff(zero) < Duration::from_millis(50), "began {began:?}, time zero at {zero:?}");
     let Answer::Clock { clock: Some(other), began: Some(other_began), .. } =
-        ask(&mut cluster, BeatOp::Clock { node: 1 }, 1).2
+        ask(&mut cluster, BeatOp::ReadClock { node: 1 }, 1).2
     else {
         panic!("node 1's thread has no clock")
     };
@@ -321,7 +321,7 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     cluster.set_node(0, &NodeChange::Clock(ClockChange::Offset(Skew::behind(Duration::from_secs(5)))));
     let offset_at = cluster.now();
     cluster.restart(0);
-    let Answer::Clock { clock: Some(clock), .. } = ask(&mut cluster, BeatOp::Clock { node: 0 }, 2).2 else {
+    let Answer::Clock { clock: Some(clock), .. } = ask(&mut cluster, BeatOp::ReadClock { node: 0 }, 2).2 else {
         panic!("node 0's new thread has no clock")
     };
     let second = Duration::from_secs(1);
@@ -330,6 +330,35 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     let shift = clock.wall_shift(offset_at);
     assert!((shift + 5_000_000_000).abs() < 1_000_000, "wall {shift} ns from true time at the offset");
     cluster.into_history();
+}
+
+#[test]
+fn a_scenario_pauses_and_sets_clocks_on_the_real_backend() {
+    let text = r#"
+nodes = 2
+duration = "100ms"
+settle = "100ms"
+
+[[step]]
+pause = { node = 1, for = "1s" }
+[[step]]
+clock = { node = 1, jump = "-5s" }
+[[step]]
+wait = "5s"
+ping = { node = 1 }
+[[step]]
+wait = "5s"
+read_clock = { node = 1 }
+"#;
+    let scenario = Scenario::parse(text, "pause.toml", &Beat::default()).expect("the scenario parses");
+    let run = run_real(Arc::new(Beat::default()), &scenario).expect("the cluster starts");
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let (invoked, _, _) = operation(&run.history, 2).expect("the ping answered");
+    assert!(invoked >= Duration::from_secs(1), "node 1 took the ping at {invoked:?}, during its pause");
+    let Some((_, _, Answer::Clock { clock: Some(clock), .. })) = operation(&run.history, 3) else {
+        panic!("node 1 read no clock")
+    };
+    assert_eq!(clock.wall_shift(invoked), -5_000_000_000, "{clock:?}");
 }
 
 /// What the machine's `CLOCK_MONOTONIC` reads now.
