@@ -288,6 +288,24 @@ fn a_paused_node_polls_nothing_and_then_resumes() {
 }
 
 #[test]
+fn a_crash_kills_a_paused_node_at_once() {
+    let beat = Beat::default();
+    let mut cluster = cluster(&beat);
+    await_beats(&mut cluster, 1, 0, 3);
+    cluster.set_node(0, &NodeChange::Pause(Duration::from_secs(60)));
+    let asked = Instant::now();
+    cluster.crash(0);
+    // No stop, which would wait for the pause to end: the runtime goes as it is.
+    assert!(asked.elapsed() < Duration::from_secs(1), "the crash took {:?}", asked.elapsed());
+    assert_eq!(beat.beating(0), 0);
+    cluster.restart(0);
+    await_beats(&mut cluster, 1, 0, 3);
+    let history = cluster.into_history();
+    let faults = history.events().iter().filter(|e| matches!(e.event, EventKind::Fault { .. })).count();
+    assert_eq!(faults, 0, "{}", history.to_jsonl());
+}
+
+#[test]
 fn a_node_thread_carries_the_node_clock_across_restarts() {
     let beat = Beat::default();
     let mut cluster = cluster(&beat);
