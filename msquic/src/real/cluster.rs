@@ -87,8 +87,11 @@ struct Running<S: System> {
 ///
 /// Its methods block the calling thread on the cluster's own runtime: call
 /// them from outside any tokio runtime (a plain `#[test]`, not
-/// `#[tokio::test]`).
+/// `#[tokio::test]`). Each node runs on a thread of its own
+/// (`tandem-node-<index>`); a `pause` returns at once, but a `rebind` of a
+/// paused node waits for the pause to end (up to 10 s).
 pub struct RealCluster<S: System> {
+    /// The relays' runtime, on which the caller waits for the nodes.
     runtime: Runtime,
     recorder: Recorder<S>,
     net: Arc<RelayNet>,
