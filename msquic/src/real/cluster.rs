@@ -4,7 +4,7 @@
 //! Nodes are hosted by [`tandem::host`], exactly as in the simulation: each
 //! incarnation boots with [`host::start`] and then runs [`host::serve`], fed
 //! [`Order`]s through a channel, on a thread and a runtime of its own (a
-//! [`NodeUnit`]): a crash drops every task the node spawned, a pause blocks
+//! `NodeUnit`): a crash drops every task the node spawned, a pause blocks
 //! the thread, and the node's clock is the thread's clock. The relays run on
 //! the cluster's own runtime. The one [`Recorder`] of the run owns the
 //! history, stamped with true time (the machine's clock since the run began).
