@@ -5,7 +5,8 @@
 //! incarnation boots with [`host::start`] and then runs [`host::serve`], fed
 //! [`Order`]s through a channel, on a thread and a runtime of its own (a
 //! `NodeUnit`): a crash drops every task the node spawned, a pause blocks
-//! the thread, and the node's clock is the thread's clock. The relays run on
+//! the thread, the node's clock is the thread's clock, and every task of
+//! the node runs in the node's [`host::span`]. The relays run on
 //! the cluster's own runtime. The one [`Recorder`] of the run owns the
 //! history, stamped with true time (the machine's clock since the run began).
 //!
@@ -176,7 +177,8 @@ impl<S: System> RealCluster<S> {
         let (commands, orders) = mpsc::unbounded_channel();
         let (recorder, clients, fail_stops) = (self.recorder.clone(), self.options.setup.clients, commands.clone());
         let crash_seed = host::derive_seed(self.options.setup.seed, node, boot.incarnation, 3);
-        let unit = NodeUnit::start(node, self.clocks[node as usize].clone(), move || async move {
+        let (clock, span) = (self.clocks[node as usize].clone(), host::span(node, boot.incarnation));
+        let unit = NodeUnit::start(node, clock, span, move || async move {
             // Real network only: the patience is wall-clock time (the node's).
             let transport = transport.patient_until(Instant::now() + REBIND_PATIENCE);
             let running = host::start(&boot, transport, &recorder, &fail_stops).await?;

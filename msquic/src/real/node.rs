@@ -47,12 +47,13 @@ pub(super) struct NodeUnit {
 
 impl NodeUnit {
     /// Starts node `index`'s thread, with `clock` as its thread clock, and
-    /// runs `boot` on its runtime: the node's start, which hands back the
-    /// future that serves the node, or why the node did not start. Returns
-    /// once `boot` has.
+    /// runs `boot` on its runtime, every task in `span`: the node's start,
+    /// which hands back the future that serves the node, or why the node
+    /// did not start. Returns once `boot` has.
     pub(super) fn start<B, F>(
         index: NodeIdx,
         clock: SharedClock,
+        span: tracing::Span,
         boot: impl FnOnce() -> B + Send + 'static,
     ) -> Result<NodeUnit, String>
     where
@@ -77,6 +78,7 @@ impl NodeUnit {
                     Ok(runtime) => runtime,
                     Err(error) => return drop(started_tx.send(Err(format!("no tokio runtime: {error}")))),
                 };
+                let entered = span.entered();
                 runtime.block_on(async move {
                     match boot().await {
                         Ok(serve) => {
@@ -88,6 +90,7 @@ impl NodeUnit {
                 });
                 // Drops every task of the node, and waits for no blocking thread.
                 runtime.shutdown_background();
+                drop(entered);
             })
             .map_err(|e| format!("cannot start the node's thread: {e}"))?;
         match started.recv() {
