@@ -160,7 +160,7 @@ impl System for Beat {
             BeatOp::Ping { .. } => Answer::Pong,
             BeatOp::ReadClock { .. } => {
                 let clock = thread_clock();
-                let system_time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+                let system_time = since_epoch();
                 Answer::Clock { clock: clock.map(|c| c.clock), began: clock.map(|c| c.began), system_time }
             }
         })
@@ -316,22 +316,27 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     let monotonic = real_monotonic();
     cluster.set_node(0, &jump);
 
-    let Answer::Clock { clock: Some(clock), began: Some(began), .. } =
+    let Answer::Clock { clock: Some(clock), began: Some(began), system_time } =
         ask(&mut cluster, BeatOp::ReadClock { node: 0 }, 0).2
     else {
         panic!("node 0's thread has no clock")
     };
+    // The interposer of tandem-sim, linked in, shows the node its clock.
+    assert!(tandem_sim::determinism::available());
+    let off = system_time.abs_diff(since_epoch() + hour);
+    assert!(off < Duration::from_secs(1), "node 0 read {system_time:?}, {off:?} from an hour ahead");
     assert_eq!(clock.wall_shift(true_now), hour.as_nanos() as i128, "{clock:?}");
     assert_eq!(clock.monotonic(true_now), true_now, "a jump leaves the monotonic clock");
     // The run's time zero, on the machine's monotonic clock.
     let zero = monotonic - true_now;
     assert!(began.abs_diff(zero) < Duration::from_millis(50), "began {began:?}, time zero at {zero:?}");
-    let Answer::Clock { clock: Some(other), began: Some(other_began), .. } =
+    let Answer::Clock { clock: Some(other), began: Some(other_began), system_time } =
         ask(&mut cluster, BeatOp::ReadClock { node: 1 }, 1).2
     else {
         panic!("node 1's thread has no clock")
     };
     assert_eq!((other, other_began), (NodeClock::default(), began), "node 1's clock is true time");
+    assert!(since_epoch().abs_diff(system_time) < Duration::from_secs(1), "node 1 read {system_time:?}");
 
     // Changes reach a running node's thread, and a down node's next incarnation.
     cluster.set_node(0, &NodeChange::Clock(ClockChange::Drift(0.5)));
@@ -347,6 +352,36 @@ fn a_node_thread_carries_the_node_clock_across_restarts() {
     assert!(rate.abs_diff(second * 3 / 2) < Duration::from_micros(1), "{clock:?}");
     let shift = clock.wall_shift(offset_at);
     assert!((shift + 5_000_000_000).abs() < 1_000_000, "wall {shift} ns from true time at the offset");
+    cluster.into_history();
+}
+
+/// How many ticks each of the two nodes made in `window` of true time from now.
+fn ticks_in(cluster: &mut RealCluster<Beat>, window: Duration) -> [usize; 2] {
+    let from = cluster.now();
+    cluster.run_until(from + window, |_| false);
+    let ticks = |node| cluster.recorder().read(|h| seen(h, node, |s| matches!(s, Seen::Tick)));
+    [0, 1].map(|node| ticks(node).iter().filter(|at| **at >= from && **at < from + window).count())
+}
+
+#[test]
+fn a_slow_clock_slows_the_node_timers_and_a_fast_one_never_slows_them() {
+    let mut cluster = cluster(&Beat::default());
+    await_beats(&mut cluster, 1, 0, 3);
+    cluster.set_node(0, &NodeChange::Clock(ClockChange::Drift(-0.5)));
+    let [slow, true_time] = ticks_in(&mut cluster, Duration::from_secs(1));
+    eprintln!("drift -0.5: {slow} ticks to node 1's {true_time}");
+    let rate = slow as f64 / true_time as f64;
+    assert!((0.35..0.65).contains(&rate), "at half speed, node 0 ticked {slow} times to node 1's {true_time}");
+    // A fast clock's timers fire no later than true time's; not yet as
+    // early as the clock: the runtime parks for the timeout it computed on
+    // the node's clock, which the machine counts in true time.
+    cluster.set_node(0, &NodeChange::Clock(ClockChange::Drift(1.0)));
+    let [fast, true_time] = ticks_in(&mut cluster, Duration::from_secs(1));
+    eprintln!("drift 1.0: {fast} ticks to node 1's {true_time}");
+    assert!(
+        fast as f64 >= 0.9 * true_time as f64,
+        "at double speed, node 0 ticked {fast} times to node 1's {true_time}"
+    );
     cluster.into_history();
 }
 
@@ -377,6 +412,11 @@ read_clock = { node = 1 }
         panic!("node 1 read no clock")
     };
     assert_eq!(clock.wall_shift(invoked), -5_000_000_000, "{clock:?}");
+}
+
+/// What the machine's wall clock reads now, since the epoch.
+fn since_epoch() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()
 }
 
 /// What the machine's `CLOCK_MONOTONIC` reads now.
