@@ -181,7 +181,7 @@ mod quic {
     pub fn measure(samples: usize) -> Result<QuicTimings, String> {
         runtime().block_on(async {
             let faults = FaultTable::new(&Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 });
-            let net = RelayNet::new(faults.clone(), &[]);
+            let net = RelayNet::new(faults.clone(), &[], tokio::runtime::Handle::current());
             let server = RelayedTransport::new(transport()?, SERVER, net.clone());
             let listener =
                 server.listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await.map_err(|e| e.to_string())?;

@@ -67,10 +67,10 @@ struct Net {
 }
 
 impl Net {
-    /// No latency, no loss, nothing cut.
+    /// No latency, no loss, nothing cut; the relays on the test's runtime.
     fn new() -> Self {
         let network = Network { latency: LatencyRange::fixed(Duration::ZERO), loss: 0.0 };
-        Net { relays: RelayNet::new(FaultTable::new(&network), &[]) }
+        Net { relays: RelayNet::new(FaultTable::new(&network), &[], tokio::runtime::Handle::current()) }
     }
 
     /// Node `node`'s transport, with the real backend's default configuration

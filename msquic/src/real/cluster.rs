@@ -2,9 +2,13 @@
 //! injected by relays, behind the same [`Cluster`] API as the simulation.
 //!
 //! Nodes are hosted by [`tandem::host`], exactly as in the simulation: each
-//! boots with [`host::start`] and then runs [`host::serve`] as a task of the
-//! cluster's multi-threaded tokio runtime, fed [`Order`]s through a channel.
-//! The one [`Recorder`] of the run owns the history.
+//! incarnation boots with [`host::start`] and then runs [`host::serve`], fed
+//! [`Order`]s through a channel, on a thread and a runtime of its own (a
+//! `NodeUnit`): a crash drops every task the node spawned, a pause blocks
+//! the thread, the node's clock is the thread's clock, and every task of
+//! the node runs in the node's [`host::span`]. The relays run on
+//! the cluster's own runtime. The one [`Recorder`] of the run owns the
+//! history, stamped with true time (the machine's clock since the run began).
 //!
 //! Real runs use wall-clock time (this module never runs under simulation)
 //! and make no determinism promise; their histories have the same events.
@@ -12,20 +16,21 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tandem::clock::{NodeClock, ThreadClock};
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder, Served};
-use tandem::scenario::{LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
+use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::System;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::faults::FaultTable;
+use super::node::{in_true_time, NodeUnit, SharedClock};
 use super::transport::{RelayNet, RelayedTransport};
 use crate::transport::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 
@@ -37,7 +42,7 @@ const REBIND_PATIENCE: Duration = Duration::from_secs(3);
 const COMMAND_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long a crash or the end of a run waits for a node to stop before its
-/// task is aborted.
+/// runtime is dropped, and then for its thread to end.
 const STOP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The longest `run_until` waits on the history in one go.
@@ -72,10 +77,10 @@ impl RealOptions {
     }
 }
 
-/// A node that runs: where to send it commands, and its task.
+/// A node that runs: where to send it commands, and its thread.
 struct Running<S: System> {
     commands: mpsc::UnboundedSender<Order<S>>,
-    task: JoinHandle<()>,
+    unit: NodeUnit,
 }
 
 /// A cluster of a system's nodes over real QUIC on 127.0.0.1, every
@@ -83,8 +88,11 @@ struct Running<S: System> {
 ///
 /// Its methods block the calling thread on the cluster's own runtime: call
 /// them from outside any tokio runtime (a plain `#[test]`, not
-/// `#[tokio::test]`).
+/// `#[tokio::test]`). Each node runs on a thread of its own
+/// (`tandem-node-<index>`); a `pause` returns at once, but a `rebind` of a
+/// paused node waits for the pause to end (up to 10 s).
 pub struct RealCluster<S: System> {
+    /// The relays' runtime, on which the caller waits for the nodes.
     runtime: Runtime,
     recorder: Recorder<S>,
     net: Arc<RelayNet>,
@@ -93,6 +101,8 @@ pub struct RealCluster<S: System> {
     transports: Vec<MsQuicConfig>,
     /// Each node's disk: real files in the run's directory.
     disks: Vec<Storage>,
+    /// Each node's clock, across its incarnations.
+    clocks: Vec<SharedClock>,
     /// The run's id; its directory goes with the cluster.
     run_id: u64,
     _run_dir: RunDir,
@@ -111,9 +121,11 @@ impl<S: System> RealCluster<S> {
             .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
         let addrs = (0..options.setup.nodes).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
         // Real runs keep wall-clock time; this module never runs simulated.
-        let began = Instant::now();
-        let recorder = Recorder::new(system, &addrs, move || began.elapsed());
-        let faults = FaultTable::new(&options.setup.network);
+        let (began, began_monotonic) = (Instant::now(), monotonic_now());
+        // True time even on a node's thread, whose clock may be the node's.
+        let recorder = Recorder::new(system, &addrs, move || in_true_time(|| began.elapsed()));
+        let clock = ThreadClock { clock: NodeClock::default(), began: began_monotonic };
+        let net = RelayNet::new(FaultTable::new(&options.setup.network), &addrs, runtime.handle().clone());
         // A fresh id for every real run (real network only: wall clock and process id).
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let run_id = RandomState::new().hash_one((options.setup.seed, since_epoch.as_nanos(), std::process::id()));
@@ -124,11 +136,12 @@ impl<S: System> RealCluster<S> {
             .map_err(|e| format!("cannot make the run's storage in {}: {e}", run_dir.0.display()))?;
         let mut cluster = RealCluster {
             disks,
+            clocks: (0..options.setup.nodes).map(|_| Arc::new(Mutex::new(clock))).collect(),
             run_id,
             _run_dir: run_dir,
             runtime,
             recorder,
-            net: RelayNet::new(faults, &addrs),
+            net,
             nodes: (0..options.setup.nodes).map(|_| None).collect(),
             transports: node_transports(&options.transport, options.setup.nodes)
                 .map_err(|e| format!("no certificates: {e}"))?,
@@ -145,8 +158,9 @@ impl<S: System> RealCluster<S> {
         &self.options
     }
 
-    /// Boots `node` at its last address (its next incarnation) and spawns
-    /// its host loop. `host::start` records the start, or why it failed.
+    /// Boots `node` at its last address (its next incarnation) on a thread
+    /// and runtime of its own, which then serve it. `host::start` records
+    /// the start, or why it failed.
     fn start(&mut self, node: NodeIdx) -> Result<(), String> {
         let boot = self.recorder.read(|h| Boot::next(h, node, &self.options.setup, &self.disks[node as usize]));
         let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
@@ -159,21 +173,24 @@ impl<S: System> RealCluster<S> {
                 return Err(error.to_string());
             }
         };
-        // Real network only: the patience is wall-clock time.
-        let transport =
-            RelayedTransport::new(transport, node, self.net.clone()).patient_until(Instant::now() + REBIND_PATIENCE);
+        let transport = RelayedTransport::new(transport, node, self.net.clone());
         let (commands, orders) = mpsc::unbounded_channel();
-        let running = self.runtime.block_on(host::start(&boot, transport, &self.recorder, &commands))?;
-        let (recorder, clients, disk) = (self.recorder.clone(), self.options.setup.clients, boot.storage.clone());
+        let (recorder, clients, fail_stops) = (self.recorder.clone(), self.options.setup.clients, commands.clone());
         let crash_seed = host::derive_seed(self.options.setup.seed, node, boot.incarnation, 3);
-        let task = self.runtime.spawn(async move {
-            // A node that stops itself crashes here, as a `crash` step would crash it.
-            if host::serve(running, node, clients, recorder.clone(), orders).await == Served::FailStopped {
-                disk.crash(crash_seed);
-                recorder.crashed(recorder.now(), node);
-            }
-        });
-        self.nodes[node as usize] = Some(Running { commands, task });
+        let (clock, span) = (self.clocks[node as usize].clone(), host::span(node, boot.incarnation));
+        let unit = NodeUnit::start(node, clock, span, move || async move {
+            // Real network only: the patience is wall-clock time (the node's).
+            let transport = transport.patient_until(Instant::now() + REBIND_PATIENCE);
+            let running = host::start(&boot, transport, &recorder, &fail_stops).await?;
+            Ok(async move {
+                // A node that stops itself crashes here, as a `crash` step would crash it.
+                if host::serve(running, node, clients, recorder.clone(), orders).await == Served::FailStopped {
+                    boot.storage.crash(crash_seed);
+                    recorder.crashed(recorder.now(), node);
+                }
+            })
+        })?;
+        self.nodes[node as usize] = Some(Running { commands, unit });
         Ok(())
     }
 
@@ -192,15 +209,16 @@ impl<S: System> RealCluster<S> {
         }
     }
 
-    /// Stops a running node: `Stop`, a bounded wait, then the task is
-    /// aborted and awaited, so nothing of it records after this returns.
-    /// Whether it stopped in time.
+    /// Stops a running node: `Stop` (unless it is paused: a paused node
+    /// runs nothing more, as a killed process), a bounded wait, then its
+    /// runtime is dropped with every task the node spawned, and its thread
+    /// ends, so nothing of it records after this returns. Whether it
+    /// stopped in time.
     fn stop(&mut self, node: NodeIdx) -> Result<(), String> {
-        let stopped = self.order(node, Command::Stop, STOP_PATIENCE);
+        let paused = self.nodes[node as usize].as_ref().is_some_and(|running| running.unit.paused());
+        let stopped = if paused { Ok(()) } else { self.order(node, Command::Stop, STOP_PATIENCE) };
         let Some(running) = self.nodes[node as usize].take() else { return stopped };
-        running.task.abort();
-        let ended = self.runtime.block_on(async { tokio::time::timeout(STOP_PATIENCE, running.task).await });
-        stopped.and(ended.map(|_| ()).map_err(|_| "its task did not end after an abort".into()))
+        stopped.and(running.unit.end(STOP_PATIENCE))
     }
 
     fn note(&self, node: NodeIdx, what: String) {
@@ -251,6 +269,16 @@ impl Drop for RunDir {
     }
 }
 
+/// What the machine's `CLOCK_MONOTONIC` reads (on a thread that runs no
+/// node), as [`ThreadClock::began`] wants it.
+fn monotonic_now() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to fill; CLOCK_MONOTONIC always exists on Linux.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    assert_eq!(read, 0, "CLOCK_MONOTONIC unreadable");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 /// A free UDP port on 127.0.0.1, chosen by the OS: bound, read, let go.
 fn free_addr() -> Result<SocketAddr, String> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("cannot pick a port: {e}"))?;
@@ -261,7 +289,7 @@ fn free_addr() -> Result<SocketAddr, String> {
 impl<S: System> RealCluster<S> {
     fn crash_node(&mut self, node: NodeIdx) {
         if let Err(why) = self.stop(node) {
-            self.note(node, format!("crash: the node did not stop cleanly ({why}); its task was aborted"));
+            self.note(node, format!("crash: the node did not stop cleanly ({why}); its runtime was dropped"));
         }
         let incarnation = self.recorder.read(|h| h.node(node).incarnation);
         self.disks[node as usize].crash(host::derive_seed(self.options.setup.seed, node, incarnation, 3));
@@ -279,6 +307,27 @@ impl<S: System> RealCluster<S> {
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         if let Err(why) = self.order(node, Command::Rebind(target), COMMAND_PATIENCE) {
             self.note(node, format!("rebind to {target} unanswered: {why}"));
+        }
+    }
+
+    /// Blocks the node's thread for `length`; returns at once.
+    fn pause_node(&mut self, node: NodeIdx, length: Duration) {
+        match &mut self.nodes[node as usize] {
+            Some(running) => running.unit.pause(length),
+            None => self.note(node, "pause: the node is down".into()),
+        }
+    }
+
+    /// Changes the node's clock now, for this incarnation and the next ones.
+    fn clock_node(&mut self, node: NodeIdx, change: &ClockChange) {
+        let now = self.now();
+        let clock = {
+            let mut clock = self.clocks[node as usize].lock().expect("a node's clock");
+            clock.clock.apply(now, change);
+            *clock
+        };
+        if let Some(running) = &self.nodes[node as usize] {
+            running.unit.set_clock(clock);
         }
     }
 }
@@ -316,12 +365,9 @@ impl<S: System> Cluster<S> for RealCluster<S> {
             NodeChange::Restart => self.restart_node(node),
             NodeChange::Rebind { port } => self.rebind_node(node, port),
             NodeChange::Disk(fault) => self.disks[node as usize].set_fault(fault),
-            NodeChange::Pause(_) | NodeChange::Clock(_) => unreachable!("refused before the run"),
+            NodeChange::Pause(length) => self.pause_node(node, length),
+            NodeChange::Clock(change) => self.clock_node(node, &change),
         }
-    }
-
-    fn refuses(&self, change: &NodeChange) -> Option<String> {
-        matches!(change, NodeChange::Pause(_) | NodeChange::Clock(_)).then(|| PAUSE_AND_CLOCK_REFUSED.into())
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -336,4 +382,3 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         }
     }
 }
-const PAUSE_AND_CLOCK_REFUSED: &str = "not yet";

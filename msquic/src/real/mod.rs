@@ -7,9 +7,16 @@
 //! relays are chosen by those addresses, so a rebind is seen by the nodes
 //! exactly as in the simulation. Everything runs unprivileged on 127.0.0.1
 //! with OS-assigned ports.
+//!
+//! Each node incarnation runs on a thread and a current-thread tokio runtime
+//! of its own: a crash drops the runtime (every task the node spawned), a
+//! `pause` blocks the thread, and a `clock` step sets the thread's clock
+//! ([`tandem::clock::set_thread_clock`]), which the clock interposer of
+//! `tandem-sim` turns into what the node reads, where it is linked in.
 
 pub mod cluster;
 pub mod faults;
+mod node;
 pub mod relay;
 pub mod transport;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tandem::scenario::NodeIdx;
 use tandem::transport::{Listener, Transport, TransportError};
+use tokio::runtime::Handle;
 
 use super::faults::FaultTable;
 use super::relay::Relay;
@@ -21,6 +22,8 @@ pub struct RelayNet {
     faults: FaultTable,
     directory: Mutex<Directory>,
     relays: tokio::sync::Mutex<BTreeMap<(NodeIdx, SocketAddr), Relay>>,
+    /// The runtime the relays run on, whichever node's dial starts them.
+    relays_on: Handle,
 }
 
 /// Which node each node address belongs to, and where a node listens now.
@@ -34,11 +37,13 @@ struct Directory {
 
 impl RelayNet {
     /// A network applying `faults` between nodes that will listen at
-    /// `node_addrs` (node `i` at `node_addrs[i]`).
-    pub fn new(faults: FaultTable, node_addrs: &[SocketAddr]) -> Arc<Self> {
+    /// `node_addrs` (node `i` at `node_addrs[i]`), its relays running on
+    /// `relays_on` (not on a node's runtime: a paused or crashed node stops
+    /// none of them).
+    pub fn new(faults: FaultTable, node_addrs: &[SocketAddr], relays_on: Handle) -> Arc<Self> {
         let nodes = node_addrs.iter().enumerate().map(|(node, &addr)| (addr, node as NodeIdx)).collect();
         let directory = Mutex::new(Directory { nodes, listening: BTreeMap::new() });
-        Arc::new(RelayNet { faults, directory, relays: Default::default() })
+        Arc::new(RelayNet { faults, directory, relays: Default::default(), relays_on })
     }
 
     /// The faults the relays apply.
@@ -91,8 +96,10 @@ impl RelayNet {
         if let Some(relay) = relays.get(&(client, target)) {
             return Ok(relay.addr());
         }
-        let relay = Relay::start(client, server, target, self.faults.clone())
-            .await
+        let started = self.relays_on.spawn(Relay::start(client, server, target, self.faults.clone())).await;
+        let relay = started
+            .map_err(|e| e.to_string())
+            .and_then(|relay| relay.map_err(|e| e.to_string()))
             .map_err(|e| TransportError::Refused(format!("cannot start a relay: {e}")))?;
         let addr = relay.addr();
         relays.insert((client, target), relay);
@@ -206,7 +213,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dial_to_a_node_that_does_not_listen_is_refused_and_never_bypasses_its_relay() {
         let addr = free_addr();
-        let net = RelayNet::new(no_faults(), &[free_addr(), addr]);
+        let net = RelayNet::new(no_faults(), &[free_addr(), addr], Handle::current());
         // Node 0 dials once a second: a dial waits its turn after its route
         // is chosen, long enough for node 1 to start listening meanwhile.
         let limits = Limits { max_dials_per_second: 1, ..Limits::default() };
@@ -247,7 +254,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_patient_listen_waits_for_its_port_and_registers_it() {
-        let net = RelayNet::new(no_faults(), &[]);
+        let net = RelayNet::new(no_faults(), &[], Handle::current());
         let old = quic();
         let held = old.listen(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("listen");
         let addr = held.local_addr();
