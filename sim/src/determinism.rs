@@ -380,6 +380,7 @@ pub fn available() -> bool {
             sys::gettimeofday as *const (),
             sys::syscall as *const (),
             sys::getpid as *const (),
+            sys::epoll_wait as *const (),
             sys::pthread_create as *const (),
         ]);
         true
@@ -677,6 +678,41 @@ mod sys {
         }
         // SAFETY: the caller's system call, unchanged.
         unsafe { raw(n, [a1, a2, a3, a4, a5, a6]) }
+    }
+
+    /// libc's, with the timeout of a real node whose clock is set
+    /// ([`tandem::clock::thread_clock`]) turned from its clock's
+    /// milliseconds to real ones: tokio's I/O driver computes how long to
+    /// sleep on the node's clock, the kernel counts it in real time.
+    #[no_mangle]
+    pub unsafe extern "C" fn epoll_wait(
+        epfd: c_int,
+        events: *mut libc::epoll_event,
+        max: c_int,
+        timeout: c_int,
+    ) -> c_int {
+        let timeout = match (tandem::clock::thread_clock(), timeout > 0) {
+            (Some(node), true) => {
+                let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: a valid `timespec` to fill.
+                let now = match unsafe { real_clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } {
+                    0 => to_duration(&ts).saturating_sub(node.began),
+                    _ => Duration::ZERO,
+                };
+                let due = node.clock.true_time(node.clock.monotonic(now) + Duration::from_millis(timeout as u64));
+                due.saturating_sub(now).as_millis().clamp(1, c_int::MAX as u128) as c_int
+            }
+            _ => timeout,
+        };
+        type F = unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
+        match real!(c"epoll_wait", F) {
+            // SAFETY: the caller's arguments, the timeout converted.
+            Some(f) => unsafe { f(epfd, events, max, timeout) },
+            // SAFETY: as above, straight to the kernel (epoll_wait is epoll_pwait without a mask).
+            None => unsafe {
+                raw(libc::SYS_epoll_pwait, [epfd as _, events as _, max as _, timeout as _, 0, 0]) as c_int
+            },
+        }
     }
 
     #[no_mangle]
