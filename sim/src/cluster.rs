@@ -280,7 +280,8 @@ impl<S: System> SimCluster<S> {
         let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder =
-            Recorder::new(system, &addrs, || turmoil::sim_elapsed().expect("node code runs inside the simulation"));
+            // Outside the hosts (the runner reading the history), the time of the last step.
+            Recorder::new(system, &addrs, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
         let link_state = options.link_state();
         let shared = Arc::new(Mutex::new(Shared {
             links: LinkTable::new(options.setup.network.loss),
@@ -333,6 +334,7 @@ impl<S: System> SimCluster<S> {
     fn step(&mut self) {
         determinism::set_elapsed(self.sim.elapsed());
         let stepped = self.sim.step();
+        determinism::set_elapsed(self.sim.elapsed());
         determinism::judge_thread_starts(&self.recorder, self.sim.elapsed());
         let fail_stopped = std::mem::take(&mut self.lock().fail_stopped);
         for node in fail_stopped {
