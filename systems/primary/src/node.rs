@@ -19,6 +19,15 @@
 //!   heartbeats and answers once a majority has acknowledged that round in
 //!   its epoch (it was still primary after the read arrived) and it has
 //!   applied up to the noted index.
+//! - **Lease reads** (when [`Timing::lease`] is not zero): a majority's
+//!   acknowledgements of a round sent at `t` grant the primary a lease
+//!   until `t + lease` on its monotonic clock; while it holds one, it
+//!   answers a read at once (once the noted index is applied), checking
+//!   the lease right before it answers. A backup that acknowledges a round
+//!   promises, on its own monotonic clock, to vote for no other node and
+//!   not to stand for [`promise`] (the lease with a margin for
+//!   [`MAX_DRIFT_PERCENT`] of drift either way), and a restarted node
+//!   keeps the promise it may have made before its crash.
 //! - **Deduplication**: a write carries its client's request id into the
 //!   log; the primary waits for a request already in its log instead of
 //!   appending it again, and applying skips an id already applied. The
@@ -66,6 +75,20 @@ pub struct Timing {
     pub pause: Duration,
     /// How long a dial to a peer may take.
     pub connect: Duration,
+    /// The primary's read lease; zero: every read waits for a round.
+    pub lease: Duration,
+}
+
+/// The clock drift, in percent either way, that lease reads are safe
+/// against: a backup's [`promise`] outlasts the primary's lease even when
+/// the primary's clock runs this much slow and the backup's this much fast.
+pub const MAX_DRIFT_PERCENT: u32 = 10;
+
+/// How long a backup that acknowledged a round of a primary with lease
+/// `lease` neither votes for another node nor stands, on its own clock:
+/// `lease * (100 + d) / (100 - d)` for a drift of `d` percent, and 1 ms.
+pub fn promise(lease: Duration) -> Duration {
+    lease * (100 + MAX_DRIFT_PERCENT) / (100 - MAX_DRIFT_PERCENT) + Duration::from_millis(1)
 }
 
 impl Default for Timing {
@@ -77,6 +100,7 @@ impl Default for Timing {
             deadline: Duration::from_millis(3000),
             pause: Duration::from_millis(50),
             connect: Duration::from_millis(1000),
+            lease: Duration::from_millis(200),
         }
     }
 }
@@ -91,6 +115,12 @@ pub struct Bugs {
     pub ack_before_replication: bool,
     /// `retry-applied-twice`: no deduplication of request ids.
     pub retry_applied_twice: bool,
+    /// `lease-checked-on-arrival`: a read's lease is checked against the
+    /// time its turn of the event loop began, read before the loop waited.
+    pub lease_checked_on_arrival: bool,
+    /// `lease-on-wall-clock`: leases and promises are measured on the
+    /// wall clock (`SystemTime`), which can jump.
+    pub lease_on_wall_clock: bool,
 }
 
 /// Messages a peer link holds before it drops new ones.
@@ -127,11 +157,13 @@ enum Waiter {
     Remote { node: u32, id: RequestId },
 }
 
-/// A read waiting for its round and its index.
+/// A read waiting for its round (or a lease) and its index.
 struct Read {
     key: String,
     index: u64,
     round: u64,
+    /// With `lease-checked-on-arrival`: when the turn that received it began.
+    arrived: Option<Duration>,
     waiter: Waiter,
 }
 
@@ -152,7 +184,15 @@ struct Leading {
     writes: BTreeMap<RequestId, Vec<Waiter>>,
     /// Reads waiting for a round.
     reads: Vec<Read>,
+    /// When each recent round was sent, on the lease clock.
+    sent: BTreeMap<u64, Duration>,
+    /// The end of the lease, on the lease clock (zero: none yet).
+    lease_until: Duration,
 }
+
+/// Rounds whose send time the primary keeps: an older round's
+/// acknowledgement could only grant a lease long expired.
+const SENT_KEPT: usize = 64;
 
 enum Role {
     Backup,
@@ -197,6 +237,16 @@ struct Actor {
     /// Client operations forwarded to the primary, by request id.
     forwarded: BTreeMap<RequestId, oneshot::Sender<Answer>>,
     out: Vec<Out>,
+    /// The origin of the lease clock (monotonic).
+    origin: Instant,
+    /// Until when (lease clock) this node neither votes for another node
+    /// than `promised_to` nor stands.
+    promised_until: Duration,
+    /// The primary the promise was made to (`None`: made before a crash).
+    promised_to: Option<u32>,
+    /// With `lease-checked-on-arrival`: the lease clock read at the start
+    /// of this turn of the event loop, before it waited.
+    turn: Option<Duration>,
 }
 
 impl PrimaryNode {
@@ -262,7 +312,15 @@ impl PrimaryNode {
             heartbeat_at: now,
             forwarded: BTreeMap::new(),
             out: Vec::new(),
+            origin: now,
+            promised_until: Duration::ZERO,
+            promised_to: None,
+            turn: None,
         };
+        if incarnation > 0 && !timing.lease.is_zero() {
+            // It may have promised a primary a lease before its crash.
+            actor.promised_until = actor.lease_clock() + promise(timing.lease);
+        }
         actor.reset_election();
         if incarnation == 0 {
             // At first boot, lower indices stand first: node 0 is usually
@@ -388,6 +446,15 @@ fn majority(nodes: u32) -> usize {
     nodes as usize / 2 + 1
 }
 
+/// The latest round a majority (the primary with its backups' `acked`)
+/// acknowledged.
+fn confirmed(acked: &BTreeMap<u32, u64>, majority: usize) -> u64 {
+    let mut rounds: Vec<u64> = acked.values().copied().collect();
+    rounds.push(u64::MAX);
+    rounds.sort_unstable_by(|a, b| b.cmp(a));
+    rounds[majority - 1]
+}
+
 impl Actor {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Message>, mut calls: mpsc::UnboundedReceiver<Call>) {
         loop {
@@ -395,23 +462,48 @@ impl Actor {
                 Role::Primary(_) => self.heartbeat_at,
                 _ => self.election_at,
             };
+            if self.bugs.lease_checked_on_arrival {
+                self.turn = Some(self.lease_clock());
+            }
             tokio::select! {
                 biased;
-                Some(message) = inbox.recv() => {
-                    self.on_message(message);
-                    // Handle what else arrived before one sync covers it all.
-                    for _ in 0..32 {
-                        match inbox.try_recv() {
-                            Ok(message) => self.on_message(message),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(message) = inbox.recv() => self.on_message(message),
                 Some(call) = calls.recv() => self.on_call(call),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(),
             }
+            // Handle what else arrived before one sync covers it all.
+            for _ in 0..32 {
+                match inbox.try_recv() {
+                    Ok(message) => self.on_message(message),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..32 {
+                match calls.try_recv() {
+                    Ok(call) => self.on_call(call),
+                    Err(_) => break,
+                }
+            }
             self.flush().await;
         }
+    }
+
+    /// The clock leases and promises are measured on: the monotonic clock
+    /// (with `lease-on-wall-clock`, the wall clock), as time since an origin.
+    fn lease_clock(&self) -> Duration {
+        if self.bugs.lease_on_wall_clock {
+            // The planted bug: the wall clock can jump either way.
+            let wall = std::time::SystemTime::now();
+            wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+        } else {
+            Instant::now().saturating_duration_since(self.origin)
+        }
+    }
+
+    /// Whether this node promised a lease to a primary other than `to`
+    /// that may still hold.
+    fn promised_to_other(&self, to: u32) -> bool {
+        self.promised_to != Some(to) && self.lease_clock() < self.promised_until
     }
 
     fn reset_election(&mut self) {
@@ -513,11 +605,10 @@ impl Actor {
                     self.broadcast();
                 }
             }
-            _ => {
-                if now >= self.election_at {
-                    self.stand();
-                }
-            }
+            _ if now < self.election_at => {}
+            // Not while a lease it granted may hold: look again soon.
+            _ if self.promised_to_other(self.me) => self.election_at = now + self.timing.heartbeat,
+            _ => self.stand(),
         }
     }
 
@@ -548,6 +639,8 @@ impl Actor {
         let last = self.state.log.len() as u64;
         let peers = (0..self.nodes).filter(|&p| p != self.me);
         let leading = Leading {
+            sent: BTreeMap::new(),
+            lease_until: Duration::ZERO,
             next: peers.clone().map(|p| (p, last)).collect(),
             matched: peers.clone().map(|p| (p, 0)).collect(),
             acked: peers.map(|p| (p, 0)).collect(),
@@ -564,6 +657,12 @@ impl Actor {
     fn broadcast(&mut self) {
         self.heartbeat_at = Instant::now() + self.timing.heartbeat;
         self.round += 1;
+        let sent = self.lease_clock();
+        let Role::Primary(leading) = &mut self.role else { return };
+        leading.sent.insert(self.round, sent);
+        while leading.sent.len() > SENT_KEPT {
+            leading.sent.pop_first();
+        }
         let Role::Primary(leading) = &self.role else { return };
         let mut messages = Vec::new();
         for (&peer, &next) in &leading.next {
@@ -595,7 +694,7 @@ impl Actor {
                 }
                 let (my_index, my_epoch) = self.last();
                 let up_to_date = (last_epoch, last_index) >= (my_epoch, my_index);
-                let free = self.state.voted_for.is_none_or(|v| v == from);
+                let free = self.state.voted_for.is_none_or(|v| v == from) && !self.promised_to_other(from);
                 let granted = epoch == self.state.epoch && free && up_to_date && matches!(self.role, Role::Backup);
                 if granted && self.state.voted_for.is_none() {
                     self.state.voted_for = Some(from);
@@ -629,9 +728,16 @@ impl Actor {
                     return;
                 }
                 let log_len = self.state.log.len() as u64;
+                let (majority, lease) = (majority(self.nodes), self.timing.lease);
                 let Role::Primary(leading) = &mut self.role else { return };
                 let acked = leading.acked.entry(from).or_default();
                 *acked = (*acked).max(round);
+                // A majority acknowledged the round sent at `sent`: the
+                // lease holds until `sent + lease`; it is never shortened.
+                if let Some(&sent) = leading.sent.get(&confirmed(&leading.acked, majority)).filter(|_| !lease.is_zero())
+                {
+                    leading.lease_until = leading.lease_until.max(sent + lease);
+                }
                 if success {
                     let m = leading.matched.entry(from).or_default();
                     *m = (*m).max(matched.min(log_len));
@@ -685,6 +791,11 @@ impl Actor {
         }
         self.primary = Some(from);
         self.reset_election();
+        if !self.timing.lease.is_zero() {
+            // Its acknowledgement may complete the primary's lease.
+            self.promised_until = self.promised_until.max(self.lease_clock() + promise(self.timing.lease));
+            self.promised_to = Some(from);
+        }
         let len = self.state.log.len() as u64;
         if prev_index > len || self.epoch_of(prev_index) != prev_epoch {
             let hint = len.min(prev_index.saturating_sub(1));
@@ -770,20 +881,22 @@ impl Actor {
         self.serve_reads();
     }
 
-    /// Answers the reads whose round a majority acknowledged and whose index is applied.
+    /// Answers the reads whose index is applied and whose round a majority
+    /// acknowledged, or which the lease covers (checked right here, with no
+    /// wait before the answer).
     fn serve_reads(&mut self) {
         let applied = self.applied;
         let majority = majority(self.nodes);
+        let now = self.lease_clock();
         let Role::Primary(leading) = &mut self.role else { return };
         if leading.reads.is_empty() {
             return;
         }
-        let mut acked: Vec<u64> = leading.acked.values().copied().collect();
-        acked.push(u64::MAX);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[majority - 1];
-        let (ready, waiting): (Vec<Read>, Vec<Read>) =
-            std::mem::take(&mut leading.reads).into_iter().partition(|r| r.round <= confirmed && r.index <= applied);
+        let confirmed = confirmed(&leading.acked, majority);
+        let lease_until = leading.lease_until;
+        let (ready, waiting): (Vec<Read>, Vec<Read>) = std::mem::take(&mut leading.reads)
+            .into_iter()
+            .partition(|r| r.index <= applied && (r.round <= confirmed || r.arrived.unwrap_or(now) < lease_until));
         leading.reads = waiting;
         for read in ready {
             let value = self.store.get(&read.key).cloned();
@@ -818,13 +931,19 @@ impl Actor {
                     return;
                 }
                 // The read waits for a new round, which confirms that this
-                // node is still primary after the read arrived.
-                let (round, commit) = (self.round + 1, self.commit);
+                // node is still primary after the read arrived, unless the
+                // lease covers it.
+                let (round, commit, arrived) = (self.round + 1, self.commit, self.turn);
+                let now = self.lease_clock();
+                let mut leased = false;
                 if let Role::Primary(leading) = &mut self.role {
                     let index = commit.max(leading.noop);
-                    leading.reads.push(Read { key, index, round, waiter });
+                    leading.reads.push(Read { key, index, round, arrived, waiter });
+                    leased = now < leading.lease_until;
                 }
-                self.broadcast();
+                if !leased {
+                    self.broadcast();
+                }
                 // A cluster of one is its own majority.
                 self.serve_reads();
                 return;
