@@ -465,10 +465,11 @@ impl Actor {
             if self.bugs.lease_checked_on_arrival {
                 self.turn = Some(self.lease_clock());
             }
+            // Clients first: a read's lease is checked when it is served.
             tokio::select! {
                 biased;
-                Some(message) = inbox.recv() => self.on_message(message),
                 Some(call) = calls.recv() => self.on_call(call),
+                Some(message) = inbox.recv() => self.on_message(message),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(),
             }
             // Handle what else arrived before one sync covers it all.
