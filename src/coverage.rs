@@ -21,7 +21,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::history::{EventKind, History, OpResult};
 use crate::links::LinkState;
 use crate::probe::AssertKind;
-use crate::scenario::{Action, DiskFault, NodeIdx, Scenario};
+use crate::scenario::{Action, ClockChange, DiskFault, NodeIdx, Scenario};
 use crate::system::System;
 
 /// A coverage signature: hashes, each one thing a run reached, with when
@@ -271,6 +271,7 @@ enum Active {
     Latency = 8,
     Crashed = 16,
     Disk = 32,
+    Clock = 64,
 }
 
 /// The faults in force, followed through the history's steps and events.
@@ -281,6 +282,8 @@ struct Faults {
     crashed: BTreeSet<NodeIdx>,
     /// Nodes whose disk has a fault.
     faulty_disks: BTreeSet<NodeIdx>,
+    /// Nodes whose clock a `clock` step set off true time.
+    skewed_clocks: BTreeSet<NodeIdx>,
 }
 
 impl Faults {
@@ -290,6 +293,7 @@ impl Faults {
             links_active: 0,
             crashed: BTreeSet::new(),
             faulty_disks: BTreeSet::new(),
+            skewed_clocks: BTreeSet::new(),
         }
     }
 
@@ -328,6 +332,17 @@ impl Faults {
             Action::Disk { node, .. } => {
                 self.faulty_disks.insert(*node);
             }
+            Action::Clock { node, change } => {
+                let back_to_true = match change {
+                    ClockChange::Offset(skew) | ClockChange::Jump(skew) => skew.by.is_zero(),
+                    ClockChange::Drift(drift) => *drift == 0.0,
+                };
+                if back_to_true {
+                    self.skewed_clocks.remove(node);
+                } else {
+                    self.skewed_clocks.insert(*node);
+                }
+            }
             // Crashes and restarts are read from the history's own events.
             _ => {}
         }
@@ -346,6 +361,7 @@ impl Faults {
         self.links_active
             | bit(!self.crashed.is_empty(), Active::Crashed)
             | bit(!self.faulty_disks.is_empty(), Active::Disk)
+            | bit(!self.skewed_clocks.is_empty(), Active::Clock)
     }
 }
 

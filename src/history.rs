@@ -127,8 +127,9 @@ pub const CRASHED_FIRST: &str = "the node crashed before it answered";
 #[serde(bound = "")]
 pub struct Event<S: System> {
     /// Microseconds since the run began (simulated or wall). In the
-    /// simulation they are whole milliseconds (tokio's timer resolution), so
-    /// events often share a time: their position in the history orders them.
+    /// simulation they are whole milliseconds (tokio's timer resolution)
+    /// while no node's clock drifts, so events often share a time: their
+    /// position in the history orders them.
     pub t_us: u64,
     /// The node it happened on, if any.
     pub node: Option<NodeIdx>,

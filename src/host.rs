@@ -13,7 +13,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use tracing::Instrument;
 
 use crate::cluster::Setup;
 use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
@@ -352,7 +351,8 @@ pub async fn serve<S: System>(
 }
 
 /// The span of everything the framework runs for a node incarnation:
-/// `node{id, inc}`. Tasks a node spawns enter it with
+/// `node{id, inc}`. In the events backend every task the node spawns runs
+/// in it; elsewhere they enter it with
 /// [`tracing::Instrument::in_current_span`].
 pub fn span(node: NodeIdx, incarnation: u64) -> tracing::Span {
     tracing::info_span!("node", id = node, inc = incarnation)
@@ -371,11 +371,16 @@ pub fn running_node() -> Option<NodeIdx> {
 }
 
 /// Runs `future` as node `node`'s incarnation `incarnation`: in its
-/// [`span`], and as the [`running_node`] while it is polled.
+/// [`span`] (unless the backend polls it in one already, as a unit of
+/// execution does with every task of the node), and as the
+/// [`running_node`] while it is polled.
 pub async fn in_node<F: Future>(node: NodeIdx, incarnation: u64, future: F) -> F::Output {
-    let mut future = std::pin::pin!(future.instrument(span(node, incarnation)));
+    let span = span(node, incarnation);
+    let mut future = std::pin::pin!(future);
     std::future::poll_fn(|cx| {
         let outer = RUNNING.replace(Some(node));
+        let in_a_node = tracing::Span::current().metadata().is_some_and(|m| m.name() == "node");
+        let _entered = (!in_a_node).then(|| span.enter());
         let polled = future.as_mut().poll(cx);
         RUNNING.set(outer);
         polled

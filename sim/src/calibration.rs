@@ -62,7 +62,7 @@ async fn disk(sync_latency: Duration, samples: usize) -> DiskTimings {
 /// round trip.
 async fn quic(real: QuicTimings, samples: usize, seed: u64) -> QuicTimings {
     let one_way = real.round_trip.median() / 2;
-    let network = Network::new(QuicModel::default(), (one_way, one_way), 0.0, seed);
+    let network = Network::new(QuicModel::default(), (one_way, one_way), 0.0, seed, None);
     let transport =
         |node| EventTransport::new(network.clone(), host_ip(node), Framing::default(), Arc::new(AtomicBool::new(true)));
     let (client, server) = (transport(CLIENT), transport(SERVER));

@@ -19,6 +19,15 @@
 //! ([`run_with`](crate::run_with) sees to it), because std's `HashMap` keys
 //! and rand's `ThreadRng` are seeded once per thread.
 //!
+//! While the events backend drives a node's runtime ([`run_ready`]), the
+//! clocks read that node's ([`tandem::clock::NodeClock`]): each node a unit
+//! of execution with clocks of its own. `syscall` also catches the driven
+//! runtime's park (a futex wait between its park hooks) and returns at
+//! once with its deadline recorded: the scheduler learns the runtime's next
+//! timer without anything sleeping. Outside a simulation, on a real node's
+//! thread whose clock is set ([`tandem::clock::set_thread_clock`]), the
+//! real clocks are read through that node's clock.
+//!
 //! `getpid` answers [`SIMULATED_PID`]. `pthread_create` records every OS
 //! thread started inside a simulation (`std::thread::spawn`,
 //! `spawn_blocking`, so `tokio::fs`) with the call and the [running
@@ -66,6 +75,114 @@ thread_local! {
     static THREAD_STARTS: RefCell<Vec<ThreadStart>> = const { RefCell::new(Vec::new()) };
     /// Woken when a thread is started that the run does not allow.
     static ON_REFUSAL: RefCell<Option<Waker>> = const { RefCell::new(None) };
+    /// The node whose runtime [`run_ready`] drives, and what its clocks
+    /// read: the monotonic clock (as time since the run began) and the wall
+    /// clock's shift from true time, in nanoseconds.
+    static DRIVEN: Cell<Option<(NodeIdx, Duration, i128)>> = const { Cell::new(None) };
+    /// Whether [`run_ready`] drives a runtime: its park is intercepted.
+    static DRIVING: Cell<bool> = const { Cell::new(false) };
+    /// Whether the driven runtime is parking (between its park hooks).
+    static PARKING: Cell<bool> = const { Cell::new(false) };
+    /// The driven runtime asked to park: until what monotonic reading (as
+    /// time since the run began), or with no timeout.
+    static PARKED: Cell<Option<Option<Duration>>> = const { Cell::new(None) };
+    /// Woken when the driven runtime asks to park.
+    static ON_PARK: RefCell<Option<Waker>> = const { RefCell::new(None) };
+}
+
+/// A node's clock readings at one moment, for [`run_ready`]: its monotonic
+/// clock (as time since the run began) and its wall clock's shift from
+/// true time, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// The node.
+    pub node: NodeIdx,
+    /// What its monotonic clock reads, as time since the run began.
+    pub monotonic: Duration,
+    /// How far its wall clock is ahead of true time, in nanoseconds.
+    pub wall_shift: i128,
+}
+
+/// The node whose runtime is being driven on this thread, if any.
+pub fn driven_node() -> Option<NodeIdx> {
+    DRIVEN.get().map(|(node, ..)| node)
+}
+
+/// Runs everything `runtime` has ready at the current simulated time, with
+/// the clocks of `reading`'s node (true time for `None`), polling `main`
+/// whenever it is woken: returns `Ok` with `main`'s output once it is ready,
+/// or `Err` with the runtime's next timer once it has nothing left to run
+/// (as a monotonic reading, time since the run began; `None`: no timer).
+///
+/// The runtime must come from [`drivable_runtime`]: when it parks, the
+/// interposed futex wait records its deadline and returns at once, so
+/// nothing advances but this record.
+pub fn run_ready<T>(
+    runtime: &tokio::runtime::Runtime,
+    reading: Option<Reading>,
+    mut main: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>,
+) -> Result<T, Option<Duration>> {
+    assert!(available(), "node units need the interposed libc of x86-64 Linux with glibc");
+    assert!(!DRIVING.get(), "run_ready is not reentrant");
+    DRIVEN.set(reading.map(|r| (r.node, r.monotonic, r.wall_shift)));
+    DRIVING.set(true);
+    PARKED.set(None);
+    let ran = runtime.block_on(std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = main(cx) {
+            return Poll::Ready(Ok(done));
+        }
+        match PARKED.take() {
+            Some(deadline) => Poll::Ready(Err(deadline)),
+            None => {
+                ON_PARK.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }));
+    DRIVING.set(false);
+    DRIVEN.set(None);
+    ran
+}
+
+/// A runtime [`run_ready`] can drive: current-thread, with an unpaused
+/// clock and no I/O driver, whose park hooks tell the interposer that a
+/// futex wait is its park (and not, say, a `join` in a task).
+pub fn drivable_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .on_thread_park(|| PARKING.set(true))
+        .on_thread_unpark(|| PARKING.set(false))
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
+/// Runs `f` with the clocks of `reading`'s node (a runtime built in it
+/// counts its time from the node's clock).
+pub fn with_reading<T>(reading: Reading, f: impl FnOnce() -> T) -> T {
+    let previous = DRIVEN.replace(Some((reading.node, reading.monotonic, reading.wall_shift)));
+    let out = f();
+    DRIVEN.set(previous);
+    out
+}
+
+/// The driven runtime parks until the monotonic reading `deadline` (since
+/// the run began), or with no timeout: record it and wake [`run_ready`].
+/// Returns whether the park was intercepted.
+fn parking(deadline: Option<Duration>) -> bool {
+    if !DRIVING.get() || !PARKING.get() {
+        return false;
+    }
+    PARKED.set(Some(deadline));
+    match ON_PARK.take() {
+        Some(waker) => waker.wake(),
+        None => {
+            let message = b"tandem: a driven runtime parked with no driver waiting\n";
+            // SAFETY: writing a static buffer to stderr.
+            unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+            std::process::abort();
+        }
+    }
+    true
 }
 
 /// What `getpid` answers inside a simulation.
@@ -163,7 +280,8 @@ pub async fn refused_thread() {
 /// Records a thread starting on this thread.
 fn thread_starting() {
     let allowed = THREADS_ALLOWED.get();
-    let start = ThreadStart { node: tandem::host::running_node(), call: spawning_call(), allowed };
+    let node = tandem::host::running_node().or_else(driven_node);
+    let start = ThreadStart { node, call: spawning_call(), allowed };
     THREAD_STARTS.with_borrow_mut(|starts| starts.push(start));
     if !allowed {
         if let Some(waker) = ON_REFUSAL.take() {
@@ -299,7 +417,9 @@ fn sim_fill(buf: &mut [u8]) -> bool {
 
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 mod sys {
-    use super::{sim_fill, thread_starting, ELAPSED, MONOTONIC_BASE, REALTIME_BASE, RNG, SIMULATED_PID};
+    use super::{
+        parking, sim_fill, thread_starting, DRIVEN, ELAPSED, MONOTONIC_BASE, REALTIME_BASE, RNG, SIMULATED_PID,
+    };
     use libc::{
         c_int, c_long, c_uint, c_void, clockid_t, pid_t, pthread_attr_t, pthread_t, size_t, ssize_t, timespec, timeval,
     };
@@ -362,16 +482,61 @@ mod sys {
     /// Simulated reading of `clock`, or `None` to use the real clock: no simulation is
     /// active, or the clock is a CPU-time clock (`CLOCK_*_CPUTIME_ID`, per-process or
     /// per-thread `clockid_t`s) or another id not listed here (e.g. `*_ALARM`).
+    /// The driven node's clocks ([`super::run_ready`]) when one is driven.
     fn sim_clock(clock: clockid_t) -> Option<Duration> {
         RNG.get()?;
-        let base = match clock {
+        let now = ELAPSED.get();
+        let (monotonic, wall_shift) = DRIVEN.get().map_or((now, 0), |(_, monotonic, shift)| (monotonic, shift));
+        match kind(clock)? {
+            Kind::Monotonic => Some(MONOTONIC_BASE + monotonic),
+            Kind::Wall => Some(shifted(REALTIME_BASE + now, wall_shift)),
+        }
+    }
+
+    enum Kind {
+        Monotonic,
+        Wall,
+    }
+
+    fn kind(clock: clockid_t) -> Option<Kind> {
+        match clock {
             libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_BOOTTIME => {
-                MONOTONIC_BASE
+                Some(Kind::Monotonic)
             }
-            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => REALTIME_BASE,
-            _ => return None,
-        };
-        Some(base + ELAPSED.get())
+            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => Some(Kind::Wall),
+            _ => None,
+        }
+    }
+
+    fn shifted(time: Duration, shift: i128) -> Duration {
+        let nanos = (time.as_nanos() as i128 + shift).max(0);
+        Duration::new((nanos / 1_000_000_000) as u64, (nanos % 1_000_000_000) as u32)
+    }
+
+    fn to_duration(ts: &timespec) -> Duration {
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    fn to_timespec(d: Duration) -> timespec {
+        timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ }
+    }
+
+    /// Outside a simulation, on the thread of a real node whose clock is
+    /// set ([`tandem::clock::thread_clock`]): `real`, the real reading of
+    /// `clock`, as the node's clock reads it.
+    fn node_clock(clock: clockid_t, real: Duration, read: impl Fn(clockid_t) -> Option<Duration>) -> Duration {
+        let Some(node) = tandem::clock::thread_clock() else { return real };
+        match kind(clock) {
+            Some(Kind::Monotonic) => {
+                let now = real.saturating_sub(node.began);
+                node.began + node.clock.monotonic(now)
+            }
+            Some(Kind::Wall) => match read(libc::CLOCK_MONOTONIC) {
+                Some(monotonic) => shifted(real, node.clock.wall_shift(monotonic.saturating_sub(node.began))),
+                None => real,
+            },
+            None => real,
+        }
     }
 
     #[no_mangle]
@@ -416,9 +581,25 @@ mod sys {
     pub unsafe extern "C" fn clock_gettime(clock: clockid_t, tp: *mut timespec) -> c_int {
         if let Some(d) = sim_clock(clock) {
             // SAFETY: the caller passes a valid `timespec` to fill.
-            unsafe { *tp = timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ } };
+            unsafe { *tp = to_timespec(d) };
             return 0;
         }
+        // SAFETY: forwarding the caller's arguments unchanged.
+        let result = unsafe { real_clock_gettime(clock, tp) };
+        if result == 0 && tandem::clock::thread_clock().is_some() {
+            let read = |clock| {
+                let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: a valid `timespec` to fill.
+                (unsafe { real_clock_gettime(clock, &mut ts) } == 0).then(|| to_duration(&ts))
+            };
+            // SAFETY: the call succeeded, so `tp` is a valid, filled `timespec`.
+            unsafe { *tp = to_timespec(node_clock(clock, to_duration(&*tp), read)) };
+        }
+        result
+    }
+
+    /// libc's `clock_gettime`.
+    unsafe fn real_clock_gettime(clock: clockid_t, tp: *mut timespec) -> c_int {
         type F = unsafe extern "C" fn(clockid_t, *mut timespec) -> c_int;
         match real!(c"clock_gettime", F) {
             // SAFETY: forwarding the caller's arguments unchanged to libc.
@@ -430,7 +611,13 @@ mod sys {
 
     #[no_mangle]
     pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_int {
-        if let Some(d) = sim_clock(libc::CLOCK_REALTIME) {
+        let node_wall = || {
+            tandem::clock::thread_clock()?;
+            let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: a valid `timespec` to fill.
+            (unsafe { clock_gettime(libc::CLOCK_REALTIME, &mut ts) } == 0).then(|| to_duration(&ts))
+        };
+        if let Some(d) = sim_clock(libc::CLOCK_REALTIME).or_else(node_wall) {
             if !tv.is_null() {
                 // SAFETY: a non-null `tv` points to a `timeval` to fill.
                 unsafe { *tv = timeval { tv_sec: d.as_secs() as _, tv_usec: d.subsec_micros() as _ } };
@@ -468,6 +655,25 @@ mod sys {
         if n == libc::SYS_getrandom && RNG.get().is_some() {
             // SAFETY: getrandom(2)'s arguments are (buf, len, flags).
             return unsafe { getrandom(a1 as _, a2 as _, a3 as _) } as c_long;
+        }
+        if n == libc::SYS_futex {
+            let op = (a2 as c_int) & !libc::FUTEX_PRIVATE_FLAG;
+            if op == libc::FUTEX_WAIT_BITSET || op == libc::FUTEX_WAIT {
+                // std's timed wait passes an absolute CLOCK_MONOTONIC deadline (BITSET),
+                // tokio's untimed park none; a plain FUTEX_WAIT timeout is relative.
+                // SAFETY: a non-null `a4` is the caller's `timespec`.
+                let timeout = (a4 != 0).then(|| to_duration(unsafe { &*(a4 as *const timespec) }));
+                let deadline = match (op == libc::FUTEX_WAIT_BITSET, timeout) {
+                    (true, Some(at)) => Some(at.saturating_sub(MONOTONIC_BASE)),
+                    (false, Some(after)) => sim_clock(libc::CLOCK_MONOTONIC).map(|now| now - MONOTONIC_BASE + after),
+                    (_, None) => None,
+                };
+                if parking(deadline) {
+                    // SAFETY: __errno_location returns this thread's errno slot.
+                    unsafe { *libc::__errno_location() = libc::ETIMEDOUT };
+                    return -1;
+                }
+            }
         }
         // SAFETY: the caller's system call, unchanged.
         unsafe { raw(n, [a1, a2, a3, a4, a5, a6]) }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 const MS: Duration = Duration::from_millis(1);
 
 fn network(latency: Duration, loss: f64) -> Arc<Network> {
-    Network::new(QuicModel::default(), (latency, latency), loss, 1)
+    Network::new(QuicModel::default(), (latency, latency), loss, 1, None)
 }
 
 fn transport(network: &Arc<Network>, node: u32) -> EventTransport {

@@ -1,11 +1,15 @@
-//! [`EventCluster`]: a system's nodes as tasks of one paused tokio runtime,
-//! on the discrete-event [`Network`].
+//! [`EventCluster`]: a system's nodes on the discrete-event [`Network`],
+//! each node a unit of execution with its own runtime and clocks.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use tandem::clock::NodeClock;
 use tandem::cluster::Cluster;
 use tandem::history::History;
 use tandem::host::{self, derive_seed, Command, Order, Recorder, Served};
@@ -16,16 +20,19 @@ use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::network::{host_ip, Network, World};
+use super::transport::EventTransport;
+use crate::cluster::{next_boot, unordered, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
+use crate::determinism::{self, Reading};
 
 /// A panic's payload.
 type Panic = Box<dyn std::any::Any + Send>;
-use tokio::time::Instant;
 
-use super::network::{host_ip, Network};
-use super::transport::EventTransport;
-use crate::cluster::{next_boot, unordered, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
-use crate::determinism;
+/// Further than any run goes: every runtime keeps a timer this far ahead,
+/// so that it never parks without a deadline.
+const FAR: Duration = Duration::from_secs(365 * 86_400);
 
 /// What the runner and the hosts share (all on one thread).
 struct Hosts<S: System> {
@@ -37,20 +44,47 @@ struct Hosts<S: System> {
     alive: Vec<Arc<AtomicBool>>,
     /// Each node's disk, kept in memory across its incarnations.
     disks: Vec<Storage>,
+    /// Nodes that stopped themselves, whose runtimes are yet to go.
+    stopped: Vec<NodeIdx>,
 }
 
-/// A simulated cluster whose time jumps from one event to the next: every
-/// node is a set of tasks on one current-thread tokio runtime with a paused
-/// clock, which advances to the next timer (a frame's arrival, a node's
-/// sleep) whenever every task waits. Actions apply between two events, so a
-/// run is a pure function of the options and the actions.
+/// One node as a unit of execution: the runtime of its running incarnation
+/// (every task its code spawns, directly or through a library, runs there),
+/// its clocks, and when the scheduler runs it next.
+struct Unit {
+    runtime: Option<Runtime>,
+    /// The running incarnation's `node{id, inc}` span: its tasks run in it.
+    span: tracing::Span,
+    /// The true time of its next timer, or now when something woke it.
+    next: Option<Duration>,
+    /// None of its tasks is polled before this true time (a `pause`).
+    paused_until: Duration,
+    /// What its clocks read; it outlives incarnations.
+    clock: NodeClock,
+}
+
+/// A simulated cluster whose time jumps from one event to the next. Each
+/// node is a unit of execution: a current-thread tokio runtime of its own,
+/// on this thread, whose clocks are the node's ([`NodeClock`]); the network
+/// and the runner have a runtime of their own, the world's, on true time.
+/// A discrete-event scheduler runs whichever runtime has the earliest work
+/// (a woken task, a timer; the world first at a tie, then by node index),
+/// learning each runtime's next timer by intercepting its park
+/// ([`determinism::run_ready`]). A crash drops the node's runtime, so every
+/// task it spawned is gone; a pause leaves it unpolled. Actions apply
+/// between two events, so a run is a pure function of the options and the
+/// actions.
 pub struct EventCluster<S: System> {
-    runtime: Runtime,
+    units: Vec<Unit>,
+    world: Runtime,
+    /// The true time of the world's next timer, or now when woken.
+    world_next: Option<Duration>,
+    /// Set when the runner's future is woken while the world is not driven.
+    world_woken: Arc<AtomicBool>,
     start: Instant,
     hosts: Arc<Mutex<Hosts<S>>>,
     /// How many times each node's host finished booting it (started or failed).
     boots: watch::Sender<Vec<u32>>,
-    tasks: Vec<Option<AbortHandle>>,
     /// The panics of host tasks (a node's code panicked), to go on as the run's.
     panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
     ips: Vec<IpAddr>,
@@ -59,7 +93,7 @@ pub struct EventCluster<S: System> {
     link_state: LinkState,
     next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
-    /// last, after the runtime.
+    /// last, after the runtimes.
     _determinism: determinism::Guard,
 }
 
@@ -77,6 +111,34 @@ impl<S: System> Hosts<S> {
     }
 }
 
+/// A runtime [`determinism::run_ready`] drives, with its far timer.
+fn unit_runtime() -> Runtime {
+    let runtime = determinism::drivable_runtime();
+    runtime.spawn(async {
+        loop {
+            tokio::time::sleep(FAR).await;
+        }
+    });
+    runtime
+}
+
+/// Wakes the runner's future and records that it was woken.
+struct Flagged {
+    waker: Waker,
+    woken: Arc<AtomicBool>,
+}
+
+impl Wake for Flagged {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.waker.wake_by_ref();
+    }
+}
+
 impl<S: System> EventCluster<S> {
     /// Builds the network and starts every node at time 0. Like
     /// [`SimCluster::new`](crate::SimCluster::new), build it on a fresh
@@ -85,20 +147,8 @@ impl<S: System> EventCluster<S> {
         assert!(options.setup.nodes >= 1, "a cluster needs a node");
         let guard = determinism::enter(derive_seed(options.setup.seed, NodeIdx::MAX, 0, 6));
         determinism::allow_threads(options.allow_threads);
-        // Time moves only while the runtime parks: each unpark tells the
-        // thread's clocks (the recorder's, libc's) where it is.
-        let began = Arc::new(std::sync::OnceLock::new());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .on_thread_unpark({
-                let began = began.clone();
-                move || determinism::set_elapsed(began.get().map(|&s| Instant::now() - s).unwrap_or_default())
-            })
-            .build()
-            .expect("a current-thread runtime builds");
-        let start = runtime.block_on(async { Instant::now() });
-        began.set(start).expect("set once");
+        let world = unit_runtime();
+        let start = Instant::now();
         let ips: Vec<IpAddr> = (0..options.setup.nodes).map(host_ip).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder = Recorder::new(system, &addrs, determinism::elapsed);
@@ -107,22 +157,34 @@ impl<S: System> EventCluster<S> {
             options.latency(),
             options.setup.network.loss,
             derive_seed(options.setup.seed, NodeIdx::MAX, 0, 8),
+            Some(World { handle: world.handle().clone(), origin: start }),
         );
+        let nodes = options.setup.nodes as usize;
         let hosts = Hosts {
             network,
-            commands: (0..options.setup.nodes).map(|_| None).collect(),
-            alive: (0..options.setup.nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
+            commands: (0..nodes).map(|_| None).collect(),
+            alive: (0..nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
             disks: options.disks(),
+            stopped: Vec::new(),
             options,
         };
-        let nodes = hosts.options.setup.nodes as usize;
         let link_state = hosts.options.link_state();
         let mut cluster = EventCluster {
-            runtime,
+            units: (0..nodes)
+                .map(|_| Unit {
+                    runtime: None,
+                    span: tracing::Span::none(),
+                    next: None,
+                    paused_until: Duration::ZERO,
+                    clock: NodeClock::default(),
+                })
+                .collect(),
+            world,
+            world_next: Some(Duration::ZERO),
+            world_woken: Arc::new(AtomicBool::new(false)),
             start,
             hosts: Arc::new(Mutex::new(hosts)),
             boots: watch::Sender::new(vec![0; nodes]),
-            tasks: (0..nodes).map(|_| None).collect(),
             panics: mpsc::unbounded_channel(),
             ips,
             recorder,
@@ -140,7 +202,7 @@ impl<S: System> EventCluster<S> {
 
     /// Ends the run and hands back what it observed.
     pub fn into_history(self) -> History<S> {
-        // Read before the runtime drops the nodes' tasks, in an order of its own.
+        // Read before the runtimes drop the nodes' tasks, in an order of their own.
         let history = self.recorder.read(History::clone);
         drop(self);
         history
@@ -150,36 +212,118 @@ impl<S: System> EventCluster<S> {
         self.hosts.lock().expect("the simulation is single-threaded")
     }
 
-    /// Starts `node`'s host task, which boots its next incarnation. A panic
-    /// of the node's code there goes on as the run's, in [`drive`](Self::drive).
+    /// What `node`'s clocks read at true time `now`.
+    fn reading(&self, node: usize, now: Duration) -> Reading {
+        let clock = &self.units[node].clock;
+        Reading { node: node as NodeIdx, monotonic: clock.monotonic(now), wall_shift: clock.wall_shift(now) }
+    }
+
+    /// Starts `node`'s next incarnation in a runtime of its own, counting
+    /// time from the node's clock. A panic of the node's code in its host
+    /// goes on as the run's, in [`drive`](Self::drive).
     fn spawn_host(&mut self, node: NodeIdx) {
+        let now = determinism::elapsed();
+        let runtime = determinism::with_reading(self.reading(node as usize, now), unit_runtime);
         let host =
             host_main(self.hosts.clone(), self.boots.clone(), self.recorder.clone(), node, self.ips[node as usize]);
-        let task = self.runtime.spawn(host);
-        self.tasks[node as usize] = Some(task.abort_handle());
+        let task = runtime.spawn(host);
         let panics = self.panics.0.clone();
-        self.runtime.spawn(async move {
+        self.world.spawn(async move {
             if let Err(error) = task.await {
                 if error.is_panic() {
                     let _ = panics.send(error.into_panic());
                 }
             }
         });
+        // The incarnation it boots, as `Boot::next` numbers it.
+        let life = self.recorder.read(|h| h.node(node).clone());
+        let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
+        let unit = &mut self.units[node as usize];
+        (unit.runtime, unit.next, unit.paused_until) = (Some(runtime), Some(now), Duration::ZERO);
+        unit.span = host::span(node, incarnation);
+    }
+
+    /// Drops the runtime of a node that has stopped: every task it spawned goes.
+    fn drop_unit(&mut self, node: NodeIdx) {
+        let unit = &mut self.units[node as usize];
+        (unit.next, unit.paused_until) = (None, Duration::ZERO);
+        drop(unit.runtime.take());
+    }
+
+    /// Notes the runtimes something woke from outside (another runtime, or
+    /// the runner between two drives): they run at `now`.
+    fn look_for_wakes(&mut self, now: Duration) {
+        if self.world_woken.swap(false, Ordering::Relaxed) || self.world.metrics().global_queue_depth() > 0 {
+            self.world_next = Some(now);
+        }
+        for unit in &mut self.units {
+            if unit.runtime.as_ref().is_some_and(|r| r.metrics().global_queue_depth() > 0) {
+                unit.next = Some(now);
+            }
+        }
+    }
+
+    /// The earliest work: its true time and its runtime (`None`: the world's).
+    fn next_event(&self) -> (Duration, Option<usize>) {
+        let nodes = self.units.iter().enumerate().filter_map(|(i, unit)| {
+            unit.runtime.as_ref()?;
+            Some((unit.next?.max(unit.paused_until), Some(i)))
+        });
+        let world = self.world_next.map(|at| (at, None));
+        world
+            .into_iter()
+            .chain(nodes)
+            .min_by_key(|&(at, who)| (at, who.map_or(0, |i| i + 1)))
+            .expect("the world always has a timer")
     }
 
     /// Runs the simulation until `until` completes. A node's panic goes on
     /// as the same panic, here; an OS thread a node starts ends the run at
     /// once ([`determinism::judge_thread_starts`]).
-    fn drive<T>(&mut self, until: impl std::future::Future<Output = T>) -> T {
-        let panics = &mut self.panics.1;
-        let driven = self.runtime.block_on(async {
-            tokio::select! {
-                biased;
-                () = determinism::refused_thread() => None,
-                Some(panic) = panics.recv() => Some(Err(panic)),
-                done = until => Some(Ok(done)),
+    fn drive<T>(&mut self, until: impl Future<Output = T>) -> T {
+        let mut until = pin!(until);
+        let mut refused = pin!(determinism::refused_thread());
+        let driven = loop {
+            let now = determinism::elapsed();
+            self.look_for_wakes(now);
+            let (at, who) = self.next_event();
+            assert!(at < FAR / 2, "the simulation has nothing left to do at {now:?}");
+            determinism::set_elapsed(at.max(now));
+            match who {
+                None => {
+                    let (panics, woken) = (&mut self.panics.1, self.world_woken.clone());
+                    let step = determinism::run_ready(&self.world, None, |cx| {
+                        let waker = Waker::from(Arc::new(Flagged { waker: cx.waker().clone(), woken: woken.clone() }));
+                        let mut cx = Context::from_waker(&waker);
+                        if refused.as_mut().poll(&mut cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        if let Poll::Ready(Some(panic)) = panics.poll_recv(&mut cx) {
+                            return Poll::Ready(Some(Err(panic)));
+                        }
+                        until.as_mut().poll(&mut cx).map(|done| Some(Ok(done)))
+                    });
+                    self.world_woken.store(false, Ordering::Relaxed);
+                    match step {
+                        Ok(done) => break done,
+                        Err(deadline) => self.world_next = deadline,
+                    }
+                }
+                Some(node) => {
+                    let reading = self.reading(node, at);
+                    let unit = &mut self.units[node];
+                    let runtime = unit.runtime.as_ref().expect("a scheduled node runs");
+                    let _in_node = unit.span.enter();
+                    let Err(deadline) =
+                        determinism::run_ready(runtime, Some(reading), |_| Poll::<std::convert::Infallible>::Pending);
+                    unit.next = deadline.map(|reading| unit.clock.true_time(reading).max(at));
+                }
             }
-        });
+            let stopped = std::mem::take(&mut self.lock().stopped);
+            for node in stopped {
+                self.drop_unit(node);
+            }
+        };
         determinism::judge_thread_starts(&self.recorder, determinism::elapsed());
         match driven.expect("a refused thread ends the run") {
             Ok(done) => done,
@@ -219,7 +363,7 @@ impl<S: System> EventCluster<S> {
     fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
         let network = self.lock().network.clone();
         // A new cut arms its idle timer: a task on the runtime.
-        let _runtime = self.runtime.enter();
+        let _world = self.world.enter();
         for &(x, y) in pairs {
             let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
             network.set_cut(ix, iy, self.link_state.link(x, y).partitioned);
@@ -231,13 +375,15 @@ impl<S: System> EventCluster<S> {
 /// The node changes that take more than a line.
 impl<S: System> EventCluster<S> {
     fn crash_node(&mut self, node: NodeIdx) {
-        // The node stops first, in its own deterministic order; then what
-        // is left of it (tasks it spawned) loses its network and its disk.
-        self.command(node, Command::Stop, Duration::from_secs(1));
-        if let Some(task) = self.tasks[node as usize].take() {
-            task.abort();
+        // The node stops first, in its own deterministic order (unless it
+        // is paused: a stopped process is killed as it is); then it loses
+        // its network and its disk, and its runtime goes with every task
+        // it spawned.
+        if self.units[node as usize].paused_until <= determinism::elapsed() {
+            self.command(node, Command::Stop, Duration::from_secs(1));
         }
         self.lock().crashed(&self.recorder, node, self.ips[node as usize]);
+        self.drop_unit(node);
     }
 
     fn restart_node(&mut self, node: NodeIdx) {
@@ -303,12 +449,15 @@ impl<S: System> Cluster<S> for EventCluster<S> {
             NodeChange::Restart => self.restart_node(node),
             NodeChange::Rebind { port } => self.rebind_node(node, port),
             NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
-            NodeChange::Pause(_) | NodeChange::Clock(_) => unreachable!("refused before the run"),
+            NodeChange::Pause(length) => self.units[node as usize].paused_until = determinism::elapsed() + length,
+            NodeChange::Clock(change) => {
+                let now = determinism::elapsed();
+                let unit = &mut self.units[node as usize];
+                unit.clock.apply(now, &change);
+                // Its timers fall due at other true times: it looks again.
+                unit.next = unit.runtime.as_ref().map(|_| now);
+            }
         }
-    }
-
-    fn refuses(&self, change: &NodeChange) -> Option<String> {
-        matches!(change, NodeChange::Pause(_) | NodeChange::Clock(_)).then(|| PAUSE_AND_CLOCK_REFUSED.into())
     }
 
     fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -347,8 +496,9 @@ async fn host_main<S: System>(
     boots.send_modify(|b| b[node as usize] += 1);
     if let Ok(running) = started {
         if host::serve(running, node, clients, recorder.clone(), commands.1).await == Served::FailStopped {
-            hosts.lock().expect("single-threaded").crashed(&recorder, node, ip);
+            let mut hosts = hosts.lock().expect("single-threaded");
+            hosts.crashed(&recorder, node, ip);
+            hosts.stopped.push(node);
         }
     }
 }
-const PAUSE_AND_CLOCK_REFUSED: &str = "not yet";

@@ -10,5 +10,5 @@ mod network;
 mod transport;
 
 pub use cluster::EventCluster;
-pub use network::{host_ip, Network};
+pub use network::{host_ip, Network, World};
 pub use transport::{EventConnection, EventListener, EventReceiver, EventSender, EventTransport};

@@ -49,6 +49,16 @@ pub(super) struct Frame {
 /// What a listener receives: the accepting side of a new connection.
 pub(super) type Incoming = super::transport::EventConnection;
 
+/// The runtime of a simulation's network and runner, apart from the nodes'
+/// own (each node a unit, with its own clocks): the network keeps true time.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The world runtime.
+    pub handle: tokio::runtime::Handle,
+    /// What its clock read when the run began.
+    pub origin: Instant,
+}
+
 /// One simulated network, shared by every node's transport and the runner.
 ///
 /// Waiters wait on [`Notify`]s, never on tokio's `watch`, which wakes
@@ -56,6 +66,9 @@ pub(super) type Incoming = super::transport::EventConnection;
 #[derive(Debug)]
 pub struct Network {
     state: Mutex<State>,
+    /// Where its own tasks run and what time it keeps; `None`: the current
+    /// runtime, on its clock.
+    world: Option<World>,
     /// Notified on every change of a link's cut state: held frames and
     /// waiting dials look again.
     links: Notify,
@@ -162,7 +175,14 @@ fn copy_error(error: &TransportError) -> TransportError {
 impl Network {
     /// A network whose links have `latency` and lose `loss` of their
     /// packets, drawing from `seed`.
-    pub fn new(model: QuicModel, latency: (Duration, Duration), loss: f64, seed: u64) -> Arc<Self> {
+    /// In `world` (see [`World`]), or on the current runtime for `None`.
+    pub fn new(
+        model: QuicModel,
+        latency: (Duration, Duration),
+        loss: f64,
+        seed: u64,
+        world: Option<World>,
+    ) -> Arc<Self> {
         let state = State {
             model,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -175,7 +195,26 @@ impl Network {
             connections: BTreeMap::new(),
             next_connection: 0,
         };
-        Arc::new(Network { state: Mutex::new(state), links: Notify::new() })
+        Arc::new(Network { state: Mutex::new(state), world, links: Notify::new() })
+    }
+
+    /// True time, whichever node's code asks.
+    pub(super) fn now(&self) -> Instant {
+        match &self.world {
+            Some(world) => world.origin + crate::determinism::elapsed(),
+            None => Instant::now(),
+        }
+    }
+
+    /// Runs `task` as the network's own, on true time.
+    pub(super) fn spawn<F: std::future::Future<Output: Send> + Send + 'static>(
+        &self,
+        task: F,
+    ) -> tokio::task::JoinHandle<F::Output> {
+        match &self.world {
+            Some(world) => world.handle.spawn(task),
+            None => tokio::spawn(task),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -324,7 +363,7 @@ impl Network {
     pub fn crash(&self, ip: IpAddr) {
         self.lock().listeners.retain(|addr, _| addr.ip() != ip);
         for (side, connection) in self.connections_at(ip, None) {
-            *connection.crashed[side].lock().expect("single-threaded") = Some(Instant::now());
+            *connection.crashed[side].lock().expect("single-threaded") = Some(self.now());
             connection.close(side);
         }
         // Frames held for the crashed node's links look again: they are lost.

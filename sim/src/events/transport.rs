@@ -70,7 +70,9 @@ impl Transport for EventTransport {
     async fn connect(&self, addr: SocketAddr) -> Result<EventConnection, TransportError> {
         self.check_alive()?;
         let (src, dst) = (self.ip, addr.ip());
-        self.network.dial(src, dst).await?;
+        // The handshake runs on the network's time, whatever the node's clock.
+        let network = self.network.clone();
+        self.network.spawn(async move { network.dial(src, dst).await }).await.map_err(|_| TransportError::Closed)??;
         self.check_alive()?;
         let Some(listener) = self.network.listener(addr) else {
             return Err(TransportError::Refused(format!("nobody listens at {addr}")));
@@ -79,9 +81,9 @@ impl Transport for EventTransport {
         let (shared, [to_server, to_client]) = self.network.connect([src, dst]);
         let (client_rx, server_rx) = (mpsc::channel(SEND_QUEUE), mpsc::channel(SEND_QUEUE));
         let network = &self.network;
-        tokio::spawn(deliver(network.clone(), shared.clone(), 0, [src, dst], to_server, server_rx.0));
-        tokio::spawn(deliver(network.clone(), shared.clone(), 1, [dst, src], to_client, client_rx.0));
-        tokio::spawn(watch_for_dead_peers(network.clone(), shared.clone(), [src, dst]));
+        network.spawn(deliver(network.clone(), shared.clone(), 0, [src, dst], to_server, server_rx.0));
+        network.spawn(deliver(network.clone(), shared.clone(), 1, [dst, src], to_client, client_rx.0));
+        network.spawn(watch_for_dead_peers(network.clone(), shared.clone(), [src, dst]));
         let end = |side, local, remote, received| EventConnection {
             info: ConnectionInfo { local, remote, peer_identity: None },
             end: End { shared: shared.clone(), side },
@@ -181,8 +183,7 @@ impl MessageSender for EventSender {
         }
         let frames = shared.sender(*side).ok_or(TransportError::Closed)?;
         let [src, dst] = self.link;
-        let frame =
-            Frame { sent: tokio::time::Instant::now(), latency: self.network.latency(src, dst), bytes: message };
+        let frame = Frame { sent: self.network.now(), latency: self.network.latency(src, dst), bytes: message };
         frames.send(frame).await.map_err(|_| TransportError::Closed)
     }
 
