@@ -26,7 +26,7 @@
 //!   G1, G2.
 //! - Planted bugs (feature `mutations`): `stale-read`,
 //!   `ack-before-replication`, `retry-applied-twice`,
-//!   `lease-checked-on-arrival` (found only with pauses) and
+//!   `lease-checked-at-publish` (found only with pauses) and
 //!   `lease-on-wall-clock` (found only with wall-clock jumps).
 //! - Tolerance: pauses up to 3 s, wall-clock jumps up to 60 s, drift up
 //!   to 10% (the lease's margin).
@@ -72,8 +72,8 @@ pub const PLANTED_BUGS: [PlantedBug; 5] = [
         description: "the primary does not deduplicate request ids: a client's retried append is applied twice (breaks L1)",
     },
     PlantedBug {
-        name: "lease-checked-on-arrival",
-        description: "the primary checks a read's lease against the time its event loop read before waiting for the read to arrive: after a pause that time is stale, and a primary deposed during the pause answers reads queued during it from its stale state (breaks L1; needs a pause)",
+        name: "lease-checked-at-publish",
+        description: "a client's task answers a read under the primary's lease checked against the time the primary last published its state, not now: after a pause that time is stale, and a primary deposed during the pause answers a read queued during it from its stale state before it takes in the news (breaks L1; needs a pause)",
     },
     PlantedBug {
         name: "lease-on-wall-clock",
@@ -345,7 +345,7 @@ impl System for Primary {
                 stale_read: name == "stale-read",
                 ack_before_replication: name == "ack-before-replication",
                 retry_applied_twice: name == "retry-applied-twice",
-                lease_checked_on_arrival: name == "lease-checked-on-arrival",
+                lease_checked_at_publish: name == "lease-checked-at-publish",
                 lease_on_wall_clock: name == "lease-on-wall-clock",
             },
         };

@@ -21,9 +21,11 @@
 //!   applied up to the noted index.
 //! - **Lease reads** (when [`Timing::lease`] is not zero): a majority's
 //!   acknowledgements of a round sent at `t` grant the primary a lease
-//!   until `t + lease` on its monotonic clock; while it holds one, it
-//!   answers a read at once (once the noted index is applied), checking
-//!   the lease right before it answers. A backup that acknowledges a round
+//!   until `t + lease` on its monotonic clock; while it holds one, a read
+//!   is answered at once, checking the lease right before the answer: by
+//!   the client's task, from the state the actor publishes at the start of
+//!   each turn ([`PrimaryNode::call`]), or by the actor once the noted
+//!   index is applied. A backup that acknowledges a round
 //!   promises, on its own monotonic clock, to vote for no other node and
 //!   not to stand for [`promise`] (the lease with a margin for
 //!   [`MAX_DRIFT_PERCENT`] of drift either way), and a restarted node
@@ -42,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -115,12 +117,49 @@ pub struct Bugs {
     pub ack_before_replication: bool,
     /// `retry-applied-twice`: no deduplication of request ids.
     pub retry_applied_twice: bool,
-    /// `lease-checked-on-arrival`: a read's lease is checked against the
-    /// time its turn of the event loop began, read before the loop waited.
-    pub lease_checked_on_arrival: bool,
+    /// `lease-checked-at-publish`: a client's task checks the lease of a
+    /// read against the time the primary published its state, not now.
+    pub lease_checked_at_publish: bool,
     /// `lease-on-wall-clock`: leases and promises are measured on the
     /// wall clock (`SystemTime`), which can jump.
     pub lease_on_wall_clock: bool,
+}
+
+/// The applied state: each key's list.
+type Store = BTreeMap<String, Vec<String>>;
+
+/// The clock leases and promises are measured on: the monotonic clock
+/// (with `lease-on-wall-clock`, the wall clock), as time since an origin.
+#[derive(Debug, Clone, Copy)]
+struct LeaseClock {
+    origin: Instant,
+    wall: bool,
+}
+
+impl LeaseClock {
+    fn now(&self) -> Duration {
+        if self.wall {
+            // The planted bug: the wall clock can jump either way.
+            let wall = std::time::SystemTime::now();
+            wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+        } else {
+            Instant::now().saturating_duration_since(self.origin)
+        }
+    }
+}
+
+/// What the actor publishes at the start of each turn, for clients' tasks
+/// to answer reads under its lease without waiting for it.
+#[derive(Default)]
+struct Published {
+    /// Whether it is primary and serves reads.
+    serving: bool,
+    /// The end of its lease, on the lease clock.
+    lease_until: Duration,
+    /// When it published this, on the lease clock.
+    at: Duration,
+    /// The applied state.
+    store: Arc<Store>,
 }
 
 /// Messages a peer link holds before it drops new ones.
@@ -139,6 +178,9 @@ struct Call {
 pub struct PrimaryNode {
     addr: SocketAddr,
     timing: Timing,
+    bugs: Bugs,
+    clock: LeaseClock,
+    published: Arc<Mutex<Published>>,
     calls: mpsc::UnboundedSender<Call>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -162,8 +204,6 @@ struct Read {
     key: String,
     index: u64,
     round: u64,
-    /// With `lease-checked-on-arrival`: when the turn that received it began.
-    arrived: Option<Duration>,
     waiter: Waiter,
 }
 
@@ -227,7 +267,7 @@ struct Actor {
     primary: Option<u32>,
     commit: u64,
     applied: u64,
-    store: BTreeMap<String, Vec<String>>,
+    store: Arc<Store>,
     /// Request ids applied (deduplication).
     done: BTreeSet<RequestId>,
     /// The round counter of this node as primary.
@@ -237,16 +277,15 @@ struct Actor {
     /// Client operations forwarded to the primary, by request id.
     forwarded: BTreeMap<RequestId, oneshot::Sender<Answer>>,
     out: Vec<Out>,
-    /// The origin of the lease clock (monotonic).
-    origin: Instant,
+    /// The clock of leases and promises.
+    clock: LeaseClock,
     /// Until when (lease clock) this node neither votes for another node
     /// than `promised_to` nor stands.
     promised_until: Duration,
     /// The primary the promise was made to (`None`: made before a crash).
     promised_to: Option<u32>,
-    /// With `lease-checked-on-arrival`: the lease clock read at the start
-    /// of this turn of the event loop, before it waited.
-    turn: Option<Duration>,
+    /// What clients' tasks read to answer lease reads themselves.
+    published: Arc<Mutex<Published>>,
 }
 
 impl PrimaryNode {
@@ -287,6 +326,8 @@ impl PrimaryNode {
         }
         let (calls, requests) = mpsc::unbounded_channel();
         let now = Instant::now();
+        let clock = LeaseClock { origin: now, wall: bugs.lease_on_wall_clock };
+        let published = Arc::new(Mutex::new(Published::default()));
         let stored = state.log.len() as u64;
         let mut actor = Actor {
             me: index,
@@ -305,17 +346,17 @@ impl PrimaryNode {
             primary: None,
             commit: 0,
             applied: 0,
-            store: BTreeMap::new(),
+            store: Arc::default(),
             done: BTreeSet::new(),
             round: 0,
             election_at: now,
             heartbeat_at: now,
             forwarded: BTreeMap::new(),
             out: Vec::new(),
-            origin: now,
+            clock,
             promised_until: Duration::ZERO,
             promised_to: None,
-            turn: None,
+            published: published.clone(),
         };
         if incarnation > 0 && !timing.lease.is_zero() {
             // It may have promised a primary a lease before its crash.
@@ -328,7 +369,7 @@ impl PrimaryNode {
             actor.election_at = now + timing.election / 2 * (index + 1);
         }
         tasks.push(tokio::spawn(actor.run(inbox, requests)));
-        Ok(PrimaryNode { addr, timing, calls, tasks })
+        Ok(PrimaryNode { addr, timing, bugs, clock, published, calls, tasks })
     }
 
     /// Where the node listens.
@@ -341,6 +382,11 @@ impl PrimaryNode {
     /// answer is `Indeterminate`; a read that got none, or a write refused
     /// every time before anyone could apply it, is `Failed`.
     pub async fn call(&self, id: RequestId, op: ClientOp) -> Result<Reply, OpError> {
+        if let ClientOp::Get { key } = &op {
+            if let Some(value) = self.leased_read(key) {
+                return Ok(Reply::Value(value));
+            }
+        }
         let deadline = Instant::now() + self.timing.deadline;
         let mut maybe_applied = false;
         let mut last = String::from("no attempt");
@@ -375,6 +421,17 @@ impl PrimaryNode {
         } else {
             Err(OpError::Failed(why))
         }
+    }
+}
+
+impl PrimaryNode {
+    /// A read this node answers at once, as primary under its lease: the
+    /// lease is checked now, right before the answer (with
+    /// `lease-checked-at-publish`: at the time the state was published).
+    fn leased_read(&self, key: &str) -> Option<Option<Vec<String>>> {
+        let published = self.published.lock().expect("never poisoned");
+        let at = if self.bugs.lease_checked_at_publish { published.at } else { self.clock.now() };
+        (published.serving && at < published.lease_until).then(|| published.store.get(key).cloned())
     }
 }
 
@@ -462,14 +519,11 @@ impl Actor {
                 Role::Primary(_) => self.heartbeat_at,
                 _ => self.election_at,
             };
-            if self.bugs.lease_checked_on_arrival {
-                self.turn = Some(self.lease_clock());
-            }
-            // Clients first: a read's lease is checked when it is served.
+            self.publish();
             tokio::select! {
                 biased;
-                Some(call) = calls.recv() => self.on_call(call),
                 Some(message) = inbox.recv() => self.on_message(message),
+                Some(call) = calls.recv() => self.on_call(call),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(),
             }
             // Handle what else arrived before one sync covers it all.
@@ -489,16 +543,20 @@ impl Actor {
         }
     }
 
-    /// The clock leases and promises are measured on: the monotonic clock
-    /// (with `lease-on-wall-clock`, the wall clock), as time since an origin.
     fn lease_clock(&self) -> Duration {
-        if self.bugs.lease_on_wall_clock {
-            // The planted bug: the wall clock can jump either way.
-            let wall = std::time::SystemTime::now();
-            wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
-        } else {
-            Instant::now().saturating_duration_since(self.origin)
-        }
+        self.clock.now()
+    }
+
+    /// Publishes what a client's task needs to answer a read under the lease.
+    fn publish(&mut self) {
+        let serving = matches!(&self.role, Role::Primary(leading) if leading.serving);
+        let lease_until = match &self.role {
+            Role::Primary(leading) => leading.lease_until,
+            _ => Duration::ZERO,
+        };
+        let at = self.lease_clock();
+        let store = self.store.clone();
+        *self.published.lock().expect("never poisoned") = Published { serving, lease_until, at, store };
     }
 
     /// Whether this node promised a lease to a primary other than `to`
@@ -852,10 +910,10 @@ impl Actor {
             match &entry.command {
                 Command::Noop => {}
                 Command::Put { key, value } if fresh => {
-                    self.store.insert(key.clone(), vec![value.clone()]);
+                    Arc::make_mut(&mut self.store).insert(key.clone(), vec![value.clone()]);
                 }
                 Command::Append { key, value } if fresh => {
-                    self.store.entry(key.clone()).or_default().push(value.clone());
+                    Arc::make_mut(&mut self.store).entry(key.clone()).or_default().push(value.clone());
                 }
                 _ => {}
             }
@@ -897,7 +955,7 @@ impl Actor {
         let lease_until = leading.lease_until;
         let (ready, waiting): (Vec<Read>, Vec<Read>) = std::mem::take(&mut leading.reads)
             .into_iter()
-            .partition(|r| r.index <= applied && (r.round <= confirmed || r.arrived.unwrap_or(now) < lease_until));
+            .partition(|r| r.index <= applied && (r.round <= confirmed || now < lease_until));
         leading.reads = waiting;
         for read in ready {
             let value = self.store.get(&read.key).cloned();
@@ -934,12 +992,12 @@ impl Actor {
                 // The read waits for a new round, which confirms that this
                 // node is still primary after the read arrived, unless the
                 // lease covers it.
-                let (round, commit, arrived) = (self.round + 1, self.commit, self.turn);
+                let (round, commit) = (self.round + 1, self.commit);
                 let now = self.lease_clock();
                 let mut leased = false;
                 if let Role::Primary(leading) = &mut self.role {
                     let index = commit.max(leading.noop);
-                    leading.reads.push(Read { key, index, round, arrived, waiter });
+                    leading.reads.push(Read { key, index, round, waiter });
                     leased = now < leading.lease_until;
                 }
                 if !leased {

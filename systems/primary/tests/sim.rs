@@ -156,7 +156,7 @@ const BUGS: [(&str, &str); 5] = [
     ("stale_read", "stale-read"),
     ("ack_before_replication", "ack-before-replication"),
     ("retry_applied_twice", "retry-applied-twice"),
-    ("lease_checked_on_arrival", "lease-checked-on-arrival"),
+    ("lease_checked_at_publish", "lease-checked-at-publish"),
     ("lease_on_wall_clock", "lease-on-wall-clock"),
 ];
 
