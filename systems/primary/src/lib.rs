@@ -77,7 +77,7 @@ pub const PLANTED_BUGS: [PlantedBug; 5] = [
     },
     PlantedBug {
         name: "lease-on-wall-clock",
-        description: "leases and promises are measured on the wall clock (SystemTime): after the primary's wall clock jumps back, its lease holds that much longer, and cut off in a minority it answers stale reads (breaks L1; needs a clock jump)",
+        description: "leases and promises are measured on the wall clock (SystemTime): after the primary's wall clock steps back, its lease holds that much longer, and cut off in a minority it answers stale reads (breaks L1); after a backup's steps back, its promise does, and no primary is elected (breaks L2). Needs a wall-clock step back",
     },
 ];
 
