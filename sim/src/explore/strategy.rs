@@ -461,18 +461,18 @@ fn pause<S: System>(system: &Arc<S>, nodes: u32, max: Duration) -> BoxedStrategy
         .boxed()
 }
 
-/// A change of one node's clocks: a wall-clock jump or offset either way
-/// (half the time within 1 s, else up to `max_clock_jump`), or a drift
-/// either way of up to `max_drift_percent`, as the tolerance allows; an
-/// operation aimed at the node just before (half the time), operations
-/// aimed at it or at any node while it holds, and usually its reset at the
-/// end (an offset of zero, or no drift).
+/// A change of the clocks of some nodes (as Jepsen's clock nemesis bumps a
+/// random subset), each its own: a wall-clock jump or offset either way of
+/// up to `max_clock_jump`, or a drift either way of up to
+/// `max_drift_percent`, as the tolerance allows; an operation aimed at the
+/// first of them just before (half the time), operations aimed at it or at
+/// any node while the changes hold, and usually their reset at the end (an
+/// offset of zero, or no drift).
 fn clock<S: System>(system: &Arc<S>, nodes: u32, tolerance: &Tolerance) -> BoxedStrategy<Actions> {
     let mut changes: Vec<BoxedStrategy<(ClockChange, ClockChange)>> = Vec::new();
     let longest = tolerance.max_clock_jump.as_millis() as u64;
     if longest > 0 {
-        let by = prop_oneof![millis(1..=longest.min(1000)), millis(1..=longest)];
-        let skew = (any::<bool>(), by).prop_map(|(behind, by)| Skew { behind, by });
+        let skew = (any::<bool>(), millis(1..=longest)).prop_map(|(behind, by)| Skew { behind, by });
         let reset = ClockChange::Offset(Skew::default());
         changes.push(
             (any::<bool>(), skew)
@@ -490,19 +490,23 @@ fn clock<S: System>(system: &Arc<S>, nodes: u32, tolerance: &Tolerance) -> Boxed
         });
         changes.push(drift.boxed());
     }
+    let change = Union::new(changes);
     let system = system.clone();
-    (0..nodes, Union::new(changes))
-        .prop_flat_map(move |(node, change)| {
-            let at_it = || operation(&*system, nodes, Some(node));
+    proptest::sample::subsequence((0..nodes).collect::<Vec<_>>(), 1..=nodes as usize)
+        .prop_flat_map(move |hit| {
+            let first = hit[0];
+            let at_it = || operation(&*system, nodes, Some(first));
             let any = prop_oneof![at_it(), operation(&*system, nodes, None)].boxed();
-            (Just((node, change)), lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7))
+            let each = vec(change.clone(), hit.len()).prop_map(move |c| hit.iter().copied().zip(c).collect::<Vec<_>>());
+            (each, lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7))
         })
-        .prop_map(|((node, (change, reset)), lead, sends, hold, undo)| {
+        .prop_map(|(each, lead, sends, hold, undo)| {
             let (mut actions, at) = begin(lead);
-            actions.push((at, Action::Clock { node, change }));
+            actions.extend(each.iter().map(|&(node, (change, _))| (at, Action::Clock { node, change })));
             add_during(&mut actions, at, hold, sends);
             if undo {
-                actions.push((at + hold, Action::Clock { node, change: reset }));
+                actions
+                    .extend(each.iter().map(|&(node, (_, reset))| (at + hold, Action::Clock { node, change: reset })));
             }
             actions
         })

@@ -33,8 +33,8 @@ pub enum FaultKind {
     /// during it; only for systems that survive pauses
     /// ([`Tolerance::max_pause`](tandem::system::Tolerance::max_pause)).
     Pause,
-    /// A wall-clock jump or offset, or a drift, of one node, with
-    /// operations around it, usually reset later; only for systems that
+    /// A wall-clock jump or offset, or a drift, of each of some nodes, with
+    /// operations around them, usually reset later; only for systems that
     /// survive them ([`Tolerance::max_clock_jump`](tandem::system::Tolerance::max_clock_jump),
     /// [`Tolerance::max_drift_percent`](tandem::system::Tolerance::max_drift_percent)).
     Clock,

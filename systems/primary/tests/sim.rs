@@ -160,7 +160,7 @@ const BUGS: [(&str, &str); 5] = [
     ("lease_on_wall_clock", "lease-on-wall-clock"),
 ];
 
-/// The planted bugs exploration finds within 300 cases (the lease bugs need
+/// The planted bugs exploration finds within 500 cases (the lease bugs need
 /// a pause or a clock jump at the right moment: BENCHMARKS.md).
 #[cfg(feature = "mutations")]
 const EXPLORED: [&str; 3] = ["stale-read", "ack-before-replication", "retry-applied-twice"];
@@ -191,7 +191,7 @@ fn each_planted_bug_fails_linearizability_alone_which_a_correct_store_passes() {
     }
 }
 
-/// Exploration finds every planted bug within 300 cases, its shrunk
+/// Exploration finds every planted bug within 500 cases, its shrunk
 /// reproducer replays, and the correct store passes it (seconds in
 /// release; ignored in a debug build).
 #[cfg(feature = "mutations")]
@@ -206,10 +206,10 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     for mutation in EXPLORED {
         for seed in [2, 3] {
             let space = Space { planted_bug: Some(mutation.to_string()), ..space() };
-            let plan = Plan { jobs: 2, ..Plan::new(seed, 300, space) };
+            let plan = Plan { jobs: 2, ..Plan::new(seed, 500, space) };
             let runs = explore(&system, &plan, |_| {}).runs;
             let failing = runs.last().filter(|r| r.failure.is_some());
-            let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 300 cases (seed {seed})"));
+            let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));
             let failure = failing.failure.clone().expect("failing");
             assert_eq!(failure.code, "L1", "{mutation} seed {seed}: {failure}");
             if seed != 2 {
