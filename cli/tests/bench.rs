@@ -90,7 +90,16 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
         let figures = report["figures"].as_array().expect("figures");
         figures.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no figure {id}"))["value"].as_f64()
     };
-    let deep = ["rebind-drops-outbox", "version-before-incarnation", "restart-reuses-version", "purge-tombstones"];
+    // The primary's lease bugs need a pause (or a wall-clock jump back and a
+    // cut) with a write and a read at the right moments: hundreds of cases.
+    let deep = [
+        "rebind-drops-outbox",
+        "version-before-incarnation",
+        "restart-reuses-version",
+        "purge-tombstones",
+        "lease-checked-at-publish",
+        "lease-on-wall-clock",
+    ];
     for (system, bugs, most_steps) in [
         (
             "pubsub",
@@ -128,7 +137,17 @@ fn quick_bug_benchmark_hunts_every_planted_bug() {
         ),
         // A linearizability bug needs a partition or a crash around overlapping
         // operations; stale-read's swarm reproducers keep up to 17 steps.
-        ("primary", &["stale-read", "ack-before-replication", "retry-applied-twice"][..], 20.0),
+        (
+            "primary",
+            &[
+                "stale-read",
+                "ack-before-replication",
+                "retry-applied-twice",
+                "lease-checked-at-publish",
+                "lease-on-wall-clock",
+            ][..],
+            20.0,
+        ),
     ] {
         for (bug, guide) in bugs.iter().flat_map(|bug| ["swarm", "coverage", "branch"].map(|guide| (bug, guide))) {
             let missed = figure(&format!("bugs.{system}.{bug}.{guide}.missed")).expect("a count");

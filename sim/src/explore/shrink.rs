@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::property::Violation;
-use tandem::scenario::{Action, Call, LinkChange, Network, NodeIdx, Scenario, Scope, Timing};
+use tandem::scenario::{Action, Call, ClockChange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew, Timing};
 use tandem::system::{Operation, System};
 
 use super::remap::without_node;
@@ -264,6 +264,9 @@ fn at(timing: Timing) -> Option<Duration> {
     }
 }
 
+/// The shortest pause or clock change the shrinker still halves.
+const MIN_HALVED: Duration = Duration::from_millis(2);
+
 /// Simpler forms of an action, most promising first.
 fn simpler<S: System>(action: &Action) -> Vec<Action> {
     match action {
@@ -278,6 +281,16 @@ fn simpler<S: System>(action: &Action) -> Vec<Action> {
             };
             let smaller = smaller_groups(a, b).into_iter().map(|(a, b)| Scope::Between { a, b });
             every.into_iter().chain(smaller).map(|scope| Action::Link { change: *change, scope }).collect()
+        }
+        // Half as long a pause, half as far a clock change.
+        Action::Pause { node, length } if *length >= MIN_HALVED => {
+            vec![Action::Pause { node: *node, length: *length / 2 }]
+        }
+        Action::Clock { node, change: ClockChange::Jump(skew) } if skew.by >= MIN_HALVED => {
+            vec![Action::Clock { node: *node, change: ClockChange::Jump(Skew { by: skew.by / 2, ..*skew }) }]
+        }
+        Action::Clock { node, change: ClockChange::Offset(skew) } if skew.by >= MIN_HALVED => {
+            vec![Action::Clock { node: *node, change: ClockChange::Offset(Skew { by: skew.by / 2, ..*skew }) }]
         }
         _ => Vec::new(),
     }

@@ -12,7 +12,9 @@
 //! where distributed protocols break: an operation right before a fault (so
 //! the fault catches it, or its replication, in flight), operations while a
 //! partition holds or a node is down (aimed at that node), partitions and
-//! losses that outlast the 2 s idle timeout, and rebinds.
+//! losses that outlast the 2 s idle timeout, and rebinds. A system that
+//! declares it survives them is also drawn process pauses and changes of a
+//! node's clocks (see [`swarm_for`]).
 //!
 //! ```
 //! # fn demo<S: tandem::System>(system: std::sync::Arc<S>) {
@@ -35,10 +37,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use tandem::scenario::{
-    Action, Call, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, DEFAULT_DURATION,
-    DEFAULT_SETTLE,
+    Action, Call, ClockChange, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew,
+    DEFAULT_DURATION, DEFAULT_SETTLE,
 };
-use tandem::system::{Knob, SurvivedDiskFault, System};
+use tandem::system::{Knob, SurvivedDiskFault, System, Tolerance};
 
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
@@ -182,21 +184,39 @@ pub fn swarm() -> impl Strategy<Value = Swarm> {
     })
 }
 
-/// [`swarm`], and for a system with the storage capability, a weight for
-/// [`FaultKind::Disk`] too (drawn after the others, so a system without it
-/// draws exactly what [`swarm`] draws).
+/// The fault kinds beyond [`FaultKind::ALL`] a system is drawn, in the
+/// order their weights are drawn: [`FaultKind::Disk`] with the storage
+/// capability, [`FaultKind::Pause`] when it survives pauses,
+/// [`FaultKind::Clock`] when it survives clock jumps or drift.
+pub fn extra_kinds<S: System>(system: &S) -> Vec<FaultKind> {
+    let tolerance = system.tolerance();
+    [
+        (FaultKind::Disk, system.capabilities().storage),
+        (FaultKind::Pause, !tolerance.max_pause.is_zero()),
+        (FaultKind::Clock, !tolerance.max_clock_jump.is_zero() || tolerance.max_drift_percent > 0),
+    ]
+    .into_iter()
+    .filter_map(|(kind, drawn)| drawn.then_some(kind))
+    .collect()
+}
+
+/// [`swarm`], then a weight for each of the system's [`extra_kinds`] (each
+/// drawn after everything before it, so a system without them draws
+/// exactly what [`swarm`] draws, and one with only the storage capability
+/// what it drew before pauses and clocks were drawn).
 pub fn swarm_for<S: System>(system: &S) -> BoxedStrategy<Swarm> {
-    if !system.capabilities().storage {
-        return swarm().boxed();
+    let mut drawn = swarm().boxed();
+    for kind in extra_kinds(system) {
+        drawn = (drawn, prop_oneof![Just(0u32), 1..=8u32])
+            .prop_map(move |(mut swarm, weight)| {
+                if weight > 0 {
+                    swarm.faults.insert(kind, weight);
+                }
+                swarm
+            })
+            .boxed();
     }
-    (swarm(), prop_oneof![Just(0u32), 1..=8u32])
-        .prop_map(|(mut swarm, disk)| {
-            if disk > 0 {
-                swarm.faults.insert(FaultKind::Disk, disk);
-            }
-            swarm
-        })
-        .boxed()
+    drawn
 }
 
 /// Any operation of the system among `nodes` nodes; with `focus`, one that
@@ -420,6 +440,79 @@ fn corruption<S: System>(system: &Arc<S>, nodes: u32, survived: Vec<SurvivedDisk
         .boxed()
 }
 
+/// A pause of one node, 100 ms (at most `max`) to `max` long: an operation
+/// aimed at it just before (half the time), and operations aimed at it or
+/// at any node while it lasts.
+fn pause<S: System>(system: &Arc<S>, nodes: u32, max: Duration) -> BoxedStrategy<Actions> {
+    let system = system.clone();
+    let longest = max.as_millis() as u64;
+    (0..nodes)
+        .prop_flat_map(move |node| {
+            let at_it = || operation(&*system, nodes, Some(node));
+            let any = prop_oneof![at_it(), operation(&*system, nodes, None)].boxed();
+            (Just(node), lead(at_it()), during(any), millis(100.min(longest)..=longest))
+        })
+        .prop_map(|(node, lead, sends, length)| {
+            let (mut actions, at) = begin(lead);
+            actions.push((at, Action::Pause { node, length }));
+            add_during(&mut actions, at, length, sends);
+            actions
+        })
+        .boxed()
+}
+
+/// A change of the clocks of some nodes (as Jepsen's clock nemesis bumps a
+/// random subset), each its own: a wall-clock jump or offset either way of
+/// up to `max_clock_jump`, or a drift either way of up to
+/// `max_drift_percent`, as the tolerance allows; an operation aimed at the
+/// first of them just before (half the time), operations aimed at it or at
+/// any node while the changes hold, and usually their reset at the end (an
+/// offset of zero, or no drift).
+fn clock<S: System>(system: &Arc<S>, nodes: u32, tolerance: &Tolerance) -> BoxedStrategy<Actions> {
+    let mut changes: Vec<BoxedStrategy<(ClockChange, ClockChange)>> = Vec::new();
+    let longest = tolerance.max_clock_jump.as_millis() as u64;
+    if longest > 0 {
+        let skew = (any::<bool>(), millis(1..=longest)).prop_map(|(behind, by)| Skew { behind, by });
+        let reset = ClockChange::Offset(Skew::default());
+        changes.push(
+            (any::<bool>(), skew)
+                .prop_map(move |(jump, skew)| {
+                    (if jump { ClockChange::Jump(skew) } else { ClockChange::Offset(skew) }, reset)
+                })
+                .boxed(),
+        );
+    }
+    let percent = tolerance.max_drift_percent.min(90);
+    if percent > 0 {
+        let drift = (any::<bool>(), 1..=percent).prop_map(|(slow, p)| {
+            let rate = f64::from(p) / 100.0;
+            (ClockChange::Drift(if slow { -rate } else { rate }), ClockChange::Drift(0.0))
+        });
+        changes.push(drift.boxed());
+    }
+    let change = Union::new(changes);
+    let system = system.clone();
+    proptest::sample::subsequence((0..nodes).collect::<Vec<_>>(), 1..=nodes as usize)
+        .prop_flat_map(move |hit| {
+            let first = hit[0];
+            let at_it = || operation(&*system, nodes, Some(first));
+            let any = prop_oneof![at_it(), operation(&*system, nodes, None)].boxed();
+            let each = vec(change.clone(), hit.len()).prop_map(move |c| hit.iter().copied().zip(c).collect::<Vec<_>>());
+            (each, lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7))
+        })
+        .prop_map(|(each, lead, sends, hold, undo)| {
+            let (mut actions, at) = begin(lead);
+            actions.extend(each.iter().map(|&(node, (change, _))| (at, Action::Clock { node, change })));
+            add_during(&mut actions, at, hold, sends);
+            if undo {
+                actions
+                    .extend(each.iter().map(|&(node, (_, reset))| (at + hold, Action::Clock { node, change: reset })));
+            }
+            actions
+        })
+        .boxed()
+}
+
 /// The actions of one fault episode, or `None` when the kind needs more nodes.
 fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
     let (system, nodes) = (&stage.system, stage.nodes);
@@ -437,6 +530,8 @@ fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<A
         FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, nodes, stage.mover),
         FaultKind::Rebind => return None,
         FaultKind::Disk => disk(system, nodes),
+        FaultKind::Pause => pause(system, nodes, system.tolerance().max_pause),
+        FaultKind::Clock => clock(system, nodes, &system.tolerance()),
     })
 }
 
@@ -534,5 +629,23 @@ mod tests {
         assert!(set.contains(&1) && set.contains(&100), "the extremes come up");
         assert!(set.iter().all(|v| (1..=100).contains(v) && *v != 5), "in range, never the default: {set:?}");
         assert_eq!(draw(Vec::new()), BTreeMap::new());
+    }
+
+    #[test]
+    fn a_system_that_declares_no_pauses_or_clocks_draws_none_and_what_it_always_drew() {
+        use crate::explore::testing::Echo;
+        let echo = Arc::new(Echo);
+        assert_eq!(extra_kinds(&*echo), Vec::new());
+        let (mut a, mut b) = (TestRunner::deterministic(), TestRunner::deterministic());
+        for _ in 0..50 {
+            let swarm_drawn = swarm_for(&*echo).new_tree(&mut a).unwrap().current();
+            assert_eq!(swarm_drawn, swarm().new_tree(&mut b).unwrap().current());
+        }
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..100 {
+            let drawn = scenario(&echo, &Space::default()).new_tree(&mut runner).unwrap().current();
+            let new = drawn.steps.iter().find(|s| matches!(s.action, Action::Pause { .. } | Action::Clock { .. }));
+            assert_eq!(new, None, "{}", drawn.description);
+        }
     }
 }

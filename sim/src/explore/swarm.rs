@@ -29,11 +29,21 @@ pub enum FaultKind {
     /// A fault of a node's disk (failing syncs, full, slow), usually
     /// cleared later; only for systems with the storage capability.
     Disk,
+    /// A process pause of one node, with operations aimed at it before and
+    /// during it; only for systems that survive pauses
+    /// ([`Tolerance::max_pause`](tandem::system::Tolerance::max_pause)).
+    Pause,
+    /// A wall-clock jump or offset, or a drift, of each of some nodes, with
+    /// operations around them, usually reset later; only for systems that
+    /// survive them ([`Tolerance::max_clock_jump`](tandem::system::Tolerance::max_clock_jump),
+    /// [`Tolerance::max_drift_percent`](tandem::system::Tolerance::max_drift_percent)).
+    Clock,
 }
 
 impl FaultKind {
-    /// Every fault kind but [`FaultKind::Disk`], in a fixed order: the kinds
-    /// every system's swarm draws.
+    /// Every fault kind but [`FaultKind::Disk`], [`FaultKind::Pause`] and
+    /// [`FaultKind::Clock`], in a fixed order: the kinds every system's
+    /// swarm draws.
     pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::OneWayPartition,
@@ -55,6 +65,8 @@ impl FaultKind {
             FaultKind::Crash => "crash",
             FaultKind::Rebind => "rebind",
             FaultKind::Disk => "disk",
+            FaultKind::Pause => "pause",
+            FaultKind::Clock => "clock",
         }
     }
 }

@@ -10,7 +10,9 @@
 //!   backups; a write is answered once a majority stores it durably; a new
 //!   primary is elected by a majority on a higher epoch (voters sync their
 //!   promise first) and must hold the most up-to-date log among them; reads
-//!   are answered by the primary after a majority confirms it still leads.
+//!   are answered by the primary after a majority confirms it still leads,
+//!   or at once while it holds a lease (knob `lease_ms`, on by default)
+//!   that a majority's heartbeat acknowledgements granted it.
 //!   Writes carry their client's request id into the log, so a retry is
 //!   applied once.
 //! - [`Primary`]: the [`System`] adapter. Operations `put = { node, key,
@@ -23,7 +25,11 @@
 //!   apply one request per log index, L2 every live node catches up; goals
 //!   G1, G2.
 //! - Planted bugs (feature `mutations`): `stale-read`,
-//!   `ack-before-replication`, `retry-applied-twice`.
+//!   `ack-before-replication`, `retry-applied-twice`,
+//!   `lease-checked-at-publish` (found only with pauses) and
+//!   `lease-on-wall-clock` (found only with wall-clock jumps).
+//! - Tolerance: pauses up to 3 s, wall-clock jumps up to 60 s, drift up
+//!   to 10% (the lease's margin).
 //!
 //! ```
 //! use tandem::scenario::Scenario;
@@ -52,7 +58,7 @@ use node::{Bugs, Timing};
 use wire::{ClientOp, Reply};
 
 /// The planted bugs, in a build with the `mutations` feature.
-pub const PLANTED_BUGS: [PlantedBug; 3] = [
+pub const PLANTED_BUGS: [PlantedBug; 5] = [
     PlantedBug {
         name: "stale-read",
         description: "the primary answers reads from its own state without confirming it still leads: a deposed primary cut off in a minority returns stale values (breaks L1)",
@@ -65,7 +71,25 @@ pub const PLANTED_BUGS: [PlantedBug; 3] = [
         name: "retry-applied-twice",
         description: "the primary does not deduplicate request ids: a client's retried append is applied twice (breaks L1)",
     },
+    PlantedBug {
+        name: "lease-checked-at-publish",
+        description: "a client's task answers a read under the primary's lease checked against the time the primary last published its state, not now: after a pause that time is stale, and a primary deposed during the pause answers a read queued during it from its stale state before it takes in the news (breaks L1; needs a pause)",
+    },
+    PlantedBug {
+        name: "lease-on-wall-clock",
+        description: "leases and promises are measured on the wall clock (SystemTime): after the primary's wall clock steps back, its lease holds that much longer, and cut off in a minority it answers stale reads (breaks L1); after a backup's steps back, its promise does, and no primary is elected (breaks L2). Needs a wall-clock step back",
+    },
 ];
+
+/// The lease knob: how long a majority's acknowledgements of a round let
+/// the primary answer reads on its own.
+pub const LEASE_MS: Knob = Knob {
+    name: "lease_ms",
+    description: "the primary's read lease in ms (0: every read waits for a majority to confirm a new round)",
+    default: 200,
+    min: 0,
+    max: 1000,
+};
 
 /// The election timeout knob: a backup stands after hearing no primary
 /// for between one and two of it.
@@ -290,14 +314,23 @@ impl System for Primary {
     }
 
     fn knobs(&self) -> Vec<Knob> {
-        vec![ELECTION_MS, HEARTBEAT_MS, ATTEMPT_MS, DEADLINE_MS]
+        vec![ELECTION_MS, HEARTBEAT_MS, ATTEMPT_MS, DEADLINE_MS, LEASE_MS]
     }
 
     fn tolerance(&self) -> Tolerance {
         // After the heal, connections broken by a cut take up to 3 s to be
         // dialled again and an election up to 2 s more. Two clients per
         // node: a node's operations overlap, as a store's clients' do.
-        Tolerance { settle: Duration::from_secs(8), clients: 2, ..Tolerance::default() }
+        // Leases are on the monotonic clock, with a margin for the drift
+        // declared; a pause counts as a cut, its tail within the settle.
+        Tolerance {
+            settle: Duration::from_secs(8),
+            clients: 2,
+            max_pause: Duration::from_secs(3),
+            max_clock_jump: Duration::from_secs(60),
+            max_drift_percent: node::MAX_DRIFT_PERCENT,
+            ..Tolerance::default()
+        }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<PrimaryNode, String> {
@@ -312,6 +345,8 @@ impl System for Primary {
                 stale_read: name == "stale-read",
                 ack_before_replication: name == "ack-before-replication",
                 retry_applied_twice: name == "retry-applied-twice",
+                lease_checked_at_publish: name == "lease-checked-at-publish",
+                lease_on_wall_clock: name == "lease-on-wall-clock",
             },
         };
         let ms = |knob: &Knob| Duration::from_millis(ctx.knobs.value(knob) as u64);
@@ -320,6 +355,7 @@ impl System for Primary {
             election: ms(&ELECTION_MS),
             attempt: ms(&ATTEMPT_MS),
             deadline: ms(&DEADLINE_MS),
+            lease: ms(&LEASE_MS),
             ..Timing::default()
         };
         PrimaryNode::start(ctx, timing, bugs).await

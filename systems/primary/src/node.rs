@@ -19,6 +19,17 @@
 //!   heartbeats and answers once a majority has acknowledged that round in
 //!   its epoch (it was still primary after the read arrived) and it has
 //!   applied up to the noted index.
+//! - **Lease reads** (when [`Timing::lease`] is not zero): a majority's
+//!   acknowledgements of a round sent at `t` grant the primary a lease
+//!   until `t + lease` on its monotonic clock; while it holds one, a read
+//!   is answered at once, checking the lease right before the answer: by
+//!   the client's task, from the state the actor publishes at the start of
+//!   each turn ([`PrimaryNode::call`]), or by the actor once the noted
+//!   index is applied. A backup that acknowledges a round
+//!   promises, on its own monotonic clock, to vote for no other node and
+//!   not to stand for [`promise`] (the lease with a margin for
+//!   [`MAX_DRIFT_PERCENT`] of drift either way), and a restarted node
+//!   keeps the promise it may have made before its crash.
 //! - **Deduplication**: a write carries its client's request id into the
 //!   log; the primary waits for a request already in its log instead of
 //!   appending it again, and applying skips an id already applied. The
@@ -33,7 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -66,6 +77,20 @@ pub struct Timing {
     pub pause: Duration,
     /// How long a dial to a peer may take.
     pub connect: Duration,
+    /// The primary's read lease; zero: every read waits for a round.
+    pub lease: Duration,
+}
+
+/// The clock drift, in percent either way, that lease reads are safe
+/// against: a backup's [`promise`] outlasts the primary's lease even when
+/// the primary's clock runs this much slow and the backup's this much fast.
+pub const MAX_DRIFT_PERCENT: u32 = 10;
+
+/// How long a backup that acknowledged a round of a primary with lease
+/// `lease` neither votes for another node nor stands, on its own clock:
+/// `lease * (100 + d) / (100 - d)` for a drift of `d` percent, and 1 ms.
+pub fn promise(lease: Duration) -> Duration {
+    lease * (100 + MAX_DRIFT_PERCENT) / (100 - MAX_DRIFT_PERCENT) + Duration::from_millis(1)
 }
 
 impl Default for Timing {
@@ -77,6 +102,7 @@ impl Default for Timing {
             deadline: Duration::from_millis(3000),
             pause: Duration::from_millis(50),
             connect: Duration::from_millis(1000),
+            lease: Duration::from_millis(200),
         }
     }
 }
@@ -91,6 +117,49 @@ pub struct Bugs {
     pub ack_before_replication: bool,
     /// `retry-applied-twice`: no deduplication of request ids.
     pub retry_applied_twice: bool,
+    /// `lease-checked-at-publish`: a client's task checks the lease of a
+    /// read against the time the primary published its state, not now.
+    pub lease_checked_at_publish: bool,
+    /// `lease-on-wall-clock`: leases and promises are measured on the
+    /// wall clock (`SystemTime`), which can jump.
+    pub lease_on_wall_clock: bool,
+}
+
+/// The applied state: each key's list.
+type Store = BTreeMap<String, Vec<String>>;
+
+/// The clock leases and promises are measured on: the monotonic clock
+/// (with `lease-on-wall-clock`, the wall clock), as time since an origin.
+#[derive(Debug, Clone, Copy)]
+struct LeaseClock {
+    origin: Instant,
+    wall: bool,
+}
+
+impl LeaseClock {
+    fn now(&self) -> Duration {
+        if self.wall {
+            // The planted bug: the wall clock can jump either way.
+            let wall = std::time::SystemTime::now();
+            wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+        } else {
+            Instant::now().saturating_duration_since(self.origin)
+        }
+    }
+}
+
+/// What the actor publishes at the start of each turn, for clients' tasks
+/// to answer reads under its lease without waiting for it.
+#[derive(Default)]
+struct Published {
+    /// Whether it is primary and serves reads.
+    serving: bool,
+    /// The end of its lease, on the lease clock.
+    lease_until: Duration,
+    /// When it published this, on the lease clock.
+    at: Duration,
+    /// The applied state.
+    store: Arc<Store>,
 }
 
 /// Messages a peer link holds before it drops new ones.
@@ -109,6 +178,9 @@ struct Call {
 pub struct PrimaryNode {
     addr: SocketAddr,
     timing: Timing,
+    bugs: Bugs,
+    clock: LeaseClock,
+    published: Arc<Mutex<Published>>,
     calls: mpsc::UnboundedSender<Call>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -127,7 +199,7 @@ enum Waiter {
     Remote { node: u32, id: RequestId },
 }
 
-/// A read waiting for its round and its index.
+/// A read waiting for its round (or a lease) and its index.
 struct Read {
     key: String,
     index: u64,
@@ -152,7 +224,15 @@ struct Leading {
     writes: BTreeMap<RequestId, Vec<Waiter>>,
     /// Reads waiting for a round.
     reads: Vec<Read>,
+    /// When each recent round was sent, on the lease clock.
+    sent: BTreeMap<u64, Duration>,
+    /// The end of the lease, on the lease clock (zero: none yet).
+    lease_until: Duration,
 }
+
+/// Rounds whose send time the primary keeps: an older round's
+/// acknowledgement could only grant a lease long expired.
+const SENT_KEPT: usize = 64;
 
 enum Role {
     Backup,
@@ -187,7 +267,7 @@ struct Actor {
     primary: Option<u32>,
     commit: u64,
     applied: u64,
-    store: BTreeMap<String, Vec<String>>,
+    store: Arc<Store>,
     /// Request ids applied (deduplication).
     done: BTreeSet<RequestId>,
     /// The round counter of this node as primary.
@@ -197,6 +277,15 @@ struct Actor {
     /// Client operations forwarded to the primary, by request id.
     forwarded: BTreeMap<RequestId, oneshot::Sender<Answer>>,
     out: Vec<Out>,
+    /// The clock of leases and promises.
+    clock: LeaseClock,
+    /// Until when (lease clock) this node neither votes for another node
+    /// than `promised_to` nor stands.
+    promised_until: Duration,
+    /// The primary the promise was made to (`None`: made before a crash).
+    promised_to: Option<u32>,
+    /// What clients' tasks read to answer lease reads themselves.
+    published: Arc<Mutex<Published>>,
 }
 
 impl PrimaryNode {
@@ -237,6 +326,8 @@ impl PrimaryNode {
         }
         let (calls, requests) = mpsc::unbounded_channel();
         let now = Instant::now();
+        let clock = LeaseClock { origin: now, wall: bugs.lease_on_wall_clock };
+        let published = Arc::new(Mutex::new(Published::default()));
         let stored = state.log.len() as u64;
         let mut actor = Actor {
             me: index,
@@ -255,14 +346,22 @@ impl PrimaryNode {
             primary: None,
             commit: 0,
             applied: 0,
-            store: BTreeMap::new(),
+            store: Arc::default(),
             done: BTreeSet::new(),
             round: 0,
             election_at: now,
             heartbeat_at: now,
             forwarded: BTreeMap::new(),
             out: Vec::new(),
+            clock,
+            promised_until: Duration::ZERO,
+            promised_to: None,
+            published: published.clone(),
         };
+        if incarnation > 0 && !timing.lease.is_zero() {
+            // It may have promised a primary a lease before its crash.
+            actor.promised_until = actor.lease_clock() + promise(timing.lease);
+        }
         actor.reset_election();
         if incarnation == 0 {
             // At first boot, lower indices stand first: node 0 is usually
@@ -270,7 +369,7 @@ impl PrimaryNode {
             actor.election_at = now + timing.election / 2 * (index + 1);
         }
         tasks.push(tokio::spawn(actor.run(inbox, requests)));
-        Ok(PrimaryNode { addr, timing, calls, tasks })
+        Ok(PrimaryNode { addr, timing, bugs, clock, published, calls, tasks })
     }
 
     /// Where the node listens.
@@ -283,6 +382,11 @@ impl PrimaryNode {
     /// answer is `Indeterminate`; a read that got none, or a write refused
     /// every time before anyone could apply it, is `Failed`.
     pub async fn call(&self, id: RequestId, op: ClientOp) -> Result<Reply, OpError> {
+        if let ClientOp::Get { key } = &op {
+            if let Some(value) = self.leased_read(key) {
+                return Ok(Reply::Value(value));
+            }
+        }
         let deadline = Instant::now() + self.timing.deadline;
         let mut maybe_applied = false;
         let mut last = String::from("no attempt");
@@ -317,6 +421,17 @@ impl PrimaryNode {
         } else {
             Err(OpError::Failed(why))
         }
+    }
+}
+
+impl PrimaryNode {
+    /// A read this node answers at once, as primary under its lease: the
+    /// lease is checked now, right before the answer (with
+    /// `lease-checked-at-publish`: at the time the state was published).
+    fn leased_read(&self, key: &str) -> Option<Option<Vec<String>>> {
+        let published = self.published.lock().expect("never poisoned");
+        let at = if self.bugs.lease_checked_at_publish { published.at } else { self.clock.now() };
+        (published.serving && at < published.lease_until).then(|| published.store.get(key).cloned())
     }
 }
 
@@ -388,6 +503,15 @@ fn majority(nodes: u32) -> usize {
     nodes as usize / 2 + 1
 }
 
+/// The latest round a majority (the primary with its backups' `acked`)
+/// acknowledged.
+fn confirmed(acked: &BTreeMap<u32, u64>, majority: usize) -> u64 {
+    let mut rounds: Vec<u64> = acked.values().copied().collect();
+    rounds.push(u64::MAX);
+    rounds.sort_unstable_by(|a, b| b.cmp(a));
+    rounds[majority - 1]
+}
+
 impl Actor {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Message>, mut calls: mpsc::UnboundedReceiver<Call>) {
         loop {
@@ -395,23 +519,50 @@ impl Actor {
                 Role::Primary(_) => self.heartbeat_at,
                 _ => self.election_at,
             };
+            self.publish();
             tokio::select! {
                 biased;
-                Some(message) = inbox.recv() => {
-                    self.on_message(message);
-                    // Handle what else arrived before one sync covers it all.
-                    for _ in 0..32 {
-                        match inbox.try_recv() {
-                            Ok(message) => self.on_message(message),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(message) = inbox.recv() => self.on_message(message),
                 Some(call) = calls.recv() => self.on_call(call),
                 _ = tokio::time::sleep_until(wake) => self.on_timer(),
             }
+            // Handle what else arrived before one sync covers it all.
+            for _ in 0..32 {
+                match inbox.try_recv() {
+                    Ok(message) => self.on_message(message),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..32 {
+                match calls.try_recv() {
+                    Ok(call) => self.on_call(call),
+                    Err(_) => break,
+                }
+            }
             self.flush().await;
         }
+    }
+
+    fn lease_clock(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// Publishes what a client's task needs to answer a read under the lease.
+    fn publish(&mut self) {
+        let serving = matches!(&self.role, Role::Primary(leading) if leading.serving);
+        let lease_until = match &self.role {
+            Role::Primary(leading) => leading.lease_until,
+            _ => Duration::ZERO,
+        };
+        let at = self.lease_clock();
+        let store = self.store.clone();
+        *self.published.lock().expect("never poisoned") = Published { serving, lease_until, at, store };
+    }
+
+    /// Whether this node promised a lease to a primary other than `to`
+    /// that may still hold.
+    fn promised_to_other(&self, to: u32) -> bool {
+        self.promised_to != Some(to) && self.lease_clock() < self.promised_until
     }
 
     fn reset_election(&mut self) {
@@ -513,11 +664,10 @@ impl Actor {
                     self.broadcast();
                 }
             }
-            _ => {
-                if now >= self.election_at {
-                    self.stand();
-                }
-            }
+            _ if now < self.election_at => {}
+            // Not while a lease it granted may hold: look again soon.
+            _ if self.promised_to_other(self.me) => self.election_at = now + self.timing.heartbeat,
+            _ => self.stand(),
         }
     }
 
@@ -548,6 +698,8 @@ impl Actor {
         let last = self.state.log.len() as u64;
         let peers = (0..self.nodes).filter(|&p| p != self.me);
         let leading = Leading {
+            sent: BTreeMap::new(),
+            lease_until: Duration::ZERO,
             next: peers.clone().map(|p| (p, last)).collect(),
             matched: peers.clone().map(|p| (p, 0)).collect(),
             acked: peers.map(|p| (p, 0)).collect(),
@@ -564,6 +716,12 @@ impl Actor {
     fn broadcast(&mut self) {
         self.heartbeat_at = Instant::now() + self.timing.heartbeat;
         self.round += 1;
+        let sent = self.lease_clock();
+        let Role::Primary(leading) = &mut self.role else { return };
+        leading.sent.insert(self.round, sent);
+        while leading.sent.len() > SENT_KEPT {
+            leading.sent.pop_first();
+        }
         let Role::Primary(leading) = &self.role else { return };
         let mut messages = Vec::new();
         for (&peer, &next) in &leading.next {
@@ -595,7 +753,7 @@ impl Actor {
                 }
                 let (my_index, my_epoch) = self.last();
                 let up_to_date = (last_epoch, last_index) >= (my_epoch, my_index);
-                let free = self.state.voted_for.is_none_or(|v| v == from);
+                let free = self.state.voted_for.is_none_or(|v| v == from) && !self.promised_to_other(from);
                 let granted = epoch == self.state.epoch && free && up_to_date && matches!(self.role, Role::Backup);
                 if granted && self.state.voted_for.is_none() {
                     self.state.voted_for = Some(from);
@@ -629,9 +787,16 @@ impl Actor {
                     return;
                 }
                 let log_len = self.state.log.len() as u64;
+                let (majority, lease) = (majority(self.nodes), self.timing.lease);
                 let Role::Primary(leading) = &mut self.role else { return };
                 let acked = leading.acked.entry(from).or_default();
                 *acked = (*acked).max(round);
+                // A majority acknowledged the round sent at `sent`: the
+                // lease holds until `sent + lease`; it is never shortened.
+                if let Some(&sent) = leading.sent.get(&confirmed(&leading.acked, majority)).filter(|_| !lease.is_zero())
+                {
+                    leading.lease_until = leading.lease_until.max(sent + lease);
+                }
                 if success {
                     let m = leading.matched.entry(from).or_default();
                     *m = (*m).max(matched.min(log_len));
@@ -685,6 +850,11 @@ impl Actor {
         }
         self.primary = Some(from);
         self.reset_election();
+        if !self.timing.lease.is_zero() {
+            // Its acknowledgement may complete the primary's lease.
+            self.promised_until = self.promised_until.max(self.lease_clock() + promise(self.timing.lease));
+            self.promised_to = Some(from);
+        }
         let len = self.state.log.len() as u64;
         if prev_index > len || self.epoch_of(prev_index) != prev_epoch {
             let hint = len.min(prev_index.saturating_sub(1));
@@ -740,10 +910,10 @@ impl Actor {
             match &entry.command {
                 Command::Noop => {}
                 Command::Put { key, value } if fresh => {
-                    self.store.insert(key.clone(), vec![value.clone()]);
+                    Arc::make_mut(&mut self.store).insert(key.clone(), vec![value.clone()]);
                 }
                 Command::Append { key, value } if fresh => {
-                    self.store.entry(key.clone()).or_default().push(value.clone());
+                    Arc::make_mut(&mut self.store).entry(key.clone()).or_default().push(value.clone());
                 }
                 _ => {}
             }
@@ -770,20 +940,22 @@ impl Actor {
         self.serve_reads();
     }
 
-    /// Answers the reads whose round a majority acknowledged and whose index is applied.
+    /// Answers the reads whose index is applied and whose round a majority
+    /// acknowledged, or which the lease covers (checked right here, with no
+    /// wait before the answer).
     fn serve_reads(&mut self) {
         let applied = self.applied;
         let majority = majority(self.nodes);
+        let now = self.lease_clock();
         let Role::Primary(leading) = &mut self.role else { return };
         if leading.reads.is_empty() {
             return;
         }
-        let mut acked: Vec<u64> = leading.acked.values().copied().collect();
-        acked.push(u64::MAX);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[majority - 1];
-        let (ready, waiting): (Vec<Read>, Vec<Read>) =
-            std::mem::take(&mut leading.reads).into_iter().partition(|r| r.round <= confirmed && r.index <= applied);
+        let confirmed = confirmed(&leading.acked, majority);
+        let lease_until = leading.lease_until;
+        let (ready, waiting): (Vec<Read>, Vec<Read>) = std::mem::take(&mut leading.reads)
+            .into_iter()
+            .partition(|r| r.index <= applied && (r.round <= confirmed || now < lease_until));
         leading.reads = waiting;
         for read in ready {
             let value = self.store.get(&read.key).cloned();
@@ -818,13 +990,19 @@ impl Actor {
                     return;
                 }
                 // The read waits for a new round, which confirms that this
-                // node is still primary after the read arrived.
+                // node is still primary after the read arrived, unless the
+                // lease covers it.
                 let (round, commit) = (self.round + 1, self.commit);
+                let now = self.lease_clock();
+                let mut leased = false;
                 if let Role::Primary(leading) = &mut self.role {
                     let index = commit.max(leading.noop);
                     leading.reads.push(Read { key, index, round, waiter });
+                    leased = now < leading.lease_until;
                 }
-                self.broadcast();
+                if !leased {
+                    self.broadcast();
+                }
                 // A cluster of one is its own majority.
                 self.serve_reads();
                 return;
