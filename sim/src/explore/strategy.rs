@@ -187,13 +187,15 @@ pub fn swarm() -> impl Strategy<Value = Swarm> {
 /// The fault kinds beyond [`FaultKind::ALL`] a system is drawn, in the
 /// order their weights are drawn: [`FaultKind::Disk`] with the storage
 /// capability, [`FaultKind::Pause`] when it survives pauses,
-/// [`FaultKind::Clock`] when it survives clock jumps or drift.
+/// [`FaultKind::Clock`] when it survives clock jumps or drift. Pauses and
+/// clocks only on the events backend: the turmoil backend refuses them.
 pub fn extra_kinds<S: System>(system: &S) -> Vec<FaultKind> {
     let tolerance = system.tolerance();
+    let units = crate::cluster::default_backend() == crate::cluster::Backend::Events;
     [
         (FaultKind::Disk, system.capabilities().storage),
-        (FaultKind::Pause, !tolerance.max_pause.is_zero()),
-        (FaultKind::Clock, !tolerance.max_clock_jump.is_zero() || tolerance.max_drift_percent > 0),
+        (FaultKind::Pause, units && !tolerance.max_pause.is_zero()),
+        (FaultKind::Clock, units && (!tolerance.max_clock_jump.is_zero() || tolerance.max_drift_percent > 0)),
     ]
     .into_iter()
     .filter_map(|(kind, drawn)| drawn.then_some(kind))
