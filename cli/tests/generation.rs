@@ -29,11 +29,23 @@ fn every_but(without: &[&str]) -> BTreeSet<&'static str> {
 
 #[test]
 fn exploration_draws_every_generic_action_a_system_can_take() {
-    assert_eq!(drawn(tandem_pubsub::PubSub), every_but(&["disk"]), "pub/sub can rebind, has no storage");
-    let twophase = every_but(&["rebind", "await"]);
+    // Pauses and clock changes only for a system that declares it survives them.
+    let undeclared = ["pause", "clock"];
+    assert_eq!(
+        drawn(tandem_pubsub::PubSub),
+        every_but(&["disk", undeclared[0], undeclared[1]]),
+        "pub/sub can rebind, has no storage"
+    );
+    let twophase = every_but(&["rebind", "await", undeclared[0], undeclared[1]]);
     assert_eq!(
         drawn(tandem_twophase::TwoPhase),
         twophase,
         "two-phase has storage, cannot rebind, has no ready condition"
     );
+}
+
+#[test]
+fn exploration_draws_pauses_and_clock_changes_for_a_system_that_survives_them() {
+    let primary = drawn(tandem_primary::Primary);
+    assert!(primary.contains("pause") && primary.contains("clock"), "{primary:?}");
 }

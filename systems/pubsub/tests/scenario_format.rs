@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use tandem::scenario::{
-    Action, Call, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Step, Timing,
+    Action, Call, ClockChange, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew,
+    Step, Timing,
 };
 use tandem::system::Operation;
 use tandem_pubsub::{Condition as Check, Op, PubSub, MAX_MESSAGE_SIZE};
@@ -105,6 +106,12 @@ expect = { not_received_tags = ["x", "y"] }
 
 [[step]]
 disk = { node = 1, fault = "slow", delay = "10ms" }
+
+[[step]]
+pause = { node = 2, for = "300ms" }
+
+[[step]]
+clock = { node = 3, jump = "-2s" }
 
 [[expect]]
 received = 2
@@ -211,6 +218,11 @@ fn everything_parses() {
         }
     );
     assert_eq!(s.steps[13].action, Action::Disk { node: 1, fault: DiskFault::Slow(Duration::from_millis(10)) });
+    assert_eq!(s.steps[14].action, Action::Pause { node: 2, length: Duration::from_millis(300) });
+    assert_eq!(
+        s.steps[15].action,
+        Action::Clock { node: 3, change: ClockChange::Jump(Skew::behind(Duration::from_secs(2))) }
+    );
     assert_eq!(s.expects[0], Condition { node: None, check: Call::of(&Check::Received(2)) });
     assert_eq!(s.expects[1], on(3, converged()));
     let names: Vec<&str> = s.steps.iter().map(|step| step.action.name()).collect();
@@ -384,7 +396,7 @@ fn actions_and_timing() {
         "nodes = 2\n[[step]]\nexplode = { node = 0 }\n",
         3,
         1,
-        "unknown action `explode`, expected one of partition, heal, latency, loss, crash, restart, rebind, await, expect, disk, or an operation of system `pubsub`: broadcast, direct",
+        "unknown action `explode`, expected one of partition, heal, latency, loss, crash, restart, rebind, await, expect, disk, pause, clock, or an operation of system `pubsub`: broadcast, direct",
     );
     assert_error("nodes = 2\n\n[[step]]\nat = \"1s\"\n", 3, 1, "step has no action, expected one of partition");
     assert_error(
