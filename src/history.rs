@@ -164,6 +164,17 @@ pub struct NodeLife {
     pub crashes: Vec<Duration>,
 }
 
+impl NodeLife {
+    /// The incarnation its next start boots: 0 first, then one more each time.
+    pub fn next_incarnation(&self) -> u64 {
+        if self.starts.is_empty() {
+            0
+        } else {
+            self.incarnation + 1
+        }
+    }
+}
+
 /// Everything a run observed, append-only.
 #[derive(Debug, Clone)]
 pub struct History<S: System> {

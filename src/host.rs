@@ -218,8 +218,7 @@ impl Boot {
     /// The run id derives from the run seed.
     pub fn next<S: System>(history: &History<S>, node: NodeIdx, setup: &Setup, storage: &Storage) -> Boot {
         let run_seed = setup.seed;
-        let life = history.node(node);
-        let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
+        let incarnation = history.node(node).next_incarnation();
         Boot {
             index: node,
             incarnation,

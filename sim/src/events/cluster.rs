@@ -235,9 +235,7 @@ impl<S: System> EventCluster<S> {
                 }
             }
         });
-        // The incarnation it boots, as `Boot::next` numbers it.
-        let life = self.recorder.read(|h| h.node(node).clone());
-        let incarnation = if life.starts.is_empty() { 0 } else { life.incarnation + 1 };
+        let incarnation = self.recorder.read(|h| h.node(node).next_incarnation());
         let unit = &mut self.units[node as usize];
         (unit.runtime, unit.next, unit.paused_until) = (Some(runtime), Some(now), Duration::ZERO);
         unit.span = host::span(node, incarnation);
