@@ -118,7 +118,8 @@ impl System for PubSub {
             None => node.broadcast.send(tag, payload).await,
             Some(to) => node.direct.send(NodeId(to), tag, payload).await,
         };
-        sent.map(|sent| Output::Sent { id: sent.id }).map_err(|e| OpError::Failed(e.to_string()))
+        sent.map(|sent| Output::Sent { id: sent.id, dropped: sent.dropped.iter().map(|n| n.0).collect() })
+            .map_err(|e| OpError::Failed(e.to_string()))
     }
 
     async fn rebind(&self, node: &mut Running, addr: SocketAddr) -> Result<SocketAddr, String> {
@@ -186,8 +187,13 @@ impl Messaging for PubSub {
     }
 
     fn sent(output: &Output) -> Option<MessageId> {
-        let Output::Sent { id } = output;
+        let Output::Sent { id, .. } = output;
         Some(*id)
+    }
+
+    fn dropped(output: &Output) -> Vec<NodeIdx> {
+        let Output::Sent { dropped, .. } = output;
+        dropped.clone()
     }
 
     fn delivery(observation: &Observation) -> Option<Delivery<MessageId>> {
