@@ -38,6 +38,11 @@ fn key(i: u32) -> SigningKey {
 }
 
 async fn cluster(n: u32, with_roster: bool, limits: Limits) -> Cluster {
+    cluster_with(n, with_roster, limits, |_| {}).await
+}
+
+/// As [`cluster`], with every node's configuration changed by `tweak`.
+async fn cluster_with(n: u32, with_roster: bool, limits: Limits, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
     let identities: Vec<TlsIdentity> = (0..=n).map(|_| TlsIdentity::generate().unwrap()).collect();
     let roster = with_roster.then(|| {
         let mut roster = Roster::default();
@@ -52,11 +57,12 @@ async fn cluster(n: u32, with_roster: bool, limits: Limits) -> Cluster {
     for i in 0..n {
         let config = MsQuicConfig::default().with_identity(identities[i as usize].clone()).with_limits(limits.clone());
         let transport = MsQuicTransport::new(config).unwrap();
-        let node_config = NodeConfig {
+        let mut node_config = NodeConfig {
             seeds: addrs.first().copied().into_iter().collect(),
             credentials: credentials(i),
             ..NodeConfig::new(NodeId(i), "127.0.0.1:0".parse().unwrap())
         };
+        tweak(&mut node_config);
         let node = Node::start(node_config, transport).await.unwrap();
         addrs.push(node.handle.addr());
         nodes.push(node);
@@ -237,5 +243,141 @@ async fn a_connection_flood_is_refused_beyond_the_limits_and_honest_traffic_flow
     }
     assert!(open <= 16, "{open} flood connections stayed open");
     drop(admitted);
+    cluster.broadcast_arrives("after").await;
+}
+
+/// This process's resident set, in bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("resident pages");
+    pages * 4096
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `count` Data frames (broadcasts of `origin`, from `seq` on, empty tag
+/// and payload), framed and concatenated.
+fn data_frames(origin: u32, seq: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for seq in seq..seq + count {
+        let data = Data {
+            id: MessageId { origin: NodeId(origin), incarnation: 0, seq },
+            to: None,
+            tag: String::new(),
+            payload: Bytes::new(),
+        };
+        let frame = Wire::Data(data).encode();
+        out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_never_reads_is_closed_as_overloaded_and_its_queue_released() {
+    let mut cluster = cluster(2, false, Limits::default()).await;
+    // Half a second of the nodes' own traffic first, so the baseline holds it.
+    cluster.broadcast_arrives("warm").await;
+    let before = rss();
+    // Grants 1 KiB of flow control and never reads: every Ack node 1 owes
+    // it for the Data frames below stays queued somewhere.
+    let attacker = Attacker::with_window(Some(&cluster.attacker.0), 1024);
+    let mut hostile = join(&attacker, cluster.addrs[1], SignedRecord::unsigned(record(2, 0))).await;
+    let batch = 10_000;
+    let mut sent = 0u64;
+    let mut peak = before;
+    // Up to 1.5 million 14-byte frames, as the finding sent.
+    while sent < 1_500_000 && hostile.close_reason().is_none() {
+        let frames = data_frames(2, sent, batch);
+        if timeout(PATIENCE, hostile.send_raw(&frames)).await.map_or(true, |r| r.is_err()) {
+            break;
+        }
+        sent += batch;
+        peak = peak.max(rss());
+    }
+    let code = hostile.closed_code(PATIENCE).await;
+    peak = peak.max(rss());
+    drop(hostile);
+    // Node 1 delivered what it read; drain it so the delivery channel is not counted.
+    let mut delivered = 0u64;
+    while let Ok(delivery) = cluster.nodes[1].incoming.try_recv() {
+        assert_eq!(delivery.id.origin, NodeId(2));
+        delivered += 1;
+    }
+    let after = rss();
+    eprintln!(
+        "never-reading member: {sent} frames written, {delivered} delivered, closed with {code:?}; \
+         RSS +{:.1} MiB at peak, +{:.1} MiB after",
+        (peak - before) as f64 / MIB,
+        after.saturating_sub(before) as f64 / MIB
+    );
+    assert_eq!(code, code_of(&Refusal::Overloaded(String::new())), "closed otherwise");
+    assert!(sent < 1_500_000, "the member was never closed");
+    assert!(((peak - before) as f64) < 64.0 * MIB, "grew {:.1} MiB", (peak - before) as f64 / MIB);
+    cluster.broadcast_arrives("after").await;
+}
+
+fn code_of(refusal: &Refusal) -> Option<u64> {
+    Some(refusal.close_code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_never_acknowledges_degrades_only_its_own_delivery() {
+    let capacity = 64;
+    let mut cluster = cluster_with(2, false, Limits::default(), |config| config.outbox_capacity = capacity).await;
+    // A member that joins node 0 at an address where nobody listens, then
+    // leaves: node 0 keeps it, and its outbox fills, unacknowledged.
+    let attacker = Attacker::new(Some(&cluster.attacker.0));
+    let hostile = join(&attacker, cluster.addrs[0], SignedRecord::unsigned(record(2, 0))).await;
+    timeout(PATIENCE, cluster.nodes[0].peers.wait_for(|peers| peers.contains_key(&NodeId(2))))
+        .await
+        .expect("node 0 learns the member")
+        .unwrap();
+    drop(hostile);
+    let count = 3 * capacity;
+    let mut dropped = 0;
+    for i in 0..count {
+        let sent = cluster.nodes[0].broadcast.send(format!("m{i}"), Bytes::new()).await.expect("accepted");
+        assert!(sent.recipients.contains(&NodeId(1)), "the healthy member was left out: {sent:?}");
+        if sent.dropped == [NodeId(2)] {
+            dropped += 1;
+        }
+    }
+    for i in 0..count {
+        let delivery = timeout(PATIENCE, cluster.nodes[1].incoming.recv()).await.expect("delivered").unwrap();
+        assert_eq!(delivery.tag, format!("m{i}"));
+    }
+    eprintln!("silent member: {dropped} of {count} broadcasts left it out; node 1 delivered all");
+    assert_eq!(dropped, count - capacity, "left out once its outbox was full");
+    cluster.broadcast_arrives("after").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_signatures_are_refused_before_they_are_stored_or_relayed() {
+    let mut cluster = cluster(2, false, Limits::default()).await;
+    let attacker = Attacker::new(Some(&cluster.attacker.0));
+    // An 8 MiB signature on a new member's record, in gossip and in a hello.
+    let mut huge = SignedRecord::unsigned(record(3, 0));
+    huge.signature = vec![7; 8 * 1024 * 1024];
+    let mut hostile = join(&attacker, cluster.addrs[1], SignedRecord::unsigned(record(2, 0))).await;
+    hostile.send_frame(&Wire::Gossip(vec![huge.clone()]).encode()).await.unwrap();
+    assert_eq!(hostile.closed_code(PATIENCE).await, code_of(&Refusal::Protocol(String::new())));
+    let hostile = join(&attacker, cluster.addrs[1], huge.clone()).await;
+    assert_eq!(hostile.closed_code(PATIENCE).await, code_of(&Refusal::Protocol(String::new())));
+    // A signature of any length but Ed25519's is refused too.
+    let mut odd = SignedRecord::unsigned(record(4, 0));
+    odd.signature = vec![7; 65];
+    let mut hostile = join(&attacker, cluster.addrs[1], SignedRecord::unsigned(record(2, 0))).await;
+    hostile.send_frame(&Wire::Gossip(vec![odd]).encode()).await.unwrap();
+    assert_eq!(hostile.closed_code(PATIENCE).await, code_of(&Refusal::Protocol(String::new())));
+    // 16 MiB still fits a frame (the limit is 16 MiB + 64 KiB): the node refuses it.
+    huge.signature = vec![7; 16 * 1024 * 1024];
+    let mut hostile = join(&attacker, cluster.addrs[1], SignedRecord::unsigned(record(2, 0))).await;
+    let _ = hostile.send_frame(&Wire::Gossip(vec![huge]).encode()).await;
+    assert_eq!(hostile.closed_code(PATIENCE).await, code_of(&Refusal::Protocol(String::new())));
+    for node in 0..2 {
+        let view = cluster.nodes[node].peers.borrow().clone();
+        assert!(!view.contains_key(&NodeId(3)) && !view.contains_key(&NodeId(4)), "stored: {view:?}");
+    }
     cluster.broadcast_arrives("after").await;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
@@ -30,6 +30,13 @@ use tandem::transport::{
 };
 
 type ConnId = u64;
+
+/// What a connection's reader may have handed the core and the core not yet
+/// handled, in units of [`BACKLOG_UNIT`] bytes (each frame at least one):
+/// beyond it the reader stops reading and QUIC flow control holds the peer.
+/// Room for a maximum-size frame, or 32,768 small ones.
+const READ_BACKLOG: u32 = 32 * 1024;
+const BACKLOG_UNIT: usize = 1024;
 type Halves<T> =
     (<<T as Transport>::Connection as Connection>::Sender, <<T as Transport>::Connection as Connection>::Receiver);
 
@@ -46,11 +53,30 @@ type Handshake<T> = (SignedRecord, Option<PeerIdentity>, Halves<T>);
 
 /// What the node's tasks report to the core.
 enum Input<T: Transport> {
-    Accepted { generation: u64, connection: T::Connection },
-    Handshaken { outbound: Option<DialTarget>, generation: u64, result: Result<Handshake<T>, TransportError> },
-    Frame { conn: ConnId, wire: Wire },
-    Refused { conn: ConnId, refusal: Refusal },
-    Closed { conn: ConnId, reason: String },
+    Accepted {
+        generation: u64,
+        connection: T::Connection,
+    },
+    Handshaken {
+        outbound: Option<DialTarget>,
+        generation: u64,
+        result: Result<Handshake<T>, TransportError>,
+    },
+    /// A frame, with its share of the connection's read backlog: the
+    /// reader waits while the core has not handled enough of its frames.
+    Frame {
+        conn: ConnId,
+        wire: Wire,
+        backlog: OwnedSemaphorePermit,
+    },
+    Refused {
+        conn: ConnId,
+        refusal: Refusal,
+    },
+    Closed {
+        conn: ConnId,
+        reason: String,
+    },
 }
 
 enum LinkState {
@@ -347,15 +373,18 @@ impl<T: Transport> Core<T> {
         let conn = self.next_conn;
         self.next_conn += 1;
         let inputs = self.inputs_tx.clone();
+        let backlog = Arc::new(Semaphore::new(READ_BACKLOG as usize));
         let reader = self.spawn(async move {
             let ended = loop {
                 let bytes = match receiver.recv().await {
                     Ok(bytes) => bytes,
                     Err(error) => break Input::Closed { conn, reason: error.to_string() },
                 };
+                let units = (1 + bytes.len() / BACKLOG_UNIT).min(READ_BACKLOG as usize) as u32;
+                let Ok(backlog) = backlog.clone().acquire_many_owned(units).await else { return };
                 match Wire::decode(&bytes) {
                     Ok(wire) => {
-                        let _ = inputs.send(Input::Frame { conn, wire });
+                        let _ = inputs.send(Input::Frame { conn, wire, backlog });
                     }
                     Err(error) => break Input::Refused { conn, refusal: Refusal::Protocol(error.to_string()) },
                 }
@@ -459,7 +488,8 @@ impl<T: Transport> Core<T> {
             }
             Input::Accepted { .. } => {}
             Input::Handshaken { outbound, generation, result } => self.on_handshake(outbound, generation, result),
-            Input::Frame { conn, wire } => self.on_frame(conn, wire),
+            // The frame's backlog permit goes once it is handled.
+            Input::Frame { conn, wire, backlog: _handled } => self.on_frame(conn, wire),
             Input::Refused { conn, refusal } => self.refuse(conn, refusal),
             Input::Closed { conn, reason } => self.close(conn, &reason),
         }
