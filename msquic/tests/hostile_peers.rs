@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use attacker::{Attacker, Hostile};
 use bytes::Bytes;
-use ed25519_dalek::SigningKey;
-use tandem_msquic::{close, Limits, MsQuicConfig, MsQuicTransport, TlsIdentity};
-use tandem_pubsub::node::roster::{Credentials, Refusal, Roster};
+use ed25519_dalek::{Signer, SigningKey};
+use tandem::system::NodeSecret;
+use tandem_msquic::{close, node_secret, verifying_key, Limits, MsQuicConfig, MsQuicTransport, TlsIdentity};
+use tandem_pubsub::cluster_credentials;
+use tandem_pubsub::node::roster::{Credentials, Refusal};
 use tandem_pubsub::node::wire::{Data, MemberRecord, SignedRecord, Wire};
 use tandem_pubsub::node::{MessageId, Node, NodeConfig, NodeId};
+use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -33,10 +36,6 @@ struct Cluster {
     attacker: (TlsIdentity, Option<Credentials>),
 }
 
-fn key(i: u32) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 1; 32])
-}
-
 async fn cluster(n: u32, with_roster: bool, limits: Limits) -> Cluster {
     cluster_with(n, with_roster, limits, |_| {}).await
 }
@@ -44,14 +43,14 @@ async fn cluster(n: u32, with_roster: bool, limits: Limits) -> Cluster {
 /// As [`cluster`], with every node's configuration changed by `tweak`.
 async fn cluster_with(n: u32, with_roster: bool, limits: Limits, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
     let identities: Vec<TlsIdentity> = (0..=n).map(|_| TlsIdentity::generate().unwrap()).collect();
-    let roster = with_roster.then(|| {
-        let mut roster = Roster::default();
-        for i in 0..=n {
-            roster.insert(NodeId(i), identities[i as usize].id(), key(i).verifying_key());
-        }
-        Arc::new(roster)
-    });
-    let credentials = |i: u32| roster.clone().map(|r| Credentials::new(key(i), r));
+    // As `RealCluster` provisions them: every node signs with a secret bound
+    // to its own TLS key, and the others get its verifying key only.
+    let ids: Vec<_> = identities.iter().map(|i| Some(i.id())).collect();
+    let secrets: Vec<NodeSecret> = identities.iter().map(node_secret).collect();
+    let public: Vec<_> = secrets.iter().map(|s| Some(verifying_key(s))).collect();
+    let credentials = |i: u32| {
+        with_roster.then(|| cluster_credentials(&ids, &public, Some(&secrets[i as usize]), i).expect("a full roster"))
+    };
     let mut nodes: Vec<Node> = Vec::new();
     let mut addrs = Vec::new();
     for i in 0..n {
@@ -379,5 +378,123 @@ async fn oversized_signatures_are_refused_before_they_are_stored_or_relayed() {
         let view = cluster.nodes[node].peers.borrow().clone();
         assert!(!view.contains_key(&NodeId(3)) && !view.contains_key(&NodeId(4)), "stored: {view:?}");
     }
+    cluster.broadcast_arrives("after").await;
+}
+
+/// The record key `cluster_credentials` gave node `node` before issue 31:
+/// derived from its index, so any member could compute it.
+fn legacy_key(node: u32) -> SigningKey {
+    let seed = |half: u8| {
+        xxhash_rust::xxh3::xxh3_128(&[b"tandem-pubsub cluster key".as_slice(), &node.to_le_bytes(), &[half]].concat())
+    };
+    let bytes: Vec<u8> = [seed(0), seed(1)].iter().flat_map(|h| h.to_le_bytes()).collect();
+    SigningKey::from_bytes(&bytes.try_into().expect("32 bytes"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_sign_another_members_record_nor_claim_an_unbeatable_incarnation() {
+    let mut cluster = cluster(2, true, Limits::default()).await;
+    let before = cluster.view(1, 0);
+    let (identity, credentials) = cluster.attacker.clone();
+    let credentials = credentials.unwrap();
+    // Everything a member knows: the roster (identities, verifying keys) and its own key.
+    let zero = *credentials.roster.entry(NodeId(0)).expect("node 0 is on the roster");
+    assert_ne!(zero.key, legacy_key(0).verifying_key(), "node 0's key is still derivable from its index");
+    let attacker = Attacker::new(Some(&identity));
+    let me = credentials.sign(record(2, 0));
+
+    // Node 0's record moved to a dead address, signed with the key the old
+    // derivation gives node 0: with the largest incarnation, ignored (too
+    // far ahead to be news); with the next one, refused as forged.
+    let forge = |incarnation| {
+        let poison = record(0, incarnation);
+        SignedRecord { record: poison, signature: legacy_key(0).sign(&record_bytes(&poison)).to_bytes().to_vec() }
+    };
+    let next = before.expect("node 1 knows node 0").0 + 1;
+    let mut hostile = join(&attacker, cluster.addrs[1], me.clone()).await;
+    hostile.send_frame(&Wire::Gossip(vec![forge(u64::MAX)]).encode()).await.unwrap();
+    hostile.send_frame(&Wire::Gossip(vec![forge(next)]).encode()).await.unwrap();
+    assert_eq!(hostile.closed_code(PATIENCE).await, code(Refusal::ForgedRecord(NodeId(0))));
+    assert_eq!(cluster.view(1, 0), before, "node 1 believed a forged record of node 0");
+
+    // Its own record with an incarnation nothing could outbid: signed, but
+    // ignored; a plausible next incarnation is still believed.
+    let mut hostile = join(&attacker, cluster.addrs[1], me).await;
+    hostile.send_frame(&Wire::Gossip(vec![credentials.sign(record(2, u64::MAX))]).encode()).await.unwrap();
+    hostile.send_frame(&Wire::Gossip(vec![credentials.sign(record(2, 1))]).encode()).await.unwrap();
+    timeout(PATIENCE, cluster.nodes[1].peers.wait_for(|p| p.get(&NodeId(2)).is_some_and(|m| m.incarnation == 1)))
+        .await
+        .expect("the next incarnation is believed")
+        .unwrap();
+    assert_eq!(hostile.closed_code(Duration::from_millis(200)).await, None);
+    assert_eq!(cluster.view(1, 0), before);
+    cluster.broadcast_arrives("honest").await;
+}
+
+/// What a member record signature covers (as `roster` signs it).
+fn record_bytes(record: &MemberRecord) -> Vec<u8> {
+    postcard::to_extend(record, b"tandem-pubsub member record v1".to_vec()).unwrap()
+}
+
+/// A UDP relay to `server` that forwards what one client sends and drops
+/// every answer: each connection attempted through it stays a half-open
+/// handshake on the server, all from the relay's one source address.
+async fn black_hole(server: SocketAddr) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            if from != server {
+                let _ = socket.send_to(&buf[..len], server).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_flood_from_one_source_leaves_room_for_legitimate_peers() {
+    // MsQuic keeps a half-open handshake for its handshake idle timeout.
+    let limits = Limits {
+        max_handshakes_per_source: std::env::var("FLOOD_PER_SOURCE")
+            .map_or(Limits::default().max_handshakes_per_source, |v| v.parse().unwrap()),
+        ..Limits::default()
+    };
+    let mut cluster = cluster(2, false, limits).await;
+    let target = cluster.addrs[1];
+    let relay = black_hole(target).await;
+    let flood = Arc::new(Attacker::new(Some(&cluster.attacker.0)));
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // New half-open handshakes as fast as quinn starts them, each given up after 3 s.
+    let flooder = {
+        let (flood, flooding) = (flood.clone(), flooding.clone());
+        tokio::spawn(async move {
+            let mut started = 0u32;
+            let mut attempts = tokio::task::JoinSet::new();
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                let flood = flood.clone();
+                attempts.spawn(async move { flood.handshake(relay).await });
+                started += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            attempts.abort_all();
+            started
+        })
+    };
+    // The flood has filled what it can.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let legitimate = Attacker::new(Some(&cluster.attacker.0));
+    let mut admitted = 0;
+    for _ in 0..10 {
+        if let Ok(hostile) = legitimate.connect(target).await {
+            admitted += 1;
+            hostile.connection().close(0u8.into(), b"done");
+        }
+    }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let started = flooder.await.unwrap();
+    eprintln!("handshake flood: {started} half-open handshakes started, legitimate client admitted {admitted} of 10");
+    assert!(admitted >= 9, "a legitimate client was admitted {admitted} times of 10 under the flood");
     cluster.broadcast_arrives("after").await;
 }

@@ -263,18 +263,21 @@ fn node_transports(config: &MsQuicConfig, nodes: u32) -> Result<Vec<MsQuicConfig
         .collect())
 }
 
-/// A node's signing secret, bound to its TLS key: a hash of the key under
-/// a label of its own, so it is as secret as the key, fresh whenever the
-/// certificate is, and derivable by no other node.
-fn node_secret(identity: &TlsIdentity) -> NodeSecret {
+/// The signing secret a [`RealCluster`] gives the node with `identity`
+/// ([`NodeContext::secret`](tandem::system::NodeContext::secret)), bound to
+/// its TLS key: a hash of the key under a label of its own, so it is as
+/// secret as the key, fresh whenever the certificate is, and derivable by
+/// no other node.
+pub fn node_secret(identity: &TlsIdentity) -> NodeSecret {
     use sha2::{Digest, Sha256};
     let digest =
         Sha256::new().chain_update(b"tandem node signing secret v1").chain_update(&identity.key_der).finalize();
     NodeSecret(digest.into())
 }
 
-/// The Ed25519 verifying key of `secret`.
-fn verifying_key(secret: &NodeSecret) -> [u8; 32] {
+/// The Ed25519 verifying key of `secret`
+/// ([`NodeContext::verifying_keys`](tandem::system::NodeContext::verifying_keys)).
+pub fn verifying_key(secret: &NodeSecret) -> [u8; 32] {
     ed25519_dalek::SigningKey::from_bytes(&secret.0).verifying_key().to_bytes()
 }
 
