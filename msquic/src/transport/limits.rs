@@ -231,3 +231,34 @@ impl DialGate {
         Ok(permit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_admitted_per_source_and_refusals_logged_once_a_second() {
+        let limits = Limits { max_handshakes: 6, max_handshakes_per_source: 2, ..Limits::default() };
+        let counts = Counts::default();
+        let [flood, other, third]: [SocketAddr; 3] =
+            ["127.0.0.1:1000", "127.0.0.1:1001", "127.0.0.1:1002"].map(|a| a.parse().unwrap());
+        assert!(counts.admit(&limits, Some(flood)) && counts.admit(&limits, Some(flood)));
+        assert!(!counts.admit(&limits, Some(flood)), "a third handshake from one source");
+        assert!(counts.admit(&limits, Some(other)) && counts.admit(&limits, Some(other)));
+        assert!(counts.admit(&limits, Some(third)) && counts.admit(&limits, Some(third)));
+        let fourth: SocketAddr = "127.0.0.1:1003".parse().unwrap();
+        assert!(!counts.admit(&limits, Some(fourth)), "over max_handshakes");
+        assert!(counts.admit(&limits, None), "outbound connections take no handshake slot");
+        // A finished handshake frees its source's slot.
+        counts.handshake_done(flood);
+        assert!(counts.admit(&limits, Some(flood)));
+        assert_eq!(counts.connections(), 8);
+        // The first refusal is logged; the next ones within a second wait,
+        // and the next log line counts them all.
+        assert_eq!(counts.refused(), Some(1));
+        assert_eq!((counts.refused(), counts.refused()), (None, None));
+        *counts.last_log.lock().unwrap() = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(counts.refused(), Some(3));
+        assert_eq!(counts.refusals(), 4);
+    }
+}

@@ -168,7 +168,9 @@ pub struct NodeConfig {
     pub seeds: Vec<SocketAddr>,
     /// Seed of the node's RNG (backoff jitter); the runner derives it.
     pub rng_seed: u64,
-    /// Unacknowledged messages kept per peer before sends are refused.
+    /// Unacknowledged messages kept per peer. A member whose outbox is full
+    /// is left out of broadcasts ([`Sent::dropped`]); a direct message to it
+    /// is refused with [`SendError::Backpressure`].
     pub outbox_capacity: usize,
     /// Timers.
     pub timing: Timing,
