@@ -944,3 +944,69 @@ async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Re
         other => Err(TransportError::Protocol(format!("expected hello, got {other:?}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A sender whose peer grants no flow control after `room` frames.
+    struct Stuck {
+        room: usize,
+        closed_with: Arc<Mutex<Option<u64>>>,
+    }
+
+    impl MessageSender for Stuck {
+        async fn send(&mut self, _message: Bytes) -> Result<(), TransportError> {
+            if self.room == 0 {
+                std::future::pending::<()>().await;
+            }
+            self.room -= 1;
+            Ok(())
+        }
+
+        async fn close(&mut self) {
+            *self.closed_with.lock().unwrap() = Some(0);
+        }
+
+        async fn reject(&mut self, code: u64) {
+            *self.closed_with.lock().unwrap() = Some(code);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_stalls_closes_as_overloaded_and_a_rejection_drops_the_queue() {
+        let overloaded = Refusal::Overloaded(String::new()).close_code();
+        let stall = Duration::from_secs(10);
+        // Stalled: the third frame waits out `stall`; the queue is handed back.
+        let closed_with = Arc::new(Mutex::new(None));
+        let (writer, outgoing) = mpsc::unbounded_channel();
+        let (_reject, rejected) = watch::channel(None);
+        let queue = Arc::new(Queue::default());
+        for _ in 0..5 {
+            queue.take(3);
+            writer.send(Bytes::from_static(b"abc")).unwrap();
+        }
+        let sender = Stuck { room: 2, closed_with: closed_with.clone() };
+        let started = Instant::now();
+        let ended = write_frames(sender, outgoing, queue.clone(), rejected, stall).await;
+        assert!(matches!(ended, Err(WriteEnd::Stalled)));
+        assert_eq!(started.elapsed(), stall);
+        assert_eq!(*closed_with.lock().unwrap(), Some(overloaded));
+        assert_eq!(queue.frames.load(Ordering::Acquire), 2, "the frames never taken stay counted until dropped");
+
+        // Rejected while stuck: closes with the code at once.
+        let closed_with = Arc::new(Mutex::new(None));
+        let (writer, outgoing) = mpsc::unbounded_channel();
+        let (reject, rejected) = watch::channel(None);
+        writer.send(Bytes::from_static(b"abc")).unwrap();
+        let sender = Stuck { room: 0, closed_with: closed_with.clone() };
+        let task = tokio::spawn(write_frames(sender, outgoing, Arc::new(Queue::default()), rejected, stall));
+        tokio::task::yield_now().await;
+        reject.send_replace(Some(0x104));
+        assert!(matches!(task.await.unwrap(), Ok(())));
+        assert_eq!(*closed_with.lock().unwrap(), Some(0x104));
+        drop(writer);
+    }
+}
