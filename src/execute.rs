@@ -101,7 +101,7 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
         .collect();
     let mut judge = Judge::new(&properties);
     let timeline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge, hit: BTreeMap::new() }
+        Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge, crashed: BTreeMap::new() }
             .timeline(scenario)
     }));
     let failure = match timeline {
@@ -120,8 +120,8 @@ struct Interpreter<'a, S: System, C> {
     system: &'a S,
     cluster: &'a mut C,
     judge: &'a mut Judge<S>,
-    /// The node the last step aimed at each role hit.
-    hit: BTreeMap<String, NodeIdx>,
+    /// The nodes crashes aimed at each role hit, in order.
+    crashed: BTreeMap<String, Vec<NodeIdx>>,
 }
 
 impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
@@ -244,16 +244,24 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
     }
 
     /// The node a step aimed at `role` hits now: the system's holder of the
-    /// role, judged from the history; for a `restart`, the node the last
-    /// step aimed at the role hit. `Err` says why there is none.
+    /// role, judged from the history; for a `restart`, the node the latest
+    /// crash aimed at the role took down that is still down. `Err` says why
+    /// there is none.
     fn holder(&mut self, role: &str, aim: &Aim) -> Result<NodeIdx, String> {
         if *aim == Aim::Node(NodeChange::Restart) {
-            return self.hit.get(role).copied().ok_or_else(|| format!("no step aimed at role `{role}` hit a node yet"));
+            let crashed = self.crashed.entry(role.to_string()).or_default();
+            let alive = |node| self.cluster.recorder().read(|h| h.node(node).alive);
+            let down = crashed.iter().rposition(|&node| !alive(node));
+            return down
+                .map(|i| crashed.remove(i))
+                .ok_or_else(|| format!("no node a crash aimed at role `{role}` took down is down"));
         }
         let system = self.system;
         let node = self.cluster.recorder().read(|h| system.role(h, role));
         let node = node.filter(|&n| n < self.cluster.size()).ok_or_else(|| format!("no node holds role `{role}`"))?;
-        self.hit.insert(role.to_string(), node);
+        if *aim == Aim::Node(NodeChange::Crash) {
+            self.crashed.entry(role.to_string()).or_default().push(node);
+        }
         Ok(node)
     }
 

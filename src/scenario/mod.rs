@@ -370,7 +370,8 @@ pub enum NodeChange {
 pub enum Aim {
     /// A node fault on the holder: `crash`, `rebind`, `disk`, `pause` or
     /// `clock`. A `restart` aimed at a role starts again the node that the
-    /// last step aimed at that role hit (the holder is up by definition).
+    /// latest `crash` aimed at that role took down, of those still down
+    /// (a role's holder runs).
     Node(NodeChange),
     /// `partition = { role = "NAME" }`: cut the holder off from every other
     /// node, the majority (only what it sends, when `oneway`).
