@@ -188,18 +188,15 @@ fn exploration_aims_crashes_partitions_and_pauses_at_the_primary() {
         drawn.validate(&Primary).unwrap();
         fair(&Primary, &drawn).unwrap();
         for step in &drawn.steps {
-            match &step.action {
-                Action::Aimed { role, aim } => {
-                    assert_eq!(role, "primary");
-                    match aim {
-                        Aim::Node(NodeChange::Crash) => crashes += 1,
-                        Aim::Node(NodeChange::Restart) => restarts += 1,
-                        Aim::Node(NodeChange::Pause(_)) => pauses += 1,
-                        Aim::Isolate { .. } => partitions += 1,
-                        other => panic!("{other:?}"),
-                    }
+            if let Action::Aimed { role, aim } = &step.action {
+                assert_eq!(role, "primary");
+                match aim {
+                    Aim::Node(NodeChange::Crash) => crashes += 1,
+                    Aim::Node(NodeChange::Restart) => restarts += 1,
+                    Aim::Node(NodeChange::Pause(_)) => pauses += 1,
+                    Aim::Isolate { .. } => partitions += 1,
+                    other => panic!("{other:?}"),
                 }
-                _ => {}
             }
         }
     }
@@ -208,4 +205,35 @@ fn exploration_aims_crashes_partitions_and_pauses_at_the_primary() {
         "{crashes} crashes, {partitions} partitions, {pauses} pauses"
     );
     assert_eq!(crashes, restarts, "every crash aimed at the role is followed by a restart aimed at it");
+}
+
+/// In explored cases the role-aimed steps mostly hit a node (a primary
+/// serves after the initial `await`); the correct store passes them.
+#[test]
+fn explored_role_aimed_steps_mostly_hit_the_primary() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    use tandem_sim::explore::strategy::{scenario, Space};
+
+    let tolerance = Primary.tolerance();
+    let space = Space { settle: tolerance.settle, stagger: tolerance.stagger, clients: 2, ..Default::default() };
+    let (system, mut runner) = (Arc::new(Primary), TestRunner::deterministic());
+    let (mut hit, mut skipped, mut cases) = (0, 0, 0);
+    while cases < 30 {
+        let drawn = scenario(&system, &space).new_tree(&mut runner).unwrap().current();
+        if !drawn.steps.iter().any(|s| matches!(s.action, Action::Aimed { .. })) {
+            continue;
+        }
+        cases += 1;
+        let run = run_scenario(system.clone(), &drawn, drawn.seed);
+        assert!(run.outcome.passed(), "{:?}\n{}", run.outcome.failure, drawn.to_toml());
+        for event in run.history.events() {
+            if let EventKind::Fault { what } = &event.event {
+                hit += usize::from(what.contains("aimed at role `primary`: node"));
+                skipped += usize::from(what.contains("skipped: no node"));
+            }
+        }
+    }
+    eprintln!("{hit} role-aimed steps hit a node, {skipped} skipped, in {cases} cases");
+    assert!(hit >= 3 * skipped && hit >= 30, "{hit} hit, {skipped} skipped");
 }
