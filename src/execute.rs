@@ -259,7 +259,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         let system = self.system;
         let node = self.cluster.recorder().read(|h| system.role(h, role));
         let node = node.filter(|&n| n < self.cluster.size()).ok_or_else(|| format!("no node holds role `{role}`"))?;
-        if *aim == Aim::Node(NodeChange::Crash) {
+        if *aim == Aim::Node(NodeChange::Crash) && self.alive(node) {
             self.crashed.entry(role.to_string()).or_default().push(node);
         }
         Ok(node)
