@@ -2,6 +2,7 @@
 //! system's properties: the one interpreter of the scenario format, shared
 //! by the simulated and the real backend.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
@@ -9,7 +10,7 @@ use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
 use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
-use crate::scenario::{Action, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Timing};
+use crate::scenario::{Action, Aim, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Timing};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -100,7 +101,8 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
         .collect();
     let mut judge = Judge::new(&properties);
     let timeline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge }.timeline(scenario)
+        Interpreter { system: &*system, cluster: &mut *cluster, judge: &mut judge, crashed: BTreeMap::new() }
+            .timeline(scenario)
     }));
     let failure = match timeline {
         Ok(result) => result.err(),
@@ -118,6 +120,8 @@ struct Interpreter<'a, S: System, C> {
     system: &'a S,
     cluster: &'a mut C,
     judge: &'a mut Judge<S>,
+    /// The nodes crashes aimed at each role hit, in order.
+    crashed: BTreeMap<String, Vec<NodeIdx>>,
 }
 
 impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
@@ -162,7 +166,10 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
 
     fn timeline(mut self, scenario: &Scenario) -> Result<(), Violation> {
         let refused = scenario.steps.iter().find_map(|step| {
-            let (_, change) = step.action.node_change()?;
+            let change = match &step.action {
+                Action::Aimed { aim: Aim::Node(change), .. } => *change,
+                action => action.node_change()?.1,
+            };
             let why = self.cluster.refuses(&change)?;
             Some(format!("step at line {} ({}): {why}", step.line, step.action.name()))
         });
@@ -180,8 +187,29 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
                 Timing::After(delay) => previous_end + delay,
             };
             self.run_until(start, |_| false)?;
-            self.note(None, EventKind::Step { index, action: step.action.clone() });
-            self.apply(&step.action, index, step.line)?;
+            match &step.action {
+                // Resolved now, and recorded as the node it hit: the step
+                // event carries the fault as if it had named the node (what
+                // every reader of the history folds), the fact after it the
+                // role. A file keeps the role: its replay resolves the same.
+                Action::Aimed { role, aim } => match self.holder(role, aim) {
+                    Ok(node) => {
+                        let action = aim.at(node, self.cluster.size());
+                        self.note(None, EventKind::Step { index, action: action.clone() });
+                        let what = format!("{} aimed at role `{role}`: node {node}", aim.name());
+                        self.note(Some(node), EventKind::Fault { what });
+                        self.apply(&action, index, step.line)?;
+                    }
+                    Err(why) => {
+                        self.note(None, EventKind::Step { index, action: step.action.clone() });
+                        self.note(None, EventKind::Fault { what: format!("{} skipped: {why}", aim.name()) });
+                    }
+                },
+                action => {
+                    self.note(None, EventKind::Step { index, action: action.clone() });
+                    self.apply(action, index, step.line)?;
+                }
+            }
             if let Some(wait) = step.wait {
                 let deadline = self.cluster.now() + wait;
                 self.run_until(deadline, |h| h.step_completed(index))?;
@@ -215,6 +243,28 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         self.cluster.recorder().read(|h| unmet(self.system, h, condition.node, &check))
     }
 
+    /// The node a step aimed at `role` hits now: the system's holder of the
+    /// role, judged from the history; for a `restart`, the node the latest
+    /// crash aimed at the role took down that is still down. `Err` says why
+    /// there is none.
+    fn holder(&mut self, role: &str, aim: &Aim) -> Result<NodeIdx, String> {
+        if *aim == Aim::Node(NodeChange::Restart) {
+            let crashed = self.crashed.entry(role.to_string()).or_default();
+            let alive = |node| self.cluster.recorder().read(|h| h.node(node).alive);
+            let down = crashed.iter().rposition(|&node| !alive(node));
+            return down
+                .map(|i| crashed.remove(i))
+                .ok_or_else(|| format!("no node a crash aimed at role `{role}` took down is down"));
+        }
+        let system = self.system;
+        let node = self.cluster.recorder().read(|h| system.role(h, role));
+        let node = node.filter(|&n| n < self.cluster.size()).ok_or_else(|| format!("no node holds role `{role}`"))?;
+        if *aim == Aim::Node(NodeChange::Crash) && self.alive(node) {
+            self.crashed.entry(role.to_string()).or_default().push(node);
+        }
+        Ok(node)
+    }
+
     /// Whether `node` runs; otherwise the step is skipped and the history says so.
     fn up(&self, action: &Action, node: NodeIdx, want: bool) -> bool {
         let ok = self.alive(node) == want;
@@ -243,6 +293,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
             | Action::Disk { .. }
             | Action::Pause { .. }
             | Action::Clock { .. } => unreachable!("node actions are applied above"),
+            Action::Aimed { .. } => unreachable!("the timeline resolves an aimed action first"),
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());
                 let node = crate::system::Operation::node(&op);

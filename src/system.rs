@@ -532,4 +532,21 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     fn fair(&self, _scenario: &Scenario) -> Result<(), String> {
         Ok(())
     }
+
+    /// The roles a node of the system can hold (`"leader"`, `"primary"`):
+    /// scenario steps aim faults at them (`crash = { role = "primary" }`),
+    /// and exploration sometimes does. None by default; a role a scenario
+    /// names must be one of these.
+    fn roles(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The node that holds `role` now, judged from what the harness
+    /// observed (the history, never the node's own word), or `None` when no
+    /// live node does: the executor then skips the step and records why.
+    /// Called when a step aimed at the role runs, with `role` one of
+    /// [`roles`](System::roles).
+    fn role(&self, _history: &History<Self>, _role: &str) -> Option<NodeIdx> {
+        None
+    }
 }

@@ -78,6 +78,10 @@ pub struct SystemInfo {
     pub knobs: Vec<Knob>,
     /// The timing it tolerates (exploration's latency and settle).
     pub tolerance: Tolerance,
+    /// The roles faults may aim at (`crash = { role = "NAME" }`); left out
+    /// of the JSON when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<&'static str>,
 }
 
 /// An exploration and its first failure, shrunk ([`Bundle::hunt`]).
@@ -165,6 +169,7 @@ impl<S: System> Bundle for S {
             properties,
             planted_bugs: self.planted_bugs(),
             knobs: self.knobs(),
+            roles: self.roles(),
             tolerance: self.tolerance(),
         }
     }

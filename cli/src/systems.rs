@@ -28,6 +28,9 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
         println!("  conditions: {}", info.conditions.join(", "));
         println!("  rebind: {}", if info.capabilities.rebind { "yes" } else { "no" });
         println!("  storage: {}", if info.capabilities.storage { "yes" } else { "no" });
+        if !info.roles.is_empty() {
+            println!("  roles: {}", info.roles.join(", "));
+        }
         println!(
             "  tolerates: latency up to {}, settle {}, boot stagger {}",
             tandem::scenario::format_duration(info.tolerance.max_latency),

@@ -215,6 +215,15 @@ pub enum Action {
     },
     /// One of the system's own operations (`broadcast`, `put`, ...).
     Op(Call),
+    /// A fault aimed at a role (`crash = { role = "primary" }`): it hits the
+    /// node that holds the role when the step runs ([`System::role`]), and
+    /// the history records that node.
+    Aimed {
+        /// The role, one of the system's [`System::roles`].
+        role: String,
+        /// What it does to the role's holder.
+        aim: Aim,
+    },
 }
 
 impl Action {
@@ -247,6 +256,7 @@ impl Action {
             Action::Await { .. } => "await",
             Action::Expect { .. } => "expect",
             Action::Op(call) => &call.key,
+            Action::Aimed { aim, .. } => aim.name(),
         }
     }
 
@@ -260,13 +270,15 @@ impl Action {
             | Action::Rebind { .. }
             | Action::Disk { .. }
             | Action::Pause { .. }
-            | Action::Clock { .. } => true,
+            | Action::Clock { .. }
+            | Action::Aimed { .. } => true,
             Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => false,
         }
     }
 
     /// The one node a node action acts on: the crashed, restarted, rebound,
-    /// disk-faulted, paused or clock-changed node.
+    /// disk-faulted, paused or clock-changed node (`None` for one aimed at a
+    /// role: its node is known only when it runs).
     pub fn node(&self) -> Option<NodeIdx> {
         self.node_change().map(|(node, _)| node)
     }
@@ -280,7 +292,11 @@ impl Action {
             Action::Disk { node, fault } => Some((node, NodeChange::Disk(fault))),
             Action::Pause { node, length } => Some((node, NodeChange::Pause(length))),
             Action::Clock { node, change } => Some((node, NodeChange::Clock(change))),
-            Action::Link { .. } | Action::Op(_) | Action::Await { .. } | Action::Expect { .. } => None,
+            Action::Link { .. }
+            | Action::Op(_)
+            | Action::Await { .. }
+            | Action::Expect { .. }
+            | Action::Aimed { .. } => None,
         }
     }
 
@@ -314,6 +330,7 @@ impl Action {
             }
             Action::Expect { condition } => Action::Expect { condition: condition.renumbered(&node)? },
             Action::Op(call) => Action::Op(op(call)?),
+            Action::Aimed { .. } => self.clone(),
         })
     }
 }
@@ -338,6 +355,52 @@ pub enum NodeChange {
     Pause(Duration),
     /// `clock`: change what the node's clocks read, running or not.
     Clock(ClockChange),
+}
+
+/// What a step aimed at a role does to the role's holder
+/// ([`Action::Aimed`]).
+///
+/// ```
+/// use tandem::scenario::{Action, Aim, NodeChange, Scope, LinkChange};
+/// assert_eq!(Aim::Node(NodeChange::Crash).at(2, 3), Action::Crash { node: 2 });
+/// let cut = Action::Link { change: LinkChange::Partition { oneway: false }, scope: Scope::Between { a: vec![1], b: vec![0, 2] } };
+/// assert_eq!(Aim::Isolate { oneway: false }.at(1, 3), cut);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aim {
+    /// A node fault on the holder: `crash`, `rebind`, `disk`, `pause` or
+    /// `clock`. A `restart` aimed at a role starts again the node that the
+    /// latest `crash` aimed at that role took down, of those still down
+    /// (a role's holder runs).
+    Node(NodeChange),
+    /// `partition = { role = "NAME" }`: cut the holder off from every other
+    /// node, the majority (only what it sends, when `oneway`).
+    Isolate {
+        /// Drop only what the holder sends.
+        oneway: bool,
+    },
+}
+
+impl Aim {
+    /// The key of its action in a step table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Aim::Node(change) => change.name(),
+            Aim::Isolate { .. } => "partition",
+        }
+    }
+
+    /// The action it is when `node` holds the role in a cluster of `size`
+    /// nodes.
+    pub fn at(&self, node: NodeIdx, size: u32) -> Action {
+        match *self {
+            Aim::Node(change) => change.on(node),
+            Aim::Isolate { oneway } => Action::Link {
+                change: LinkChange::Partition { oneway },
+                scope: Scope::Between { a: vec![node], b: (0..size).filter(|&n| n != node).collect() },
+            },
+        }
+    }
 }
 
 /// What a `clock` step does to a node's clocks. As on a real machine, the
@@ -434,6 +497,31 @@ impl std::fmt::Display for Skew {
 }
 
 impl NodeChange {
+    /// The key of its action in a step table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeChange::Crash => "crash",
+            NodeChange::Restart => "restart",
+            NodeChange::Rebind { .. } => "rebind",
+            NodeChange::Disk(_) => "disk",
+            NodeChange::Pause(_) => "pause",
+            NodeChange::Clock(_) => "clock",
+        }
+    }
+
+    /// The node action that does this to `node` (the inverse of
+    /// [`Action::node_change`]).
+    pub fn on(self, node: NodeIdx) -> Action {
+        match self {
+            NodeChange::Crash => Action::Crash { node },
+            NodeChange::Restart => Action::Restart { node },
+            NodeChange::Rebind { port } => Action::Rebind { node, port },
+            NodeChange::Disk(fault) => Action::Disk { node, fault },
+            NodeChange::Pause(length) => Action::Pause { node, length },
+            NodeChange::Clock(change) => Action::Clock { node, change },
+        }
+    }
+
     /// Whether the node must be up (`Some(true)`) or down (`Some(false)`)
     /// for the change to apply; the executor skips it otherwise, and says so.
     pub fn needs_up(&self) -> Option<bool> {
@@ -681,6 +769,7 @@ fn step_shape(action: &Action) -> String {
             let named = ["node", "from", "to"].map(|field| call.value.get(field).and_then(toml::Value::as_integer));
             named.iter().flatten().map(i64::to_string).collect::<Vec<_>>().join(",")
         }
+        Action::Aimed { role, .. } => role.clone(),
         _ => action.node().map(|node| node.to_string()).unwrap_or_default(),
     };
     match nodes.is_empty() {

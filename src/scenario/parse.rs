@@ -19,9 +19,9 @@ use toml::Spanned;
 use super::error::Located;
 use super::validate::{self, Field, Loc, Side};
 use super::{
-    format_duration, parse_duration, Action, Call, ClockChange, Condition, DiskFault, LatencyRange, LinkChange,
-    Network, NodeIdx, Scenario, ScenarioError, Scope, Skew, Step, Syntax, Timing, DEFAULT_DURATION, DEFAULT_SETTLE,
-    MAX_NODES,
+    format_duration, parse_duration, Action, Aim, Call, ClockChange, Condition, DiskFault, LatencyRange, LinkChange,
+    Network, NodeChange, NodeIdx, Scenario, ScenarioError, Scope, Skew, Step, Syntax, Timing, DEFAULT_DURATION,
+    DEFAULT_SETTLE, MAX_NODES,
 };
 
 type Span = Range<usize>;
@@ -119,15 +119,15 @@ struct RawStep {
 }
 
 enum RawAction {
-    Partition(RawPartition),
+    Partition(Spanned<RawPartition>),
     Heal(RawGroups),
     Latency(RawLatency),
     Loss(RawLoss),
-    Crash(RawNode),
-    Restart(RawNode),
-    Rebind(RawRebind),
+    Crash(Spanned<RawNode>),
+    Restart(Spanned<RawNode>),
+    Rebind(Spanned<RawRebind>),
     Disk(Spanned<RawDisk>),
-    Pause(RawPause),
+    Pause(Spanned<RawPause>),
     Clock(Spanned<RawClock>),
     Await(Spanned<RawCondition>),
     Expect(Spanned<RawCondition>),
@@ -136,12 +136,17 @@ enum RawAction {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "an inline table like { a = [0], b = [1, 2], oneway = false }")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an inline table like { a = [0], b = [1, 2], oneway = false } or { role = \"primary\" }"
+)]
 struct RawPartition {
-    a: RawGroup,
-    b: RawGroup,
+    a: Option<RawGroup>,
+    b: Option<RawGroup>,
     #[serde(default)]
     oneway: bool,
+    /// Cut the role's holder off from every other node, instead of `a` and `b`.
+    role: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -168,15 +173,17 @@ struct RawLoss {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "an inline table like { node = 1 }")]
+#[serde(deny_unknown_fields, expecting = "an inline table like { node = 1 } or { role = \"primary\" }")]
 struct RawNode {
-    node: Spanned<NodeIdx>,
+    node: Option<Spanned<NodeIdx>>,
+    role: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an inline table like { node = 1, port = 7001 }")]
 struct RawRebind {
-    node: Spanned<NodeIdx>,
+    node: Option<Spanned<NodeIdx>>,
+    role: Option<Spanned<String>>,
     port: Option<u16>,
 }
 
@@ -186,7 +193,8 @@ struct RawRebind {
     expecting = "an inline table like { node = 1, fault = \"fail-sync\" } or { node = 1, fault = \"slow\", delay = \"20ms\" }"
 )]
 struct RawDisk {
-    node: Spanned<NodeIdx>,
+    node: Option<Spanned<NodeIdx>>,
+    role: Option<Spanned<String>>,
     fault: Spanned<String>,
     delay: Option<Spanned<String>>,
 }
@@ -223,7 +231,8 @@ impl RawDisk {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an inline table like { node = 1, for = \"2s\" }")]
 struct RawPause {
-    node: Spanned<NodeIdx>,
+    node: Option<Spanned<NodeIdx>>,
+    role: Option<Spanned<String>>,
     #[serde(rename = "for")]
     length: Spanned<String>,
 }
@@ -234,7 +243,8 @@ struct RawPause {
     expecting = "an inline table like { node = 1, jump = \"-5s\" }, { node = 1, offset = \"2s\" } or { node = 1, drift = 0.05 }"
 )]
 struct RawClock {
-    node: Spanned<NodeIdx>,
+    node: Option<Spanned<NodeIdx>>,
+    role: Option<Spanned<String>>,
     offset: Option<Spanned<String>>,
     jump: Option<Spanned<String>>,
     drift: Option<Spanned<f64>>,
@@ -554,10 +564,28 @@ impl Converter<'_> {
         let at = |field| Loc::Step(step, field);
         self.spans.insert(at(Field::Action), key.span());
         Ok(match raw {
-            RawAction::Partition(r) => Action::Link {
-                change: LinkChange::Partition { oneway: r.oneway },
-                scope: Scope::Between { a: self.group(step, Side::A, &r.a), b: self.group(step, Side::B, &r.b) },
-            },
+            RawAction::Partition(whole) => {
+                let r = whole.get_ref();
+                let missing = |field: &str| Located::new(whole.span(), format!("missing field `{field}`"));
+                match (&r.role, &r.a, &r.b) {
+                    (Some(role), None, None) => Action::Aimed {
+                        role: self.value(at(Field::Role), role),
+                        aim: Aim::Isolate { oneway: r.oneway },
+                    },
+                    (Some(_), Some(group), _) | (Some(_), None, Some(group)) => {
+                        return Err(Located::new(
+                            group.span(),
+                            "a `partition` aimed at a `role` has no groups: it cuts the role's holder off from every other node",
+                        ))
+                    }
+                    (None, None, _) => return Err(missing("a")),
+                    (None, Some(_), None) => return Err(missing("b")),
+                    (None, Some(a), Some(b)) => Action::Link {
+                        change: LinkChange::Partition { oneway: r.oneway },
+                        scope: Scope::Between { a: self.group(step, Side::A, a), b: self.group(step, Side::B, b) },
+                    },
+                }
+            }
             RawAction::Heal(r) => Action::Link { change: LinkChange::Heal, scope: self.scope(step, key, &r.a, &r.b)? },
             RawAction::Latency(r) => Action::Link {
                 change: LinkChange::Latency(self.range(at(Field::Value), &r.value)?),
@@ -567,23 +595,27 @@ impl Converter<'_> {
                 change: LinkChange::Loss(self.value(at(Field::Rate), &r.rate)),
                 scope: self.scope(step, key, &r.a, &r.b)?,
             },
-            RawAction::Crash(r) => Action::Crash { node: self.value(at(Field::Node), &r.node) },
-            RawAction::Restart(r) => Action::Restart { node: self.value(at(Field::Node), &r.node) },
-            RawAction::Rebind(r) => Action::Rebind { node: self.value(at(Field::Node), &r.node), port: r.port },
-            RawAction::Disk(r) => Action::Disk {
-                node: self.value(at(Field::Node), &r.get_ref().node),
-                fault: r.get_ref().fault(r.span())?,
-            },
+            RawAction::Crash(r) => self.aimed(step, r, &r.get_ref().node, &r.get_ref().role, NodeChange::Crash)?,
+            RawAction::Restart(r) => self.aimed(step, r, &r.get_ref().node, &r.get_ref().role, NodeChange::Restart)?,
+            RawAction::Rebind(r) => {
+                let raw = r.get_ref();
+                self.aimed(step, r, &raw.node, &raw.role, NodeChange::Rebind { port: raw.port })?
+            }
+            RawAction::Disk(r) => {
+                let raw = r.get_ref();
+                self.aimed(step, r, &raw.node, &raw.role, NodeChange::Disk(raw.fault(r.span())?))?
+            }
             RawAction::Pause(r) => {
-                self.spans.insert(at(Field::Length), r.length.span());
-                Action::Pause { node: self.value(at(Field::Node), &r.node), length: duration(&r.length)? }
+                let raw = r.get_ref();
+                self.spans.insert(at(Field::Length), raw.length.span());
+                self.aimed(step, r, &raw.node, &raw.role, NodeChange::Pause(duration(&raw.length)?))?
             }
             RawAction::Clock(r) => {
                 let raw = r.get_ref();
                 if let Some(drift) = &raw.drift {
                     self.spans.insert(at(Field::Drift), drift.span());
                 }
-                Action::Clock { node: self.value(at(Field::Node), &raw.node), change: raw.change(r.span())? }
+                self.aimed(step, r, &raw.node, &raw.role, NodeChange::Clock(raw.change(r.span())?))?
             }
             RawAction::Await(r) => {
                 let timeout = r.get_ref().timeout.as_ref().ok_or_else(|| {
@@ -604,6 +636,31 @@ impl Converter<'_> {
                 Action::Op(self.call(key, value, |source| self.syntax.check_op(source, nodes))?)
             }
         })
+    }
+
+    /// A node action: `change` on its `node`, or aimed at its `role`
+    /// ([`Action::Aimed`]); exactly one of them, in the table `whole`.
+    fn aimed<T>(
+        &mut self,
+        step: usize,
+        whole: &Spanned<T>,
+        node: &Option<Spanned<NodeIdx>>,
+        role: &Option<Spanned<String>>,
+        change: NodeChange,
+    ) -> Result<Action, Located> {
+        let at = |field| Loc::Step(step, field);
+        match (node, role) {
+            (Some(node), None) => Ok(change.on(self.value(at(Field::Node), node))),
+            (None, Some(role)) => Ok(Action::Aimed { role: self.value(at(Field::Role), role), aim: Aim::Node(change) }),
+            (Some(_), Some(role)) => Err(Located::new(
+                role.span(),
+                format!("`{}` has both `node` and `role`, expected one of them", change.name()),
+            )),
+            (None, None) => Err(Located::new(
+                whole.span(),
+                "missing field `node`, expected a node index like node = 1, or a role like role = \"primary\"",
+            )),
+        }
     }
 
     /// A group, recording where it and each of its elements were written.

@@ -24,6 +24,8 @@ pub trait Syntax {
     /// The codes of the system's properties that judge a run (`always` and
     /// `eventually`).
     fn judging_properties(&self) -> Vec<&'static str>;
+    /// The roles faults may aim at ([`System::roles`]).
+    fn role_names(&self) -> Vec<&'static str>;
     /// Parses an operation from `source` (`key = value`, TOML), checks its
     /// node indices against `nodes` and its own rules. An error carries the
     /// byte range in `source` when it has one.
@@ -59,6 +61,10 @@ impl<S: System> Syntax for S {
 
     fn judging_properties(&self) -> Vec<&'static str> {
         self.properties().iter().filter(|p| p.judges()).map(|p| p.code).collect()
+    }
+
+    fn role_names(&self) -> Vec<&'static str> {
+        self.roles()
     }
 
     fn check_op(&self, source: &str, nodes: u32) -> Result<Call, (Option<std::ops::Range<usize>>, String)> {

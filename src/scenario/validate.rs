@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{
-    Action, Call, ClockChange, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing,
+    Action, Aim, Call, ClockChange, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing,
     MAX_CLIENTS, MAX_NODES, MAX_STAGGER,
 };
 
@@ -64,6 +64,8 @@ pub(crate) enum Field {
     Drift,
     /// `node` (of an action or a condition).
     Node,
+    /// `role` (of an action aimed at a role).
+    Role,
     /// Group `a` or `b`, whole (`None`) or one element.
     Group(Side, Option<usize>),
 }
@@ -263,6 +265,21 @@ impl Checker<'_> {
                     |(_, message): (Option<std::ops::Range<usize>>, String)| Violation { loc: at(Field::Op), message };
                 self.syntax.check_op(&source(call), self.nodes).map(drop).map_err(message)
             }
+            Action::Aimed { role, aim } => {
+                let roles = self.syntax.role_names();
+                ensure(roles.contains(&role.as_str()), at(Field::Role), || {
+                    format!(
+                        "unknown role `{role}` of system `{}`, expected one of: {}",
+                        self.syntax.system(),
+                        if roles.is_empty() { "(none)".to_string() } else { roles.join(", ") }
+                    )
+                })?;
+                ensure(self.nodes >= 2 || !matches!(aim, Aim::Isolate { .. }), at(Field::Action), || {
+                    "a partition of a role needs at least 2 nodes".into()
+                })?;
+                // The rest, as of the same action aimed at node 0.
+                self.action(step, &aim.at(0, self.nodes))
+            }
             // Crash, restart, disk: a node action's node is all there is to check.
             _ => action.node().map_or(Ok(()), |node| self.node(at(Field::Node), node)),
         }
@@ -332,6 +349,7 @@ impl fmt::Display for Field {
             Field::Length => f.write_str("for"),
             Field::Drift => f.write_str("drift"),
             Field::Node => f.write_str("node"),
+            Field::Role => f.write_str("role"),
             Field::Group(side, None) => write!(f, "{side}"),
             Field::Group(side, Some(j)) => write!(f, "{side}[{j}]"),
         }

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use super::{format_duration, Action, ClockChange, Condition, DiskFault, LinkChange, NodeIdx, Scenario, Scope, Timing};
+use super::{
+    format_duration, Action, Aim, ClockChange, Condition, DiskFault, LinkChange, NodeIdx, Scenario, Scope, Timing,
+};
 
 /// `scenario` in the file format.
 pub(crate) fn to_toml(scenario: &Scenario) -> String {
@@ -84,7 +86,8 @@ pub(crate) fn action(action: &Action) -> String {
         | Action::Pause { .. }
         | Action::Clock { .. }
         | Action::Await { .. }
-        | Action::Expect { .. } => format!("{} = {}", action.name(), inline(&action_fields(action))),
+        | Action::Expect { .. }
+        | Action::Aimed { .. } => format!("{} = {}", action.name(), inline(&action_fields(action))),
     }
 }
 
@@ -126,6 +129,18 @@ fn action_fields(action: &Action) -> Fields {
         }
         Action::Expect { condition } => condition_fields(condition),
         Action::Op(_) => unreachable!("operations are written whole"),
+        // The role where the node would be: `crash = { role = "primary" }`,
+        // `partition = { role = "primary", oneway = false }`.
+        Action::Aimed { role, aim } => {
+            let role = ("role".to_string(), string(role));
+            match aim {
+                Aim::Isolate { oneway } => vec![role, ("oneway".into(), oneway.to_string())],
+                Aim::Node(change) => action_fields(&change.on(0))
+                    .into_iter()
+                    .map(|field| if field.0 == "node" { role.clone() } else { field })
+                    .collect(),
+            }
+        }
     }
 }
 

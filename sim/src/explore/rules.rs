@@ -17,9 +17,11 @@
 //!   old address and nothing can ever tell them (one mover always can: it
 //!   still knows everyone else's address and redials until it gets through);
 //! - a crash, after it rebound, of the node that is the only seed: restarted,
-//!   it knows no one, and the others may know only its old address.
+//!   it knows no one, and the others may know only its old address;
+//! - a crash aimed at a role with no restart aimed at the role after it: it
+//!   may have hit a seed, which would stay down.
 
-use tandem::scenario::{Action, Call, NodeIdx, Scenario};
+use tandem::scenario::{Action, Aim, Call, NodeChange, NodeIdx, Scenario};
 use tandem::system::System;
 
 /// Why `scenario` is not fair to a correct node of `system`, or `Ok` when it is.
@@ -37,6 +39,8 @@ pub(super) fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), S
         return Err("`seeds` is empty: no node could join".into());
     }
     let mut up = vec![true; scenario.nodes as usize];
+    // Crashes aimed at each role not yet followed by a restart aimed at it.
+    let mut aimed_down: std::collections::BTreeMap<&str, u32> = Default::default();
     let mut mover = None;
     let sole_seed = |node: NodeIdx| scenario.nodes > 1 && scenario.seeds.iter().all(|&s| s == node);
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -50,6 +54,11 @@ pub(super) fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), S
             }
             Action::Crash { node } => up[*node as usize] = false,
             Action::Restart { node } => up[*node as usize] = true,
+            Action::Aimed { role, aim: Aim::Node(NodeChange::Crash) } => *aimed_down.entry(role).or_default() += 1,
+            Action::Aimed { role, aim: Aim::Node(NodeChange::Restart) } => {
+                let down = aimed_down.entry(role).or_default();
+                *down = down.saturating_sub(1);
+            }
             Action::Rebind { node, .. } => match mover {
                 Some(m) if m != *node => {
                     return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did"))
@@ -58,6 +67,9 @@ pub(super) fn generic(scenario: &Scenario, ready: Option<&Call>) -> Result<(), S
             },
             _ => {}
         }
+    }
+    if let Some((role, _)) = aimed_down.iter().find(|(_, &down)| down > 0) {
+        return Err(format!("a crash aimed at role `{role}` has no restart aimed at it after it"));
     }
     match scenario.seeds.iter().find(|&&s| !up[s as usize]) {
         Some(seed) => Err(format!("seed node {seed} is down at the end")),

@@ -37,8 +37,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use tandem::scenario::{
-    Action, Call, ClockChange, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew,
-    DEFAULT_DURATION, DEFAULT_SETTLE,
+    Action, Aim, Call, ClockChange, DiskFault, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope,
+    Skew, DEFAULT_DURATION, DEFAULT_SETTLE,
 };
 use tandem::system::{Knob, SurvivedDiskFault, System, Tolerance};
 
@@ -543,8 +543,63 @@ enum Cut {
     Pause,
 }
 
-/// The actions of one fault episode, or `None` when the kind needs more nodes.
+/// A fault aimed at one of `roles` (drawn), with operations on any node
+/// before (half the time) and during it, then its repair: a crash then a
+/// restart aimed at the role (always: the node is not known in advance), a
+/// partition cutting the holder off from every other node then (usually)
+/// a heal of every link, or a pause of up to `max_pause`.
+fn aimed<S: System>(system: &S, nodes: u32, roles: Vec<&'static str>, kind: FaultKind) -> BoxedStrategy<Actions> {
+    let op = || operation(system, nodes, None);
+    let max_pause = system.tolerance().max_pause.as_millis() as u64;
+    let (hold, repair): (BoxedStrategy<Duration>, _) = match kind {
+        FaultKind::Crash => (millis(200..=6000).boxed(), Just(true).boxed()),
+        FaultKind::Pause => (millis(100.min(max_pause)..=max_pause).boxed(), Just(false).boxed()),
+        _ => (millis(300..=5000).boxed(), prop::bool::weighted(0.8).boxed()),
+    };
+    (proptest::sample::select(roles), lead(op()), during(op()), hold, repair)
+        .prop_map(move |(role, lead, sends, hold, repair)| {
+            let role = role.to_string();
+            let aim = |aim| Action::Aimed { role: role.clone(), aim };
+            let (mut actions, at) = begin(lead);
+            actions.push((
+                at,
+                aim(match kind {
+                    FaultKind::Crash => Aim::Node(NodeChange::Crash),
+                    FaultKind::Pause => Aim::Node(NodeChange::Pause(hold)),
+                    _ => Aim::Isolate { oneway: kind == FaultKind::OneWayPartition },
+                }),
+            ));
+            add_during(&mut actions, at, hold, sends);
+            if repair {
+                let undo = match kind {
+                    FaultKind::Crash => aim(Aim::Node(NodeChange::Restart)),
+                    _ => Action::Link { change: LinkChange::Heal, scope: Scope::Every },
+                };
+                actions.push((at + hold, undo));
+            }
+            actions
+        })
+        .boxed()
+}
+
+/// The actions of one fault episode, or `None` when the kind needs more
+/// nodes. For a system that names roles ([`System::roles`]), one crash,
+/// partition or pause in four is aimed at a role instead of drawn nodes;
+/// any other draws exactly what it always drew.
 fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
+    let drawn = drawn_fault(stage, kind)?;
+    let roles = stage.system.roles();
+    let aimable =
+        matches!(kind, FaultKind::Crash | FaultKind::Partition | FaultKind::OneWayPartition | FaultKind::Pause);
+    if roles.is_empty() || !aimable {
+        return Some(drawn);
+    }
+    Some(prop_oneof![3 => drawn, 1 => aimed(&*stage.system, stage.nodes, roles, kind)].boxed())
+}
+
+/// The actions of one fault episode at drawn nodes, or `None` when the kind
+/// needs more nodes.
+fn drawn_fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
     let (system, nodes) = (&stage.system, stage.nodes);
     let two = nodes >= 2;
     Some(match kind {

@@ -522,4 +522,36 @@ impl System for Primary {
     fn ready(&self) -> Option<PrimaryCondition> {
         Some(PrimaryCondition::Serving(True))
     }
+
+    /// `primary`, which steps aim faults at (`crash = { role = "primary" }`).
+    fn roles(&self) -> Vec<&'static str> {
+        vec![ROLE]
+    }
+
+    /// The primary as the harness saw it: the node of the run's `Serving`
+    /// observation of the highest epoch, while it still runs the
+    /// incarnation that served (a crash or a restart since ends it). A
+    /// primary deposed without a newer one serving yet still counts, as it
+    /// may still answer.
+    fn role(&self, history: &History<Self>, role: &str) -> Option<NodeIdx> {
+        if role != ROLE {
+            return None;
+        }
+        let events = history.events();
+        let (_, node, at) = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match (&e.event, e.node) {
+                (EventKind::Observe(PrimaryObservation::Serving { epoch }), Some(node)) => Some((*epoch, node, i)),
+                _ => None,
+            })
+            .max_by_key(|&(epoch, _, i)| (epoch, i))?;
+        let ended = events[at + 1..]
+            .iter()
+            .any(|e| e.node == Some(node) && matches!(e.event, EventKind::Crashed | EventKind::Started { .. }));
+        (!ended && history.node(node).alive).then_some(node)
+    }
 }
+
+/// The role of the node that serves as primary.
+pub const ROLE: &str = "primary";
