@@ -78,6 +78,11 @@ pub struct SystemInfo {
     pub knobs: Vec<Knob>,
     /// The timing it tolerates (exploration's latency and settle).
     pub tolerance: Tolerance,
+    /// The workloads `explore --workload` picks from, the default first
+    /// (none: one, unnamed).
+    pub workloads: Vec<&'static str>,
+    /// Whether explored scenarios end with its final phase (`[[final]]`).
+    pub final_phase: bool,
 }
 
 /// An exploration and its first failure, shrunk ([`Bundle::hunt`]).
@@ -166,6 +171,8 @@ impl<S: System> Bundle for S {
             planted_bugs: self.planted_bugs(),
             knobs: self.knobs(),
             tolerance: self.tolerance(),
+            workloads: self.workloads(),
+            final_phase: !self.final_operations(2).is_empty(),
         }
     }
 
