@@ -45,7 +45,7 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
     let mut signature = Signature::new();
     for event in history.events() {
         let reached = Reached { at: event.at(), node: event.node };
-        faults.update(scenario, event.node, &event.event);
+        faults.update(event.at(), event.node, &event.event);
         let Some(node) = event.node else { continue };
         label.clear();
         kind_label(&event.event, &mut label);
@@ -54,7 +54,7 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
         let mut pair = [0u8; 17];
         pair[..8].copy_from_slice(&before.to_le_bytes());
         pair[8..16].copy_from_slice(&kind.to_le_bytes());
-        pair[16] = faults.active();
+        pair[16] = faults.active(event.at());
         signature.entry(xxh3_64(&pair)).or_insert(reached);
     }
     for (name, &index) in history.abstract_states() {
@@ -273,6 +273,7 @@ enum Active {
     Crashed = 16,
     Disk = 32,
     Clock = 64,
+    Paused = 128,
 }
 
 /// The faults in force, followed through the history's steps and events.
@@ -285,6 +286,8 @@ struct Faults {
     faulty_disks: BTreeSet<NodeIdx>,
     /// Nodes whose clock a `clock` step set off true time.
     skewed_clocks: BTreeSet<NodeIdx>,
+    /// Paused nodes, and when their pause ends.
+    paused: BTreeMap<NodeIdx, Duration>,
 }
 
 impl Faults {
@@ -295,17 +298,14 @@ impl Faults {
             crashed: BTreeSet::new(),
             faulty_disks: BTreeSet::new(),
             skewed_clocks: BTreeSet::new(),
+            paused: BTreeMap::new(),
         }
     }
 
-    /// Follows one event of a run of `scenario`.
-    fn update<S: System>(&mut self, scenario: &Scenario, node: Option<NodeIdx>, event: &EventKind<S>) {
+    /// Follows one event of a run, which happened at `at`.
+    fn update<S: System>(&mut self, at: Duration, node: Option<NodeIdx>, event: &EventKind<S>) {
         match (event, node) {
-            (EventKind::Step { index, .. }, _) => {
-                if let Some(step) = scenario.steps.get(*index) {
-                    self.apply(&step.action);
-                }
-            }
+            (EventKind::Step { action, .. }, _) => self.apply(at, action),
             (EventKind::Settle, None) => {
                 self.links.settle();
                 self.links_changed();
@@ -313,6 +313,7 @@ impl Faults {
             }
             (EventKind::Crashed, Some(node)) => {
                 self.crashed.insert(node);
+                self.paused.remove(&node);
             }
             (EventKind::Started { .. }, Some(node)) => {
                 self.crashed.remove(&node);
@@ -321,8 +322,12 @@ impl Faults {
         }
     }
 
-    fn apply(&mut self, action: &Action) {
+    /// Follows an action taken at `at`.
+    fn apply(&mut self, at: Duration, action: &Action) {
         match action {
+            Action::Pause { node, length } => {
+                self.paused.insert(*node, at + *length);
+            }
             Action::Link { change, scope } => {
                 self.links.apply(change, scope);
                 self.links_changed();
@@ -357,12 +362,13 @@ impl Faults {
             | bit(links.slow(), Active::Latency);
     }
 
-    /// The active fault kinds, as bits of [`Active`].
-    fn active(&self) -> u8 {
+    /// The fault kinds active at `now`, as bits of [`Active`].
+    fn active(&self, now: Duration) -> u8 {
         self.links_active
             | bit(!self.crashed.is_empty(), Active::Crashed)
             | bit(!self.faulty_disks.is_empty(), Active::Disk)
             | bit(!self.skewed_clocks.is_empty(), Active::Clock)
+            | bit(self.paused.values().any(|&until| until > now), Active::Paused)
     }
 }
 
@@ -427,24 +433,33 @@ mod tests {
     #[test]
     fn faults_follow_steps_heals_and_the_settle_tail() {
         let mut faults = Faults::new(&Scenario::new("t", 3));
-        faults.apply(&link(LinkChange::Partition { oneway: true }, &[0], &[1]));
-        faults.apply(&every(LinkChange::Loss(0.5)));
-        assert_eq!(faults.active(), Active::OneWay as u8 | Active::Loss as u8);
-        faults.apply(&link(LinkChange::Heal, &[1], &[0]));
-        faults.apply(&every(LinkChange::Loss(0.0)));
-        assert_eq!(faults.active(), 0);
+        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: true }, &[0], &[1]));
+        faults.apply(Duration::ZERO, &every(LinkChange::Loss(0.5)));
+        assert_eq!(faults.active(Duration::ZERO), Active::OneWay as u8 | Active::Loss as u8);
+        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[1], &[0]));
+        faults.apply(Duration::ZERO, &every(LinkChange::Loss(0.0)));
+        assert_eq!(faults.active(Duration::ZERO), 0);
         faults.crashed.insert(2);
-        faults.apply(&link(LinkChange::Partition { oneway: false }, &[0], &[2]));
-        assert_eq!(faults.active(), Active::Partition as u8 | Active::Crashed as u8);
+        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: false }, &[0], &[2]));
+        assert_eq!(faults.active(Duration::ZERO), Active::Partition as u8 | Active::Crashed as u8);
+    }
+
+    #[test]
+    fn a_pause_is_active_until_it_ends() {
+        let mut faults = Faults::new(&Scenario::new("t", 2));
+        let ms = Duration::from_millis;
+        faults.apply(ms(100), &Action::Pause { node: 1, length: ms(300) });
+        assert_eq!(faults.active(ms(399)), Active::Paused as u8);
+        assert_eq!(faults.active(ms(400)), 0, "resumed");
     }
 
     #[test]
     fn a_heal_between_groups_leaves_the_other_links_of_a_partition() {
         let mut faults = Faults::new(&Scenario::new("t", 3));
-        faults.apply(&link(LinkChange::Partition { oneway: false }, &[0], &[1, 2]));
-        faults.apply(&link(LinkChange::Heal, &[0], &[1]));
-        assert_eq!(faults.active(), Active::Partition as u8, "0 <-> 2 is still partitioned");
-        faults.apply(&link(LinkChange::Heal, &[2], &[0]));
-        assert_eq!(faults.active(), 0);
+        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: false }, &[0], &[1, 2]));
+        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[0], &[1]));
+        assert_eq!(faults.active(Duration::ZERO), Active::Partition as u8, "0 <-> 2 is still partitioned");
+        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[2], &[0]));
+        assert_eq!(faults.active(Duration::ZERO), 0);
     }
 }

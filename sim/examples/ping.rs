@@ -5,12 +5,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{EventKind, History, OpResult};
-use tandem::property::Property;
+use tandem::history::{Event, EventKind, History, OpResult};
+use tandem::picture::Mark;
+use tandem::property::{Failure, Property};
 use tandem::scenario::{NodeIdx, Scenario};
 use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
@@ -29,10 +31,12 @@ pub enum Ping {
 }
 
 impl Operation for Ping {
+    // Who carries it out.
     fn node(&self) -> NodeIdx {
         let Ping::Ping { from, .. } = self;
         *from
     }
+    // Every node index it names (a shrunk reproducer renumbers them).
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         let Ping::Ping { from, to } = self;
         vec![from, to]
@@ -56,13 +60,13 @@ pub struct EchoNode {
 }
 
 impl System for Echo {
-    type Op = Ping;
-    type Output = ();
-    type Observation = NodeIdx; // "I answered a ping from this node"
-    type Condition = Pinged;
-    type Outcome = usize;
-    type State = ();
-    type Node = EchoNode;
+    type Op = Ping; // what scenario steps ask a node to do
+    type Output = (); // what a successful operation returns
+    type Observation = NodeIdx; // what the harness sees the node do: "I answered a ping from this node"
+    type Condition = Pinged; // what `await` / `expect` can ask
+    type Outcome = usize; // a node's final state, for `tandem confirm`
+    type State = (); // derived from the history as it grows
+    type Node = EchoNode; // a running node
 
     fn name(&self) -> &'static str {
         "echo"
@@ -71,17 +75,22 @@ impl System for Echo {
     async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<EchoNode, String> {
         let mut listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr();
-        let observer = ctx.observer.clone();
+        let (observer, probe) = (ctx.observer.clone(), ctx.probe.clone());
         let server = tokio::spawn(async move {
             while let Ok(conn) = listener.accept().await {
                 let (mut tx, mut rx) = conn.split();
-                let observer = observer.clone();
+                let (observer, probe) = (observer.clone(), probe.clone());
                 tokio::spawn(async move {
+                    let mut answered = 0;
                     while let Ok(ping) = rx.recv().await {
+                        tandem::always!(probe, ping.len() == 1, "a ping is one byte");
                         observer.observe(NodeIdx::from(ping[0]));
                         if tx.send(ping).await.is_err() {
+                            tandem::reachable!(probe, "a pinger left before its answer");
                             return;
                         }
+                        answered += 1;
+                        tandem::sometimes!(probe, answered > 1, "two pings on one connection");
                     }
                 });
             }
@@ -110,7 +119,10 @@ impl System for Echo {
         let Ping::Ping { to, .. } = op;
         let (answer, answered) = oneshot::channel();
         node.pings.send((node.peers[to as usize], answer)).map_err(|_| "stopped".to_string())?;
-        Ok(answered.await.map_err(|_| "stopped".to_string())??)
+        match tokio::time::timeout(Duration::from_secs(2), answered).await {
+            Ok(result) => Ok(result.map_err(|_| "stopped".to_string())??), // String errors: Failed
+            Err(_) => Err(OpError::Indeterminate("no answer in 2 s".into())),
+        }
     }
 
     async fn stop(&self, node: EchoNode) {
@@ -123,24 +135,45 @@ impl System for Echo {
     }
 
     fn outcome(&self, history: &History<Self>, node: NodeIdx) -> usize {
-        history.events().iter().filter(|e| e.node == Some(node) && matches!(e.event, EventKind::Observe(_))).count()
+        answers(history, node)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        // A ping that got an answer was answered by the pinged node.
-        vec![Property::always("E1", "answers come from the pinged node", || {
-            |h: &History<Echo>, e: &tandem::history::Event<Echo>| match &e.event {
-                EventKind::Complete { id, result: OpResult::Ok(()) } => {
-                    let Some(Ping::Ping { from, to }) = h.invocation(*id) else { return Ok(()) };
-                    let answered = h
-                        .events()
-                        .iter()
-                        .any(|a| a.node == Some(*to) && matches!(a.event, EventKind::Observe(by) if by == *from));
-                    answered.then_some(()).ok_or(format!("node {to} never answered node {from}"))
+        vec![
+            // Safety: a monitor sees every new event once, as it arrives; a
+            // violation ends the run at that event.
+            Property::always("E1", "answers come from the pinged node", || {
+                |h: &History<Echo>, e: &Event<Echo>| match &e.event {
+                    EventKind::Complete { id, result: OpResult::Ok(()) } => {
+                        let Some(Ping::Ping { from, to }) = h.invocation(*id) else { return Ok(()) };
+                        let answered = h
+                            .events()
+                            .iter()
+                            .any(|a| a.node == Some(*to) && matches!(a.event, EventKind::Observe(by) if by == *from));
+                        answered.then_some(()).ok_or(format!("node {to} never answered node {from}"))
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
-            }
-        })]
+            }),
+            // Liveness: judged once, at the end of the settle tail; the
+            // failure names the ping that never ended, and its node.
+            Property::eventually_naming("E2", "every ping ends", |h: &History<Echo>| match unanswered(h) {
+                Some((index, node)) => Err(Failure::from("a ping never ended").on(node).naming(index)),
+                None => Ok(()),
+            }),
+            // Coverage: reported as hit or missed.
+            Property::sometimes("G1", "a node answered two pings", |h: &History<Echo>, e: &Event<Echo>| {
+                e.node.is_some_and(|node| matches!(e.event, EventKind::Observe(_)) && answers(h, node) >= 2)
+            }),
+        ]
+    }
+
+    fn mark(&self, _history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
+        match &event.event {
+            EventKind::Invoke { id, .. } => Some(Mark::new("ping", format!("ping {id}")).cause(id.to_string())),
+            EventKind::Complete { id, .. } => Some(Mark::new("pong", format!("pong {id}")).effect(id.to_string())),
+            _ => None,
+        }
     }
 
     fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Ping> {
@@ -149,13 +182,25 @@ impl System for Echo {
     }
 }
 
+/// The position and node of a ping's invocation that never completed.
+fn unanswered(h: &History<Echo>) -> Option<(usize, NodeIdx)> {
+    h.events().iter().enumerate().find_map(|(index, e)| match (&e.event, e.node) {
+        (EventKind::Invoke { id, .. }, Some(node)) => {
+            let ended =
+                h.events().iter().any(|c| matches!(c.event, EventKind::Complete { id: done, .. } if done == *id));
+            (!ended).then_some((index, node))
+        }
+        _ => None,
+    })
+}
+
+/// How many pings `node` answered so far.
+fn answers(h: &History<Echo>, node: NodeIdx) -> usize {
+    h.events().iter().filter(|e| e.node == Some(node) && matches!(e.event, EventKind::Observe(_))).count()
+}
+
 fn main() -> std::process::ExitCode {
-    let scenario = Scenario::parse(
-        "system = \"echo\"\nnodes = 2\nduration = \"3s\"\nsettle = \"1s\"\n\n[[step]]\nping = { from = 0, to = 1 }\n\n[[expect]]\nnode = 1\npinged = 1\n",
-        "ping.toml",
-        &Echo,
-    )
-    .expect("a valid scenario");
+    let scenario = Scenario::parse(include_str!("ping.toml"), "ping.toml", &Echo).expect("a valid scenario");
     let run = tandem_sim::run_scenario(Arc::new(Echo), &scenario, 1);
     match &run.outcome.failure {
         None => println!("PASS ping trace={}", run.digest()),

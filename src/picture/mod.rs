@@ -251,7 +251,7 @@ impl Picture {
                 }
                 (EventKind::Step { index, action }, None) => {
                     steps.push(StepMark { index: Some(*index), t_us, action: Scenario::action_toml(action) });
-                    if let Some(Action::Link { change, scope }) = scenario.steps.get(*index).map(|step| &step.action) {
+                    if let Action::Link { change, scope } = action {
                         bands.apply(change, scope, t_us);
                     }
                 }

@@ -514,7 +514,11 @@ fn pause<S: System>(system: &Arc<S>, workload: Option<String>, nodes: u32, max: 
 /// `max_drift_percent`, as the tolerance allows; an operation aimed at the
 /// first of them just before (half the time), operations aimed at it or at
 /// any node while the changes hold, and usually their reset at the end (an
-/// offset of zero, or no drift).
+/// offset of zero, or no drift). Half the time the first node also loses
+/// touch while its clock is off (Jepsen composes its clock nemesis with
+/// partitions the same way): it is cut off from the others, or paused, for
+/// the hold; a lease or a promise measured on the wrong clock is only
+/// tested when its holder cannot renew it.
 fn clock<S: System>(
     system: &Arc<S>,
     workload: Option<String>,
@@ -543,6 +547,7 @@ fn clock<S: System>(
         changes.push(drift.boxed());
     }
     let change = Union::new(changes);
+    let max_pause = tolerance.max_pause;
     let system = system.clone();
     proptest::sample::subsequence((0..nodes).collect::<Vec<_>>(), 1..=nodes as usize)
         .prop_flat_map(move |hit| {
@@ -550,11 +555,25 @@ fn clock<S: System>(
             let at_it = || workload_operation(&*system, workload.as_deref(), nodes, Some(first));
             let any = prop_oneof![at_it(), workload_operation(&*system, workload.as_deref(), nodes, None)].boxed();
             let each = vec(change.clone(), hit.len()).prop_map(move |c| hit.iter().copied().zip(c).collect::<Vec<_>>());
-            (each, lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7))
+            let cut = prop_oneof![2 => Just(None), 1 => Just(Some(Cut::Isolate)), 1 => Just(Some(Cut::Pause))];
+            (each, lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7), cut)
         })
-        .prop_map(|(each, lead, sends, hold, undo)| {
+        .prop_map(move |(each, lead, sends, hold, undo, cut)| {
             let (mut actions, at) = begin(lead);
             actions.extend(each.iter().map(|&(node, (change, _))| (at, Action::Clock { node, change })));
+            let first = each[0].0;
+            match cut {
+                Some(Cut::Isolate) if nodes >= 2 => {
+                    let scope = Scope::Between { a: vec![first], b: (0..nodes).filter(|&n| n != first).collect() };
+                    let change = LinkChange::Partition { oneway: false };
+                    actions.push((at, Action::Link { change, scope: scope.clone() }));
+                    actions.push((at + hold, Action::Link { change: LinkChange::Heal, scope }));
+                }
+                Some(Cut::Pause) if !max_pause.is_zero() => {
+                    actions.push((at, Action::Pause { node: first, length: hold.min(max_pause) }));
+                }
+                _ => {}
+            }
             add_during(&mut actions, at, hold, sends);
             if undo {
                 actions
@@ -563,6 +582,15 @@ fn clock<S: System>(
             actions
         })
         .boxed()
+}
+
+/// How the first node of a clock episode loses touch while its clock is off.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// Cut off from every other node.
+    Isolate,
+    /// Paused (for at most the tolerated pause).
+    Pause,
 }
 
 /// The actions of one fault episode, or `None` when the kind needs more nodes.
