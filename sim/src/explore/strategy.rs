@@ -8,7 +8,9 @@
 //! expectations, only the invariants judge it, so a correct node passes it.
 //!
 //! The faults are generic; the operations come from the system's workload
-//! ([`System::operations`]). The episodes are shaped to reach the places
+//! ([`System::operations`], or the one [`Space::workload`] names), and a
+//! system with a final phase ([`System::final_operations`]) gets it as
+//! every scenario's `[[final]]` steps, drawn without randomness. The episodes are shaped to reach the places
 //! where distributed protocols break: an operation right before a fault (so
 //! the fault catches it, or its replication, in flight), operations while a
 //! partition holds or a node is down (aimed at that node), partitions and
@@ -728,6 +730,7 @@ mod tests {
             let drawn = scenario(&echo, &Space::default()).new_tree(&mut runner).unwrap().current();
             let new = drawn.steps.iter().find(|s| matches!(s.action, Action::Pause { .. } | Action::Clock { .. }));
             assert_eq!(new, None, "{}", drawn.description);
+            assert!(drawn.finals.is_empty(), "no final operations, no final phase");
         }
     }
 }
