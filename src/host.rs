@@ -19,7 +19,7 @@ use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::NodeIdx;
 use crate::storage::Storage;
-use crate::system::{FailStop, Invocation, Knobs, NodeContext, Observer, OpError, System};
+use crate::system::{FailStop, Invocation, Knobs, NodeContext, NodeSecret, Observer, OpError, System};
 use crate::transport::{PeerIdentity, Transport};
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -210,6 +210,11 @@ pub struct Boot {
     /// The identity each node's transport presents, by index, where the
     /// network authenticates peers (see [`NodeContext::identities`]).
     pub identities: Vec<Option<PeerIdentity>>,
+    /// The node's signing secret, where the network provisions one (see
+    /// [`NodeContext::secret`]).
+    pub secret: Option<NodeSecret>,
+    /// Every node's verifying key (see [`NodeContext::verifying_keys`]).
+    pub verifying_keys: Vec<Option<[u8; 32]>>,
 }
 
 impl Boot {
@@ -231,6 +236,8 @@ impl Boot {
             buggify: None,
             knobs: setup.knobs.clone(),
             identities: vec![None; history.nodes().len()],
+            secret: None,
+            verifying_keys: vec![None; history.nodes().len()],
         }
     }
 }
@@ -280,6 +287,8 @@ pub async fn start<S: System, T: Transport>(
         planted_bug: boot.planted_bug,
         knobs: Knobs::new(boot.knobs.clone()),
         identities: boot.identities.clone(),
+        secret: boot.secret.clone(),
+        verifying_keys: boot.verifying_keys.clone(),
     };
     let system = recorder.system().clone();
     recorder.push(Some(node), EventKind::Started { incarnation: boot.incarnation, addr: listen });

@@ -242,6 +242,24 @@ pub struct NodeContext<S: System, T> {
     /// node one certificate for the whole run; the simulation gives `None`.
     /// A system can bind its node ids to them (a roster).
     pub identities: Vec<Option<PeerIdentity>>,
+    /// This node's signing secret for the run, where the network provisions
+    /// one (the real network: fresh for every run, kept across restarts,
+    /// given to this node only); `None` in simulation. It is the seed of an
+    /// Ed25519 signing key.
+    pub secret: Option<NodeSecret>,
+    /// Every node's Ed25519 verifying key, by index: the public half of its
+    /// [`secret`](NodeContext::secret) (`None` where there is none).
+    pub verifying_keys: Vec<Option<[u8; 32]>>,
+}
+
+/// A node's signing secret (see [`NodeContext::secret`]); never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for NodeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeSecret(..)")
+    }
 }
 
 impl<S: System, T> NodeContext<S, T> {

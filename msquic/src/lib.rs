@@ -49,7 +49,7 @@
 pub mod real;
 pub mod transport;
 
-pub use real::{run_real, RealCluster, RealOptions};
+pub use real::{node_secret, run_real, verifying_key, RealCluster, RealOptions};
 pub use transport::{
     close, identity_of, Limits, MsQuicConfig, MsQuicConnection, MsQuicListener, MsQuicReceiver, MsQuicSender,
     MsQuicTransport, TlsIdentity, TrustPolicy, ALPN,

@@ -151,12 +151,23 @@ pub async fn broadcast_all(
     let payload = Bytes::from(vec![7u8; size]);
     for _ in 0..per_origin {
         for &origin in origins {
-            loop {
+            let sent = loop {
                 match nodes[origin].broadcast.send("bench", payload.clone()).await {
-                    Ok(_) => break,
-                    // The outbox is full: let the acknowledgements catch up.
+                    Ok(sent) => break sent,
+                    // Every outbox is full: let the acknowledgements catch up.
                     Err(SendError::Backpressure(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
                     Err(e) => return Err(e.to_string()),
+                }
+            };
+            // A member whose outbox was full was left out: it gets the
+            // message directly once it has room.
+            for &peer in &sent.dropped {
+                loop {
+                    match nodes[origin].direct.send(peer, "bench", payload.clone()).await {
+                        Ok(_) => break,
+                        Err(SendError::Backpressure(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        Err(e) => return Err(e.to_string()),
+                    }
                 }
             }
         }

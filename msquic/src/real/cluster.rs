@@ -25,6 +25,7 @@ use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder, Served};
 use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
+use tandem::system::NodeSecret;
 use tandem::System;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
@@ -164,7 +165,11 @@ impl<S: System> RealCluster<S> {
     fn start(&mut self, node: NodeIdx) -> Result<(), String> {
         let boot = self.recorder.read(|h| Boot::next(h, node, &self.options.setup, &self.disks[node as usize]));
         let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
-        let boot = Boot { identities, run_id: self.run_id, ..boot };
+        let secrets: Vec<Option<NodeSecret>> =
+            self.transports.iter().map(|t| t.identity.as_ref().map(node_secret)).collect();
+        let verifying_keys = secrets.iter().map(|s| s.as_ref().map(verifying_key)).collect();
+        let secret = secrets[node as usize].clone();
+        let boot = Boot { identities, secret, verifying_keys, run_id: self.run_id, ..boot };
         let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
             Ok(transport) => transport,
             Err(error) => {
@@ -256,6 +261,24 @@ fn node_transports(config: &MsQuicConfig, nodes: u32) -> Result<Vec<MsQuicConfig
         .into_iter()
         .map(|identity| MsQuicConfig { trust: trust.clone(), ..config.clone().with_identity(identity) })
         .collect())
+}
+
+/// The signing secret a [`RealCluster`] gives the node with `identity`
+/// ([`NodeContext::secret`](tandem::system::NodeContext::secret)), bound to
+/// its TLS key: a hash of the key under a label of its own, so it is as
+/// secret as the key, fresh whenever the certificate is, and derivable by
+/// no other node.
+pub fn node_secret(identity: &TlsIdentity) -> NodeSecret {
+    use sha2::{Digest, Sha256};
+    let digest =
+        Sha256::new().chain_update(b"tandem node signing secret v1").chain_update(&identity.key_der).finalize();
+    NodeSecret(digest.into())
+}
+
+/// The Ed25519 verifying key of `secret`
+/// ([`NodeContext::verifying_keys`](tandem::system::NodeContext::verifying_keys)).
+pub fn verifying_key(secret: &NodeSecret) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(&secret.0).verifying_key().to_bytes()
 }
 
 /// A run's storage directory, removed with the cluster.

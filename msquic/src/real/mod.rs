@@ -22,7 +22,7 @@ pub mod transport;
 
 use std::sync::Arc;
 
-pub use cluster::{RealCluster, RealOptions};
+pub use cluster::{node_secret, verifying_key, RealCluster, RealOptions};
 
 use tandem::cluster::Setup;
 use tandem::execute::{execute, Run};

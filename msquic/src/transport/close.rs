@@ -16,9 +16,11 @@
 //! Refusals before a handshake completes cannot carry an application code
 //! (QUIC replaces it during the handshake): an untrusted certificate fails
 //! the TLS handshake with a certificate alert, and a connection over
-//! [`Limits::max_connections`](super::Limits::max_connections) or
-//! [`Limits::max_handshakes`](super::Limits::max_handshakes) is refused
-//! with QUIC's `CONNECTION_REFUSED`.
+//! [`Limits::max_connections`](super::Limits::max_connections),
+//! [`Limits::max_handshakes`](super::Limits::max_handshakes) or
+//! [`Limits::max_handshakes_per_source`](super::Limits::max_handshakes_per_source)
+//! is refused with QUIC's `CONNECTION_REFUSED` (counted, and logged at most
+//! once a second).
 
 /// An orderly close.
 pub const NORMAL: u64 = 0;

@@ -37,8 +37,14 @@ use tandem::transport::{
     Connection, ConnectionInfo, FrameDecoder, Framing, MessageReceiver, MessageSender, PeerIdentity, TransportError,
 };
 
-/// Bytes handed to MsQuic and not yet completed beyond which `send` waits.
+/// Bytes handed to MsQuic and not yet completed beyond which `send` waits
+/// (each send charged [`SEND_OVERHEAD`] more than its bytes).
 const MAX_IN_FLIGHT: usize = 4 * 1024 * 1024;
+/// What one send costs beyond its bytes (its [`SendBuffers`] box and
+/// MsQuic's send request), charged against [`MAX_IN_FLIGHT`]: a peer that
+/// grants no flow control holds at most about 15,000 tiny frames, not
+/// 300,000.
+const SEND_OVERHEAD: usize = 256;
 /// How long `close` waits for the peer to acknowledge what was sent.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -371,12 +377,14 @@ struct ConnHandler {
 /// A counted connection, and for an inbound one a counted handshake.
 pub(super) struct Slot {
     runtime: Arc<Runtime>,
-    handshaking: bool,
+    /// The source of an inbound connection still in its handshake.
+    handshaking: Option<SocketAddr>,
 }
 
 impl Slot {
-    /// Takes a slot, or none when the transport is at its limits.
-    pub(super) fn take(runtime: &Arc<Runtime>, inbound: bool) -> Option<Slot> {
+    /// Takes a slot (for an inbound connection from `source`, a handshake
+    /// slot too), or none when the transport is at its limits.
+    pub(super) fn take(runtime: &Arc<Runtime>, inbound: Option<SocketAddr>) -> Option<Slot> {
         runtime
             .counts
             .admit(&runtime.config.limits, inbound)
@@ -384,8 +392,8 @@ impl Slot {
     }
 
     fn authenticated(&mut self) {
-        if std::mem::take(&mut self.handshaking) {
-            self.runtime.counts.handshake_done();
+        if let Some(source) = self.handshaking.take() {
+            self.runtime.counts.handshake_done(source);
         }
     }
 }
@@ -632,8 +640,9 @@ struct SendBuffers {
 }
 
 impl SendBuffers {
+    /// What it is charged against [`MAX_IN_FLIGHT`].
     fn len(&self) -> usize {
-        HEADER_LEN + self.payload.len()
+        HEADER_LEN + self.payload.len() + SEND_OVERHEAD
     }
 
     /// Hands `frame` (header + payload) to MsQuic without copying it.
@@ -657,7 +666,7 @@ impl SendBuffers {
 /// Opens a connection to `addr` and waits for the server's stream.
 pub(super) async fn connect(runtime: Arc<Runtime>, addr: SocketAddr) -> Result<MsQuicConnection, TransportError> {
     let _turn = runtime.dials.turn().await?;
-    let slot = Slot::take(&runtime, false).ok_or_else(|| {
+    let slot = Slot::take(&runtime, None).ok_or_else(|| {
         TransportError::Refused(format!("connection limit ({}) reached", runtime.config.limits.max_connections))
     })?;
     let shared = Shared::new(runtime.clone());
@@ -722,7 +731,7 @@ impl MsQuicSender {
     pub(super) fn send_raw(&self, bytes: &'static [u8]) -> Result<(), TransportError> {
         let stream = self.owner.stream().ok_or(TransportError::Closed)?;
         let (header, rest) = bytes.split_first_chunk::<HEADER_LEN>().expect("a header's worth");
-        self.shared.lock().in_flight += bytes.len();
+        self.shared.lock().in_flight += bytes.len() + SEND_OVERHEAD;
         SendBuffers::submit(stream, *header, Bytes::from_static(rest)).map_err(|e| map_status(&e))
     }
 }
@@ -735,7 +744,7 @@ impl MessageSender for MsQuicSender {
                 max: self.framing.max_frame() as u64,
             });
         }
-        let len = HEADER_LEN + message.len();
+        let len = HEADER_LEN + message.len() + SEND_OVERHEAD;
         self.shared.reserve(len).await?;
         let stream = self.owner.stream().ok_or(TransportError::Closed)?;
         let header = (message.len() as u32).to_be_bytes();

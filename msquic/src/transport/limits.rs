@@ -3,7 +3,9 @@
 //! [`Limits`] with a default that keeps a node within tens of MiB however
 //! many hostile peers it meets.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 // Real network only: limits are wall-clock.
 use std::time::{Duration, Instant};
@@ -53,6 +55,10 @@ pub struct Limits {
     /// Inbound connections still in their TLS handshake (not yet
     /// authenticated); more are refused before any cryptography.
     pub max_handshakes: usize,
+    /// Inbound handshakes from one source address (IP and port) at once;
+    /// more from it are refused before any cryptography, so a flood from
+    /// one socket leaves the rest of `max_handshakes` to everyone else.
+    pub max_handshakes_per_source: usize,
     /// Outgoing connects in progress at once; more wait their turn.
     pub max_concurrent_dials: usize,
     /// Outgoing connects started per second; more wait their turn.
@@ -69,6 +75,7 @@ impl Default for Limits {
             stream_window: 128 * 1024,
             max_connections: 256,
             max_handshakes: 32,
+            max_handshakes_per_source: 4,
             max_concurrent_dials: 32,
             max_dials_per_second: 100,
         }
@@ -106,24 +113,77 @@ impl Budget {
 pub(super) struct Counts {
     connections: AtomicUsize,
     handshakes: AtomicUsize,
+    /// Handshakes in progress by source address.
+    sources: Mutex<BTreeMap<SocketAddr, usize>>,
+    /// Inbound connections refused, and how many of them were logged about.
+    refused: AtomicU64,
+    logged: AtomicU64,
+    /// When a refusal was last logged.
+    last_log: Mutex<Option<Instant>>,
 }
 
 impl Counts {
-    /// Takes a connection slot (and a handshake slot for an inbound one), or
-    /// none when either limit is reached.
-    pub(super) fn admit(&self, limits: &Limits, inbound: bool) -> bool {
+    /// Takes a connection slot (and for an inbound one from `source`, a
+    /// handshake slot and one of its source's), or none when a limit is
+    /// reached.
+    pub(super) fn admit(&self, limits: &Limits, inbound: Option<SocketAddr>) -> bool {
         if !take(&self.connections, limits.max_connections) {
             return false;
         }
-        if inbound && !take(&self.handshakes, limits.max_handshakes) {
+        let Some(source) = inbound else { return true };
+        {
+            let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+            let count = sources.entry(source).or_default();
+            if *count >= limits.max_handshakes_per_source {
+                if *count == 0 {
+                    sources.remove(&source);
+                }
+                drop(sources);
+                self.connections.fetch_sub(1, Ordering::AcqRel);
+                return false;
+            }
+            *count += 1;
+        }
+        if !take(&self.handshakes, limits.max_handshakes) {
+            self.source_done(source);
             self.connections.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
         true
     }
 
-    pub(super) fn handshake_done(&self) {
+    pub(super) fn handshake_done(&self, source: SocketAddr) {
         self.handshakes.fetch_sub(1, Ordering::AcqRel);
+        self.source_done(source);
+    }
+
+    fn source_done(&self, source: SocketAddr) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = sources.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                sources.remove(&source);
+            }
+        }
+    }
+
+    /// Counts a refused inbound connection; returns the refusals not yet
+    /// logged when it is time to log them (at most once a second), so a
+    /// flood writes one line a second, not one per packet.
+    pub(super) fn refused(&self) -> Option<u64> {
+        let total = self.refused.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut last = self.last_log.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return None;
+        }
+        *last = Some(now);
+        Some(total - self.logged.swap(total, Ordering::AcqRel))
+    }
+
+    /// Inbound connections refused so far.
+    pub(super) fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::Acquire)
     }
 
     pub(super) fn connection_gone(&self) {
@@ -169,5 +229,36 @@ impl DialGate {
         };
         tokio::time::sleep_until(start.into()).await;
         Ok(permit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshakes_are_admitted_per_source_and_refusals_logged_once_a_second() {
+        let limits = Limits { max_handshakes: 6, max_handshakes_per_source: 2, ..Limits::default() };
+        let counts = Counts::default();
+        let [flood, other, third]: [SocketAddr; 3] =
+            ["127.0.0.1:1000", "127.0.0.1:1001", "127.0.0.1:1002"].map(|a| a.parse().unwrap());
+        assert!(counts.admit(&limits, Some(flood)) && counts.admit(&limits, Some(flood)));
+        assert!(!counts.admit(&limits, Some(flood)), "a third handshake from one source");
+        assert!(counts.admit(&limits, Some(other)) && counts.admit(&limits, Some(other)));
+        assert!(counts.admit(&limits, Some(third)) && counts.admit(&limits, Some(third)));
+        let fourth: SocketAddr = "127.0.0.1:1003".parse().unwrap();
+        assert!(!counts.admit(&limits, Some(fourth)), "over max_handshakes");
+        assert!(counts.admit(&limits, None), "outbound connections take no handshake slot");
+        // A finished handshake frees its source's slot.
+        counts.handshake_done(flood);
+        assert!(counts.admit(&limits, Some(flood)));
+        assert_eq!(counts.connections(), 8);
+        // The first refusal is logged; the next ones within a second wait,
+        // and the next log line counts them all.
+        assert_eq!(counts.refused(), Some(1));
+        assert_eq!((counts.refused(), counts.refused()), (None, None));
+        *counts.last_log.lock().unwrap() = Some(Instant::now() - Duration::from_secs(2));
+        assert_eq!(counts.refused(), Some(3));
+        assert_eq!(counts.refusals(), 4);
     }
 }

@@ -31,11 +31,19 @@ impl MsQuicListener {
         let callback_runtime = runtime.clone();
         let listener = QuicListener::open(runtime.registration(), move |_, event| {
             guarded(|| {
-                if let ListenerEvent::NewConnection { connection, .. } = event {
-                    let Some(slot) = Slot::take(&callback_runtime, true) else {
+                if let ListenerEvent::NewConnection { info, connection } = event {
+                    // MsQuic always gives the remote address; an unknown one shares one count.
+                    let source = info.remote_address.as_socket().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let Some(slot) = Slot::take(&callback_runtime, Some(source)) else {
                         // Refused before the handshake: MsQuic keeps the
-                        // handle and closes it.
-                        tracing::warn!("refusing a connection: connection or handshake limit reached");
+                        // handle and closes it. Logged at most once a second.
+                        if let Some(refused) = callback_runtime.counts.refused() {
+                            tracing::warn!(
+                                refused,
+                                total = callback_runtime.counts.refusals(),
+                                "refusing connections: connection or handshake limit reached (latest from {source})"
+                            );
+                        }
                         return Err(Status::new(StatusCode::QUIC_STATUS_CONNECTION_REFUSED));
                     };
                     // SAFETY: MsQuic hands us ownership of the new handle.

@@ -62,6 +62,21 @@ impl Attacker {
     /// server certificate but still checks the server's TLS 1.3 handshake
     /// signature. Must be called inside a tokio runtime.
     pub fn new(identity: Option<&TlsIdentity>) -> Attacker {
+        Attacker::with_transport(identity, |_| {})
+    }
+
+    /// As [`Attacker::new`], granting the server at most `window` bytes of
+    /// flow control (stream and connection): an attacker that never reads
+    /// stops the server's sends after that.
+    pub fn with_window(identity: Option<&TlsIdentity>, window: u32) -> Attacker {
+        Attacker::with_transport(identity, |transport| {
+            transport.stream_receive_window(window.into());
+            transport.receive_window(window.into());
+        })
+    }
+
+    /// As [`Attacker::new`], with quinn's transport settings changed by `tune`.
+    pub fn with_transport(identity: Option<&TlsIdentity>, tune: impl FnOnce(&mut quinn::TransportConfig)) -> Attacker {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -83,6 +98,7 @@ impl Attacker {
         // tandem's client never opens streams, and the server opens only one.
         transport.max_concurrent_uni_streams(0u8.into());
         transport.max_concurrent_bidi_streams(1u8.into());
+        tune(&mut transport);
         let mut config = ClientConfig::new(Arc::new(quic));
         config.transport_config(Arc::new(transport));
 

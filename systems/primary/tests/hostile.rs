@@ -57,6 +57,8 @@ fn malformed_frames_close_their_connection_and_the_node_keeps_serving() {
             planted_bug: None,
             knobs: Knobs::default(),
             identities: vec![None],
+            secret: None,
+            verifying_keys: vec![None],
         };
         let node = PrimaryNode::start(ctx, Timing::default(), Bugs::default()).await?;
         // The attacks happen meanwhile.

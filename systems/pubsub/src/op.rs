@@ -30,11 +30,11 @@ pub enum Op {
         /// The sender.
         from: NodeIdx,
         /// The tag; `"b<k>"` when omitted, k the index of the step.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
         /// The payload size in bytes, at most [`MAX_MESSAGE_SIZE`];
         /// [`DEFAULT_MESSAGE_SIZE`] when omitted.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<usize>,
     },
     /// Node `from` sends a message to node `to`.
@@ -44,11 +44,11 @@ pub enum Op {
         /// The addressee: another node.
         to: NodeIdx,
         /// The tag; `"b<k>"` when omitted, k the index of the step.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
         /// The payload size in bytes, at most [`MAX_MESSAGE_SIZE`];
         /// [`DEFAULT_MESSAGE_SIZE`] when omitted.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<usize>,
     },
 }
@@ -128,5 +128,11 @@ pub enum Output {
     Sent {
         /// The message's id.
         id: MessageId,
+        /// The members a broadcast left out because their outbox was full
+        /// ([`Sent::dropped`](crate::node::Sent::dropped)): the node's
+        /// documented degradation, which frees them of the delivery
+        /// obligation. Empty in every run where no outbox fills.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        dropped: Vec<u32>,
     },
 }

@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use proptest::strategy::BoxedStrategy;
 use tandem::history::{Event, History};
 use tandem::picture::Mark;
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, True};
-use tandem::system::{Capabilities, Invocation, Knob, NodeContext, OpError, PlantedBug, System};
+use tandem::system::{Capabilities, Invocation, Knob, NodeContext, NodeSecret, OpError, PlantedBug, System};
 use tandem::transport::{PeerIdentity, Transport};
 
 use crate::condition::Condition;
@@ -31,28 +31,35 @@ use crate::workload;
 pub struct PubSub;
 
 /// The credentials of node `index` when the network proves every node's
-/// identity (the real network): a roster binding each node id to its
-/// certificate, so that no node can speak for another. `None` otherwise
-/// (the simulation).
+/// identity and provisions every node's signing key (the real network): a
+/// roster binding each node id to its certificate and to its verifying
+/// key, and the node's own signing key. `None` otherwise (the simulation),
+/// or when any node lacks an identity or a key.
 ///
-/// The record keys are derived from the node ids: they keep honest nodes
-/// honest and check the roster's code over a real network, but they are no
-/// secret. The cluster's pinned certificates keep everyone else out.
-pub fn cluster_credentials(identities: &[Option<PeerIdentity>], index: NodeIdx) -> Option<Credentials> {
-    let key = |node: NodeIdx| {
-        let seed = |half: u8| {
-            xxhash_rust::xxh3::xxh3_128(
-                &[b"tandem-pubsub cluster key".as_slice(), &node.to_le_bytes(), &[half]].concat(),
-            )
-        };
-        let bytes: Vec<u8> = [seed(0), seed(1)].iter().flat_map(|h| h.to_le_bytes()).collect();
-        SigningKey::from_bytes(&bytes.try_into().expect("32 bytes"))
-    };
-    let mut roster = Roster::default();
-    for (node, identity) in (0..).zip(identities) {
-        roster.insert(NodeId(node), (*identity)?, key(node).verifying_key());
+/// Each node signs its records with its own secret
+/// ([`NodeContext::secret`], bound to its TLS key in `RealCluster`); the
+/// others get only its public half ([`NodeContext::verifying_keys`]), so no
+/// member can sign another's record.
+pub fn cluster_credentials(
+    identities: &[Option<PeerIdentity>],
+    verifying_keys: &[Option<[u8; 32]>],
+    secret: Option<&NodeSecret>,
+    index: NodeIdx,
+) -> Option<Credentials> {
+    let key = SigningKey::from_bytes(&secret?.0);
+    if identities.len() != verifying_keys.len() {
+        return None;
     }
-    Some(Credentials::new(key(index), Arc::new(roster)))
+    let mut roster = Roster::default();
+    for ((node, identity), public) in (0..).zip(identities).zip(verifying_keys) {
+        let public = VerifyingKey::from_bytes(&(*public)?).ok()?;
+        roster.insert(NodeId(node), (*identity)?, public);
+    }
+    // A secret that is not the one the roster gives this node signs nothing anyone believes.
+    if roster.entry(NodeId(index))?.key != key.verifying_key() {
+        return None;
+    }
+    Some(Credentials::new(key, Arc::new(roster)))
 }
 
 impl System for PubSub {
@@ -98,7 +105,7 @@ impl System for PubSub {
             timing: knobs::timing(&ctx.knobs),
             mutation,
             observer: Some(EventObserver::new(move |_, event| events.observe(Observation::Node(event)))),
-            credentials: cluster_credentials(&ctx.identities, ctx.index),
+            credentials: cluster_credentials(&ctx.identities, &ctx.verifying_keys, ctx.secret.as_ref(), ctx.index),
             ..NodeConfig::new(NodeId(ctx.index), ctx.listen)
         };
         let node = Node::start(config, ctx.transport).await.map_err(|e| e.to_string())?;
@@ -118,7 +125,8 @@ impl System for PubSub {
             None => node.broadcast.send(tag, payload).await,
             Some(to) => node.direct.send(NodeId(to), tag, payload).await,
         };
-        sent.map(|sent| Output::Sent { id: sent.id }).map_err(|e| OpError::Failed(e.to_string()))
+        sent.map(|sent| Output::Sent { id: sent.id, dropped: sent.dropped.iter().map(|n| n.0).collect() })
+            .map_err(|e| OpError::Failed(e.to_string()))
     }
 
     async fn rebind(&self, node: &mut Running, addr: SocketAddr) -> Result<SocketAddr, String> {
@@ -186,8 +194,13 @@ impl Messaging for PubSub {
     }
 
     fn sent(output: &Output) -> Option<MessageId> {
-        let Output::Sent { id } = output;
+        let Output::Sent { id, .. } = output;
         Some(*id)
+    }
+
+    fn dropped(output: &Output) -> Vec<NodeIdx> {
+        let Output::Sent { dropped, .. } = output;
+        dropped.clone()
     }
 
     fn delivery(observation: &Observation) -> Option<Delivery<MessageId>> {
@@ -217,14 +230,21 @@ mod tests {
 
     #[test]
     fn a_cluster_that_proves_identities_gets_a_roster_no_node_can_speak_for_another() {
-        assert!(cluster_credentials(&[None, None], 0).is_none(), "no roster in simulation");
+        let secrets: Vec<NodeSecret> = (0..3u8).map(|i| NodeSecret([i + 7; 32])).collect();
+        let public: Vec<_> =
+            secrets.iter().map(|s| Some(SigningKey::from_bytes(&s.0).verifying_key().to_bytes())).collect();
+        assert!(cluster_credentials(&[None, None], &[None, None], None, 0).is_none(), "no roster in simulation");
         assert!(
-            cluster_credentials(&[Some(PeerIdentity([1; 32])), None], 0).is_none(),
+            cluster_credentials(&[Some(PeerIdentity([1; 32])), None], &public[..2], Some(&secrets[0]), 0).is_none(),
             "nor when one node is unproven"
         );
-
         let identities: Vec<_> = (0..3u8).map(|i| Some(PeerIdentity([i; 32]))).collect();
-        let [zero, one] = [0, 1].map(|i| cluster_credentials(&identities, i).unwrap());
+        assert!(
+            cluster_credentials(&identities, &public, Some(&secrets[1]), 0).is_none(),
+            "nor with another node's secret"
+        );
+        let [zero, one] =
+            [0, 1].map(|i| cluster_credentials(&identities, &public, Some(&secrets[i]), i as u32).unwrap());
         assert_eq!(zero.roster, one.roster, "every node holds the same roster");
         assert_eq!(one.roster.check_peer(NodeId(2), Some(PeerIdentity([2; 32]))), Ok(()));
         assert!(matches!(

@@ -82,12 +82,12 @@ impl Run {
     /// A broadcast with default size and tag `b<step>`, accepted as `message`.
     fn broadcast(&mut self, step: usize, from: NodeIdx, message: MessageId) {
         let op = Op::Broadcast { from, tag: None, size: None };
-        self.send(step, op, OpResult::Ok(Output::Sent { id: message }));
+        self.send(step, op, OpResult::Ok(Output::Sent { id: message, dropped: Vec::new() }));
     }
 
     fn direct(&mut self, step: usize, from: NodeIdx, to: NodeIdx, message: MessageId) {
         let op = Op::Direct { from, to, tag: None, size: None };
-        self.send(step, op, OpResult::Ok(Output::Sent { id: message }));
+        self.send(step, op, OpResult::Ok(Output::Sent { id: message, dropped: Vec::new() }));
     }
 
     /// `node` delivers exactly what was sent for a step-`step` message of
@@ -248,7 +248,10 @@ fn s3_a_delivery_observed_before_the_send_completed_is_judged_after() {
         EventKind::Invoke { id: op, step: 1, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } },
     );
     run.deliver(1, id(0, 0, 0), MessageKind::Broadcast, 1);
-    run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 0) }) });
+    run.push(
+        Some(0),
+        EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 0), dropped: Vec::new() }) },
+    );
     run.passes();
     // Judged after the completion: a different message is still caught.
     let op = run.history.next_op_id();
@@ -257,7 +260,10 @@ fn s3_a_delivery_observed_before_the_send_completed_is_judged_after() {
         EventKind::Invoke { id: op, step: 2, client: 0, op: Op::Broadcast { from: 0, tag: None, size: None } },
     );
     run.deliver(1, id(0, 0, 7), MessageKind::Broadcast, 2);
-    run.push(Some(0), EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 1) }) });
+    run.push(
+        Some(0),
+        EventKind::Complete { id: op, result: OpResult::Ok(Output::Sent { id: id(0, 0, 1), dropped: Vec::new() }) },
+    );
     run.fails("S3 integrity: node 1 delivered \"b2\" from node 0, which node 0 never sent, at 0.009s");
 }
 

@@ -224,6 +224,11 @@ impl<I: Clone + Ord> Ledger<I> {
                 let origin = outgoing.origin;
                 match result {
                     OpResult::Ok(output) => {
+                        let mut outgoing = outgoing;
+                        for dropped in S::dropped(output) {
+                            outgoing.obligations.remove(&dropped);
+                            outgoing.cut_off.remove(&dropped);
+                        }
                         if let Some(id) = S::sent(output) {
                             self.by_id.insert(id.clone(), self.sends.len());
                             self.sends.push(SentMessage { id, outgoing });

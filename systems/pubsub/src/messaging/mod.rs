@@ -121,6 +121,13 @@ pub trait Messaging: System {
     /// The id of the message a successful send operation returned.
     fn sent(output: &Self::Output) -> Option<Self::Id>;
 
+    /// The addressees a successful send operation says it left out (a
+    /// documented degradation, such as a member whose outbox is full): they
+    /// are not obliged to deliver it. None by default.
+    fn dropped(_output: &Self::Output) -> Vec<NodeIdx> {
+        Vec::new()
+    }
+
     /// The delivery an observation reports, if it reports one.
     fn delivery(observation: &Self::Observation) -> Option<Delivery<Self::Id>>;
 

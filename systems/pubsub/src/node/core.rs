@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{timeout, Instant};
 use tracing::Instrument;
@@ -25,11 +26,17 @@ use super::{
     PeerMap, SendError, Sent,
 };
 use tandem::transport::{
-    accept_loop, write_loop, Connection, Listener, MessageReceiver, MessageSender, Outgoing, PeerIdentity, Transport,
-    TransportError,
+    accept_loop, Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError,
 };
 
 type ConnId = u64;
+
+/// What a connection's reader may have handed the core and the core not yet
+/// handled, in units of [`BACKLOG_UNIT`] bytes (each frame at least one):
+/// beyond it the reader stops reading and QUIC flow control holds the peer.
+/// Room for a maximum-size frame, or 32,768 small ones.
+const READ_BACKLOG: u32 = 32 * 1024;
+const BACKLOG_UNIT: usize = 1024;
 type Halves<T> =
     (<<T as Transport>::Connection as Connection>::Sender, <<T as Transport>::Connection as Connection>::Receiver);
 
@@ -46,11 +53,30 @@ type Handshake<T> = (SignedRecord, Option<PeerIdentity>, Halves<T>);
 
 /// What the node's tasks report to the core.
 enum Input<T: Transport> {
-    Accepted { generation: u64, connection: T::Connection },
-    Handshaken { outbound: Option<DialTarget>, generation: u64, result: Result<Handshake<T>, TransportError> },
-    Frame { conn: ConnId, wire: Wire },
-    Refused { conn: ConnId, refusal: Refusal },
-    Closed { conn: ConnId, reason: String },
+    Accepted {
+        generation: u64,
+        connection: T::Connection,
+    },
+    Handshaken {
+        outbound: Option<DialTarget>,
+        generation: u64,
+        result: Result<Handshake<T>, TransportError>,
+    },
+    /// A frame, with its share of the connection's read backlog: the
+    /// reader waits while the core has not handled enough of its frames.
+    Frame {
+        conn: ConnId,
+        wire: Wire,
+        backlog: OwnedSemaphorePermit,
+    },
+    Refused {
+        conn: ConnId,
+        refusal: Refusal,
+    },
+    Closed {
+        conn: ConnId,
+        reason: String,
+    },
 }
 
 enum LinkState {
@@ -86,9 +112,34 @@ struct Conn {
     peer: NodeId,
     outbound: bool,
     generation: u64,
-    writer: mpsc::UnboundedSender<Outgoing>,
+    /// Frames for the writer task; it flushes them and ends when dropped.
+    writer: mpsc::UnboundedSender<Bytes>,
+    /// What `writer` holds that the transport has not taken yet.
+    queue: Arc<Queue>,
+    /// A close code here makes the writer close the connection with it at once.
+    reject: watch::Sender<Option<u64>>,
     /// The reader; the writer ends by itself when `writer` is dropped.
     reader: AbortHandle,
+}
+
+/// Frames and bytes queued for a connection's writer task, shared with it:
+/// the core adds what it queues, the writer subtracts what the transport took.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Queue {
+    fn take(&self, len: usize) {
+        self.frames.fetch_add(1, Ordering::AcqRel);
+        self.bytes.fetch_add(len, Ordering::AcqRel);
+    }
+
+    fn give(&self, len: usize) {
+        self.frames.fetch_sub(1, Ordering::AcqRel);
+        self.bytes.fetch_sub(len, Ordering::AcqRel);
+    }
 }
 
 /// What [`super::Node::start`] hands the core.
@@ -322,29 +373,43 @@ impl<T: Transport> Core<T> {
         let conn = self.next_conn;
         self.next_conn += 1;
         let inputs = self.inputs_tx.clone();
+        let backlog = Arc::new(Semaphore::new(READ_BACKLOG as usize));
         let reader = self.spawn(async move {
             let ended = loop {
                 let bytes = match receiver.recv().await {
                     Ok(bytes) => bytes,
                     Err(error) => break Input::Closed { conn, reason: error.to_string() },
                 };
+                let units = (1 + bytes.len() / BACKLOG_UNIT).min(READ_BACKLOG as usize) as u32;
+                let Ok(backlog) = backlog.clone().acquire_many_owned(units).await else { return };
                 match Wire::decode(&bytes) {
                     Ok(wire) => {
-                        let _ = inputs.send(Input::Frame { conn, wire });
+                        let _ = inputs.send(Input::Frame { conn, wire, backlog });
                     }
                     Err(error) => break Input::Refused { conn, refusal: Refusal::Protocol(error.to_string()) },
                 }
             };
             let _ = inputs.send(ended);
         });
-        let (writer, outgoing) = mpsc::unbounded_channel::<Outgoing>();
+        let (writer, outgoing) = mpsc::unbounded_channel::<Bytes>();
+        let (reject, rejected) = watch::channel(None);
+        let queue = Arc::new(Queue::default());
         let inputs = self.inputs_tx.clone();
+        let stall = self.config.timing.send_stall;
+        let shared = queue.clone();
         self.spawn(async move {
-            if let Err(error) = write_loop(sender, outgoing).await {
-                let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
+            match write_frames(sender, outgoing, shared, rejected, stall).await {
+                Ok(()) => {}
+                Err(WriteEnd::Failed(error)) => {
+                    let _ = inputs.send(Input::Closed { conn, reason: error.to_string() });
+                }
+                Err(WriteEnd::Stalled) => {
+                    let refusal = Refusal::Overloaded(format!("a frame waited {stall:?} for flow control"));
+                    let _ = inputs.send(Input::Refused { conn, refusal });
+                }
             }
         });
-        self.conns.insert(conn, Conn { peer, outbound, generation, writer, reader });
+        self.conns.insert(conn, Conn { peer, outbound, generation, writer, queue, reject, reader });
         self.emit(NodeEvent::ConnectionUp { peer, outbound });
         conn
     }
@@ -353,7 +418,7 @@ impl<T: Transport> Core<T> {
     fn refuse(&mut self, conn: ConnId, refusal: Refusal) {
         tracing::warn!(%refusal, "refusing a peer");
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.writer.send(Outgoing::Reject(refusal.close_code()));
+            c.reject.send_replace(Some(refusal.close_code()));
         }
         self.close(conn, &refusal.to_string());
     }
@@ -374,11 +439,23 @@ impl<T: Transport> Core<T> {
         }
     }
 
-    fn write(&self, conn: ConnId, frame: Bytes) {
-        if let Some(c) = self.conns.get(&conn) {
-            // A failed send means the connection is closing; the core learns it from `Closed`.
-            let _ = c.writer.send(Outgoing::Frame(frame));
+    /// Queues `frame` for `conn`, or closes `conn` with
+    /// [`Refusal::Overloaded`] when its queue is full: a peer that does not
+    /// read holds at most [`NodeConfig::max_queued_frames`] frames and
+    /// [`NodeConfig::max_queued_bytes`] bytes of this node's memory.
+    fn write(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let frames = c.queue.frames.load(Ordering::Acquire);
+        let bytes = c.queue.bytes.load(Ordering::Acquire);
+        // A frame larger than the byte bound still goes alone.
+        if frames >= self.config.max_queued_frames || (bytes > 0 && bytes + frame.len() > self.config.max_queued_bytes)
+        {
+            let refusal = Refusal::Overloaded(format!("{frames} frames, {bytes} bytes queued and not taken"));
+            return self.refuse(conn, refusal);
         }
+        c.queue.take(frame.len());
+        // A failed send means the connection is closing; the core learns it from `Closed`.
+        let _ = c.writer.send(frame);
     }
 
     /// The whole view, this node included, as a Gossip frame.
@@ -387,12 +464,18 @@ impl<T: Transport> Core<T> {
         Wire::Gossip(view).encode()
     }
 
-    fn gossip(&self) {
+    fn gossip(&mut self) {
         let frame = self.view();
-        for member in self.members.values() {
-            if let LinkState::Up(conn) = member.link {
-                self.write(conn, frame.clone());
-            }
+        let conns: Vec<ConnId> = self
+            .members
+            .values()
+            .filter_map(|member| match member.link {
+                LinkState::Up(conn) => Some(conn),
+                _ => None,
+            })
+            .collect();
+        for conn in conns {
+            self.write(conn, frame.clone());
         }
     }
 
@@ -405,7 +488,8 @@ impl<T: Transport> Core<T> {
             }
             Input::Accepted { .. } => {}
             Input::Handshaken { outbound, generation, result } => self.on_handshake(outbound, generation, result),
-            Input::Frame { conn, wire } => self.on_frame(conn, wire),
+            // The frame's backlog permit goes once it is handled.
+            Input::Frame { conn, wire, backlog: _handled } => self.on_frame(conn, wire),
             Input::Refused { conn, refusal } => self.refuse(conn, refusal),
             Input::Closed { conn, reason } => self.close(conn, &reason),
         }
@@ -414,6 +498,9 @@ impl<T: Transport> Core<T> {
     /// With a roster: whether the peer's Hello comes from the identity the
     /// roster gives its id, signed by that member.
     fn check_hello(&self, signed: &SignedRecord, identity: Option<PeerIdentity>) -> Result<(), Refusal> {
+        if !signed.is_well_formed() {
+            return Err(Refusal::Protocol(format!("a hello signature of {} bytes", signed.signature.len())));
+        }
         if let Some(credentials) = &self.config.credentials {
             credentials.roster.check_peer(signed.record.id, identity)?;
         }
@@ -543,6 +630,11 @@ impl<T: Transport> Core<T> {
         match wire {
             Wire::Hello(_) => self.refuse(conn, Refusal::Protocol("a second hello".into())),
             Wire::Gossip(view) => {
+                // Checked before anything is stored or relayed.
+                if let Some(bad) = view.iter().find(|signed| !signed.is_well_formed()) {
+                    let len = bad.signature.len();
+                    return self.refuse(conn, Refusal::Protocol(format!("a record signature of {len} bytes")));
+                }
                 for signed in view {
                     if !self.is_news(&signed.record) {
                         continue;
@@ -591,6 +683,11 @@ impl<T: Transport> Core<T> {
     /// Whether `record` supersedes `known`, a record of the same member: a
     /// later incarnation, then a later address version.
     fn supersedes(&self, record: &MemberRecord, known: &MemberRecord) -> bool {
+        if record.incarnation > known.incarnation.saturating_add(self.config.max_incarnation_jump) {
+            // No record may claim an incarnation nothing later could outbid.
+            tracing::debug!(peer = %record.id, incarnation = record.incarnation, "ignoring an incarnation jump");
+            return false;
+        }
         if self.config.has(Mutation::VersionBeforeIncarnation) {
             // The planted bug: a restart starts the version at 0 again, so
             // the record of a node that rebound before its crash loses.
@@ -691,7 +788,12 @@ impl<T: Transport> Core<T> {
             Some(to) if !self.members.contains_key(&to) => return Err(SendError::UnknownPeer(to)),
             Some(to) => vec![to],
         };
-        if let Some(&full) = recipients.iter().find(|p| !self.members[p].outbox.has_room()) {
+        // A member whose outbox is full (it acknowledges nothing) is left out
+        // of a broadcast, so it degrades only its own delivery; a send none
+        // of its addressees has room for is refused.
+        let (recipients, dropped): (Vec<NodeId>, Vec<NodeId>) =
+            recipients.into_iter().partition(|p| self.members[p].outbox.has_room());
+        if let (None, Some(&full)) = (recipients.first(), dropped.first()) {
             return Err(SendError::Backpressure(full));
         }
         let id = MessageId { origin: self.me.record.id, incarnation: self.me.record.incarnation, seq: self.next_seq };
@@ -706,10 +808,13 @@ impl<T: Transport> Core<T> {
             }
             self.emit(NodeEvent::MessageSent { id, to: peer });
         }
+        for &peer in &dropped {
+            self.emit(NodeEvent::MessageDropped { id, to: peer });
+        }
         if to.is_none() && self.config.has(Mutation::SelfDelivery) {
             self.deliver(Delivery { id, kind: MessageKind::Broadcast, tag: data.tag, payload: data.payload });
         }
-        Ok(Sent { id, recipients })
+        Ok(Sent { id, recipients, dropped })
     }
 
     async fn on_reload(&mut self) {
@@ -766,6 +871,63 @@ impl<T: Transport> Core<T> {
     }
 }
 
+/// Why a connection's writer stopped on its own.
+enum WriteEnd {
+    /// The transport failed a send.
+    Failed(TransportError),
+    /// A frame waited longer than [`Timing::send_stall`](super::Timing::send_stall).
+    Stalled,
+}
+
+/// Sends what `outgoing` brings, in order, each within `stall`, subtracting
+/// each frame from `queue` once the transport took it. Ends when `outgoing`
+/// closes (then it closes the connection after the queued frames), when
+/// `reject` names a close code (then it closes with it at once, dropping
+/// the queue), or when a send fails or stalls (then it closes with
+/// [`Refusal::Overloaded`]'s code).
+async fn write_frames<S: MessageSender>(
+    mut sender: S,
+    mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+    queue: Arc<Queue>,
+    mut reject: watch::Receiver<Option<u64>>,
+    stall: Duration,
+) -> Result<(), WriteEnd> {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            Ok(()) = reject.changed() => break,
+            next = outgoing.recv() => match next {
+                Some(frame) => frame,
+                None => {
+                    sender.close().await;
+                    return Ok(());
+                }
+            },
+        };
+        let len = frame.len();
+        let sent = tokio::select! {
+            biased;
+            Ok(()) = reject.changed() => break,
+            sent = timeout(stall, sender.send(frame)) => sent,
+        };
+        queue.give(len);
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                sender.close().await;
+                return Err(WriteEnd::Failed(error));
+            }
+            Err(_) => {
+                sender.reject(Refusal::Overloaded(String::new()).close_code()).await;
+                return Err(WriteEnd::Stalled);
+            }
+        }
+    }
+    let code = reject.borrow().unwrap_or(Refusal::Overloaded(String::new()).close_code());
+    sender.reject(code).await;
+    Ok(())
+}
+
 /// `record`, signed with the node's credentials (unsigned without).
 fn seal(config: &NodeConfig, record: MemberRecord) -> SignedRecord {
     match &config.credentials {
@@ -780,5 +942,71 @@ async fn read_hello<R: MessageReceiver>(receiver: &mut R, limit: Duration) -> Re
     match Wire::decode(&bytes)? {
         Wire::Hello(signed) => Ok(signed),
         other => Err(TransportError::Protocol(format!("expected hello, got {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A sender whose peer grants no flow control after `room` frames.
+    struct Stuck {
+        room: usize,
+        closed_with: Arc<Mutex<Option<u64>>>,
+    }
+
+    impl MessageSender for Stuck {
+        async fn send(&mut self, _message: Bytes) -> Result<(), TransportError> {
+            if self.room == 0 {
+                std::future::pending::<()>().await;
+            }
+            self.room -= 1;
+            Ok(())
+        }
+
+        async fn close(&mut self) {
+            *self.closed_with.lock().unwrap() = Some(0);
+        }
+
+        async fn reject(&mut self, code: u64) {
+            *self.closed_with.lock().unwrap() = Some(code);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_stalls_closes_as_overloaded_and_a_rejection_drops_the_queue() {
+        let overloaded = Refusal::Overloaded(String::new()).close_code();
+        let stall = Duration::from_secs(10);
+        // Stalled: the third frame waits out `stall`; the queue is handed back.
+        let closed_with = Arc::new(Mutex::new(None));
+        let (writer, outgoing) = mpsc::unbounded_channel();
+        let (_reject, rejected) = watch::channel(None);
+        let queue = Arc::new(Queue::default());
+        for _ in 0..5 {
+            queue.take(3);
+            writer.send(Bytes::from_static(b"abc")).unwrap();
+        }
+        let sender = Stuck { room: 2, closed_with: closed_with.clone() };
+        let started = Instant::now();
+        let ended = write_frames(sender, outgoing, queue.clone(), rejected, stall).await;
+        assert!(matches!(ended, Err(WriteEnd::Stalled)));
+        assert_eq!(started.elapsed(), stall);
+        assert_eq!(*closed_with.lock().unwrap(), Some(overloaded));
+        assert_eq!(queue.frames.load(Ordering::Acquire), 2, "the frames never taken stay counted until dropped");
+
+        // Rejected while stuck: closes with the code at once.
+        let closed_with = Arc::new(Mutex::new(None));
+        let (writer, outgoing) = mpsc::unbounded_channel();
+        let (reject, rejected) = watch::channel(None);
+        writer.send(Bytes::from_static(b"abc")).unwrap();
+        let sender = Stuck { room: 0, closed_with: closed_with.clone() };
+        let task = tokio::spawn(write_frames(sender, outgoing, Arc::new(Queue::default()), rejected, stall));
+        tokio::task::yield_now().await;
+        reject.send_replace(Some(0x104));
+        assert!(matches!(task.await.unwrap(), Ok(())));
+        assert_eq!(*closed_with.lock().unwrap(), Some(0x104));
+        drop(writer);
     }
 }

@@ -58,6 +58,13 @@ pub enum NodeEvent {
         /// The peer.
         to: NodeId,
     },
+    /// A broadcast left a member out: its outbox was full.
+    MessageDropped {
+        /// The message.
+        id: MessageId,
+        /// The member left out.
+        to: NodeId,
+    },
     /// Pending messages were written again on a new connection.
     Retransmitted {
         /// The peer.

@@ -128,6 +128,10 @@ pub struct Timing {
     pub backoff_min: Duration,
     /// Redial delays double up to this cap.
     pub backoff_max: Duration,
+    /// A frame that waits this long for the transport to take it (the peer
+    /// stopped granting flow control) closes the connection with
+    /// [`Refusal::Overloaded`](roster::Refusal::Overloaded).
+    pub send_stall: Duration,
     /// Dials to members that have never answered may start this many at once...
     pub probe_burst: u32,
     /// ...and then one per this interval: a gossiped address that never
@@ -143,6 +147,7 @@ impl Default for Timing {
             handshake_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
+            send_stall: Duration::from_secs(10),
             probe_burst: 16,
             probe_interval: Duration::from_millis(250),
         }
@@ -163,7 +168,9 @@ pub struct NodeConfig {
     pub seeds: Vec<SocketAddr>,
     /// Seed of the node's RNG (backoff jitter); the runner derives it.
     pub rng_seed: u64,
-    /// Unacknowledged messages kept per peer before sends are refused.
+    /// Unacknowledged messages kept per peer. A member whose outbox is full
+    /// is left out of broadcasts ([`Sent::dropped`]); a direct message to it
+    /// is refused with [`SendError::Backpressure`].
     pub outbox_capacity: usize,
     /// Timers.
     pub timing: Timing,
@@ -176,6 +183,16 @@ pub struct NodeConfig {
     pub credentials: Option<roster::Credentials>,
     /// Members kept at most; records of further members are ignored.
     pub max_members: usize,
+    /// Frames one connection may have queued for its peer and not yet taken
+    /// by the transport (messages, gossip and acknowledgements); one more
+    /// closes the connection with [`Refusal::Overloaded`](roster::Refusal::Overloaded).
+    pub max_queued_frames: usize,
+    /// Bytes one connection may have queued, as `max_queued_frames`.
+    pub max_queued_bytes: usize,
+    /// How far a member record's incarnation may jump past the one this node
+    /// knows; a record further ahead is ignored, so no single record can
+    /// claim an incarnation that nothing later could outbid.
+    pub max_incarnation_jump: u64,
 }
 
 impl NodeConfig {
@@ -194,6 +211,9 @@ impl NodeConfig {
             observer: None,
             credentials: None,
             max_members: 1024,
+            max_queued_frames: 16 * 1024,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_incarnation_jump: 1 << 20,
         }
     }
 
@@ -232,6 +252,7 @@ pub enum SendError {
     #[error("a node cannot send a direct message to itself")]
     ToSelf,
     /// The peer's outbox is full: it has not acknowledged enough messages.
+    /// A broadcast is refused so only when every member's outbox is full.
     #[error("outbox for peer {0} is full")]
     Backpressure(NodeId),
 }
@@ -241,8 +262,15 @@ pub enum SendError {
 pub struct Sent {
     /// Its id.
     pub id: MessageId,
-    /// Every node it must reach (for a broadcast: the members known at send time).
+    /// Every node it must reach (for a broadcast: the members known at send
+    /// time whose outbox had room).
     pub recipients: Vec<NodeId>,
+    /// Members a broadcast left out because their outbox was full (they
+    /// have not acknowledged [`NodeConfig::outbox_capacity`] messages): a
+    /// dead or hostile member degrades only its own delivery. Always empty
+    /// for a direct message, which is refused with [`SendError::Backpressure`]
+    /// instead.
+    pub dropped: Vec<NodeId>,
 }
 
 /// The node's listen state after the latest reload.

@@ -150,6 +150,13 @@ pub enum Refusal {
         /// The origin the message claimed.
         origin: NodeId,
     },
+    /// The peer does not take what it is sent: the connection's queue went
+    /// over [`NodeConfig::max_queued_frames`](super::NodeConfig::max_queued_frames)
+    /// or [`max_queued_bytes`](super::NodeConfig::max_queued_bytes), or a
+    /// frame waited [`Timing::send_stall`](super::Timing::send_stall) for
+    /// flow control.
+    #[error("the peer does not read: {0}")]
+    Overloaded(String),
 }
 
 impl Refusal {
@@ -163,6 +170,7 @@ impl Refusal {
     /// | 0x102 | [`Impersonation`](Refusal::Impersonation) |
     /// | 0x103 | [`ForgedRecord`](Refusal::ForgedRecord) |
     /// | 0x104 | [`ForgedOrigin`](Refusal::ForgedOrigin) |
+    /// | 0x105 | [`Overloaded`](Refusal::Overloaded) |
     pub fn close_code(&self) -> u64 {
         APPLICATION_CLOSE_CODES
             + match self {
@@ -171,6 +179,7 @@ impl Refusal {
                 Refusal::Impersonation { .. } => 2,
                 Refusal::ForgedRecord(_) => 3,
                 Refusal::ForgedOrigin { .. } => 4,
+                Refusal::Overloaded(_) => 5,
             }
     }
 }
@@ -215,10 +224,11 @@ mod tests {
             Refusal::Impersonation { claimed: NodeId(0), proven: None },
             Refusal::ForgedRecord(NodeId(0)),
             Refusal::ForgedOrigin { peer: NodeId(0), origin: NodeId(1) },
+            Refusal::Overloaded(String::new()),
         ]
         .iter()
         .map(Refusal::close_code)
         .collect();
-        assert_eq!(codes.len(), 5, "every refusal has its own code");
+        assert_eq!(codes.len(), 6, "every refusal has its own code");
     }
 }

@@ -45,10 +45,20 @@ pub struct SignedRecord {
     pub signature: Vec<u8>,
 }
 
+/// The length of a record signature (Ed25519); a record carries one or none.
+pub const SIGNATURE_LEN: usize = 64;
+
 impl SignedRecord {
     /// A record without a signature (nodes without credentials).
     pub fn unsigned(record: MemberRecord) -> Self {
         SignedRecord { record, signature: Vec::new() }
+    }
+
+    /// Whether its fields are of sizes the protocol uses: a signature is
+    /// [`SIGNATURE_LEN`] bytes or absent. Checked before a record is
+    /// stored or relayed, with or without a roster.
+    pub fn is_well_formed(&self) -> bool {
+        self.signature.is_empty() || self.signature.len() == SIGNATURE_LEN
     }
 }
 
