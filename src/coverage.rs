@@ -78,6 +78,7 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
         EventKind::Step { .. } => simple(out, "step"),
         EventKind::Fault { .. } => simple(out, "fault"),
         EventKind::Settle => simple(out, "settle"),
+        EventKind::Final => simple(out, "final"),
         EventKind::StartFailed { .. } => simple(out, "start_failed"),
         EventKind::Started { .. } => simple(out, "started"),
         EventKind::Crashed => simple(out, "crashed"),

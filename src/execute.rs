@@ -10,7 +10,7 @@ use crate::coverage::{signature, Signature};
 use crate::history::{EventKind, History};
 use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
-use crate::scenario::{Action, Aim, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Timing};
+use crate::scenario::{Action, Aim, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Step, Timing};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -89,7 +89,8 @@ pub fn panicked(panic: &(dyn std::any::Any + Send), at: Duration) -> Violation {
 }
 
 /// Runs `scenario` on `cluster`: the timeline, then the settle tail, then the
-/// end checks and properties. Stops at the first failure; a panic anywhere
+/// final phase (its `[[final]]` steps, if any), then the end checks and
+/// properties. Stops at the first failure; a panic anywhere
 /// in the run (a node, the backend, the harness) is its failure
 /// ([`PANIC`]), never the caller's.
 pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -> Outcome {
@@ -181,41 +182,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         }
         let mut previous_end = Duration::ZERO;
         for (index, step) in scenario.steps.iter().enumerate() {
-            let start = match step.timing {
-                Timing::Immediately => previous_end,
-                Timing::At(at) => at,
-                Timing::After(delay) => previous_end + delay,
-            };
-            self.run_until(start, |_| false)?;
-            match &step.action {
-                // Resolved now, and recorded as the node it hit: the step
-                // event carries the fault as if it had named the node (what
-                // every reader of the history folds), the fact after it the
-                // role. A file keeps the role: its replay resolves the same.
-                Action::Aimed { role, aim } => match self.holder(role, aim) {
-                    Ok(node) => {
-                        let action = aim.at(node, self.cluster.size());
-                        self.note(None, EventKind::Step { index, action: action.clone() });
-                        let what = format!("{} aimed at role `{role}`: node {node}", aim.name());
-                        self.note(Some(node), EventKind::Fault { what });
-                        self.apply(&action, index, step.line)?;
-                    }
-                    Err(why) => {
-                        self.note(None, EventKind::Step { index, action: step.action.clone() });
-                        self.note(None, EventKind::Fault { what: format!("{} skipped: {why}", aim.name()) });
-                    }
-                },
-                action => {
-                    self.note(None, EventKind::Step { index, action: action.clone() });
-                    self.apply(action, index, step.line)?;
-                }
-            }
-            if let Some(wait) = step.wait {
-                let deadline = self.cluster.now() + wait;
-                self.run_until(deadline, |h| h.step_completed(index))?;
-            }
-            previous_end = self.cluster.now();
-            self.safety()?;
+            previous_end = self.step(index, step, previous_end)?;
         }
         let settle_start = scenario.duration.saturating_sub(scenario.settle).max(previous_end);
         self.run_until(settle_start, |_| false)?;
@@ -227,6 +194,9 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
             self.cluster.disk(node, DiskFault::None);
         }
         self.run_until(settle_start + scenario.settle, |_| false)?;
+        if !scenario.finals.is_empty() {
+            self.final_phase(scenario)?;
+        }
         let end = self.cluster.now();
         self.safety()?;
         for condition in &scenario.expects {
@@ -236,6 +206,74 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         }
         let judge = &mut *self.judge;
         self.cluster.recorder().read(|h| judge.finish(h, end))
+    }
+
+    /// Runs one step (`index` in the history) once its time has come,
+    /// `previous_end` being when the step before it finished; returns when
+    /// this one finished.
+    fn step(&mut self, index: usize, step: &Step, previous_end: Duration) -> Result<Duration, Violation> {
+        let start = match step.timing {
+            Timing::Immediately => previous_end,
+            Timing::At(at) => at,
+            Timing::After(delay) => previous_end + delay,
+        };
+        self.run_until(start, |_| false)?;
+        match &step.action {
+            // Resolved now, and recorded as the node it hit: the step
+            // event carries the fault as if it had named the node (what
+            // every reader of the history folds), the fact after it the
+            // role. A file keeps the role: its replay resolves the same.
+            Action::Aimed { role, aim } => match self.holder(role, aim) {
+                Ok(node) => {
+                    let action = aim.at(node, self.cluster.size());
+                    self.note(None, EventKind::Step { index, action: action.clone() });
+                    let what = format!("{} aimed at role `{role}`: node {node}", aim.name());
+                    self.note(Some(node), EventKind::Fault { what });
+                    self.apply(&action, index, step.line)?;
+                }
+                Err(why) => {
+                    self.note(None, EventKind::Step { index, action: step.action.clone() });
+                    self.note(None, EventKind::Fault { what: format!("{} skipped: {why}", aim.name()) });
+                }
+            },
+            action => {
+                self.note(None, EventKind::Step { index, action: action.clone() });
+                self.apply(action, index, step.line)?;
+            }
+        }
+        if let Some(wait) = step.wait {
+            let deadline = self.cluster.now() + wait;
+            self.run_until(deadline, |h| h.step_completed(index))?;
+        }
+        self.safety()?;
+        Ok(self.cluster.now())
+    }
+
+    /// The final phase, after the settle tail: with every fault still
+    /// healed (crashed nodes stay down), the `[[final]]` steps run like the
+    /// timeline's, numbered after it; then the run waits until each final
+    /// operation has completed, at most `settle` longer. One that has not
+    /// is still pending when the run ends, and the properties judge it so.
+    fn final_phase(&mut self, scenario: &Scenario) -> Result<(), Violation> {
+        self.note(None, EventKind::Final);
+        let first = scenario.steps.len();
+        let mut previous_end = self.cluster.now();
+        for (i, step) in scenario.finals.iter().enumerate() {
+            previous_end = self.step(first + i, step, previous_end)?;
+        }
+        // The operations handed to a running node (with no faults, one
+        // down now was down when its step came, and the step was skipped).
+        let invoked: Vec<usize> = (first..first + scenario.finals.len())
+            .filter(|&index| match &scenario.finals[index - first].action {
+                Action::Op(call) => {
+                    self.alive(crate::system::Operation::node(&typed::<S::Op>(call, self.system.name())))
+                }
+                _ => false,
+            })
+            .collect();
+        let deadline = self.cluster.now() + scenario.settle;
+        self.run_until(deadline, |h| invoked.iter().all(|&index| h.step_completed(index)))?;
+        Ok(())
     }
 
     fn unmet(&self, condition: &Condition) -> Option<String> {

@@ -38,6 +38,10 @@ pub enum EventKind<S: System> {
     /// The settle tail began: every link healed, loss 0, the scenario's
     /// latency, every disk healthy ([`SETTLE`]).
     Settle,
+    /// The final phase began: the settle tail is over, every fault still
+    /// healed, and the scenario's `[[final]]` steps run ([`FINAL`]). Only
+    /// in a run of a scenario that has them.
+    Final,
     /// A node's start failed; it is down again.
     StartFailed {
         /// The system's error.
@@ -92,6 +96,9 @@ pub enum EventKind<S: System> {
 
 /// What the settle tail does, as pictures and logs show it.
 pub const SETTLE: &str = "settle: heal every link, loss 0, default latency, every disk healthy";
+
+/// What the final phase does, as pictures and logs show it.
+pub const FINAL: &str = "final: the [[final]] steps, with every fault healed";
 
 fn action_text<Z: Serializer>(action: &Action, serializer: Z) -> Result<Z::Ok, Z::Error> {
     serializer.collect_str(&Scenario::action_toml(action))
@@ -192,6 +199,8 @@ pub struct History<S: System> {
     abstract_states: BTreeMap<String, usize>,
     /// The run's time at the last read through its recorder.
     read_at: Duration,
+    /// The index of the [`EventKind::Final`] event, once the final phase began.
+    final_from: Option<usize>,
 }
 
 impl<S: System> History<S> {
@@ -211,6 +220,7 @@ impl<S: System> History<S> {
             state: S::State::default(),
             abstract_states: BTreeMap::new(),
             read_at: Duration::ZERO,
+            final_from: None,
         }
     }
 
@@ -264,6 +274,7 @@ impl<S: System> History<S> {
             EventKind::Complete { id, .. } => {
                 assert!(self.pending.remove(id).is_some(), "operation {id} completed twice or never began");
             }
+            EventKind::Final => self.final_from = Some(self.events.len()),
             _ => {}
         }
         let t_us = u64::try_from(at.as_micros()).expect("runs are shorter than 584,000 years");
@@ -322,6 +333,35 @@ impl<S: System> History<S> {
     /// (ok, failed or unknown); `false` until it is invoked.
     pub fn step_completed(&self, step: usize) -> bool {
         self.step_ops.get(&step).is_some_and(|id| !self.pending.contains_key(id))
+    }
+
+    /// The index in [`events`](Self::events) of the [`EventKind::Final`]
+    /// event: the operations invoked after it are the final phase's, issued
+    /// with every fault healed. `None` before the final phase, and in a
+    /// run without one.
+    pub fn final_phase(&self) -> Option<usize> {
+        self.final_from
+    }
+
+    /// The operations the final phase invoked, in order: each one's id, its
+    /// node, the operation and how it ended (`None`: it has not completed).
+    /// Empty before the final phase and in a run without one.
+    #[allow(clippy::type_complexity)]
+    pub fn final_operations(&self) -> Vec<(u64, NodeIdx, &S::Op, Option<&OpResult<S::Output>>)> {
+        let Some(from) = self.final_from else { return Vec::new() };
+        let mut ended: BTreeMap<u64, &OpResult<S::Output>> = BTreeMap::new();
+        for event in &self.events[from..] {
+            if let EventKind::Complete { id, result } = &event.event {
+                ended.insert(*id, result);
+            }
+        }
+        self.events[from..]
+            .iter()
+            .filter_map(|event| match (&event.event, event.node) {
+                (EventKind::Invoke { id, op, .. }, Some(node)) => Some((*id, node, op, ended.get(id).copied())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The operation invoked with `id`, if any.

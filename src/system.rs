@@ -506,6 +506,40 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// fault around the operation hits: for messaging, a message to it).
     fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Self::Op>;
 
+    /// The workloads exploration can draw operations from, by name
+    /// (`tandem explore --workload NAME`); the first is the default, the
+    /// one [`operations`](System::operations) draws from. Empty (the
+    /// default): one workload, unnamed.
+    fn workloads(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The operations of workload `workload` (one of
+    /// [`workloads`](System::workloads)), as [`operations`](System::operations)
+    /// draws them; `None` is the default workload. The default draws from
+    /// `operations` whatever the name.
+    fn workload_operations(
+        &self,
+        workload: Option<&str>,
+        nodes: u32,
+        focus: Option<NodeIdx>,
+    ) -> BoxedStrategy<Self::Op> {
+        let _ = workload;
+        self.operations(nodes, focus)
+    }
+
+    /// The final phase of an explored scenario among `nodes` nodes: the
+    /// operations it issues after the settle tail, with every fault healed
+    /// (its `[[final]]` steps, Jepsen's final reads), judged like the
+    /// others: a property can then demand what clients observe once the
+    /// faults are over, like every final read completing. Empty (the
+    /// default): no final phase, and exploration draws exactly what it
+    /// drew without one.
+    fn final_operations(&self, nodes: u32) -> Vec<Self::Op> {
+        let _ = nodes;
+        Vec::new()
+    }
+
     /// A condition explored timelines await before their first episode (for
     /// example membership convergence).
     fn ready(&self) -> Option<Self::Condition> {

@@ -606,3 +606,64 @@ fn checks_see_the_runs_time_not_only_its_last_event() {
         (Some(std::time::Duration::from_secs(1)), std::time::Duration::from_secs(5))
     );
 }
+
+#[test]
+fn the_final_phase_runs_after_the_settle_tail_and_is_judged_like_the_timeline() {
+    // A partition that is never healed by a step, then the final phase: two
+    // bumps, the second awaited, and a hang that never answers.
+    let steps = "[[step]]\nwait = \"1s\"\nbump = { node = 0 }\n[[step]]\npartition = { a = [0], b = [1] }\n\
+                 [[final]]\nbump = { node = 1 }\n[[final]]\nafter = \"10ms\"\nwait = \"1s\"\nbump = { node = 0 }\n\
+                 [[final]]\nhang = { node = 1 }\n";
+    let s = scenario(&Counter, steps);
+    assert_eq!((s.steps.len(), s.finals.len()), (2, 3));
+    let run = run_scenario(Arc::new(Counter), &s, 1);
+    assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
+    let events = run.history.events();
+    let at = |wanted: &dyn Fn(&EventKind<Counter>) -> bool| {
+        events.iter().position(|e| wanted(&e.event)).unwrap_or_else(|| panic!("no such event"))
+    };
+    let settle = at(&|e| matches!(e, EventKind::Settle));
+    let final_phase = at(&|e| matches!(e, EventKind::Final));
+    assert_eq!(run.history.final_phase(), Some(final_phase));
+    // The final phase begins when the settle tail (1 s, every fault healed) has ended.
+    assert!(settle < final_phase);
+    assert_eq!(events[final_phase].at() - events[settle].at(), std::time::Duration::from_secs(1));
+    assert_eq!(events[final_phase].at(), std::time::Duration::from_secs(3), "the settle ends at `duration`");
+    // Its steps are numbered after the timeline's, and run after it begins.
+    for index in 2..5 {
+        assert!(at(&|e| matches!(e, EventKind::Step { index: i, .. } if *i == index)) > final_phase);
+    }
+    // Its operations are recorded like any other: the hang never answered,
+    // and the run ended `settle` after the last final step, not before.
+    let finals: Vec<(NodeIdx, Option<&OpResult<u64>>)> =
+        run.history.final_operations().into_iter().map(|(_, node, _, result)| (node, result)).collect();
+    assert_eq!(finals, [(1, Some(&OpResult::Ok(1))), (0, Some(&OpResult::Ok(2))), (1, None)]);
+    assert_eq!(run.history.pending().len(), 1);
+    let last_step = events.iter().rev().find(|e| matches!(e.event, EventKind::Step { .. })).unwrap().at();
+    assert_eq!(run.outcome.end - last_step, std::time::Duration::from_secs(1));
+    // A planted bug that only a final operation shows is judged there (C1).
+    let buggy =
+        Scenario { planted_bug: Some("count-twice".into()), ..scenario(&Counter, "[[final]]\nbump = { node = 0 }\n") };
+    let failure = run_scenario(Arc::new(Counter), &buggy, 1).outcome.failure.expect("C1 judges the final bump");
+    assert_eq!(failure.code, "C1");
+    assert!(failure.at >= std::time::Duration::from_secs(3), "{failure:?}");
+    // Without a final phase the history has no final event, and the run ends at `duration`.
+    let plain = run_scenario(Arc::new(Counter), &scenario(&Counter, &bumps(0, 1)), 1);
+    assert_eq!(plain.history.final_phase(), None);
+    assert_eq!(plain.outcome.end, std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn a_reproducer_with_a_final_phase_round_trips_and_replays_identically() {
+    let steps = "[[step]]\nbump = { node = 0 }\n[[final]]\nwait = \"1s\"\nbump = { node = 1 }\n[[final]]\nafter = \"5ms\"\nexpect = { node = 1, count = 1 }\n";
+    let s = scenario(&Counter, steps);
+    let written = s.to_toml();
+    assert!(written.contains("\n[[final]]\nwait = \"1s\"\nbump = { node = 1 }\n"), "{written}");
+    let back = Scenario::parse(&written, "back.toml", &Counter).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(back.to_toml(), written);
+    let (a, b) = (run_scenario(Arc::new(Counter), &s, 5), run_scenario(Arc::new(Counter), &back, 5));
+    assert!(a.outcome.passed(), "{:?}", a.outcome.failure);
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.history.to_jsonl(), b.history.to_jsonl());
+}

@@ -82,6 +82,11 @@ pub struct SystemInfo {
     /// of the JSON when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<&'static str>,
+    /// The workloads `explore --workload` picks from, the default first
+    /// (none: one, unnamed).
+    pub workloads: Vec<&'static str>,
+    /// Whether explored scenarios end with its final phase (`[[final]]`).
+    pub final_phase: bool,
 }
 
 /// An exploration and its first failure, shrunk ([`Bundle::hunt`]).
@@ -171,6 +176,8 @@ impl<S: System> Bundle for S {
             knobs: self.knobs(),
             roles: self.roles(),
             tolerance: self.tolerance(),
+            workloads: self.workloads(),
+            final_phase: !self.final_operations(2).is_empty(),
         }
     }
 

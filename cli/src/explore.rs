@@ -84,6 +84,14 @@ pub struct ExploreArgs {
     /// `eventually` code, see `tandem systems`); default: every property.
     #[arg(long = "property", value_name = "CODE")]
     properties: Vec<String>,
+    /// Draw operations from this workload of the system (see `tandem
+    /// systems`); default: its first.
+    #[arg(long, value_name = "NAME")]
+    workload: Option<String>,
+    /// Leave out the system's final phase (the operations explored
+    /// scenarios issue after the settle, faults healed).
+    #[arg(long)]
+    no_final: bool,
     /// Where the reproducer of a failure goes.
     #[arg(long, value_name = "DIR", default_value = FAILURES_DIR)]
     out: PathBuf,
@@ -219,6 +227,14 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         );
         return Exit::Usage;
     }
+    if let Some(workload) = args.workload.as_ref().filter(|w| !info.workloads.contains(&w.as_str())) {
+        let known = if info.workloads.is_empty() { "(none)".to_string() } else { info.workloads.join(", ") };
+        eprintln!(
+            "error: --workload {workload}: system `{}` has no such workload, expected one of: {known}",
+            info.name
+        );
+        return Exit::Usage;
+    }
     let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
         Ok(shard) => shard,
         Err(error) => {
@@ -251,6 +267,8 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
             stagger,
             clients,
             properties: args.properties.clone(),
+            workload: args.workload.clone(),
+            finals: !args.no_final,
             ..Space::default()
         },
         jobs: args.jobs as usize,
@@ -317,6 +335,8 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         budget: budget.clone(),
         backend: tandem_sim::cluster::default_backend().to_string(),
         properties: args.properties.clone(),
+        workload: args.workload.clone(),
+        no_final: args.no_final,
     };
     if let Some(page) = &args.coverage_html {
         let curve = Curve { name: format!("shard {}", plan.shard), points: &progress.growth };

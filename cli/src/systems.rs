@@ -41,6 +41,13 @@ pub fn systems(args: SystemsArgs, systems: &[&dyn Bundle]) -> Exit {
             let node = survived.node.map_or("any node".to_string(), |node| format!("node {node}"));
             println!("  survives: disk {} on {node}", survived.fault.name());
         }
+        if let Some((default, others)) = info.workloads.split_first() {
+            let others: String = others.iter().map(|w| format!(", {w}")).collect();
+            println!("  workloads: {default} (default){others}");
+        }
+        if info.final_phase {
+            println!("  final phase: yes (explored scenarios end with final operations, faults healed)");
+        }
         for p in &info.properties {
             println!("  {} {} {}", p.kind, p.code, p.name);
         }

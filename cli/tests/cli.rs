@@ -116,7 +116,11 @@ fn systems_lists_every_bundled_system_with_its_vocabulary() {
     );
     assert_eq!(systems[3]["tolerance"]["disk_faults"], serde_json::json!([]), "survives no disk corruption");
     assert_eq!(systems[3]["operations"], serde_json::json!(["put", "get", "append"]));
-    assert_eq!(systems[3]["planted_bugs"].as_array().unwrap().len(), 5);
+    assert_eq!(systems[3]["planted_bugs"].as_array().unwrap().len(), 6);
+    assert_eq!(systems[3]["workloads"], serde_json::json!(["mixed", "single-key"]));
+    assert_eq!(systems[3]["final_phase"], serde_json::json!(true));
+    assert_eq!(systems[1]["workloads"], serde_json::json!([]), "kv names no workloads");
+    assert_eq!(systems[1]["final_phase"], serde_json::json!(false));
     let text = tandem(&["systems"], &dir);
     assert!(stdout(&text).starts_with("pubsub (default): "), "{}", stdout(&text));
     assert_eq!(stdout(&text).matches("  survives: disk lying-sync on node 0\n").count(), 1, "{}", stdout(&text));

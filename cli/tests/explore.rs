@@ -633,3 +633,56 @@ fn property_selects_the_properties_that_judge_the_cases() {
     assert_eq!(unknown.status.code(), Some(2), "a coverage goal judges nothing");
     assert!(stderr(&unknown).contains("expected one of: S1, S2, L1"), "{}", stderr(&unknown));
 }
+
+/// `--workload NAME` picks one of the system's workloads (an unknown one is
+/// bad usage), and the final phase is in every primary case and its
+/// reproducer: `sticky-forward` is found by L3 there, with single-key
+/// operations only, and not with `--no-final`.
+#[test]
+fn workload_picks_the_operations_and_the_final_phase_finds_what_only_it_sees() {
+    let dir = scratch("explore-workload");
+    let explore = |extra: &[&str]| {
+        let args = ["explore", "--system", "primary", "--seed", "1", "--jobs", "1"];
+        tandem(&[&args[..], extra].concat(), &dir)
+    };
+    let unknown = explore(&["--workload", "reads-only"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert_eq!(stdout(&unknown), "", "nothing runs");
+    let error = stderr(&unknown);
+    assert!(
+        error.contains(
+            "--workload reads-only: system `primary` has no such workload, expected one of: mixed, single-key"
+        ),
+        "{error}"
+    );
+    let none = tandem(&["explore", "--system", "kv", "--workload", "mixed"], &dir);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(stderr(&none).contains("expected one of: (none)"), "{}", stderr(&none));
+    let found = explore(&["--mutation", "sticky-forward", "--workload", "single-key", "--cases", "200"]);
+    let text = stdout(&found);
+    assert_eq!(found.status.code(), Some(1), "{text}{}", stderr(&found));
+    assert!(text.starts_with("FOUND L3 "), "{text}");
+    let path = text.lines().nth(1).and_then(|l| l.strip_prefix("  reproduce: tandem replay ")).expect("a reproducer");
+    let reproducer = Scenario::from_file_among(&dir.join(path), &[&tandem_primary::Primary]).unwrap();
+    assert!(!reproducer.finals.is_empty(), "{}", reproducer.to_toml());
+    let keys: Vec<String> = reproducer
+        .steps
+        .iter()
+        .chain(&reproducer.finals)
+        .filter_map(|step| match &step.action {
+            tandem::scenario::Action::Op(call) => {
+                Some(call.typed::<tandem_primary::PrimaryOp>().unwrap().key().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let drawn = reproducer.steps.len()
+        - reproducer.steps.iter().filter(|s| !matches!(s.action, tandem::scenario::Action::Op(_))).count();
+    assert!(keys[..drawn].iter().all(|key| key == "a"), "single-key draws only `a`: {keys:?}");
+    let replays: Vec<String> = (0..2).map(|_| stdout(&tandem(&["replay", path], &dir))).collect();
+    assert_eq!(trace_of(&replays[0]), trace_of(&replays[1]), "the same digest twice");
+    let without = explore(&["--mutation", "sticky-forward", "--no-final", "--cases", "100"]);
+    assert_eq!(without.status.code(), Some(0), "{}{}", stdout(&without), stderr(&without));
+    let listed = stdout(&tandem(&["systems"], &dir));
+    assert!(listed.contains("  workloads: mixed (default), single-key\n  final phase: yes"), "{listed}");
+}

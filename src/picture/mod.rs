@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::execute::Outcome;
-use crate::history::{EventKind, History, OpResult, SETTLE};
+use crate::history::{EventKind, History, OpResult, FINAL, SETTLE};
 use crate::links::{settle, Link, LinkState};
 use crate::scenario::{format_duration, Action, LinkChange, Network, NodeIdx, Scenario, Scope};
 use crate::system::System;
@@ -262,6 +262,7 @@ impl Picture {
                     steps.push(StepMark { index: None, t_us, action: SETTLE.into() });
                     bands.settle(t_us);
                 }
+                (EventKind::Final, None) => steps.push(StepMark { index: None, t_us, action: FINAL.into() }),
                 (EventKind::Verdict { .. }, _) | (_, None) => {}
                 (kind, Some(node)) => {
                     let mark = system.mark(history, event).unwrap_or_else(|| generic(kind));

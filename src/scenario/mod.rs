@@ -75,6 +75,12 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// The conditions checked when the run ends (the `[[expect]]` tables).
     pub expects: Vec<Condition>,
+    /// The final phase (the `[[final]]` tables): operations, `await`s and
+    /// `expect`s run after the settle tail, with every fault healed, judged
+    /// like the timeline's; no faults. They continue the timeline's step
+    /// numbering: final step `i` is step `steps.len() + i` in the history
+    /// and in validation messages.
+    pub finals: Vec<Step>,
     /// The planted bug a reproducer was found with (one of the system's; the
     /// file's `mutation` key).
     pub planted_bug: Option<String>,
@@ -695,6 +701,7 @@ impl Scenario {
             network: Network::default(),
             steps: Vec::new(),
             expects: Vec::new(),
+            finals: Vec::new(),
             planted_bug: None,
             knobs: BTreeMap::new(),
             system: None,

@@ -98,6 +98,9 @@ struct RawScenario {
     step: Vec<Spanned<RawStep>>,
     #[serde(default)]
     expect: Vec<Spanned<RawCondition>>,
+    /// The `[[final]]` steps.
+    #[serde(default, rename = "final")]
+    finals: Vec<Spanned<RawStep>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -466,6 +469,12 @@ impl Converter<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, condition)| self.condition(|f| Loc::Expect(i, f), no_timeout(condition, self.syntax)?))
+                .collect::<Result<_, _>>()?,
+            finals: raw
+                .finals
+                .iter()
+                .enumerate()
+                .map(|(i, step)| self.step(raw.step.len() + i, step))
                 .collect::<Result<_, _>>()?,
             planted_bug: raw.mutation.as_ref().map(|m| self.value(Loc::Mutation, m)),
             knobs: raw

@@ -203,6 +203,21 @@ impl Checker<'_> {
         for (i, condition) in s.expects.iter().enumerate() {
             self.condition(|field| Loc::Expect(i, field), condition)?;
         }
+        // The final phase runs with every fault healed: only operations,
+        // `await` and `expect`, timed after one another.
+        for (i, step) in s.finals.iter().enumerate() {
+            let index = s.steps.len() + i;
+            ensure(!step.action.is_fault(), Loc::Step(index, Field::Action), || {
+                format!(
+                    "`{}` is a fault, and the final phase runs with every fault healed, expected an operation, `await` or `expect`",
+                    step.action.name()
+                )
+            })?;
+            ensure(!matches!(step.timing, Timing::At(_)), Loc::Step(index, Field::Timing), || {
+                "a final step is timed from the one before it, expected `after` or no time, not `at`".to_string()
+            })?;
+            self.action(index, &step.action)?;
+        }
         Ok(())
     }
 

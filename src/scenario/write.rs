@@ -52,8 +52,10 @@ impl fmt::Display for Toml<'_> {
                 writeln!(f, "{name} = {value}")?;
             }
         }
-        for step in &s.steps {
-            writeln!(f, "\n[[step]]")?;
+        for (table, step) in
+            s.steps.iter().map(|step| ("step", step)).chain(s.finals.iter().map(|step| ("final", step)))
+        {
+            writeln!(f, "\n[[{table}]]")?;
             match step.timing {
                 Timing::Immediately => {}
                 Timing::At(at) => writeln!(f, "at = {}", duration(at))?,

@@ -21,7 +21,7 @@ use tandem::scenario::{Scenario, Step, Timing};
 use tandem::system::System;
 
 use super::mutate::{draw, stage};
-use super::strategy::{episode, operation, swarm_for, Space};
+use super::strategy::{episode, swarm_for, workload_operation, Space};
 
 /// How soon after the branch point the new episodes start, at most.
 const NEAR: Duration = Duration::from_secs(3);
@@ -61,7 +61,7 @@ pub fn branch<S: System>(
         }
     }
     for _ in 0..draw(runner, 1..=2usize) {
-        let op = draw(runner, operation(&**system, parent.nodes, point.node));
+        let op = draw(runner, workload_operation(&**system, space.workload.as_deref(), parent.nodes, point.node));
         let when = from + Duration::from_millis(draw(runner, 0..=AIMED.as_millis() as u64));
         future.push(Step::new(Timing::At(when.min(window.end)), op));
     }

@@ -15,7 +15,7 @@ use proptest::test_runner::TestRunner;
 use tandem::scenario::{Action, NodeIdx, Scenario, Scope, Step, Timing};
 use tandem::system::System;
 
-use super::strategy::{episode, groups, mover, operation, sim_seed, swarm_for, Space, Stage};
+use super::strategy::{episode, groups, mover, sim_seed, swarm_for, workload_operation, Space, Stage};
 
 /// One edit of a timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,7 +137,7 @@ pub fn apply<S: System>(
             let Some(i) = pick(runner, &faults) else { return false };
             let fault_at = at(&scenario.steps[i]).expect("a timed step");
             let focus = scenario.steps[i].action.target();
-            let op = draw(runner, operation(&**system, scenario.nodes, focus));
+            let op = draw(runner, workload_operation(&**system, space.workload.as_deref(), scenario.nodes, focus));
             let gap = Duration::from_millis(draw(runner, 0..=1000u64));
             let when = if draw(runner, proptest::bool::weighted(0.5)) {
                 fault_at.saturating_sub(gap.min(Duration::from_millis(15)))
@@ -171,6 +171,7 @@ pub(super) fn stage<S: System>(
         network: scenario.network.clone(),
         mover,
         window: space.window(),
+        workload: space.workload.clone(),
     }
 }
 

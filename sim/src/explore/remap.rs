@@ -18,6 +18,7 @@ pub fn without_node<S: System>(scenario: &Scenario, node: NodeIdx) -> Scenario {
         nodes: scenario.nodes - 1,
         seeds,
         steps: scenario.steps.iter().filter_map(|s| map.step(s)).collect(),
+        finals: scenario.finals.iter().filter_map(|s| map.step(s)).collect(),
         expects: scenario.expects.iter().filter_map(|c| c.renumbered(|n| map.node(n))).collect(),
         ..scenario.clone()
     }

@@ -57,6 +57,13 @@ pub struct Identity {
     /// `--property CODE`s: the properties that judged the cases (none: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<String>,
+    /// `--workload NAME`: the system's workload the cases drew from (none:
+    /// its default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// `--no-final`: the cases left out the system's final phase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_final: bool,
 }
 
 /// The clients of explorations before `--clients`.
@@ -478,6 +485,8 @@ mod tests {
             budget: None,
             backend: "events".into(),
             properties: Vec::new(),
+            workload: None,
+            no_final: false,
         }
     }
 

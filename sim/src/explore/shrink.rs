@@ -12,7 +12,7 @@
 //! until none makes progress:
 //! tighten `duration` to the timeline, drop nodes (renumbering the others;
 //! early, while the scenario still has many ways to fail), drop runs of
-//! steps (halves, quarters, ... single steps), simplify steps (default
+//! steps (halves, quarters, ... single steps), drop final steps, simplify steps (default
 //! message sizes, smaller groups, every link instead of groups), restore the
 //! default network and knobs, and move the timeline to start at 1 s.
 
@@ -103,6 +103,7 @@ fn shrink_with<S: System>(
         shrinker.tighten_duration();
         shrinker.drop_nodes();
         shrinker.drop_steps();
+        shrinker.drop_finals();
         shrinker.simplify_steps();
         shrinker.default_network();
         shrinker.default_knobs();
@@ -206,6 +207,19 @@ impl<S: System, R: FnMut(&Scenario, u64) -> Option<Violation>> Shrinker<'_, S, R
                 }
             }
             chunk /= 2;
+        }
+    }
+
+    /// Drops final steps, one at a time, the last first (none: no run).
+    fn drop_finals(&mut self) {
+        let mut i = self.best.scenario.finals.len();
+        while i > 0 {
+            i -= 1;
+            if i < self.best.scenario.finals.len() {
+                let mut candidate = self.best.scenario.clone();
+                candidate.finals.remove(i);
+                self.attempt(candidate);
+            }
         }
     }
 

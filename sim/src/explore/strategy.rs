@@ -8,7 +8,9 @@
 //! expectations, only the invariants judge it, so a correct node passes it.
 //!
 //! The faults are generic; the operations come from the system's workload
-//! ([`System::operations`]). The episodes are shaped to reach the places
+//! ([`System::operations`], or the one [`Space::workload`] names), and a
+//! system with a final phase ([`System::final_operations`]) gets it as
+//! every scenario's `[[final]]` steps, drawn without randomness. The episodes are shaped to reach the places
 //! where distributed protocols break: an operation right before a fault (so
 //! the fault catches it, or its replication, in flight), operations while a
 //! partition holds or a node is down (aimed at that node), partitions and
@@ -75,11 +77,18 @@ pub struct Space {
     /// Every scenario's `properties`: the codes of the properties that
     /// judge it (empty: all).
     pub properties: Vec<String>,
+    /// The system's workload operations are drawn from (one of
+    /// [`System::workloads`]); `None`: its default.
+    pub workload: Option<String>,
+    /// Whether scenarios end with the system's final phase
+    /// ([`System::final_operations`]) as `[[final]]` steps.
+    pub finals: bool,
 }
 
 impl Default for Space {
     /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no
-    /// mutation, boots staggered over 20 ms, one client per node.
+    /// mutation, boots staggered over 20 ms, one client per node, the
+    /// default workload and the system's final phase.
     fn default() -> Space {
         Space {
             nodes: 2..=5,
@@ -90,6 +99,8 @@ impl Default for Space {
             stagger: DEFAULT_STAGGER,
             clients: 1,
             properties: Vec::new(),
+            workload: None,
+            finals: true,
         }
     }
 }
@@ -118,6 +129,8 @@ pub struct Stage<S: System> {
     pub mover: NodeIdx,
     /// When episodes may start; actions are capped at its end. Not empty.
     pub window: Range<Duration>,
+    /// The workload operations are drawn from; `None`: the system's default.
+    pub workload: Option<String>,
 }
 
 fn millis(range: RangeInclusive<u64>) -> impl Strategy<Value = Duration> + Clone {
@@ -224,7 +237,30 @@ pub fn swarm_for<S: System>(system: &S) -> BoxedStrategy<Swarm> {
 /// Any operation of the system among `nodes` nodes; with `focus`, one that
 /// involves that node.
 pub fn operation<S: System>(system: &S, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Action> {
-    system.operations(nodes, focus).prop_map(|op| Action::Op(Call::of(&op))).boxed()
+    workload_operation(system, None, nodes, focus)
+}
+
+/// [`operation`] from the system's workload `workload` (`None`: its default).
+pub fn workload_operation<S: System>(
+    system: &S,
+    workload: Option<&str>,
+    nodes: u32,
+    focus: Option<NodeIdx>,
+) -> BoxedStrategy<Action> {
+    match workload {
+        None => system.operations(nodes, focus),
+        Some(name) => system.workload_operations(Some(name), nodes, focus),
+    }
+    .prop_map(|op| Action::Op(Call::of(&op)))
+    .boxed()
+}
+
+/// The final phase of `system` among `nodes` nodes as `[[final]]` steps, one
+/// per operation, each right after the one before.
+pub fn final_steps<S: System>(system: &S, nodes: u32) -> Vec<tandem::scenario::Step> {
+    let step =
+        |op: S::Op| tandem::scenario::Step::new(tandem::scenario::Timing::Immediately, Action::Op(Call::of(&op)));
+    system.final_operations(nodes).into_iter().map(step).collect()
 }
 
 /// Two disjoint, non-empty groups of nodes (`nodes` >= 2); other nodes are in neither.
@@ -275,8 +311,8 @@ fn add_during(actions: &mut Actions, at: Duration, length: Duration, mut sends: 
     actions.extend(sends.into_iter().map(|(permille, send)| (at + millis(permille), send)));
 }
 
-fn traffic<S: System>(system: &S, nodes: u32) -> BoxedStrategy<Actions> {
-    vec((millis(0..=1000), operation(system, nodes, None)), 1..=3)
+fn traffic<S: System>(system: &S, workload: Option<String>, nodes: u32) -> BoxedStrategy<Actions> {
+    vec((millis(0..=1000), workload_operation(system, workload.as_deref(), nodes, None)), 1..=3)
         .prop_map(|mut sends| {
             sends.sort_by_key(|(at, _)| *at);
             sends
@@ -284,9 +320,9 @@ fn traffic<S: System>(system: &S, nodes: u32) -> BoxedStrategy<Actions> {
         .boxed()
 }
 
-fn partition<S: System>(system: &S, nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
+fn partition<S: System>(system: &S, workload: Option<String>, nodes: u32, oneway: bool) -> BoxedStrategy<Actions> {
     let heal = prop::bool::weighted(0.8);
-    let op = || operation(system, nodes, None);
+    let op = || workload_operation(system, workload.as_deref(), nodes, None);
     (groups(nodes), lead(op()), during(op()), millis(300..=5000), heal)
         .prop_map(move |((a, b), lead, sends, hold, heal)| {
             let (mut actions, at) = begin(lead);
@@ -301,10 +337,10 @@ fn partition<S: System>(system: &S, nodes: u32, oneway: bool) -> BoxedStrategy<A
         .boxed()
 }
 
-fn loss<S: System>(system: &S, nodes: u32, default: f64) -> BoxedStrategy<Actions> {
+fn loss<S: System>(system: &S, workload: Option<String>, nodes: u32, default: f64) -> BoxedStrategy<Actions> {
     let rate = prop_oneof![5..=30u32, 50..=100u32].prop_map(|p| f64::from(p) / 100.0);
     let reset = prop::bool::weighted(0.8);
-    let op = || operation(system, nodes, None);
+    let op = || workload_operation(system, workload.as_deref(), nodes, None);
     (rate, scope(nodes), lead(op()), during(op()), millis(300..=4000), reset)
         .prop_map(move |(rate, scope, lead, sends, hold, reset)| {
             let (mut actions, at) = begin(lead);
@@ -339,12 +375,17 @@ fn latency(nodes: u32, default: LatencyRange, max_latency: Duration) -> BoxedStr
         .boxed()
 }
 
-fn crash<S: System>(system: &Arc<S>, nodes: u32, seeds: Vec<NodeIdx>) -> BoxedStrategy<Actions> {
+fn crash<S: System>(
+    system: &Arc<S>,
+    workload: Option<String>,
+    nodes: u32,
+    seeds: Vec<NodeIdx>,
+) -> BoxedStrategy<Actions> {
     let system = system.clone();
     (0..nodes)
         .prop_flat_map(move |node| {
             let restart = if seeds.contains(&node) { Just(true).boxed() } else { prop::bool::weighted(0.8).boxed() };
-            let op = || operation(&*system, nodes, Some(node));
+            let op = || workload_operation(&*system, workload.as_deref(), nodes, Some(node));
             let sends = (lead(op()), during(op()));
             (Just(node), sends, millis(200..=6000), restart)
         })
@@ -360,8 +401,8 @@ fn crash<S: System>(system: &Arc<S>, nodes: u32, seeds: Vec<NodeIdx>) -> BoxedSt
         .boxed()
 }
 
-fn rebind<S: System>(system: &S, nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
-    let op = || operation(system, nodes, Some(node));
+fn rebind<S: System>(system: &S, workload: Option<String>, nodes: u32, node: NodeIdx) -> BoxedStrategy<Actions> {
+    let op = || workload_operation(system, workload.as_deref(), nodes, Some(node));
     let after = vec((millis(0..=2000), op()), 0..=2);
     (lead(op()), after)
         .prop_map(move |(lead, mut after)| {
@@ -379,24 +420,25 @@ fn rebind<S: System>(system: &S, nodes: u32, node: NodeIdx) -> BoxedStrategy<Act
 /// ([`Tolerance::disk_faults`](tandem::system::Tolerance::disk_faults)),
 /// three times in four a [`corruption`] it survives instead; any other draws
 /// exactly what it always drew.
-fn disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
+fn disk<S: System>(system: &Arc<S>, workload: Option<String>, nodes: u32) -> BoxedStrategy<Actions> {
     let survived: Vec<SurvivedDiskFault> =
         system.tolerance().disk_faults.iter().copied().filter(|s| s.node.is_none_or(|node| node < nodes)).collect();
     if survived.is_empty() {
-        return failing_disk(system, nodes);
+        return failing_disk(system, workload, nodes);
     }
-    prop_oneof![1 => failing_disk(system, nodes), 3 => corruption(system, nodes, survived)].boxed()
+    prop_oneof![1 => failing_disk(system, workload.clone(), nodes), 3 => corruption(system, workload, nodes, survived)]
+        .boxed()
 }
 
 /// A sync that fails, a full disk or a slow one, on one node, with
 /// operations aimed at it meanwhile, usually cleared later.
-fn failing_disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions> {
+fn failing_disk<S: System>(system: &Arc<S>, workload: Option<String>, nodes: u32) -> BoxedStrategy<Actions> {
     let system = system.clone();
     let fault =
         prop_oneof![Just(DiskFault::FailSync), Just(DiskFault::Full), millis(5..=200).prop_map(DiskFault::Slow)];
     (0..nodes, fault)
         .prop_flat_map(move |(node, fault)| {
-            let op = || operation(&*system, nodes, Some(node));
+            let op = || workload_operation(&*system, workload.as_deref(), nodes, Some(node));
             (Just((node, fault)), lead(op()), during(op()), millis(200..=5000), prop::bool::weighted(0.8))
         })
         .prop_map(|((node, fault), lead, sends, hold, clear)| {
@@ -416,7 +458,12 @@ fn failing_disk<S: System>(system: &Arc<S>, nodes: u32) -> BoxedStrategy<Actions
 /// node's crash (a lying sync shows only at a crash, and a restarted node
 /// reads what its disk kept), and its restart, with the fault usually
 /// cleared then.
-fn corruption<S: System>(system: &Arc<S>, nodes: u32, survived: Vec<SurvivedDiskFault>) -> BoxedStrategy<Actions> {
+fn corruption<S: System>(
+    system: &Arc<S>,
+    workload: Option<String>,
+    nodes: u32,
+    survived: Vec<SurvivedDiskFault>,
+) -> BoxedStrategy<Actions> {
     let system = system.clone();
     prop::sample::select(survived)
         .prop_flat_map(move |survived| {
@@ -424,7 +471,7 @@ fn corruption<S: System>(system: &Arc<S>, nodes: u32, survived: Vec<SurvivedDisk
             (Just(survived.fault), node)
         })
         .prop_flat_map(move |(fault, node)| {
-            let op = || operation(&*system, nodes, Some(node));
+            let op = || workload_operation(&*system, workload.as_deref(), nodes, Some(node));
             let crash = (op(), millis(0..=200), millis(200..=3000));
             (Just((node, fault)), during(op()), millis(200..=3000), crash, prop::bool::weighted(0.8))
         })
@@ -445,13 +492,13 @@ fn corruption<S: System>(system: &Arc<S>, nodes: u32, survived: Vec<SurvivedDisk
 /// A pause of one node, 100 ms (at most `max`) to `max` long: an operation
 /// aimed at it just before (half the time), and operations aimed at it or
 /// at any node while it lasts.
-fn pause<S: System>(system: &Arc<S>, nodes: u32, max: Duration) -> BoxedStrategy<Actions> {
+fn pause<S: System>(system: &Arc<S>, workload: Option<String>, nodes: u32, max: Duration) -> BoxedStrategy<Actions> {
     let system = system.clone();
     let longest = max.as_millis() as u64;
     (0..nodes)
         .prop_flat_map(move |node| {
-            let at_it = || operation(&*system, nodes, Some(node));
-            let any = prop_oneof![at_it(), operation(&*system, nodes, None)].boxed();
+            let at_it = || workload_operation(&*system, workload.as_deref(), nodes, Some(node));
+            let any = prop_oneof![at_it(), workload_operation(&*system, workload.as_deref(), nodes, None)].boxed();
             (Just(node), lead(at_it()), during(any), millis(100.min(longest)..=longest))
         })
         .prop_map(|(node, lead, sends, length)| {
@@ -474,7 +521,12 @@ fn pause<S: System>(system: &Arc<S>, nodes: u32, max: Duration) -> BoxedStrategy
 /// partitions the same way): it is cut off from the others, or paused, for
 /// the hold; a lease or a promise measured on the wrong clock is only
 /// tested when its holder cannot renew it.
-fn clock<S: System>(system: &Arc<S>, nodes: u32, tolerance: &Tolerance) -> BoxedStrategy<Actions> {
+fn clock<S: System>(
+    system: &Arc<S>,
+    workload: Option<String>,
+    nodes: u32,
+    tolerance: &Tolerance,
+) -> BoxedStrategy<Actions> {
     let mut changes: Vec<BoxedStrategy<(ClockChange, ClockChange)>> = Vec::new();
     let longest = tolerance.max_clock_jump.as_millis() as u64;
     if longest > 0 {
@@ -502,8 +554,8 @@ fn clock<S: System>(system: &Arc<S>, nodes: u32, tolerance: &Tolerance) -> Boxed
     proptest::sample::subsequence((0..nodes).collect::<Vec<_>>(), 1..=nodes as usize)
         .prop_flat_map(move |hit| {
             let first = hit[0];
-            let at_it = || operation(&*system, nodes, Some(first));
-            let any = prop_oneof![at_it(), operation(&*system, nodes, None)].boxed();
+            let at_it = || workload_operation(&*system, workload.as_deref(), nodes, Some(first));
+            let any = prop_oneof![at_it(), workload_operation(&*system, workload.as_deref(), nodes, None)].boxed();
             let each = vec(change.clone(), hit.len()).prop_map(move |c| hit.iter().copied().zip(c).collect::<Vec<_>>());
             let cut = prop_oneof![2 => Just(None), 1 => Just(Some(Cut::Isolate)), 1 => Just(Some(Cut::Pause))];
             (each, lead(at_it()), during(any), millis(300..=6000), prop::bool::weighted(0.7), cut)
@@ -548,8 +600,14 @@ enum Cut {
 /// restart aimed at the role (always: the node is not known in advance), a
 /// partition cutting the holder off from every other node then (usually)
 /// a heal of every link, or a pause of up to `max_pause`.
-fn aimed<S: System>(system: &S, nodes: u32, roles: Vec<&'static str>, kind: FaultKind) -> BoxedStrategy<Actions> {
-    let op = || operation(system, nodes, None);
+fn aimed<S: System>(
+    system: &S,
+    workload: Option<String>,
+    nodes: u32,
+    roles: Vec<&'static str>,
+    kind: FaultKind,
+) -> BoxedStrategy<Actions> {
+    let op = || workload_operation(system, workload.as_deref(), nodes, None);
     let max_pause = system.tolerance().max_pause.as_millis() as u64;
     let (hold, repair): (BoxedStrategy<Duration>, _) = match kind {
         FaultKind::Crash => (millis(200..=6000).boxed(), Just(true).boxed()),
@@ -594,36 +652,36 @@ fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<A
     if roles.is_empty() || !aimable {
         return Some(drawn);
     }
-    Some(prop_oneof![3 => drawn, 1 => aimed(&*stage.system, stage.nodes, roles, kind)].boxed())
+    Some(prop_oneof![3 => drawn, 1 => aimed(&*stage.system, stage.workload.clone(), stage.nodes, roles, kind)].boxed())
 }
 
 /// The actions of one fault episode at drawn nodes, or `None` when the kind
 /// needs more nodes.
 fn drawn_fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
-    let (system, nodes) = (&stage.system, stage.nodes);
+    let (system, nodes, workload) = (&stage.system, stage.nodes, stage.workload.clone());
     let two = nodes >= 2;
     Some(match kind {
-        FaultKind::Partition if two => partition(&**system, nodes, false),
-        FaultKind::OneWayPartition if two => partition(&**system, nodes, true),
+        FaultKind::Partition if two => partition(&**system, workload, nodes, false),
+        FaultKind::OneWayPartition if two => partition(&**system, workload, nodes, true),
         FaultKind::Partition | FaultKind::OneWayPartition => return None,
         FaultKind::Heal => {
             Just(vec![(Duration::ZERO, Action::Link { change: LinkChange::Heal, scope: Scope::Every })]).boxed()
         }
         FaultKind::Latency => latency(nodes, stage.network.latency, system.tolerance().max_latency),
-        FaultKind::Loss => loss(&**system, nodes, stage.network.loss),
-        FaultKind::Crash => crash(system, nodes, stage.seeds.clone()),
-        FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, nodes, stage.mover),
+        FaultKind::Loss => loss(&**system, workload, nodes, stage.network.loss),
+        FaultKind::Crash => crash(system, workload, nodes, stage.seeds.clone()),
+        FaultKind::Rebind if system.capabilities().rebind => rebind(&**system, workload, nodes, stage.mover),
         FaultKind::Rebind => return None,
-        FaultKind::Disk => disk(system, nodes),
-        FaultKind::Pause => pause(system, nodes, system.tolerance().max_pause),
-        FaultKind::Clock => clock(system, nodes, &system.tolerance()),
+        FaultKind::Disk => disk(system, workload, nodes),
+        FaultKind::Pause => pause(system, workload, nodes, system.tolerance().max_pause),
+        FaultKind::Clock => clock(system, workload, nodes, &system.tolerance()),
     })
 }
 
 /// One episode: traffic or an enabled fault, chosen by the swarm's weights,
 /// starting within the stage's window.
 pub fn episode<S: System>(stage: &Stage<S>, swarm: &Swarm) -> impl Strategy<Value = Episode> {
-    let traffic = traffic(&*stage.system, stage.nodes);
+    let traffic = traffic(&*stage.system, stage.workload.clone(), stage.nodes);
     let options: Vec<(u32, BoxedStrategy<Actions>)> = std::iter::once((swarm.traffic, traffic))
         .chain(swarm.faults.iter().filter_map(|(&kind, &weight)| Some((weight, fault(stage, kind)?))))
         .collect();
@@ -677,6 +735,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 network: network.clone(),
                 mover,
                 window: space.window(),
+                workload: space.workload.clone(),
             };
             let scenario = Scenario {
                 description: format!("Generated by tandem explore; swarm: {swarm}."),
@@ -691,6 +750,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
                 knobs,
                 system: Some(system.name().to_string()),
                 properties: space.properties.clone(),
+                finals: if space.finals { final_steps(&*system, nodes) } else { Vec::new() },
                 ..Scenario::new("explore", nodes)
             };
             (Just(scenario), timeline(&stage, &swarm, space.episodes.clone()))
@@ -731,6 +791,7 @@ mod tests {
             let drawn = scenario(&echo, &Space::default()).new_tree(&mut runner).unwrap().current();
             let new = drawn.steps.iter().find(|s| matches!(s.action, Action::Pause { .. } | Action::Clock { .. }));
             assert_eq!(new, None, "{}", drawn.description);
+            assert!(drawn.finals.is_empty(), "no final operations, no final phase");
         }
     }
 }

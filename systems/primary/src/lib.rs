@@ -22,12 +22,16 @@
 //!   to the primary it knows. Conditions `serving = true`, `applied = N`.
 //! - [`model::Lists`]: the sequential specification (one list per key).
 //! - Properties: L1 linearizable (the model), S1 integrity, S2 replicas
-//!   apply one request per log index, L2 every live node catches up; goals
-//!   G1, G2.
+//!   apply one request per log index, L2 every live node catches up, L3
+//!   every final-phase operation completes ok (what clients observe once
+//!   faults are healed); goals G1, G2.
+//! - Exploration: workloads `mixed` (default) and `single-key`; a final
+//!   phase reading each key through every node.
 //! - Planted bugs (feature `mutations`): `stale-read`,
 //!   `ack-before-replication`, `retry-applied-twice`,
-//!   `lease-checked-at-publish` (found only with pauses) and
-//!   `lease-on-wall-clock` (found only with wall-clock jumps).
+//!   `lease-checked-at-publish` (found only with pauses),
+//!   `lease-on-wall-clock` (found only with wall-clock jumps) and
+//!   `sticky-forward` (found only by L3, on the final phase).
 //! - Tolerance: pauses up to 3 s, wall-clock jumps up to 60 s, drift up
 //!   to 10% (the lease's margin).
 //!
@@ -58,7 +62,7 @@ use node::{Bugs, Timing};
 use wire::{ClientOp, Reply};
 
 /// The planted bugs, in a build with the `mutations` feature.
-pub const PLANTED_BUGS: [PlantedBug; 5] = [
+pub const PLANTED_BUGS: [PlantedBug; 6] = [
     PlantedBug {
         name: "stale-read",
         description: "the primary answers reads from its own state without confirming it still leads: a deposed primary cut off in a minority returns stale values (breaks L1)",
@@ -79,7 +83,16 @@ pub const PLANTED_BUGS: [PlantedBug; 5] = [
         name: "lease-on-wall-clock",
         description: "leases and promises are measured on the wall clock (SystemTime): after the primary's wall clock steps back, its lease holds that much longer, and cut off in a minority it answers stale reads (breaks L1); after a backup's steps back, its promise does, and no primary is elected (breaks L2). Needs a wall-clock step back",
     },
+    PlantedBug {
+        name: "sticky-forward",
+        description: "a node forwards its clients' requests to the first primary it heard from: after a failover it keeps sending them to the deposed one, which refuses them, so every operation through it fails, though it replicates and applies like any backup and its answers are never wrong (breaks only L3, judged on the final phase's operations once every fault is healed)",
+    },
 ];
+
+/// The workloads of exploration (`tandem explore --workload NAME`): `mixed`
+/// (the default: reads, puts and appends of two keys) and `single-key`
+/// (the same on key `a` alone, so every operation contends).
+pub const WORKLOADS: [&str; 2] = ["mixed", "single-key"];
 
 /// The lease knob: how long a majority's acknowledgements of a round let
 /// the primary answer reads on its own.
@@ -347,6 +360,7 @@ impl System for Primary {
                 retry_applied_twice: name == "retry-applied-twice",
                 lease_checked_at_publish: name == "lease-checked-at-publish",
                 lease_on_wall_clock: name == "lease-on-wall-clock",
+                sticky_forward: name == "sticky-forward",
             },
         };
         let ms = |knob: &Knob| Duration::from_millis(ctx.knobs.value(knob) as u64);
@@ -485,6 +499,26 @@ impl System for Primary {
                     Ok(())
                 },
             ),
+            Property::eventually_naming(
+                "L3",
+                "with a majority up, every operation of the final phase (faults healed) completes ok",
+                |h| {
+                    if h.live().count() < h.nodes().len() / 2 + 1 {
+                        return Ok(());
+                    }
+                    for (id, node, op, result) in h.final_operations() {
+                        let how = match result {
+                            Some(OpResult::Ok(_)) => continue,
+                            Some(OpResult::Failed(why)) => format!("failed: {why}"),
+                            Some(OpResult::Unknown(why)) => format!("ended unknown: {why}"),
+                            None => "never completed".to_string(),
+                        };
+                        let detail = format!("final operation {id} ({op:?}) through node {node} {how}");
+                        return Err(Failure::from(detail).on(node));
+                    }
+                    Ok(())
+                },
+            ),
             Property::sometimes("G1", "a read saw two values appended", |h, e| {
                 read(h, e).is_some_and(|(_, l)| l.len() >= 2)
             }),
@@ -517,6 +551,40 @@ impl System for Primary {
             4 => (node, key, value).prop_map(|(node, key, value)| PrimaryOp::Append { node, key, value }),
         ]
         .boxed()
+    }
+
+    fn workloads(&self) -> Vec<&'static str> {
+        WORKLOADS.to_vec()
+    }
+
+    /// `mixed` is [`operations`](System::operations); `single-key` draws
+    /// the same operations on key `a` only.
+    fn workload_operations(
+        &self,
+        workload: Option<&str>,
+        nodes: u32,
+        focus: Option<NodeIdx>,
+    ) -> BoxedStrategy<PrimaryOp> {
+        match workload {
+            Some("single-key") => self
+                .operations(nodes, focus)
+                .prop_map(|mut op| {
+                    match &mut op {
+                        PrimaryOp::Put { key, .. } | PrimaryOp::Get { key, .. } | PrimaryOp::Append { key, .. } => {
+                            *key = "a".to_string()
+                        }
+                    }
+                    op
+                })
+                .boxed(),
+            _ => self.operations(nodes, focus),
+        }
+    }
+
+    /// Jepsen's final reads: a read of each key through every node, once
+    /// every fault is healed; L3 demands that each completes ok.
+    fn final_operations(&self, nodes: u32) -> Vec<PrimaryOp> {
+        (0..nodes).flat_map(|node| ["a", "b"].map(|key| PrimaryOp::Get { node, key: key.to_string() })).collect()
     }
 
     fn ready(&self) -> Option<PrimaryCondition> {

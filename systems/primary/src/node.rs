@@ -123,6 +123,9 @@ pub struct Bugs {
     /// `lease-on-wall-clock`: leases and promises are measured on the
     /// wall clock (`SystemTime`), which can jump.
     pub lease_on_wall_clock: bool,
+    /// `sticky-forward`: a node forwards its clients' requests to the first
+    /// primary it heard from, even after another was elected.
+    pub sticky_forward: bool,
 }
 
 /// The applied state: each key's list.
@@ -265,6 +268,9 @@ struct Actor {
     role: Role,
     /// The primary of the current epoch, when known.
     primary: Option<u32>,
+    /// The first primary this incarnation heard from (what
+    /// `sticky-forward` forwards to).
+    first_primary: Option<u32>,
     commit: u64,
     applied: u64,
     store: Arc<Store>,
@@ -344,6 +350,7 @@ impl PrimaryNode {
             dirty: false,
             role: Role::Backup,
             primary: None,
+            first_primary: None,
             commit: 0,
             applied: 0,
             store: Arc::default(),
@@ -849,6 +856,7 @@ impl Actor {
             self.role = Role::Backup;
         }
         self.primary = Some(from);
+        self.first_primary.get_or_insert(from);
         self.reset_election();
         if !self.timing.lease.is_zero() {
             // Its acknowledgement may complete the primary's lease.
@@ -964,7 +972,9 @@ impl Actor {
     }
 
     fn on_call(&mut self, Call { id, op, reply }: Call) {
-        match (&self.role, self.primary) {
+        // With `sticky-forward`, the first primary heard from, whoever leads now.
+        let primary = if self.bugs.sticky_forward { self.first_primary.or(self.primary) } else { self.primary };
+        match (&self.role, primary) {
             (Role::Primary(_), _) => self.serve(id, op, Waiter::Local(reply)),
             (_, Some(primary)) if primary != self.me => {
                 self.forwarded.retain(|_, r| !r.is_closed());

@@ -1,7 +1,7 @@
 //! The primary-backup store in the simulation: the bundled scenarios for
 //! several seeds, determinism, the planted bugs (each caught by the
-//! linearizability property L1 and by none of the simple properties), and
-//! exploration.
+//! linearizability property L1 and by none of the simple properties, or,
+//! for `sticky-forward`, only by L3 on the final phase), and exploration.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,29 +150,37 @@ fn exploration_draws_pauses_and_clock_changes_within_the_tolerance() {
     assert!(pauses >= 20 && jumps >= 20 && drifts >= 10, "{pauses} pauses, {jumps} jumps, {drifts} drifts");
 }
 
-/// The hand-written reproducers of the planted bugs (`tests/bugs/`).
+/// The hand-written reproducers of the planted bugs (`tests/bugs/`), and
+/// the property each fails.
 #[cfg(feature = "mutations")]
-const BUGS: [(&str, &str); 5] = [
-    ("stale_read", "stale-read"),
-    ("ack_before_replication", "ack-before-replication"),
-    ("retry_applied_twice", "retry-applied-twice"),
-    ("lease_checked_at_publish", "lease-checked-at-publish"),
-    ("lease_on_wall_clock", "lease-on-wall-clock"),
+const BUGS: [(&str, &str, &str); 6] = [
+    ("stale_read", "stale-read", "L1"),
+    ("ack_before_replication", "ack-before-replication", "L1"),
+    ("retry_applied_twice", "retry-applied-twice", "L1"),
+    ("lease_checked_at_publish", "lease-checked-at-publish", "L1"),
+    ("lease_on_wall_clock", "lease-on-wall-clock", "L1"),
+    ("sticky_forward", "sticky-forward", "L3"),
 ];
 
 /// The planted bugs exploration finds within 500 cases (the lease bugs need
-/// a pause or a clock jump at the right moment: BENCHMARKS.md).
+/// a pause or a clock jump at the right moment: BENCHMARKS.md), and the
+/// property each fails.
 #[cfg(feature = "mutations")]
-const EXPLORED: [&str; 3] = ["stale-read", "ack-before-replication", "retry-applied-twice"];
+const EXPLORED: [(&str, &str); 4] =
+    [("stale-read", "L1"), ("ack-before-replication", "L1"), ("retry-applied-twice", "L1"), ("sticky-forward", "L3")];
 
+/// Each reproducer fails its property, and every other property (the
+/// simple S1, S2, L2, and L1 or L3) passes the same history: L1 alone sees
+/// the consistency bugs, and only L3, judging what clients observed in the
+/// final phase, sees `sticky-forward`.
 #[cfg(feature = "mutations")]
 #[test]
-fn each_planted_bug_fails_linearizability_alone_which_a_correct_store_passes() {
+fn each_planted_bug_fails_its_property_alone_which_a_correct_store_passes() {
     use tandem::property::Judge;
 
-    let simple: Vec<_> = Primary.properties().into_iter().filter(|p| p.code != "L1").collect();
-    assert_eq!(simple.iter().filter(|p| p.kind_name() != "sometimes").count(), 3, "S1, S2, L2");
-    for (file, mutation) in BUGS {
+    for (file, mutation, code) in BUGS {
+        let others: Vec<_> = Primary.properties().into_iter().filter(|p| p.code != code).collect();
+        assert_eq!(others.iter().filter(|p| p.kind_name() != "sometimes").count(), 4, "S1, S2, L2 and L1 or L3");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bugs/{file}.toml"));
         let correct = load(&path);
         assert_eq!(correct.planted_bug, None);
@@ -182,13 +190,35 @@ fn each_planted_bug_fails_linearizability_alone_which_a_correct_store_passes() {
             assert!(run.outcome.passed(), "{file} seed {seed} without the bug: {:?}", run.outcome.failure);
             let run = run_scenario(Arc::new(Primary), &buggy, seed);
             let failure = run.outcome.failure.unwrap_or_else(|| panic!("{mutation} passed {file} with seed {seed}"));
-            assert_eq!(failure.code, "L1", "{mutation} seed {seed}: {failure}");
-            // The simple properties see nothing wrong in the same history.
+            assert_eq!(failure.code, code, "{mutation} seed {seed}: {failure}");
+            // The other properties see nothing wrong in the same history.
             let end = run.history.events().last().map_or_else(Default::default, |e| e.at());
-            let verdict = Judge::new(&simple).finish(&run.history, end);
-            assert!(verdict.is_ok(), "{mutation} seed {seed}: a simple property caught it: {verdict:?}");
+            let verdict = Judge::new(&others).finish(&run.history, end);
+            assert!(verdict.is_ok(), "{mutation} seed {seed}: another property caught it: {verdict:?}");
         }
     }
+}
+
+/// `sticky-forward` shows only in the final phase: with it left out,
+/// exploration finds nothing where with it the bug comes up within a few
+/// cases.
+#[cfg(feature = "mutations")]
+#[test]
+#[cfg_attr(debug_assertions, ignore = "slow in a debug build: run with --release")]
+fn only_the_final_phase_finds_sticky_forward() {
+    use tandem_sim::explore::runner::{explore, Plan};
+    use tandem_sim::explore::strategy::Space;
+
+    let system = Arc::new(Primary);
+    let space = Space { planted_bug: Some("sticky-forward".into()), ..space() };
+    let without = Plan { jobs: 2, ..Plan::new(1, 150, Space { finals: false, ..space.clone() }) };
+    let runs = explore(&system, &without, |_| {}).runs;
+    assert_eq!(runs.len(), 150, "found without the final phase: {:?}", runs.last().and_then(|r| r.failure.clone()));
+    assert!(runs.iter().all(|r| r.case.scenario.finals.is_empty()));
+    let with = Plan { jobs: 2, ..Plan::new(1, 150, space) };
+    let runs = explore(&system, &with, |_| {}).runs;
+    let failure = runs.last().and_then(|r| r.failure.clone()).expect("found with the final phase");
+    assert_eq!(failure.code, "L3", "{failure}");
 }
 
 /// Exploration finds every planted bug within 500 cases, its shrunk
@@ -203,7 +233,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
     use tandem_sim::explore::strategy::Space;
 
     let system = Arc::new(Primary);
-    for mutation in EXPLORED {
+    for (mutation, code) in EXPLORED {
         for seed in [2, 3] {
             let space = Space { planted_bug: Some(mutation.to_string()), ..space() };
             let plan = Plan { jobs: 2, ..Plan::new(seed, 500, space) };
@@ -211,7 +241,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
             let failing = runs.last().filter(|r| r.failure.is_some());
             let failing = failing.unwrap_or_else(|| panic!("{mutation}: not found in 500 cases (seed {seed})"));
             let failure = failing.failure.clone().expect("failing");
-            assert_eq!(failure.code, "L1", "{mutation} seed {seed}: {failure}");
+            assert_eq!(failure.code, code, "{mutation} seed {seed}: {failure}");
             if seed != 2 {
                 continue;
             }
@@ -224,7 +254,7 @@ fn exploration_finds_and_shrinks_every_planted_bug() {
             );
             let replay = |s: &Scenario| run_scenario(system.clone(), s, s.seed);
             let (a, b) = (replay(&shrunk.scenario), replay(&shrunk.scenario));
-            assert_eq!(a.outcome.failure.as_ref().map(|f| f.code.as_str()), Some("L1"));
+            assert_eq!(a.outcome.failure.as_ref().map(|f| f.code.as_str()), Some(code));
             assert_eq!(a.digest(), b.digest());
             let fixed = Scenario { planted_bug: None, ..shrunk.scenario.clone() };
             let run = replay(&fixed);

@@ -620,3 +620,45 @@ fn shipped_scenarios_parse_and_round_trip() {
     }
     assert!(count > 10, "only {count} bundled scenarios");
 }
+
+#[test]
+fn final_steps_parse_round_trip_and_take_no_faults() {
+    let text = "nodes = 2\n\n[[step]]\npartition = { a = [0], b = [1] }\n\n[[final]]\nbroadcast = { from = 0, tag = \"last\" }\nwait = \"2s\"\n\n[[final]]\nafter = \"1s\"\nexpect = { node = 1, received_tags = [\"last\"] }\n\n[[expect]]\nnode = 0\nreceived = 0\n";
+    let s = parse(text);
+    assert_eq!(s.steps.len(), 1);
+    let mut last = step(Timing::Immediately, op(Op::Broadcast { from: 0, tag: Some("last".into()), size: None }));
+    last.wait = Some(Duration::from_secs(2));
+    let check = step(
+        Timing::After(Duration::from_secs(1)),
+        Action::Expect { condition: on(1, Check::ReceivedTags(tags(&["last"]))) },
+    );
+    assert_eq!(s.finals, [last, check]);
+    assert_eq!(s.finals.iter().map(|step| step.line).collect::<Vec<_>>(), [6, 10]);
+    assert_eq!(s.expects, [on(0, Check::Received(0))]);
+    let written = s.to_toml();
+    assert_eq!(parse(&written), s, "{written}");
+    assert!(
+        written.find("[[final]]") > written.find("[[step]]") && written.find("[[final]]") < written.find("[[expect]]")
+    );
+    // A fault in the final phase is an error at its key; so is `at`, and so
+    // is what any step rejects.
+    assert_error(
+        "nodes = 2\n[[step]]\nbroadcast = { from = 0 }\n[[final]]\ncrash = { node = 1 }\n",
+        5,
+        1,
+        "`crash` is a fault",
+    );
+    assert_error("nodes = 2\n[[final]]\nheal = {}\n", 3, 1, "the final phase runs with every fault healed");
+    assert_error("nodes = 2\n[[final]]\nat = \"1s\"\nbroadcast = { from = 0 }\n", 3, 6, "not `at`");
+    assert_error("nodes = 2\n[[final]]\nbroadcast = { from = 2 }\n", 3, 22, "out of range");
+    assert_error("nodes = 2\n[[final]]\n", 2, 1, "step has no action");
+    // In code, a final step is named after the timeline's steps.
+    let mut s = Scenario::new("code", 2);
+    s.steps.push(step(Timing::Immediately, op(Op::Broadcast { from: 0, tag: None, size: None })));
+    s.finals.push(step(Timing::Immediately, Action::Crash { node: 1 }));
+    assert!(
+        s.validate(&PubSub).unwrap_err().starts_with("step[1].action: `crash` is a fault"),
+        "{:?}",
+        s.validate(&PubSub)
+    );
+}

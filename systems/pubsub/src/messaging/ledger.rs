@@ -259,6 +259,7 @@ impl<I: Clone + Ord> Ledger<I> {
             }
             EventKind::Assert(_)
             | EventKind::Verdict { .. }
+            | EventKind::Final
             | EventKind::Fault { .. }
             | EventKind::StartFailed { .. } => {}
         }
