@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{load, scenario_files, Exit};
 use crate::bundle::Bundle;
+use crate::shared::{load, scenario_files, Exit};
 
 /// Arguments of `tandem check`.
 #[derive(Debug, Args)]

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use tandem::scenario::format_duration;
 
-use super::{prepare, without_msquic, write_picture, Exit};
 use crate::bundle::Bundle;
 use crate::robust::{fragile_warning, RobustnessArgs};
+use crate::shared::{prepare, without_msquic, write_picture, Exit};
 
 /// The real transports `confirm` can use.
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -15,10 +15,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tandem::scenario::{format_duration, parse_duration, MAX_NODES, MAX_STAGGER};
 
-use super::{without_msquic, write_picture, Exit, FAILURES_DIR};
-use crate::bundle::{Bundle, Keep};
+use crate::bundle::{Bundle, Hunt, Keep};
 use crate::coverage_page::{self, Curve};
 use crate::robust::{comment, fragile_warning, words, RobustnessArgs};
+use crate::shared::{without_msquic, write_picture, Exit};
 use tandem_sim::explore::case::Origin;
 use tandem_sim::explore::guide::{Guide, Progress};
 use tandem_sim::explore::results::{Found, Identity, ShardResult};
@@ -27,6 +27,7 @@ use tandem_sim::explore::runner::{CaseRun, Plan, Shard, UNBOUNDED};
 use tandem_sim::explore::shards::ShardSpec;
 use tandem_sim::explore::shrink::{self, Shrunk, DEFAULT_BUDGET};
 use tandem_sim::explore::strategy::Space;
+use tandem_sim::report::FAILURES_DIR;
 use tandem_sim::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
 
 /// Arguments of `tandem explore`.
@@ -184,7 +185,8 @@ fn random_seed() -> u64 {
     hasher.finish() % 1_000_000_000
 }
 
-/// `tandem explore`.
+/// `tandem explore`: checks the arguments, hunts, then reports a pass or
+/// the shrunk failure.
 pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     let system = match pick(&args, systems) {
         Ok(system) => system,
@@ -196,52 +198,156 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     if let Some(exit) = args.confirm.and_then(|_| without_msquic("explore --confirm")) {
         return exit;
     }
-    let settle = args.settle.unwrap_or(system.info().tolerance.settle);
-    let shortest = settle + Duration::from_secs(1);
-    if args.duration < shortest {
-        eprintln!(
-            "error: --duration {} is too short, expected at least {} (the settle tail is {})",
-            format_duration(args.duration),
-            format_duration(shortest),
-            format_duration(settle)
-        );
-        return Exit::Usage;
-    }
-    let stagger = args.stagger.unwrap_or(system.info().tolerance.stagger);
-    if stagger > MAX_STAGGER {
-        eprintln!(
-            "error: --stagger {} is too long, expected at most {}",
-            format_duration(stagger),
-            format_duration(MAX_STAGGER)
-        );
-        return Exit::Usage;
-    }
-    let clients = args.clients.unwrap_or(system.info().tolerance.clients);
-    let info = system.info();
-    let judging: Vec<&str> = info.properties.iter().filter(|p| p.kind != "sometimes").map(|p| p.code).collect();
-    if let Some(unknown) = args.properties.iter().find(|code| !judging.contains(&code.as_str())) {
-        eprintln!(
-            "error: --property {unknown}: system `{}` has no such `always` or `eventually` property, expected one of: {}",
-            info.name,
-            judging.join(", ")
-        );
-        return Exit::Usage;
-    }
-    if let Some(workload) = args.workload.as_ref().filter(|w| !info.workloads.contains(&w.as_str())) {
-        let known = if info.workloads.is_empty() { "(none)".to_string() } else { info.workloads.join(", ") };
-        eprintln!(
-            "error: --workload {workload}: system `{}` has no such workload, expected one of: {known}",
-            info.name
-        );
-        return Exit::Usage;
-    }
-    let shard = match args.shard.map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose() {
-        Ok(shard) => shard,
+    let setup = match set_up(&args, system) {
+        Ok(setup) => setup,
         Err(error) => {
             eprintln!("error: {error}");
             return Exit::Usage;
         }
     };
+    let plan = &setup.plan;
+    let name = system.syntax().system();
+    let total = plan.shard.cases_of(plan.cases);
+    let budget = args.budget.map(format_duration);
+    let shard_of = |of: String| format!("shard {} of {of}", plan.shard);
+    let what = match &budget {
+        Some(budget) if plan.cases == UNBOUNDED => format!("cases for {budget} (shard {})", plan.shard),
+        Some(budget) => format!("{total} cases ({}), for at most {budget}", shard_of(format!("{} cases", plan.cases))),
+        None => format!("{total} cases ({})", shard_of(format!("{} cases", plan.cases))),
+    };
+    eprintln!("explore: system {name}, seed {}, {what}, guide {}", plan.seed, plan.guide);
+    let bar = progress_bar(args.json, total, args.budget, plan.seed);
+    let rule = args.robustness.rule();
+    let hunt = hunt(&args, system, plan, &bar, &rule);
+    bar.finish_and_clear();
+    let (runs, progress) = (&hunt.exploration.runs, &hunt.exploration.progress);
+    if args.json {
+        for run in runs {
+            println!("{}", case_json(run));
+        }
+    }
+    let mut coverage = coverage_json(plan, progress);
+    // Draws the system's fair rule rejected (each drawn again).
+    let redrawn: u64 = runs.iter().map(|r| u64::from(r.case.redrawn)).sum();
+    coverage.insert("redrawn".into(), json!(redrawn));
+    if let Some(file) = &setup.result_file {
+        coverage.insert("result_file".into(), json!(file));
+    }
+    let identity = setup.identity(&args, name);
+    if let Some(page) = &args.coverage_html {
+        let curve = Curve { name: format!("shard {}", plan.shard), points: &progress.growth };
+        if let Err(error) = coverage_page::write(page, &coverage_page::title(&identity, 1), &[curve]) {
+            eprintln!("{error}");
+            return Exit::Usage;
+        }
+    }
+    // Writes the result file, if asked for, with what the shard found.
+    let save = |found: Vec<Found>| match &setup.result_file {
+        Some(file) => write_result(file, &ShardResult::new(identity.clone(), plan.shard, runs, progress, found)),
+        None => Ok(()),
+    };
+    if redrawn > 0 && !args.json {
+        eprintln!(
+            "explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again"
+        );
+    }
+    let (Some(failing), Some(shrunk)) = (hunt.failing(), &hunt.shrunk) else {
+        if let Err(error) = save(Vec::new()) {
+            eprintln!("{error}");
+            return Exit::Fail;
+        }
+        if args.json {
+            let mut summary = json!({ "result": "OK", "cases": runs.len(), "seed": plan.seed });
+            summary.as_object_mut().expect("an object").extend(coverage);
+            println!("{summary}");
+        } else {
+            println!("OK {} cases, seed {}", runs.len(), plan.seed);
+            print_coverage(plan, progress);
+        }
+        return Exit::Pass;
+    };
+    let found = match found(&args, system, &setup, failing, shrunk, &rule, &bar) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    if let Err(error) = save(vec![found.found.clone()]) {
+        eprintln!("{error}");
+    }
+    report_found(&args, plan, progress, failing, shrunk, &rule, found, coverage);
+    Exit::Fail
+}
+
+/// An exploration's plan and where its results go, from the arguments.
+struct Setup {
+    plan: Plan,
+    settle: Duration,
+    stagger: Duration,
+    clients: u32,
+    result_file: Option<PathBuf>,
+}
+
+impl Setup {
+    /// The exploration's identity, as its result file names it.
+    fn identity(&self, args: &ExploreArgs, system: &str) -> Identity {
+        Identity {
+            system: system.to_string(),
+            mutation: args.mutation.clone(),
+            seed: self.plan.seed,
+            cases: self.plan.cases,
+            guide: args.guide,
+            nodes: format!("{}..{}", args.nodes.start(), args.nodes.end()),
+            duration: format_duration(args.duration),
+            settle: format_duration(self.settle),
+            stagger: format_duration(self.stagger),
+            clients: self.clients,
+            until_stable: args.until_stable,
+            budget: args.budget.map(format_duration),
+            backend: tandem_sim::cluster::default_backend().to_string(),
+            properties: args.properties.clone(),
+            workload: args.workload.clone(),
+            no_final: args.no_final,
+        }
+    }
+}
+
+/// The plan of exploring `system`, or why the arguments are bad input.
+fn set_up(args: &ExploreArgs, system: &dyn Bundle) -> Result<Setup, String> {
+    let info = system.info();
+    let settle = args.settle.unwrap_or(info.tolerance.settle);
+    let shortest = settle + Duration::from_secs(1);
+    if args.duration < shortest {
+        return Err(format!(
+            "--duration {} is too short, expected at least {} (the settle tail is {})",
+            format_duration(args.duration),
+            format_duration(shortest),
+            format_duration(settle)
+        ));
+    }
+    let stagger = args.stagger.unwrap_or(info.tolerance.stagger);
+    if stagger > MAX_STAGGER {
+        return Err(format!(
+            "--stagger {} is too long, expected at most {}",
+            format_duration(stagger),
+            format_duration(MAX_STAGGER)
+        ));
+    }
+    let clients = args.clients.unwrap_or(info.tolerance.clients);
+    let judging: Vec<&str> = info.properties.iter().filter(|p| p.kind != "sometimes").map(|p| p.code).collect();
+    if let Some(unknown) = args.properties.iter().find(|code| !judging.contains(&code.as_str())) {
+        return Err(format!(
+            "--property {unknown}: system `{}` has no such `always` or `eventually` property, expected one of: {}",
+            info.name,
+            judging.join(", ")
+        ));
+    }
+    if let Some(workload) = args.workload.as_ref().filter(|w| !info.workloads.contains(&w.as_str())) {
+        let known = if info.workloads.is_empty() { "(none)".to_string() } else { info.workloads.join(", ") };
+        return Err(format!(
+            "--workload {workload}: system `{}` has no such workload, expected one of: {known}",
+            info.name
+        ));
+    }
+    let shard = args.shard.as_ref().map(|spec| spec.resolve(|name| std::env::var(name).ok())).transpose()?;
     if let Some(resolved) = shard.as_ref().filter(|r| !r.sources.is_empty()) {
         eprintln!("explore: {resolved}");
     }
@@ -252,8 +358,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         .clone()
         .or_else(|| shard.map(|s| args.out.join(format!("explore-s{seed}-shard-{}-of-{}.json", s.index, s.count))));
     if let Some(error) = result_file.as_deref().and_then(unwritable) {
-        eprintln!("error: {error}");
-        return Exit::Usage;
+        return Err(error);
     }
     let cases = args.cases.unwrap_or(if args.budget.is_some() { UNBOUNDED } else { DEFAULT_CASES });
     let plan = Plan {
@@ -277,17 +382,12 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         until_stable: args.until_stable,
         deadline: args.budget.map(|budget| Instant::now() + budget),
     };
+    Ok(Setup { plan, settle, stagger, clients, result_file })
+}
+
+/// Runs the plan's cases with the progress bar, and shrinks the first failure.
+fn hunt(args: &ExploreArgs, system: &dyn Bundle, plan: &Plan, bar: &ProgressBar, rule: &Rule) -> Hunt {
     let total = plan.shard.cases_of(plan.cases);
-    let name = system.syntax().system();
-    let budget = args.budget.map(format_duration);
-    let shard_of = |of: String| format!("shard {} of {of}", plan.shard);
-    let what = match &budget {
-        Some(budget) if cases == UNBOUNDED => format!("cases for {budget} (shard {})", plan.shard),
-        Some(budget) => format!("{total} cases ({}), for at most {budget}", shard_of(format!("{cases} cases"))),
-        None => format!("{total} cases ({})", shard_of(format!("{cases} cases"))),
-    };
-    eprintln!("explore: system {name}, seed {seed}, {what}, guide {}", plan.guide);
-    let bar = progress_bar(args.json, total, args.budget, seed);
     let reached = Mutex::new((BTreeSet::new(), BTreeSet::new()));
     let ran = AtomicU64::new(0);
     // Each case done: the bar counts it, or, with `--for`, shows the time
@@ -298,104 +398,54 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         let mut reached = reached.lock().expect("no case panics holding it");
         reached.0.extend(run.coverage.iter().filter(|c| c.hit).map(|c| c.goal.clone()));
         reached.1.extend(run.signature.keys().copied());
-        let of = if cases == UNBOUNDED { String::new() } else { format!("/{total}") };
+        let of = if plan.cases == UNBOUNDED { String::new() } else { format!("/{total}") };
         bar.set_message(format!("{ran}{of} cases, {} goals, {} hashes", reached.0.len(), reached.1.len()));
         let spent = budget.saturating_sub(deadline.saturating_duration_since(Instant::now()));
         bar.set_position(spent.as_millis() as u64);
     };
     let shrinking = |failing: &CaseRun| bar.set_message(format!("shrinking case {}", failing.case.number()));
-    let rule = args.robustness.rule();
-    let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: rule };
-    let hunt = system.hunt(&plan, &done, &shrinking, &options);
-    let (runs, progress) = (&hunt.exploration.runs, &hunt.exploration.progress);
-    if args.json {
-        for run in runs {
-            println!("{}", case_json(run));
-        }
-    }
-    let mut coverage = coverage_json(&plan, progress);
-    // Draws the system's fair rule rejected (each drawn again).
-    let redrawn: u64 = runs.iter().map(|r| u64::from(r.case.redrawn)).sum();
-    coverage.insert("redrawn".into(), json!(redrawn));
-    if let Some(file) = &result_file {
-        coverage.insert("result_file".into(), json!(file));
-    }
-    let identity = Identity {
-        system: name.to_string(),
-        mutation: args.mutation.clone(),
-        seed,
-        cases,
-        guide: args.guide,
-        nodes: format!("{}..{}", args.nodes.start(), args.nodes.end()),
-        duration: format_duration(args.duration),
-        settle: format_duration(settle),
-        stagger: format_duration(stagger),
-        clients,
-        until_stable: args.until_stable,
-        budget: budget.clone(),
-        backend: tandem_sim::cluster::default_backend().to_string(),
-        properties: args.properties.clone(),
-        workload: args.workload.clone(),
-        no_final: args.no_final,
-    };
-    if let Some(page) = &args.coverage_html {
-        let curve = Curve { name: format!("shard {}", plan.shard), points: &progress.growth };
-        if let Err(error) = coverage_page::write(page, &coverage_page::title(&identity, 1), &[curve]) {
-            eprintln!("{error}");
-            return Exit::Usage;
-        }
-    }
-    // Writes the result file, if asked for, with what the shard found.
-    let save = |found: Vec<Found>| match &result_file {
-        Some(file) => write_result(file, &ShardResult::new(identity.clone(), plan.shard, runs, progress, found)),
-        None => Ok(()),
-    };
-    if redrawn > 0 && !args.json {
-        eprintln!(
-            "explore: {redrawn} drawn scenarios were unfair to system {name} (its fair rule) and were drawn again"
-        );
-    }
-    let (Some(failing), Some(shrunk)) = (hunt.failing(), &hunt.shrunk) else {
-        bar.finish_and_clear();
-        if let Err(error) = save(Vec::new()) {
-            eprintln!("{error}");
-            return Exit::Fail;
-        }
-        if args.json {
-            let mut summary = json!({ "result": "OK", "cases": runs.len(), "seed": seed });
-            summary.as_object_mut().expect("an object").extend(coverage);
-            println!("{summary}");
-        } else {
-            println!("OK {} cases, seed {seed}", runs.len());
-            print_coverage(&plan, progress);
-        }
-        return Exit::Pass;
-    };
-    bar.finish_and_clear();
+    let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: *rule };
+    system.hunt(plan, &done, &shrinking, &options)
+}
+
+/// What the exploration found: its result-file entry, and what the report
+/// says beside it.
+struct Finding {
+    found: Found,
+    confirmation: Option<Result<crate::compare::Confirmation, String>>,
+}
+
+/// Writes the shrunk failure's reproducer (and its picture, and its
+/// confirmation over MsQuic, when asked for).
+fn found(
+    args: &ExploreArgs,
+    system: &dyn Bundle,
+    setup: &Setup,
+    failing: &CaseRun,
+    shrunk: &Shrunk,
+    rule: &Rule,
+    bar: &ProgressBar,
+) -> Result<Finding, Exit> {
     // The shrunk failure's robustness, when measured.
     let robustness = (rule.runs > 0).then_some(shrunk.robustness);
-    let fragile = !shrunk.robustness.meets(&rule);
-    let code = &shrunk.failure.code;
+    let fragile = !shrunk.robustness.meets(rule);
     let mut reproducer = reproducer_toml(&shrunk.scenario, failing.case.sim_seed());
     if let Some(robustness) = &robustness {
-        reproducer.insert_str(0, &comment(code, robustness, fragile));
+        reproducer.insert_str(0, &comment(&shrunk.failure.code, robustness, fragile));
     }
-    let path = match write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer) {
-        Ok(path) => path,
-        Err(error) => {
-            eprintln!("cannot write the reproducer: {error}");
-            return Exit::Fail;
-        }
-    };
+    let path = write_reproducer_text(&args.out, &failing.case.scenario.name, &reproducer).map_err(|error| {
+        eprintln!("cannot write the reproducer: {error}");
+        Exit::Fail
+    })?;
     // The reproducer's run, for its picture and its signature.
     let keep = Keep { picture: args.html.is_some(), ..Keep::default() };
-    let replay = (args.html.is_some() || result_file.is_some())
+    let replay = (args.html.is_some() || setup.result_file.is_some())
         .then(|| system.simulate(&shrunk.scenario, failing.case.sim_seed(), keep));
     if let (Some(page), Some(run)) = (&args.html, &replay) {
-        if let Err(error) = write_picture(page, run.picture.as_slice()) {
+        write_picture(page, run.picture.as_slice()).map_err(|error| {
             eprintln!("{error}");
-            return Exit::Usage;
-        }
+            Exit::Usage
+        })?;
     }
     let confirmation = args.confirm.map(|runs| {
         bar.suspend(|| eprintln!("confirming the reproducer over MsQuic, {runs} runs"));
@@ -405,35 +455,47 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         }
         confirmation
     });
-    let (before, after) = (failing.case.scenario.steps.len(), shrunk.scenario.steps.len());
-    let number = failing.case.number();
     let found = Found {
-        case: number,
+        case: failing.case.number(),
         code: shrunk.failure.code.clone(),
         failure: shrunk.failure.to_string(),
         signature: replay.map(|run| run.outcome.signature.into_keys().collect()).unwrap_or_default(),
         shape: shrunk.scenario.shape(),
         case_signature: failing.signature.keys().copied().collect(),
-        steps: after,
+        steps: shrunk.scenario.steps.len(),
         nodes: shrunk.scenario.nodes,
         reproducer,
         path: path.display().to_string(),
         robustness,
         fragile,
     };
-    if let Err(error) = save(vec![found]) {
-        eprintln!("{error}");
-    }
+    Ok(Finding { found, confirmation })
+}
+
+/// Prints the shrunk failure: a JSON summary, or the text lines.
+#[allow(clippy::too_many_arguments)]
+fn report_found(
+    args: &ExploreArgs,
+    plan: &Plan,
+    progress: &Progress,
+    failing: &CaseRun,
+    shrunk: &Shrunk,
+    rule: &Rule,
+    Finding { found, confirmation }: Finding,
+    coverage: serde_json::Map<String, serde_json::Value>,
+) {
+    let (before, after) = (failing.case.scenario.steps.len(), found.steps);
+    let (number, path) = (found.case, &found.path);
     if args.json {
         let mut summary = json!({
-            "result": "FOUND", "seed": seed, "case": number, "failure": shrunk.failure.to_string(),
-            "code": shrunk.failure.code, "steps_before": before, "steps_after": after,
-            "nodes": shrunk.scenario.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
+            "result": "FOUND", "seed": plan.seed, "case": number, "failure": found.failure,
+            "code": found.code, "steps_before": before, "steps_after": after,
+            "nodes": found.nodes, "shrink_runs": shrunk.runs, "reproduce": path,
         });
-        if robustness.is_some() {
-            summary["robustness"] = json!(robustness);
+        if found.robustness.is_some() {
+            summary["robustness"] = json!(found.robustness);
             summary["robustness_found"] = json!(shrunk.found);
-            summary["fragile"] = json!(fragile);
+            summary["fragile"] = json!(found.fragile);
         }
         summary.as_object_mut().expect("an object").extend(coverage);
         if let Some(confirmation) = &confirmation {
@@ -444,24 +506,23 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
         }
         println!("{summary}");
     } else {
-        let robust = found_words(shrunk, &rule).map(|w| format!("; {w}")).unwrap_or_default();
+        let robust = found_words(shrunk, rule).map(|w| format!("; {w}")).unwrap_or_default();
         println!(
             "FOUND {} after {number} cases; shrunk from {before} to {after} steps in {} runs{robust}",
             shrunk.failure, shrunk.runs
         );
-        if fragile {
-            eprintln!("explore: {}", fragile_warning(code, &shrunk.robustness, &rule));
+        if found.fragile {
+            eprintln!("explore: {}", fragile_warning(&found.code, &shrunk.robustness, rule));
         }
-        println!("{}", next_steps(&path));
+        println!("{}", next_steps(Path::new(path)));
         match &confirmation {
             Some(Ok(confirmation)) => println!("  {confirmation}"),
             Some(Err(error)) => println!("  the real cluster did not start: {error}"),
             None => {}
         }
-        print_coverage(&plan, progress);
+        print_coverage(plan, progress);
     }
     let _ = std::io::stdout().flush();
-    Exit::Fail
 }
 
 /// The progress bar on standard error (hidden with `--json`): the cases

@@ -7,12 +7,13 @@ use clap::Args;
 use serde_json::json;
 use tandem::scenario::Scenario;
 
-use super::{Exit, FAILURES_DIR};
 use crate::bundle::Bundle;
 use crate::coverage_page::{self, Curve};
 use crate::robust::words;
+use crate::shared::Exit;
 use tandem_sim::explore::results::{merge as merge_results, Merged, ShardResult, Stop};
 use tandem_sim::explore::runner::UNBOUNDED;
+use tandem_sim::report::FAILURES_DIR;
 use tandem_sim::report::{next_steps, write_reproducer_text};
 
 /// Arguments of `tandem merge`.

@@ -12,9 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tandem::history::first_difference;
 use tandem::scenario::Scenario;
 
-use super::{prepare, write_picture, Exit};
 use crate::bundle::{Bundle, Finished, Keep};
 use crate::robust::words;
+use crate::shared::{prepare, write_picture, Exit};
 use tandem_sim::explore::robust::{Rule, DEFAULT_MIN};
 use tandem_sim::report::{model_warning, write_reproducer, RunReport, Verdict, FAILURES_DIR};
 

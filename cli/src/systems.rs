@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use super::Exit;
 use crate::bundle::Bundle;
+use crate::shared::Exit;
 
 /// Arguments of `tandem systems`.
 #[derive(Debug, Args)]
