@@ -142,7 +142,10 @@ struct LeaseClock {
 impl LeaseClock {
     fn now(&self) -> Duration {
         if self.wall {
-            // The planted bug: the wall clock can jump either way.
+            // The planted bug: the wall clock can jump either way. In a
+            // simulation the clock interposer answers it from the node's
+            // simulated clock (deterministic); over MsQuic, from the node's
+            // thread clock.
             let wall = std::time::SystemTime::now();
             wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
         } else {
