@@ -21,6 +21,7 @@ pub mod execute;
 pub mod history;
 pub mod host;
 pub mod links;
+pub mod nodes;
 pub mod picture;
 pub mod prelude;
 pub mod probe;

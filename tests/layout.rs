@@ -83,3 +83,106 @@ fn only_the_binary_depends_on_the_bundled_systems() {
     }
     assert!(cli.contains("required-features = [\"bundled\"]"), "only the binary needs the bundled systems");
 }
+
+/// The code lines of `file` (comments and doc comments left out).
+fn code(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+}
+
+/// The simulation crate, the right way up: the shared parts (options,
+/// ports, boot, the QUIC model, queue bounds) on its ground floor, and the
+/// two backends side by side, neither importing the other.
+#[test]
+fn neither_simulation_backend_imports_the_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/src");
+    for (backend, other) in [("events", "turmoil"), ("turmoil", "events")] {
+        let mut files = Vec::new();
+        rust_files(&root.join(backend), &mut files);
+        assert!(files.len() >= 3, "the {backend} backend's files were found");
+        for file in files {
+            let code = code(&file);
+            for path in [format!("crate::{other}"), format!("super::super::{other}"), format!("tandem_sim::{other}")] {
+                assert!(!code.contains(&path), "{} imports the {other} backend ({path})", file.display());
+            }
+        }
+    }
+    // The ground floor imports neither backend.
+    for floor in ["options.rs", "quic.rs", "determinism.rs"] {
+        let code = code(&root.join(floor));
+        for backend in ["crate::events", "crate::turmoil"] {
+            assert!(!code.contains(backend), "sim/src/{floor} stands on a backend ({backend})");
+        }
+    }
+}
+
+/// No backend is chosen by a global: it is a value (`SimOptions::backend`,
+/// `Space::backend`, the CLI's `--backend`) passed down to each run.
+#[test]
+fn no_backend_is_chosen_by_a_global() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "sim/src", "msquic/src", "cli/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    for file in files {
+        let code = code(&file);
+        for line in code.lines().filter(|l| l.trim_start().starts_with("static ") || l.contains(" static ")) {
+            assert!(!line.to_lowercase().contains("backend"), "{}: a global backend: {line}", file.display());
+        }
+        assert!(
+            !code.contains("TANDEM_BACKEND") || file.ends_with("cli/src/lib.rs"),
+            "{} reads TANDEM_BACKEND",
+            file.display()
+        );
+    }
+}
+
+/// The framework's files a new node fault touches, as the README's "Adding
+/// a generic action" lists them: the model, its parser and writer, the
+/// explorer's generator, and each backend that carries it out (the others
+/// refuse it, by default, before the run).
+const NODE_FAULT_FILES: [&str; 6] = [
+    "src/scenario/mod.rs",
+    "src/scenario/parse.rs",
+    "src/scenario/write.rs",
+    "sim/src/explore/strategy.rs",
+    "sim/src/events/cluster.rs",
+    "msquic/src/real/cluster.rs",
+];
+
+/// The code of `file` before its unit tests.
+fn code_before_tests(file: &Path) -> String {
+    let code = code(file);
+    code.split("#[cfg(test)]").next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_new_node_fault_touches_at_most_six_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("### Adding a generic action").nth(1).expect("the README says how to add an action");
+    let section = section.split("\n## ").next().unwrap();
+    for file in NODE_FAULT_FILES {
+        assert!(section.contains(file), "the README's \"Adding a generic action\" names {file}");
+    }
+    let mut files = Vec::new();
+    for dir in ["src", "sim/src", "msquic/src", "cli/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    // `pause` and `clock` were the last node faults added: whatever names
+    // them is what the next one touches.
+    for fault in ["Pause", "Clock"] {
+        let naming: Vec<String> = files
+            .iter()
+            .filter(|file| {
+                let code = code_before_tests(file);
+                code.contains(&format!("Action::{fault}")) || code.contains(&format!("NodeChange::{fault}"))
+            })
+            .map(|file| file.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        let extra: Vec<&String> = naming.iter().filter(|f| !NODE_FAULT_FILES.contains(&f.as_str())).collect();
+        assert!(extra.is_empty(), "`{fault}` is also named in {extra:?}: a new node fault would touch them too");
+        assert!(naming.len() <= 6, "{naming:?}");
+    }
+}

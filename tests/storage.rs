@@ -142,7 +142,7 @@ read = { node = 0 }
         .filter(|e| matches!(&e.event, EventKind::Invoke { step: 5, .. } | EventKind::Complete { id: 2, .. }))
         .map(|e| e.at())
         .collect();
-    let sync_latency = tandem_sim::cluster::default_profile().sync_latency();
+    let sync_latency = tandem_sim::options::default_profile().sync_latency();
     assert_eq!(times[1] - times[0], Duration::from_millis(120) + sync_latency, "{times:?}");
 }
 

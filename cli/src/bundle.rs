@@ -15,7 +15,7 @@ use tandem::system::{Capabilities, Knob, PlantedBug, System, Tolerance};
 use tandem_sim::explore::robust::Robustness;
 use tandem_sim::explore::runner::{CaseRun, Exploration, Plan};
 use tandem_sim::explore::shrink::{Options, Shrunk};
-use tandem_sim::run_scenario;
+use tandem_sim::Backend;
 
 /// A finished simulated run, whatever its system.
 #[derive(Debug, Clone)]
@@ -111,16 +111,22 @@ pub trait Bundle: Send + Sync {
     fn syntax(&self) -> &dyn Syntax;
     /// What `tandem systems` says of it.
     fn info(&self) -> SystemInfo;
-    /// Runs `scenario` in the simulation with `seed`, keeping what `keep` asks for.
-    fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
+    /// Runs `scenario` on `backend` with `seed`, keeping what `keep` asks for.
+    fn simulate(&self, backend: Backend, scenario: &Scenario, seed: u64, keep: Keep) -> Finished;
     /// Runs an exploration's cases (see [`runner::explore`](tandem_sim::explore::runner::explore)).
     fn explore(&self, plan: &Plan, done: &(dyn Fn(&CaseRun) + Sync)) -> Exploration;
     /// Shrinks a failing scenario within `options`.
     fn shrink(&self, scenario: &Scenario, failure: &Violation, options: &Options) -> Shrunk;
-    /// Runs `scenario` in the simulation with `seed`, then `runs` perturbed
+    /// Runs `scenario` on `backend` with `seed`, then `runs` perturbed
     /// runs (see [`robust`](tandem_sim::explore::robust)): the run's
     /// failure, if any, and how many perturbed runs ended the same way.
-    fn robustness(&self, scenario: &Scenario, seed: u64, runs: u32) -> (Option<Violation>, Robustness);
+    fn robustness(
+        &self,
+        backend: Backend,
+        scenario: &Scenario,
+        seed: u64,
+        runs: u32,
+    ) -> (Option<Violation>, Robustness);
     /// Explores `plan` and shrinks its first failure within `options`:
     /// what `tandem explore` and the bug benchmark run. `done` follows each
     /// case; `shrinking` is told when the failing case's shrinking begins.
@@ -140,13 +146,14 @@ pub trait Bundle: Send + Sync {
         Hunt { exploration, shrunk }
     }
 
-    /// Runs `scenario` over MsQuic and in the simulation with `seed`, and
+    /// Runs `scenario` over MsQuic and on `backend` with `seed`, and
     /// compares; an error when the real cluster cannot run (or this build
     /// has no MsQuic). `runs` real runs (at least one) measure how often the
     /// real stack agrees; with `picture`, the confirmation carries the
     /// simulated and the first real run's pictures.
     fn confirm(
         &self,
+        backend: Backend,
         scenario: &Scenario,
         seed: u64,
         runs: usize,
@@ -181,8 +188,8 @@ impl<S: System> Bundle for S {
         }
     }
 
-    fn simulate(&self, scenario: &Scenario, seed: u64, keep: Keep) -> Finished {
-        let run = run_scenario(Arc::new(self.clone()), scenario, seed);
+    fn simulate(&self, backend: Backend, scenario: &Scenario, seed: u64, keep: Keep) -> Finished {
+        let run = backend.run(Arc::new(self.clone()), scenario, seed);
         let trace = keep.trace.then(|| run.history.to_jsonl());
         let picture = keep
             .picture
@@ -198,13 +205,20 @@ impl<S: System> Bundle for S {
         tandem_sim::explore::shrink::shrink(Arc::new(self.clone()), scenario, failure, options)
     }
 
-    fn robustness(&self, scenario: &Scenario, seed: u64, runs: u32) -> (Option<Violation>, Robustness) {
-        tandem_sim::explore::robust::verdict_and_robustness(&Arc::new(self.clone()), scenario, seed, runs)
+    fn robustness(
+        &self,
+        backend: Backend,
+        scenario: &Scenario,
+        seed: u64,
+        runs: u32,
+    ) -> (Option<Violation>, Robustness) {
+        tandem_sim::explore::robust::verdict_and_robustness(&Arc::new(self.clone()), backend, scenario, seed, runs)
     }
 
     #[cfg(feature = "msquic")]
     fn confirm(
         &self,
+        backend: Backend,
         scenario: &Scenario,
         seed: u64,
         runs: usize,
@@ -213,7 +227,7 @@ impl<S: System> Bundle for S {
         // Wall-clock `Instant`: confirm runs on the real network, outside any simulation.
         let started = std::time::Instant::now();
         let system = Arc::new(self.clone());
-        let sim = run_scenario(system.clone(), scenario, seed);
+        let sim = backend.run(system.clone(), scenario, seed);
         let mut reals = Vec::new();
         for run in 1..=runs.max(1) {
             tandem_sim::logging::real_run_started(&format!("{}, real run {run} of {}", scenario.name, runs.max(1)));
@@ -240,7 +254,14 @@ impl<S: System> Bundle for S {
     }
 
     #[cfg(not(feature = "msquic"))]
-    fn confirm(&self, _: &Scenario, _: u64, _: usize, _: bool) -> Result<crate::compare::Confirmation, String> {
+    fn confirm(
+        &self,
+        _: Backend,
+        _: &Scenario,
+        _: u64,
+        _: usize,
+        _: bool,
+    ) -> Result<crate::compare::Confirmation, String> {
         Err("this tandem was built without MsQuic (feature `msquic`)".into())
     }
 }

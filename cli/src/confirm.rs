@@ -10,6 +10,7 @@ use tandem::scenario::format_duration;
 use crate::bundle::Bundle;
 use crate::robust::{fragile_warning, RobustnessArgs};
 use crate::shared::{prepare, without_msquic, write_picture, Exit};
+use tandem_sim::Backend;
 
 /// The real transports `confirm` can use.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,7 +53,7 @@ pub struct ConfirmArgs {
 
 /// Runs each scenario over real MsQuic and in simulation and compares them.
 /// A build without MsQuic says how to get one (exit 2).
-pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
+pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle], backend: Backend) -> Exit {
     let RealTransport::Msquic = args.transport;
     if let Some(exit) = without_msquic("confirm") {
         return exit;
@@ -70,7 +71,7 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
         let scenario = &loaded.scenario;
         let seed = args.seed.unwrap_or(scenario.seed);
         spinner.set_message(format!("{}: {} simulated runs with perturbed timing", scenario.name, rule.runs));
-        let (failure, robustness) = loaded.system.robustness(scenario, seed, rule.runs);
+        let (failure, robustness) = loaded.system.robustness(backend, scenario, seed, rule.runs);
         if let Some(failure) = failure.filter(|_| !robustness.meets(&rule)) {
             spinner.suspend(|| eprintln!("{}: {}", scenario.name, fragile_warning(&failure.code, &robustness, &rule)));
         }
@@ -79,7 +80,8 @@ pub fn confirm(args: ConfirmArgs, systems: &[&dyn Bundle]) -> Exit {
             scenario.name,
             format_duration(scenario.duration)
         ));
-        let confirmation = match loaded.system.confirm(scenario, seed, args.runs as usize, args.html.is_some()) {
+        let confirmation = match loaded.system.confirm(backend, scenario, seed, args.runs as usize, args.html.is_some())
+        {
             Ok(mut confirmation) => {
                 pictures.append(&mut confirmation.pictures);
                 confirmation.robustness = (rule.runs > 0).then_some(robustness);

@@ -29,6 +29,7 @@ use tandem_sim::explore::shrink::{self, Shrunk, DEFAULT_BUDGET};
 use tandem_sim::explore::strategy::Space;
 use tandem_sim::report::FAILURES_DIR;
 use tandem_sim::report::{next_steps, reproducer_toml, write_reproducer_text, Verdict};
+use tandem_sim::Backend;
 
 /// Arguments of `tandem explore`.
 #[derive(Debug, Args)]
@@ -187,7 +188,7 @@ fn random_seed() -> u64 {
 
 /// `tandem explore`: checks the arguments, hunts, then reports a pass or
 /// the shrunk failure.
-pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
+pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle], backend: Backend) -> Exit {
     let system = match pick(&args, systems) {
         Ok(system) => system,
         Err(error) => {
@@ -198,7 +199,7 @@ pub fn explore(args: ExploreArgs, systems: &[&dyn Bundle]) -> Exit {
     if let Some(exit) = args.confirm.and_then(|_| without_msquic("explore --confirm")) {
         return exit;
     }
-    let setup = match set_up(&args, system) {
+    let setup = match set_up(&args, system, backend) {
         Ok(setup) => setup,
         Err(error) => {
             eprintln!("error: {error}");
@@ -302,7 +303,7 @@ impl Setup {
             clients: self.clients,
             until_stable: args.until_stable,
             budget: args.budget.map(format_duration),
-            backend: tandem_sim::cluster::default_backend().to_string(),
+            backend: self.plan.space.backend.to_string(),
             properties: args.properties.clone(),
             workload: args.workload.clone(),
             no_final: args.no_final,
@@ -311,7 +312,7 @@ impl Setup {
 }
 
 /// The plan of exploring `system`, or why the arguments are bad input.
-fn set_up(args: &ExploreArgs, system: &dyn Bundle) -> Result<Setup, String> {
+fn set_up(args: &ExploreArgs, system: &dyn Bundle, backend: Backend) -> Result<Setup, String> {
     let info = system.info();
     let settle = args.settle.unwrap_or(info.tolerance.settle);
     let shortest = settle + Duration::from_secs(1);
@@ -374,6 +375,7 @@ fn set_up(args: &ExploreArgs, system: &dyn Bundle) -> Result<Setup, String> {
             properties: args.properties.clone(),
             workload: args.workload.clone(),
             finals: !args.no_final,
+            backend,
             ..Space::default()
         },
         jobs: args.jobs as usize,
@@ -404,7 +406,7 @@ fn hunt(args: &ExploreArgs, system: &dyn Bundle, plan: &Plan, bar: &ProgressBar,
         bar.set_position(spent.as_millis() as u64);
     };
     let shrinking = |failing: &CaseRun| bar.set_message(format!("shrinking case {}", failing.case.number()));
-    let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: *rule };
+    let options = shrink::Options { budget: DEFAULT_BUDGET, robustness: *rule, backend: plan.space.backend };
     system.hunt(plan, &done, &shrinking, &options)
 }
 
@@ -440,7 +442,7 @@ fn found(
     // The reproducer's run, for its picture and its signature.
     let keep = Keep { picture: args.html.is_some(), ..Keep::default() };
     let replay = (args.html.is_some() || setup.result_file.is_some())
-        .then(|| system.simulate(&shrunk.scenario, failing.case.sim_seed(), keep));
+        .then(|| system.simulate(setup.plan.space.backend, &shrunk.scenario, failing.case.sim_seed(), keep));
     if let (Some(page), Some(run)) = (&args.html, &replay) {
         write_picture(page, run.picture.as_slice()).map_err(|error| {
             eprintln!("{error}");
@@ -449,7 +451,8 @@ fn found(
     }
     let confirmation = args.confirm.map(|runs| {
         bar.suspend(|| eprintln!("confirming the reproducer over MsQuic, {runs} runs"));
-        let mut confirmation = system.confirm(&shrunk.scenario, failing.case.sim_seed(), runs as usize, false);
+        let backend = setup.plan.space.backend;
+        let mut confirmation = system.confirm(backend, &shrunk.scenario, failing.case.sim_seed(), runs as usize, false);
         if let Ok(confirmation) = &mut confirmation {
             confirmation.robustness = robustness;
         }

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use tandem_sim::cluster::{select_backend, Backend};
+use tandem_sim::Backend;
 
 use crate::bundle::Bundle;
 
@@ -69,8 +69,8 @@ Docs: docs/cli.md, docs/scenario-format.md, docs/guide.md (test your own node)."
 struct Cli {
     /// The simulator: `events` (discrete events, the default) or `turmoil`
     /// (turmoil 0.7, tick by tick). Also read from TANDEM_BACKEND.
-    #[arg(long, global = true, value_name = "BACKEND", value_parser = backend_names())]
-    backend: Option<Backend>,
+    #[arg(long, global = true, value_name = "BACKEND", value_parser = backend_names(), env = "TANDEM_BACKEND", default_value = "events")]
+    backend: Backend,
     /// The calibration profile the simulation takes its disk latency from
     /// (written by `tandem calibrate`); default: the one compiled in,
     /// profiles/default.toml. Also read from TANDEM_PROFILE.
@@ -165,9 +165,6 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
     }
     // clap prints help and version with code 0 and usage errors with code 2.
     let matches = command.try_get_matches().unwrap_or_else(|error| error.exit());
-    if let Some(&backend) = matches.get_one::<Backend>("backend") {
-        select_backend(backend);
-    }
     if let Some(path) = matches.get_one::<PathBuf>("profile") {
         if let Err(exit) = select_profile(path) {
             return exit.into();
@@ -180,11 +177,11 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match cli.command {
-        Command::Run(args) => run::run(args, systems),
-        Command::Replay(args) => run::replay(args, systems),
+        Command::Run(args) => run::run(args, systems, cli.backend),
+        Command::Replay(args) => run::replay(args, systems, cli.backend),
         Command::Check(args) => check::check(args, systems),
-        Command::Confirm(args) => confirm::confirm(args, systems),
-        Command::Explore(args) => explore::explore(*args, systems),
+        Command::Confirm(args) => confirm::confirm(args, systems, cli.backend),
+        Command::Explore(args) => explore::explore(*args, systems, cli.backend),
         Command::Merge(args) => merge::merge(args, systems),
         Command::Systems(args) => systems::systems(args, systems),
     }

@@ -17,6 +17,7 @@ use crate::robust::words;
 use crate::shared::{prepare, write_picture, Exit};
 use tandem_sim::explore::robust::{Rule, DEFAULT_MIN};
 use tandem_sim::report::{model_warning, write_reproducer, RunReport, Verdict, FAILURES_DIR};
+use tandem_sim::Backend;
 
 /// Arguments of `tandem run`.
 #[derive(Debug, Args)]
@@ -108,7 +109,7 @@ fn emit(report: &RunReport, json: bool, bar: &ProgressBar) {
 }
 
 /// `tandem run`.
-pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
+pub fn run(args: RunArgs, systems: &[&dyn Bundle], backend: Backend) -> Exit {
     let scenarios = match prepare(&args.paths, args.log.as_deref(), systems) {
         Ok(scenarios) => scenarios,
         Err(exit) => return exit,
@@ -127,11 +128,11 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
         for seed in first..first + args.seeds {
             bar.set_message(format!("{} seed={seed}", scenario.name));
             let report = if args.check_determinism {
-                determinism_report(file, scenario, seed)
+                determinism_report(file, scenario, seed, backend)
             } else {
                 // Wall time of the whole run, measured outside the simulation.
                 let started = Instant::now();
-                let mut run = loaded.system.simulate(scenario, seed, keep);
+                let mut run = loaded.system.simulate(backend, scenario, seed, keep);
                 for goal in &run.outcome.coverage {
                     *goals.entry(goal.goal.clone()).or_default() |= goal.hit;
                 }
@@ -179,8 +180,8 @@ pub fn run(args: RunArgs, systems: &[&dyn Bundle]) -> Exit {
 
 /// Runs `seed` of `file` twice, each in a child `tandem run` process, and
 /// compares the digests.
-fn determinism_report(file: &Path, scenario: &Scenario, seed: u64) -> RunReport {
-    let children = run_child(file, seed, 0).and_then(|a| Ok((a, run_child(file, seed, 1)?)));
+fn determinism_report(file: &Path, scenario: &Scenario, seed: u64, backend: Backend) -> RunReport {
+    let children = run_child(file, seed, 0, backend).and_then(|a| Ok((a, run_child(file, seed, 1, backend)?)));
     let ((first, trace_a), (second, trace_b)) = match children {
         Ok(children) => children,
         Err(error) => return broken(scenario, seed, &error),
@@ -212,12 +213,12 @@ fn broken(scenario: &Scenario, seed: u64, error: &str) -> RunReport {
 }
 
 /// Runs one seed in a child `tandem run --json` and returns its report and trace.
-fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String), String> {
+fn run_child(file: &Path, seed: u64, index: usize, backend: Backend) -> Result<(RunReport, String), String> {
     let trace = std::env::temp_dir().join(format!("tandem-determinism-{}-{seed}-{index}.jsonl", std::process::id()));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
         .arg("run")
-        .args(["--backend", &tandem_sim::cluster::default_backend().to_string()])
+        .args(["--backend", backend.name()])
         .arg(file)
         .args(["--seed", &seed.to_string(), "--json", "--trace"])
         .arg(&trace)
@@ -232,7 +233,7 @@ fn run_child(file: &Path, seed: u64, index: usize) -> Result<(RunReport, String)
 }
 
 /// `tandem replay`.
-pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
+pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle], backend: Backend) -> Exit {
     let loaded = match prepare(std::slice::from_ref(&args.file), args.log.as_deref(), systems) {
         Ok(mut scenarios) => scenarios.remove(0),
         Err(exit) => return exit,
@@ -244,7 +245,7 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
     // Wall time for the report, outside the simulation.
     let started = Instant::now();
     let keep = Keep { trace: args.trace.is_some(), picture: args.html.is_some() };
-    let run = loaded.system.simulate(scenario, scenario.seed, keep);
+    let run = loaded.system.simulate(backend, scenario, scenario.seed, keep);
     let report = RunReport::new(scenario, run.seed, &run.outcome, run.digest, started.elapsed());
     if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, run.trace.as_deref().unwrap_or_default()) {
@@ -262,7 +263,7 @@ pub fn replay(args: ReplayArgs, systems: &[&dyn Bundle]) -> Exit {
         emit(&report, args.json, &ProgressBar::hidden());
         return if report.passed() { Exit::Pass } else { Exit::Fail };
     };
-    let (_, robustness) = loaded.system.robustness(scenario, scenario.seed, runs);
+    let (_, robustness) = loaded.system.robustness(backend, scenario, scenario.seed, runs);
     let fragile = !report.passed() && !robustness.meets(&Rule { runs, min: DEFAULT_MIN });
     if args.json {
         let mut line = serde_json::to_value(&report).expect("reports serialise");

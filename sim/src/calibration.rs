@@ -21,7 +21,7 @@ use tandem::transport::{Connection, Framing, Listener, MessageReceiver, MessageS
 use tokio::time::Instant;
 
 use crate::events::{host_ip, EventTransport, Network};
-use crate::net::QuicModel;
+use crate::quic::QuicModel;
 
 /// The dialler, node 0, and the node it dials, node 1.
 const CLIENT: u32 = 0;

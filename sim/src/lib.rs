@@ -2,7 +2,7 @@
 //!
 //! tandem's deterministic backend: any [`System`](tandem::System)'s nodes on
 //! a seeded simulated network, discrete-event ([`EventCluster`], the
-//! default) or turmoil ([`SimCluster`]). Same system, scenario, seed and
+//! default) or turmoil ([`TurmoilCluster`]). Same system, scenario, seed and
 //! build => the same history digest, in any process. Also the generic
 //! explorer ([`explore`]), the `cargo test` helpers ([`testing`]) and
 //! reproducer files ([`report`]). The `tandem` command is `tandem-cli`'s.
@@ -13,20 +13,37 @@
 #[cfg(test)]
 extern crate self as tandem_sim;
 
+// The ground floor, shared by both backends.
 pub mod calibration;
-pub mod cluster;
 pub mod determinism;
+pub mod options;
+pub mod quic;
+// The two backends, side by side: neither imports the other.
 pub mod events;
+pub mod turmoil;
+// What runs on them.
 pub mod explore;
 pub mod logging;
-pub mod net;
 pub mod report;
 pub mod run;
 pub mod testing;
-pub mod transport;
 
-pub use cluster::{Backend, SimCluster, SimOptions};
 pub use events::EventCluster;
-pub use net::{LinkTable, QuicModel, Transmission, Transmissions};
+pub use options::{Backend, SimOptions};
+pub use quic::{QuicModel, Transmission, Transmissions};
 pub use run::{run_scenario, run_with};
-pub use transport::SimTransport;
+pub use turmoil::{LinkTable, TurmoilCluster, TurmoilTransport};
+
+/// The turmoil backend's cluster, by its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "the turmoil backend's cluster is `TurmoilCluster`; the default backend's is `EventCluster`"
+)]
+pub type SimCluster<S> = TurmoilCluster<S>;
+
+/// The turmoil backend's transport, by its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "the turmoil backend's transport is `TurmoilTransport`; the default backend's is `events::EventTransport`"
+)]
+pub type SimTransport = TurmoilTransport;

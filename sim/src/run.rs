@@ -10,24 +10,33 @@ use tandem::history::History;
 use tandem::scenario::Scenario;
 use tandem::system::System;
 
-use crate::cluster::{Backend, SimCluster, SimOptions};
 use crate::events::EventCluster;
+use crate::options::{Backend, SimOptions};
+use crate::turmoil::TurmoilCluster;
 
 /// The simulation options a scenario asks for.
 pub fn options_for<S: System>(system: &S, scenario: &Scenario, seed: u64) -> SimOptions {
     SimOptions { stagger: scenario.stagger, ..SimOptions::of(Setup::of(system, scenario, seed)) }
 }
 
-/// Runs `scenario` with `seed`. A pure function of the system, the scenario,
-/// the seed and the build.
+/// Runs `scenario` with `seed` on the default backend ([`Backend::Events`]).
+/// A pure function of the system, the scenario, the seed and the build.
 ///
 /// # Panics
 ///
 /// When the scenario is not valid for the system (parse it with
 /// [`Scenario::parse`] or check it with [`Scenario::validate`] first).
 pub fn run_scenario<S: System>(system: Arc<S>, scenario: &Scenario, seed: u64) -> Run<S> {
-    let options = options_for(&*system, scenario, seed);
-    run_with(system, scenario, options)
+    Backend::default().run(system, scenario, seed)
+}
+
+impl Backend {
+    /// Runs `scenario` with `seed` on this backend: [`run_scenario`] on
+    /// another simulator.
+    pub fn run<S: System>(self, system: Arc<S>, scenario: &Scenario, seed: u64) -> Run<S> {
+        let options = SimOptions { backend: self, ..options_for(&*system, scenario, seed) };
+        run_with(system, scenario, options)
+    }
 }
 
 /// Runs `scenario` with explicit simulation options, on a fresh thread of
@@ -53,7 +62,7 @@ fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions)
     let seed = options.setup.seed;
     let run = catch_unwind(AssertUnwindSafe(|| {
         if options.backend == Backend::Turmoil {
-            let mut cluster = SimCluster::new(system, options);
+            let mut cluster = TurmoilCluster::new(system, options);
             let outcome = execute(scenario, &mut cluster);
             return (outcome, cluster.into_history());
         }

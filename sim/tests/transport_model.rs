@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tandem::transport::{Connection, Framing, Listener, MessageSender, Transport, TransportError};
-use tandem_sim::{LinkTable, QuicModel, SimOptions, SimTransport};
+use tandem_sim::{LinkTable, QuicModel, SimOptions, TurmoilTransport};
 
-fn transport(host: &str, links: &LinkTable) -> SimTransport {
-    SimTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), links.clone(), 7)
+fn transport(host: &str, links: &LinkTable) -> TurmoilTransport {
+    TurmoilTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), links.clone(), 7)
 }
 
 /// A server on host `b` that accepts and holds every connection, never reading.
@@ -37,7 +37,7 @@ fn server_addr() -> SocketAddr {
 #[test]
 fn a_node_that_only_writes_learns_its_connection_died() {
     let links = LinkTable::new(0.0);
-    let mut sim = SimOptions::new(2, 1).network();
+    let mut sim = tandem_sim::turmoil::network(&SimOptions::new(2, 1));
     silent_server(&mut sim, &links);
     let failed_after: Rc<RefCell<Option<(Duration, TransportError)>>> = Rc::default();
     let out = failed_after.clone();
@@ -74,7 +74,7 @@ fn a_node_that_only_writes_learns_its_connection_died() {
 /// How each of `dials` dials went on links losing `rate`: its time, or the error.
 fn dials(rate: f64, dials: usize) -> Vec<Result<Duration, TransportError>> {
     let links = LinkTable::new(rate);
-    let mut sim = SimOptions::new(2, 3).network();
+    let mut sim = tandem_sim::turmoil::network(&SimOptions::new(2, 3));
     silent_server(&mut sim, &links);
     let results: Rc<RefCell<Vec<Result<Duration, TransportError>>>> = Rc::default();
     let out = results.clone();
@@ -139,7 +139,7 @@ fn run_until(sim: &mut turmoil::Sim<'_>, until: Duration) {
 #[test]
 fn a_crashed_senders_held_frames_are_lost() {
     let links = LinkTable::new(0.0);
-    let mut sim = SimOptions::new(2, 5).network();
+    let mut sim = tandem_sim::turmoil::network(&SimOptions::new(2, 5));
     let log = recording_server(&mut sim, &links);
     let client_links = links.clone();
     sim.host("a", move || {
@@ -167,7 +167,7 @@ fn a_crashed_senders_held_frames_are_lost() {
 #[test]
 fn loss_that_ends_stops_costing_at_the_next_retransmission() {
     let links = LinkTable::new(0.0);
-    let mut sim = SimOptions::new(2, 5).network();
+    let mut sim = tandem_sim::turmoil::network(&SimOptions::new(2, 5));
     let log = recording_server(&mut sim, &links);
     let client_links = links.clone();
     sim.client("a", async move {
@@ -192,7 +192,7 @@ fn loss_that_ends_stops_costing_at_the_next_retransmission() {
 #[test]
 fn a_dial_under_brief_loss_waits_one_keep_alive_tick() {
     let links = LinkTable::new(1.0);
-    let mut sim = SimOptions::new(2, 5).network();
+    let mut sim = tandem_sim::turmoil::network(&SimOptions::new(2, 5));
     silent_server(&mut sim, &links);
     let dialled: Rc<RefCell<Option<Result<Duration, TransportError>>>> = Rc::default();
     let (client_links, out) = (links.clone(), dialled.clone());

@@ -537,6 +537,46 @@ impl NodeChange {
             NodeChange::Disk(_) | NodeChange::Clock(_) => None,
         }
     }
+
+    /// What is wrong with the change's own fields, beyond its node: the
+    /// field's key and why (validation reports it at that field).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        match self {
+            NodeChange::Pause(length) if length.is_zero() => {
+                Some(("for", "a pause of 0s does nothing, expected a duration like for = \"2s\"".into()))
+            }
+            NodeChange::Clock(ClockChange::Drift(rate)) if !ClockChange::DRIFT.contains(rate) => Some((
+                "drift",
+                format!(
+                    "drift {rate} is out of range, expected {}..={} (0.01: 1% fast)",
+                    ClockChange::DRIFT.start(),
+                    ClockChange::DRIFT.end()
+                ),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The change made half as strong (a pause half as long, a clock moved
+    /// half as far), while it is at least `min`: what the shrinker tries.
+    pub fn halved(&self, min: Duration) -> Option<NodeChange> {
+        let half = |skew: &Skew| (skew.by >= min).then_some(Skew { by: skew.by / 2, ..*skew });
+        match self {
+            NodeChange::Pause(length) => (*length >= min).then_some(NodeChange::Pause(*length / 2)),
+            NodeChange::Clock(ClockChange::Jump(skew)) => half(skew).map(|s| NodeChange::Clock(ClockChange::Jump(s))),
+            NodeChange::Clock(ClockChange::Offset(skew)) => {
+                half(skew).map(|s| NodeChange::Clock(ClockChange::Offset(s)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the change is one of the faults every backend carries out
+    /// (crash, restart, rebind, disk); a backend may refuse the others
+    /// ([`Cluster::refuses`](crate::cluster::Cluster::refuses)).
+    pub fn is_basic(&self) -> bool {
+        matches!(self, NodeChange::Crash | NodeChange::Restart | NodeChange::Rebind { .. } | NodeChange::Disk(_))
+    }
 }
 
 /// What a link action does to each link of its scope.

@@ -616,13 +616,13 @@ impl Converter<'_> {
             }
             RawAction::Pause(r) => {
                 let raw = r.get_ref();
-                self.spans.insert(at(Field::Length), raw.length.span());
+                self.spans.insert(at(Field::Key("for")), raw.length.span());
                 self.aimed(step, r, &raw.node, &raw.role, NodeChange::Pause(duration(&raw.length)?))?
             }
             RawAction::Clock(r) => {
                 let raw = r.get_ref();
                 if let Some(drift) = &raw.drift {
-                    self.spans.insert(at(Field::Drift), drift.span());
+                    self.spans.insert(at(Field::Key("drift")), drift.span());
                 }
                 self.aimed(step, r, &raw.node, &raw.role, NodeChange::Clock(raw.change(r.span())?))?
             }

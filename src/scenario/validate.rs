@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{
-    Action, Aim, Call, ClockChange, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing,
-    MAX_CLIENTS, MAX_NODES, MAX_STAGGER,
+    Action, Aim, Call, Condition, LatencyRange, LinkChange, NodeIdx, Scenario, Scope, Syntax, Timing, MAX_CLIENTS,
+    MAX_NODES, MAX_STAGGER,
 };
 
 /// Where in a scenario a rule is broken.
@@ -58,10 +58,9 @@ pub(crate) enum Field {
     Value,
     /// `rate` (of `loss`).
     Rate,
-    /// `for` (of `pause`).
-    Length,
-    /// `drift` (of `clock`).
-    Drift,
+    /// A node change's own field, by its key (`for` of `pause`, `drift` of
+    /// `clock`).
+    Key(&'static str),
     /// `node` (of an action or a condition).
     Node,
     /// `role` (of an action aimed at a role).
@@ -256,24 +255,6 @@ impl Checker<'_> {
                 })?;
                 self.node(at(Field::Node), *node)
             }
-            Action::Pause { node, length } => {
-                ensure(!length.is_zero(), at(Field::Length), || {
-                    "a pause of 0s does nothing, expected a duration like for = \"2s\"".into()
-                })?;
-                self.node(at(Field::Node), *node)
-            }
-            Action::Clock { node, change } => {
-                if let ClockChange::Drift(rate) = change {
-                    ensure(ClockChange::DRIFT.contains(rate), at(Field::Drift), || {
-                        format!(
-                            "drift {rate} is out of range, expected {}..={} (0.01: 1% fast)",
-                            ClockChange::DRIFT.start(),
-                            ClockChange::DRIFT.end()
-                        )
-                    })?;
-                }
-                self.node(at(Field::Node), *node)
-            }
             Action::Await { condition, .. } | Action::Expect { condition } => self.condition(at, condition),
             Action::Op(call) => {
                 let message =
@@ -295,8 +276,14 @@ impl Checker<'_> {
                 // The rest, as of the same action aimed at node 0.
                 self.action(step, &aim.at(0, self.nodes))
             }
-            // Crash, restart, disk: a node action's node is all there is to check.
-            _ => action.node().map_or(Ok(()), |node| self.node(at(Field::Node), node)),
+            // The other node actions: the change's own fields, then its node.
+            _ => {
+                let (node, change) = action.node_change().expect("every other action is a node action");
+                if let Some((key, message)) = change.problem() {
+                    return Err(Violation { loc: at(Field::Key(key)), message });
+                }
+                self.node(at(Field::Node), node)
+            }
         }
     }
 
@@ -361,8 +348,7 @@ impl fmt::Display for Field {
             Field::Check => f.write_str("check"),
             Field::Value => f.write_str("value"),
             Field::Rate => f.write_str("rate"),
-            Field::Length => f.write_str("for"),
-            Field::Drift => f.write_str("drift"),
+            Field::Key(key) => f.write_str(key),
             Field::Node => f.write_str("node"),
             Field::Role => f.write_str("role"),
             Field::Group(side, None) => write!(f, "{side}"),

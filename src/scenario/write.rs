@@ -80,16 +80,7 @@ impl fmt::Display for Toml<'_> {
 pub(crate) fn action(action: &Action) -> String {
     match action {
         Action::Op(call) => format!("{} = {}", call.key, value(&call.value)),
-        Action::Link { .. }
-        | Action::Crash { .. }
-        | Action::Restart { .. }
-        | Action::Rebind { .. }
-        | Action::Disk { .. }
-        | Action::Pause { .. }
-        | Action::Clock { .. }
-        | Action::Await { .. }
-        | Action::Expect { .. }
-        | Action::Aimed { .. } => format!("{} = {}", action.name(), inline(&action_fields(action))),
+        _ => format!("{} = {}", action.name(), inline(&action_fields(action))),
     }
 }
 

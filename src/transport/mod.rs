@@ -1,7 +1,8 @@
 //! The `Transport` trait: what the node needs from a network.
 //!
 //! Node logic is written once against these traits and runs unchanged on the
-//! simulated network (`tandem-sim`'s `SimTransport`) and on real QUIC
+//! simulated networks (`tandem-sim`'s `EventTransport`, the default, and
+//! `TurmoilTransport`) and on real QUIC
 //! (`tandem-msquic`'s `MsQuicTransport`). A transport moves whole messages over
 //! connections; it never splits or merges them.
 //!

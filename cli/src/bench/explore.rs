@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use super::report::{Figure, Target};
 use super::Options;
-use tandem_sim::cluster::{select_backend, Backend};
 use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::{explore, Plan};
 use tandem_sim::explore::strategy::Space;
+use tandem_sim::Backend;
 
 /// The exploration seed of the benchmark.
 const SEED: u64 = 1;
@@ -20,8 +20,7 @@ const SEED: u64 = 1;
 /// Cases per second of `cases` default cases on `jobs` threads, drawn as
 /// `guide` says, on `backend`.
 fn cases_per_second(cases: u64, jobs: usize, guide: Guide, backend: Backend) -> f64 {
-    select_backend(backend);
-    let plan = Plan { jobs, guide, ..Plan::new(SEED, cases, Space::default()) };
+    let plan = Plan { jobs, guide, ..Plan::new(SEED, cases, Space { backend, ..Space::default() }) };
     let done = AtomicU64::new(0);
     let start = Instant::now();
     // A failing case stops the exploration early; the rate counts what ran.

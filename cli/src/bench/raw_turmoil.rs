@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use turmoil::net::{TcpListener, TcpStream};
 
-use tandem_sim::cluster::{SimOptions, BASE_PORT, REBIND_PORT};
+use tandem_sim::options::{SimOptions, BASE_PORT, REBIND_PORT};
 
 use super::workload::Subject;
 
@@ -53,7 +53,7 @@ enum Command {
 /// (same tick, latency and seed), carries out `actions` at their times (a
 /// system's operations as `S::traffic` says) and stops at `end`.
 pub fn run<S: Subject>(options: &SimOptions, actions: &[(Duration, Action)], end: Duration) -> RawRun {
-    let mut sim = options.network();
+    let mut sim = tandem_sim::turmoil::network(options);
     let names: Vec<String> = (0..options.setup.nodes).map(|n| format!("n{n}")).collect();
     let ips: Vec<IpAddr> = names.iter().map(|n| sim.lookup(n.as_str())).collect();
     let shared = Arc::new(Mutex::new(Net {

@@ -13,9 +13,9 @@ use super::raw_turmoil;
 use super::report::{Figure, Target};
 use super::workload::{self, Subject};
 use super::{best_of, Options};
-use tandem_sim::cluster::{Backend, SimOptions};
 use tandem_sim::run::{options_for, run_with};
 use tandem_sim::EventCluster;
+use tandem_sim::{Backend, SimOptions};
 
 /// The simulation seed of every benchmark run.
 pub const SEED: u64 = 1;

@@ -12,20 +12,20 @@ use std::time::Duration;
 use tandem::clock::NodeClock;
 use tandem::cluster::Cluster;
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Command, Order, Recorder, Served};
+use tandem::host::{self, derive_seed, Command, Recorder};
 use tandem::links::LinkState;
+use tandem::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
-use tandem::storage::Storage;
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::network::{host_ip, Network, World};
 use super::transport::EventTransport;
-use crate::cluster::{next_boot, unordered, SimOptions, BASE_PORT, REBIND_PATIENCE, REBIND_PORT};
 use crate::determinism::{self, Reading};
+use crate::options::{unordered, SimOptions, BASE_PORT};
 
 /// A panic's payload.
 type Panic = Box<dyn std::any::Any + Send>;
@@ -34,18 +34,12 @@ type Panic = Box<dyn std::any::Any + Send>;
 /// so that it never parks without a deadline.
 const FAR: Duration = Duration::from_secs(365 * 86_400);
 
-/// What the runner and the hosts share (all on one thread).
-struct Hosts<S: System> {
+/// What the runner and the hosts share beside the node table (all on one thread).
+struct Hosts {
     options: SimOptions,
     network: Arc<Network>,
-    /// Each running node's command channel.
-    commands: Vec<Option<mpsc::UnboundedSender<Order<S>>>>,
     /// Each node incarnation's transport works while this holds.
     alive: Vec<Arc<AtomicBool>>,
-    /// Each node's disk, kept in memory across its incarnations.
-    disks: Vec<Storage>,
-    /// Nodes that stopped themselves, whose runtimes are yet to go.
-    stopped: Vec<NodeIdx>,
 }
 
 /// One node as a unit of execution: the runtime of its running incarnation
@@ -82,32 +76,24 @@ pub struct EventCluster<S: System> {
     /// Set when the runner's future is woken while the world is not driven.
     world_woken: Arc<AtomicBool>,
     start: Instant,
-    hosts: Arc<Mutex<Hosts<S>>>,
-    /// How many times each node's host finished booting it (started or failed).
-    boots: watch::Sender<Vec<u32>>,
+    hosts: Arc<Mutex<Hosts>>,
+    table: SharedTable<S>,
     /// The panics of host tasks (a node's code panicked), to go on as the run's.
     panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
     ips: Vec<IpAddr>,
     recorder: Recorder<S>,
     /// What the timeline made of every link.
     link_state: LinkState,
-    next_port: u16,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the runtimes.
     _determinism: determinism::Guard,
 }
 
-impl<S: System> Hosts<S> {
-    /// A node has stopped (its host carried out `Stop` or `FailStop`): what
-    /// is left of it loses its network and its disk's unsynced writes, and
-    /// the history records the crash.
-    fn crashed(&mut self, recorder: &Recorder<S>, node: NodeIdx, ip: IpAddr) {
-        let incarnation = recorder.read(|h| h.node(node).incarnation);
-        self.commands[node as usize] = None;
+impl Hosts {
+    /// A node has stopped: what is left of it loses its network.
+    fn cut_off(&self, node: NodeIdx, ip: IpAddr) {
         self.alive[node as usize].store(false, Ordering::Relaxed);
         self.network.crash(ip);
-        self.disks[node as usize].crash(derive_seed(self.options.setup.seed, node, incarnation, 3));
-        recorder.crashed(determinism::elapsed(), node);
     }
 }
 
@@ -141,7 +127,7 @@ impl Wake for Flagged {
 
 impl<S: System> EventCluster<S> {
     /// Builds the network and starts every node at time 0. Like
-    /// [`SimCluster::new`](crate::SimCluster::new), build it on a fresh
+    /// [`TurmoilCluster::new`](crate::TurmoilCluster::new), build it on a fresh
     /// thread (as [`run_with`](crate::run_with) does).
     pub fn new(system: Arc<S>, options: SimOptions) -> Self {
         assert!(options.setup.nodes >= 1, "a cluster needs a node");
@@ -160,15 +146,9 @@ impl<S: System> EventCluster<S> {
             Some(World { handle: world.handle().clone(), origin: start }),
         );
         let nodes = options.setup.nodes as usize;
-        let hosts = Hosts {
-            network,
-            commands: (0..nodes).map(|_| None).collect(),
-            alive: (0..nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(),
-            disks: options.disks(),
-            stopped: Vec::new(),
-            options,
-        };
-        let link_state = hosts.options.link_state();
+        let table = Arc::new(Mutex::new(options.table()));
+        let link_state = options.link_state();
+        let hosts = Hosts { network, alive: (0..nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(), options };
         let mut cluster = EventCluster {
             units: (0..nodes)
                 .map(|_| Unit {
@@ -184,19 +164,18 @@ impl<S: System> EventCluster<S> {
             world_woken: Arc::new(AtomicBool::new(false)),
             start,
             hosts: Arc::new(Mutex::new(hosts)),
-            boots: watch::Sender::new(vec![0; nodes]),
+            table,
             panics: mpsc::unbounded_channel(),
             ips,
             recorder,
             link_state,
-            next_port: REBIND_PORT,
             _determinism: guard,
         };
         for node in 0..nodes as NodeIdx {
             cluster.spawn_host(node);
         }
-        let deadline = cluster.lock().options.stagger + Duration::from_secs(1);
-        cluster.boot(deadline, |boots| boots.iter().all(|&b| b >= 1));
+        let patience = cluster.lock().options.stagger + BOOT_PATIENCE;
+        cluster.boot(patience, |boots| boots.iter().all(|&b| b >= 1));
         cluster
     }
 
@@ -208,7 +187,7 @@ impl<S: System> EventCluster<S> {
         history
     }
 
-    fn lock(&self) -> MutexGuard<'_, Hosts<S>> {
+    fn lock(&self) -> MutexGuard<'_, Hosts> {
         self.hosts.lock().expect("the simulation is single-threaded")
     }
 
@@ -225,7 +204,7 @@ impl<S: System> EventCluster<S> {
         let now = determinism::elapsed();
         let runtime = determinism::with_reading(self.reading(node as usize, now), unit_runtime);
         let host =
-            host_main(self.hosts.clone(), self.boots.clone(), self.recorder.clone(), node, self.ips[node as usize]);
+            host_main(self.hosts.clone(), self.table.clone(), self.recorder.clone(), node, self.ips[node as usize]);
         let task = runtime.spawn(host);
         let panics = self.panics.0.clone();
         self.world.spawn(async move {
@@ -317,7 +296,7 @@ impl<S: System> EventCluster<S> {
                     unit.next = deadline.map(|reading| unit.clock.true_time(reading).max(at));
                 }
             }
-            let stopped = std::mem::take(&mut self.lock().stopped);
+            let stopped = self.table().take_stopped();
             for node in stopped {
                 self.drop_unit(node);
             }
@@ -333,27 +312,9 @@ impl<S: System> EventCluster<S> {
     /// passed (a boot that takes longer is the system's bug, and the
     /// executor reports a node that is not up).
     fn boot(&mut self, patience: Duration, booted: impl Fn(&[u32]) -> bool) {
-        let mut boots = self.boots.subscribe();
+        let mut boots = self.table().watch_boots();
         self.drive(async {
             let _ = tokio::time::timeout(patience, boots.wait_for(|b| booted(b))).await;
-        });
-    }
-
-    /// Hands a command to a running node's host; the receiver says when it
-    /// has carried it out.
-    fn send(&self, node: NodeIdx, command: Command<S>) -> oneshot::Receiver<()> {
-        let sender = self.lock().commands[node as usize].clone().expect("the executor only commands running nodes");
-        let (done, carried_out) = oneshot::channel();
-        sender.send((command, done)).unwrap_or_else(|_| panic!("node {node}'s host is gone"));
-        carried_out
-    }
-
-    /// [`send`](Self::send)s a command and runs until the host has carried
-    /// it out (or `patience` has passed), so the next step sees its effect.
-    fn command(&mut self, node: NodeIdx, command: Command<S>, patience: Duration) {
-        let carried_out = self.send(node, command);
-        self.drive(async {
-            let _ = tokio::time::timeout(patience, carried_out).await;
         });
     }
 
@@ -370,35 +331,52 @@ impl<S: System> EventCluster<S> {
     }
 }
 
-/// The node changes that take more than a line.
-impl<S: System> EventCluster<S> {
-    fn crash_node(&mut self, node: NodeIdx) {
-        // The node stops first, in its own deterministic order (unless it
-        // is paused: a stopped process is killed as it is); then it loses
-        // its network and its disk, and its runtime goes with every task
-        // it spawned.
-        if self.units[node as usize].paused_until <= determinism::elapsed() {
-            self.command(node, Command::Stop, Duration::from_secs(1));
-        }
-        self.lock().crashed(&self.recorder, node, self.ips[node as usize]);
+/// Node faults: a node's runtime goes with every task it spawned; pauses
+/// and clocks are the node's unit's; the rest is the table's.
+impl<S: System> Hosting<S> for EventCluster<S> {
+    fn table(&self) -> MutexGuard<'_, NodeTable<S>> {
+        nodes::lock(&self.table)
+    }
+
+    fn wait_for(&mut self, carried_out: oneshot::Receiver<()>, patience: Duration) {
+        self.drive(async {
+            let _ = tokio::time::timeout(patience, carried_out).await;
+        });
+    }
+
+    fn wait_for_boot(&mut self, node: NodeIdx, before: u32, patience: Duration) {
+        self.boot(patience, |boots| boots[node as usize] > before);
+    }
+
+    fn paused(&self, node: NodeIdx) -> bool {
+        self.units[node as usize].paused_until > determinism::elapsed()
+    }
+
+    fn end(&mut self, node: NodeIdx) {
+        self.lock().cut_off(node, self.ips[node as usize]);
         self.drop_unit(node);
     }
 
-    fn restart_node(&mut self, node: NodeIdx) {
-        // Like every action, a restart is done when its effect is visible:
-        // the node has booted again.
-        let before = self.boots.borrow()[node as usize];
+    fn spawn(&mut self, node: NodeIdx) {
         self.spawn_host(node);
-        self.boot(Duration::from_secs(1), |boots| boots[node as usize] > before);
     }
 
-    fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
-        let port = port.unwrap_or_else(|| {
-            self.next_port += 1;
-            self.next_port
-        });
-        let addr = SocketAddr::new(self.ips[node as usize], port);
-        self.command(node, Command::Rebind(addr), REBIND_PATIENCE);
+    fn addr(&self, node: NodeIdx, port: u16) -> SocketAddr {
+        SocketAddr::new(self.ips[node as usize], port)
+    }
+
+    fn other(&mut self, node: NodeIdx, change: &NodeChange) {
+        let now = determinism::elapsed();
+        let unit = &mut self.units[node as usize];
+        match *change {
+            NodeChange::Pause(length) => unit.paused_until = now + length,
+            NodeChange::Clock(change) => {
+                unit.clock.apply(now, &change);
+                // Its timers fall due at other true times: it looks again.
+                unit.next = unit.runtime.as_ref().map(|_| now);
+            }
+            _ => unreachable!("a basic node fault is the table's"),
+        }
     }
 }
 
@@ -417,7 +395,7 @@ impl<S: System> Cluster<S> for EventCluster<S> {
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
         // In flight from the host's next turn on: the timeline moves on now.
-        self.send(node, Command::Invoke { op, step });
+        self.table().send(node, Command::Invoke { op, step });
     }
 
     fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
@@ -442,20 +420,7 @@ impl<S: System> Cluster<S> for EventCluster<S> {
     }
 
     fn set_node(&mut self, node: NodeIdx, change: &NodeChange) {
-        match *change {
-            NodeChange::Crash => self.crash_node(node),
-            NodeChange::Restart => self.restart_node(node),
-            NodeChange::Rebind { port } => self.rebind_node(node, port),
-            NodeChange::Disk(fault) => self.lock().disks[node as usize].set_fault(fault),
-            NodeChange::Pause(length) => self.units[node as usize].paused_until = determinism::elapsed() + length,
-            NodeChange::Clock(change) => {
-                let now = determinism::elapsed();
-                let unit = &mut self.units[node as usize];
-                unit.clock.apply(now, &change);
-                // Its timers fall due at other true times: it looks again.
-                unit.next = unit.runtime.as_ref().map(|_| now);
-            }
-        }
+        nodes::set_node(self, node, change);
     }
 
     fn run_until(&mut self, deadline: Duration, done: impl FnMut(&History<S>) -> bool) -> bool {
@@ -473,30 +438,21 @@ impl<S: System> Cluster<S> for EventCluster<S> {
 /// A host's software: boot the node's next incarnation, then carry out the
 /// runner's commands.
 async fn host_main<S: System>(
-    hosts: Arc<Mutex<Hosts<S>>>,
-    boots: watch::Sender<Vec<u32>>,
+    hosts: Arc<Mutex<Hosts>>,
+    table: SharedTable<S>,
     recorder: Recorder<S>,
     node: NodeIdx,
     ip: IpAddr,
 ) {
-    let (boot, delay, transport, commands, clients) = {
+    let next = nodes::lock(&table).next_boot(&recorder, node);
+    let (boot, delay, transport) = {
         let mut h = hosts.lock().expect("single-threaded");
-        let (boot, delay) = next_boot(&h.options, &recorder, &h.disks[node as usize], node);
+        let (boot, delay) = h.options.simulated(next.0);
         let alive = Arc::new(AtomicBool::new(true));
         h.alive[node as usize] = alive.clone();
         let transport = EventTransport::new(h.network.clone(), ip, Framing::new(DEFAULT_MAX_FRAME), alive);
-        let (tx, rx) = mpsc::unbounded_channel();
-        h.commands[node as usize] = Some(tx.clone());
-        (boot, delay, transport, (tx, rx), h.options.setup.clients)
+        (boot, delay, transport)
     };
-    tokio::time::sleep(delay).await;
-    let started = host::start(&boot, transport, &recorder, &commands.0).await;
-    boots.send_modify(|b| b[node as usize] += 1);
-    if let Ok(running) = started {
-        if host::serve(running, node, clients, recorder.clone(), commands.1).await == Served::FailStopped {
-            let mut hosts = hosts.lock().expect("single-threaded");
-            hosts.crashed(&recorder, node, ip);
-            hosts.stopped.push(node);
-        }
-    }
+    let cut_off = || hosts.lock().expect("single-threaded").cut_off(node, ip);
+    nodes::host(table, recorder, (boot, next.1), transport, delay, cut_off).await;
 }

@@ -2,7 +2,7 @@
 //! tasks of one current-thread tokio runtime whose paused clock jumps to the
 //! next timer whenever every task waits, on a simulated network of its own
 //! ([`Network`]) that models the same QUIC behaviour as the turmoil backend
-//! ([`crate::net`]). A run costs what happens in it, not how long it lasts
+//! ([`crate::quic`]). A run costs what happens in it, not how long it lasts
 //! or how many nodes idle through it.
 
 mod cluster;

@@ -3,7 +3,7 @@
 //! delivery), a cut link is one timer (its idle timeout), and time jumps
 //! from one to the next.
 //!
-//! It models QUIC as [`crate::net`] describes (and MsQuic does):
+//! It models QUIC as [`crate::quic`] describes (and MsQuic does):
 //!
 //! - **Latency**: each frame draws its link's latency; a connection's
 //!   frames arrive in order (a later frame never overtakes an earlier one).
@@ -35,8 +35,8 @@ use tandem::transport::TransportError;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::net::{QuicModel, Transmission, Transmissions};
-pub(super) use crate::transport::SEND_QUEUE;
+pub(super) use crate::quic::SEND_QUEUE;
+use crate::quic::{QuicModel, Transmission, Transmissions};
 
 /// A frame on its way: when it was sent, the latency it drew, its bytes.
 #[derive(Debug)]
@@ -280,13 +280,13 @@ impl Network {
     fn through(&self, src: IpAddr, dst: IpAddr) -> bool {
         let mut state = self.lock();
         let rate = state.loss_now(src, dst);
-        !crate::net::lost(rate, &mut state.rng)
+        !crate::quic::lost(rate, &mut state.rng)
     }
 
     /// Dials from `src` to `dst`: a handshake whose flights are lost across
     /// cuts and under loss, then a round trip.
     pub(super) async fn dial(&self, src: IpAddr, dst: IpAddr) -> Result<(), TransportError> {
-        crate::net::handshake(self.model(), |outbound| {
+        crate::quic::handshake(self.model(), |outbound| {
             let (from, to) = if outbound { (src, dst) } else { (dst, src) };
             self.through(from, to)
         })

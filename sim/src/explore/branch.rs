@@ -53,7 +53,7 @@ pub fn branch<S: System>(
     let mut future: Vec<Step> = later.iter().filter(|_| draw(runner, proptest::bool::ANY)).cloned().collect();
     let mut stage = stage(system, space, parent, runner);
     stage.window = from..(from + NEAR).min(window.end);
-    let mix = draw(runner, swarm_for(&**system));
+    let mix = draw(runner, swarm_for(&**system, space.backend));
     for _ in 0..draw(runner, 1..=3usize) {
         let drawn = draw(runner, episode(&stage, &mix));
         for (offset, action) in drawn.actions {

@@ -89,7 +89,7 @@ pub fn apply<S: System>(
     match mutation {
         Mutation::Insert => {
             let stage = stage(system, space, scenario, runner);
-            let mix = draw(runner, swarm_for(&**system));
+            let mix = draw(runner, swarm_for(&**system, space.backend));
             let drawn = draw(runner, episode(&stage, &mix));
             for (offset, action) in drawn.actions {
                 add(scenario, (drawn.start + offset).min(window.end), action);

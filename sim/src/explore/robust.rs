@@ -19,7 +19,7 @@ use tandem::property::Violation;
 use tandem::scenario::{NodeIdx, Scenario};
 use tandem::system::System;
 
-use crate::run::run_scenario;
+use crate::options::Backend;
 
 /// The default number of perturbed runs.
 pub const DEFAULT_RUNS: u32 = 8;
@@ -82,28 +82,31 @@ impl fmt::Display for Robustness {
     }
 }
 
-/// How often `scenario`, run with `seed`, ends with `expected` (a failure's
-/// code, or `None` for a pass) in `runs` perturbed runs.
+/// How often `scenario`, run on `backend` with `seed`, ends with `expected`
+/// (a failure's code, or `None` for a pass) in `runs` perturbed runs.
 pub fn measure<S: System>(
     system: &Arc<S>,
+    backend: Backend,
     scenario: &Scenario,
     seed: u64,
     expected: Option<&str>,
     runs: u32,
 ) -> Robustness {
-    tally(seed, expected, runs, None, |seed| run_scenario(system.clone(), scenario, seed).outcome.failure)
+    tally(seed, expected, runs, None, |seed| backend.run(system.clone(), scenario, seed).outcome.failure)
 }
 
-/// Runs `scenario` with `seed`, then measures its verdict's robustness in
-/// `runs` perturbed runs: the run's failure, if any, and the robustness.
+/// Runs `scenario` on `backend` with `seed`, then measures its verdict's
+/// robustness in `runs` perturbed runs: the run's failure, if any, and the
+/// robustness.
 pub fn verdict_and_robustness<S: System>(
     system: &Arc<S>,
+    backend: Backend,
     scenario: &Scenario,
     seed: u64,
     runs: u32,
 ) -> (Option<Violation>, Robustness) {
-    let failure = run_scenario(system.clone(), scenario, seed).outcome.failure;
-    let robustness = measure(system, scenario, seed, failure.as_ref().map(|f| f.code.as_str()), runs);
+    let failure = backend.run(system.clone(), scenario, seed).outcome.failure;
+    let robustness = measure(system, backend, scenario, seed, failure.as_ref().map(|f| f.code.as_str()), runs);
     (failure, robustness)
 }
 
@@ -155,8 +158,8 @@ mod tests {
         let echo = Arc::new(crate::explore::testing::Echo);
         let space = crate::explore::strategy::Space::default();
         let scenario = crate::explore::case::Case::generate(&echo, &space, 3, 0).scenario;
-        let measured = verdict_and_robustness(&echo, &scenario, scenario.seed, 4);
-        assert_eq!(measured, verdict_and_robustness(&echo, &scenario, scenario.seed, 4));
+        let measured = verdict_and_robustness(&echo, Backend::Events, &scenario, scenario.seed, 4);
+        assert_eq!(measured, verdict_and_robustness(&echo, Backend::Events, &scenario, scenario.seed, 4));
         assert_eq!(measured, (None, Robustness { held: 4, runs: 4 }), "the echo node passes under any timing");
     }
 

@@ -36,7 +36,7 @@ use tandem::system::System;
 use super::case::Case;
 use super::guide::{Guide, Progress};
 use super::strategy::Space;
-use crate::run::run_scenario;
+use crate::options::Backend;
 
 /// One shard of an exploration: shard `index` (from 1) of `count` runs the
 /// cases whose index modulo `count` is `index - 1`. Unguided (swarm), the
@@ -177,9 +177,9 @@ pub struct CaseRun {
     pub ended: Instant,
 }
 
-/// Runs one case in the simulation.
-pub fn run_case<S: System>(system: Arc<S>, case: Case) -> CaseRun {
-    let run = run_scenario(system, &case.scenario, case.sim_seed());
+/// Runs one case on `backend`.
+pub fn run_case<S: System>(system: Arc<S>, case: Case, backend: Backend) -> CaseRun {
+    let run = backend.run(system, &case.scenario, case.sim_seed());
     let (coverage, signature) = (run.outcome.coverage, run.outcome.signature);
     let (digest, failure, ended) = (run.history.digest(), run.outcome.failure, Instant::now());
     CaseRun { digest, failure, case, coverage, signature, new: None, ended }
@@ -208,7 +208,7 @@ pub fn explore<S: System>(system: &Arc<S>, plan: &Plan, done: impl Fn(&CaseRun) 
         let corpus = std::mem::take(&mut progress.corpus);
         let finished = run_all(&generation, plan.jobs, plan.deadline, |index| {
             let case = Case::guided(system, &plan.space, plan.seed, index, plan.guide, &corpus);
-            let run = run_case(system.clone(), case);
+            let run = run_case(system.clone(), case, plan.space.backend);
             done(&run);
             run
         });

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::property::Violation;
-use tandem::scenario::{Action, Call, ClockChange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew, Timing};
+use tandem::scenario::{Action, Call, LinkChange, Network, NodeIdx, Scenario, Scope, Timing};
 use tandem::system::{Operation, System};
 
 use super::remap::without_node;
 use super::robust::{tally, Robustness, Rule};
 use super::rules::fair;
-use crate::run::run_scenario;
+use crate::options::Backend;
 
 /// The default number of runs a shrink may make.
 pub const DEFAULT_BUDGET: usize = 1000;
@@ -39,11 +39,13 @@ pub struct Options {
     pub budget: usize,
     /// The robustness a candidate must keep; `runs: 0` keeps none.
     pub robustness: Rule,
+    /// The simulator the candidates run on.
+    pub backend: Backend,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { budget: DEFAULT_BUDGET, robustness: Rule::default() }
+        Options { budget: DEFAULT_BUDGET, robustness: Rule::default(), backend: Backend::Events }
     }
 }
 
@@ -67,7 +69,7 @@ pub struct Shrunk {
 /// Shrinks `scenario`, which fails with `failure` when run with its own
 /// `seed`, within `options`.
 pub fn shrink<S: System>(system: Arc<S>, scenario: &Scenario, failure: &Violation, options: &Options) -> Shrunk {
-    let run = |candidate: &Scenario, seed: u64| run_scenario(system.clone(), candidate, seed).outcome.failure;
+    let run = |candidate: &Scenario, seed: u64| options.backend.run(system.clone(), candidate, seed).outcome.failure;
     shrink_with(&*system, scenario, failure, options, run)
 }
 
@@ -297,16 +299,11 @@ fn simpler<S: System>(action: &Action) -> Vec<Action> {
             every.into_iter().chain(smaller).map(|scope| Action::Link { change: *change, scope }).collect()
         }
         // Half as long a pause, half as far a clock change.
-        Action::Pause { node, length } if *length >= MIN_HALVED => {
-            vec![Action::Pause { node: *node, length: *length / 2 }]
-        }
-        Action::Clock { node, change: ClockChange::Jump(skew) } if skew.by >= MIN_HALVED => {
-            vec![Action::Clock { node: *node, change: ClockChange::Jump(Skew { by: skew.by / 2, ..*skew }) }]
-        }
-        Action::Clock { node, change: ClockChange::Offset(skew) } if skew.by >= MIN_HALVED => {
-            vec![Action::Clock { node: *node, change: ClockChange::Offset(Skew { by: skew.by / 2, ..*skew }) }]
-        }
-        _ => Vec::new(),
+        _ => action
+            .node_change()
+            .and_then(|(node, change)| Some(change.halved(MIN_HALVED)?.on(node)))
+            .into_iter()
+            .collect(),
     }
 }
 

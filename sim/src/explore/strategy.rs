@@ -46,6 +46,7 @@ use tandem::system::{Knob, SurvivedDiskFault, System, Tolerance};
 
 use super::swarm::{FaultKind, Swarm};
 use super::timeline::{lay_out, Episode};
+use crate::options::Backend;
 
 /// How far apart explored nodes first boot, by default.
 pub const DEFAULT_STAGGER: Duration = Duration::from_millis(20);
@@ -83,12 +84,15 @@ pub struct Space {
     /// Whether scenarios end with the system's final phase
     /// ([`System::final_operations`]) as `[[final]]` steps.
     pub finals: bool,
+    /// The simulator the cases run on (it decides which faults are drawn:
+    /// see [`extra_kinds`]).
+    pub backend: Backend,
 }
 
 impl Default for Space {
     /// 2 to 5 nodes, 30 s runs with a 5 s settle, 1 to 12 episodes, no
     /// mutation, boots staggered over 20 ms, one client per node, the
-    /// default workload and the system's final phase.
+    /// default workload, the system's final phase, the events backend.
     fn default() -> Space {
         Space {
             nodes: 2..=5,
@@ -101,6 +105,7 @@ impl Default for Space {
             properties: Vec::new(),
             workload: None,
             finals: true,
+            backend: Backend::Events,
         }
     }
 }
@@ -202,9 +207,9 @@ pub fn swarm() -> impl Strategy<Value = Swarm> {
 /// capability, [`FaultKind::Pause`] when it survives pauses,
 /// [`FaultKind::Clock`] when it survives clock jumps or drift. Pauses and
 /// clocks only on the events backend: the turmoil backend refuses them.
-pub fn extra_kinds<S: System>(system: &S) -> Vec<FaultKind> {
+pub fn extra_kinds<S: System>(system: &S, backend: Backend) -> Vec<FaultKind> {
     let tolerance = system.tolerance();
-    let units = crate::cluster::default_backend() == crate::cluster::Backend::Events;
+    let units = backend == Backend::Events;
     [
         (FaultKind::Disk, system.capabilities().storage),
         (FaultKind::Pause, units && !tolerance.max_pause.is_zero()),
@@ -219,9 +224,9 @@ pub fn extra_kinds<S: System>(system: &S) -> Vec<FaultKind> {
 /// drawn after everything before it, so a system without them draws
 /// exactly what [`swarm`] draws, and one with only the storage capability
 /// what it drew before pauses and clocks were drawn).
-pub fn swarm_for<S: System>(system: &S) -> BoxedStrategy<Swarm> {
+pub fn swarm_for<S: System>(system: &S, backend: Backend) -> BoxedStrategy<Swarm> {
     let mut drawn = swarm().boxed();
-    for kind in extra_kinds(system) {
+    for kind in extra_kinds(system, backend) {
         drawn = (drawn, prop_oneof![Just(0u32), 1..=8u32])
             .prop_map(move |(mut swarm, weight)| {
                 if weight > 0 {
@@ -716,7 +721,7 @@ pub fn scenario<S: System>(system: &Arc<S>, space: &Space) -> impl Strategy<Valu
     (
         node_count(space.nodes.clone()),
         network(max_latency),
-        swarm_for(&*system),
+        swarm_for(&*system, space.backend),
         sim_seed(),
         knob_values(system.knobs()),
     )
@@ -780,10 +785,10 @@ mod tests {
     fn a_system_that_declares_no_pauses_or_clocks_draws_none_and_what_it_always_drew() {
         use crate::explore::testing::Echo;
         let echo = Arc::new(Echo);
-        assert_eq!(extra_kinds(&*echo), Vec::new());
+        assert_eq!(extra_kinds(&*echo, Backend::Events), Vec::new());
         let (mut a, mut b) = (TestRunner::deterministic(), TestRunner::deterministic());
         for _ in 0..50 {
-            let swarm_drawn = swarm_for(&*echo).new_tree(&mut a).unwrap().current();
+            let swarm_drawn = swarm_for(&*echo, Backend::Events).new_tree(&mut a).unwrap().current();
             assert_eq!(swarm_drawn, swarm().new_tree(&mut b).unwrap().current());
         }
         let mut runner = TestRunner::deterministic();

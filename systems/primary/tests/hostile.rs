@@ -9,13 +9,13 @@ use tandem::prelude::*;
 use tandem::transport::Framing;
 use tandem_primary::node::{Bugs, PrimaryNode, Timing};
 use tandem_primary::wire::{ClientOp, Reply};
-use tandem_sim::{LinkTable, QuicModel, SimTransport};
+use tandem_sim::{LinkTable, QuicModel, TurmoilTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use turmoil::net::TcpStream;
 
-fn transport(host: &str) -> SimTransport {
-    SimTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LinkTable::new(0.0), 1)
+fn transport(host: &str) -> TurmoilTransport {
+    TurmoilTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LinkTable::new(0.0), 1)
 }
 
 /// Sends `bytes` raw to the node and returns whether the node closed the connection.
@@ -41,7 +41,7 @@ fn malformed_frames_close_their_connection_and_the_node_keeps_serving() {
     let node_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)), 7000);
     sim.client("node", async move {
         // A cluster of one: the node is its own majority.
-        let ctx = NodeContext::<tandem_primary::Primary, SimTransport> {
+        let ctx = NodeContext::<tandem_primary::Primary, TurmoilTransport> {
             index: 0,
             incarnation: 0,
             listen: node_addr,

@@ -11,13 +11,13 @@ use std::time::Duration;
 use tandem::transport::{Connection, Framing, MessageReceiver, MessageSender, Transport, TransportError};
 use tandem_pubsub::node::wire::{MemberRecord, SignedRecord, Wire};
 use tandem_pubsub::node::{Node, NodeConfig, NodeId};
-use tandem_sim::{LinkTable, QuicModel, SimTransport};
+use tandem_sim::{LinkTable, QuicModel, TurmoilTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use turmoil::net::TcpStream;
 
-fn transport(host: &str) -> SimTransport {
-    SimTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LinkTable::new(0.0), 1)
+fn transport(host: &str) -> TurmoilTransport {
+    TurmoilTransport::new(turmoil::lookup(host), Framing::default(), QuicModel::default(), LinkTable::new(0.0), 1)
 }
 
 /// Sends `bytes` raw to the node and returns whether the node closed the connection.
@@ -77,13 +77,13 @@ fn malformed_frames_close_only_that_connection() {
 
 /// Counts the dials a node makes: what the harness sees, not what the node says.
 struct Counting {
-    inner: SimTransport,
+    inner: TurmoilTransport,
     dials: Arc<AtomicUsize>,
 }
 
 impl Transport for Counting {
-    type Listener = <SimTransport as Transport>::Listener;
-    type Connection = <SimTransport as Transport>::Connection;
+    type Listener = <TurmoilTransport as Transport>::Listener;
+    type Connection = <TurmoilTransport as Transport>::Connection;
 
     fn listen(&self, addr: SocketAddr) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send {
         self.inner.listen(addr)

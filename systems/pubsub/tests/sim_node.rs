@@ -11,9 +11,9 @@ use tandem::history::EventKind;
 use tandem::scenario::{LinkChange, Network, Scope};
 use tandem_pubsub::node::NodeEvent;
 use tandem_pubsub::{Condition, Observation, PubSub};
-use tandem_sim::{SimCluster, SimOptions};
+use tandem_sim::{SimOptions, TurmoilCluster};
 
-fn settle_and_check_properties(cluster: &mut SimCluster<PubSub>) {
+fn settle_and_check_properties(cluster: &mut TurmoilCluster<PubSub>) {
     wait(cluster, 3 * SECOND);
     no_violation(cluster);
 }

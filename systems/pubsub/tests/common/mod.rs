@@ -13,14 +13,14 @@ use tandem::property::Judge;
 use tandem::scenario::{NodeIdx, True};
 use tandem::System;
 use tandem_pubsub::{Condition, Observation, Op, PubSub};
-use tandem_sim::{SimCluster, SimOptions};
+use tandem_sim::{SimOptions, TurmoilCluster};
 
 /// One second.
 pub const SECOND: Duration = Duration::from_secs(1);
 
 /// A simulated cluster of pub/sub nodes.
-pub fn cluster(options: SimOptions) -> SimCluster<PubSub> {
-    SimCluster::new(Arc::new(PubSub), options)
+pub fn cluster(options: SimOptions) -> TurmoilCluster<PubSub> {
+    TurmoilCluster::new(Arc::new(PubSub), options)
 }
 
 /// The bundled scenarios' directory.

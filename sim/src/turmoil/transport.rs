@@ -1,5 +1,5 @@
-//! [`SimTransport`]: the `Transport` trait over turmoil's simulated TCP, with
-//! the QUIC behaviour described in [`crate::net`].
+//! [`TurmoilTransport`]: the `Transport` trait over turmoil's simulated TCP, with
+//! the QUIC behaviour described in [`crate::quic`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,8 @@ use tokio::time::timeout;
 use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::{TcpListener, TcpStream};
 
-use crate::net::{LinkTable, QuicModel, Transmission};
-
-/// Frames queued per connection before `send` waits.
-pub(crate) const SEND_QUEUE: usize = 256;
+use super::net::LinkTable;
+use crate::quic::{QuicModel, Transmission, SEND_QUEUE};
 
 /// How often a writer or a dial held by a one-way partition looks again.
 const HOLD_POLL: Duration = Duration::from_millis(10);
@@ -27,7 +25,7 @@ const HOLD_POLL: Duration = Duration::from_millis(10);
 /// A transport for one simulated host. Create it inside the host (it uses the
 /// host's turmoil context) with the host's IP, which is what it advertises.
 #[derive(Debug, Clone)]
-pub struct SimTransport {
+pub struct TurmoilTransport {
     ip: IpAddr,
     framing: Framing,
     model: QuicModel,
@@ -35,12 +33,12 @@ pub struct SimTransport {
     rng: Arc<Mutex<ChaCha8Rng>>,
 }
 
-impl SimTransport {
+impl TurmoilTransport {
     /// A transport for the host at `ip`, following the losses and holds of
     /// `links`, with an RNG seeded by `seed`.
     pub fn new(ip: IpAddr, framing: Framing, model: QuicModel, links: LinkTable, seed: u64) -> Self {
         let rng = Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
-        SimTransport { ip, framing, model, links, rng }
+        TurmoilTransport { ip, framing, model, links, rng }
     }
 
     /// Whether either direction between this host and `peer` is held.
@@ -48,19 +46,19 @@ impl SimTransport {
         self.links.held(self.ip, peer) || self.links.held(peer, self.ip)
     }
 
-    fn open(&self, stream: TcpStream) -> Result<SimConnection, TransportError> {
+    fn open(&self, stream: TcpStream) -> Result<TurmoilConnection, TransportError> {
         let local = stream.local_addr().map_err(TransportError::from_io)?;
         let remote = stream.peer_addr().map_err(TransportError::from_io)?;
         let info = ConnectionInfo { local: SocketAddr::new(self.ip, local.port()), remote, peer_identity: None };
-        Ok(SimConnection { info, stream, transport: self.clone() })
+        Ok(TurmoilConnection { info, stream, transport: self.clone() })
     }
 }
 
-impl Transport for SimTransport {
-    type Listener = SimListener;
-    type Connection = SimConnection;
+impl Transport for TurmoilTransport {
+    type Listener = TurmoilListener;
+    type Connection = TurmoilConnection;
 
-    async fn listen(&self, addr: SocketAddr) -> Result<SimListener, TransportError> {
+    async fn listen(&self, addr: SocketAddr) -> Result<TurmoilListener, TransportError> {
         if !addr.ip().is_unspecified() && addr.ip() != self.ip {
             return Err(TransportError::Listen(format!("{addr} is not this host ({})", self.ip)));
         }
@@ -68,19 +66,19 @@ impl Transport for SimTransport {
         let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
         let listener = TcpListener::bind(bind).await.map_err(|e| TransportError::Listen(e.to_string()))?;
         let port = listener.local_addr().map_err(TransportError::from_io)?.port();
-        Ok(SimListener { listener, addr: SocketAddr::new(self.ip, port), transport: self.clone() })
+        Ok(TurmoilListener { listener, addr: SocketAddr::new(self.ip, port), transport: self.clone() })
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SimConnection, TransportError> {
+    async fn connect(&self, addr: SocketAddr) -> Result<TurmoilConnection, TransportError> {
         // A handshake needs both directions; the caller's timeout bounds the wait.
         while self.cut_from(addr.ip()) {
             tokio::time::sleep(HOLD_POLL).await;
         }
         // Lost handshake flights go out again at the dial's keep-alive ticks.
         let (local, remote) = (self.ip, addr.ip());
-        crate::net::handshake(self.model, |outbound| {
+        crate::quic::handshake(self.model, |outbound| {
             let loss = if outbound { self.links.loss(local, remote) } else { self.links.loss(remote, local) };
-            !crate::net::lost(loss, &mut *self.rng.lock().expect("rng lock"))
+            !crate::quic::lost(loss, &mut *self.rng.lock().expect("rng lock"))
         })
         .await?;
         let stream = TcpStream::connect(addr).await.map_err(TransportError::from_io)?;
@@ -89,20 +87,20 @@ impl Transport for SimTransport {
 }
 
 /// A bound simulated listener.
-pub struct SimListener {
+pub struct TurmoilListener {
     listener: TcpListener,
     addr: SocketAddr,
-    transport: SimTransport,
+    transport: TurmoilTransport,
 }
 
-impl Listener for SimListener {
-    type Connection = SimConnection;
+impl Listener for TurmoilListener {
+    type Connection = TurmoilConnection;
 
     fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    async fn accept(&mut self) -> Result<SimConnection, TransportError> {
+    async fn accept(&mut self) -> Result<TurmoilConnection, TransportError> {
         let (stream, _) = self.listener.accept().await.map_err(TransportError::from_io)?;
         self.transport.open(stream)
     }
@@ -111,21 +109,21 @@ impl Listener for SimListener {
 /// A simulated connection: framed TCP with keep-alives, an idle timeout and
 /// modelled retransmission delays.
 #[derive(Debug)]
-pub struct SimConnection {
+pub struct TurmoilConnection {
     info: ConnectionInfo,
     stream: TcpStream,
-    transport: SimTransport,
+    transport: TurmoilTransport,
 }
 
-impl Connection for SimConnection {
-    type Sender = SimSender;
-    type Receiver = SimReceiver;
+impl Connection for TurmoilConnection {
+    type Sender = TurmoilSender;
+    type Receiver = TurmoilReceiver;
 
     fn info(&self) -> ConnectionInfo {
         self.info.clone()
     }
 
-    fn split(self) -> (SimSender, SimReceiver) {
+    fn split(self) -> (TurmoilSender, TurmoilReceiver) {
         let (read, write) = self.stream.into_split();
         let (frames_tx, frames) = mpsc::channel(SEND_QUEUE);
         let (received_tx, received) = mpsc::channel(SEND_QUEUE);
@@ -136,18 +134,18 @@ impl Connection for SimConnection {
         tokio::spawn(writer.run(t.links.clone(), link));
         let reader = Reader { read, framing: t.framing, model: t.model, received: received_tx, dead: dead_tx };
         tokio::spawn(reader.run());
-        (SimSender { frames: frames_tx, framing: t.framing }, SimReceiver { received })
+        (TurmoilSender { frames: frames_tx, framing: t.framing }, TurmoilReceiver { received })
     }
 }
 
 /// The sending half; frames go through the connection's writer task.
 #[derive(Debug)]
-pub struct SimSender {
+pub struct TurmoilSender {
     frames: mpsc::Sender<Bytes>,
     framing: Framing,
 }
 
-impl MessageSender for SimSender {
+impl MessageSender for TurmoilSender {
     async fn send(&mut self, message: Bytes) -> Result<(), TransportError> {
         if message.len() > self.framing.max_frame() {
             return Err(TransportError::FrameTooLarge {
@@ -283,11 +281,11 @@ impl Reader {
 
 /// The receiving half: what the connection's reader received.
 #[derive(Debug)]
-pub struct SimReceiver {
+pub struct TurmoilReceiver {
     received: mpsc::Receiver<Result<Bytes, TransportError>>,
 }
 
-impl MessageReceiver for SimReceiver {
+impl MessageReceiver for TurmoilReceiver {
     async fn recv(&mut self) -> Result<Bytes, TransportError> {
         self.received.recv().await.unwrap_or(Err(TransportError::Closed))
     }
