@@ -23,6 +23,7 @@ use tandem::clock::{NodeClock, ThreadClock};
 use tandem::cluster::{Cluster, Setup};
 use tandem::history::{EventKind, History};
 use tandem::host::{self, Boot, Command, Order, Recorder, Served};
+use tandem::nodes::REBIND_PATIENCE;
 use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::system::NodeSecret;
@@ -37,10 +38,7 @@ use crate::transport::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 
 /// How long a start keeps trying to bind the node's port while the previous
 /// incarnation's socket closes.
-const REBIND_PATIENCE: Duration = Duration::from_secs(3);
-
-/// How long `rebind` waits for a node to carry it out.
-const COMMAND_PATIENCE: Duration = Duration::from_secs(10);
+const BIND_PATIENCE: Duration = Duration::from_secs(3);
 
 /// How long a crash or the end of a run waits for a node to stop before its
 /// runtime is dropped, and then for its thread to end.
@@ -185,7 +183,7 @@ impl<S: System> RealCluster<S> {
         let (clock, span) = (self.clocks[node as usize].clone(), host::span(node, boot.incarnation));
         let unit = NodeUnit::start(node, clock, span, move || async move {
             // Real network only: the patience is wall-clock time (the node's).
-            let transport = transport.patient_until(Instant::now() + REBIND_PATIENCE);
+            let transport = transport.patient_until(Instant::now() + BIND_PATIENCE);
             let running = host::start(&boot, transport, &recorder, &fail_stops).await?;
             Ok(async move {
                 // A node that stops itself crashes here, as a `crash` step would crash it.
@@ -328,7 +326,7 @@ impl<S: System> RealCluster<S> {
 
     fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
-        if let Err(why) = self.order(node, Command::Rebind(target), COMMAND_PATIENCE) {
+        if let Err(why) = self.order(node, Command::Rebind(target), REBIND_PATIENCE) {
             self.note(node, format!("rebind to {target} unanswered: {why}"));
         }
     }
