@@ -281,7 +281,7 @@ impl<S: System> SimCluster<S> {
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder =
             // Outside the hosts (the runner reading the history), the time of the last step.
-            Recorder::new(system, &addrs, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
+            Recorder::new(system, &addrs, &options.setup.network, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
         let link_state = options.link_state();
         let shared = Arc::new(Mutex::new(Shared {
             links: LinkTable::new(options.setup.network.loss),
