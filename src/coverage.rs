@@ -11,17 +11,17 @@
 //! canonical byte encoding of those names, never `Debug` output, so a
 //! signature is the same in every process and build of the same code.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::history::{EventKind, History, OpResult};
+use crate::history::{EventKind, Faults, History, OpResult};
 use crate::links::LinkState;
 use crate::probe::AssertKind;
-use crate::scenario::{Action, ClockChange, DiskFault, NodeIdx, Scenario};
+use crate::scenario::NodeIdx;
 use crate::system::System;
 
 /// A coverage signature: hashes, each one thing a run reached, with when
@@ -37,16 +37,17 @@ pub struct Reached {
     pub node: Option<NodeIdx>,
 }
 
-/// The signature of a run of `scenario` that recorded `history`.
-pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signature {
-    let mut faults = Faults::new(scenario);
+/// The signature of a run that recorded `history`.
+pub fn signature<S: System>(history: &History<S>) -> Signature {
+    let mut links = 0;
     let mut previous: BTreeMap<NodeIdx, u64> = BTreeMap::new();
     let mut label = Vec::new();
     let mut signature = Signature::new();
-    for event in history.events() {
-        let reached = Reached { at: event.at(), node: event.node };
-        faults.update(event.at(), event.node, &event.event);
-        let Some(node) = event.node else { continue };
+    history.walk(|_, event, faults| {
+        if matches!(event.event, EventKind::Step { .. } | EventKind::Settle) {
+            links = link_bits(faults.links());
+        }
+        let Some(node) = event.node else { return };
         label.clear();
         kind_label(&event.event, &mut label);
         let kind = xxh3_64(&label);
@@ -54,9 +55,9 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
         let mut pair = [0u8; 17];
         pair[..8].copy_from_slice(&before.to_le_bytes());
         pair[8..16].copy_from_slice(&kind.to_le_bytes());
-        pair[16] = faults.active(event.at());
-        signature.entry(xxh3_64(&pair)).or_insert(reached);
-    }
+        pair[16] = links | active(faults, event.at());
+        signature.entry(xxh3_64(&pair)).or_insert(Reached { at: event.at(), node: event.node });
+    });
     for (name, &index) in history.abstract_states() {
         let event = &history.events()[index];
         let hash = xxh3_64([b"abstract/", name.as_bytes()].concat().as_slice());
@@ -66,7 +67,9 @@ pub fn signature<S: System>(scenario: &Scenario, history: &History<S>) -> Signat
 }
 
 /// Appends the stable kind name of `event` to `out`: `started`, `crashed`,
-/// `rebound`, `fault`, `settle`, `start_failed`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
+/// `rebound`, `fault` (a fact of the runner or a backend: a skip, an aimed
+/// step's node, a failed rebind, a fail-stop, an OS thread, a note), `settle`,
+/// `start_failed`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
 /// `failed`, `unknown`), `observe/VARIANT[/INNER]`, `assert/KIND/NAME`.
 /// `OP` and `VARIANT` are serde variant names of the system's operation and
 /// observation; `INNER` is the variant of an enum an observation variant
@@ -76,7 +79,12 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
     let simple = |out: &mut Vec<u8>, name: &str| out.extend_from_slice(name.as_bytes());
     match event {
         EventKind::Step { .. } => simple(out, "step"),
-        EventKind::Fault { .. } => simple(out, "fault"),
+        EventKind::Skipped { .. }
+        | EventKind::Aimed { .. }
+        | EventKind::RebindFailed { .. }
+        | EventKind::FailStopped { .. }
+        | EventKind::ThreadStarted { .. }
+        | EventKind::Note { .. } => simple(out, "fault"),
         EventKind::Settle => simple(out, "settle"),
         EventKind::Final => simple(out, "final"),
         EventKind::StartFailed { .. } => simple(out, "start_failed"),
@@ -276,100 +284,20 @@ enum Active {
     Paused = 128,
 }
 
-/// The faults in force, followed through the history's steps and events.
-struct Faults {
-    links: LinkState,
-    /// The [`Active`] bits of `links`, as of the last link action.
-    links_active: u8,
-    crashed: BTreeSet<NodeIdx>,
-    /// Nodes whose disk has a fault.
-    faulty_disks: BTreeSet<NodeIdx>,
-    /// Nodes whose clock a `clock` step set off true time.
-    skewed_clocks: BTreeSet<NodeIdx>,
-    /// Paused nodes, and when their pause ends.
-    paused: BTreeMap<NodeIdx, Duration>,
+/// The [`Active`] bits of the links.
+fn link_bits(links: &LinkState) -> u8 {
+    bit(links.partitioned(), Active::Partition)
+        | bit(links.oneway(), Active::OneWay)
+        | bit(links.lossy(), Active::Loss)
+        | bit(links.slow(), Active::Latency)
 }
 
-impl Faults {
-    fn new(scenario: &Scenario) -> Faults {
-        Faults {
-            links: LinkState::new(&scenario.network),
-            links_active: 0,
-            crashed: BTreeSet::new(),
-            faulty_disks: BTreeSet::new(),
-            skewed_clocks: BTreeSet::new(),
-            paused: BTreeMap::new(),
-        }
-    }
-
-    /// Follows one event of a run, which happened at `at`.
-    fn update<S: System>(&mut self, at: Duration, node: Option<NodeIdx>, event: &EventKind<S>) {
-        match (event, node) {
-            (EventKind::Step { action, .. }, _) => self.apply(at, action),
-            (EventKind::Settle, None) => {
-                self.links.settle();
-                self.links_changed();
-                self.faulty_disks.clear();
-            }
-            (EventKind::Crashed, Some(node)) => {
-                self.crashed.insert(node);
-                self.paused.remove(&node);
-            }
-            (EventKind::Started { .. }, Some(node)) => {
-                self.crashed.remove(&node);
-            }
-            _ => {}
-        }
-    }
-
-    /// Follows an action taken at `at`.
-    fn apply(&mut self, at: Duration, action: &Action) {
-        match action {
-            Action::Pause { node, length } => {
-                self.paused.insert(*node, at + *length);
-            }
-            Action::Link { change, scope } => {
-                self.links.apply(change, scope);
-                self.links_changed();
-            }
-            Action::Disk { node, fault: DiskFault::None } => {
-                self.faulty_disks.remove(node);
-            }
-            Action::Disk { node, .. } => {
-                self.faulty_disks.insert(*node);
-            }
-            Action::Clock { node, change } => {
-                let back_to_true = match change {
-                    ClockChange::Offset(skew) | ClockChange::Jump(skew) => skew.by.is_zero(),
-                    ClockChange::Drift(drift) => *drift == 0.0,
-                };
-                if back_to_true {
-                    self.skewed_clocks.remove(node);
-                } else {
-                    self.skewed_clocks.insert(*node);
-                }
-            }
-            // Crashes and restarts are read from the history's own events.
-            _ => {}
-        }
-    }
-
-    fn links_changed(&mut self) {
-        let links = &self.links;
-        self.links_active = bit(links.partitioned(), Active::Partition)
-            | bit(links.oneway(), Active::OneWay)
-            | bit(links.lossy(), Active::Loss)
-            | bit(links.slow(), Active::Latency);
-    }
-
-    /// The fault kinds active at `now`, as bits of [`Active`].
-    fn active(&self, now: Duration) -> u8 {
-        self.links_active
-            | bit(!self.crashed.is_empty(), Active::Crashed)
-            | bit(!self.faulty_disks.is_empty(), Active::Disk)
-            | bit(!self.skewed_clocks.is_empty(), Active::Clock)
-            | bit(self.paused.values().any(|&until| until > now), Active::Paused)
-    }
+/// The [`Active`] bits of the node faults in force at `now`.
+fn active(faults: &Faults, now: Duration) -> u8 {
+    bit(!faults.crashed().is_empty(), Active::Crashed)
+        | bit(!faults.disks().is_empty(), Active::Disk)
+        | bit(!faults.skewed().is_empty(), Active::Clock)
+        | bit(faults.paused(now).next().is_some(), Active::Paused)
 }
 
 fn bit(on: bool, kind: Active) -> u8 {
@@ -383,7 +311,7 @@ fn bit(on: bool, kind: Active) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{LinkChange, Scope};
+    use crate::scenario::{Action, DiskFault, LinkChange, Network, Scope};
     use serde::Serialize;
 
     #[derive(Serialize)]
@@ -430,36 +358,40 @@ mod tests {
         Action::Link { change, scope: Scope::Every }
     }
 
+    /// The fault bits after `actions`, each taken at 0, read at `now`.
+    fn bits(actions: &[Action], now: Duration) -> u8 {
+        let mut faults = Faults::new(&Network::default());
+        for action in actions {
+            faults.act(Duration::ZERO, action);
+        }
+        link_bits(faults.links()) | active(&faults, now)
+    }
+
     #[test]
     fn faults_follow_steps_heals_and_the_settle_tail() {
-        let mut faults = Faults::new(&Scenario::new("t", 3));
-        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: true }, &[0], &[1]));
-        faults.apply(Duration::ZERO, &every(LinkChange::Loss(0.5)));
-        assert_eq!(faults.active(Duration::ZERO), Active::OneWay as u8 | Active::Loss as u8);
-        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[1], &[0]));
-        faults.apply(Duration::ZERO, &every(LinkChange::Loss(0.0)));
-        assert_eq!(faults.active(Duration::ZERO), 0);
-        faults.crashed.insert(2);
-        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: false }, &[0], &[2]));
-        assert_eq!(faults.active(Duration::ZERO), Active::Partition as u8 | Active::Crashed as u8);
+        let cut = [link(LinkChange::Partition { oneway: true }, &[0], &[1]), every(LinkChange::Loss(0.5))];
+        assert_eq!(bits(&cut, Duration::ZERO), Active::OneWay as u8 | Active::Loss as u8);
+        let healed = [&cut[..], &[link(LinkChange::Heal, &[1], &[0]), every(LinkChange::Loss(0.0))]].concat();
+        assert_eq!(bits(&healed, Duration::ZERO), 0);
+        let disk = [&healed[..], &[link(LinkChange::Partition { oneway: false }, &[0], &[2])]].concat();
+        let disk = [&disk[..], &[Action::Disk { node: 2, fault: DiskFault::FailSync }]].concat();
+        assert_eq!(bits(&disk, Duration::ZERO), Active::Partition as u8 | Active::Disk as u8);
     }
 
     #[test]
     fn a_pause_is_active_until_it_ends() {
-        let mut faults = Faults::new(&Scenario::new("t", 2));
         let ms = Duration::from_millis;
-        faults.apply(ms(100), &Action::Pause { node: 1, length: ms(300) });
-        assert_eq!(faults.active(ms(399)), Active::Paused as u8);
-        assert_eq!(faults.active(ms(400)), 0, "resumed");
+        let pause = [Action::Pause { node: 1, length: ms(400) }];
+        assert_eq!(bits(&pause, ms(399)), Active::Paused as u8);
+        assert_eq!(bits(&pause, ms(400)), 0, "resumed");
     }
 
     #[test]
     fn a_heal_between_groups_leaves_the_other_links_of_a_partition() {
-        let mut faults = Faults::new(&Scenario::new("t", 3));
-        faults.apply(Duration::ZERO, &link(LinkChange::Partition { oneway: false }, &[0], &[1, 2]));
-        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[0], &[1]));
-        assert_eq!(faults.active(Duration::ZERO), Active::Partition as u8, "0 <-> 2 is still partitioned");
-        faults.apply(Duration::ZERO, &link(LinkChange::Heal, &[2], &[0]));
-        assert_eq!(faults.active(Duration::ZERO), 0);
+        let partition =
+            [link(LinkChange::Partition { oneway: false }, &[0], &[1, 2]), link(LinkChange::Heal, &[0], &[1])];
+        assert_eq!(bits(&partition, Duration::ZERO), Active::Partition as u8, "0 <-> 2 is still partitioned");
+        let healed = [&partition[..], &[link(LinkChange::Heal, &[2], &[0])]].concat();
+        assert_eq!(bits(&healed, Duration::ZERO), 0);
     }
 }

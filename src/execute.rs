@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cluster::Cluster;
 use crate::coverage::{signature, Signature};
-use crate::history::{EventKind, History};
+use crate::history::{EventKind, History, Skip};
 use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
 use crate::scenario::{Action, Aim, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Step, Timing};
@@ -112,7 +112,7 @@ pub fn execute<S: System, C: Cluster<S>>(scenario: &Scenario, cluster: &mut C) -
     let end = cluster.now();
     let verdict = failure.as_ref().map_or_else(|| "pass".to_string(), |v| v.to_string());
     cluster.recorder().push_at(end, None, EventKind::Verdict { outcome: verdict });
-    let signature = cluster.recorder().read(|h| signature(scenario, h));
+    let signature = cluster.recorder().read(signature);
     Outcome { failure, end, coverage: judge.coverage(), signature }
 }
 
@@ -227,13 +227,12 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
                 Ok(node) => {
                     let action = aim.at(node, self.cluster.size());
                     self.note(None, EventKind::Step { index, action: action.clone() });
-                    let what = format!("{} aimed at role `{role}`: node {node}", aim.name());
-                    self.note(Some(node), EventKind::Fault { what });
+                    self.note(Some(node), EventKind::Aimed { step: index, role: role.clone() });
                     self.apply(&action, index, step.line)?;
                 }
                 Err(why) => {
                     self.note(None, EventKind::Step { index, action: step.action.clone() });
-                    self.note(None, EventKind::Fault { what: format!("{} skipped: {why}", aim.name()) });
+                    self.note(None, EventKind::Skipped { step: index, why });
                 }
             },
             action => {
@@ -285,37 +284,37 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
     /// role, judged from the history; for a `restart`, the node the latest
     /// crash aimed at the role took down that is still down. `Err` says why
     /// there is none.
-    fn holder(&mut self, role: &str, aim: &Aim) -> Result<NodeIdx, String> {
+    fn holder(&mut self, role: &str, aim: &Aim) -> Result<NodeIdx, Skip> {
         if *aim == Aim::Node(NodeChange::Restart) {
             let crashed = self.crashed.entry(role.to_string()).or_default();
             let alive = |node| self.cluster.recorder().read(|h| h.node(node).alive);
             let down = crashed.iter().rposition(|&node| !alive(node));
-            return down
-                .map(|i| crashed.remove(i))
-                .ok_or_else(|| format!("no node a crash aimed at role `{role}` took down is down"));
+            return down.map(|i| crashed.remove(i)).ok_or_else(|| Skip::NoneDown { role: role.to_string() });
         }
         let system = self.system;
         let node = self.cluster.recorder().read(|h| system.role(h, role));
-        let node = node.filter(|&n| n < self.cluster.size()).ok_or_else(|| format!("no node holds role `{role}`"))?;
+        let node =
+            node.filter(|&n| n < self.cluster.size()).ok_or_else(|| Skip::NoHolder { role: role.to_string() })?;
         if *aim == Aim::Node(NodeChange::Crash) && self.alive(node) {
             self.crashed.entry(role.to_string()).or_default().push(node);
         }
         Ok(node)
     }
 
-    /// Whether `node` runs; otherwise the step is skipped and the history says so.
-    fn up(&self, action: &Action, node: NodeIdx, want: bool) -> bool {
+    /// Whether `node` runs (`want`) or is down (`!want`); otherwise step
+    /// `index` is skipped and the history says so.
+    fn up(&self, index: usize, node: NodeIdx, want: bool) -> bool {
         let ok = self.alive(node) == want;
         if !ok {
-            let state = if want { "down" } else { "up" };
-            self.note(Some(node), EventKind::Fault { what: format!("{} skipped: node is {state}", action.name()) });
+            let why = if want { Skip::NodeDown } else { Skip::NodeUp };
+            self.note(Some(node), EventKind::Skipped { step: index, why });
         }
         ok
     }
 
     fn apply(&mut self, action: &Action, index: usize, line: usize) -> Result<(), Violation> {
         if let Some((node, change)) = action.node_change() {
-            if change.needs_up().is_none_or(|up| self.up(action, node, up)) {
+            if change.needs_up().is_none_or(|up| self.up(index, node, up)) {
                 self.cluster.set_node(node, &change);
                 if change == NodeChange::Restart {
                     self.started(node)?;
@@ -325,17 +324,11 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         }
         match action {
             Action::Link { change, scope } => self.cluster.set_links(change, scope),
-            Action::Crash { .. }
-            | Action::Restart { .. }
-            | Action::Rebind { .. }
-            | Action::Disk { .. }
-            | Action::Pause { .. }
-            | Action::Clock { .. } => unreachable!("node actions are applied above"),
             Action::Aimed { .. } => unreachable!("the timeline resolves an aimed action first"),
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());
                 let node = crate::system::Operation::node(&op);
-                if self.up(action, node, true) {
+                if self.up(index, node, true) {
                     self.cluster.invoke(node, op, index);
                 }
             }
@@ -357,6 +350,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
                     return Err(Violation { node: condition.node, ..violation });
                 }
             }
+            _ => unreachable!("node actions are applied above"),
         }
         Ok(())
     }

@@ -8,14 +8,16 @@
 //! scenario, seed and build give the same lines and the same
 //! [`History::digest`] in every process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::scenario::{Action, NodeIdx, Scenario};
+use crate::links::LinkState;
+use crate::scenario::{Action, Network, NodeChange, NodeIdx, Scenario};
+use crate::storage::DiskFault;
 use crate::system::System;
 
 /// What one event says.
@@ -30,9 +32,47 @@ pub enum EventKind<S: System> {
         #[serde(serialize_with = "action_text")]
         action: Action,
     },
-    /// The runner changed the network or skipped an action.
-    Fault {
-        /// What.
+    /// The runner did not carry out a step's action (the event's node is
+    /// the one it named, when it named one).
+    Skipped {
+        /// The step's index in the scenario.
+        step: usize,
+        /// Why.
+        why: Skip,
+    },
+    /// A step aimed at a role hit the event's node, the role's holder: the
+    /// step event before it carries the action as if it had named the node.
+    Aimed {
+        /// The step's index in the scenario.
+        step: usize,
+        /// The role.
+        role: String,
+    },
+    /// A node's rebind failed; it listens where it did.
+    RebindFailed {
+        /// Where it was to listen.
+        #[serde(serialize_with = "display")]
+        addr: SocketAddr,
+        /// The system's (or the backend's) error.
+        error: String,
+    },
+    /// A node stopped itself, as a fail-stop process does
+    /// ([`FailStop`](crate::system::FailStop)); its crash follows.
+    FailStopped {
+        /// The node's reason.
+        why: String,
+    },
+    /// Node code started an OS thread that the run let through: the run is
+    /// not reproducible (the event's node is the one whose code was polled,
+    /// if known).
+    ThreadStarted {
+        /// The call that started it.
+        call: String,
+    },
+    /// A backend's remark on a node for whoever reads the history (a node
+    /// that did not stop in time when crashed): no check reads it.
+    Note {
+        /// The remark.
         what: String,
     },
     /// The settle tail began: every link healed, loss 0, the scenario's
@@ -92,6 +132,58 @@ pub enum EventKind<S: System> {
         /// `pass` or the failure.
         outcome: String,
     },
+}
+
+/// Why the runner skipped a step's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// It needs its node up (a crash, rebind, pause, operation) and the node is down.
+    NodeDown,
+    /// It needs its node down (a restart) and the node is up.
+    NodeUp,
+    /// It is aimed at a role that no node holds.
+    NoHolder {
+        /// The role.
+        role: String,
+    },
+    /// It is a restart aimed at a role, and no node a crash aimed at the
+    /// role took down is down.
+    NoneDown {
+        /// The role.
+        role: String,
+    },
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NodeDown => f.write_str("node is down"),
+            Skip::NodeUp => f.write_str("node is up"),
+            Skip::NoHolder { role } => write!(f, "no node holds role `{role}`"),
+            Skip::NoneDown { role } => write!(f, "no node a crash aimed at role `{role}` took down is down"),
+        }
+    }
+}
+
+impl<S: System> EventKind<S> {
+    /// What a fact of the runner or a backend says, in a line (`None` for
+    /// the other events): a skip, an aimed step's node, a failed rebind, a
+    /// fail-stop, an OS thread, a backend's note. Pictures and logs show it.
+    pub fn fact(&self, node: Option<NodeIdx>) -> Option<String> {
+        let on = node.map_or_else(|| "a task a node spawned".to_string(), |node| format!("node {node}"));
+        Some(match self {
+            EventKind::Skipped { step, why } => format!("step {step} skipped: {why}"),
+            EventKind::Aimed { step, role } => format!("step {step} aimed at role `{role}`: {on}"),
+            EventKind::RebindFailed { addr, error } => format!("rebind to {addr} failed: {error}"),
+            EventKind::FailStopped { why } => format!("fail-stop: {why}"),
+            EventKind::ThreadStarted { call } => {
+                format!("{on} started an OS thread ({call}): this run is not reproducible")
+            }
+            EventKind::Note { what } => what.clone(),
+            _ => return None,
+        })
+    }
 }
 
 /// What the settle tail does, as pictures and logs show it.
@@ -182,6 +274,109 @@ impl NodeLife {
     }
 }
 
+/// The faults in force after some events of a run: every link, and each
+/// node's crash, disk, clock and pause, as the steps, the settle tail and
+/// the nodes' crashes and starts left them. The history keeps it as the run
+/// goes ([`History::faults`], [`History::links`]), updated as each event is
+/// recorded (a step's before the runner carries the step out), and replays
+/// it for readers of a finished run ([`History::walk`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faults {
+    links: LinkState,
+    crashed: BTreeSet<NodeIdx>,
+    disks: BTreeMap<NodeIdx, DiskFault>,
+    skewed: BTreeSet<NodeIdx>,
+    paused: BTreeMap<NodeIdx, Duration>,
+}
+
+impl Faults {
+    /// No fault: every link as `network` sets it.
+    pub fn new(network: &Network) -> Faults {
+        Faults {
+            links: LinkState::new(network),
+            crashed: BTreeSet::new(),
+            disks: BTreeMap::new(),
+            skewed: BTreeSet::new(),
+            paused: BTreeMap::new(),
+        }
+    }
+
+    /// Follows one event of a run, which happened at `at` on `node`.
+    fn record<S: System>(&mut self, at: Duration, node: Option<NodeIdx>, event: &EventKind<S>) {
+        match (event, node) {
+            (EventKind::Step { action, .. }, _) => self.act(at, action),
+            (EventKind::Settle, _) => {
+                self.links.settle();
+                self.disks.clear();
+            }
+            (EventKind::Crashed, Some(node)) => {
+                self.crashed.insert(node);
+                self.paused.remove(&node);
+            }
+            (EventKind::Started { .. }, Some(node)) => {
+                self.crashed.remove(&node);
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows a step's action, taken at `at`. Crashes and restarts are
+    /// followed by the nodes' own events; a pause of a node that is down is
+    /// skipped by the runner.
+    pub(crate) fn act(&mut self, at: Duration, action: &Action) {
+        if let Action::Link { change, scope } = action {
+            self.links.apply(change, scope);
+        }
+        let Some((node, change)) = action.node_change() else { return };
+        match change {
+            NodeChange::Disk(DiskFault::None) => {
+                self.disks.remove(&node);
+            }
+            NodeChange::Disk(fault) => {
+                self.disks.insert(node, fault);
+            }
+            _ => {}
+        }
+        if let Some(length) = change.holds_for().filter(|_| !self.crashed.contains(&node)) {
+            self.paused.insert(node, at + length);
+        }
+        match change.skews_clock() {
+            Some(true) => {
+                self.skewed.insert(node);
+            }
+            Some(false) => {
+                self.skewed.remove(&node);
+            }
+            None => {}
+        }
+    }
+
+    /// Every link.
+    pub fn links(&self) -> &LinkState {
+        &self.links
+    }
+
+    /// The nodes a crash took down that no start has brought back.
+    pub fn crashed(&self) -> &BTreeSet<NodeIdx> {
+        &self.crashed
+    }
+
+    /// The nodes whose disk has a fault, and the fault.
+    pub fn disks(&self) -> &BTreeMap<NodeIdx, DiskFault> {
+        &self.disks
+    }
+
+    /// The nodes whose clock a `clock` step set off true time.
+    pub fn skewed(&self) -> &BTreeSet<NodeIdx> {
+        &self.skewed
+    }
+
+    /// The nodes paused at `now`.
+    pub fn paused(&self, now: Duration) -> impl Iterator<Item = NodeIdx> + '_ {
+        self.paused.iter().filter(move |(_, &until)| until > now).map(|(&node, _)| node)
+    }
+}
+
 /// Everything a run observed, append-only.
 #[derive(Debug, Clone)]
 pub struct History<S: System> {
@@ -201,11 +396,14 @@ pub struct History<S: System> {
     read_at: Duration,
     /// The index of the [`EventKind::Final`] event, once the final phase began.
     final_from: Option<usize>,
+    /// The faults in force after the last event.
+    faults: Faults,
 }
 
 impl<S: System> History<S> {
-    /// The history of a run whose nodes will listen at `addrs` (by index).
-    pub fn new(addrs: &[SocketAddr]) -> Self {
+    /// The history of a run whose nodes will listen at `addrs` (by index)
+    /// and whose links start as `network` sets them.
+    pub fn new(addrs: &[SocketAddr], network: &Network) -> Self {
         let nodes = addrs
             .iter()
             .map(|&addr| NodeLife { alive: false, incarnation: 0, addr, starts: Vec::new(), crashes: Vec::new() })
@@ -221,6 +419,7 @@ impl<S: System> History<S> {
             abstract_states: BTreeMap::new(),
             read_at: Duration::ZERO,
             final_from: None,
+            faults: Faults::new(network),
         }
     }
 
@@ -239,8 +438,8 @@ impl<S: System> History<S> {
         self.read_at = now;
     }
 
-    /// Appends an event at `at`, updating the node lives and the system's
-    /// derived state.
+    /// Appends an event at `at`, updating the node lives, the faults in
+    /// force and the system's derived state.
     ///
     /// # Panics
     ///
@@ -249,6 +448,7 @@ impl<S: System> History<S> {
     /// operation. Those are harness bugs.
     pub fn push(&mut self, system: &S, at: Duration, node: Option<NodeIdx>, event: EventKind<S>) {
         let life = node.map(|n| n as usize);
+        self.faults.record(at, node, &event);
         match &event {
             EventKind::Started { incarnation, addr } => {
                 let n = &mut self.nodes[life.expect("a start names its node")];
@@ -307,6 +507,28 @@ impl<S: System> History<S> {
     /// after which it held.
     pub fn abstract_states(&self) -> &BTreeMap<String, usize> {
         &self.abstract_states
+    }
+
+    /// The faults in force after the last event: a step's are in force as
+    /// soon as its event is recorded, before the runner carries it out.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Every link after the last event ([`Faults::links`]): what a backend
+    /// makes of its network.
+    pub fn links(&self) -> &LinkState {
+        self.faults.links()
+    }
+
+    /// Visits every event, in order, with its index and the faults in force
+    /// just after it: for readers of a finished run.
+    pub fn walk(&self, mut visit: impl FnMut(usize, &Event<S>, &Faults)) {
+        let mut faults = Faults::new(self.faults.links().network());
+        for (index, event) in self.events.iter().enumerate() {
+            faults.record(event.at(), event.node, &event.event);
+            visit(index, event, &faults);
+        }
     }
 
     /// Every node's life, by index.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use crate::cluster::Setup;
 use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
-use crate::scenario::NodeIdx;
+use crate::scenario::{Network, NodeIdx};
 use crate::storage::Storage;
 use crate::system::{FailStop, Invocation, Knobs, NodeContext, NodeSecret, Observer, OpError, System};
 use crate::transport::{PeerIdentity, Transport};
@@ -50,12 +50,18 @@ impl<S: System> Clone for Recorder<S> {
 }
 
 impl<S: System> Recorder<S> {
-    /// A recorder of a run whose nodes start at `addrs`; `clock` tells the
-    /// time since the run began wherever node code runs.
-    pub fn new(system: Arc<S>, addrs: &[SocketAddr], clock: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+    /// A recorder of a run whose nodes start at `addrs` and whose links
+    /// start as `network` sets them; `clock` tells the time since the run
+    /// began wherever node code runs.
+    pub fn new(
+        system: Arc<S>,
+        addrs: &[SocketAddr],
+        network: &Network,
+        clock: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Self {
         let inner = Inner {
             system,
-            history: Mutex::new(History::new(addrs)),
+            history: Mutex::new(History::new(addrs, network)),
             changed: Condvar::new(),
             waiting: AtomicUsize::new(0),
             notify: Notify::new(),
@@ -414,15 +420,14 @@ async fn carry_out<S: System>(
             Command::Rebind(addr) => {
                 match system.rebind(&mut node, addr).await {
                     Ok(addr) => recorder.push(Some(index), EventKind::Rebound { addr }),
-                    Err(error) => recorder
-                        .push(Some(index), EventKind::Fault { what: format!("rebind to {addr} failed: {error}") }),
+                    Err(error) => recorder.push(Some(index), EventKind::RebindFailed { addr, error }),
                 }
                 let _ = done.send(());
             }
             Command::Stop | Command::FailStop(_) => {
                 let served = match command {
                     Command::FailStop(why) => {
-                        recorder.push(Some(index), EventKind::Fault { what: format!("fail-stop: {why}") });
+                        recorder.push(Some(index), EventKind::FailStopped { why });
                         Served::FailStopped
                     }
                     _ => Served::Stopped,

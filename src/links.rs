@@ -1,6 +1,8 @@
 //! [`LinkState`]: what every link of a cluster is like, folded from the
-//! timeline's link actions. The one place their meaning per link is kept:
-//! coverage, the picture, the simulated backends and systems' checks read it.
+//! timeline's link actions. The one place their meaning per link is kept;
+//! a run's history keeps its links in one
+//! ([`History::links`](crate::history::History::links)), which coverage,
+//! the picture and the runner read.
 
 use std::collections::BTreeMap;
 

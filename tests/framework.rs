@@ -333,7 +333,7 @@ fn a_node_that_cannot_start_fails_the_run() {
 
 /// A one-node history in which node 0 has started, at 1 ms.
 fn started() -> (History<Counter>, std::time::Duration) {
-    let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()]);
+    let mut history = History::<Counter>::new(&["10.0.0.1:7000".parse().unwrap()], &Default::default());
     let at = std::time::Duration::from_millis(1);
     let addr = history.node(0).addr;
     history.push(&Counter, at, Some(0), EventKind::Started { incarnation: 0, addr });
@@ -596,7 +596,7 @@ fn checks_see_the_runs_time_not_only_its_last_event() {
     let addrs: Vec<SocketAddr> = vec!["10.0.0.1:7000".parse().unwrap()];
     let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
     let clock = now.clone();
-    let recorder = tandem::host::Recorder::new(Arc::new(Counter), &addrs, move || {
+    let recorder = tandem::host::Recorder::new(Arc::new(Counter), &addrs, &Default::default(), move || {
         std::time::Duration::from_millis(clock.load(SeqCst))
     });
     recorder.push(None, EventKind::Settle);
@@ -605,6 +605,42 @@ fn checks_see_the_runs_time_not_only_its_last_event() {
         recorder.read(|h| (h.events().last().map(Event::at), h.now())),
         (Some(std::time::Duration::from_secs(1)), std::time::Duration::from_secs(5))
     );
+}
+
+#[test]
+fn the_history_carries_the_faults_in_force_from_each_step_event_on() {
+    use std::time::Duration;
+    use tandem::scenario::{Action, DiskFault, LinkChange, Network, Scope};
+    let addrs: Vec<SocketAddr> = vec!["10.0.0.1:7000".parse().unwrap(), "10.0.0.2:7000".parse().unwrap()];
+    let network = Network { loss: 0.1, ..Network::default() };
+    let mut history = History::new(&addrs, &network);
+    let at = Duration::from_millis;
+    let step = |index, action| EventKind::Step { index, action };
+    let between = Scope::Between { a: vec![0], b: vec![1] };
+    let cut = Action::Link { change: LinkChange::Partition { oneway: true }, scope: between };
+    for (n, &addr) in addrs.iter().enumerate() {
+        history.push(&Counter, at(0), Some(n as NodeIdx), EventKind::Started { incarnation: 0, addr });
+    }
+    history.push(&Counter, at(10), None, step(0, cut));
+    assert!(history.links().link(0, 1).partitioned && !history.links().link(1, 0).partitioned);
+    assert_eq!(history.links().link(1, 0).loss, 0.1, "the scenario's network");
+    history.push(&Counter, at(20), None, step(1, Action::Disk { node: 1, fault: DiskFault::FailSync }));
+    history.push(&Counter, at(30), Some(0), EventKind::Crashed);
+    history.push(&Counter, at(40), None, step(2, Action::Pause { node: 0, length: at(100) }));
+    history.push(&Counter, at(40), Some(0), EventKind::Skipped { step: 2, why: tandem::history::Skip::NodeDown });
+    history.push(&Counter, at(50), None, step(3, Action::Pause { node: 1, length: at(100) }));
+    let faults = history.faults();
+    assert_eq!(faults.disks().get(&1), Some(&DiskFault::FailSync));
+    assert_eq!(faults.crashed().iter().copied().collect::<Vec<_>>(), [0]);
+    assert_eq!(faults.paused(at(60)).collect::<Vec<_>>(), [1], "a pause of a node that is down is skipped");
+    assert_eq!(faults.paused(at(150)).count(), 0, "over");
+    history.push(&Counter, at(200), None, EventKind::Settle);
+    let healed = history.links().link(0, 1);
+    assert!(!healed.partitioned && healed.loss == 0.0 && history.faults().disks().is_empty(), "settled");
+    let mut replayed = Vec::new();
+    history.walk(|index, _, faults| replayed.push((index, faults.links().link(0, 1).partitioned)));
+    assert_eq!(replayed.iter().filter(|(_, cut)| *cut).map(|(i, _)| *i).collect::<Vec<_>>(), [2, 3, 4, 5, 6, 7]);
+    assert_eq!(replayed.len(), history.events().len());
 }
 
 #[test]

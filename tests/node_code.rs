@@ -179,9 +179,11 @@ fn allowed_threads_run_and_the_run_says_it_is_not_reproducible() {
     let options = SimOptions { allow_threads: true, ..options_for(&Threads, &scenario, 1) };
     let run = run_with(Arc::new(Threads), &scenario, options);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
-    let noted = run.history.events().iter().any(|e| {
-        matches!(&e.event, EventKind::Fault { what } if what.contains("std::thread::spawn") && what.contains("not reproducible"))
-    });
+    let noted = run
+        .history
+        .events()
+        .iter()
+        .any(|e| matches!(&e.event, EventKind::ThreadStarted { call } if call.contains("std::thread::spawn")));
     assert!(noted, "the run records the thread");
 }
 
@@ -231,7 +233,7 @@ pid = { node = 1 }
             .iter()
             .filter(|e| e.node == Some(1))
             .filter_map(|e| match &e.event {
-                EventKind::Fault { what } => Some(what.clone()),
+                EventKind::FailStopped { .. } | EventKind::Skipped { .. } => e.event.fact(e.node),
                 EventKind::Crashed => Some("crashed".into()),
                 EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
                 EventKind::Complete { result, .. } => Some(format!("{result:?}")),
@@ -244,7 +246,7 @@ pid = { node = 1 }
             "fail-stop: asked to halt",
             &format!("Unknown({CRASHED_FIRST:?})"),
             "crashed",
-            "pid skipped: node is down",
+            "step 1 skipped: node is down",
             "started 1",
             &format!("Ok({pid})"),
         ];

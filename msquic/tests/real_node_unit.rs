@@ -301,7 +301,7 @@ fn a_crash_kills_a_paused_node_at_once() {
     cluster.restart(0);
     await_beats(&mut cluster, 1, 0, 3);
     let history = cluster.into_history();
-    let faults = history.events().iter().filter(|e| matches!(e.event, EventKind::Fault { .. })).count();
+    let faults = history.events().iter().filter(|e| e.event.fact(e.node).is_some()).count();
     assert_eq!(faults, 0, "{}", history.to_jsonl());
 }
 

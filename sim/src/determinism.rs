@@ -225,11 +225,6 @@ impl ThreadStart {
         failure.node = self.node;
         failure
     }
-
-    /// What a run that let it through records.
-    pub fn unreproducible(&self) -> String {
-        format!("{} started an OS thread ({}): this run is not reproducible", self.who(), self.call)
-    }
 }
 
 /// Whether simulations started on this thread from now on let node code
@@ -260,7 +255,7 @@ pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::host::R
         if !start.allowed {
             std::panic::resume_unwind(Box::new(start.failure(now)));
         }
-        recorder.push_at(now, start.node, tandem::history::EventKind::Fault { what: start.unreproducible() });
+        recorder.push_at(now, start.node, tandem::history::EventKind::ThreadStarted { call: start.call });
     }
 }
 

@@ -76,7 +76,7 @@ fn run_here<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions)
         Err(panic) => {
             let failure = Some(panicked(&*panic, Duration::ZERO));
             let outcome = Outcome { failure, end: Duration::ZERO, coverage: Vec::new(), signature: Default::default() };
-            Run { seed, outcome, history: History::new(&[]) }
+            Run { seed, outcome, history: History::new(&[], &scenario.network) }
         }
     }
 }

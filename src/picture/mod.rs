@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::execute::Outcome;
 use crate::history::{EventKind, History, OpResult, FINAL, SETTLE};
-use crate::links::{settle, Link, LinkState};
+use crate::links::{Link, LinkState};
 use crate::scenario::{format_duration, Action, LinkChange, Network, NodeIdx, Scenario, Scope};
 use crate::system::System;
 
@@ -193,8 +193,8 @@ fn variant<T: Serialize>(value: &T, what: &str) -> String {
     }
 }
 
-/// The mark of an event the system says nothing about.
-fn generic<S: System>(event: &EventKind<S>) -> Mark {
+/// The mark of an event of `node` the system says nothing about.
+fn generic<S: System>(event: &EventKind<S>, node: NodeIdx) -> Mark {
     match event {
         EventKind::Invoke { op, .. } => Mark::new("invoke", variant(op, "operation")),
         EventKind::Complete { result, .. } => match result {
@@ -211,8 +211,10 @@ fn generic<S: System>(event: &EventKind<S>) -> Mark {
                 mark
             }
         }
-        EventKind::Fault { what } => Mark::new("fault", what.clone()),
-        _ => Mark::new("event", "event"),
+        kind => match kind.fact(Some(node)) {
+            Some(fact) => Mark::new("fault", fact),
+            None => Mark::new("event", "event"),
+        },
     }
 }
 
@@ -233,7 +235,7 @@ impl Picture {
         let mut steps = Vec::new();
         let mut dots = Vec::new();
         let mut by_event = BTreeMap::new();
-        for (index, event) in history.events().iter().enumerate() {
+        history.walk(|index, event, faults| {
             let t_us = event.t_us;
             match (&event.event, event.node) {
                 (EventKind::Started { incarnation, addr }, Some(node)) => {
@@ -252,26 +254,28 @@ impl Picture {
                 (EventKind::Step { index, action }, None) => {
                     steps.push(StepMark { index: Some(*index), t_us, action: Scenario::action_toml(action) });
                     if let Action::Link { change, scope } = action {
-                        bands.apply(change, scope, t_us);
+                        bands.apply(change, scope, faults.links(), t_us);
                     }
-                }
-                (EventKind::Fault { what }, None) => {
-                    steps.push(StepMark { index: None, t_us, action: what.clone() });
                 }
                 (EventKind::Settle, None) => {
                     steps.push(StepMark { index: None, t_us, action: SETTLE.into() });
-                    bands.settle(t_us);
+                    bands.settle(faults.links(), t_us);
                 }
                 (EventKind::Final, None) => steps.push(StepMark { index: None, t_us, action: FINAL.into() }),
-                (EventKind::Verdict { .. }, _) | (_, None) => {}
+                (EventKind::Verdict { .. }, _) => {}
+                (kind, None) => {
+                    if let Some(fact) = kind.fact(None) {
+                        steps.push(StepMark { index: None, t_us, action: fact });
+                    }
+                }
                 (kind, Some(node)) => {
-                    let mark = system.mark(history, event).unwrap_or_else(|| generic(kind));
+                    let mark = system.mark(history, event).unwrap_or_else(|| generic(kind, node));
                     let incarnation = lanes[node as usize].lives.last().map_or(0, |l| l.incarnation);
                     by_event.insert(index, dots.len());
                     dots.push(Dot { event: index, t_us, node, incarnation, mark, detail: event.canonical() });
                 }
             }
-        }
+        });
         let arrows = join(&mut dots);
         let violation = outcome.failure.as_ref().map(|failure| {
             let named: Vec<usize> = failure.events.iter().filter_map(|e| by_event.get(e).copied()).collect();
@@ -334,7 +338,6 @@ struct Open {
 /// Network faults, opened and closed as the steps change the links.
 struct Bands {
     nodes: u32,
-    state: LinkState,
     open: Vec<Open>,
     closed: Vec<Band>,
     end_us: u64,
@@ -345,6 +348,11 @@ fn sorted(nodes: &[NodeIdx]) -> Vec<NodeIdx> {
     nodes.sort_unstable();
     nodes.dedup();
     nodes
+}
+
+/// Whether some link of `open` still is as its change set it.
+fn still(links: &LinkState, open: &Open) -> bool {
+    open.links.iter().any(|&(x, y)| holds(links.link(x, y), &open.change))
 }
 
 /// Whether `link` still is as `change` set it.
@@ -379,13 +387,13 @@ fn band(change: &LinkChange, scope: &Scope, network: &Network) -> Option<(&'stat
 impl Bands {
     /// The bands of a run of `nodes` nodes on `network` that ends at `end_us`.
     fn new(nodes: u32, network: &Network, end_us: u64) -> Self {
-        let mut bands = Bands { nodes, state: LinkState::new(network), open: Vec::new(), closed: Vec::new(), end_us };
-        bands.open_band(&LinkChange::Loss(network.loss), &Scope::Every, 0);
+        let mut bands = Bands { nodes, open: Vec::new(), closed: Vec::new(), end_us };
+        bands.open_band(&LinkChange::Loss(network.loss), &Scope::Every, network, 0);
         bands
     }
 
-    fn open_band(&mut self, change: &LinkChange, scope: &Scope, t_us: u64) {
-        let Some((kind, label)) = band(change, scope, self.state.network()) else { return };
+    fn open_band(&mut self, change: &LinkChange, scope: &Scope, network: &Network, t_us: u64) {
+        let Some((kind, label)) = band(change, scope, network) else { return };
         let nodes = match scope {
             Scope::Between { a, b } => sorted(&[a.as_slice(), b.as_slice()].concat()),
             Scope::Every => (0..self.nodes).collect(),
@@ -394,36 +402,35 @@ impl Bands {
         self.open.push(Open { band, change: *change, links: change.links(scope, self.nodes) });
     }
 
-    /// Closes the open bands that `closes` selects, given the link state.
-    fn close(&mut self, t_us: u64, closes: impl Fn(&LinkState, &Open) -> bool) {
-        let (ended, open): (Vec<_>, Vec<_>) = self.open.drain(..).partition(|open| closes(&self.state, open));
+    /// Closes the open bands that `closes` selects.
+    fn close(&mut self, t_us: u64, closes: impl Fn(&Open) -> bool) {
+        let (ended, open): (Vec<_>, Vec<_>) = self.open.drain(..).partition(closes);
         self.open = open;
         self.closed.extend(ended.into_iter().map(|open| Band { to_us: t_us, ..open.band }));
     }
 
-    /// A link action: a band ends when none of its links is as it set them
-    /// any more, or when a change of its kind sets all of them again.
-    fn apply(&mut self, change: &LinkChange, scope: &Scope, t_us: u64) {
-        self.state.apply(change, scope);
-        let links = change.links(scope, self.nodes);
-        self.close(t_us, |state, open| {
+    /// A link action, which left the links as `links`: a band ends when
+    /// none of its links is as it set them any more, or when a change of its
+    /// kind sets all of them again.
+    fn apply(&mut self, change: &LinkChange, scope: &Scope, links: &LinkState, t_us: u64) {
+        let changed = change.links(scope, self.nodes);
+        self.close(t_us, |open| {
             let replaced = std::mem::discriminant(&open.change) == std::mem::discriminant(change)
-                && open.links.iter().all(|link| links.binary_search(link).is_ok());
-            replaced || !open.links.iter().any(|&(x, y)| holds(state.link(x, y), &open.change))
+                && open.links.iter().all(|link| changed.binary_search(link).is_ok());
+            replaced || !still(links, open)
         });
-        self.open_band(change, scope, t_us);
+        self.open_band(change, scope, links.network(), t_us);
     }
 
-    /// The settle tail's link changes.
-    fn settle(&mut self, t_us: u64) {
-        for change in settle(self.state.network()) {
-            self.apply(&change, &Scope::Every, t_us);
-        }
+    /// The settle tail, which left the links as `links`: it ends every band
+    /// (its own changes open none).
+    fn settle(&mut self, links: &LinkState, t_us: u64) {
+        self.close(t_us, |open| !still(links, open));
     }
 
     fn finish(mut self) -> Vec<Band> {
         let end = self.end_us;
-        self.close(end, |_, _| true);
+        self.close(end, |_| true);
         self.closed.sort_by_key(|band| band.from_us);
         self.closed
     }

@@ -23,16 +23,38 @@ fn between(a: &[NodeIdx], b: &[NodeIdx]) -> Scope {
     Scope::Between { a: a.to_vec(), b: b.to_vec() }
 }
 
+/// Bands and the links they are drawn over, as a run's history has them.
+struct Drawn {
+    bands: Bands,
+    links: LinkState,
+}
+
+impl Drawn {
+    fn new(nodes: u32, end_us: u64) -> Self {
+        Drawn { bands: Bands::new(nodes, &Network::default(), end_us), links: LinkState::new(&Network::default()) }
+    }
+
+    fn apply(&mut self, change: LinkChange, scope: Scope, t_us: u64) {
+        self.links.apply(&change, &scope);
+        self.bands.apply(&change, &scope, &self.links, t_us);
+    }
+
+    fn settle(&mut self, t_us: u64) {
+        self.links.settle();
+        self.bands.settle(&self.links, t_us);
+    }
+}
+
 #[test]
 fn partitions_last_until_healed_and_loss_until_replaced() {
-    let mut bands = Bands::new(3, &Network::default(), 100);
-    bands.apply(&LinkChange::Partition { oneway: false }, &between(&[0], &[1]), 10);
-    bands.apply(&LinkChange::Partition { oneway: true }, &between(&[2], &[0]), 15);
-    bands.apply(&LinkChange::Loss(0.5), &Scope::Every, 20);
-    bands.apply(&LinkChange::Heal, &between(&[1], &[0]), 30);
-    bands.apply(&LinkChange::Loss(0.0), &Scope::Every, 40);
-    bands.settle(60);
-    let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.nodes, b.from_us, b.to_us)).collect();
+    let mut drawn = Drawn::new(3, 100);
+    drawn.apply(LinkChange::Partition { oneway: false }, between(&[0], &[1]), 10);
+    drawn.apply(LinkChange::Partition { oneway: true }, between(&[2], &[0]), 15);
+    drawn.apply(LinkChange::Loss(0.5), Scope::Every, 20);
+    drawn.apply(LinkChange::Heal, between(&[1], &[0]), 30);
+    drawn.apply(LinkChange::Loss(0.0), Scope::Every, 40);
+    drawn.settle(60);
+    let got: Vec<_> = drawn.bands.finish().into_iter().map(|b| (b.kind, b.nodes, b.from_us, b.to_us)).collect();
     assert_eq!(
         got,
         vec![("partition", vec![0, 1], 10, 30), ("one-way", vec![0, 2], 15, 60), ("loss", vec![0, 1, 2], 20, 40),],
@@ -42,11 +64,11 @@ fn partitions_last_until_healed_and_loss_until_replaced() {
 
 #[test]
 fn a_partition_lasts_while_a_link_of_it_is_partitioned() {
-    let mut bands = Bands::new(3, &Network::default(), 100);
-    bands.apply(&LinkChange::Partition { oneway: false }, &between(&[0], &[1, 2]), 10);
-    bands.apply(&LinkChange::Heal, &between(&[0], &[1]), 20);
-    bands.apply(&LinkChange::Heal, &between(&[2], &[0]), 30);
-    let got: Vec<_> = bands.finish().into_iter().map(|b| (b.kind, b.from_us, b.to_us)).collect();
+    let mut drawn = Drawn::new(3, 100);
+    drawn.apply(LinkChange::Partition { oneway: false }, between(&[0], &[1, 2]), 10);
+    drawn.apply(LinkChange::Heal, between(&[0], &[1]), 20);
+    drawn.apply(LinkChange::Heal, between(&[2], &[0]), 30);
+    let got: Vec<_> = drawn.bands.finish().into_iter().map(|b| (b.kind, b.from_us, b.to_us)).collect();
     assert_eq!(got, vec![("partition", 10, 30)], "0 <-> 2 stays partitioned until its own heal");
 }
 

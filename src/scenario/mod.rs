@@ -571,6 +571,26 @@ impl NodeChange {
         }
     }
 
+    /// How long the change holds a running node before it ends by itself
+    /// (a pause), if it does.
+    pub fn holds_for(&self) -> Option<Duration> {
+        match self {
+            NodeChange::Pause(length) => Some(*length),
+            _ => None,
+        }
+    }
+
+    /// Whether the change leaves the node's clocks off true time
+    /// (`Some(false)`: back on it); `None` for a change that leaves clocks
+    /// alone.
+    pub fn skews_clock(&self) -> Option<bool> {
+        match self {
+            NodeChange::Clock(ClockChange::Offset(skew) | ClockChange::Jump(skew)) => Some(!skew.by.is_zero()),
+            NodeChange::Clock(ClockChange::Drift(drift)) => Some(*drift != 0.0),
+            _ => None,
+        }
+    }
+
     /// Whether the change is one of the faults every backend carries out
     /// (crash, restart, rebind, disk); a backend may refuse the others
     /// ([`Cluster::refuses`](crate::cluster::Cluster::refuses)).

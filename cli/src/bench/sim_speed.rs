@@ -52,7 +52,7 @@ impl Comparison {
     pub fn of<S: Subject>(scenario: &Scenario, reps: usize, turmoil: bool) -> Comparison {
         let on = |backend| SimOptions { backend, ..options_for(&*S::it(), scenario, SEED) };
         let (tandem_wall, run) = best_of(reps, || run_with(S::it(), scenario, on(Backend::Events)));
-        let actions = workload::carried_out(scenario, &run);
+        let actions = workload::carried_out(&run);
         let simulated = run.outcome.end;
         let (mut turmoil_wall, mut raw_wall, mut raw_delivered, mut passed) =
             (f64::NAN, f64::NAN, 0, run.outcome.passed());

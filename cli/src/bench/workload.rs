@@ -160,12 +160,12 @@ fn replayed(action: &Action) -> bool {
 
 /// The network actions a finished run carried out (operations, partitions,
 /// heals, rebinds), with the simulated time each began.
-pub fn carried_out<S: System>(scenario: &Scenario, run: &tandem::execute::Run<S>) -> Vec<(Duration, Action)> {
+pub fn carried_out<S: System>(run: &tandem::execute::Run<S>) -> Vec<(Duration, Action)> {
     run.history
         .events()
         .iter()
         .filter_map(|event| match &event.event {
-            EventKind::Step { index, .. } => Some((event.at(), scenario.steps[*index].action.clone())),
+            EventKind::Step { action, .. } => Some((event.at(), action.clone())),
             _ => None,
         })
         .filter(|(_, action)| replayed(action))

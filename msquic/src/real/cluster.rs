@@ -122,7 +122,7 @@ impl<S: System> RealCluster<S> {
         // Real runs keep wall-clock time; this module never runs simulated.
         let (began, began_monotonic) = (Instant::now(), monotonic_now());
         // True time even on a node's thread, whose clock may be the node's.
-        let recorder = Recorder::new(system, &addrs, move || in_true_time(|| began.elapsed()));
+        let recorder = Recorder::new(system, &addrs, &options.setup.network, move || in_true_time(|| began.elapsed()));
         let clock = ThreadClock { clock: NodeClock::default(), began: began_monotonic };
         let net = RelayNet::new(FaultTable::new(&options.setup.network), &addrs, runtime.handle().clone());
         // A fresh id for every real run (real network only: wall clock and process id).
@@ -171,8 +171,8 @@ impl<S: System> RealCluster<S> {
         let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
             Ok(transport) => transport,
             Err(error) => {
-                // Said the way `host::start` says a failed start.
-                self.note(node, format!("start failed: no MsQuic transport: {error}"));
+                self.recorder
+                    .push(Some(node), EventKind::StartFailed { error: format!("no MsQuic transport: {error}") });
                 return Err(error.to_string());
             }
         };
@@ -225,7 +225,7 @@ impl<S: System> RealCluster<S> {
     }
 
     fn note(&self, node: NodeIdx, what: String) {
-        self.recorder.push(Some(node), EventKind::Fault { what });
+        self.recorder.push(Some(node), EventKind::Note { what });
     }
 
     /// Ends the run: stops every node (without recording crashes) and hands
@@ -327,7 +327,8 @@ impl<S: System> RealCluster<S> {
     fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
         let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         if let Err(why) = self.order(node, Command::Rebind(target), REBIND_PATIENCE) {
-            self.note(node, format!("rebind to {target} unanswered: {why}"));
+            self.recorder
+                .push(Some(node), EventKind::RebindFailed { addr: target, error: format!("unanswered: {why}") });
         }
     }
 

@@ -137,7 +137,7 @@ impl<S: System> EventCluster<S> {
         let start = Instant::now();
         let ips: Vec<IpAddr> = (0..options.setup.nodes).map(host_ip).collect();
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
-        let recorder = Recorder::new(system, &addrs, determinism::elapsed);
+        let recorder = Recorder::new(system, &addrs, &options.setup.network, determinism::elapsed);
         let network = Network::new(
             options.model,
             options.latency(),

@@ -80,7 +80,7 @@ impl<S: System> TurmoilCluster<S> {
         let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, BASE_PORT)).collect();
         let recorder =
             // Outside the hosts (the runner reading the history), the time of the last step.
-            Recorder::new(system, &addrs, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
+            Recorder::new(system, &addrs, &options.setup.network, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
         let link_state = options.link_state();
         let table = Arc::new(Mutex::new(options.table()));
         let shared = Arc::new(Shared { links: LinkTable::new(options.setup.network.loss), options, ips });

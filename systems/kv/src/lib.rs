@@ -72,7 +72,7 @@
 //! use tandem_kv::{Kv, KvObservation, KvOp, KvOutput};
 //!
 //! let addrs = vec!["10.0.0.1:7000".parse().unwrap(), "10.0.0.2:7000".parse().unwrap()];
-//! let mut history = History::<Kv>::new(&addrs);
+//! let mut history = History::<Kv>::new(&addrs, &Default::default());
 //! let at = |ms| Duration::from_millis(ms);
 //! let stored = |value: &str| EventKind::Observe(KvObservation::Stored { key: "k".into(), value: Some(value.into()), version: None });
 //! for node in 0..2 {

@@ -703,7 +703,7 @@ mod tests {
         fn new(nodes: u32) -> H {
             let addrs: Vec<SocketAddr> =
                 (0..nodes).map(|i| format!("10.0.0.{}:7000", i + 1).parse().unwrap()).collect();
-            let mut h = H { history: History::new(&addrs), ms: 0, next_id: 0 };
+            let mut h = H { history: History::new(&addrs, &Default::default()), ms: 0, next_id: 0 };
             for n in 0..nodes {
                 h.push(n, EventKind::Started { incarnation: 0, addr: addrs[n as usize] });
             }

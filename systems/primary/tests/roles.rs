@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tandem::history::{EventKind, History};
+use tandem::history::{EventKind, History, Skip};
 use tandem::scenario::{Action, Aim, LinkChange, NodeChange, NodeIdx, Scenario, Scope};
 use tandem::system::System;
 use tandem_primary::{Primary, PrimaryObservation};
@@ -95,15 +95,16 @@ fn serving_before(history: &History<Primary>, before: usize) -> NodeIdx {
 }
 
 /// The event index of step `index`, its action as it ran, and the fact after it.
-fn step(history: &History<Primary>, index: usize) -> (usize, Action, String, Option<NodeIdx>) {
+fn step(history: &History<Primary>, index: usize) -> (usize, Action, EventKind<Primary>, Option<NodeIdx>) {
     let events = history.events();
     let at = events
         .iter()
         .position(|e| matches!(&e.event, EventKind::Step { index: i, .. } if *i == index))
         .expect("the step ran");
     let EventKind::Step { action, .. } = &events[at].event else { unreachable!() };
-    let EventKind::Fault { what } = &events[at + 1].event else { panic!("no fact after step {index}") };
-    (at, action.clone(), what.clone(), events[at + 1].node)
+    let fact = &events[at + 1];
+    assert!(fact.event.fact(fact.node).is_some(), "no fact after step {index}");
+    (at, action.clone(), fact.event.clone(), fact.node)
 }
 
 #[test]
@@ -114,10 +115,10 @@ fn a_crash_aimed_at_the_primary_hits_the_node_that_served_and_the_history_record
         assert!(run.outcome.passed(), "seed {seed}: {:?}", run.outcome.failure);
         let h = &run.history;
         // Step 2: crash = { role = "primary" }.
-        let (at, action, what, node) = step(h, 2);
+        let (at, action, fact, node) = step(h, 2);
         let primary = serving_before(h, at);
         assert_eq!(action, Action::Crash { node: primary }, "seed {seed}");
-        assert_eq!(what, format!("crash aimed at role `primary`: node {primary}"));
+        assert!(matches!(&fact, EventKind::Aimed { step: 2, role } if role == "primary"), "{fact:?}");
         assert_eq!(node, Some(primary));
         let crashed = h.events()[at..].iter().find(|e| matches!(e.event, EventKind::Crashed)).unwrap();
         assert_eq!(crashed.node, Some(primary), "the crash hit the primary");
@@ -142,11 +143,14 @@ fn a_step_aimed_at_a_role_nobody_holds_is_skipped_and_says_so() {
         parse("[[step]]\ncrash = { role = \"primary\" }\n\n[[step]]\nrestart = { role = \"primary\" }\n").unwrap();
     let run = run_scenario(Arc::new(Primary), &scenario, 1);
     assert!(run.outcome.passed(), "{:?}", run.outcome.failure);
-    let (_, action, what, node) = step(&run.history, 0);
+    let (_, action, fact, node) = step(&run.history, 0);
     assert_eq!(action, scenario.steps[0].action, "recorded as written");
-    assert_eq!((what.as_str(), node), ("crash skipped: no node holds role `primary`", None));
-    let (_, _, what, _) = step(&run.history, 1);
-    assert_eq!(what, "restart skipped: no node a crash aimed at role `primary` took down is down");
+    let nobody = Skip::NoHolder { role: "primary".into() };
+    assert!(matches!(&fact, EventKind::Skipped { step: 0, why } if *why == nobody), "{fact:?}");
+    assert_eq!(node, None);
+    let (_, _, fact, _) = step(&run.history, 1);
+    let none_down = Skip::NoneDown { role: "primary".into() };
+    assert!(matches!(&fact, EventKind::Skipped { step: 1, why } if *why == none_down), "{fact:?}");
     assert!(run.history.events().iter().all(|e| !matches!(e.event, EventKind::Crashed)));
 }
 
@@ -228,9 +232,10 @@ fn explored_role_aimed_steps_mostly_hit_the_primary() {
         let run = run_scenario(system.clone(), &drawn, drawn.seed);
         assert!(run.outcome.passed(), "{:?}\n{}", run.outcome.failure, drawn.to_toml());
         for event in run.history.events() {
-            if let EventKind::Fault { what } = &event.event {
-                hit += usize::from(what.contains("aimed at role `primary`: node"));
-                skipped += usize::from(what.contains("skipped: no node"));
+            match &event.event {
+                EventKind::Aimed { .. } => hit += 1,
+                EventKind::Skipped { why: Skip::NoHolder { .. } | Skip::NoneDown { .. }, .. } => skipped += 1,
+                _ => {}
             }
         }
     }

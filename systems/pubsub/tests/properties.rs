@@ -31,7 +31,7 @@ impl Run {
     /// `nodes` nodes, all started (incarnation 0) at port 7000.
     fn new(nodes: u32) -> Run {
         let addrs: Vec<SocketAddr> = (0..nodes).map(|n| addr(n, 7000)).collect();
-        let mut run = Run { history: History::new(&addrs), ms: 0 };
+        let mut run = Run { history: History::new(&addrs, &Default::default()), ms: 0 };
         for n in 0..nodes {
             run.push(Some(n), EventKind::Started { incarnation: 0, addr: addrs[n as usize] });
         }

@@ -229,7 +229,7 @@ fn a_read_of_an_aborted_transaction_is_an_elle_anomaly() {
     use tandem_twophase::{TwoPhaseOp, TwoPhaseOutput};
     let judge = |read: Vec<u64>| {
         let addrs: Vec<std::net::SocketAddr> = vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap()];
-        let mut history = History::<TwoPhase>::new(&addrs);
+        let mut history = History::<TwoPhase>::new(&addrs, &Default::default());
         let at = |ms| std::time::Duration::from_millis(ms);
         for node in 0..2 {
             history.push(

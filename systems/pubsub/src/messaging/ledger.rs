@@ -260,7 +260,12 @@ impl<I: Clone + Ord> Ledger<I> {
             EventKind::Assert(_)
             | EventKind::Verdict { .. }
             | EventKind::Final
-            | EventKind::Fault { .. }
+            | EventKind::Skipped { .. }
+            | EventKind::Aimed { .. }
+            | EventKind::RebindFailed { .. }
+            | EventKind::FailStopped { .. }
+            | EventKind::ThreadStarted { .. }
+            | EventKind::Note { .. }
             | EventKind::StartFailed { .. } => {}
         }
         None
