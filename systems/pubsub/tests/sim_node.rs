@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{await_for, broadcast, cluster, converged, direct, holds, no_violation, received, tags, wait, SECOND};
 use tandem::cluster::{Cluster, Setup};
-use tandem::history::EventKind;
 use tandem::scenario::{LinkChange, Network, Scope};
+use tandem::EventKind;
 use tandem_pubsub::node::NodeEvent;
 use tandem_pubsub::{Condition, Observation, PubSub};
 use tandem_sim::{SimCluster, SimOptions};

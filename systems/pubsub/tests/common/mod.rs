@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use tandem::cluster::Cluster;
 use tandem::execute::unmet;
-use tandem::history::{EventKind, History};
-use tandem::property::Judge;
-use tandem::scenario::{NodeIdx, True};
-use tandem::System;
+use tandem::{EventKind, History, Judge, NodeIdx, System, True};
 use tandem_pubsub::{Condition, Observation, Op, PubSub};
 use tandem_sim::{SimCluster, SimOptions};
 
