@@ -24,31 +24,25 @@
 //! macros ([`always!`], [`sometimes!`], [`reachable!`],
 //! [`assert_unreachable!`], [`buggify!`]). The modules hold the rest of each
 //! concept (a scenario's steps, the transport's framing helpers, the
-//! consistency checkers).
+//! consistency checkers); [`engine`] is what runs a scenario, for the
+//! backends and the command line.
 
 #![warn(missing_docs)]
 
-pub mod clock;
-pub mod cluster;
 pub mod consistency;
-pub mod coverage;
-pub mod execute;
+pub mod engine;
 pub mod history;
-pub mod host;
-pub mod links;
-pub mod picture;
 pub mod prelude;
 pub mod probe;
-pub mod profile;
 pub mod property;
 pub mod scenario;
 pub mod storage;
 pub mod system;
 pub mod transport;
 
+pub use engine::links::{Link, LinkState};
+pub use engine::picture::Mark;
 pub use history::{Event, EventKind, History, NodeLife, OpResult};
-pub use links::{Link, LinkState};
-pub use picture::Mark;
 pub use probe::Probe;
 pub use property::{Failure, Judge, Monitor, Property, Violation};
 pub use scenario::{Action, NodeIdx, Scenario, True};

@@ -1,6 +1,6 @@
 //! [`SimCluster`]: a system's nodes as turmoil hosts, driven tick by tick.
 //!
-//! Each host runs the shared hosting layer ([`tandem::host`]) on a
+//! Each host runs the shared hosting layer ([`tandem::engine::host`]) on a
 //! [`SimTransport`]; the cluster applies faults to turmoil's links and the
 //! loss table between ticks, so a run is a pure function of the options and
 //! the actions.
@@ -11,11 +11,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tandem::cluster::{Cluster, Setup};
+use tandem::engine::cluster::{Cluster, Setup};
+use tandem::engine::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
+use tandem::engine::links::LinkState;
+use tandem::engine::profile::Profile;
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
-use tandem::links::LinkState;
-use tandem::profile::Profile;
 use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::system::System;

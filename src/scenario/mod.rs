@@ -342,7 +342,7 @@ impl Action {
 }
 
 /// What a node action does to its node: what a backend carries out in
-/// [`Cluster::set_node`](crate::cluster::Cluster::set_node), its one entry
+/// [`Cluster::set_node`](crate::engine::cluster::Cluster::set_node), its one entry
 /// point for node faults, as [`LinkChange`] is for links.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NodeChange {

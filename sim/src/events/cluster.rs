@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use tandem::clock::NodeClock;
-use tandem::cluster::Cluster;
+use tandem::engine::clock::NodeClock;
+use tandem::engine::cluster::Cluster;
+use tandem::engine::host::{self, derive_seed, Command, Order, Recorder, Served};
+use tandem::engine::links::LinkState;
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Command, Order, Recorder, Served};
-use tandem::links::LinkState;
 use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::system::System;

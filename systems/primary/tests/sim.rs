@@ -67,7 +67,7 @@ fn same_seed_same_history() {
 
 /// What the clients of a run saw: (operation id, output) of every
 /// operation that completed ok, in completion order.
-fn completed(run: &tandem::execute::Run<Primary>) -> Vec<(u64, PrimaryOutput)> {
+fn completed(run: &tandem::engine::execute::Run<Primary>) -> Vec<(u64, PrimaryOutput)> {
     use tandem::{EventKind, OpResult};
     run.history
         .events()

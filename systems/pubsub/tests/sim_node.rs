@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{await_for, broadcast, cluster, converged, direct, holds, no_violation, received, tags, wait, SECOND};
-use tandem::cluster::{Cluster, Setup};
+use tandem::engine::cluster::{Cluster, Setup};
 use tandem::scenario::{LinkChange, Network, Scope};
 use tandem::EventKind;
 use tandem_pubsub::node::NodeEvent;
