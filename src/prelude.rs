@@ -1,4 +1,5 @@
-//! Everything a system's adapter names, in one import:
+//! The crate root's names, for a glob import (`use tandem::prelude::*`);
+//! `use tandem::{...}` names the same items one by one.
 //!
 //! ```
 //! use tandem::prelude::*;
@@ -7,26 +8,12 @@
 //!     history.node(node).incarnation == 0
 //! }
 //! ```
-//!
-//! The system API ([`System`], its [`NodeContext`] and results), the
-//! transport traits a node is written against, durable [`Storage`], the
-//! history and properties that judge a run, and the in-node assertion
-//! macros ([`always!`](crate::always), [`sometimes!`](crate::sometimes),
-//! [`reachable!`](crate::reachable), [`assert_unreachable!`](crate::assert_unreachable),
-//! [`buggify!`](crate::buggify)).
 
-pub use crate::history::{Event, EventKind, History, NodeLife, OpResult};
-pub use crate::picture::Mark;
-pub use crate::probe::Probe;
-pub use crate::property::{Failure, Property};
-pub use crate::scenario::{NodeIdx, True};
-pub use crate::storage::{DiskFault, Storage};
-pub use crate::system::{
-    Capabilities, FailStop, Invocation, Knob, Knobs, NodeContext, Observer, OpError, Operation, PlantedBug,
-    SurvivedDiskFault, System, Tolerance,
-};
-pub use crate::transport::{
-    Connection, ConnectionInfo, Framing, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport,
-    TransportError,
-};
 pub use crate::{always, assert_unreachable, buggify, reachable, sometimes};
+pub use crate::{
+    Action, Capabilities, Connection, ConnectionInfo, DiskFault, Event, EventKind, FailStop, Failure, FrameDecoder,
+    Framing, History, Invocation, Judge, Knob, Knobs, Link, LinkState, Listener, Mark, MessageReceiver, MessageSender,
+    Monitor, NodeContext, NodeIdx, NodeLife, NodeSecret, Observer, OpError, OpResult, Operation, PeerIdentity,
+    PlantedBug, Probe, Property, Scenario, Storage, SurvivedDiskFault, System, Tolerance, Transport, TransportError,
+    True, Violation, APPLICATION_CLOSE_CODES,
+};

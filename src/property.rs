@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::coverage::Reached;
+use crate::engine::coverage::Reached;
 use crate::history::{Event, EventKind, History};
 use crate::probe::AssertKind;
 use crate::scenario::NodeIdx;

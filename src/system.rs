@@ -552,12 +552,12 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// events it causes or was caused by. `None` draws a generic dot.
     ///
     /// ```
-    /// # use tandem::picture::Mark;
+    /// # use tandem::engine::picture::Mark;
     /// // A delivery, joined to the send of message 7 by the key "7".
     /// let mark = Mark::new("deliver", "deliver m7").effect("7");
     /// assert!(!mark.cause);
     /// ```
-    fn mark(&self, _history: &History<Self>, _event: &Event<Self>) -> Option<crate::picture::Mark> {
+    fn mark(&self, _history: &History<Self>, _event: &Event<Self>) -> Option<crate::engine::picture::Mark> {
         None
     }
 

@@ -423,7 +423,7 @@ fn bad_scenarios_are_rejected_with_file_line_and_column() {
 
 #[test]
 fn a_system_that_says_nothing_still_gets_lanes_steps_and_dots_and_a_violation_names_its_event() {
-    use tandem::picture::Picture;
+    use tandem::engine::picture::Picture;
     let poked = scenario(&Counter, &(bumps(1, 1) + "[[step]]\ncrash = { node = 0 }\n[[step]]\npoke = { node = 1 }\n"));
     let run = run_scenario(Arc::new(Counter), &poked, 1);
     let picture = Picture::of(&Counter, &poked, &run.history, &run.outcome, "poked");
@@ -483,7 +483,7 @@ fn a_panic_in_a_node_fails_the_run_and_replays() {
     let s = scenario(&Counter, "[[step]]\nbump = { node = 0 }\n[[step]]\nafter = \"5ms\"\nexplode = { node = 1 }\n");
     let run = run_scenario(Arc::new(Counter), &s, 2);
     let failure = run.outcome.failure.clone().expect("the panic fails the run");
-    assert_eq!(failure.code, tandem::execute::PANIC);
+    assert_eq!(failure.code, tandem::engine::execute::PANIC);
     assert!(failure.detail.contains("the node exploded"), "{failure}");
     assert_eq!(run.digest(), run_scenario(Arc::new(Counter), &s, 2).digest());
 }
@@ -596,7 +596,7 @@ fn checks_see_the_runs_time_not_only_its_last_event() {
     let addrs: Vec<SocketAddr> = vec!["10.0.0.1:7000".parse().unwrap()];
     let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
     let clock = now.clone();
-    let recorder = tandem::host::Recorder::new(Arc::new(Counter), &addrs, &Default::default(), move || {
+    let recorder = tandem::engine::host::Recorder::new(Arc::new(Counter), &addrs, &Default::default(), move || {
         std::time::Duration::from_millis(clock.load(SeqCst))
     });
     recorder.push(None, EventKind::Settle);

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use tandem::execute::Outcome;
+use tandem::engine::execute::Outcome;
+use tandem::engine::picture::Picture;
 use tandem::history::Digest;
-use tandem::picture::Picture;
 use tandem::property::Violation;
 use tandem::scenario::{Scenario, Syntax};
 use tandem::system::{Capabilities, Knob, PlantedBug, System, Tolerance};

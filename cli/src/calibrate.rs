@@ -1,7 +1,7 @@
 //! `tandem calibrate [--samples N] [--out FILE]`: measures the real stack
 //! (MsQuic on loopback, as the real backend runs it, and the local disk, as
 //! its `Storage` uses it), never through the simulator, and writes a
-//! calibration profile ([`tandem::profile`]). It then prints each quantity
+//! calibration profile ([`tandem::engine::profile`]). It then prints each quantity
 //! beside what the simulation gives with that profile
 //! ([`tandem_sim::calibration`]).
 //!
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use tandem::profile::{DiskTimings, Percentiles, Profile};
+use tandem::engine::profile::{DiskTimings, Percentiles, Profile};
 use tandem::storage::Storage;
 use tandem_cli::Exit;
 
@@ -157,7 +157,7 @@ mod quic {
     use std::time::{Duration, Instant};
 
     use bytes::Bytes;
-    use tandem::profile::{Percentiles, QuicTimings};
+    use tandem::engine::profile::{Percentiles, QuicTimings};
     use tandem::scenario::{LatencyRange, LinkChange, Network, Scope};
     use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
     use tandem_msquic::real::faults::FaultTable;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-use tandem::execute::Outcome;
+use tandem::engine::execute::Outcome;
 use tandem::history::History;
 use tandem::scenario::Scenario;
 use tandem::system::System;
@@ -45,7 +45,7 @@ pub struct Confirmation {
     pub robustness: Option<Robustness>,
     /// The simulated and the real run's pictures, when asked for.
     #[serde(skip)]
-    pub pictures: Vec<tandem::picture::Picture>,
+    pub pictures: Vec<tandem::engine::picture::Picture>,
 }
 
 /// What differed between the simulated run and a real one, the first of

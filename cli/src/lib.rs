@@ -193,7 +193,7 @@ pub fn main_with_extra(systems: &[&dyn Bundle], extras: Vec<Extra>) -> ExitCode 
 /// is bad input.
 fn select_profile(path: &Path) -> Result<(), Exit> {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    if let Err(error) = tandem::profile::Profile::from_file(&absolute) {
+    if let Err(error) = tandem::engine::profile::Profile::from_file(&absolute) {
         eprintln!("--profile: {error}");
         return Err(Exit::Usage);
     }

@@ -102,8 +102,8 @@ fn msquic_advice(program: &str, command: &str) -> String {
 }
 
 /// Writes the timeline pictures of `pictures` as one HTML page to `path`.
-pub fn write_picture(path: &Path, pictures: &[tandem::picture::Picture]) -> Result<(), String> {
-    tandem::picture::write(path, pictures).map_err(|e| format!("{}: {e}", path.display()))
+pub fn write_picture(path: &Path, pictures: &[tandem::engine::picture::Picture]) -> Result<(), String> {
+    tandem::engine::picture::write(path, pictures).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Loads every scenario and sets up logging before anything runs; on bad

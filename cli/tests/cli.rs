@@ -4,7 +4,7 @@
 mod common;
 
 use common::{scenario, scratch, stderr, stdout, tandem, tandem_env, trace_of};
-use tandem::profile::Profile;
+use tandem::engine::profile::Profile;
 
 #[test]
 fn run_passes_and_digests_are_stable() {

@@ -8,8 +8,8 @@
 //!   identities ([`TlsIdentity`]). A node written against `Transport` runs
 //!   on it unchanged.
 //! - [`real`]: [`RealCluster`], any [`tandem::System`]'s nodes over MsQuic
-//!   on loopback, hosted by [`tandem::host`] and driven through
-//!   [`tandem::cluster::Cluster`], with partitions, loss and latency
+//!   on loopback, hosted by [`tandem::engine::host`] and driven through
+//!   [`tandem::engine::cluster::Cluster`], with partitions, loss and latency
 //!   injected by UDP relays; [`run_real`] runs a scenario on it.
 //!
 //! Everything here uses the real network and wall-clock time; nothing of it

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem::cluster::Cluster;
-use tandem::execute::unmet;
+use tandem::engine::cluster::Cluster;
+use tandem::engine::execute::unmet;
 use tandem::history::{EventKind, History};
 use tandem::property::Judge;
 use tandem::scenario::{NodeIdx, Scenario, True};

@@ -1,5 +1,5 @@
 //! A node with durable state: a journal of numbers kept in its
-//! [`Storage`](tandem::storage::Storage), which survives crashes and
+//! [`Storage`](tandem::Storage), which survives crashes and
 //! restarts with a real disk's semantics (only what was synced is sure to
 //! survive).
 //!
@@ -11,12 +11,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{EventKind, History, OpResult};
-use tandem::property::Property;
-use tandem::scenario::{NodeIdx, Scenario};
-use tandem::storage::Storage;
-use tandem::system::{Capabilities, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
-use tandem::transport::{Listener, Transport};
+use tandem::{
+    Capabilities, EventKind, History, Invocation, Listener, NodeContext, NodeIdx, OpError, OpResult, Operation,
+    PlantedBug, Property, Scenario, Storage, System, Transport,
+};
 
 /// The system: every node keeps its own journal on its disk.
 #[derive(Debug, Clone, Copy, Default)]
@@ -163,7 +161,7 @@ impl System for Journal {
         // J1: an entry whose synced append succeeded is in every later read
         // of that node, crashes or not.
         vec![Property::always("J1", "acknowledged entries survive crashes", || {
-            |h: &History<Journal>, e: &tandem::history::Event<Journal>| match &e.event {
+            |h: &History<Journal>, e: &tandem::Event<Journal>| match &e.event {
                 EventKind::Complete { id, result: OpResult::Ok(read) } => {
                     let Some(JournalOp::Read { node }) = h.invocation(*id) else { return Ok(()) };
                     let acknowledged =

@@ -10,12 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::picture::Mark;
-use tandem::property::{Failure, Property};
-use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
-use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
+use tandem::{
+    Connection, Event, EventKind, Failure, History, Invocation, Listener, Mark, MessageReceiver, MessageSender,
+    NodeContext, NodeIdx, OpError, OpResult, Operation, Property, Scenario, System, Transport,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// The system: a node that answers every ping, and can ping another node.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem::profile::{DiskTimings, Percentiles, Profile, QuicTimings};
+use tandem::engine::profile::{DiskTimings, Percentiles, Profile, QuicTimings};
 use tandem::storage::Storage;
 use tandem::transport::{Connection, Framing, Listener, MessageReceiver, MessageSender, Transport};
 use tokio::time::Instant;

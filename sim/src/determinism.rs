@@ -20,18 +20,18 @@
 //! and rand's `ThreadRng` are seeded once per thread.
 //!
 //! While the events backend drives a node's runtime ([`run_ready`]), the
-//! clocks read that node's ([`tandem::clock::NodeClock`]): each node a unit
+//! clocks read that node's ([`tandem::engine::clock::NodeClock`]): each node a unit
 //! of execution with clocks of its own. `syscall` also catches the driven
 //! runtime's park (a futex wait between its park hooks) and returns at
 //! once with its deadline recorded: the scheduler learns the runtime's next
 //! timer without anything sleeping. Outside a simulation, on a real node's
-//! thread whose clock is set ([`tandem::clock::set_thread_clock`]), the
+//! thread whose clock is set ([`tandem::engine::clock::set_thread_clock`]), the
 //! real clocks are read through that node's clock.
 //!
 //! `getpid` answers [`SIMULATED_PID`]. `pthread_create` records every OS
 //! thread started inside a simulation (`std::thread::spawn`,
 //! `spawn_blocking`, so `tokio::fs`) with the call and the [running
-//! node](tandem::host::running_node): such a thread runs outside simulated
+//! node](tandem::engine::host::running_node): such a thread runs outside simulated
 //! time and the run's seed. The backend ends the run at once with an
 //! [`OS_THREAD`] failure that names both, whoever caught what the thread
 //! did. The thread itself still starts: refusing it would leave tokio's
@@ -195,7 +195,7 @@ pub const OS_THREAD: &str = "os-thread";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadStart {
     /// The node whose code the framework was polling, if known (see
-    /// [`tandem::host::running_node`]).
+    /// [`tandem::engine::host::running_node`]).
     pub node: Option<NodeIdx>,
     /// The call that started it, from the stack: `tokio::fs::...`,
     /// `tokio::task::spawn_blocking` or `std::thread::spawn`, and its caller.
@@ -250,7 +250,7 @@ pub fn take_thread_starts() -> Vec<ThreadStart> {
 /// started a thread the run does not allow since the last call; records
 /// each allowed one as making the run unreproducible. For backends, after every
 /// stretch of simulation, which ended at `now`.
-pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::host::Recorder<S>, now: Duration) {
+pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::engine::host::Recorder<S>, now: Duration) {
     for start in take_thread_starts() {
         if !start.allowed {
             std::panic::resume_unwind(Box::new(start.failure(now)));
@@ -275,7 +275,7 @@ pub async fn refused_thread() {
 /// Records a thread starting on this thread.
 fn thread_starting() {
     let allowed = THREADS_ALLOWED.get();
-    let node = tandem::host::running_node().or_else(driven_node);
+    let node = tandem::engine::host::running_node().or_else(driven_node);
     let start = ThreadStart { node, call: spawning_call(), allowed };
     THREAD_STARTS.with_borrow_mut(|starts| starts.push(start));
     if !allowed {
@@ -518,10 +518,10 @@ mod sys {
     }
 
     /// Outside a simulation, on the thread of a real node whose clock is
-    /// set ([`tandem::clock::thread_clock`]): `real`, the real reading of
+    /// set ([`tandem::engine::clock::thread_clock`]): `real`, the real reading of
     /// `clock`, as the node's clock reads it.
     fn node_clock(clock: clockid_t, real: Duration, read: impl Fn(clockid_t) -> Option<Duration>) -> Duration {
-        let Some(node) = tandem::clock::thread_clock() else { return real };
+        let Some(node) = tandem::engine::clock::thread_clock() else { return real };
         match kind(clock) {
             Some(Kind::Monotonic) => {
                 let now = real.saturating_sub(node.began);
@@ -582,7 +582,7 @@ mod sys {
         }
         // SAFETY: forwarding the caller's arguments unchanged.
         let result = unsafe { real_clock_gettime(clock, tp) };
-        if result == 0 && tandem::clock::thread_clock().is_some() {
+        if result == 0 && tandem::engine::clock::thread_clock().is_some() {
             let read = |clock| {
                 let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
                 // SAFETY: a valid `timespec` to fill.
@@ -608,7 +608,7 @@ mod sys {
     #[no_mangle]
     pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_int {
         let node_wall = || {
-            tandem::clock::thread_clock()?;
+            tandem::engine::clock::thread_clock()?;
             let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
             // SAFETY: a valid `timespec` to fill.
             (unsafe { clock_gettime(libc::CLOCK_REALTIME, &mut ts) } == 0).then(|| to_duration(&ts))
@@ -676,7 +676,7 @@ mod sys {
     }
 
     /// libc's, with the timeout of a real node whose clock is set
-    /// ([`tandem::clock::thread_clock`]) turned from its clock's
+    /// ([`tandem::engine::clock::thread_clock`]) turned from its clock's
     /// milliseconds to real ones: tokio's I/O driver computes how long to
     /// sleep on the node's clock, the kernel counts it in real time.
     #[no_mangle]
@@ -686,7 +686,7 @@ mod sys {
         max: c_int,
         timeout: c_int,
     ) -> c_int {
-        let timeout = match (tandem::clock::thread_clock(), timeout > 0) {
+        let timeout = match (tandem::engine::clock::thread_clock(), timeout > 0) {
             (Some(node), true) => {
                 let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
                 // SAFETY: a valid `timespec` to fill.

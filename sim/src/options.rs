@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tandem::cluster::Setup;
-use tandem::host::{derive_seed, Boot};
-use tandem::links::LinkState;
-use tandem::nodes::NodeTable;
-use tandem::profile::Profile;
+use tandem::engine::cluster::Setup;
+use tandem::engine::host::{derive_seed, Boot};
+use tandem::engine::links::LinkState;
+use tandem::engine::nodes::NodeTable;
+use tandem::engine::profile::Profile;
 use tandem::scenario::NodeIdx;
 use tandem::storage::Storage;
 use tandem::system::System;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tandem::execute::Outcome;
+use tandem::engine::execute::Outcome;
 use tandem::history::Digest;
 use tandem::scenario::Scenario;
 
@@ -62,7 +62,7 @@ pub struct RunReport {
     /// `reachable!`) the run never reached.
     #[serde(default)]
     pub missed: Vec<String>,
-    /// The size of the run's coverage signature (see `tandem::coverage`).
+    /// The size of the run's coverage signature (see `tandem::engine::coverage`).
     #[serde(default)]
     pub signature: usize,
 }

@@ -4,8 +4,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::cluster::Setup;
-use tandem::execute::{execute, panicked, Outcome, Run};
+use tandem::engine::cluster::Setup;
+use tandem::engine::execute::{execute, panicked, Outcome, Run};
 use tandem::history::History;
 use tandem::scenario::Scenario;
 use tandem::system::System;
@@ -42,7 +42,7 @@ impl Backend {
 /// Runs `scenario` with explicit simulation options, on a fresh thread of
 /// its own (see [`determinism`](crate::determinism)). A panic in the run
 /// (a node's, turmoil's, the harness's) is the run's failure
-/// ([`PANIC`](tandem::execute::PANIC)), never the caller's.
+/// ([`PANIC`](tandem::engine::execute::PANIC)), never the caller's.
 pub fn run_with<S: System>(system: Arc<S>, scenario: &Scenario, options: SimOptions) -> Run<S> {
     std::thread::scope(|scope| {
         let run = std::thread::Builder::new()

@@ -342,7 +342,7 @@ impl Action {
 }
 
 /// What a node action does to its node: what a backend carries out in
-/// [`Cluster::set_node`](crate::cluster::Cluster::set_node), its one entry
+/// [`Cluster::set_node`](crate::engine::cluster::Cluster::set_node), its one entry
 /// point for node faults, as [`LinkChange`] is for links.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NodeChange {
@@ -593,7 +593,7 @@ impl NodeChange {
 
     /// Whether the change is one of the faults every backend carries out
     /// (crash, restart, rebind, disk); a backend may refuse the others
-    /// ([`Cluster::refuses`](crate::cluster::Cluster::refuses)).
+    /// ([`Cluster::refuses`](crate::engine::cluster::Cluster::refuses)).
     pub fn is_basic(&self) -> bool {
         matches!(self, NodeChange::Crash | NodeChange::Restart | NodeChange::Rebind { .. } | NodeChange::Disk(_))
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::cluster::Cluster;
+use tandem::engine::cluster::Cluster;
 use tandem::history::EventKind;
 use tandem::scenario::{Action, Call, Condition, LinkChange, NodeIdx, Scenario, Scope, Step, Timing};
 use tandem::system::{Operation, System};
@@ -160,7 +160,7 @@ fn replayed(action: &Action) -> bool {
 
 /// The network actions a finished run carried out (operations, partitions,
 /// heals, rebinds), with the simulated time each began.
-pub fn carried_out<S: System>(run: &tandem::execute::Run<S>) -> Vec<(Duration, Action)> {
+pub fn carried_out<S: System>(run: &tandem::engine::execute::Run<S>) -> Vec<(Duration, Action)> {
     run.history
         .events()
         .iter()

@@ -1,7 +1,7 @@
 //! [`RealCluster`]: a system's nodes over MsQuic on loopback, with faults
 //! injected by relays, behind the same [`Cluster`] API as the simulation.
 //!
-//! Nodes are hosted by [`tandem::host`], exactly as in the simulation: each
+//! Nodes are hosted by [`tandem::engine::host`], exactly as in the simulation: each
 //! incarnation boots with [`host::start`] and then runs [`host::serve`], fed
 //! [`Order`]s through a channel, on a thread and a runtime of its own (a
 //! `NodeUnit`): a crash drops every task the node spawned, a pause blocks
@@ -19,11 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tandem::clock::{NodeClock, ThreadClock};
-use tandem::cluster::{Cluster, Setup};
+use tandem::engine::clock::{NodeClock, ThreadClock};
+use tandem::engine::cluster::{Cluster, Setup};
+use tandem::engine::host::{self, Boot, Command, Order, Recorder, Served};
+use tandem::engine::nodes::REBIND_PATIENCE;
 use tandem::history::{EventKind, History};
-use tandem::host::{self, Boot, Command, Order, Recorder, Served};
-use tandem::nodes::REBIND_PATIENCE;
 use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::system::NodeSecret;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tandem::links::LinkState;
+use tandem::engine::links::LinkState;
 use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 
 /// What a relay does with one packet.

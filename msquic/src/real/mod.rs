@@ -11,7 +11,7 @@
 //! Each node incarnation runs on a thread and a current-thread tokio runtime
 //! of its own: a crash drops the runtime (every task the node spawned), a
 //! `pause` blocks the thread, and a `clock` step sets the thread's clock
-//! ([`tandem::clock::set_thread_clock`]), which the clock interposer of
+//! ([`tandem::engine::clock::set_thread_clock`]), which the clock interposer of
 //! `tandem-sim` turns into what the node reads, where it is linked in.
 
 pub mod cluster;
@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 pub use cluster::{node_secret, verifying_key, RealCluster, RealOptions};
 
-use tandem::cluster::Setup;
-use tandem::execute::{execute, Run};
+use tandem::engine::cluster::Setup;
+use tandem::engine::execute::{execute, Run};
 use tandem::scenario::Scenario;
 use tandem::System;
 

@@ -7,7 +7,7 @@
 //! - a pause blocks the thread: none of the node's tasks is polled, while
 //!   MsQuic, on its own threads, keeps receiving into the node's channels;
 //! - the node's clock is the thread clock of that thread
-//!   ([`tandem::clock::set_thread_clock`]), which the clock interposer of
+//!   ([`tandem::engine::clock::set_thread_clock`]), which the clock interposer of
 //!   `tandem-sim` reads where it is linked in.
 
 use std::future::Future;
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tandem::clock::{self, ThreadClock};
+use tandem::engine::clock::{self, ThreadClock};
 use tandem::scenario::NodeIdx;
 use tokio::sync::mpsc;
 

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use tandem::clock::NodeClock;
-use tandem::cluster::Cluster;
+use tandem::engine::clock::NodeClock;
+use tandem::engine::cluster::Cluster;
+use tandem::engine::host::{self, derive_seed, Command, Recorder};
+use tandem::engine::links::LinkState;
+use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
-use tandem::host::{self, derive_seed, Command, Recorder};
-use tandem::links::LinkState;
-use tandem::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::test_runner::TestRunner;
-use tandem::coverage::Reached;
+use tandem::engine::coverage::Reached;
 use tandem::scenario::{Scenario, Step, Timing};
 use tandem::system::System;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use tandem::coverage::Reached;
+use tandem::engine::coverage::Reached;
 use tandem::scenario::{Call, Scenario};
 use tandem::system::System;
 

@@ -1,7 +1,7 @@
 //! What an exploration has reached so far, and how it steers the next cases.
 //!
 //! [`Progress`] takes the finished cases in index order: the coverage goals
-//! they hit, the union of their [signatures](tandem::coverage), the corpus
+//! they hit, the union of their [signatures](tandem::engine::coverage), the corpus
 //! of cases that reached something new, the growth of the coverage, and how
 //! many cases in a row reached nothing new. With [`Guide::Coverage`] or
 //! [`Guide::Branch`] the runner works in generations of [`GENERATION`]
@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use serde::{Deserialize, Serialize};
 
-use tandem::coverage::Reached;
+use tandem::engine::coverage::Reached;
 
 use super::case::{Case, Origin};
 use super::runner::CaseRun;

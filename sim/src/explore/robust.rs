@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tandem::host::derive_seed;
+use tandem::engine::host::derive_seed;
 use tandem::property::Violation;
 use tandem::scenario::{NodeIdx, Scenario};
 use tandem::system::System;

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use tandem::coverage::Signature;
+use tandem::engine::coverage::Signature;
 use tandem::history::Digest;
 use tandem::property::{Coverage, Violation};
 use tandem::system::System;

@@ -1,6 +1,6 @@
 //! [`TurmoilCluster`]: a system's nodes as turmoil hosts, driven tick by tick.
 //!
-//! Each host runs the shared hosting layer ([`tandem::host`]) on a
+//! Each host runs the shared hosting layer ([`tandem::engine::host`]) on a
 //! [`TurmoilTransport`]; the cluster applies faults to turmoil's links and the
 //! loss table between ticks, so a run is a pure function of the options and
 //! the actions.
@@ -9,11 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tandem::cluster::Cluster;
+use tandem::engine::cluster::Cluster;
+use tandem::engine::host::{derive_seed, Command, Recorder};
+use tandem::engine::links::LinkState;
+use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
-use tandem::host::{derive_seed, Command, Recorder};
-use tandem::links::LinkState;
-use tandem::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};

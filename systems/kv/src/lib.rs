@@ -7,7 +7,7 @@
 //!   clock with node-index and incarnation tie-breaks ([`store`]), tombstones for deletes,
 //!   eager pushes of local writes and periodic anti-entropy (summary, digest,
 //!   exchange of the registers that differ) over any
-//!   `tandem::transport::Transport`, redials with capped
+//!   `tandem::Transport`, redials with capped
 //!   jittered backoff, and rebinds that peers learn from the sender record
 //!   every message carries ([`wire`]). Nothing persists: a crashed node
 //!   restarts empty and catches up by anti-entropy.
@@ -25,7 +25,7 @@
 //! A scenario (`scenarios/kv/*.toml`) names the system at the top:
 //!
 //! ```
-//! use tandem::scenario::Scenario;
+//! use tandem::Scenario;
 //! use tandem_kv::Kv;
 //!
 //! let text = r#"
@@ -97,12 +97,10 @@ use std::net::SocketAddr;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
-use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::picture::Mark;
-use tandem::property::Property;
-use tandem::scenario::{Action, NodeIdx, Scenario, True};
-use tandem::system::{Capabilities, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
-use tandem::transport::Transport;
+use tandem::{
+    Action, Capabilities, Event, EventKind, History, Invocation, Mark, NodeContext, NodeIdx, OpError, OpResult,
+    Operation, PlantedBug, Property, Scenario, System, Transport, True,
+};
 
 pub mod mutation;
 pub mod node;

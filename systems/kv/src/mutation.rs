@@ -1,7 +1,7 @@
 //! Planted bugs: deliberate defects that prove tandem finds what breaks a
 //! replicated store. They change behaviour only in a build with the crate
 //! feature `mutations`; a run picks one with `mutation = "NAME"` (the
-//! harness hands it to the node as [`NodeContext::planted_bug`](tandem::system::NodeContext)).
+//! harness hands it to the node as [`NodeContext::planted_bug`](tandem::NodeContext)).
 //!
 //! | name | defect | caught by |
 //! |---|---|---|
@@ -22,7 +22,7 @@
 //! partition (or a loss that breaks connections), a delete on one side
 //! during it, and the heal at least the grace later.
 
-use tandem::system::PlantedBug;
+use tandem::PlantedBug;
 
 use crate::store::Rules;
 

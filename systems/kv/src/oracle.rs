@@ -71,10 +71,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::links::LinkState;
-use tandem::property::{Failure, Property};
-use tandem::scenario::{Action, Network, NodeIdx};
+use tandem::scenario::Network;
+use tandem::{Action, Event, EventKind, Failure, History, LinkState, NodeIdx, OpResult, Property};
 
 pub use crate::node::TOMBSTONE_GRACE;
 use crate::{Kv, KvCondition, KvObservation, KvOp, KvOutput};
@@ -685,10 +683,7 @@ pub fn properties() -> Vec<Property<Kv>> {
 mod tests {
     use std::net::SocketAddr;
 
-    use tandem::history::History;
-    use tandem::property::Judge;
-    use tandem::scenario::True;
-    use tandem::system::Operation;
+    use tandem::{History, Judge, Operation, True};
 
     use super::*;
 
@@ -765,7 +760,7 @@ mod tests {
             self.history.push(&Kv, Duration::from_millis(self.ms), None, EventKind::Settle);
         }
 
-        fn step(&mut self, action: tandem::scenario::Action) {
+        fn step(&mut self, action: tandem::Action) {
             self.history.push(&Kv, Duration::from_millis(self.ms), None, EventKind::Step { index: 0, action });
         }
 

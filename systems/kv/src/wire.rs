@@ -1,10 +1,10 @@
-//! The wire protocol: length-prefixed frames ([`tandem::transport::Framing`])
+//! The wire protocol: length-prefixed frames ([`tandem::Framing`])
 //! holding a version byte and a postcard-encoded [`Message`].
 //!
 //! Every message carries its sender's [`Member`] record (index, incarnation,
 //! address version, listen address), so a receiver always learns where its
 //! peer listens now. A receiver feeds each connection's bytes to a
-//! [`FrameDecoder`](tandem::transport::FrameDecoder) and decodes whole frames
+//! [`FrameDecoder`](tandem::FrameDecoder) and decodes whole frames
 //! with [`decode`]; an oversized frame, another protocol version, bytes that
 //! do not decode or trailing bytes are errors, on which the node closes the
 //! connection. Nothing a peer sends can panic the node.
@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tandem::transport::{Framing, TransportError};
+use tandem::{Framing, TransportError};
 
 use crate::store::{Entry, Version};
 
@@ -159,7 +159,7 @@ pub fn entries_frames(
 
 #[cfg(test)]
 mod tests {
-    use tandem::transport::FrameDecoder;
+    use tandem::FrameDecoder;
 
     use super::*;
 

@@ -8,7 +8,7 @@
 //! use proptest::strategy::{Strategy, ValueTree};
 //! use proptest::test_runner::TestRunner;
 //! use tandem_kv::workload::operations;
-//! use tandem::system::Operation;
+//! use tandem::Operation;
 //!
 //! let mut runner = TestRunner::deterministic();
 //! let op = operations(3, Some(2)).new_tree(&mut runner).unwrap().current();
@@ -17,7 +17,7 @@
 
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
-use tandem::scenario::NodeIdx;
+use tandem::NodeIdx;
 
 use crate::KvOp;
 
@@ -58,7 +58,7 @@ pub fn operations(nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<KvOp> {
 mod tests {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
-    use tandem::system::Operation;
+    use tandem::Operation;
 
     use super::*;
 

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tandem::scenario::{Action, Scenario};
-use tandem::system::{Operation, System};
+use tandem::{Action, Operation, Scenario, System};
 use tandem_kv::{Kv, KvCondition, KvOp};
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -90,7 +89,7 @@ converged = true
     };
     assert_eq!(condition(3), KvCondition::Holds { key: "k".into(), value: None });
     assert_eq!(condition(4), KvCondition::Holds { key: "k".into(), value: Some("v".into()) });
-    assert_eq!(scenario.expects[0].check.typed::<KvCondition>(), Ok(KvCondition::Converged(tandem::scenario::True)));
+    assert_eq!(scenario.expects[0].check.typed::<KvCondition>(), Ok(KvCondition::Converged(tandem::True)));
     // Written back, it parses to the same scenario.
     assert_eq!(parse(&scenario.to_toml()).unwrap(), Scenario { name: "test".into(), ..scenario });
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tandem::scenario::Scenario;
+use tandem::Scenario;
 use tandem_kv::Kv;
 use tandem_sim::run_scenario;
 
@@ -97,7 +97,7 @@ fn same_seed_same_history() {
 
 #[test]
 fn outcomes_are_the_final_maps() {
-    use tandem::system::System;
+    use tandem::System;
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/kv/partition_heal.toml");
     let run = run_scenario(Arc::new(Kv), &load(&file), 1);
     assert!(run.outcome.passed());

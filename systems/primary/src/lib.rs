@@ -36,7 +36,7 @@
 //!   to 10% (the lease's margin).
 //!
 //! ```
-//! use tandem::scenario::Scenario;
+//! use tandem::Scenario;
 //! let text = "system = \"primary\"\nnodes = 3\nduration = \"5s\"\n\n[[step]]\nawait = { serving = true, timeout = \"3s\" }\n\n[[step]]\nwait = \"3s\"\nappend = { node = 1, key = \"a\", value = \"x\" }\n";
 //! let scenario = Scenario::parse(text, "append.toml", &tandem_primary::Primary).unwrap();
 //! assert_eq!(scenario.steps.len(), 2);
@@ -50,7 +50,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::prelude::*;
+use tandem::{
+    Capabilities, Event, EventKind, Failure, History, Invocation, Knob, NodeContext, NodeIdx, OpError, OpResult,
+    Operation, PlantedBug, Property, System, Tolerance, Transport, True,
+};
 
 pub mod model;
 pub mod node;

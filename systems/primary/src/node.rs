@@ -1,6 +1,6 @@
 //! The node: a primary-backup replica with epochs (Raft's safety rules),
-//! written against [`tandem::transport::Transport`] and
-//! [`tandem::storage::Storage`] only.
+//! written against [`tandem::Transport`] and
+//! [`tandem::Storage`] only.
 //!
 //! - **Durable state**: the highest epoch seen, the vote in it and the log
 //!   ([`Durable`]), synced before the node answers anything that depends
@@ -50,8 +50,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tandem::prelude::*;
-use tandem::transport::APPLICATION_CLOSE_CODES;
+use tandem::{
+    Connection, Listener, MessageReceiver, MessageSender, NodeContext, Observer, OpError, Storage, Transport,
+    APPLICATION_CLOSE_CODES,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;

@@ -5,8 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use tandem::prelude::*;
-use tandem::transport::Framing;
+use tandem::{FailStop, Framing, Knobs, NodeContext, Observer, Probe, Storage};
 use tandem_primary::node::{Bugs, PrimaryNode, Timing};
 use tandem_primary::wire::{ClientOp, Reply};
 use tandem_sim::{LinkTable, QuicModel, TurmoilTransport};

@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tandem::scenario::Scenario;
-use tandem::system::System;
+use tandem::{Scenario, System};
 use tandem_primary::{Primary, PrimaryOutput};
 use tandem_sim::run_scenario;
 
@@ -68,8 +67,8 @@ fn same_seed_same_history() {
 
 /// What the clients of a run saw: (operation id, output) of every
 /// operation that completed ok, in completion order.
-fn completed(run: &tandem::execute::Run<Primary>) -> Vec<(u64, PrimaryOutput)> {
-    use tandem::prelude::{EventKind, OpResult};
+fn completed(run: &tandem::engine::execute::Run<Primary>) -> Vec<(u64, PrimaryOutput)> {
+    use tandem::{EventKind, OpResult};
     run.history
         .events()
         .iter()
@@ -118,7 +117,8 @@ fn exploration_draws_pauses_and_clock_changes_within_the_tolerance() {
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::TestRunner;
     use std::time::Duration;
-    use tandem::scenario::{Action, ClockChange};
+    use tandem::scenario::ClockChange;
+    use tandem::Action;
     use tandem_sim::explore::rules::fair;
     use tandem_sim::explore::strategy::scenario;
 
@@ -176,7 +176,7 @@ const EXPLORED: [(&str, &str); 4] =
 #[cfg(feature = "mutations")]
 #[test]
 fn each_planted_bug_fails_its_property_alone_which_a_correct_store_passes() {
-    use tandem::property::Judge;
+    use tandem::Judge;
 
     for (file, mutation, code) in BUGS {
         let others: Vec<_> = Primary.properties().into_iter().filter(|p| p.code != code).collect();

@@ -3,8 +3,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use tandem::history::NodeLife;
-use tandem::scenario::{NodeIdx, True};
+use tandem::{NodeIdx, NodeLife, True};
 
 use crate::messaging::Ledger;
 use crate::node::MessageId;

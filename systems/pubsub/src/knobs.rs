@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tandem::system::{Knob, Knobs};
+use tandem::{Knob, Knobs};
 
 use crate::node::Timing;
 

@@ -6,7 +6,7 @@
 //!
 //! It is written only against tandem's public API, the way a user's system
 //! is: the node is an ordinary async node over
-//! [`tandem::transport::Transport`]; [`PubSub`] implements
+//! [`tandem::Transport`]; [`PubSub`] implements
 //! [`tandem::System`] around it.
 //!
 //! - Operations ([`Op`]): `broadcast = { from, tag?, size? }` and

@@ -1,8 +1,7 @@
 //! The operations scenario steps invoke: `broadcast` and `direct`.
 
 use serde::{Deserialize, Serialize};
-use tandem::scenario::NodeIdx;
-use tandem::system::Operation;
+use tandem::{NodeIdx, Operation};
 
 use crate::node::MessageId;
 

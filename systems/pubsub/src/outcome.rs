@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use tandem::scenario::NodeIdx;
+use tandem::NodeIdx;
 
 use crate::messaging::Ledger;
 use crate::node::MessageId;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use tandem::system::Observer;
+use tandem::Observer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 

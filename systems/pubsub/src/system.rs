@@ -5,12 +5,10 @@ use std::sync::Arc;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use proptest::strategy::BoxedStrategy;
-use tandem::history::{Event, History};
-use tandem::picture::Mark;
-use tandem::property::Property;
-use tandem::scenario::{NodeIdx, True};
-use tandem::system::{Capabilities, Invocation, Knob, NodeContext, NodeSecret, OpError, PlantedBug, System};
-use tandem::transport::{PeerIdentity, Transport};
+use tandem::{
+    Capabilities, Event, History, Invocation, Knob, Mark, NodeContext, NodeIdx, NodeSecret, OpError, PeerIdentity,
+    PlantedBug, Property, System, Transport, True,
+};
 
 use crate::condition::Condition;
 use crate::knobs;

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
-use tandem::scenario::NodeIdx;
+use tandem::NodeIdx;
 
 use crate::op::Op;
 
@@ -53,7 +53,7 @@ pub fn send_to(nodes: u32, node: NodeIdx) -> BoxedStrategy<Op> {
 mod tests {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
-    use tandem::system::Operation;
+    use tandem::Operation;
 
     use super::*;
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scenario_dir;
-use tandem::scenario::{Action, Call, Condition, Scenario};
+use tandem::scenario::{Call, Condition};
+use tandem::{Action, Scenario};
 use tandem_pubsub::{Condition as Check, PubSub};
 
 const DEFAULT_SEEDS: u64 = 5;

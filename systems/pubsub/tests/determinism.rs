@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use tandem::scenario::Scenario;
+use tandem::Scenario;
 use tandem_pubsub::PubSub;
 
 const CHILD_SEED: &str = "TANDEM_DETERMINISM_SEED";

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tandem::scenario::Scenario;
+use tandem::Scenario;
 use tandem_pubsub::PubSub;
 
 /// Runs `text` as written (it must pass), then with `mutation` planted (it

@@ -5,10 +5,8 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tandem::history::{EventKind, History, OpResult};
-use tandem::property::{Judge, Violation};
-use tandem::scenario::{Action, LinkChange, NodeIdx, Scope, True};
-use tandem::System;
+use tandem::scenario::{LinkChange, Scope};
+use tandem::{Action, EventKind, History, Judge, NodeIdx, OpResult, System, True, Violation};
 use tandem_pubsub::node::{MessageId, MessageKind, NodeEvent, NodeId, PeerInfo, PeerMap};
 use tandem_pubsub::payload::digest_for;
 use tandem_pubsub::{Condition, NodeOutcome, Observation, Op, Output, PubSub};

@@ -5,11 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use tandem::scenario::{
-    Action, Call, ClockChange, Condition, DiskFault, LatencyRange, LinkChange, Network, NodeIdx, Scenario, Scope, Skew,
-    Step, Timing,
-};
-use tandem::system::Operation;
+use tandem::scenario::{Call, ClockChange, Condition, LatencyRange, LinkChange, Network, Scope, Skew, Step, Timing};
+use tandem::{Action, DiskFault, NodeIdx, Operation, Scenario};
 use tandem_pubsub::{Condition as Check, Op, PubSub, MAX_MESSAGE_SIZE};
 
 const HOT_RELOAD: &str = r#"name = "hot_reload"
@@ -142,7 +139,7 @@ fn on(node: NodeIdx, check: Check) -> Condition {
 }
 
 fn converged() -> Check {
-    Check::Converged(tandem::scenario::True)
+    Check::Converged(tandem::True)
 }
 
 /// The typed operation of a step.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::transport::{Connection, Framing, MessageReceiver, MessageSender, Transport, TransportError};
+use tandem::{Connection, Framing, MessageReceiver, MessageSender, Transport, TransportError};
 use tandem_pubsub::node::wire::{MemberRecord, SignedRecord, Wire};
 use tandem_pubsub::node::{Node, NodeConfig, NodeId};
 use tandem_sim::{LinkTable, QuicModel, TurmoilTransport};

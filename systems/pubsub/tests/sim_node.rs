@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{await_for, broadcast, cluster, converged, direct, holds, no_violation, received, tags, wait, SECOND};
-use tandem::cluster::{Cluster, Setup};
-use tandem::history::EventKind;
+use tandem::engine::cluster::{Cluster, Setup};
 use tandem::scenario::{LinkChange, Network, Scope};
+use tandem::EventKind;
 use tandem_pubsub::node::NodeEvent;
 use tandem_pubsub::{Condition, Observation, PubSub};
 use tandem_sim::{SimOptions, TurmoilCluster};

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use tandem::scenario::{Action, Call, Condition, Scenario, Step, Timing, True};
+use tandem::scenario::{Call, Condition, Step, Timing};
+use tandem::{Action, Scenario, True};
 use tandem_pubsub::{Condition as Check, Op, PubSub};
 
 const HOT_RELOAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/hot_reload.toml");

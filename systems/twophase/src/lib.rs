@@ -1,7 +1,7 @@
 //! # tandem-twophase
 //!
 //! A two-phase commit whose coordinator and participants keep their
-//! protocol state in tandem's durable [`Storage`](tandem::storage::Storage),
+//! protocol state in tandem's durable [`Storage`](tandem::Storage),
 //! and its tandem adapter, written only against tandem's public API.
 //!
 //! - [`node`]: node 0 coordinates, every other node participates (static
@@ -23,7 +23,7 @@
 //!   and takes a decision record that fails its checksum as lost).
 //!
 //! ```
-//! use tandem::scenario::Scenario;
+//! use tandem::Scenario;
 //! let text = "system = \"twophase\"\nnodes = 3\nduration = \"5s\"\n\n[[step]]\nwait = \"5s\"\ncommit = { node = 0, tx = 7 }\n\n[[step]]\nawait = { applied = [7], timeout = \"3s\" }\n";
 //! let scenario = Scenario::parse(text, "commit.toml", &tandem_twophase::TwoPhase).unwrap();
 //! assert_eq!(scenario.steps.len(), 2);
@@ -38,8 +38,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::consistency::txn::{Mop, Outcome};
-use tandem::prelude::*;
-use tandem::scenario::{Action, Scenario};
+use tandem::{
+    Action, Capabilities, DiskFault, Event, EventKind, Failure, History, Invocation, NodeContext, NodeIdx, OpError,
+    OpResult, Operation, PlantedBug, Property, Scenario, SurvivedDiskFault, System, Tolerance, Transport,
+};
 use tokio::sync::oneshot;
 
 pub mod node;

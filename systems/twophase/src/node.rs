@@ -1,6 +1,6 @@
 //! The node: coordinator (index 0) and participants (every other index) of
-//! a two-phase commit, written against [`tandem::transport::Transport`] and
-//! [`tandem::storage::Storage`] only.
+//! a two-phase commit, written against [`tandem::Transport`] and
+//! [`tandem::Storage`] only.
 //!
 //! Every exchange is one request (or one batch of them) and its answer on
 //! a fresh connection ([`rpc`]), bounded by a timeout, so a crashed or
@@ -43,8 +43,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tandem::prelude::*;
-use tandem::transport::APPLICATION_CLOSE_CODES;
+use tandem::{
+    Connection, Listener, MessageReceiver, MessageSender, NodeContext, Observer, OpError, Storage, Transport,
+    APPLICATION_CLOSE_CODES,
+};
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;

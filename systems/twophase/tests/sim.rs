@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tandem::scenario::Scenario;
+use tandem::Scenario;
 use tandem_sim::run_scenario;
 use tandem_twophase::TwoPhase;
 
@@ -223,9 +223,7 @@ fn exploration_of_the_correct_node_finds_nothing() {
 
 #[test]
 fn a_read_of_an_aborted_transaction_is_an_elle_anomaly() {
-    use tandem::history::{EventKind, History, OpResult};
-    use tandem::property::Judge;
-    use tandem::system::System;
+    use tandem::{EventKind, History, Judge, OpResult, System};
     use tandem_twophase::{TwoPhaseOp, TwoPhaseOutput};
     let judge = |read: Vec<u64>| {
         let addrs: Vec<std::net::SocketAddr> = vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap()];

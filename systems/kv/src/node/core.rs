@@ -11,11 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tandem::probe::Probe;
-use tandem::transport::{
-    accept_loop, write_loop, Connection, FrameDecoder, Framing, Listener, MessageReceiver, Outgoing, Transport,
-    TransportError,
-};
+use tandem::transport::{accept_loop, write_loop, Outgoing};
+use tandem::{Connection, FrameDecoder, Framing, Listener, MessageReceiver, Probe, Transport, TransportError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::{timeout, Instant};

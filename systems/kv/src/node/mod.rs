@@ -1,5 +1,5 @@
 //! The key-value node: an async replica written against
-//! [`tandem::transport::Transport`] only, so it runs unchanged on the
+//! [`tandem::Transport`] only, so it runs unchanged on the
 //! simulated network and over QUIC.
 //!
 //! One task owns the [`Store`](crate::store::Store) and every connection;
@@ -21,7 +21,7 @@
 //! is a pure function of its seed.
 //!
 //! ```no_run
-//! # async fn demo<T: tandem::transport::Transport>(transport: T) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo<T: tandem::Transport>(transport: T) -> Result<(), Box<dyn std::error::Error>> {
 //! use tandem_kv::node::{Config, KvNode};
 //! let addrs = vec!["10.0.0.1:7000".parse()?, "10.0.0.2:7000".parse()?];
 //! let node = KvNode::start(Config::new(0, addrs), transport).await?;
@@ -38,8 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::probe::Probe;
-use tandem::transport::{Listener, Transport, TransportError};
+use tandem::{Listener, Probe, Transport, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tandem::transport::{
+use tandem::{
     Connection, ConnectionInfo, Framing, Listener, MessageReceiver, MessageSender, Transport, TransportError,
 };
 use tokio::sync::mpsc;

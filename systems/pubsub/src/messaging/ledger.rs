@@ -4,9 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tandem::history::{Event, EventKind, NodeLife, OpResult};
-use tandem::links::LinkState;
-use tandem::scenario::{Action, Network, NodeIdx};
+use tandem::scenario::Network;
+use tandem::{Action, Event, EventKind, LinkState, NodeIdx, NodeLife, OpResult};
 
 use super::{Delivery, Message, Messaging, View};
 

@@ -33,8 +33,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use serde::Serialize;
-use tandem::scenario::NodeIdx;
-use tandem::System;
+use tandem::{NodeIdx, System};
 
 mod ledger;
 mod picture;

@@ -2,9 +2,7 @@
 //! sends joined to their deliveries, the addressees L2 still waits for
 //! marked missing, and membership views.
 
-use tandem::history::{Event, EventKind, History, OpResult};
-use tandem::picture::Mark;
-use tandem::scenario::NodeIdx;
+use tandem::{Event, EventKind, History, Mark, NodeIdx, OpResult};
 
 use super::properties::{undelivered, with_ledger};
 use super::Messaging;

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem::history::{Event, EventKind, History};
-use tandem::property::{Failure, Property};
-use tandem::scenario::NodeIdx;
+use tandem::{Event, EventKind, Failure, History, NodeIdx, Property};
 
 use super::ledger::{Arrival, Fact, Ledger, Outgoing, SentMessage};
 use super::{secs, Delivery, Kind, Messaging};

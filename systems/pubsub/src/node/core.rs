@@ -25,9 +25,8 @@ use super::{
     Command, Delivery, ListenStatus, MessageId, MessageKind, Mutation, NodeConfig, NodeEvent, NodeId, PeerInfo,
     PeerMap, SendError, Sent,
 };
-use tandem::transport::{
-    accept_loop, Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError,
-};
+use tandem::transport::accept_loop;
+use tandem::{Connection, Listener, MessageReceiver, MessageSender, PeerIdentity, Transport, TransportError};
 
 type ConnId = u64;
 

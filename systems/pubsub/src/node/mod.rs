@@ -14,7 +14,7 @@
 //! - every node learns every member's newest address by gossip.
 //!
 //! ```no_run
-//! # async fn demo<T: tandem::transport::Transport>(transport: T) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo<T: tandem::Transport>(transport: T) -> Result<(), Box<dyn std::error::Error>> {
 //! use tandem_pubsub::node::{Node, NodeConfig, NodeId};
 //! let config = NodeConfig::new(NodeId(0), "10.0.0.1:7000".parse()?);
 //! let mut node = Node::start(config, transport).await?;
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use tandem::transport::{Listener, Transport, TransportError};
+use tandem::{Listener, Transport, TransportError};
 
 mod core;
 pub mod dedup;

@@ -15,7 +15,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use ed25519_dalek::SigningKey;
-//! use tandem::transport::PeerIdentity;
+//! use tandem::PeerIdentity;
 //! use tandem_pubsub::node::roster::{Credentials, Roster};
 //! use tandem_pubsub::node::NodeId;
 //!
@@ -34,7 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use tandem::transport::{PeerIdentity, APPLICATION_CLOSE_CODES};
+use tandem::{PeerIdentity, APPLICATION_CLOSE_CODES};
 
 use super::wire::{MemberRecord, SignedRecord};
 use super::NodeId;

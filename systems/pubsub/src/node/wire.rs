@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{MessageId, NodeId};
-use tandem::transport::TransportError;
+use tandem::TransportError;
 
 /// Bumped on every incompatible change of [`Wire`].
 pub const WIRE_VERSION: u8 = 2;

@@ -6,12 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::cluster::Cluster;
-use tandem::execute::unmet;
-use tandem::history::{EventKind, History};
-use tandem::property::Judge;
-use tandem::scenario::{NodeIdx, True};
-use tandem::System;
+use tandem::engine::cluster::Cluster;
+use tandem::engine::execute::unmet;
+use tandem::{EventKind, History, Judge, NodeIdx, System, True};
 use tandem_pubsub::{Condition, Observation, Op, PubSub};
 use tandem_sim::{SimOptions, TurmoilCluster};
 

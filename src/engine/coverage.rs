@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::ser::{self, Impossible, Serialize, SerializeStruct};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::engine::links::LinkState;
 use crate::history::{EventKind, Faults, History, OpResult};
-use crate::links::LinkState;
 use crate::probe::AssertKind;
 use crate::scenario::NodeIdx;
 use crate::system::System;

@@ -11,7 +11,7 @@
 //! QUIC model keeps its constants.
 //!
 //! ```
-//! use tandem::profile::Profile;
+//! use tandem::engine::profile::Profile;
 //!
 //! let profile = Profile::default();
 //! assert!(profile.sync_latency() > std::time::Duration::ZERO);
@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The profile checked in as `profiles/default.toml`.
-const DEFAULT: &str = include_str!("../profiles/default.toml");
+const DEFAULT: &str = include_str!("../../profiles/default.toml");
 
 /// One measured quantity: percentiles of its samples, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::cluster::Cluster;
-use crate::coverage::{signature, Signature};
+use crate::engine::cluster::Cluster;
+use crate::engine::coverage::{signature, Signature};
+use crate::engine::links::settle;
 use crate::history::{EventKind, History, Skip};
-use crate::links::settle;
 use crate::property::{panic_message, Coverage, Judge, Violation};
 use crate::scenario::{Action, Aim, Call, Condition, NodeChange, NodeIdx, Scenario, Scope, Step, Timing};
 use crate::storage::DiskFault;
@@ -23,7 +23,7 @@ pub struct Outcome {
     pub end: Duration,
     /// Which coverage goals the run reached.
     pub coverage: Vec<Coverage>,
-    /// What the history saw (see [`crate::coverage`]).
+    /// What the history saw (see [`crate::engine::coverage`]).
     pub signature: Signature,
 }
 

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tandem::clock::NodeClock;
+//! use tandem::engine::clock::NodeClock;
 //! use tandem::scenario::{ClockChange, Skew};
 //!
 //! let mut clock = NodeClock::default();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cluster::{Cluster, Setup};
-use crate::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
+use crate::engine::cluster::{Cluster, Setup};
+use crate::engine::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
 use crate::scenario::{NodeChange, NodeIdx};
 use crate::storage::{DiskFault, Storage};
 use crate::system::System;
@@ -182,14 +182,14 @@ pub trait Hosting<S: System>: Cluster<S> {
 
     /// Carries out a node fault beyond the basic ones
     /// ([`NodeChange::is_basic`]); a backend that does not refuses it
-    /// before the run ([`Cluster::refuses`](crate::cluster::Cluster::refuses)).
+    /// before the run ([`Cluster::refuses`](crate::engine::cluster::Cluster::refuses)).
     fn other(&mut self, node: NodeIdx, change: &NodeChange) {
         unreachable!("{} is refused before the run (node {node})", change.name())
     }
 }
 
 /// Carries out `change` on `node`: the one implementation of
-/// [`Cluster::set_node`](crate::cluster::Cluster::set_node) for the
+/// [`Cluster::set_node`](crate::engine::cluster::Cluster::set_node) for the
 /// simulated backends.
 pub fn set_node<S: System, H: Hosting<S>>(hosting: &mut H, node: NodeIdx, change: &NodeChange) {
     match *change {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::cluster::Setup;
+use crate::engine::cluster::Setup;
 use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::{Network, NodeIdx};

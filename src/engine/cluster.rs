@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::engine::host::Recorder;
 use crate::history::History;
-use crate::host::Recorder;
 use crate::scenario::{LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope};
 use crate::storage::DiskFault;
 use crate::system::System;

@@ -14,7 +14,7 @@
 //! dragging, filter by node and by kind of event.
 //!
 //! ```
-//! # use tandem::picture::Mark;
+//! # use tandem::engine::picture::Mark;
 //! // What a messaging system says of a send and of its delivery.
 //! let send = Mark::new("send", "send m1").cause("0/0/1").expect([1, 2]);
 //! let deliver = Mark::new("deliver", "deliver m1").effect("0/0/1");
@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::execute::Outcome;
+use crate::engine::execute::Outcome;
+use crate::engine::links::{Link, LinkState};
 use crate::history::{EventKind, History, OpResult, FINAL, SETTLE};
-use crate::links::{Link, LinkState};
 use crate::scenario::{format_duration, Action, LinkChange, Network, NodeIdx, Scenario, Scope};
 use crate::system::System;
 
