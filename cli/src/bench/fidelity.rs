@@ -13,6 +13,7 @@ use tandem_sim::explore::guide::Guide;
 use tandem_sim::explore::runner::Plan;
 use tandem_sim::explore::shrink::Options as Shrinking;
 use tandem_sim::explore::strategy::Space;
+use tandem_sim::Backend;
 
 use super::bugs::systems;
 use super::report::{Figure, Target};
@@ -52,7 +53,7 @@ fn reproducer(system: &dyn Bundle, bug: &str, seed: u64, cases: u64, runs: usize
         scenario.steps.len(),
         shrunk.robustness
     );
-    let agreed = system.confirm(scenario, failing.case.sim_seed(), runs, false).map(|c| c.agreed);
+    let agreed = system.confirm(plan.space.backend, scenario, failing.case.sim_seed(), runs, false).map(|c| c.agreed);
     Agreement { id, what, agreed }
 }
 
@@ -68,7 +69,7 @@ fn scenarios(runs: usize) -> Result<Vec<Agreement>, String> {
             Agreement {
                 id: format!("fidelity.scenario.{}.agreed", scenario.name),
                 what: format!("{}: real runs agreeing with the simulation, of {runs}", file.file.display()),
-                agreed: file.system.confirm(scenario, scenario.seed, runs, false).map(|c| c.agreed),
+                agreed: file.system.confirm(Backend::default(), scenario, scenario.seed, runs, false).map(|c| c.agreed),
             }
         })
         .collect())

@@ -95,7 +95,7 @@ impl<S: System> TurmoilCluster<S> {
         // so the timeline begins with every node up (or known to have failed).
         let boots = cluster.table().watch_boots();
         let patience = cluster.shared.options.stagger + BOOT_PATIENCE;
-        cluster.run_while(patience, || boots.borrow().iter().any(|&b| b == 0));
+        cluster.run_while(patience, || boots.borrow().contains(&0));
         cluster
     }
 
