@@ -199,11 +199,13 @@ impl Knobs {
     }
 }
 
-/// Everything a node gets when it starts.
+/// Everything a node gets when it starts: its place in the run, its network
+/// (`T`) and where its observations (`O`) go. Node code names only those,
+/// never its test adapter.
 ///
 /// In the simulation every field is a pure function of the run's seed and
 /// the node; over MsQuic the same fields describe real sockets.
-pub struct NodeContext<S: System, T> {
+pub struct NodeContext<O, T> {
     /// The node's index in the scenario, `0..nodes`.
     pub index: NodeIdx,
     /// 0 at the first start, one more at every restart.
@@ -226,7 +228,7 @@ pub struct NodeContext<S: System, T> {
     /// The network.
     pub transport: T,
     /// Where the node's observations go.
-    pub observer: Observer<S::Observation>,
+    pub observer: Observer<O>,
     /// In-node assertions ([`always!`](crate::always), [`sometimes!`](crate::sometimes), ...).
     pub probe: Probe,
     /// Stops the node for good, as a fail-stop process does when it finds
@@ -262,7 +264,7 @@ impl std::fmt::Debug for NodeSecret {
     }
 }
 
-impl<S: System, T> NodeContext<S, T> {
+impl<O, T> NodeContext<O, T> {
     /// The current addresses of the seed nodes other than this one.
     pub fn seed_addrs(&self) -> Vec<SocketAddr> {
         self.seeds.iter().filter(|&&s| s != self.index).map(|&s| self.addrs[s as usize]).collect()
@@ -437,8 +439,10 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
 
     /// Starts one node: binds `ctx.listen` on `ctx.transport` and returns
     /// once the node serves.
-    fn start<T: Transport>(&self, ctx: NodeContext<Self, T>)
-        -> impl Future<Output = Result<Self::Node, String>> + Send;
+    fn start<T: Transport>(
+        &self,
+        ctx: NodeContext<Self::Observation, T>,
+    ) -> impl Future<Output = Result<Self::Node, String>> + Send;
 
     /// Where a running node listens now.
     fn addr(&self, node: &Self::Node) -> SocketAddr;

@@ -104,7 +104,7 @@ impl System for Counter {
         vec![LIMIT]
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<CounterNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<CounterNode, String> {
         if ctx.planted_bug == Some("no-start") {
             return Err("refuses to start".into());
         }

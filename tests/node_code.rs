@@ -70,7 +70,7 @@ impl System for Threads {
             .to_vec()
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<ThreadsNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<ThreadsNode, String> {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         match ctx.planted_bug {
             Some("tokio-fs") if ctx.index == 1 => {

@@ -77,7 +77,7 @@ impl System for Clocks {
         vec![PlantedBug { name: "count-late-ticks", description: "counts node 1's ticks after 1 s" }]
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<ClocksNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<ClocksNode, String> {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         let observer = ctx.observer;
         let count = ctx.planted_bug == Some("count-late-ticks") && ctx.index == 1;

@@ -94,7 +94,7 @@ impl System for Dice {
         }
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<DiceNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<DiceNode, String> {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         let born = Instant::now();
         ctx.observer.observe(draw(born, self.leaky));

@@ -121,7 +121,7 @@ impl System for Echo {
         "echo"
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<EchoNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<EchoNode, String> {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr();
         let server = tokio::spawn(serve(listener, ctx.observer.clone()));

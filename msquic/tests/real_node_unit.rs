@@ -111,7 +111,7 @@ impl System for Beat {
         "beat"
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<BeatNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<BeatNode, String> {
         let transport = ctx.transport;
         let mut listener = transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr();

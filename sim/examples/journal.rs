@@ -102,7 +102,7 @@ impl System for Journal {
         vec![PlantedBug { name: "ack-unsynced", description: "an append answers before it is synced (breaks J1)" }]
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<JournalNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<JournalNode, String> {
         let listener = ctx.transport.listen(ctx.listen).await.map_err(|e| e.to_string())?;
         ctx.observer.observe(ctx.run_id);
         Ok(JournalNode {

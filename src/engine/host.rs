@@ -268,7 +268,7 @@ pub async fn start<S: System, T: Transport>(
 ) -> Result<S::Node, String> {
     let node = boot.index;
     let listen = boot.addrs[node as usize];
-    let ctx = NodeContext::<S, T> {
+    let ctx = NodeContext::<S::Observation, T> {
         index: node,
         incarnation: boot.incarnation,
         listen,

@@ -287,7 +287,7 @@ impl System for Kv {
         }
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<KvNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<KvNode, String> {
         let mutation = match ctx.planted_bug {
             Some(name) => Some(Mutation::from_name(name).ok_or_else(|| format!("kv has no planted bug `{name}`"))?),
             None => None,

@@ -349,7 +349,7 @@ impl System for Primary {
         }
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<PrimaryNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<PrimaryNode, String> {
         let bugs = match ctx.planted_bug {
             None => Bugs::default(),
             Some(name) if !self.planted_bugs().iter().any(|b| b.name == name) => {

@@ -302,7 +302,7 @@ struct Actor {
 impl PrimaryNode {
     /// Loads the node's durable state, binds its address and starts serving.
     pub async fn start<T: Transport>(
-        ctx: NodeContext<crate::Primary, T>,
+        ctx: NodeContext<PrimaryObservation, T>,
         timing: Timing,
         bugs: Bugs,
     ) -> Result<PrimaryNode, String> {

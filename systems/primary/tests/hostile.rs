@@ -40,7 +40,7 @@ fn malformed_frames_close_their_connection_and_the_node_keeps_serving() {
     let node_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)), 7000);
     sim.client("node", async move {
         // A cluster of one: the node is its own majority.
-        let ctx = NodeContext::<tandem_primary::Primary, TurmoilTransport> {
+        let ctx = NodeContext::<tandem_primary::PrimaryObservation, TurmoilTransport> {
             index: 0,
             incarnation: 0,
             listen: node_addr,

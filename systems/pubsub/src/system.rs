@@ -92,7 +92,7 @@ impl System for PubSub {
         knobs::all()
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<Running, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<Running, String> {
         let mutation = ctx.planted_bug.map(str::parse::<Mutation>).transpose().map_err(|e| e.to_string())?;
         let events = ctx.observer.clone();
         let config = NodeConfig {

@@ -241,7 +241,7 @@ impl System for TwoPhase {
         Tolerance { settle: Duration::from_secs(10), disk_faults: &ON_COORDINATOR, ..Tolerance::default() }
     }
 
-    async fn start<T: Transport>(&self, ctx: NodeContext<Self, T>) -> Result<TwoPhaseNode, String> {
+    async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<TwoPhaseNode, String> {
         let bugs = match ctx.planted_bug {
             None => Bugs::default(),
             Some(name) if !self.planted_bugs().iter().any(|b| b.name == name) => {

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::{TwoPhase, TwoPhaseObservation};
+use crate::TwoPhaseObservation;
 
 /// The node's timers (all on `tokio::time`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +315,7 @@ async fn rpc<T: Transport>(transport: &T, to: SocketAddr, request: Request, time
 impl TwoPhaseNode {
     /// Loads the node's records from its disk, binds its address and starts serving.
     pub async fn start<T: Transport>(
-        ctx: NodeContext<TwoPhase, T>,
+        ctx: NodeContext<TwoPhaseObservation, T>,
         timing: Timing,
         bugs: Bugs,
     ) -> Result<TwoPhaseNode, String> {
