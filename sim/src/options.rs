@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tandem::engine::cluster::Setup;
 use tandem::engine::host::{derive_seed, Boot};
-use tandem::engine::links::LinkState;
 use tandem::engine::nodes::NodeTable;
 use tandem::engine::profile::Profile;
 use tandem::scenario::NodeIdx;
@@ -132,11 +131,6 @@ impl SimOptions {
         (0..self.setup.nodes)
             .map(|node| Storage::in_memory_with_sync_latency(self.sync_latency).seeded(seeded(node)))
             .collect()
-    }
-
-    /// The links every node starts with, as a tracker of their state.
-    pub(crate) fn link_state(&self) -> LinkState {
-        LinkState::new(&self.setup.network)
     }
 
     /// The default latency bounds of every link.

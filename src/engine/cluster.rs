@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::engine::host::Recorder;
-use crate::history::History;
-use crate::scenario::{LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope};
+use crate::history::{EventKind, History};
+use crate::scenario::{Action, LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope};
 use crate::storage::DiskFault;
 use crate::system::System;
 
@@ -85,8 +85,23 @@ pub trait Cluster<S: System> {
     /// (its completion is recorded when it comes).
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize);
 
-    /// Applies `change` to every link [`LinkChange::links`] names for `scope`.
-    fn set_links(&mut self, change: &LinkChange, scope: &Scope);
+    /// Makes the network match the history's links ([`History::links`]) on
+    /// every link [`LinkChange::links`] names for `scope`: the history has
+    /// recorded `change` already (as a step's event, or the settle), and a
+    /// backend reads the links from it rather than keeping them twice.
+    fn apply_links(&mut self, change: &LinkChange, scope: &Scope);
+
+    /// Changes the links `scope` names, as a link step of a scenario would:
+    /// records the step, then applies it. For code that drives a cluster by
+    /// hand; the executor records its own steps and calls
+    /// [`apply_links`](Cluster::apply_links).
+    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
+        let action = Action::Link { change: change.clone(), scope: scope.clone() };
+        let index =
+            self.recorder().read(|h| h.events().iter().filter(|e| matches!(e.event, EventKind::Step { .. })).count());
+        self.recorder().push(None, EventKind::Step { index, action });
+        self.apply_links(change, scope);
+    }
 
     /// Applies `change` to `node`: the one entry point of node faults, as
     /// [`set_links`](Cluster::set_links) is of link faults. The executor

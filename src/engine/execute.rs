@@ -188,7 +188,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
         self.run_until(settle_start, |_| false)?;
         self.note(None, EventKind::Settle);
         for change in settle(&scenario.network) {
-            self.cluster.set_links(&change, &Scope::Every);
+            self.cluster.apply_links(&change, &Scope::Every);
         }
         for node in 0..self.cluster.size() {
             self.cluster.disk(node, DiskFault::None);
@@ -323,7 +323,7 @@ impl<S: System, C: Cluster<S>> Interpreter<'_, S, C> {
             return Ok(());
         }
         match action {
-            Action::Link { change, scope } => self.cluster.set_links(change, scope),
+            Action::Link { change, scope } => self.cluster.apply_links(change, scope),
             Action::Aimed { .. } => unreachable!("the timeline resolves an aimed action first"),
             Action::Op(call) => {
                 let op: S::Op = typed(call, self.system.name());

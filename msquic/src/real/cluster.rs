@@ -377,7 +377,7 @@ impl<S: System> Cluster<S> for RealCluster<S> {
         }
     }
 
-    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
+    fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {
         self.net.faults().apply(change, scope);
     }
 

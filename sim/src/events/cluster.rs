@@ -12,10 +12,9 @@ use std::time::Duration;
 use tandem::engine::clock::NodeClock;
 use tandem::engine::cluster::Cluster;
 use tandem::engine::host::{self, derive_seed, Command, Recorder};
-use tandem::engine::links::LinkState;
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
-use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
+use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::runtime::Runtime;
@@ -25,7 +24,7 @@ use tokio::time::Instant;
 use super::network::{host_ip, Network, World};
 use super::transport::EventTransport;
 use crate::determinism::{self, Reading};
-use crate::options::{unordered, SimOptions, BASE_PORT};
+use crate::options::{SimOptions, BASE_PORT};
 
 /// A panic's payload.
 type Panic = Box<dyn std::any::Any + Send>;
@@ -82,8 +81,6 @@ pub struct EventCluster<S: System> {
     panics: (mpsc::UnboundedSender<Panic>, mpsc::UnboundedReceiver<Panic>),
     ips: Vec<IpAddr>,
     recorder: Recorder<S>,
-    /// What the timeline made of every link.
-    link_state: LinkState,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the runtimes.
     _determinism: determinism::Guard,
@@ -147,7 +144,6 @@ impl<S: System> EventCluster<S> {
         );
         let nodes = options.setup.nodes as usize;
         let table = Arc::new(Mutex::new(options.table()));
-        let link_state = options.link_state();
         let hosts = Hosts { network, alive: (0..nodes).map(|_| Arc::new(AtomicBool::new(false))).collect(), options };
         let mut cluster = EventCluster {
             units: (0..nodes)
@@ -168,7 +164,6 @@ impl<S: System> EventCluster<S> {
             panics: mpsc::unbounded_channel(),
             ips,
             recorder,
-            link_state,
             _determinism: guard,
         };
         for node in 0..nodes as NodeIdx {
@@ -317,18 +312,6 @@ impl<S: System> EventCluster<S> {
             let _ = tokio::time::timeout(patience, boots.wait_for(|b| booted(b))).await;
         });
     }
-
-    /// Sets the network's cut state of each unordered pair to the timeline's.
-    fn apply_links(&mut self, pairs: &[(NodeIdx, NodeIdx)]) {
-        let network = self.lock().network.clone();
-        // A new cut arms its idle timer: a task on the runtime.
-        let _world = self.world.enter();
-        for &(x, y) in pairs {
-            let (ix, iy) = (self.ips[x as usize], self.ips[y as usize]);
-            network.set_cut(ix, iy, self.link_state.link(x, y).partitioned);
-            network.set_cut(iy, ix, self.link_state.link(y, x).partitioned);
-        }
-    }
 }
 
 /// Node faults: a node's runtime goes with every task it spawned; pauses
@@ -398,23 +381,18 @@ impl<S: System> Cluster<S> for EventCluster<S> {
         self.table().send(node, Command::Invoke { op, step });
     }
 
-    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
-        let links = change.links(scope, self.size());
-        self.link_state.apply(change, scope);
+    fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {
+        let links = self.recorder.read(|h| h.links().clone());
         let network = self.lock().network.clone();
         let ip = |node: NodeIdx| self.ips[node as usize];
-        match *change {
-            LinkChange::Partition { .. } | LinkChange::Heal => self.apply_links(&unordered(&links)),
-            LinkChange::Latency(LatencyRange { min, max }) => {
-                assert!(min <= max, "latency range {min:?}..{max:?} is empty");
-                for (x, y) in links {
-                    network.set_latency(ip(x), ip(y), (min, max));
-                }
-            }
-            LinkChange::Loss(rate) => {
-                for (x, y) in links {
-                    network.set_loss(ip(x), ip(y), rate);
-                }
+        // A new cut arms its idle timer: a task on the runtime.
+        let _world = self.world.enter();
+        for (x, y) in change.links(scope, self.size()) {
+            let link = links.link(x, y);
+            match change {
+                LinkChange::Partition { .. } | LinkChange::Heal => network.set_cut(ip(x), ip(y), link.partitioned),
+                LinkChange::Latency(_) => network.set_latency(ip(x), ip(y), (link.latency.min, link.latency.max)),
+                LinkChange::Loss(_) => network.set_loss(ip(x), ip(y), link.loss),
             }
         }
     }

@@ -14,7 +14,7 @@ use tandem::engine::host::{derive_seed, Command, Recorder};
 use tandem::engine::links::LinkState;
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
-use tandem::scenario::{LatencyRange, LinkChange, NodeChange, NodeIdx, Scope};
+use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::sync::oneshot;
@@ -51,8 +51,6 @@ pub struct TurmoilCluster<S: System> {
     shared: Arc<Shared>,
     table: SharedTable<S>,
     recorder: Recorder<S>,
-    /// What the timeline made of every link.
-    link_state: LinkState,
     /// Libc's clocks and randomness follow the run on this thread; dropped
     /// last, after the simulation.
     _determinism: determinism::Guard,
@@ -81,7 +79,6 @@ impl<S: System> TurmoilCluster<S> {
         let recorder =
             // Outside the hosts (the runner reading the history), the time of the last step.
             Recorder::new(system, &addrs, &options.setup.network, || turmoil::sim_elapsed().unwrap_or_else(determinism::elapsed));
-        let link_state = options.link_state();
         let table = Arc::new(Mutex::new(options.table()));
         let shared = Arc::new(Shared { links: LinkTable::new(options.setup.network.loss), options, ips });
         for (node, name) in names.iter().enumerate() {
@@ -90,7 +87,7 @@ impl<S: System> TurmoilCluster<S> {
                 host_main(shared.clone(), table.clone(), recorder.clone(), node as NodeIdx)
             });
         }
-        let mut cluster = TurmoilCluster { sim, shared, table, recorder, link_state, _determinism: guard };
+        let mut cluster = TurmoilCluster { sim, shared, table, recorder, _determinism: guard };
         // Hosts start on their first tick: run until every node has booted,
         // so the timeline begins with every node up (or known to have failed).
         let boots = cluster.table().watch_boots();
@@ -139,12 +136,12 @@ impl<S: System> TurmoilCluster<S> {
         }
     }
 
-    /// Applies the wanted partition state of the link between `x` and `y`:
+    /// Gives the link between `x` and `y` its partition state in `links`:
     /// turmoil holds a link cut both ways; the connections hold what they
     /// send across a link cut one way.
-    fn apply_link(&mut self, x: NodeIdx, y: NodeIdx) {
+    fn apply_link(&mut self, links: &LinkState, x: NodeIdx, y: NodeIdx) {
         let (ix, iy) = (self.ip(x), self.ip(y));
-        let (xy, yx) = (self.link_state.link(x, y).partitioned, self.link_state.link(y, x).partitioned);
+        let (xy, yx) = (links.link(x, y).partitioned, links.link(y, x).partitioned);
         if xy && yx {
             self.sim.hold(ix, iy);
         } else {
@@ -202,26 +199,25 @@ impl<S: System> Cluster<S> for TurmoilCluster<S> {
         self.table().send(node, Command::Invoke { op, step });
     }
 
-    fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
-        let links = change.links(scope, self.size());
-        self.link_state.apply(change, scope);
-        match *change {
+    fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {
+        let links = self.recorder.read(|h| h.links().clone());
+        let touched = change.links(scope, self.size());
+        match change {
             LinkChange::Partition { .. } | LinkChange::Heal => {
-                for (x, y) in unordered(&links) {
-                    self.apply_link(x, y);
+                for (x, y) in unordered(&touched) {
+                    self.apply_link(&links, x, y);
                 }
             }
-            LinkChange::Latency(LatencyRange { min, max }) => {
-                assert!(min <= max, "latency range {min:?}..{max:?} is empty");
-                for (x, y) in links {
-                    let (ix, iy) = (self.ip(x), self.ip(y));
-                    self.sim.set_link_latency(ix, iy, min);
-                    self.sim.set_link_max_message_latency(ix, iy, max);
+            LinkChange::Latency(_) => {
+                for (x, y) in touched {
+                    let (ix, iy, latency) = (self.ip(x), self.ip(y), links.link(x, y).latency);
+                    self.sim.set_link_latency(ix, iy, latency.min);
+                    self.sim.set_link_max_message_latency(ix, iy, latency.max);
                 }
             }
-            LinkChange::Loss(rate) => {
-                for (x, y) in links {
-                    self.shared.links.set_loss(self.ip(x), self.ip(y), rate);
+            LinkChange::Loss(_) => {
+                for (x, y) in touched {
+                    self.shared.links.set_loss(self.ip(x), self.ip(y), links.link(x, y).loss);
                 }
             }
         }

@@ -53,6 +53,8 @@ fn partition_then_heal(length: Duration, oneway: bool, seed: u64, connections_br
     let mut cluster = cluster(SimOptions::new(3, seed));
     await_for(&mut cluster, 5 * SECOND, "membership", holds(converged(), None));
     cluster.set_links(&LinkChange::Partition { oneway }, &Scope::Between { a: vec![0], b: vec![1, 2] });
+    let cut = cluster.recorder().read(|h| (h.links().link(0, 1).partitioned, h.links().link(1, 0).partitioned));
+    assert_eq!(cut, (true, !oneway), "a partition made by hand is in the history");
     broadcast(&mut cluster, 0, "during", 64);
     wait(&mut cluster, length);
     assert_eq!(received(&cluster, 1) + received(&cluster, 2), 0, "nothing crosses a partition");
