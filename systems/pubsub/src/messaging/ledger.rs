@@ -265,6 +265,7 @@ impl<I: Clone + Ord> Ledger<I> {
             | EventKind::FailStopped { .. }
             | EventKind::ThreadStarted { .. }
             | EventKind::Note { .. }
+            | EventKind::StopFailed { .. }
             | EventKind::StartFailed { .. } => {}
         }
         None
