@@ -69,12 +69,6 @@ pub enum EventKind<S: System> {
         /// The call that started it.
         call: String,
     },
-    /// A backend's remark on a node for whoever reads the history (a node
-    /// that did not stop in time when crashed): no check reads it.
-    Note {
-        /// The remark.
-        what: String,
-    },
     /// A crash did not stop the node in its own order (it did not answer
     /// the stop in time, its host was gone, or what was left of it did not
     /// end in time): it was killed as it was, and its crash follows.
@@ -192,7 +186,6 @@ impl<S: System> EventKind<S> {
             EventKind::ThreadStarted { call } => {
                 format!("{on} started an OS thread ({call}): this run is not reproducible")
             }
-            EventKind::Note { what } => what.clone(),
             EventKind::StopFailed { error } => {
                 format!("crash: the node did not stop cleanly ({error}); killed as it was")
             }

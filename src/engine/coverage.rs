@@ -85,7 +85,6 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
         | EventKind::RebindFailed { .. }
         | EventKind::FailStopped { .. }
         | EventKind::ThreadStarted { .. }
-        | EventKind::Note { .. }
         | EventKind::StopFailed { .. } => simple(out, "fault"),
         EventKind::Settle => simple(out, "settle"),
         EventKind::Final => simple(out, "final"),

@@ -264,7 +264,6 @@ impl<I: Clone + Ord> Ledger<I> {
             | EventKind::RebindFailed { .. }
             | EventKind::FailStopped { .. }
             | EventKind::ThreadStarted { .. }
-            | EventKind::Note { .. }
             | EventKind::StopFailed { .. }
             | EventKind::StartFailed { .. } => {}
         }
