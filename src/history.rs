@@ -69,11 +69,12 @@ pub enum EventKind<S: System> {
         /// The call that started it.
         call: String,
     },
-    /// A backend's remark on a node for whoever reads the history (a node
-    /// that did not stop in time when crashed): no check reads it.
-    Note {
-        /// The remark.
-        what: String,
+    /// A crash did not stop the node in its own order (it did not answer
+    /// the stop in time, its host was gone, or what was left of it did not
+    /// end in time): it was killed as it was, and its crash follows.
+    StopFailed {
+        /// Why (the backend's words).
+        error: String,
     },
     /// The settle tail began: every link healed, loss 0, the scenario's
     /// latency, every disk healthy ([`SETTLE`]).
@@ -142,6 +143,9 @@ pub enum Skip {
     NodeDown,
     /// It needs its node down (a restart) and the node is up.
     NodeUp,
+    /// It is an operation, and its node's host is gone (the node stopped
+    /// itself just then, or its thread ended) though the node was up.
+    HostGone,
     /// It is aimed at a role that no node holds.
     NoHolder {
         /// The role.
@@ -160,6 +164,7 @@ impl fmt::Display for Skip {
         match self {
             Skip::NodeDown => f.write_str("node is down"),
             Skip::NodeUp => f.write_str("node is up"),
+            Skip::HostGone => f.write_str("the node's host is gone"),
             Skip::NoHolder { role } => write!(f, "no node holds role `{role}`"),
             Skip::NoneDown { role } => write!(f, "no node a crash aimed at role `{role}` took down is down"),
         }
@@ -169,7 +174,8 @@ impl fmt::Display for Skip {
 impl<S: System> EventKind<S> {
     /// What a fact of the runner or a backend says, in a line (`None` for
     /// the other events): a skip, an aimed step's node, a failed rebind, a
-    /// fail-stop, an OS thread, a backend's note. Pictures and logs show it.
+    /// fail-stop, an OS thread, a crash that did not stop its node cleanly.
+    /// Pictures and logs show it.
     pub fn fact(&self, node: Option<NodeIdx>) -> Option<String> {
         let on = node.map_or_else(|| "a task a node spawned".to_string(), |node| format!("node {node}"));
         Some(match self {
@@ -180,7 +186,9 @@ impl<S: System> EventKind<S> {
             EventKind::ThreadStarted { call } => {
                 format!("{on} started an OS thread ({call}): this run is not reproducible")
             }
-            EventKind::Note { what } => what.clone(),
+            EventKind::StopFailed { error } => {
+                format!("crash: the node did not stop cleanly ({error}); killed as it was")
+            }
             _ => return None,
         })
     }

@@ -3,7 +3,7 @@
 //! names the call and the node, whoever catches what the thread did;
 //! allowed, the thread runs and the run records that it is not
 //! reproducible. It reads a fixed process id. It can fail-stop, and a
-//! restart follows.
+//! restart follows. A stop that never ends is killed, and the run says so.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use tandem_sim::{run_scenario, run_with, Backend, SimOptions};
 
 /// A node that, as its planted bug says, starts an OS thread: in its boot
 /// (`tokio-fs`), in a task it spawns (`spawn-blocking-in-task`), or in an
-/// operation (`std-thread`). It answers `pid` with its process id, and
-/// `halt` by stopping itself.
+/// operation (`std-thread`); or whose stop never ends (`stuck-stop`). It
+/// answers `pid` with its process id, and `halt` by stopping itself.
 #[derive(Debug, Clone, Copy, Default)]
 struct Threads;
 
@@ -65,9 +65,11 @@ impl System for Threads {
     }
 
     fn planted_bugs(&self) -> Vec<PlantedBug> {
-        ["tokio-fs", "spawn-blocking-in-task", "std-thread"]
+        let mut bugs: Vec<PlantedBug> = ["tokio-fs", "spawn-blocking-in-task", "std-thread"]
             .map(|name| PlantedBug { name, description: "starts an OS thread" })
-            .to_vec()
+            .to_vec();
+        bugs.push(PlantedBug { name: "stuck-stop", description: "never finishes its stop" });
+        bugs
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<ThreadsNode, String> {
@@ -108,7 +110,11 @@ impl System for Threads {
         Ok(std::process::id())
     }
 
-    async fn stop(&self, _node: ThreadsNode) {}
+    async fn stop(&self, node: ThreadsNode) {
+        if node.bug == Some("stuck-stop") {
+            std::future::pending().await
+        }
+    }
 
     fn check(&self, _: &History<Self>, _: NodeIdx, _: &()) -> Result<(), String> {
         Ok(())
@@ -249,6 +255,53 @@ pid = { node = 1 }
             "step 1 skipped: node is down",
             "started 1",
             &format!("Ok({pid})"),
+        ];
+        assert_eq!(node1, want, "{backend:?}");
+    }
+}
+
+#[test]
+fn a_crash_whose_stop_never_ends_kills_the_node_and_says_so() {
+    let text = r#"
+system = "threads"
+nodes = 2
+duration = "5s"
+settle = "500ms"
+mutation = "stuck-stop"
+[[step]]
+at = "1s"
+crash = { node = 1 }
+[[step]]
+at = "3s"
+restart = { node = 1 }
+[[step]]
+at = "3500ms"
+pid = { node = 1 }
+"#;
+    let scenario = Scenario::parse(text, "stuck_stop.toml", &Threads).unwrap_or_else(|e| panic!("{e}"));
+    for backend in Backend::ALL {
+        let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
+        let run = run_with(Arc::new(Threads), &scenario, options);
+        assert!(run.outcome.passed(), "{backend:?}: {:?}", run.outcome.failure);
+        let node1: Vec<String> = run
+            .history
+            .events()
+            .iter()
+            .filter(|e| e.node == Some(1))
+            .filter_map(|e| match &e.event {
+                EventKind::StopFailed { .. } => e.event.fact(e.node),
+                EventKind::Crashed => Some("crashed".into()),
+                EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
+                EventKind::Complete { result, .. } => Some(format!("{result:?}")),
+                _ => None,
+            })
+            .collect();
+        let want = [
+            "started 0",
+            "crash: the node did not stop cleanly (no answer within 1s); killed as it was",
+            "crashed",
+            "started 1",
+            &format!("Ok({})", SIMULATED_PID),
         ];
         assert_eq!(node1, want, "{backend:?}");
     }

@@ -1,11 +1,13 @@
 //! Each real node incarnation runs on a thread and a runtime of its own: a
 //! crash drops every task the node spawned, a pause blocks the thread, and
-//! the node's clock is its thread's clock. A tiny system defined here: every
-//! node sends a beat to the next node every tick from a task it spawns and
-//! never stops itself (only the end of its runtime ends it).
+//! the node's clock is its thread's clock; a node that stops itself crashes,
+//! and a crash whose stop never ends kills the node and says so. A tiny
+//! system defined here: every node sends a beat to the next node every tick
+//! from a task it spawns and never stops that task (only the end of its
+//! runtime ends it).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -14,9 +16,9 @@ use proptest::strategy::{BoxedStrategy, Just, Strategy};
 use serde::{Deserialize, Serialize};
 use tandem::engine::clock::{thread_clock, NodeClock};
 use tandem::engine::cluster::Cluster;
-use tandem::history::{EventKind, History, OpResult};
+use tandem::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use tandem::scenario::{ClockChange, NodeChange, NodeIdx, Scenario, Skew};
-use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
+use tandem::system::{FailStop, Invocation, NodeContext, OpError, Operation, System};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tandem_msquic::{run_real, RealCluster, RealOptions};
 
@@ -57,18 +59,26 @@ enum BeatOp {
     Ping { node: NodeIdx },
     /// Reads the clocks of the node's thread.
     ReadClock { node: NodeIdx },
+    /// The node stops itself, and never answers.
+    Halt { node: NodeIdx },
+    /// The node's stop will never end; answers at once.
+    Stick { node: NodeIdx },
 }
 
 impl Operation for BeatOp {
     fn node(&self) -> NodeIdx {
         match self {
-            BeatOp::Ping { node } | BeatOp::ReadClock { node } => *node,
+            BeatOp::Ping { node } | BeatOp::ReadClock { node } | BeatOp::Halt { node } | BeatOp::Stick { node } => {
+                *node
+            }
         }
     }
 
     fn nodes_mut(&mut self) -> Vec<&mut NodeIdx> {
         match self {
-            BeatOp::Ping { node } | BeatOp::ReadClock { node } => vec![node],
+            BeatOp::Ping { node } | BeatOp::ReadClock { node } | BeatOp::Halt { node } | BeatOp::Stick { node } => {
+                vec![node]
+            }
         }
     }
 }
@@ -93,9 +103,12 @@ enum Seen {
     Heard { from: NodeIdx },
 }
 
-/// A running node: only its address. Its tasks live on.
+/// A running node: its address, how it stops itself, and whether its stop
+/// never ends. Its tasks live on.
 struct BeatNode {
     addr: SocketAddr,
+    fail_stop: FailStop,
+    stuck: AtomicBool,
 }
 
 impl System for Beat {
@@ -148,16 +161,24 @@ impl System for Beat {
                 }
             }
         });
-        Ok(BeatNode { addr })
+        Ok(BeatNode { addr, fail_stop: ctx.fail_stop, stuck: AtomicBool::new(false) })
     }
 
     fn addr(&self, node: &BeatNode) -> SocketAddr {
         node.addr
     }
 
-    async fn invoke(&self, _node: &BeatNode, op: BeatOp, _invocation: Invocation) -> Result<Answer, OpError> {
+    async fn invoke(&self, node: &BeatNode, op: BeatOp, _invocation: Invocation) -> Result<Answer, OpError> {
         Ok(match op {
             BeatOp::Ping { .. } => Answer::Pong,
+            BeatOp::Halt { .. } => {
+                node.fail_stop.stop("asked to halt");
+                return std::future::pending().await;
+            }
+            BeatOp::Stick { .. } => {
+                node.stuck.store(true, Ordering::SeqCst);
+                Answer::Pong
+            }
             BeatOp::ReadClock { .. } => {
                 let clock = thread_clock();
                 let system_time = since_epoch();
@@ -166,7 +187,11 @@ impl System for Beat {
         })
     }
 
-    async fn stop(&self, _node: BeatNode) {}
+    async fn stop(&self, node: BeatNode) {
+        if node.stuck.load(Ordering::SeqCst) {
+            std::future::pending().await
+        }
+    }
 
     fn check(&self, _history: &History<Self>, _node: NodeIdx, _condition: &()) -> Result<(), String> {
         Ok(())
@@ -303,6 +328,51 @@ fn a_crash_kills_a_paused_node_at_once() {
     let history = cluster.into_history();
     let faults = history.events().iter().filter(|e| e.event.fact(e.node).is_some()).count();
     assert_eq!(faults, 0, "{}", history.to_jsonl());
+}
+
+/// Node 0's crashes, starts, fail-stops, failed stops and completions, as lines.
+fn lives(history: &History<Beat>) -> Vec<String> {
+    let node0 = history.events().iter().filter(|e| e.node == Some(0));
+    node0
+        .filter_map(|e| match &e.event {
+            EventKind::FailStopped { .. } | EventKind::StopFailed { .. } => e.event.fact(e.node),
+            EventKind::Crashed => Some("crashed".into()),
+            EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
+            EventKind::Complete { result: OpResult::Unknown(why), .. } => Some(format!("unknown: {why}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_that_stops_itself_crashes_and_a_restart_brings_it_back() {
+    let beat = Beat::default();
+    let mut cluster = cluster(&beat);
+    await_beats(&mut cluster, 1, 0, 3);
+    cluster.invoke(0, BeatOp::Halt { node: 0 }, 0);
+    let deadline = cluster.now() + PATIENCE;
+    assert!(cluster.run_until(deadline, |h| !h.node(0).alive), "node 0 did not crash");
+    cluster.restart(0);
+    await_beats(&mut cluster, 1, 0, 3);
+    assert_eq!(beat.beating(0), 1, "the tasks of the incarnation that stopped itself are gone");
+    let history = cluster.into_history();
+    let unknown = format!("unknown: {CRASHED_FIRST}");
+    assert_eq!(lives(&history), ["started 0", "fail-stop: asked to halt", &unknown, "crashed", "started 1"]);
+}
+
+#[test]
+fn a_crash_whose_stop_never_ends_kills_the_node_and_says_so() {
+    let beat = Beat::default();
+    let mut cluster = cluster(&beat);
+    await_beats(&mut cluster, 1, 0, 3);
+    ask(&mut cluster, BeatOp::Stick { node: 0 }, 0);
+    cluster.crash(0);
+    assert_eq!(beat.beating(0), 0, "the crash dropped the node's runtime all the same");
+    cluster.restart(0);
+    await_beats(&mut cluster, 1, 0, 3);
+    let history = cluster.into_history();
+    let failed = "crash: the node did not stop cleanly (no answer within 5s); killed as it was";
+    assert_eq!(lives(&history), ["started 0", failed, "crashed", "started 1"]);
 }
 
 #[test]

@@ -123,7 +123,7 @@ impl SimOptions {
     /// The node table of a cluster built with these options: an empty disk
     /// for each node, syncing in [`SimOptions::sync_latency`].
     pub(crate) fn table<S: System>(&self) -> NodeTable<S> {
-        NodeTable::new(self.setup.clone(), self.disks(), REBIND_PORT)
+        NodeTable::new(self.setup.clone(), self.disks(), Some(REBIND_PORT))
     }
 
     fn disks(&self) -> Vec<Storage> {

@@ -96,7 +96,7 @@ pub trait Cluster<S: System> {
     /// hand; the executor records its own steps and calls
     /// [`apply_links`](Cluster::apply_links).
     fn set_links(&mut self, change: &LinkChange, scope: &Scope) {
-        let action = Action::Link { change: change.clone(), scope: scope.clone() };
+        let action = Action::Link { change: *change, scope: scope.clone() };
         let index =
             self.recorder().read(|h| h.events().iter().filter(|e| matches!(e.event, EventKind::Step { .. })).count());
         self.recorder().push(None, EventKind::Step { index, action });

@@ -68,7 +68,8 @@ pub fn signature<S: System>(history: &History<S>) -> Signature {
 
 /// Appends the stable kind name of `event` to `out`: `started`, `crashed`,
 /// `rebound`, `fault` (a fact of the runner or a backend: a skip, an aimed
-/// step's node, a failed rebind, a fail-stop, an OS thread, a note), `settle`,
+/// step's node, a failed rebind, a fail-stop, an OS thread, a crash that did
+/// not stop its node cleanly), `settle`,
 /// `start_failed`, `step`, `verdict`, `invoke/OP`, `complete/ok` (or
 /// `failed`, `unknown`), `observe/VARIANT[/INNER]`, `assert/KIND/NAME`.
 /// `OP` and `VARIANT` are serde variant names of the system's operation and
@@ -84,7 +85,7 @@ pub fn kind_label<S: System>(event: &EventKind<S>, out: &mut Vec<u8>) {
         | EventKind::RebindFailed { .. }
         | EventKind::FailStopped { .. }
         | EventKind::ThreadStarted { .. }
-        | EventKind::Note { .. } => simple(out, "fault"),
+        | EventKind::StopFailed { .. } => simple(out, "fault"),
         EventKind::Settle => simple(out, "settle"),
         EventKind::Final => simple(out, "final"),
         EventKind::StartFailed { .. } => simple(out, "start_failed"),

@@ -1,35 +1,38 @@
 //! [`RealCluster`]: a system's nodes over MsQuic on loopback, with faults
 //! injected by relays, behind the same [`Cluster`] API as the simulation.
 //!
-//! Nodes are hosted by [`tandem::engine::host`], exactly as in the simulation: each
-//! incarnation boots with [`host::start`] and then runs [`host::serve`], fed
-//! [`Order`]s through a channel, on a thread and a runtime of its own (a
-//! `NodeUnit`): a crash drops every task the node spawned, a pause blocks
-//! the thread, the node's clock is the thread's clock, and every task of
-//! the node runs in the node's [`host::span`]. The relays run on
-//! the cluster's own runtime. The one [`Recorder`] of the run owns the
+//! Nodes are kept in the core's node table ([`tandem::engine::nodes`]),
+//! exactly as in the simulation: [`nodes::host`] boots each incarnation and
+//! serves the runner's [`Order`](tandem::engine::host::Order)s, and
+//! [`nodes::set_node`] carries out crashes, restarts, rebinds and disk
+//! faults. This backend's [`Hosting`] runs each incarnation's host on a
+//! thread and a runtime of its own (a `NodeUnit`): a crash drops every task
+//! the node spawned, a pause blocks the thread, the node's clock is the
+//! thread's clock, and every task of the node runs in the node's
+//! [`host::span`]. The relays run on the cluster's own runtime, on which the
+//! runner waits (wall-clock time). The one [`Recorder`] of the run owns the
 //! history, stamped with true time (the machine's clock since the run began).
 //!
 //! Real runs use wall-clock time (this module never runs under simulation)
 //! and make no determinism promise; their histories have the same events.
 
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tandem::engine::clock::{NodeClock, ThreadClock};
 use tandem::engine::cluster::{Cluster, Setup};
-use tandem::engine::host::{self, Boot, Command, Order, Recorder, Served};
-use tandem::engine::nodes::REBIND_PATIENCE;
+use tandem::engine::host::{self, Boot, Recorder};
+use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable};
 use tandem::history::{EventKind, History};
 use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;
 use tandem::system::NodeSecret;
 use tandem::System;
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot};
 
 use super::faults::FaultTable;
 use super::node::{in_true_time, NodeUnit, SharedClock};
@@ -40,9 +43,11 @@ use crate::transport::{MsQuicConfig, MsQuicTransport, TlsIdentity, TrustPolicy};
 /// incarnation's socket closes.
 const BIND_PATIENCE: Duration = Duration::from_secs(3);
 
-/// How long a crash or the end of a run waits for a node to stop before its
-/// runtime is dropped, and then for its thread to end.
-const STOP_PATIENCE: Duration = Duration::from_secs(5);
+/// The least a real node gets for a stop, a boot (which may first wait up to
+/// [`BIND_PATIENCE`] for its port) or a rebind, and its thread to end once
+/// its runtime is dropped: a shared machine, and MsQuic closing
+/// connections, take longer than a simulated node.
+const PATIENCE: Duration = Duration::from_secs(5);
 
 /// The longest `run_until` waits on the history in one go.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -76,12 +81,6 @@ impl RealOptions {
     }
 }
 
-/// A node that runs: where to send it commands, and its thread.
-struct Running<S: System> {
-    commands: mpsc::UnboundedSender<Order<S>>,
-    unit: NodeUnit,
-}
-
 /// A cluster of a system's nodes over real QUIC on 127.0.0.1, every
 /// node-to-node packet through a fault relay.
 ///
@@ -98,14 +97,16 @@ pub struct RealCluster<S: System> {
     options: RealOptions,
     /// Each node's transport, with its certificate.
     transports: Vec<MsQuicConfig>,
-    /// Each node's disk: real files in the run's directory.
-    disks: Vec<Storage>,
+    /// Every node's commands, boots and disk (real files in the run's
+    /// directory); rebinds without a port ask the OS for one.
+    table: SharedTable<S>,
     /// Each node's clock, across its incarnations.
     clocks: Vec<SharedClock>,
     /// The run's id; its directory goes with the cluster.
     run_id: u64,
     _run_dir: RunDir,
-    nodes: Vec<Option<Running<S>>>,
+    /// The thread of each node's last incarnation.
+    units: Vec<Option<NodeUnit>>,
 }
 
 impl<S: System> RealCluster<S> {
@@ -134,20 +135,29 @@ impl<S: System> RealCluster<S> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("cannot make the run's storage in {}: {e}", run_dir.0.display()))?;
         let mut cluster = RealCluster {
-            disks,
+            table: Arc::new(Mutex::new(NodeTable::new(options.setup.clone(), disks, None))),
             clocks: (0..options.setup.nodes).map(|_| Arc::new(Mutex::new(clock))).collect(),
             run_id,
             _run_dir: run_dir,
             runtime,
             recorder,
             net,
-            nodes: (0..options.setup.nodes).map(|_| None).collect(),
+            units: (0..options.setup.nodes).map(|_| None).collect(),
             transports: node_transports(&options.transport, options.setup.nodes)
                 .map_err(|e| format!("no certificates: {e}"))?,
             options,
         };
         for node in 0..cluster.options.setup.nodes {
-            cluster.start(node).map_err(|e| format!("node {node} did not start: {e}"))?;
+            nodes::set_node(&mut cluster, node, &NodeChange::Restart);
+            if !cluster.recorder.read(|h| h.node(node).alive) {
+                let why = cluster.recorder.read(|h| {
+                    h.events().iter().rev().find_map(|e| match &e.event {
+                        EventKind::StartFailed { error } if e.node == Some(node) => Some(error.clone()),
+                        _ => None,
+                    })
+                });
+                return Err(format!("node {node} did not start: {}", why.unwrap_or_default()));
+            }
         }
         Ok(cluster)
     }
@@ -157,90 +167,34 @@ impl<S: System> RealCluster<S> {
         &self.options
     }
 
-    /// Boots `node` at its last address (its next incarnation) on a thread
-    /// and runtime of its own, which then serve it. `host::start` records
-    /// the start, or why it failed.
-    fn start(&mut self, node: NodeIdx) -> Result<(), String> {
-        let boot = self.recorder.read(|h| Boot::next(h, node, &self.options.setup, &self.disks[node as usize]));
-        let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
-        let secrets: Vec<Option<NodeSecret>> =
-            self.transports.iter().map(|t| t.identity.as_ref().map(node_secret)).collect();
-        let verifying_keys = secrets.iter().map(|s| s.as_ref().map(verifying_key)).collect();
-        let secret = secrets[node as usize].clone();
-        let boot = Boot { identities, secret, verifying_keys, run_id: self.run_id, ..boot };
-        let transport = match MsQuicTransport::new(self.transports[node as usize].clone()) {
-            Ok(transport) => transport,
-            Err(error) => {
-                self.recorder
-                    .push(Some(node), EventKind::StartFailed { error: format!("no MsQuic transport: {error}") });
-                return Err(error.to_string());
-            }
-        };
-        let transport = RelayedTransport::new(transport, node, self.net.clone());
-        let (commands, orders) = mpsc::unbounded_channel();
-        let (recorder, clients, fail_stops) = (self.recorder.clone(), self.options.setup.clients, commands.clone());
-        let crash_seed = host::derive_seed(self.options.setup.seed, node, boot.incarnation, 3);
-        let (clock, span) = (self.clocks[node as usize].clone(), host::span(node, boot.incarnation));
-        let unit = NodeUnit::start(node, clock, span, move || async move {
-            // Real network only: the patience is wall-clock time (the node's).
-            let transport = transport.patient_until(Instant::now() + BIND_PATIENCE);
-            let running = host::start(&boot, transport, &recorder, &fail_stops).await?;
-            Ok(async move {
-                // A node that stops itself crashes here, as a `crash` step would crash it.
-                if host::serve(running, node, clients, recorder.clone(), orders).await == Served::FailStopped {
-                    boot.storage.crash(crash_seed);
-                    recorder.crashed(recorder.now(), node);
-                }
-            })
-        })?;
-        self.nodes[node as usize] = Some(Running { commands, unit });
-        Ok(())
-    }
-
-    /// Sends `command` to `node` and waits up to `patience` for it to be
-    /// carried out; why not, if it was not.
-    fn order(&self, node: NodeIdx, command: Command<S>, patience: Duration) -> Result<(), String> {
-        let Some(running) = &self.nodes[node as usize] else {
-            return Err("the node is down".into());
-        };
-        let (done, carried_out) = oneshot::channel();
-        running.commands.send((command, done)).map_err(|_| "the node's task is gone".to_string())?;
-        match self.runtime.block_on(async { tokio::time::timeout(patience, carried_out).await }) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err("the node's task ended before answering".into()),
-            Err(_) => Err(format!("no answer within {patience:?}")),
-        }
-    }
-
-    /// Stops a running node: `Stop` (unless it is paused: a paused node
-    /// runs nothing more, as a killed process), a bounded wait, then its
-    /// runtime is dropped with every task the node spawned, and its thread
-    /// ends, so nothing of it records after this returns. Whether it
-    /// stopped in time.
-    fn stop(&mut self, node: NodeIdx) -> Result<(), String> {
-        let paused = self.nodes[node as usize].as_ref().is_some_and(|running| running.unit.paused());
-        let stopped = if paused { Ok(()) } else { self.order(node, Command::Stop, STOP_PATIENCE) };
-        let Some(running) = self.nodes[node as usize].take() else { return stopped };
-        stopped.and(running.unit.end(STOP_PATIENCE))
-    }
-
-    fn note(&self, node: NodeIdx, what: String) {
-        self.recorder.push(Some(node), EventKind::Note { what });
-    }
-
     /// Ends the run: stops every node (without recording crashes) and hands
     /// back the history.
     pub fn into_history(mut self) -> History<S> {
         for node in 0..self.options.setup.nodes {
-            if self.nodes[node as usize].is_some() {
-                if let Err(why) = self.stop(node) {
-                    tracing::warn!(node, "stopping at the end of the run: {why}");
-                }
+            // What is left of a node that is down (it stopped itself, or did
+            // not start) ends by itself: its thread is waited for.
+            let stopped =
+                if self.recorder.read(|h| h.node(node).alive) { nodes::stop(&mut self, node) } else { self.end(node) };
+            if let Err(why) = stopped {
+                tracing::warn!(node, "stopping at the end of the run: {why}");
             }
         }
         let history = self.recorder.read(History::clone);
-        self.runtime.shutdown_timeout(STOP_PATIENCE);
+        self.runtime.shutdown_timeout(PATIENCE);
         history
+    }
+
+    /// Changes the node's clock now, for this incarnation and the next ones.
+    fn clock_node(&mut self, node: NodeIdx, change: &ClockChange) {
+        let now = self.now();
+        let clock = {
+            let mut clock = self.clocks[node as usize].lock().expect("a node's clock");
+            clock.clock.apply(now, change);
+            *clock
+        };
+        if let Some(unit) = &self.units[node as usize] {
+            unit.set_clock(clock);
+        }
     }
 }
 
@@ -306,50 +260,78 @@ fn free_addr() -> Result<SocketAddr, String> {
     socket.local_addr().map_err(|e| format!("cannot pick a port: {e}"))
 }
 
-/// The node changes that take more than a line.
-impl<S: System> RealCluster<S> {
-    fn crash_node(&mut self, node: NodeIdx) {
-        if let Err(why) = self.stop(node) {
-            self.note(node, format!("crash: the node did not stop cleanly ({why}); its runtime was dropped"));
-        }
-        let incarnation = self.recorder.read(|h| h.node(node).incarnation);
-        self.disks[node as usize].crash(host::derive_seed(self.options.setup.seed, node, incarnation, 3));
-        self.recorder.crashed(self.recorder.now(), node);
+/// Node faults: each incarnation's host runs on a thread of its own; the
+/// runner waits on the relays' runtime, in wall-clock time.
+impl<S: System> Hosting<S> for RealCluster<S> {
+    fn table(&self) -> MutexGuard<'_, NodeTable<S>> {
+        nodes::lock(&self.table)
     }
 
-    fn restart_node(&mut self, node: NodeIdx) {
-        // A failure is in the history already: `host::start` records it.
-        if let Err(why) = self.start(node) {
-            tracing::warn!(node, "restart failed: {why}");
-        }
+    fn patience(&self, simulated: Duration) -> Duration {
+        simulated.max(PATIENCE)
     }
 
-    fn rebind_node(&mut self, node: NodeIdx, port: Option<u16>) {
-        let target = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
-        if let Err(why) = self.order(node, Command::Rebind(target), REBIND_PATIENCE) {
-            self.recorder
-                .push(Some(node), EventKind::RebindFailed { addr: target, error: format!("unanswered: {why}") });
-        }
+    fn wait_for<T>(&mut self, until: impl Future<Output = T>, patience: Duration) -> Option<T> {
+        self.runtime.block_on(async { tokio::time::timeout(patience, until).await.ok() })
     }
 
-    /// Blocks the node's thread for `length`; returns at once.
-    fn pause_node(&mut self, node: NodeIdx, length: Duration) {
-        match &mut self.nodes[node as usize] {
-            Some(running) => running.unit.pause(length),
-            None => self.note(node, "pause: the node is down".into()),
-        }
+    fn paused(&self, node: NodeIdx) -> bool {
+        self.units[node as usize].as_ref().is_some_and(NodeUnit::paused)
     }
 
-    /// Changes the node's clock now, for this incarnation and the next ones.
-    fn clock_node(&mut self, node: NodeIdx, change: &ClockChange) {
-        let now = self.now();
-        let clock = {
-            let mut clock = self.clocks[node as usize].lock().expect("a node's clock");
-            clock.clock.apply(now, change);
-            *clock
-        };
-        if let Some(running) = &self.nodes[node as usize] {
-            running.unit.set_clock(clock);
+    /// Kills what is left of the node (its runtime goes with every task the
+    /// node spawned) and waits for its thread to end, so nothing of it
+    /// records after this returns.
+    fn end(&mut self, node: NodeIdx) -> Result<(), String> {
+        self.units[node as usize].take().map_or(Ok(()), |unit| unit.end(PATIENCE))
+    }
+
+    /// Boots `node` at its last address (its next incarnation) on a thread
+    /// and runtime of its own, which then serve it; returns once the
+    /// thread runs.
+    fn spawn(&mut self, node: NodeIdx) -> Result<(), String> {
+        // The remains of nodes that stopped themselves end by themselves.
+        let stopped = self.table().take_stopped();
+        for stopped in stopped {
+            if let Err(why) = self.end(stopped) {
+                tracing::warn!(node = stopped, "a node that stopped itself: {why}");
+            }
+        }
+        let transport = MsQuicTransport::new(self.transports[node as usize].clone())
+            .map_err(|error| format!("no MsQuic transport: {error}"))?;
+        let transport = RelayedTransport::new(transport, node, self.net.clone());
+        let (boot, commands) = self.table().next_boot(&self.recorder, node);
+        let identities = self.transports.iter().map(|t| t.identity.as_ref().map(TlsIdentity::id)).collect();
+        let secrets: Vec<Option<NodeSecret>> =
+            self.transports.iter().map(|t| t.identity.as_ref().map(node_secret)).collect();
+        let verifying_keys = secrets.iter().map(|s| s.as_ref().map(verifying_key)).collect();
+        let secret = secrets[node as usize].clone();
+        let boot = Boot { identities, secret, verifying_keys, run_id: self.run_id, ..boot };
+        let (table, recorder) = (self.table.clone(), self.recorder.clone());
+        let (clock, span) = (self.clocks[node as usize].clone(), host::span(node, boot.incarnation));
+        let unit = NodeUnit::start(node, clock, span, move || async move {
+            // Real network only: the patience is wall-clock time (the node's).
+            let transport = transport.patient_until(Instant::now() + BIND_PATIENCE);
+            // A node that stops itself crashes here, as a `crash` step would crash it.
+            nodes::host(table, recorder, (boot, commands), transport, Duration::ZERO, || ()).await;
+        })?;
+        self.units[node as usize] = Some(unit);
+        Ok(())
+    }
+
+    fn addr(&self, _node: NodeIdx, port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// A pause blocks the node's thread for its length and returns at once;
+    /// a clock change is the node's, across its incarnations.
+    fn other(&mut self, node: NodeIdx, change: &NodeChange) {
+        match *change {
+            NodeChange::Pause(length) => {
+                self.units[node as usize].as_mut().expect("the executor pauses only a node that runs").pause(length)
+            }
+            NodeChange::Clock(change) => self.clock_node(node, &change),
+            _ => unreachable!("a basic node fault is the table's"),
         }
     }
 }
@@ -369,27 +351,17 @@ impl<S: System> Cluster<S> for RealCluster<S> {
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
         // In flight: the timeline moves on at once.
-        let sent = self.nodes[node as usize]
-            .as_ref()
-            .map(|running| running.commands.send((Command::Invoke { op, step }, oneshot::channel().0)));
-        if !matches!(sent, Some(Ok(()))) {
-            self.note(node, format!("operation of step {step} not invoked: the node's task is gone"));
-        }
+        nodes::invoke(self, node, op, step);
     }
 
-    fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {
-        self.net.faults().apply(change, scope);
+    /// The relays take every link as the history has it: the executor
+    /// records the step (or the settle tail) before it calls this.
+    fn apply_links(&mut self, _change: &LinkChange, _scope: &Scope) {
+        self.net.faults().set(self.recorder.read(|h| h.links().clone()));
     }
 
     fn set_node(&mut self, node: NodeIdx, change: &NodeChange) {
-        match *change {
-            NodeChange::Crash => self.crash_node(node),
-            NodeChange::Restart => self.restart_node(node),
-            NodeChange::Rebind { port } => self.rebind_node(node, port),
-            NodeChange::Disk(fault) => self.disks[node as usize].set_fault(fault),
-            NodeChange::Pause(length) => self.pause_node(node, length),
-            NodeChange::Clock(change) => self.clock_node(node, &change),
-        }
+        nodes::set_node(self, node, change);
     }
 
     fn run_until(&mut self, deadline: Duration, mut done: impl FnMut(&History<S>) -> bool) -> bool {

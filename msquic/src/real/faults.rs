@@ -1,5 +1,6 @@
 //! The fault state of every directed link between real nodes, shared by the
-//! runner (which sets it) and the relays (which apply it to each packet).
+//! runner (which sets it from the run's history) and the relays (which apply
+//! it to each packet).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +31,14 @@ impl FaultTable {
         FaultTable { inner: Arc::new(Mutex::new(LinkState::new(network))) }
     }
 
-    /// Applies a link action.
+    /// Sets every link as `links` has it: a real cluster's relays follow
+    /// its history ([`History::links`](tandem::history::History::links)).
+    pub fn set(&self, links: LinkState) {
+        *self.inner.lock().expect("fault table lock") = links;
+    }
+
+    /// Applies a link action: for relays that run without a history (the
+    /// QUIC model's pins, calibration).
     pub fn apply(&self, change: &LinkChange, scope: &Scope) {
         self.inner.lock().expect("fault table lock").apply(change, scope);
     }

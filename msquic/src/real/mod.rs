@@ -2,8 +2,8 @@
 //! packet-level faults injected by UDP relays.
 //!
 //! Every node-to-node QUIC packet crosses a [`relay::Relay`], which applies
-//! the [`faults::FaultTable`] set by the runner: partitions (both ways or one
-//! way), loss and added latency. Nodes dial the addresses they know; the
+//! the [`faults::FaultTable`] the runner sets from the run's history:
+//! partitions (both ways or one way), loss and added latency. Nodes dial the addresses they know; the
 //! relays are chosen by those addresses, so a rebind is seen by the nodes
 //! exactly as in the simulation. Everything runs unprivileged on 127.0.0.1
 //! with OS-assigned ports.

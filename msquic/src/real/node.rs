@@ -47,17 +47,16 @@ pub(super) struct NodeUnit {
 
 impl NodeUnit {
     /// Starts node `index`'s thread, with `clock` as its thread clock, and
-    /// runs `boot` on its runtime, every task in `span`: the node's start,
-    /// which hands back the future that serves the node, or why the node
-    /// did not start. Returns once `boot` has.
-    pub(super) fn start<B, F>(
+    /// runs `host` on its runtime, every task in `span`, until it ends (the
+    /// node stopped, or did not start) or the cluster kills the node.
+    /// Returns once the runtime runs.
+    pub(super) fn start<F>(
         index: NodeIdx,
         clock: SharedClock,
         span: tracing::Span,
-        boot: impl FnOnce() -> B + Send + 'static,
+        host: impl FnOnce() -> F + Send + 'static,
     ) -> Result<NodeUnit, String>
     where
-        B: Future<Output = Result<F, String>>,
         F: Future<Output = ()>,
     {
         let (controls, control_rx) = mpsc::unbounded_channel();
@@ -78,16 +77,9 @@ impl NodeUnit {
                     Ok(runtime) => runtime,
                     Err(error) => return drop(started_tx.send(Err(format!("no tokio runtime: {error}")))),
                 };
+                let _ = started_tx.send(Ok(()));
                 let entered = span.entered();
-                runtime.block_on(async move {
-                    match boot().await {
-                        Ok(serve) => {
-                            let _ = started_tx.send(Ok(()));
-                            run(serve, control_rx, killed).await
-                        }
-                        Err(why) => drop(started_tx.send(Err(why))),
-                    }
-                });
+                runtime.block_on(run(host(), control_rx, killed));
                 // Drops every task of the node, and waits for no blocking thread.
                 runtime.shutdown_background();
                 drop(entered);
@@ -96,7 +88,7 @@ impl NodeUnit {
         match started.recv() {
             Ok(Ok(())) => Ok(NodeUnit { controls, kill, ended, thread, paused_until: None }),
             Ok(Err(why)) => Err(why),
-            Err(_) => Err("the node's thread panicked while the node started".into()),
+            Err(_) => Err("the node's thread panicked before its runtime ran".into()),
         }
     }
 
@@ -135,14 +127,14 @@ impl NodeUnit {
     }
 }
 
-/// Serves the node until `serve` ends or the cluster kills it, carrying out
+/// Hosts the node until `host` ends or the cluster kills it, carrying out
 /// the cluster's controls first.
 async fn run(
-    serve: impl Future<Output = ()>,
+    host: impl Future<Output = ()>,
     mut controls: mpsc::UnboundedReceiver<Control>,
     kill: std_mpsc::Receiver<()>,
 ) {
-    let mut serve = std::pin::pin!(serve);
+    let mut host = std::pin::pin!(host);
     loop {
         tokio::select! {
             biased;
@@ -158,7 +150,7 @@ async fn run(
                 Some(Control::Clock(clock)) => clock::set_thread_clock(Some(clock)),
                 None => return,
             },
-            () = &mut serve => return,
+            () = &mut host => return,
         }
     }
 }

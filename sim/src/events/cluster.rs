@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use tandem::engine::clock::NodeClock;
 use tandem::engine::cluster::Cluster;
-use tandem::engine::host::{self, derive_seed, Command, Recorder};
+use tandem::engine::host::{self, derive_seed, Recorder};
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
 use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::network::{host_ip, Network, World};
@@ -321,27 +321,23 @@ impl<S: System> Hosting<S> for EventCluster<S> {
         nodes::lock(&self.table)
     }
 
-    fn wait_for(&mut self, carried_out: oneshot::Receiver<()>, patience: Duration) {
-        self.drive(async {
-            let _ = tokio::time::timeout(patience, carried_out).await;
-        });
-    }
-
-    fn wait_for_boot(&mut self, node: NodeIdx, before: u32, patience: Duration) {
-        self.boot(patience, |boots| boots[node as usize] > before);
+    fn wait_for<T>(&mut self, until: impl Future<Output = T>, patience: Duration) -> Option<T> {
+        self.drive(async { tokio::time::timeout(patience, until).await.ok() })
     }
 
     fn paused(&self, node: NodeIdx) -> bool {
         self.units[node as usize].paused_until > determinism::elapsed()
     }
 
-    fn end(&mut self, node: NodeIdx) {
+    fn end(&mut self, node: NodeIdx) -> Result<(), String> {
         self.lock().cut_off(node, self.ips[node as usize]);
         self.drop_unit(node);
+        Ok(())
     }
 
-    fn spawn(&mut self, node: NodeIdx) {
+    fn spawn(&mut self, node: NodeIdx) -> Result<(), String> {
         self.spawn_host(node);
+        Ok(())
     }
 
     fn addr(&self, node: NodeIdx, port: u16) -> SocketAddr {
@@ -378,7 +374,7 @@ impl<S: System> Cluster<S> for EventCluster<S> {
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
         // In flight from the host's next turn on: the timeline moves on now.
-        self.table().send(node, Command::Invoke { op, step });
+        nodes::invoke(self, node, op, step);
     }
 
     fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {

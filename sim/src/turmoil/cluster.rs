@@ -5,19 +5,21 @@
 //! loss table between ticks, so a run is a pure function of the options and
 //! the actions.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tandem::engine::cluster::Cluster;
-use tandem::engine::host::{derive_seed, Command, Recorder};
+use tandem::engine::host::{derive_seed, Recorder};
 use tandem::engine::links::LinkState;
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
 use tandem::history::History;
 use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
 use tandem::transport::{Framing, DEFAULT_MAX_FRAME};
-use tokio::sync::oneshot;
 
 use super::net::LinkTable;
 use super::transport::TurmoilTransport;
@@ -158,22 +160,30 @@ impl<S: System> Hosting<S> for TurmoilCluster<S> {
         nodes::lock(&self.table)
     }
 
-    fn wait_for(&mut self, mut carried_out: oneshot::Receiver<()>, patience: Duration) {
-        self.run_while(patience, || carried_out.try_recv() == Err(oneshot::error::TryRecvError::Empty));
+    fn wait_for<T>(&mut self, until: impl Future<Output = T>, patience: Duration) -> Option<T> {
+        // Turmoil wakes nothing outside its hosts: `until` is polled after every tick.
+        let mut until = pin!(until);
+        let mut output = None;
+        let mut cx = Context::from_waker(Waker::noop());
+        self.run_while(patience, || match until.as_mut().poll(&mut cx) {
+            Poll::Ready(done) => {
+                output = Some(done);
+                false
+            }
+            Poll::Pending => true,
+        });
+        output
     }
 
-    fn wait_for_boot(&mut self, node: NodeIdx, before: u32, patience: Duration) {
-        let boots = self.table().watch_boots();
-        self.run_while(patience, || boots.borrow()[node as usize] <= before);
-    }
-
-    fn end(&mut self, node: NodeIdx) {
+    fn end(&mut self, node: NodeIdx) -> Result<(), String> {
         self.sim.crash(host_name(node));
+        Ok(())
     }
 
-    fn spawn(&mut self, node: NodeIdx) {
+    fn spawn(&mut self, node: NodeIdx) -> Result<(), String> {
         // Its host boots the next incarnation on the next tick.
         self.sim.bounce(host_name(node));
+        Ok(())
     }
 
     fn addr(&self, node: NodeIdx, port: u16) -> SocketAddr {
@@ -196,7 +206,7 @@ impl<S: System> Cluster<S> for TurmoilCluster<S> {
 
     fn invoke(&mut self, node: NodeIdx, op: S::Op, step: usize) {
         // In flight from the host's next step on: the timeline moves on now.
-        self.table().send(node, Command::Invoke { op, step });
+        nodes::invoke(self, node, op, step);
     }
 
     fn apply_links(&mut self, change: &LinkChange, scope: &Scope) {

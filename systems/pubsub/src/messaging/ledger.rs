@@ -264,7 +264,7 @@ impl<I: Clone + Ord> Ledger<I> {
             | EventKind::RebindFailed { .. }
             | EventKind::FailStopped { .. }
             | EventKind::ThreadStarted { .. }
-            | EventKind::Note { .. }
+            | EventKind::StopFailed { .. }
             | EventKind::StartFailed { .. } => {}
         }
         None
