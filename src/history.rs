@@ -18,12 +18,12 @@ use serde::{Serialize, Serializer};
 use crate::engine::links::LinkState;
 use crate::scenario::{Action, Network, NodeChange, NodeIdx, Scenario};
 use crate::storage::DiskFault;
-use crate::system::System;
+use crate::system::{Adapter, Oracle};
 
 /// What one event says.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case", bound = "")]
-pub enum EventKind<S: System> {
+pub enum EventKind<S: Adapter> {
     /// A timeline step began.
     Step {
         /// Its index in the scenario.
@@ -171,7 +171,7 @@ impl fmt::Display for Skip {
     }
 }
 
-impl<S: System> EventKind<S> {
+impl<S: Adapter> EventKind<S> {
     /// What a fact of the runner or a backend says, in a line (`None` for
     /// the other events): a skip, an aimed step's node, a failed rebind, a
     /// fail-stop, an OS thread, a crash that did not stop its node cleanly.
@@ -232,7 +232,7 @@ pub const CRASHED_FIRST: &str = "the node crashed before it answered";
 /// One event of the history.
 #[derive(Debug, Clone, Serialize)]
 #[serde(bound = "")]
-pub struct Event<S: System> {
+pub struct Event<S: Adapter> {
     /// Microseconds since the run began (simulated or wall). In the
     /// simulation they are whole milliseconds (tokio's timer resolution)
     /// while no node's clock drifts, so events often share a time: their
@@ -244,7 +244,7 @@ pub struct Event<S: System> {
     pub event: EventKind<S>,
 }
 
-impl<S: System> Event<S> {
+impl<S: Adapter> Event<S> {
     /// When it happened, since the run began.
     pub fn at(&self) -> Duration {
         Duration::from_micros(self.t_us)
@@ -286,8 +286,9 @@ impl NodeLife {
 /// node's crash, disk, clock and pause, as the steps, the settle tail and
 /// the nodes' crashes and starts left them. The history keeps it as the run
 /// goes ([`History::faults`], [`History::links`]), updated as each event is
-/// recorded (a step's before the runner carries the step out), and replays
-/// it for readers of a finished run ([`History::walk`]).
+/// recorded (a step's before the runner carries the step out), hands it to
+/// the system's [`Oracle::fold`] with each event, and replays it for readers
+/// of a finished run ([`History::walk`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     links: LinkState,
@@ -309,8 +310,14 @@ impl Faults {
         }
     }
 
+    /// Follows the next event of a run: for a reader that folds events one
+    /// at a time, with the faults in force after each.
+    pub fn follow<S: Adapter>(&mut self, event: &Event<S>) {
+        self.record(event.at(), event.node, &event.event);
+    }
+
     /// Follows one event of a run, which happened at `at` on `node`.
-    fn record<S: System>(&mut self, at: Duration, node: Option<NodeIdx>, event: &EventKind<S>) {
+    fn record<S: Adapter>(&mut self, at: Duration, node: Option<NodeIdx>, event: &EventKind<S>) {
         match (event, node) {
             (EventKind::Step { action, .. }, _) => self.act(at, action),
             (EventKind::Settle, _) => {
@@ -387,7 +394,7 @@ impl Faults {
 
 /// Everything a run observed, append-only.
 #[derive(Debug, Clone)]
-pub struct History<S: System> {
+pub struct History<S: Oracle> {
     events: Vec<Event<S>>,
     nodes: Vec<NodeLife>,
     /// Invocations not completed: operation id -> node.
@@ -408,7 +415,7 @@ pub struct History<S: System> {
     faults: Faults,
 }
 
-impl<S: System> History<S> {
+impl<S: Oracle> History<S> {
     /// The history of a run whose nodes will listen at `addrs` (by index)
     /// and whose links start as `network` sets them.
     pub fn new(addrs: &[SocketAddr], network: &Network) -> Self {
@@ -488,7 +495,7 @@ impl<S: System> History<S> {
         let t_us = u64::try_from(at.as_micros()).expect("runs are shorter than 584,000 years");
         self.events.push(Event { t_us, node, event });
         let last = self.events.last().expect("just pushed");
-        system.fold(&mut self.state, last);
+        system.fold(&mut self.state, last, &self.faults);
         if let Some(name) = system.abstract_state(&self.state) {
             self.abstract_states.entry(name).or_insert(self.events.len() - 1);
         }
@@ -511,7 +518,7 @@ impl<S: System> History<S> {
     }
 
     /// Each abstract state the system named
-    /// ([`System::abstract_state`]), with the index of the first event
+    /// ([`Oracle::abstract_state`]), with the index of the first event
     /// after which it held.
     pub fn abstract_states(&self) -> &BTreeMap<String, usize> {
         &self.abstract_states

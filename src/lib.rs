@@ -6,6 +6,9 @@
 //! into a [`History`], and judge that history with the system's
 //! [`Property`]s. The same scenario then runs on a seeded simulated network
 //! (the `tandem-sim` crate) and over real QUIC (the `tandem-msquic` crate).
+//! A system is four traits by concern: its [`Adapter`] runs a node, its
+//! [`Oracle`] checks the history, its [`Workload`] drives exploration and
+//! its [`Drawing`] draws the timeline picture.
 //!
 //! This crate is the framework's core: it imports no system and no network
 //! backend. The crate root is a system author's API, flat:
@@ -18,9 +21,9 @@
 //! }
 //! ```
 //!
-//! The system API ([`System`], its [`NodeContext`] and results), the
-//! transport traits a node is written against, durable [`Storage`], the
-//! history and properties that judge a run, and the in-node assertion
+//! The system API ([`System`], its four traits, its [`NodeContext`] and
+//! results), the transport traits a node is written against, durable
+//! [`Storage`], the history and properties that judge a run, and the in-node assertion
 //! macros ([`always!`], [`sometimes!`], [`reachable!`],
 //! [`assert_unreachable!`], [`buggify!`]). The modules hold the rest of each
 //! concept (a scenario's steps, the transport's framing helpers, the
@@ -42,14 +45,14 @@ pub mod transport;
 
 pub use engine::links::{Link, LinkState};
 pub use engine::picture::Mark;
-pub use history::{Event, EventKind, History, NodeLife, OpResult};
+pub use history::{Event, EventKind, Faults, History, NodeLife, OpResult};
 pub use probe::Probe;
 pub use property::{Failure, Judge, Monitor, Property, Violation};
 pub use scenario::{Action, NodeIdx, Scenario, True};
 pub use storage::{DiskFault, Storage};
 pub use system::{
-    Capabilities, FailStop, Invocation, Knob, Knobs, NodeContext, NodeSecret, Observer, OpError, Operation, PlantedBug,
-    SurvivedDiskFault, System, Tolerance,
+    Adapter, Capabilities, Drawing, FailStop, Invocation, Knob, Knobs, NodeContext, NodeSecret, Observer, OpError,
+    Operation, Oracle, PlantedBug, SurvivedDiskFault, System, Tolerance, Workload,
 };
 pub use transport::{
     Connection, ConnectionInfo, FrameDecoder, Framing, Listener, MessageReceiver, MessageSender, PeerIdentity,

@@ -11,9 +11,9 @@
 
 pub use crate::{always, assert_unreachable, buggify, reachable, sometimes};
 pub use crate::{
-    Action, Capabilities, Connection, ConnectionInfo, DiskFault, Event, EventKind, FailStop, Failure, FrameDecoder,
-    Framing, History, Invocation, Judge, Knob, Knobs, Link, LinkState, Listener, Mark, MessageReceiver, MessageSender,
-    Monitor, NodeContext, NodeIdx, NodeLife, NodeSecret, Observer, OpError, OpResult, Operation, PeerIdentity,
-    PlantedBug, Probe, Property, Scenario, Storage, SurvivedDiskFault, System, Tolerance, Transport, TransportError,
-    True, Violation, APPLICATION_CLOSE_CODES,
+    Action, Adapter, Capabilities, Connection, ConnectionInfo, DiskFault, Drawing, Event, EventKind, FailStop, Failure,
+    Faults, FrameDecoder, Framing, History, Invocation, Judge, Knob, Knobs, Link, LinkState, Listener, Mark,
+    MessageReceiver, MessageSender, Monitor, NodeContext, NodeIdx, NodeLife, NodeSecret, Observer, OpError, OpResult,
+    Operation, Oracle, PeerIdentity, PlantedBug, Probe, Property, Scenario, Storage, SurvivedDiskFault, System,
+    Tolerance, Transport, TransportError, True, Violation, Workload, APPLICATION_CLOSE_CODES,
 };

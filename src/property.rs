@@ -42,7 +42,7 @@ use crate::engine::coverage::Reached;
 use crate::history::{Event, EventKind, History};
 use crate::probe::AssertKind;
 use crate::scenario::NodeIdx;
-use crate::system::System;
+use crate::system::Oracle;
 
 /// A failed property, expectation or await.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,7 +131,7 @@ impl From<&str> for Failure {
 /// A safety monitor: sees every event once, in order, and says whether the
 /// history so far is still fine. Any `FnMut(&History, &Event) -> Result<(),
 /// String>` closure is one.
-pub trait Monitor<S: System>: Send {
+pub trait Monitor<S: Oracle>: Send {
     /// Judges `event`, the newest event of `history` it has not seen.
     fn observe(&mut self, history: &History<S>, event: &Event<S>) -> Result<(), String>;
 
@@ -143,7 +143,7 @@ pub trait Monitor<S: System>: Send {
     }
 }
 
-impl<S: System, F: FnMut(&History<S>, &Event<S>) -> Result<(), String> + Send> Monitor<S> for F {
+impl<S: Oracle, F: FnMut(&History<S>, &Event<S>) -> Result<(), String> + Send> Monitor<S> for F {
     fn observe(&mut self, history: &History<S>, event: &Event<S>) -> Result<(), String> {
         self(history, event)
     }
@@ -155,7 +155,7 @@ type Goal<S> = Arc<dyn Fn(&History<S>, &Event<S>) -> bool + Send + Sync>;
 
 /// When a property is judged.
 #[derive(Clone)]
-pub enum Kind<S: System> {
+pub enum Kind<S: Oracle> {
     /// After every step, on every new event (safety).
     Always(MonitorFactory<S>),
     /// At the end of the settle tail (liveness).
@@ -166,7 +166,7 @@ pub enum Kind<S: System> {
 
 /// A named property of a system.
 #[derive(Clone)]
-pub struct Property<S: System> {
+pub struct Property<S: Oracle> {
     /// A short code, like `S1`.
     pub code: &'static str,
     /// What it checks, like `no self-delivery`.
@@ -175,13 +175,13 @@ pub struct Property<S: System> {
     pub kind: Kind<S>,
 }
 
-impl<S: System> fmt::Debug for Property<S> {
+impl<S: Oracle> fmt::Debug for Property<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} ({})", self.code, self.name, self.kind_name())
     }
 }
 
-impl<S: System> Property<S> {
+impl<S: Oracle> Property<S> {
     /// Whether it judges a run (`always`, `eventually`), rather than track
     /// a coverage goal (`sometimes`).
     pub fn judges(&self) -> bool {
@@ -262,7 +262,7 @@ pub struct Coverage {
 
 /// Judges one run's history: incrementally for `always` properties and
 /// in-node assertions, once at the end for `eventually` properties.
-pub struct Judge<S: System> {
+pub struct Judge<S: Oracle> {
     monitors: Vec<(&'static str, &'static str, Box<dyn Monitor<S>>)>,
     ends: Vec<(&'static str, &'static str, EndCheck<S>)>,
     goals: Vec<(String, Goal<S>, Option<Reached>)>,
@@ -278,7 +278,7 @@ fn guarded<R, E: From<String>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E>
         .unwrap_or_else(|panic| Err(format!("the property panicked: {}", panic_message(&*panic)).into()))
 }
 
-impl<S: System> Judge<S> {
+impl<S: Oracle> Judge<S> {
     /// A judge of `properties`, with fresh monitors.
     pub fn new(properties: &[Property<S>]) -> Self {
         let mut judge = Judge {

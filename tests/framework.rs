@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem::history::{Event, EventKind, History, OpResult};
+use tandem::history::{Event, EventKind, Faults, History, OpResult};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, Knob, NodeContext, OpError, Operation, PlantedBug, System};
+use tandem::system::{
+    Adapter, Drawing, Invocation, Knob, NodeContext, OpError, Operation, Oracle, PlantedBug, System, Workload,
+};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::run_scenario;
 
@@ -80,13 +82,10 @@ struct CounterNode {
     _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
-impl System for Counter {
+impl Adapter for Counter {
     type Op = CounterOp;
     type Output = u64;
     type Observation = u64;
-    type Condition = CounterCondition;
-    type Outcome = u64;
-    type State = Vec<u64>;
     type Node = CounterNode;
 
     fn name(&self) -> &'static str {
@@ -148,8 +147,14 @@ impl System for Counter {
     }
 
     async fn stop(&self, _: CounterNode) {}
+}
 
-    fn fold(&self, state: &mut Vec<u64>, event: &Event<Self>) {
+impl Oracle for Counter {
+    type Condition = CounterCondition;
+    type Outcome = u64;
+    type State = Vec<u64>;
+
+    fn fold(&self, state: &mut Vec<u64>, event: &Event<Self>, _: &Faults) {
         if let (Some(node), EventKind::Complete { result: OpResult::Ok(count), .. }) = (event.node, &event.event) {
             state.resize(state.len().max(node as usize + 1), 0);
             state[node as usize] = *count;
@@ -195,7 +200,9 @@ impl System for Counter {
             }),
         ]
     }
+}
 
+impl Workload for Counter {
     fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<CounterOp> {
         (0..nodes).prop_map(|node| CounterOp::Bump { node }).boxed()
     }
@@ -204,6 +211,8 @@ impl System for Counter {
         (scenario.seed % 2 == 0).then_some(()).ok_or_else(|| format!("odd seed {}", scenario.seed))
     }
 }
+
+impl Drawing for Counter {}
 
 fn scenario<S: System>(system: &S, steps: &str) -> Scenario {
     let text = format!("nodes = 2\nduration = \"3s\"\nsettle = \"1s\"\n{steps}");

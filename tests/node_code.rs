@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{EventKind, History, CRASHED_FIRST};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{FailStop, Invocation, NodeContext, OpError, Operation, PlantedBug, System};
+use tandem::system::{
+    Adapter, Drawing, FailStop, Invocation, NodeContext, OpError, Operation, Oracle, PlantedBug, Workload,
+};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::determinism::{OS_THREAD, SIMULATED_PID};
 use tandem_sim::run::options_for;
@@ -51,13 +53,10 @@ struct ThreadsNode {
     _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
-impl System for Threads {
+impl Adapter for Threads {
     type Op = ThreadsOp;
     type Output = u32;
     type Observation = ();
-    type Condition = ();
-    type Outcome = ();
-    type State = ();
     type Node = ThreadsNode;
 
     fn name(&self) -> &'static str {
@@ -115,6 +114,12 @@ impl System for Threads {
             std::future::pending().await
         }
     }
+}
+
+impl Oracle for Threads {
+    type Condition = ();
+    type Outcome = ();
+    type State = ();
 
     fn check(&self, _: &History<Self>, _: NodeIdx, _: &()) -> Result<(), String> {
         Ok(())
@@ -125,11 +130,15 @@ impl System for Threads {
     fn properties(&self) -> Vec<Property<Self>> {
         Vec::new()
     }
+}
 
+impl Workload for Threads {
     fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<ThreadsOp> {
         (0..nodes).prop_map(|node| ThreadsOp::Pid { node }).boxed()
     }
 }
+
+impl Drawing for Threads {}
 
 fn scenario(bug: Option<&str>) -> Scenario {
     let mutation = bug.map(|bug| format!("mutation = \"{bug}\"")).unwrap_or_default();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tandem::history::{EventKind, History};
 use tandem::property::Property;
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, OpError, Operation, PlantedBug, System};
+use tandem::system::{Adapter, Drawing, Invocation, NodeContext, OpError, Operation, Oracle, PlantedBug, Workload};
 use tandem::transport::{Listener, Transport};
 use tandem_sim::run::options_for;
 use tandem_sim::{run_scenario, run_with, Backend, SimOptions};
@@ -60,13 +60,10 @@ struct ClocksNode {
     _listener: Box<dyn std::any::Any + Send + Sync>,
 }
 
-impl System for Clocks {
+impl Adapter for Clocks {
     type Op = ClocksOp;
     type Output = ();
     type Observation = Tick;
-    type Condition = ();
-    type Outcome = ();
-    type State = ();
     type Node = ClocksNode;
 
     fn name(&self) -> &'static str {
@@ -109,6 +106,12 @@ impl System for Clocks {
     }
 
     async fn stop(&self, _node: ClocksNode) {}
+}
+
+impl Oracle for Clocks {
+    type Condition = ();
+    type Outcome = ();
+    type State = ();
 
     fn check(&self, _: &History<Self>, _: NodeIdx, _: &()) -> Result<(), String> {
         Ok(())
@@ -119,11 +122,15 @@ impl System for Clocks {
     fn properties(&self) -> Vec<Property<Self>> {
         Vec::new()
     }
+}
 
+impl Workload for Clocks {
     fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<ClocksOp> {
         (0..nodes).prop_map(|node| ClocksOp::Ping { node }).boxed()
     }
 }
+
+impl Drawing for Clocks {}
 
 fn scenario(steps: &str) -> Scenario {
     let text = format!("system = \"clocks\"\nnodes = 2\nduration = \"5s\"\nsettle = \"500ms\"\n{steps}");

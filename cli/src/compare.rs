@@ -13,7 +13,7 @@ use tandem::system::System;
 use tandem_sim::explore::robust::Robustness;
 use tandem_sim::report::{format_wall, Verdict};
 
-/// Each node's [`System::Outcome`], by index.
+/// Each node's [`Oracle::Outcome`](tandem::Oracle::Outcome), by index.
 pub fn outcomes<S: System>(system: &S, history: &History<S>) -> Vec<S::Outcome> {
     (0..history.nodes().len() as u32).map(|node| system.outcome(history, node)).collect()
 }

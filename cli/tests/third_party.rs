@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::history::History;
 use tandem::scenario::NodeIdx;
-use tandem::system::{Invocation, NodeContext, OpError, Operation, System};
+use tandem::system::{Adapter, Drawing, Invocation, NodeContext, OpError, Operation, Oracle, Workload};
 use tandem::transport::{Listener, Transport};
 
 /// Nodes that draw numbers the way third-party code does; with `leaky`,
@@ -77,13 +77,10 @@ fn draw(born: Instant, leaky: bool) -> Vec<u64> {
     values
 }
 
-impl System for Dice {
+impl Adapter for Dice {
     type Op = Roll;
     type Output = Vec<u64>;
     type Observation = Vec<u64>;
-    type Condition = ();
-    type Outcome = ();
-    type State = ();
     type Node = DiceNode;
 
     fn name(&self) -> &'static str {
@@ -111,17 +108,27 @@ impl System for Dice {
     }
 
     async fn stop(&self, _: DiceNode) {}
+}
+
+impl Oracle for Dice {
+    type Condition = ();
+    type Outcome = ();
+    type State = ();
 
     fn check(&self, _: &History<Self>, _: NodeIdx, _: &()) -> Result<(), String> {
         Ok(())
     }
 
     fn outcome(&self, _: &History<Self>, _: NodeIdx) {}
+}
 
+impl Workload for Dice {
     fn operations(&self, nodes: u32, _: Option<NodeIdx>) -> BoxedStrategy<Roll> {
         (0..nodes).prop_map(|node| Roll::Roll { node }).boxed()
     }
 }
+
+impl Drawing for Dice {}
 
 const SCENARIO: &str = "nodes = 3\nduration = \"2s\"\nsettle = \"100ms\"\n\n[[step]]\nat = \"300ms\"\nroll = { node = 1 }\n\n[[step]]\ncrash = { node = 2 }\n\n[[step]]\nrestart = { node = 2 }\n\n[[step]]\nroll = { node = 2 }\n";
 

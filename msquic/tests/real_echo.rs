@@ -14,7 +14,7 @@ use proptest::strategy::{BoxedStrategy, Just, Strategy};
 use serde::{Deserialize, Serialize};
 use tandem::history::{EventKind, History, OpResult, Skip};
 use tandem::scenario::{NodeIdx, Scenario};
-use tandem::system::{Invocation, NodeContext, Observer, OpError, Operation, System};
+use tandem::system::{Adapter, Drawing, Invocation, NodeContext, Observer, OpError, Operation, Oracle, Workload};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tandem_msquic::run_real;
 use tokio::task::{JoinHandle, JoinSet};
@@ -108,13 +108,10 @@ async fn ping<T: Transport>(transport: &T, to: SocketAddr, line: Bytes) -> Resul
     Ok(echo)
 }
 
-impl System for Echo {
+impl Adapter for Echo {
     type Op = EchoOp;
     type Output = String;
     type Observation = Echoed;
-    type Condition = EchoCondition;
-    type Outcome = u64;
-    type State = ();
     type Node = EchoNode;
 
     fn name(&self) -> &'static str {
@@ -154,6 +151,12 @@ impl System for Echo {
     async fn stop(&self, node: EchoNode) {
         drop(node);
     }
+}
+
+impl Oracle for Echo {
+    type Condition = EchoCondition;
+    type Outcome = u64;
+    type State = ();
 
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &EchoCondition) -> Result<(), String> {
         let EchoCondition::Answered(want) = condition;
@@ -171,11 +174,15 @@ impl System for Echo {
         };
         history.events().iter().filter(answered).count() as u64
     }
+}
 
+impl Workload for Echo {
     fn operations(&self, _nodes: u32, _focus: Option<NodeIdx>) -> BoxedStrategy<EchoOp> {
         Just(EchoOp::Ping { from: 0, to: 1 }).boxed()
     }
 }
+
+impl Drawing for Echo {}
 
 /// How each operation of `history` ended, by the step that invoked it.
 fn results(history: &History<Echo>) -> Vec<(usize, OpResult<String>)> {

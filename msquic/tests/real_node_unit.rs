@@ -18,7 +18,7 @@ use tandem::engine::clock::{thread_clock, NodeClock};
 use tandem::engine::cluster::Cluster;
 use tandem::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use tandem::scenario::{ClockChange, NodeChange, NodeIdx, Scenario, Skew};
-use tandem::system::{FailStop, Invocation, NodeContext, OpError, Operation, System};
+use tandem::system::{Adapter, Drawing, FailStop, Invocation, NodeContext, OpError, Operation, Oracle, Workload};
 use tandem::transport::{Connection, Listener, MessageReceiver, MessageSender, Transport};
 use tandem_msquic::{run_real, RealCluster, RealOptions};
 
@@ -111,13 +111,10 @@ struct BeatNode {
     stuck: AtomicBool,
 }
 
-impl System for Beat {
+impl Adapter for Beat {
     type Op = BeatOp;
     type Output = Answer;
     type Observation = Seen;
-    type Condition = ();
-    type Outcome = ();
-    type State = ();
     type Node = BeatNode;
 
     fn name(&self) -> &'static str {
@@ -192,17 +189,27 @@ impl System for Beat {
             std::future::pending().await
         }
     }
+}
+
+impl Oracle for Beat {
+    type Condition = ();
+    type Outcome = ();
+    type State = ();
 
     fn check(&self, _history: &History<Self>, _node: NodeIdx, _condition: &()) -> Result<(), String> {
         Ok(())
     }
 
     fn outcome(&self, _history: &History<Self>, _node: NodeIdx) {}
+}
 
+impl Workload for Beat {
     fn operations(&self, _nodes: u32, _focus: Option<NodeIdx>) -> BoxedStrategy<BeatOp> {
         Just(BeatOp::Ping { node: 0 }).boxed()
     }
 }
+
+impl Drawing for Beat {}
 
 /// When `node` observed `seen` (by the run's clock).
 fn seen(history: &History<Beat>, node: NodeIdx, seen: impl Fn(&Seen) -> bool) -> Vec<Duration> {

@@ -14,7 +14,7 @@ use tandem::history::{EventKind, History};
 use tandem::property::Judge;
 use tandem::scenario::{NodeIdx, Scenario, True};
 use tandem::transport::{Connection, MessageReceiver, MessageSender, PeerIdentity, Transport};
-use tandem::System;
+use tandem::Oracle;
 use tandem_msquic::{run_real, MsQuicConfig, MsQuicTransport, RealCluster, RealOptions, TlsIdentity, TrustPolicy};
 use tandem_pubsub::node::{Node, NodeConfig, NodeId};
 use tandem_pubsub::{Condition, Observation, Op, PubSub};

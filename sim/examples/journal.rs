@@ -12,8 +12,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::{
-    Capabilities, EventKind, History, Invocation, Listener, NodeContext, NodeIdx, OpError, OpResult, Operation,
-    PlantedBug, Property, Scenario, Storage, System, Transport,
+    Adapter, Capabilities, Drawing, EventKind, History, Invocation, Listener, NodeContext, NodeIdx, OpError, OpResult,
+    Operation, Oracle, PlantedBug, Property, Scenario, Storage, Transport, Workload,
 };
 
 /// The system: every node keeps its own journal on its disk.
@@ -81,13 +81,10 @@ async fn entries(disk: &Storage) -> Result<Vec<u64>, String> {
     }
 }
 
-impl System for Journal {
+impl Adapter for Journal {
     type Op = JournalOp;
     type Output = Vec<u64>;
     type Observation = u64; // the run id a node started with
-    type Condition = JournalCondition;
-    type Outcome = Vec<u64>;
-    type State = ();
     type Node = JournalNode;
 
     fn name(&self) -> &'static str {
@@ -131,6 +128,12 @@ impl System for Journal {
     }
 
     async fn stop(&self, _node: JournalNode) {}
+}
+
+impl Oracle for Journal {
+    type Condition = JournalCondition;
+    type Outcome = Vec<u64>;
+    type State = ();
 
     fn check(
         &self,
@@ -183,7 +186,9 @@ impl System for Journal {
             }
         })]
     }
+}
 
+impl Workload for Journal {
     fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<JournalOp> {
         let node = focus.map_or((0..nodes).boxed(), |n| Just(n).boxed());
         prop_oneof![
@@ -197,6 +202,8 @@ impl System for Journal {
         .boxed()
     }
 }
+
+impl Drawing for Journal {}
 
 /// The example's scenario: an entry appended and synced survives a crash;
 /// one appended without a sync does not.

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::{
-    Connection, Event, EventKind, Failure, History, Invocation, Listener, Mark, MessageReceiver, MessageSender,
-    NodeContext, NodeIdx, OpError, OpResult, Operation, Property, Scenario, System, Transport,
+    Adapter, Connection, Drawing, Event, EventKind, Failure, History, Invocation, Listener, Mark, MessageReceiver,
+    MessageSender, NodeContext, NodeIdx, OpError, OpResult, Operation, Oracle, Property, Scenario, Transport, Workload,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,13 +57,10 @@ pub struct EchoNode {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl System for Echo {
+impl Adapter for Echo {
     type Op = Ping; // what scenario steps ask a node to do
     type Output = (); // what a successful operation returns
     type Observation = NodeIdx; // what the harness sees the node do: "I answered a ping from this node"
-    type Condition = Pinged; // what `await` / `expect` can ask
-    type Outcome = usize; // a node's final state, for `tandem confirm`
-    type State = (); // derived from the history as it grows
     type Node = EchoNode; // a running node
 
     fn name(&self) -> &'static str {
@@ -126,6 +123,12 @@ impl System for Echo {
     async fn stop(&self, node: EchoNode) {
         node.tasks.iter().for_each(|task| task.abort());
     }
+}
+
+impl Oracle for Echo {
+    type Condition = Pinged; // what `await` / `expect` can ask
+    type Outcome = usize; // a node's final state, for `tandem confirm`
+    type State = (); // derived from the history as it grows
 
     fn check(&self, history: &History<Self>, node: NodeIdx, Pinged::Pinged(want): &Pinged) -> Result<(), String> {
         let got = self.outcome(history, node);
@@ -165,18 +168,22 @@ impl System for Echo {
             }),
         ]
     }
+}
 
+impl Workload for Echo {
+    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Ping> {
+        let to = focus.map_or((0..nodes).boxed(), |n| Just(n).boxed());
+        (0..nodes, to).prop_map(|(from, to)| Ping::Ping { from, to }).boxed()
+    }
+}
+
+impl Drawing for Echo {
     fn mark(&self, _history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
         match &event.event {
             EventKind::Invoke { id, .. } => Some(Mark::new("ping", format!("ping {id}")).cause(id.to_string())),
             EventKind::Complete { id, .. } => Some(Mark::new("pong", format!("pong {id}")).effect(id.to_string())),
             _ => None,
         }
-    }
-
-    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Ping> {
-        let to = focus.map_or((0..nodes).boxed(), |n| Just(n).boxed());
-        (0..nodes, to).prop_map(|(from, to)| Ping::Ping { from, to }).boxed()
     }
 }
 

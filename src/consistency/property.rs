@@ -10,13 +10,13 @@ use super::{linear, Budget, Call, Model, Verdict};
 use crate::history::{Event, EventKind, History, OpResult};
 use crate::property::{Failure, Monitor, Property};
 use crate::scenario::NodeIdx;
-use crate::system::System;
+use crate::system::{Adapter, System};
 
 /// Maps a system's operation (and, when it completed, its output) to the
 /// model's input and output; `None` leaves the operation out.
 type Translate<S, M> = dyn Fn(
-        &<S as System>::Op,
-        Option<&<S as System>::Output>,
+        &<S as Adapter>::Op,
+        Option<&<S as Adapter>::Output>,
     ) -> Option<(<M as Model>::Input, Option<<M as Model>::Output>)>
     + Send
     + Sync;
@@ -190,7 +190,7 @@ impl<S: System, M: Model> Monitor<S> for Linearizability<S, M> {
 /// Maps a system's operation (and, when it completed, its output) to a
 /// transaction's micro-operations and, for an `ok` one, its outcome.
 type Transaction<S> =
-    dyn Fn(&<S as System>::Op, Option<&<S as System>::Output>) -> Option<(Outcome, Vec<Mop>)> + Send + Sync;
+    dyn Fn(&<S as Adapter>::Op, Option<&<S as Adapter>::Output>) -> Option<(Outcome, Vec<Mop>)> + Send + Sync;
 
 impl<S: System> Property<S> {
     /// A safety property: the transactions the harness saw show none of

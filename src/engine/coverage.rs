@@ -7,7 +7,7 @@
 //! active when the second happened (a partition, a one-way partition, loss
 //! or latency other than the scenario's, as [`LinkState`] has the links; a
 //! crashed node; a disk fault), and each abstract state the system names
-//! ([`System::abstract_state`]). The hashes are xxh3 over a
+//! ([`Oracle::abstract_state`](crate::system::Oracle::abstract_state)). The hashes are xxh3 over a
 //! canonical byte encoding of those names, never `Debug` output, so a
 //! signature is the same in every process and build of the same code.
 

@@ -19,7 +19,7 @@ use crate::history::{EventKind, History, OpResult, CRASHED_FIRST};
 use crate::probe::Probe;
 use crate::scenario::{Network, NodeIdx};
 use crate::storage::Storage;
-use crate::system::{FailStop, Invocation, Knobs, NodeContext, NodeSecret, Observer, OpError, System};
+use crate::system::{Adapter, FailStop, Invocation, Knobs, NodeContext, NodeSecret, Observer, OpError, System};
 use crate::transport::{PeerIdentity, Transport};
 
 /// How long a stopped node's tasks get to wind down before its host goes.
@@ -446,7 +446,7 @@ async fn carry_out<S: System>(
 }
 
 /// An operation in flight: its client, its id, and the system's future.
-type InFlight<'a, S> = (u32, u64, Pin<Box<dyn Future<Output = Result<<S as System>::Output, OpError>> + Send + 'a>>);
+type InFlight<'a, S> = (u32, u64, Pin<Box<dyn Future<Output = Result<<S as Adapter>::Output, OpError>> + Send + 'a>>);
 
 /// A node's clients.
 struct Clients<'a, S: System> {

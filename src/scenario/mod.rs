@@ -222,10 +222,10 @@ pub enum Action {
     /// One of the system's own operations (`broadcast`, `put`, ...).
     Op(Call),
     /// A fault aimed at a role (`crash = { role = "primary" }`): it hits the
-    /// node that holds the role when the step runs ([`System::role`]), and
+    /// node that holds the role when the step runs ([`Oracle::role`](crate::system::Oracle::role)), and
     /// the history records that node.
     Aimed {
-        /// The role, one of the system's [`System::roles`].
+        /// The role, one of the system's [`Oracle::roles`](crate::system::Oracle::roles).
         role: String,
         /// What it does to the role's holder.
         aim: Aim,

@@ -24,7 +24,7 @@ pub trait Syntax {
     /// The codes of the system's properties that judge a run (`always` and
     /// `eventually`).
     fn judging_properties(&self) -> Vec<&'static str>;
-    /// The roles faults may aim at ([`System::roles`]).
+    /// The roles faults may aim at ([`Oracle::roles`](crate::system::Oracle::roles)).
     fn role_names(&self) -> Vec<&'static str>;
     /// Parses an operation from `source` (`key = value`, TOML), checks its
     /// node indices against `nodes` and its own rules. An error carries the

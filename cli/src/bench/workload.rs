@@ -67,7 +67,7 @@ impl Subject for Kv {
     }
 }
 
-/// `nodes` nodes: wait until the system is [ready](System::ready), then every `every` from
+/// `nodes` nodes: wait until the system is [ready](tandem::Oracle::ready), then every `every` from
 /// `every` to `until`, the nodes `origins(round)` each invoke the load
 /// operation, with `faults` (at their times) interleaved; a 1 s settle tail.
 pub fn load<S: Subject>(

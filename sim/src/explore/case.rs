@@ -27,7 +27,7 @@ const MUTATION_ATTEMPTS: usize = 8;
 pub const BRANCH_SHARE: f64 = 0.75;
 
 /// How many draws a fresh case makes while the system's
-/// [`fair`](System::fair) rule rejects them; the last one runs regardless.
+/// [`fair`](tandem::Workload::fair) rule rejects them; the last one runs regardless.
 pub const MAX_DRAWS: u32 = 64;
 
 /// A generated case.
@@ -67,7 +67,7 @@ pub enum Origin {
 
 impl Case {
     /// Draws case `index` of the exploration of `system` with seed `seed`.
-    /// A draw that the system's [`fair`](System::fair) rule rejects is drawn
+    /// A draw that the system's [`fair`](tandem::Workload::fair) rule rejects is drawn
     /// again from the case's next stream (up to [`MAX_DRAWS`] draws; the
     /// count is in [`Case::redrawn`]).
     ///

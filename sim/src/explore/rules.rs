@@ -5,7 +5,7 @@
 //!
 //! The system's properties are the only oracle, so the rules forbid what
 //! could fail on a correct node for reasons of its own (these rules are
-//! generic; a system adds its own with [`System::fair`]):
+//! generic; a system adds its own with [`Workload::fair`](tandem::Workload::fair)):
 //! - `expect` steps and `[[expect]]` end checks (exact counts depend on
 //!   timing), and `await` on anything but the system's ready condition;
 //! - an empty `seeds` list in a cluster of several nodes (nobody could join);

@@ -8,8 +8,8 @@
 //! expectations, only the invariants judge it, so a correct node passes it.
 //!
 //! The faults are generic; the operations come from the system's workload
-//! ([`System::operations`], or the one [`Space::workload`] names), and a
-//! system with a final phase ([`System::final_operations`]) gets it as
+//! ([`Workload::operations`](tandem::Workload::operations), or the one [`Space::workload`] names), and a
+//! system with a final phase ([`Workload::final_operations`](tandem::Workload::final_operations)) gets it as
 //! every scenario's `[[final]]` steps, drawn without randomness. The episodes are shaped to reach the places
 //! where distributed protocols break: an operation right before a fault (so
 //! the fault catches it, or its replication, in flight), operations while a
@@ -79,10 +79,10 @@ pub struct Space {
     /// judge it (empty: all).
     pub properties: Vec<String>,
     /// The system's workload operations are drawn from (one of
-    /// [`System::workloads`]); `None`: its default.
+    /// [`Workload::workloads`](tandem::Workload::workloads)); `None`: its default.
     pub workload: Option<String>,
     /// Whether scenarios end with the system's final phase
-    /// ([`System::final_operations`]) as `[[final]]` steps.
+    /// ([`Workload::final_operations`](tandem::Workload::final_operations)) as `[[final]]` steps.
     pub finals: bool,
     /// The simulator the cases run on (it decides which faults are drawn:
     /// see [`extra_kinds`]).
@@ -646,7 +646,7 @@ fn aimed<S: System>(
 }
 
 /// The actions of one fault episode, or `None` when the kind needs more
-/// nodes. For a system that names roles ([`System::roles`]), one crash,
+/// nodes. For a system that names roles ([`Oracle::roles`](tandem::Oracle::roles)), one crash,
 /// partition or pause in four is aimed at a role instead of drawn nodes;
 /// any other draws exactly what it always drew.
 fn fault<S: System>(stage: &Stage<S>, kind: FaultKind) -> Option<BoxedStrategy<Actions>> {
@@ -695,7 +695,7 @@ pub fn episode<S: System>(stage: &Stage<S>, swarm: &Swarm) -> impl Strategy<Valu
 }
 
 /// A timeline of `episodes` episodes laid out by [`lay_out`]: a step that
-/// awaits the system's [`ready`](System::ready) condition (when it has one),
+/// awaits the system's [`ready`](tandem::Oracle::ready) condition (when it has one),
 /// then `at` steps within the stage's window.
 pub fn timeline<S: System>(
     stage: &Stage<S>,

@@ -1,12 +1,12 @@
 //! [`Mark`]: how a system asks the picture to draw one of its events. A
-//! leaf, so that the `System` trait can name it without importing the picture.
+//! leaf, so that the `Drawing` trait can name it without importing the picture.
 
 use serde::Serialize;
 
 use crate::scenario::NodeIdx;
 
 /// How the picture draws one of a system's events, returned by
-/// [`System::mark`](crate::system::System::mark). Events with the same `key` are joined: an arrow goes
+/// [`Drawing::mark`](crate::system::Drawing::mark). Events with the same `key` are joined: an arrow goes
 /// from the cause to each effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mark {

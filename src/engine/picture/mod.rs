@@ -6,7 +6,7 @@
 //! - the scenario's steps on the time axis, and partitions, one-way
 //!   partitions, loss and latency as bands over the lanes they affect;
 //! - the node's events as dots, and arrows between events the system says
-//!   belong together ([`System::mark`]), with duplicates and missing ends
+//!   belong together ([`Drawing::mark`](crate::system::Drawing::mark)), with duplicates and missing ends
 //!   marked;
 //! - the verdict, and the first violated property at its time and node.
 //!

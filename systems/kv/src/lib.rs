@@ -11,7 +11,7 @@
 //!   jittered backoff, and rebinds that peers learn from the sender record
 //!   every message carries ([`wire`]). Nothing persists: a crashed node
 //!   restarts empty and catches up by anti-entropy.
-//! - [`Kv`]: the [`System`] adapter. Operations `put`, `delete`, `get`
+//! - [`Kv`]: the [`System`](tandem::System) adapter. Operations `put`, `delete`, `get`
 //!   ([`KvOp`]); conditions `holds` and `converged` ([`KvCondition`]); the
 //!   adapter observes every change of a node's store ([`KvObservation`]).
 //! - [`oracle`]: the properties, judged on what the harness observed only:
@@ -98,8 +98,8 @@ use std::net::SocketAddr;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use tandem::{
-    Action, Capabilities, Event, EventKind, History, Invocation, Mark, NodeContext, NodeIdx, OpError, OpResult,
-    Operation, PlantedBug, Property, Scenario, System, Transport, True,
+    Action, Adapter, Capabilities, Drawing, Event, EventKind, Faults, History, Invocation, Mark, NodeContext, NodeIdx,
+    OpError, OpResult, Operation, Oracle, PlantedBug, Property, Scenario, Transport, True, Workload,
 };
 
 pub mod mutation;
@@ -258,13 +258,10 @@ pub type KvOutcome = BTreeMap<String, String>;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Kv;
 
-impl System for Kv {
+impl Adapter for Kv {
     type Op = KvOp;
     type Output = KvOutput;
     type Observation = KvObservation;
-    type Condition = KvCondition;
-    type Outcome = KvOutcome;
-    type State = KvState;
     type Node = KvNode;
 
     fn name(&self) -> &'static str {
@@ -336,11 +333,55 @@ impl System for Kv {
     async fn stop(&self, node: KvNode) {
         node.shutdown().await
     }
+}
 
-    fn fold(&self, state: &mut KvState, event: &Event<Self>) {
-        state.fold(event)
+impl Oracle for Kv {
+    type Condition = KvCondition;
+    type Outcome = KvOutcome;
+    type State = KvState;
+
+    fn fold(&self, state: &mut KvState, event: &Event<Self>, faults: &Faults) {
+        state.fold(event, faults)
     }
 
+    fn check(&self, history: &History<Self>, node: NodeIdx, condition: &KvCondition) -> Result<(), String> {
+        history.state().check(node, condition)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        oracle::properties()
+    }
+
+    fn outcome(&self, history: &History<Self>, node: NodeIdx) -> KvOutcome {
+        history.state().map(node)
+    }
+}
+
+impl Workload for Kv {
+    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<KvOp> {
+        workload::operations(nodes, focus)
+    }
+
+    /// Rebinds of two different nodes are unfair: if both move while they
+    /// cannot reach each other and no third node relays their new
+    /// addresses, each knows the other only at its old address for ever.
+    fn fair(&self, scenario: &Scenario) -> Result<(), String> {
+        let mut mover = None;
+        for (i, step) in scenario.steps.iter().enumerate() {
+            if let Action::Rebind { node, .. } = step.action {
+                match mover {
+                    Some(m) if m != node => {
+                        return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did"))
+                    }
+                    _ => mover = Some(node),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drawing for Kv {
     /// Writes joined to the replicas that stored them (by key and version),
     /// and reads with what they returned.
     fn mark(&self, history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
@@ -371,39 +412,5 @@ impl System for Kv {
             }
             _ => None,
         }
-    }
-
-    fn check(&self, history: &History<Self>, node: NodeIdx, condition: &KvCondition) -> Result<(), String> {
-        history.state().check(node, condition)
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        oracle::properties()
-    }
-
-    fn outcome(&self, history: &History<Self>, node: NodeIdx) -> KvOutcome {
-        history.state().map(node)
-    }
-
-    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<KvOp> {
-        workload::operations(nodes, focus)
-    }
-
-    /// Rebinds of two different nodes are unfair: if both move while they
-    /// cannot reach each other and no third node relays their new
-    /// addresses, each knows the other only at its old address for ever.
-    fn fair(&self, scenario: &Scenario) -> Result<(), String> {
-        let mut mover = None;
-        for (i, step) in scenario.steps.iter().enumerate() {
-            if let Action::Rebind { node, .. } = step.action {
-                match mover {
-                    Some(m) if m != node => {
-                        return Err(format!("step[{i}]: node {node} rebinds, but node {m} already did"))
-                    }
-                    _ => mover = Some(node),
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -71,8 +71,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tandem::scenario::Network;
-use tandem::{Action, Event, EventKind, Failure, History, LinkState, NodeIdx, OpResult, Property};
+use tandem::{Action, Event, EventKind, Failure, Faults, History, LinkState, NodeIdx, OpResult, Property};
 
 pub use crate::node::TOMBSTONE_GRACE;
 use crate::{Kv, KvCondition, KvObservation, KvOp, KvOutput};
@@ -205,7 +204,7 @@ struct ApartDelete {
 pub type Found = Option<(usize, String)>;
 
 /// What the harness derives from a kv run's history, event by event
-/// ([`System::fold`](tandem::system::System::fold)): every node's observed
+/// ([`Oracle::fold`](tandem::system::Oracle::fold)): every node's observed
 /// store, the writes and their order, the first violation of each safety
 /// property, and the coverage goals reached.
 #[derive(Debug, Clone, Default)]
@@ -217,8 +216,6 @@ pub struct KvState {
     deletes: BTreeMap<String, Vec<WriteId>>,
     held_ever: BTreeMap<String, BTreeSet<WriteId>>,
     reads: BTreeMap<u64, PendingRead>,
-    /// Every link as the steps left it (partitions are all that matter).
-    links: Option<LinkState>,
     /// By node: the keys it wrote, with the incarnation and the value
     /// (`None`: a delete) of its last write of each.
     written: BTreeMap<NodeIdx, BTreeMap<String, (u64, Option<String>)>>,
@@ -276,27 +273,21 @@ impl KvState {
         self.writes.get(&id).map_or_else(|| format!("write #{id}"), |w| w.describe(id))
     }
 
-    /// Updates the state with the next event of the history.
-    pub fn fold(&mut self, event: &Event<Kv>) {
+    /// Updates the state with the next event of the history, with `faults`
+    /// the faults in force just after it (partitions are all that matter).
+    pub fn fold(&mut self, event: &Event<Kv>, faults: &Faults) {
         let index = self.events;
         self.events += 1;
         let t = event.t_us;
-        match &event.event {
-            EventKind::Step { action: Action::Link { change, scope }, .. } => {
-                self.links().apply(change, scope);
-                return self.links_changed(t);
-            }
-            EventKind::Settle => {
-                self.links().settle();
-                return self.links_changed(t);
-            }
-            _ => {}
+        let links = faults.links();
+        if let EventKind::Step { action: Action::Link { .. }, .. } | EventKind::Settle = &event.event {
+            return self.links_changed(t, links);
         }
         let Some(node) = event.node else { return };
         match &event.event {
             EventKind::Started { incarnation, .. } => {
                 let early = std::mem::take(&mut self.view(node).early);
-                let restarted_cut_off = *incarnation > 0 && self.cut_off(node);
+                let restarted_cut_off = *incarnation > 0 && self.cut_off(links, node);
                 self.goals.restarted_cut_off |= restarted_cut_off;
                 *self.view(node) = NodeView {
                     alive: true,
@@ -316,14 +307,14 @@ impl KvState {
                 self.view(node).alive = false;
                 self.apart_deletes.retain(|d| d.deleter != node && d.holder != node);
             }
-            EventKind::Invoke { id, op, .. } => self.invoked(node, *id, op, t),
+            EventKind::Invoke { id, op, .. } => self.invoked(node, *id, op, t, links),
             EventKind::Complete { id, result } => self.completed(index, node, *id, result),
             EventKind::Observe(KvObservation::Stored { key, value, .. }) => self.observed(index, node, key, value, t),
             _ => {}
         }
     }
 
-    fn invoked(&mut self, node: NodeIdx, id: u64, op: &KvOp, t: u64) {
+    fn invoked(&mut self, node: NodeIdx, id: u64, op: &KvOp, t: u64, links: &LinkState) {
         let view = self.view(node);
         let incarnation = view.incarnation;
         let (key, value) = match op {
@@ -336,7 +327,7 @@ impl KvState {
             }
         };
         let preds = view.known.get(key).map(|k| k.floor.union(&k.older).copied().collect()).unwrap_or_default();
-        self.goal_deep_write(node, key, &value, t);
+        self.goal_deep_write(node, key, &value, t, links);
         match &value {
             Some(v) => self.by_value.entry((key.clone(), v.clone())).or_default().push(id),
             None => self.deletes.entry(key.clone()).or_default().push(id),
@@ -478,29 +469,16 @@ impl KvState {
         self.goals.divergence_repaired |= repaired;
     }
 
-    /// The links, as the steps left them.
-    fn links(&mut self) -> &mut LinkState {
-        self.links.get_or_insert_with(|| LinkState::new(&Network::default()))
-    }
-
-    fn partitioned(&self, from: NodeIdx, to: NodeIdx) -> bool {
-        self.links.as_ref().is_some_and(|l| l.link(from, to).partitioned)
-    }
-
     /// Whether `node` can hear no other node (and there is another node).
-    fn cut_off(&self, node: NodeIdx) -> bool {
+    fn cut_off(&self, links: &LinkState, node: NodeIdx) -> bool {
         let others = (0..self.nodes.len() as NodeIdx).filter(|&m| m != node);
         let mut others = others.peekable();
-        others.peek().is_some() && others.all(|m| self.partitioned(m, node))
+        others.peek().is_some() && others.all(|m| links.link(m, node).partitioned)
     }
 
-    /// Whether the links between `a` and `b` are partitioned both ways.
-    fn apart(&self, a: NodeIdx, b: NodeIdx) -> bool {
-        self.partitioned(a, b) && self.partitioned(b, a)
-    }
-
-    /// G5, G6: a write of `key` by `node` at `t` (`value` `None`: a delete).
-    fn goal_deep_write(&mut self, node: NodeIdx, key: &str, value: &Option<String>, t: u64) {
+    /// G5, G6: a write of `key` by `node` at `t` (`value` `None`: a delete),
+    /// with the links as they are then.
+    fn goal_deep_write(&mut self, node: NodeIdx, key: &str, value: &Option<String>, t: u64, links: &LinkState) {
         let view = &self.nodes[node as usize];
         let incarnation = view.incarnation;
         let earlier = self.written.get(&node).and_then(|w| w.get(key)).filter(|(i, _)| *i < incarnation);
@@ -510,7 +488,7 @@ impl KvState {
             })
         };
         let rewrote = earlier.is_some_and(|(_, last)| held_elsewhere(last));
-        if view.alive && view.restarted_cut_off && rewrote && self.cut_off(node) {
+        if view.alive && view.restarted_cut_off && rewrote && self.cut_off(links, node) {
             self.goals.rewrote_after_cut_off_restart = true;
         }
         self.written.entry(node).or_default().insert(key.to_string(), (incarnation, value.clone()));
@@ -523,24 +501,26 @@ impl KvState {
             let holds = alive(holder) && self.nodes[holder as usize].value(key).is_some();
             // A third node, with the deleter, to hand the tombstone on.
             let third = (0..self.nodes.len() as NodeIdx)
-                .any(|other| other != node && other != holder && alive(other) && !self.apart(node, other));
-            if holder != node && holds && third && self.apart(node, holder) {
+                .any(|other| other != node && other != holder && alive(other) && !apart(links, node, other));
+            if holder != node && holds && third && apart(links, node, holder) {
                 self.goals.deleted_apart = true;
                 self.apart_deletes.push(ApartDelete { deleter: node, holder, at_us: t });
             }
         }
     }
 
-    /// G7: the links changed at `t`; deletes made apart whose nodes are
-    /// together again are settled.
-    fn links_changed(&mut self, t: u64) {
+    /// G7: the links changed at `t`, to `links`; deletes made apart whose
+    /// nodes are together again are settled.
+    fn links_changed(&mut self, t: u64, links: &LinkState) {
         if self.apart_deletes.is_empty() {
             return;
         }
         let grace = TOMBSTONE_GRACE.as_micros() as u64;
         let deletes = std::mem::take(&mut self.apart_deletes);
         for delete in deletes {
-            if self.partitioned(delete.deleter, delete.holder) || self.partitioned(delete.holder, delete.deleter) {
+            if links.link(delete.deleter, delete.holder).partitioned
+                || links.link(delete.holder, delete.deleter).partitioned
+            {
                 self.apart_deletes.push(delete);
             } else if t.saturating_sub(delete.at_us) >= grace {
                 self.goals.rejoined_after_delete = true;
@@ -602,6 +582,11 @@ impl KvState {
         }
         Ok(())
     }
+}
+
+/// Whether the links between `a` and `b` are partitioned both ways.
+fn apart(links: &LinkState, a: NodeIdx, b: NodeIdx) -> bool {
+    links.link(a, b).partitioned && links.link(b, a).partitioned
 }
 
 fn record(found: &mut Found, index: usize, detail: String) {

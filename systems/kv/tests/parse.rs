@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tandem::{Action, Operation, Scenario, System};
+use tandem::{Action, Adapter, Operation, Scenario, Workload};
 use tandem_kv::{Kv, KvCondition, KvOp};
 
 fn scenario_files() -> Vec<PathBuf> {

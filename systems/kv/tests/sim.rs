@@ -97,7 +97,7 @@ fn same_seed_same_history() {
 
 #[test]
 fn outcomes_are_the_final_maps() {
-    use tandem::System;
+    use tandem::Oracle;
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/kv/partition_heal.toml");
     let run = run_scenario(Arc::new(Kv), &load(&file), 1);
     assert!(run.outcome.passed());

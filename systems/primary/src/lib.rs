@@ -15,7 +15,7 @@
 //!   that a majority's heartbeat acknowledgements granted it.
 //!   Writes carry their client's request id into the log, so a retry is
 //!   applied once.
-//! - [`Primary`]: the [`System`] adapter. Operations `put = { node, key,
+//! - [`Primary`]: the [`System`](tandem::System) adapter. Operations `put = { node, key,
 //!   value }`, `append = { node, key, value }` (non-idempotent: adds to the
 //!   key's list) and `get = { node, key }` (returns the whole list); the node
 //!   an operation is invoked on is the client's entry point, which forwards
@@ -51,8 +51,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::{
-    Capabilities, Event, EventKind, Failure, History, Invocation, Knob, NodeContext, NodeIdx, OpError, OpResult,
-    Operation, PlantedBug, Property, System, Tolerance, Transport, True,
+    Adapter, Capabilities, Drawing, Event, EventKind, Failure, History, Invocation, Knob, NodeContext, NodeIdx,
+    OpError, OpResult, Operation, Oracle, PlantedBug, Property, Tolerance, Transport, True, Workload,
 };
 
 pub mod model;
@@ -300,13 +300,10 @@ fn read<'h>(history: &'h History<Primary>, event: &'h Event<Primary>) -> Option<
     Some((key, value.as_deref().unwrap_or_default()))
 }
 
-impl System for Primary {
+impl Adapter for Primary {
     type Op = PrimaryOp;
     type Output = PrimaryOutput;
     type Observation = PrimaryObservation;
-    type Condition = PrimaryCondition;
-    type Outcome = Vec<u64>;
-    type State = ();
     type Node = PrimaryNode;
 
     fn name(&self) -> &'static str {
@@ -331,22 +328,6 @@ impl System for Primary {
 
     fn knobs(&self) -> Vec<Knob> {
         vec![ELECTION_MS, HEARTBEAT_MS, ATTEMPT_MS, DEADLINE_MS, LEASE_MS]
-    }
-
-    fn tolerance(&self) -> Tolerance {
-        // After the heal, connections broken by a cut take up to 3 s to be
-        // dialled again and an election up to 2 s more. Two clients per
-        // node: a node's operations overlap, as a store's clients' do.
-        // Leases are on the monotonic clock, with a margin for the drift
-        // declared; a pause counts as a cut, its tail within the settle.
-        Tolerance {
-            settle: Duration::from_secs(8),
-            clients: 2,
-            max_pause: Duration::from_secs(3),
-            max_clock_jump: Duration::from_secs(60),
-            max_drift_percent: node::MAX_DRIFT_PERCENT,
-            ..Tolerance::default()
-        }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<PrimaryNode, String> {
@@ -399,6 +380,12 @@ impl System for Primary {
     async fn stop(&self, node: PrimaryNode) {
         drop(node);
     }
+}
+
+impl Oracle for Primary {
+    type Condition = PrimaryCondition;
+    type Outcome = Vec<u64>;
+    type State = ();
 
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &PrimaryCondition) -> Result<(), String> {
         match condition {
@@ -539,57 +526,6 @@ impl System for Primary {
         applied_now(history, node).into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Reads and writes of two keys, appends first: every bug shows as a
-    /// read that no order of the operations explains.
-    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<PrimaryOp> {
-        let node = match focus {
-            Some(node) => Just(node).boxed(),
-            None => (0..nodes).boxed(),
-        };
-        let key = prop_oneof![3 => Just("a".to_string()), 1 => Just("b".to_string())];
-        let value = (0u32..10_000).prop_map(|n| format!("v{n}"));
-        prop_oneof![
-            4 => (node.clone(), key.clone()).prop_map(|(node, key)| PrimaryOp::Get { node, key }),
-            2 => (node.clone(), key.clone(), value.clone()).prop_map(|(node, key, value)| PrimaryOp::Put { node, key, value }),
-            4 => (node, key, value).prop_map(|(node, key, value)| PrimaryOp::Append { node, key, value }),
-        ]
-        .boxed()
-    }
-
-    fn workloads(&self) -> Vec<&'static str> {
-        WORKLOADS.to_vec()
-    }
-
-    /// `mixed` is [`operations`](System::operations); `single-key` draws
-    /// the same operations on key `a` only.
-    fn workload_operations(
-        &self,
-        workload: Option<&str>,
-        nodes: u32,
-        focus: Option<NodeIdx>,
-    ) -> BoxedStrategy<PrimaryOp> {
-        match workload {
-            Some("single-key") => self
-                .operations(nodes, focus)
-                .prop_map(|mut op| {
-                    match &mut op {
-                        PrimaryOp::Put { key, .. } | PrimaryOp::Get { key, .. } | PrimaryOp::Append { key, .. } => {
-                            *key = "a".to_string()
-                        }
-                    }
-                    op
-                })
-                .boxed(),
-            _ => self.operations(nodes, focus),
-        }
-    }
-
-    /// Jepsen's final reads: a read of each key through every node, once
-    /// every fault is healed; L3 demands that each completes ok.
-    fn final_operations(&self, nodes: u32) -> Vec<PrimaryOp> {
-        (0..nodes).flat_map(|node| ["a", "b"].map(|key| PrimaryOp::Get { node, key: key.to_string() })).collect()
-    }
-
     fn ready(&self) -> Option<PrimaryCondition> {
         Some(PrimaryCondition::Serving(True))
     }
@@ -623,6 +559,77 @@ impl System for Primary {
         (!ended && history.node(node).alive).then_some(node)
     }
 }
+
+impl Workload for Primary {
+    fn tolerance(&self) -> Tolerance {
+        // After the heal, connections broken by a cut take up to 3 s to be
+        // dialled again and an election up to 2 s more. Two clients per
+        // node: a node's operations overlap, as a store's clients' do.
+        // Leases are on the monotonic clock, with a margin for the drift
+        // declared; a pause counts as a cut, its tail within the settle.
+        Tolerance {
+            settle: Duration::from_secs(8),
+            clients: 2,
+            max_pause: Duration::from_secs(3),
+            max_clock_jump: Duration::from_secs(60),
+            max_drift_percent: node::MAX_DRIFT_PERCENT,
+            ..Tolerance::default()
+        }
+    }
+
+    /// Reads and writes of two keys, appends first: every bug shows as a
+    /// read that no order of the operations explains.
+    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<PrimaryOp> {
+        let node = match focus {
+            Some(node) => Just(node).boxed(),
+            None => (0..nodes).boxed(),
+        };
+        let key = prop_oneof![3 => Just("a".to_string()), 1 => Just("b".to_string())];
+        let value = (0u32..10_000).prop_map(|n| format!("v{n}"));
+        prop_oneof![
+            4 => (node.clone(), key.clone()).prop_map(|(node, key)| PrimaryOp::Get { node, key }),
+            2 => (node.clone(), key.clone(), value.clone()).prop_map(|(node, key, value)| PrimaryOp::Put { node, key, value }),
+            4 => (node, key, value).prop_map(|(node, key, value)| PrimaryOp::Append { node, key, value }),
+        ]
+        .boxed()
+    }
+
+    fn workloads(&self) -> Vec<&'static str> {
+        WORKLOADS.to_vec()
+    }
+
+    /// `mixed` is [`operations`](Workload::operations); `single-key` draws
+    /// the same operations on key `a` only.
+    fn workload_operations(
+        &self,
+        workload: Option<&str>,
+        nodes: u32,
+        focus: Option<NodeIdx>,
+    ) -> BoxedStrategy<PrimaryOp> {
+        match workload {
+            Some("single-key") => self
+                .operations(nodes, focus)
+                .prop_map(|mut op| {
+                    match &mut op {
+                        PrimaryOp::Put { key, .. } | PrimaryOp::Get { key, .. } | PrimaryOp::Append { key, .. } => {
+                            *key = "a".to_string()
+                        }
+                    }
+                    op
+                })
+                .boxed(),
+            _ => self.operations(nodes, focus),
+        }
+    }
+
+    /// Jepsen's final reads: a read of each key through every node, once
+    /// every fault is healed; L3 demands that each completes ok.
+    fn final_operations(&self, nodes: u32) -> Vec<PrimaryOp> {
+        (0..nodes).flat_map(|node| ["a", "b"].map(|key| PrimaryOp::Get { node, key: key.to_string() })).collect()
+    }
+}
+
+impl Drawing for Primary {}
 
 /// The role of the node that serves as primary.
 pub const ROLE: &str = "primary";

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tandem::history::Skip;
 use tandem::scenario::{Aim, LinkChange, NodeChange, Scope};
-use tandem::{Action, EventKind, History, NodeIdx, Scenario, System};
+use tandem::{Action, EventKind, History, NodeIdx, Scenario, Workload};
 use tandem_primary::{Primary, PrimaryObservation};
 use tandem_sim::run::options_for;
 use tandem_sim::{run_scenario, run_with, Backend, SimOptions};

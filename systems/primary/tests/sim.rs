@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tandem::{Scenario, System};
+use tandem::{Oracle, Scenario, Workload};
 use tandem_primary::{Primary, PrimaryOutput};
 use tandem_sim::run_scenario;
 

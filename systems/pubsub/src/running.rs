@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::node::{BroadcastSender, Delivery, DirectSender, Node, NodeHandle, PeerMap};
 use crate::observation::Observation;
 
-/// A running pub/sub node: the [`System::Node`](tandem::System::Node) of
+/// A running pub/sub node: the [`Adapter::Node`](tandem::Adapter::Node) of
 /// [`PubSub`](crate::PubSub).
 #[derive(Debug)]
 pub struct Running {

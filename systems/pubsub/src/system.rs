@@ -6,8 +6,8 @@ use std::sync::Arc;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use proptest::strategy::BoxedStrategy;
 use tandem::{
-    Capabilities, Event, History, Invocation, Knob, Mark, NodeContext, NodeIdx, NodeSecret, OpError, PeerIdentity,
-    PlantedBug, Property, System, Transport, True,
+    Adapter, Capabilities, Drawing, Event, Faults, History, Invocation, Knob, Mark, NodeContext, NodeIdx, NodeSecret,
+    OpError, Oracle, PeerIdentity, PlantedBug, Property, Transport, True, Workload,
 };
 
 use crate::condition::Condition;
@@ -23,7 +23,7 @@ use crate::running::Running;
 use crate::workload;
 
 /// The pub/sub system: the [reference node](crate::node) behind tandem's
-/// [`System`] trait. Its operations are [`Op`]s, its conditions
+/// [`System`](tandem::System) traits. Its operations are [`Op`]s, its conditions
 /// [`Condition`]s, and its properties the [messaging set](crate::messaging).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PubSub;
@@ -60,13 +60,10 @@ pub fn cluster_credentials(
     Some(Credentials::new(key, Arc::new(roster)))
 }
 
-impl System for PubSub {
+impl Adapter for PubSub {
     type Op = Op;
     type Output = Output;
     type Observation = Observation;
-    type Condition = Condition;
-    type Outcome = NodeOutcome;
-    type State = Ledger<MessageId>;
     type Node = Running;
 
     fn name(&self) -> &'static str {
@@ -134,13 +131,15 @@ impl System for PubSub {
     async fn stop(&self, node: Running) {
         node.stop().await
     }
+}
 
-    fn fold(&self, state: &mut Ledger<MessageId>, event: &Event<Self>) {
-        state.fold(event);
-    }
+impl Oracle for PubSub {
+    type Condition = Condition;
+    type Outcome = NodeOutcome;
+    type State = Ledger<MessageId>;
 
-    fn mark(&self, history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
-        messaging::mark(history, event)
+    fn fold(&self, state: &mut Ledger<MessageId>, event: &Event<Self>, faults: &Faults) {
+        state.fold(event, faults);
     }
 
     fn check(&self, history: &History<Self>, node: NodeIdx, condition: &Condition) -> Result<(), String> {
@@ -170,15 +169,23 @@ impl System for PubSub {
         NodeOutcome::of(history.state(), node)
     }
 
+    fn ready(&self) -> Option<Condition> {
+        Some(Condition::Converged(True))
+    }
+}
+
+impl Workload for PubSub {
     fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Op> {
         match focus {
             Some(node) => workload::send_to(nodes, node),
             None => workload::send(nodes),
         }
     }
+}
 
-    fn ready(&self) -> Option<Condition> {
-        Some(Condition::Converged(True))
+impl Drawing for PubSub {
+    fn mark(&self, history: &History<Self>, event: &Event<Self>) -> Option<Mark> {
+        messaging::mark(history, event)
     }
 }
 

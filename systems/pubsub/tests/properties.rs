@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tandem::scenario::{LinkChange, Scope};
-use tandem::{Action, EventKind, History, Judge, NodeIdx, OpResult, System, True, Violation};
+use tandem::{Action, EventKind, History, Judge, NodeIdx, OpResult, Oracle, True, Violation};
 use tandem_pubsub::node::{MessageId, MessageKind, NodeEvent, NodeId, PeerInfo, PeerMap};
 use tandem_pubsub::payload::digest_for;
 use tandem_pubsub::{Condition, NodeOutcome, Observation, Op, Output, PubSub};

@@ -9,7 +9,7 @@
 //!   are written and synced before anyone is told of them; decisions are
 //!   resent until acknowledged; a participant in doubt asks the coordinator,
 //!   which presumes abort for a transaction it never decided.
-//! - [`TwoPhase`]: the [`System`] adapter. Operations `commit = { node = 0,
+//! - [`TwoPhase`]: the [`System`](tandem::System) adapter. Operations `commit = { node = 0,
 //!   tx = 7 }` and `read = { node = 1 }`; condition `applied = [7]`;
 //!   observations `decided`, `applied` and `in_doubt`.
 //! - Properties: T1 agreement (always), T2 durability of committed
@@ -39,8 +39,9 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem::consistency::txn::{Mop, Outcome};
 use tandem::{
-    Action, Capabilities, DiskFault, Event, EventKind, Failure, History, Invocation, NodeContext, NodeIdx, OpError,
-    OpResult, Operation, PlantedBug, Property, Scenario, SurvivedDiskFault, System, Tolerance, Transport,
+    Action, Adapter, Capabilities, DiskFault, Drawing, Event, EventKind, Failure, History, Invocation, NodeContext,
+    NodeIdx, OpError, OpResult, Operation, Oracle, PlantedBug, Property, Scenario, SurvivedDiskFault, Tolerance,
+    Transport, Workload,
 };
 use tokio::sync::oneshot;
 
@@ -197,13 +198,10 @@ fn committed(history: &History<TwoPhase>, event: &Event<TwoPhase>) -> Option<u64
     }
 }
 
-impl System for TwoPhase {
+impl Adapter for TwoPhase {
     type Op = TwoPhaseOp;
     type Output = TwoPhaseOutput;
     type Observation = TwoPhaseObservation;
-    type Condition = TwoPhaseCondition;
-    type Outcome = Vec<u64>;
-    type State = ();
     type Node = TwoPhaseNode;
 
     fn name(&self) -> &'static str {
@@ -224,21 +222,6 @@ impl System for TwoPhase {
         } else {
             Vec::new()
         }
-    }
-
-    fn tolerance(&self) -> Tolerance {
-        // Votes time out after 1 s: slower links only make commits abort. A
-        // restarted coordinator asks the participants what its log may have
-        // lost (to a lying sync, or to a corrupt read its checksums catch); a
-        // participant's own log is trusted. A commit takes two round
-        // trips (the vote, then the hand-off of the decision to a
-        // participant) and a node's operations queue behind each other: the
-        // settle tail leaves the last ones 10 s to be answered and delivered.
-        const ON_COORDINATOR: [SurvivedDiskFault; 2] = [
-            SurvivedDiskFault { fault: DiskFault::LyingSync, node: Some(COORDINATOR) },
-            SurvivedDiskFault { fault: DiskFault::CorruptRead, node: Some(COORDINATOR) },
-        ];
-        Tolerance { settle: Duration::from_secs(10), disk_faults: &ON_COORDINATOR, ..Tolerance::default() }
     }
 
     async fn start<T: Transport>(&self, ctx: NodeContext<Self::Observation, T>) -> Result<TwoPhaseNode, String> {
@@ -287,6 +270,12 @@ impl System for TwoPhase {
     async fn stop(&self, node: TwoPhaseNode) {
         drop(node);
     }
+}
+
+impl Oracle for TwoPhase {
+    type Condition = TwoPhaseCondition;
+    type Outcome = Vec<u64>;
+    type State = ();
 
     fn check(
         &self,
@@ -399,6 +388,23 @@ impl System for TwoPhase {
             .into_iter()
             .collect()
     }
+}
+
+impl Workload for TwoPhase {
+    fn tolerance(&self) -> Tolerance {
+        // Votes time out after 1 s: slower links only make commits abort. A
+        // restarted coordinator asks the participants what its log may have
+        // lost (to a lying sync, or to a corrupt read its checksums catch); a
+        // participant's own log is trusted. A commit takes two round
+        // trips (the vote, then the hand-off of the decision to a
+        // participant) and a node's operations queue behind each other: the
+        // settle tail leaves the last ones 10 s to be answered and delivered.
+        const ON_COORDINATOR: [SurvivedDiskFault; 2] = [
+            SurvivedDiskFault { fault: DiskFault::LyingSync, node: Some(COORDINATOR) },
+            SurvivedDiskFault { fault: DiskFault::CorruptRead, node: Some(COORDINATOR) },
+        ];
+        Tolerance { settle: Duration::from_secs(10), disk_faults: &ON_COORDINATOR, ..Tolerance::default() }
+    }
 
     fn operations(&self, nodes: u32, _focus: Option<NodeIdx>) -> BoxedStrategy<TwoPhaseOp> {
         prop_oneof![
@@ -438,6 +444,8 @@ impl System for TwoPhase {
         }
     }
 }
+
+impl Drawing for TwoPhase {}
 
 fn verb(commit: bool) -> &'static str {
     if commit {

@@ -223,7 +223,7 @@ fn exploration_of_the_correct_node_finds_nothing() {
 
 #[test]
 fn a_read_of_an_aborted_transaction_is_an_elle_anomaly() {
-    use tandem::{EventKind, History, Judge, OpResult, System};
+    use tandem::{EventKind, History, Judge, OpResult, Oracle};
     use tandem_twophase::{TwoPhaseOp, TwoPhaseOutput};
     let judge = |read: Vec<u64>| {
         let addrs: Vec<std::net::SocketAddr> = vec!["10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap()];

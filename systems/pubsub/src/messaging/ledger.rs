@@ -1,11 +1,11 @@
 //! [`Ledger`]: an incremental index of a messaging history (sends,
-//! deliveries, views, node lives, partitions), folded one event at a time.
+//! deliveries, views, node lives), folded one event at a time with the
+//! faults in force after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tandem::scenario::Network;
-use tandem::{Action, Event, EventKind, LinkState, NodeIdx, NodeLife, OpResult};
+use tandem::{Event, EventKind, Faults, History, NodeIdx, NodeLife, OpResult};
 
 use super::{Delivery, Message, Messaging, View};
 
@@ -128,14 +128,12 @@ impl<I> Default for NodeState<I> {
 }
 
 /// An incremental index of a messaging history. Fold every event into it,
-/// in order, with [`Ledger::fold`]; it answers conditions and end checks
-/// without rescanning the history.
+/// in order, with [`Ledger::fold`] (or replay a history with [`Ledger::of`]);
+/// it answers conditions and end checks without rescanning the history.
 #[derive(Debug, Clone)]
 pub struct Ledger<I> {
     folded: usize,
     nodes: Vec<NodeState<I>>,
-    /// What the steps made of every link (only partitions matter here).
-    links: LinkState,
     /// Send operations invoked and not completed, by operation id.
     in_flight: BTreeMap<u64, Outgoing>,
     /// Sends whose node crashed before answering: they may have been sent.
@@ -152,7 +150,6 @@ impl<I> Default for Ledger<I> {
         Ledger {
             folded: 0,
             nodes: Vec::new(),
-            links: LinkState::new(&Network::default()),
             in_flight: BTreeMap::new(),
             uncertain: Vec::new(),
             sends: Vec::new(),
@@ -164,23 +161,23 @@ impl<I> Default for Ledger<I> {
 }
 
 impl<I: Clone + Ord> Ledger<I> {
-    /// A ledger of `events`, folded in order.
-    pub fn of<'a, S: Messaging<Id = I>>(events: impl IntoIterator<Item = &'a Event<S>>) -> Self {
+    /// A ledger of `history`'s events, folded in order.
+    pub fn of<S: Messaging<Id = I>>(history: &History<S>) -> Self {
         let mut ledger = Ledger::default();
-        for event in events {
-            ledger.fold(event);
-        }
+        history.walk(|_, event, faults| {
+            ledger.fold(event, faults);
+        });
         ledger
     }
 
-    /// Folds the next event of the history; what it meant, if anything.
-    pub fn fold<S: Messaging<Id = I>>(&mut self, event: &Event<S>) -> Option<Fact<I>> {
+    /// Folds the next event of the history, with `faults` the faults in
+    /// force just after it (partitions matter here); what it meant, if
+    /// anything.
+    pub fn fold<S: Messaging<Id = I>>(&mut self, event: &Event<S>, faults: &Faults) -> Option<Fact<I>> {
         self.folded += 1;
         let at = event.at();
         let node = event.node;
         match &event.event {
-            EventKind::Step { action, .. } => self.network(action),
-            EventKind::Settle => self.links.settle(),
             EventKind::Started { incarnation, .. } => {
                 let n = self.node_mut(node?);
                 n.alive = true;
@@ -213,7 +210,8 @@ impl<I: Clone + Ord> Ledger<I> {
                     Some(to) => BTreeSet::from([to]),
                     None => self.node(origin).view.keys().copied().filter(|&m| m != origin).collect(),
                 };
-                let cut_off = obligations.iter().copied().filter(|&r| self.links.link(origin, r).partitioned).collect();
+                let cut_off =
+                    obligations.iter().copied().filter(|&r| faults.links().link(origin, r).partitioned).collect();
                 let incarnation = self.node(origin).incarnation;
                 let event = self.folded - 1;
                 self.in_flight.insert(*id, Outgoing { event, origin, incarnation, at, message, obligations, cut_off });
@@ -256,7 +254,9 @@ impl<I: Clone + Ord> Ledger<I> {
                 self.goals.across_partition |= across;
                 return Some(Fact::Delivered(Arrival { node, incarnation, at, delivery, duplicate }));
             }
-            EventKind::Assert(_)
+            EventKind::Step { .. }
+            | EventKind::Settle
+            | EventKind::Assert(_)
             | EventKind::Verdict { .. }
             | EventKind::Final
             | EventKind::Skipped { .. }
@@ -268,13 +268,6 @@ impl<I: Clone + Ord> Ledger<I> {
             | EventKind::StartFailed { .. } => {}
         }
         None
-    }
-
-    /// Applies a step's link action.
-    fn network(&mut self, action: &Action) {
-        if let Action::Link { change, scope } = action {
-            self.links.apply(change, scope);
-        }
     }
 
     fn node_mut(&mut self, node: NodeIdx) -> &mut NodeState<I> {

@@ -4,7 +4,7 @@
 //! Any system whose nodes send messages (to everyone, or to one node) and
 //! deliver them can plug in: implement [`Messaging`] to say which history
 //! events are sends, deliveries and membership views, and return
-//! [`properties`] from [`System::properties`]:
+//! [`properties`] from [`Oracle::properties`](tandem::Oracle::properties):
 //!
 //! - S1 no self-delivery: a node never delivers its own message.
 //! - S2 no duplicates: a node incarnation delivers each message at most once.
@@ -135,9 +135,10 @@ pub trait Messaging: System {
     fn view(observation: &Self::Observation) -> Option<View>;
 
     /// The ledger the system keeps in its derived state: with
-    /// `type State = Ledger<Self::Id>` and `state.fold(event)` in
-    /// [`System::fold`], return `Some(state)`. Without one, the coverage
-    /// goals are never hit and the liveness checks replay the history.
+    /// `type State = Ledger<Self::Id>` and `state.fold(event, faults)` in
+    /// [`Oracle::fold`](tandem::Oracle::fold), return `Some(state)`. Without
+    /// one, the coverage goals are never hit and the liveness checks replay
+    /// the history.
     fn ledger(_state: &Self::State) -> Option<&Ledger<Self::Id>> {
         None
     }

@@ -14,7 +14,7 @@ fn key(origin: NodeIdx, id: &impl std::fmt::Display) -> String {
 }
 
 /// The mark of a send (a completed send operation), a delivery or a view;
-/// `None` for anything else. Return it from [`System::mark`](tandem::System::mark).
+/// `None` for anything else. Return it from [`Drawing::mark`](tandem::Drawing::mark).
 pub fn mark<S: Messaging>(history: &History<S>, event: &Event<S>) -> Option<Mark> {
     match &event.event {
         EventKind::Complete { result: OpResult::Ok(output), .. } => {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem::{Event, EventKind, Failure, History, NodeIdx, Property};
+use tandem::{Event, EventKind, Failure, Faults, History, NodeIdx, Property};
 
 use super::ledger::{Arrival, Fact, Ledger, Outgoing, SentMessage};
 use super::{secs, Delivery, Kind, Messaging};
@@ -93,7 +93,7 @@ fn delivered<S: Messaging>(event: &Event<S>) -> Option<(NodeIdx, Delivery<S::Id>
 pub(crate) fn with_ledger<S: Messaging, R>(history: &History<S>, f: impl FnOnce(&Ledger<S::Id>) -> R) -> R {
     match S::ledger(history.state()) {
         Some(ledger) if ledger.folded() == history.events().len() => f(ledger),
-        _ => f(&Ledger::of(history.events())),
+        _ => f(&Ledger::of(history)),
     }
 }
 
@@ -146,15 +146,17 @@ enum Resolution<'a, I> {
 /// which the recorder folds as the history grows (so it may already know
 /// sends that complete after the delivery being judged: the verdict is the
 /// one deferring would reach), and folds a ledger of its own only for a
-/// system that keeps none.
+/// system that keeps none (following the faults to fold it with).
 struct Resolver<I> {
     own: Ledger<I>,
+    /// The faults in force after the last event `own` folded, once it folds.
+    faults: Option<Faults>,
     deferred: Vec<Arrival<I>>,
 }
 
 impl<I> Default for Resolver<I> {
     fn default() -> Self {
-        Resolver { own: Ledger::default(), deferred: Vec::new() }
+        Resolver { own: Ledger::default(), faults: None, deferred: Vec::new() }
     }
 }
 
@@ -175,7 +177,11 @@ impl<I: Clone + Ord> Resolver<I> {
                 (EventKind::Complete { .. }, None) => Some(Fact::Completed { origin: event.node.unwrap_or_default() }),
                 _ => None,
             },
-            None => self.own.fold(event),
+            None => {
+                let faults = self.faults.get_or_insert_with(|| Faults::new(history.links().network()));
+                faults.follow(event);
+                self.own.fold(event, faults)
+            }
         };
         match fact {
             Some(Fact::Delivered(arrival)) => self.deferred.push(arrival),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tandem::engine::cluster::Cluster;
 use tandem::engine::execute::unmet;
-use tandem::{EventKind, History, Judge, NodeIdx, System, True};
+use tandem::{EventKind, History, Judge, NodeIdx, Oracle, True};
 use tandem_pubsub::{Condition, Observation, Op, PubSub};
 use tandem_sim::{SimOptions, TurmoilCluster};
 

@@ -1,38 +1,19 @@
-//! The system under test: the one trait a user implements to let tandem drive
-//! their node.
-//!
-//! A [`System`] is a small adapter around a real async node written against
-//! [`Transport`]. tandem starts one node per scenario index (and again after
-//! every crash), hands it a [`NodeContext`], invokes the system's own
-//! [operations](System::Op) from scenario steps, records what the harness
-//! observes into the run's [`History`], and judges the history with the
-//! system's [`Property`]s. The same adapter runs in the simulation
-//! (`tandem-sim`) and over real QUIC (`tandem-msquic`).
-//!
-//! The shapes follow the anchors: stateright's `Actor` (a system declares its
-//! properties as closures), moonpool's `Process`/`Workload` (a factory that
-//! boots a node from a context at every start, and a workload that drives
-//! it), Jepsen's histories (each operation is an invocation and a
-//! completion).
-//!
-//! A complete system, an echo node, is in the guide (`docs/guide.md`) and in
-//! `examples/ping.rs`.
+//! [`Adapter`]: how tandem runs a node of a system (start it, invoke its
+//! operations, move and stop it) and what the system declares about itself,
+//! with everything a node gets from the harness. Node code and this file
+//! know nothing of histories, properties or exploration.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use proptest::strategy::BoxedStrategy;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::history::{Event, History};
 use crate::probe::Probe;
-use crate::property::Property;
-use crate::scenario::{NodeIdx, Scenario};
+use crate::scenario::NodeIdx;
 use crate::storage::Storage;
 use crate::transport::{PeerIdentity, Transport};
 
@@ -62,13 +43,6 @@ pub trait Operation: Serialize + DeserializeOwned + Clone + Debug + PartialEq + 
         Vec::new()
     }
 }
-
-/// A system's own condition, for `await` and `expect` steps and `[[expect]]`
-/// end checks: a serde enum whose variants are the condition keys
-/// (`snake_case`), for example `received = 2` or `converged = true`.
-pub trait Condition: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static> Condition for T {}
 
 /// What a system records: observations, operation results, outcomes.
 pub trait Record: Serialize + Clone + Debug + Send + Sync + 'static {}
@@ -112,74 +86,6 @@ pub struct Knob {
     pub min: i64,
     /// The largest value allowed.
     pub max: i64,
-}
-
-/// The timing a system tolerates and the load it takes: exploration draws
-/// no more latency than `max_latency`, gives every case a settle tail of
-/// `settle` (`explore --settle` overrides it) and every node `clients`
-/// clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Tolerance {
-    /// The largest one-way latency a correct node must cope with.
-    pub max_latency: Duration,
-    /// How long a correct node needs, once every fault is repaired, to
-    /// deliver what it owes (liveness is judged after it).
-    pub settle: Duration,
-    /// Over how long explored nodes first boot, at offsets drawn from the
-    /// seed (`explore --stagger`; at most
-    /// [`MAX_STAGGER`](crate::scenario::MAX_STAGGER)): a protocol whose
-    /// elections livelock when nodes boot together wants more.
-    pub stagger: Duration,
-    /// How many clients each explored node has (`explore --clients`; see
-    /// the scenario's `clients`): more than one makes a node's operations
-    /// overlap, which a linearizability check needs.
-    pub clients: u32,
-    /// The disk faults beyond `fail-sync`, `full` and `slow` (which every
-    /// system with the storage capability is drawn) that a correct node
-    /// survives, and where: exploration draws only these. None by default,
-    /// so that a system that declares nothing is drawn what it always was.
-    pub disk_faults: &'static [SurvivedDiskFault],
-    /// The longest process pause (`pause` steps) a correct node survives:
-    /// exploration draws pauses up to it. Zero (the default): none.
-    pub max_pause: Duration,
-    /// The largest jump or offset of a node's wall clock (`clock` steps)
-    /// a correct node survives, either way: exploration draws wall-clock
-    /// jumps up to it. Zero (the default): none.
-    pub max_clock_jump: Duration,
-    /// The largest clock drift a correct node survives, in percent either
-    /// way (at most 90): exploration draws drifts up to it. Zero (the
-    /// default): none.
-    pub max_drift_percent: u32,
-}
-
-/// A disk fault a system survives ([`Tolerance::disk_faults`]): exploration
-/// may set it on `node` (or on any node, for `None`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SurvivedDiskFault {
-    /// The fault: [`DiskFault::LyingSync`](crate::storage::DiskFault::LyingSync),
-    /// [`CorruptRead`](crate::storage::DiskFault::CorruptRead) or
-    /// [`MisdirectedWrite`](crate::storage::DiskFault::MisdirectedWrite).
-    pub fault: crate::storage::DiskFault,
-    /// The one node it may hit; `None`: any node.
-    pub node: Option<NodeIdx>,
-}
-
-impl Default for Tolerance {
-    /// 250 ms of latency, a 5 s settle tail, boots staggered over 20 ms,
-    /// one client per node, no disk corruption, pauses or clock changes: enough for protocols whose timeouts are in the
-    /// hundreds of milliseconds to seconds.
-    fn default() -> Tolerance {
-        Tolerance {
-            max_latency: Duration::from_millis(250),
-            settle: crate::scenario::DEFAULT_SETTLE,
-            stagger: Duration::from_millis(20),
-            clients: 1,
-            disk_faults: &[],
-            max_pause: Duration::ZERO,
-            max_clock_jump: Duration::ZERO,
-            max_drift_percent: 0,
-        }
-    }
 }
 
 /// The knob values of a run: the scenario's `[knobs]`; every other knob
@@ -234,9 +140,9 @@ pub struct NodeContext<O, T> {
     /// Stops the node for good, as a fail-stop process does when it finds
     /// its own state broken.
     pub fail_stop: FailStop,
-    /// The planted bug the run asks for, one of [`System::planted_bugs`].
+    /// The planted bug the run asks for, one of [`Adapter::planted_bugs`].
     pub planted_bug: Option<&'static str>,
-    /// The run's values of the system's [knobs](System::knobs).
+    /// The run's values of the system's [knobs](Adapter::knobs).
     pub knobs: Knobs,
     /// The identity each node's transport presents to its peers, by index
     /// ([`ConnectionInfo::peer_identity`](crate::transport::ConnectionInfo)),
@@ -306,7 +212,7 @@ impl<O> Observer<O> {
 /// (its pending operations end unknown, unsynced writes are lost), and a
 /// later `restart` step starts it again. Cheap to clone; hand it to the
 /// node's tasks. A node that fail-stops while it boots should also return
-/// an error from [`System::start`].
+/// an error from [`Adapter::start`].
 ///
 /// ```
 /// use tandem::system::FailStop;
@@ -333,7 +239,7 @@ impl FailStop {
     }
 }
 
-/// Why an operation did not return a result (see [`System::invoke`]).
+/// Why an operation did not return a result (see [`Adapter::invoke`]).
 ///
 /// ```
 /// use tandem::system::OpError;
@@ -382,30 +288,23 @@ pub struct Invocation {
     pub id: u64,
 }
 
-/// A system under test: an adapter that starts a node, carries out the
-/// system's operations on it, and says what to check.
+/// How tandem runs a node of a system, and what the system declares about
+/// itself (moonpool's `Process`): it starts a node from a [`NodeContext`],
+/// carries out the system's operations on it, moves its listener and stops
+/// it.
 ///
-/// Only [`start`](System::start), [`invoke`](System::invoke),
-/// [`stop`](System::stop), [`addr`](System::addr), [`check`](System::check),
-/// [`outcome`](System::outcome) and [`operations`](System::operations) are
-/// required; everything else has a default.
-pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
+/// Only [`name`](Adapter::name), [`start`](Adapter::start),
+/// [`addr`](Adapter::addr), [`invoke`](Adapter::invoke) and
+/// [`stop`](Adapter::stop) are required.
+pub trait Adapter: Clone + Debug + Send + Sync + Sized + 'static {
     /// The operations scenario steps invoke (a serde enum; see [`Operation`]).
     type Op: Operation;
     /// What a successful operation returns; recorded in the history.
     type Output: Record;
     /// What the harness observes of a node (deliveries, reads, views, ...).
     type Observation: Record;
-    /// The conditions of `await` and `expect` (a serde enum).
-    type Condition: Condition;
-    /// A node's final state as the harness saw it; `tandem confirm` compares
-    /// it between the simulation and MsQuic.
-    type Outcome: Record + Eq;
-    /// What the harness derives from the history as it grows (see
-    /// [`fold`](System::fold)); `()` when nothing.
-    type State: Default + Clone + Debug + Send + 'static;
     /// A running node. Shared by its clients' operations, which run at once
-    /// (see [`invoke`](System::invoke)).
+    /// (see [`invoke`](Adapter::invoke)).
     type Node: Send + Sync + 'static;
 
     /// The system's name, as in `system = "NAME"`.
@@ -424,11 +323,6 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// The planted bugs the system can be built with.
     fn planted_bugs(&self) -> Vec<PlantedBug> {
         Vec::new()
-    }
-
-    /// The timing the system tolerates, for exploration.
-    fn tolerance(&self) -> Tolerance {
-        Tolerance::default()
     }
 
     /// The system's tunables; a node reads their values in a run from
@@ -477,114 +371,4 @@ pub trait System: Clone + Debug + Send + Sync + Sized + 'static {
     /// Stops a node for good (a crash, or the end of a run): its tasks end
     /// and its connections drop. Dropping the node must do the same.
     fn stop(&self, node: Self::Node) -> impl Future<Output = ()> + Send;
-
-    /// Updates the harness's derived state with one new event. Conditions
-    /// that run at every simulation step read it instead of rescanning.
-    fn fold(&self, _state: &mut Self::State, _event: &Event<Self>) {}
-
-    /// An abstract state of the run, from what the harness derived so far
-    /// (see [`fold`](System::fold)), for exploration: each distinct state a
-    /// run reaches counts as coverage, as new as a new pair of events, and
-    /// a run that reaches a rare one is worth exploring further from. Called
-    /// after every event; `None` (the default) names none.
-    ///
-    /// Keep it coarse: "a node restarted while cut off, holding a key
-    /// others hold" says more than the whole state would.
-    fn abstract_state(&self, _state: &Self::State) -> Option<String> {
-        None
-    }
-
-    /// Why `condition` does not hold for `node` now, or `Ok`.
-    fn check(&self, history: &History<Self>, node: NodeIdx, condition: &Self::Condition) -> Result<(), String>;
-
-    /// The properties every run is judged by.
-    fn properties(&self) -> Vec<Property<Self>> {
-        Vec::new()
-    }
-
-    /// What `node` ended with, as the harness observed it.
-    fn outcome(&self, history: &History<Self>, node: NodeIdx) -> Self::Outcome;
-
-    /// The workload of exploration: one operation among `nodes` nodes. With
-    /// `focus`, the operation should involve that node (it is the one a
-    /// fault around the operation hits: for messaging, a message to it).
-    fn operations(&self, nodes: u32, focus: Option<NodeIdx>) -> BoxedStrategy<Self::Op>;
-
-    /// The workloads exploration can draw operations from, by name
-    /// (`tandem explore --workload NAME`); the first is the default, the
-    /// one [`operations`](System::operations) draws from. Empty (the
-    /// default): one workload, unnamed.
-    fn workloads(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    /// The operations of workload `workload` (one of
-    /// [`workloads`](System::workloads)), as [`operations`](System::operations)
-    /// draws them; `None` is the default workload. The default draws from
-    /// `operations` whatever the name.
-    fn workload_operations(
-        &self,
-        workload: Option<&str>,
-        nodes: u32,
-        focus: Option<NodeIdx>,
-    ) -> BoxedStrategy<Self::Op> {
-        let _ = workload;
-        self.operations(nodes, focus)
-    }
-
-    /// The final phase of an explored scenario among `nodes` nodes: the
-    /// operations it issues after the settle tail, with every fault healed
-    /// (its `[[final]]` steps, Jepsen's final reads), judged like the
-    /// others: a property can then demand what clients observe once the
-    /// faults are over, like every final read completing. Empty (the
-    /// default): no final phase, and exploration draws exactly what it
-    /// drew without one.
-    fn final_operations(&self, nodes: u32) -> Vec<Self::Op> {
-        let _ = nodes;
-        Vec::new()
-    }
-
-    /// A condition explored timelines await before their first episode (for
-    /// example membership convergence).
-    fn ready(&self) -> Option<Self::Condition> {
-        None
-    }
-
-    /// How the timeline picture (`--html`) draws one of the node's events
-    /// (an invocation, completion, observation or assertion), given the
-    /// whole history: its kind, label, and the key that joins it to the
-    /// events it causes or was caused by. `None` draws a generic dot.
-    ///
-    /// ```
-    /// # use tandem::engine::picture::Mark;
-    /// // A delivery, joined to the send of message 7 by the key "7".
-    /// let mark = Mark::new("deliver", "deliver m7").effect("7");
-    /// assert!(!mark.cause);
-    /// ```
-    fn mark(&self, _history: &History<Self>, _event: &Event<Self>) -> Option<crate::engine::picture::Mark> {
-        None
-    }
-
-    /// Why a generated scenario is unfair to a correct node of this system,
-    /// beyond the generic rules; exploration never generates one.
-    fn fair(&self, _scenario: &Scenario) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// The roles a node of the system can hold (`"leader"`, `"primary"`):
-    /// scenario steps aim faults at them (`crash = { role = "primary" }`),
-    /// and exploration sometimes does. None by default; a role a scenario
-    /// names must be one of these.
-    fn roles(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    /// The node that holds `role` now, judged from what the harness
-    /// observed (the history, never the node's own word), or `None` when no
-    /// live node does: the executor then skips the step and records why.
-    /// Called when a step aimed at the role runs, with `role` one of
-    /// [`roles`](System::roles).
-    fn role(&self, _history: &History<Self>, _role: &str) -> Option<NodeIdx> {
-        None
-    }
 }
