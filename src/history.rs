@@ -2,7 +2,7 @@
 //! invocation and completion, observation and in-node assertion, in the
 //! order they happened, with a canonical encoding and a digest.
 //!
-//! One [`Recorder`](crate::engine::host::Recorder) owns a run's history and appends
+//! One [`Recorder`](crate::engine::recorder::Recorder) owns a run's history and appends
 //! to it; properties and conditions read it. The canonical encoding is one
 //! JSON object per event from serde, times in whole microseconds: the same
 //! scenario, seed and build give the same lines and the same

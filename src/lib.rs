@@ -39,6 +39,7 @@ pub mod prelude;
 pub mod probe;
 pub mod property;
 pub mod scenario;
+mod seed;
 pub mod storage;
 pub mod system;
 pub mod transport;

@@ -268,7 +268,7 @@ impl Volume {
     /// and how many draws came before.
     fn draw(&mut self) -> u64 {
         self.draws += 1;
-        crate::engine::host::derive_seed(self.entropy, 0, self.draws, 5)
+        crate::seed::derive_seed(self.entropy, 0, self.draws, 5)
     }
 
     /// The file whose sync makes `file`'s changes durable: the new name of
@@ -628,7 +628,7 @@ impl Storage {
         volume.draws = 0;
         let changed = open.into_iter().filter_map(|(file, open)| Some((file, open.unsynced_from?, open.contents)));
         for (i, (file, from, contents)) in changed.enumerate() {
-            let draw = crate::engine::host::derive_seed(seed, i as u32, 0, 4);
+            let draw = crate::seed::derive_seed(seed, i as u32, 0, 4);
             let Some(new) = contents else { continue };
             if renamed.contains_key(&file) || draw % 2 == 0 || new.len() <= SECTOR {
                 continue;

@@ -605,7 +605,7 @@ fn checks_see_the_runs_time_not_only_its_last_event() {
     let addrs: Vec<SocketAddr> = vec!["10.0.0.1:7000".parse().unwrap()];
     let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
     let clock = now.clone();
-    let recorder = tandem::engine::host::Recorder::new(Arc::new(Counter), &addrs, &Default::default(), move || {
+    let recorder = tandem::engine::recorder::Recorder::new(Arc::new(Counter), &addrs, &Default::default(), move || {
         std::time::Duration::from_millis(clock.load(SeqCst))
     });
     recorder.push(None, EventKind::Settle);

@@ -250,7 +250,7 @@ pub fn take_thread_starts() -> Vec<ThreadStart> {
 /// started a thread the run does not allow since the last call; records
 /// each allowed one as making the run unreproducible. For backends, after every
 /// stretch of simulation, which ended at `now`.
-pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::engine::host::Recorder<S>, now: Duration) {
+pub fn judge_thread_starts<S: tandem::system::System>(recorder: &tandem::engine::recorder::Recorder<S>, now: Duration) {
     for start in take_thread_starts() {
         if !start.allowed {
             std::panic::resume_unwind(Box::new(start.failure(now)));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engine::host::Recorder;
+use crate::engine::recorder::Recorder;
 use crate::history::{EventKind, History};
 use crate::scenario::{Action, LinkChange, Network, NodeChange, NodeIdx, Scenario, Scope};
 use crate::storage::DiskFault;

@@ -4,8 +4,8 @@
 //!
 //! - [`cluster`]: the driving API every backend implements, and its `Setup`;
 //! - [`execute`]: the one interpreter of a scenario's timeline;
-//! - [`host`]: the node-hosting layer the backends share (start, serve,
-//!   record);
+//! - [`host`]: the node-hosting layer the backends share (start, serve);
+//! - [`recorder`]: the one owner of a run's history;
 //! - [`links`]: every link's state, folded from link actions;
 //! - [`clock`]: a node's clocks as `clock` steps set them;
 //! - [`coverage`]: a run's coverage signature;
@@ -22,3 +22,4 @@ pub mod links;
 pub mod nodes;
 pub mod picture;
 pub mod profile;
+pub mod recorder;

@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::cluster::{Cluster, Setup};
-use crate::engine::host::{self, derive_seed, Boot, Command, Order, Recorder, Served};
+use crate::engine::host::{self, derive_seed, Boot, Command, Order, Served};
+use crate::engine::recorder::Recorder;
 use crate::history::{EventKind, Skip};
 use crate::scenario::{NodeChange, NodeIdx};
 use crate::storage::{DiskFault, Storage};

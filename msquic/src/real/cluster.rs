@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use tandem::engine::clock::{NodeClock, ThreadClock};
 use tandem::engine::cluster::{Cluster, Setup};
-use tandem::engine::host::{self, Boot, Recorder};
+use tandem::engine::host::{self, Boot};
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable};
+use tandem::engine::recorder::Recorder;
 use tandem::history::{EventKind, History};
 use tandem::scenario::{ClockChange, LatencyRange, LinkChange, Network, NodeChange, NodeIdx, Scope};
 use tandem::storage::Storage;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tandem::engine::clock::NodeClock;
 use tandem::engine::cluster::Cluster;
-use tandem::engine::host::{self, derive_seed, Recorder};
+use tandem::engine::host::{self, derive_seed};
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
+use tandem::engine::recorder::Recorder;
 use tandem::history::History;
 use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;

@@ -13,9 +13,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tandem::engine::cluster::Cluster;
-use tandem::engine::host::{derive_seed, Recorder};
+use tandem::engine::host::derive_seed;
 use tandem::engine::links::LinkState;
 use tandem::engine::nodes::{self, Hosting, NodeTable, SharedTable, BOOT_PATIENCE};
+use tandem::engine::recorder::Recorder;
 use tandem::history::History;
 use tandem::scenario::{LinkChange, NodeChange, NodeIdx, Scope};
 use tandem::system::System;
