@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tandem::engine::links::LinkState;
+use tandem::engine::links::{Link, LinkState};
 use tandem::scenario::{LatencyRange, LinkChange, Network, NodeIdx, Scope};
 
 /// What a relay does with one packet.
@@ -50,11 +50,13 @@ impl FaultTable {
 
     /// Decides the fate of one packet on `from -> to`.
     pub fn judge(&self, from: NodeIdx, to: NodeIdx, rng: &mut impl Rng) -> Verdict {
-        let link = self.inner.lock().expect("fault table lock").link(from, to);
-        if link.partitioned || (link.loss > 0.0 && rng.random_bool(link.loss.min(1.0))) {
+        // Every field, named: a new kind of link fault does not compile
+        // until the relays carry it out.
+        let Link { partitioned, latency: LatencyRange { min, max }, loss } =
+            self.inner.lock().expect("fault table lock").link(from, to);
+        if partitioned || (loss > 0.0 && rng.random_bool(loss.min(1.0))) {
             return Verdict::Drop;
         }
-        let LatencyRange { min, max } = link.latency;
         Verdict::Forward(if max > min { rng.random_range(min..=max) } else { min })
     }
 }
