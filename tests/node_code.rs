@@ -217,6 +217,36 @@ fn a_node_reads_the_simulated_process_id() {
     assert_eq!(pids, vec![SIMULATED_PID as u32]);
 }
 
+/// What happened to node 1 in `scenario`'s run on each simulated backend:
+/// its starts, crashes, completions and facts, in order.
+fn node_1_story(scenario: &str) -> Vec<(Backend, Vec<String>)> {
+    let scenario = Scenario::parse(scenario, "story.toml", &Threads).unwrap_or_else(|e| panic!("{e}"));
+    Backend::ALL
+        .into_iter()
+        .map(|backend| {
+            let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
+            let run = run_with(Arc::new(Threads), &scenario, options);
+            assert!(run.outcome.passed(), "{backend:?}: {:?}", run.outcome.failure);
+            let story = run
+                .history
+                .events()
+                .iter()
+                .filter(|e| e.node == Some(1))
+                .filter_map(|e| match &e.event {
+                    EventKind::FailStopped { .. } | EventKind::Skipped { .. } | EventKind::StopFailed { .. } => {
+                        e.event.fact(e.node)
+                    }
+                    EventKind::Crashed => Some("crashed".into()),
+                    EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
+                    EventKind::Complete { result, .. } => Some(format!("{result:?}")),
+                    _ => None,
+                })
+                .collect();
+            (backend, story)
+        })
+        .collect()
+}
+
 #[test]
 fn a_node_that_fail_stops_is_crashed_and_a_restart_brings_it_back() {
     let text = r#"
@@ -237,24 +267,7 @@ restart = { node = 1 }
 at = "2500ms"
 pid = { node = 1 }
 "#;
-    let scenario = Scenario::parse(text, "fail_stop.toml", &Threads).unwrap_or_else(|e| panic!("{e}"));
-    for backend in Backend::ALL {
-        let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
-        let run = run_with(Arc::new(Threads), &scenario, options);
-        assert!(run.outcome.passed(), "{backend:?}: {:?}", run.outcome.failure);
-        let node1: Vec<String> = run
-            .history
-            .events()
-            .iter()
-            .filter(|e| e.node == Some(1))
-            .filter_map(|e| match &e.event {
-                EventKind::FailStopped { .. } | EventKind::Skipped { .. } => e.event.fact(e.node),
-                EventKind::Crashed => Some("crashed".into()),
-                EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
-                EventKind::Complete { result, .. } => Some(format!("{result:?}")),
-                _ => None,
-            })
-            .collect();
+    for (backend, node1) in node_1_story(text) {
         let pid = SIMULATED_PID;
         let want = [
             "started 0",
@@ -287,24 +300,7 @@ restart = { node = 1 }
 at = "3500ms"
 pid = { node = 1 }
 "#;
-    let scenario = Scenario::parse(text, "stuck_stop.toml", &Threads).unwrap_or_else(|e| panic!("{e}"));
-    for backend in Backend::ALL {
-        let options = SimOptions { backend, ..options_for(&Threads, &scenario, 1) };
-        let run = run_with(Arc::new(Threads), &scenario, options);
-        assert!(run.outcome.passed(), "{backend:?}: {:?}", run.outcome.failure);
-        let node1: Vec<String> = run
-            .history
-            .events()
-            .iter()
-            .filter(|e| e.node == Some(1))
-            .filter_map(|e| match &e.event {
-                EventKind::StopFailed { .. } => e.event.fact(e.node),
-                EventKind::Crashed => Some("crashed".into()),
-                EventKind::Started { incarnation, .. } => Some(format!("started {incarnation}")),
-                EventKind::Complete { result, .. } => Some(format!("{result:?}")),
-                _ => None,
-            })
-            .collect();
+    for (backend, node1) in node_1_story(text) {
         let want = [
             "started 0",
             "crash: the node did not stop cleanly (no answer within 1s); killed as it was",
