@@ -151,25 +151,37 @@ const NODE_FAULT_FILES: [&str; 6] = [
     "msquic/src/real/cluster.rs",
 ];
 
-/// The code of `file` before its unit tests.
+/// The code of `file` before its unit tests (a `mod tests` inline; one
+/// in a file of its own is left out anyway).
 fn code_before_tests(file: &Path) -> String {
     let code = code(file);
-    code.split("#[cfg(test)]").next().unwrap_or_default().to_string()
+    code.split("#[cfg(test)]\nmod tests {").next().unwrap_or_default().to_string()
+}
+
+/// The Rust files of the framework (not the systems, not the tests).
+fn framework_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["src", "sim/src", "msquic/src", "cli/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+}
+
+/// The README's "Adding a generic action".
+fn adding_an_action(root: &Path) -> String {
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("### Adding a generic action").nth(1).expect("the README says how to add an action");
+    section.split("\n## ").next().unwrap().to_string()
 }
 
 #[test]
 fn a_new_node_fault_touches_at_most_six_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let section = readme.split("### Adding a generic action").nth(1).expect("the README says how to add an action");
-    let section = section.split("\n## ").next().unwrap();
+    let section = adding_an_action(root);
     for file in NODE_FAULT_FILES {
         assert!(section.contains(file), "the README's \"Adding a generic action\" names {file}");
     }
-    let mut files = Vec::new();
-    for dir in ["src", "sim/src", "msquic/src", "cli/src"] {
-        rust_files(&root.join(dir), &mut files);
-    }
+    let files = framework_files(root);
     // `pause` and `clock` were the last node faults added: whatever names
     // them is what the next one touches.
     for fault in ["Pause", "Clock"] {
@@ -185,4 +197,44 @@ fn a_new_node_fault_touches_at_most_six_files() {
         assert!(extra.is_empty(), "`{fault}` is also named in {extra:?}: a new node fault would touch them too");
         assert!(naming.len() <= 6, "{naming:?}");
     }
+}
+
+/// The files a new kind of link fault touches, as the README lists them.
+const LINK_FAULT_FILES: [&str; 12] = [
+    "src/scenario/mod.rs",
+    "src/scenario/parse.rs",
+    "src/scenario/write.rs",
+    "src/scenario/validate.rs",
+    "src/engine/links.rs",
+    "src/engine/coverage.rs",
+    "src/engine/picture/mod.rs",
+    "sim/src/explore/shrink.rs",
+    "sim/src/explore/strategy.rs",
+    "sim/src/events/cluster.rs",
+    "sim/src/turmoil/cluster.rs",
+    "msquic/src/real/faults.rs",
+];
+
+#[test]
+fn a_new_link_fault_touches_the_files_the_readme_lists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let section = adding_an_action(root);
+    for file in LINK_FAULT_FILES {
+        assert!(section.contains(file), "the README's \"Adding a generic action\" names {file}");
+    }
+    // `latency` was the last link fault added (its change, its coverage
+    // bit, the link fields the relays name): whatever names it is what the
+    // next one touches.
+    let mut naming: Vec<String> = framework_files(root)
+        .iter()
+        .filter(|file| {
+            let code = code_before_tests(file);
+            ["LinkChange::Latency", "Active::Latency", "Link { partitioned"].iter().any(|name| code.contains(name))
+        })
+        .map(|file| file.strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    let mut listed = LINK_FAULT_FILES.map(String::from).to_vec();
+    listed.sort();
+    naming.sort();
+    assert_eq!(naming, listed, "the files that name `latency` are the README's list");
 }
