@@ -195,7 +195,7 @@ type Transaction<S> =
 impl<S: System> Property<S> {
     /// A safety property: the transactions the harness saw show none of
     /// Adya's anomalies (G0, G1a, G1b, G1c, G-single, G2; see
-    /// [`txn`](super::txn)), checked in the style of Elle once the run ends.
+    /// [`txn`]), checked in the style of Elle once the run ends.
     ///
     /// `transaction` translates an operation into its micro-operations (list
     /// appends and reads, or register writes and reads; every written value

@@ -202,14 +202,14 @@ pub trait Hosting<S: System>: Cluster<S> {
 
     /// Carries out a node fault beyond the basic ones
     /// ([`NodeChange::is_basic`]); a backend that does not refuses it
-    /// before the run ([`Cluster::refuses`](crate::engine::cluster::Cluster::refuses)).
+    /// before the run ([`Cluster::refuses`]).
     fn other(&mut self, node: NodeIdx, change: &NodeChange) {
         unreachable!("{} is refused before the run (node {node})", change.name())
     }
 }
 
 /// Carries out `change` on `node`: the one implementation of
-/// [`Cluster::set_node`](crate::engine::cluster::Cluster::set_node). A crash
+/// [`Cluster::set_node`]. A crash
 /// that did not stop the node in its own order is recorded as
 /// [`EventKind::StopFailed`], a restart that could not begin as
 /// [`EventKind::StartFailed`], an unanswered rebind as
@@ -264,7 +264,7 @@ pub fn stop<S: System, H: Hosting<S>>(hosting: &mut H, node: NodeIdx) -> Result<
 
 /// Hands `op` (of step `step`) to `node` and returns at once; an operation
 /// whose node's host is gone is [`Skip::HostGone`]. The one implementation
-/// of [`Cluster::invoke`](crate::engine::cluster::Cluster::invoke).
+/// of [`Cluster::invoke`].
 pub fn invoke<S: System, H: Hosting<S>>(hosting: &H, node: NodeIdx, op: S::Op, step: usize) {
     if hosting.table().send(node, Command::Invoke { op, step }).is_err() {
         record(hosting, node, EventKind::Skipped { step, why: Skip::HostGone });

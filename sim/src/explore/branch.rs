@@ -31,8 +31,8 @@ const AIMED: Duration = Duration::from_secs(1);
 
 /// A branch of `parent` at `point`: its steps up to `point.at`, each later
 /// step kept with probability 1/2, 1 to 3 new episodes starting within
-/// [`NEAR`] after it, and 1 or 2 operations aimed at `point.node` within
-/// [`AIMED`]. `None` when no time is left after the point before the settle
+/// `NEAR` after it, and 1 or 2 operations aimed at `point.node` within
+/// `AIMED`. `None` when no time is left after the point before the settle
 /// tail.
 pub fn branch<S: System>(
     system: &Arc<S>,

@@ -3,7 +3,7 @@
 //! [`tandem::Storage`] only.
 //!
 //! Every exchange is one request (or one batch of them) and its answer on
-//! a fresh connection ([`rpc`]), bounded by a timeout, so a crashed or
+//! a fresh connection (`rpc`), bounded by a timeout, so a crashed or
 //! cut-off peer costs a timeout and nothing else. Durable state is one small file per
 //! transaction: `d-TX` on the coordinator (its decision), `p-TX` on a
 //! participant (`P` prepared, then `C` or `A` once the decision is applied).
@@ -143,8 +143,8 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 /// The coordinator's record of its decision on `tx`: the decision's tag
-/// ([`decision_tag`]), the transaction (8 bytes, little-endian) and the
-/// [`checksum`] of both (8 bytes, little-endian).
+/// (`decision_tag`), the transaction (8 bytes, little-endian) and the
+/// `checksum` of both (8 bytes, little-endian).
 pub fn decision_record(tx: u64, commit: bool) -> Vec<u8> {
     let mut record = vec![decision_tag(commit)];
     record.extend(tx.to_le_bytes());
