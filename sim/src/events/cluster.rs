@@ -171,7 +171,9 @@ impl<S: System> EventCluster<S> {
             cluster.spawn_host(node);
         }
         let patience = cluster.lock().options.stagger + BOOT_PATIENCE;
-        cluster.boot(patience, |boots| boots.iter().all(|&b| b >= 1));
+        // A boot that takes longer is the system's bug: the executor reports a node that is not up.
+        let mut boots = cluster.table().watch_boots();
+        cluster.wait_for(async move { boots.wait_for(|boots| boots.iter().all(|&b| b >= 1)).await.is_ok() }, patience);
         cluster
     }
 
@@ -302,16 +304,6 @@ impl<S: System> EventCluster<S> {
             Ok(done) => done,
             Err(panic) => std::panic::resume_unwind(panic),
         }
-    }
-
-    /// Runs until `booted` holds for the boot counts or `patience` has
-    /// passed (a boot that takes longer is the system's bug, and the
-    /// executor reports a node that is not up).
-    fn boot(&mut self, patience: Duration, booted: impl Fn(&[u32]) -> bool) {
-        let mut boots = self.table().watch_boots();
-        self.drive(async {
-            let _ = tokio::time::timeout(patience, boots.wait_for(|b| booted(b))).await;
-        });
     }
 }
 
