@@ -173,7 +173,12 @@ async fn forged_gossip_is_refused_and_relayed_records_stay_verifiable() {
     // Node 0's record signed with the attacker's own key: refused too.
     let mut hostile = join(&attacker, cluster.addrs[1], me.clone()).await;
     hostile.send_frame(&Wire::Gossip(vec![credentials.sign(record(0, 50))]).encode()).await.unwrap();
-    assert_eq!(hostile.closed_code(PATIENCE).await, code(Refusal::ForgedRecord(NodeId(0))));
+    assert_eq!(
+        hostile.closed_code(PATIENCE).await,
+        code(Refusal::ForgedRecord(NodeId(0))),
+        "closed: {:?}",
+        hostile.close_reason()
+    );
 
     // 10,000 members that are on no roster: refused, none believed.
     let mut hostile = join(&attacker, cluster.addrs[1], me).await;
