@@ -541,7 +541,7 @@ impl<S: Oracle> History<S> {
     pub fn walk(&self, mut visit: impl FnMut(usize, &Event<S>, &Faults)) {
         let mut faults = Faults::new(self.faults.links().network());
         for (index, event) in self.events.iter().enumerate() {
-            faults.record(event.at(), event.node, &event.event);
+            faults.follow(event);
             visit(index, event, &faults);
         }
     }
